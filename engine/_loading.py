@@ -33,8 +33,7 @@ def parse_chart(
     document: str | Mapping[str, Any] | ChartDocument, *, source: str | None = None
 ) -> Chart:
     """A chart from YAML or JSON text, a mapping, or a ChartDocument; validated and compiled."""
-    if isinstance(document, str):
-        document = parse_text(document, source=source)
-    if document is None:
+    parsed = parse_text(document, source=source) if isinstance(document, str) else document
+    if parsed is None:
         raise ChartError([("", "the chart is empty")], source=source)
-    return Chart(build(document, source=source))
+    return Chart(build(parsed, source=source))

@@ -32,18 +32,18 @@ from enum import StrEnum
 from typing import ClassVar
 
 __all__ = [
+    "Cancelled",
     "Category",
     "ChartError",
     "ChartdError",
     "Conflict",
-    "Problem",
-    "Cancelled",
     "DeadlineExceeded",
     "Forbidden",
     "InvalidParameter",
     "NotFound",
     "NotImplemented",
     "NotModified",
+    "Problem",
     "System",
     "Unavailable",
     "error_for",
@@ -130,7 +130,7 @@ class Unavailable(ChartdError):
     category = Category.UNAVAILABLE
 
 
-class NotImplemented(ChartdError):  # noqa: A001 - the errdefs name, scoped to this module
+class NotImplemented(ChartdError):
     """The operation is not supported by this chart, driver or build."""
 
     category = Category.NOT_IMPLEMENTED

@@ -386,8 +386,10 @@ class _Run:
             parent = chart._states[state.parent]
             self.internal.append(f"done.state.{parent.path}")
             grand = chart._states[parent.parent] if parent.parent else None
-            if grand is not None and grand.kind == "parallel" and all(
-                self.in_final(region) for region in grand.children
+            if (
+                grand is not None
+                and grand.kind == "parallel"
+                and all(self.in_final(region) for region in grand.children)
             ):
                 self.internal.append(f"done.state.{grand.path}")
 

@@ -58,14 +58,20 @@ class Plan:
         if self.transient_configuration is None:
             return None
         return Snapshot(
-            self.transient_configuration, self.source.data, self.source.version + 1, self.source.history
+            self.transient_configuration,
+            self.source.data,
+            self.source.version + 1,
+            self.source.history,
         )
 
     @property
     def failure_snapshot(self) -> Snapshot:
         """Where a failed saga leaves the entity: the source, or ``on_failure.to``."""
         return Snapshot(
-            self.failure_configuration, self.source.data, self.source.version + 1, self.source.history
+            self.failure_configuration,
+            self.source.data,
+            self.source.version + 1,
+            self.source.history,
         )
 
     def describe(self) -> str:

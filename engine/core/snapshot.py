@@ -60,7 +60,9 @@ class Snapshot:
         if unknown:
             raise InvalidParameter(f"snapshot JSON has unknown keys: {sorted(unknown)}")
         configuration = raw.get("configuration")
-        if not isinstance(configuration, list) or not all(isinstance(s, str) for s in configuration):
+        if not isinstance(configuration, list) or not all(
+            isinstance(s, str) for s in configuration
+        ):
             raise InvalidParameter("snapshot 'configuration' must be a list of state paths")
         data = raw.get("data", {})
         if not isinstance(data, dict):

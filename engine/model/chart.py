@@ -15,10 +15,10 @@ from engine.errors import Category
 from engine.model.document import ChartDocument
 
 __all__ = [
+    "ChartModel",
     "Condition",
     "FailurePolicy",
     "FollowUp",
-    "ChartModel",
     "Rejection",
     "State",
     "StateKind",

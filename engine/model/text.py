@@ -60,10 +60,12 @@ def parse_text(text: str, *, source: str | None = None) -> Any:
                 return json.loads(text, object_pairs_hook=_json_pairs)
             except json.JSONDecodeError:
                 pass  # YAML flow style also starts with '{'
-        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_UniqueKeyLoader)
     except _Duplicate as dup:
         where = f"line {dup.line}: " if dup.line else ""
         first = f" (first at line {dup.first})" if dup.first else ""
-        raise ChartError([("", f"{where}duplicate key {dup.key!r}{first}")], source=source) from None
+        raise ChartError(
+            [("", f"{where}duplicate key {dup.key!r}{first}")], source=source
+        ) from None
     except yaml.YAMLError as exc:
         raise ChartError([("", f"not valid YAML: {exc}")], source=source) from None

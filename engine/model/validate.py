@@ -71,7 +71,9 @@ def build(document: ChartDocument | Mapping[str, Any], *, source: str | None = N
 
     Raises :class:`~engine.errors.ChartError` listing every problem found.
     """
-    doc = document if isinstance(document, ChartDocument) else parse_document(document, source=source)
+    doc = (
+        document if isinstance(document, ChartDocument) else parse_document(document, source=source)
+    )
     return _Builder(doc).run(source)
 
 
@@ -120,7 +122,9 @@ class _Builder:
         if sd.history and sd.states:
             self.problem(f"{where}.states", "a history state has no children")
         if sd.history and parent is None:
-            self.problem(f"{where}.history", "a history state must be the child of a compound state")
+            self.problem(
+                f"{where}.history", "a history state must be the child of a compound state"
+            )
         if sd.final and sd.states:
             self.problem(f"{where}.states", "a final state has no children")
         if sd.parallel and not sd.states:
@@ -159,12 +163,15 @@ class _Builder:
                 if default is not None and not default.startswith(state.parent + "."):
                     self.problem(where, f"the default must be inside {state.parent!r}")
                     default = None
-            if state.kind == "history" and state.parent:
-                if self.states[state.parent].kind != "compound":
-                    self.problem(
-                        f"{self.doc_path[path]}.history",
-                        "a history state must be the child of a compound state",
-                    )
+            if (
+                state.kind == "history"
+                and state.parent
+                and self.states[state.parent].kind != "compound"
+            ):
+                self.problem(
+                    f"{self.doc_path[path]}.history",
+                    "a history state must be the child of a compound state",
+                )
             self.states[path] = replace(state, initial=initial, default=default)
 
     def state_doc(self, path: str) -> StateDocument:
@@ -178,7 +185,10 @@ class _Builder:
         full = f"{parent}.{ref}"
         if full in self.states:
             return full
-        self.problem(where, f"{ref!r} is not a child of {parent!r}{self.hint(full)}")
+        children = [p.removeprefix(parent + ".") for p in self.states if p.startswith(parent + ".")]
+        close = difflib.get_close_matches(ref, children, n=1, cutoff=0.7)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        self.problem(where, f"{ref!r} is not a child of {parent!r}{hint}")
         return None
 
     def resolve(self, ref: str, where: str) -> str | None:
@@ -231,7 +241,9 @@ class _Builder:
                     via = None
                 elif via is not None:
                     if not td.steps:
-                        self.problem(f"{where}.via", "a transition held in a transient state needs steps")
+                        self.problem(
+                            f"{where}.via", "a transition held in a transient state needs steps"
+                        )
                     via_users[via] = via_users.get(via, False) or bool(td.steps)
             for key in td.set:
                 if not _NAME.match(key):
@@ -244,7 +256,9 @@ class _Builder:
             policy = self.failure_policy(td.on_failure, f"{where}.on_failure")
             when = self.condition(td.when, f"{where}.when")
             for k, ref in enumerate(td.source):
-                source = self.resolve(ref, f"{where}.from[{k}]" if len(td.source) > 1 else f"{where}.from")
+                source = self.resolve(
+                    ref, f"{where}.from[{k}]" if len(td.source) > 1 else f"{where}.from"
+                )
                 if source is None:
                     continue
                 kind = self.states[source].kind
@@ -300,7 +314,9 @@ class _Builder:
                     self.event_name(name, f"{where}.event[{j}]")
             when = self.condition(rd.when, f"{where}.when")
             for k, ref in enumerate(rd.states):
-                state = self.resolve(ref, f"{where}.in[{k}]" if len(rd.states) > 1 else f"{where}.in")
+                state = self.resolve(
+                    ref, f"{where}.in[{k}]" if len(rd.states) > 1 else f"{where}.in"
+                )
                 if state is None:
                     continue
                 for name in rd.event:
@@ -316,14 +332,16 @@ class _Builder:
         return out
 
     def check_eventless_cycles(self, transitions: list[Transition]) -> None:
-        """Reject cycles of eventless transitions: data is constant within a step, so they never end."""
+        """Refuse cycles of eventless transitions.
+
+        The data is constant within one step, so once such a cycle is entered
+        its conditions stay true and it never ends.
+        """
         edges: dict[str, set[str]] = {}
-        first: dict[tuple[str, str], int] = {}
         for t in transitions:
             if t.event is None and t.target is not None:
                 for entered in self.entered_by(t.target):
                     edges.setdefault(t.source, set()).add(entered)
-                    first.setdefault((t.source, entered), t.index)
         # A transition from an ancestor of an entered state is enabled again too.
         closure: dict[str, set[str]] = {}
         for source, targets in edges.items():
@@ -359,8 +377,7 @@ class _Builder:
                     )
                     self.problem(
                         f"transitions[{index}]",
-                        "eventless transitions form a cycle that never ends: "
-                        + " -> ".join(cycle),
+                        "eventless transitions form a cycle that never ends: " + " -> ".join(cycle),
                     )
                     return
 
@@ -383,14 +400,20 @@ class _Builder:
         return out
 
     def _between(self, ancestor: str, descendant: str) -> set[str]:
-        return {a for a in (descendant, *self.states[descendant].ancestors) if a.startswith(ancestor + ".")}
+        return {
+            a
+            for a in (descendant, *self.states[descendant].ancestors)
+            if a.startswith(ancestor + ".")
+        }
 
     # -- the whole ---------------------------------------------------------------
 
     def run(self, source: str | None) -> ChartModel:
         doc = self.doc
         if not _NAME.match(doc.chart):
-            self.problem("chart", f"invalid chart name {doc.chart!r}: use letters, digits, '_' or '-'")
+            self.problem(
+                "chart", f"invalid chart name {doc.chart!r}: use letters, digits, '_' or '-'"
+            )
         self.add_states(doc.states, None, "states")
         self.resolve_state_details()
         initial = self.resolve(doc.initial, "initial")
