@@ -1,0 +1,78 @@
+"""The public API is small and deliberate: this test pins it."""
+
+from __future__ import annotations
+
+import inspect
+
+import engine
+import engine.errors
+
+
+def test_engine_exports_exactly_the_public_names() -> None:
+    assert sorted(engine.__all__) == [
+        "Chart",
+        "ConditionFn",
+        "Plan",
+        "Snapshot",
+        "errors",
+        "load_chart",
+        "parse_chart",
+        "step",
+    ]
+    for name in engine.__all__:
+        assert getattr(engine, name) is not None
+
+
+def test_error_module_exports_the_taxonomy() -> None:
+    assert sorted(engine.errors.__all__) == [
+        "Cancelled",
+        "Category",
+        "ChartError",
+        "ChartdError",
+        "Conflict",
+        "DeadlineExceeded",
+        "Forbidden",
+        "InvalidParameter",
+        "NotFound",
+        "NotImplemented",
+        "NotModified",
+        "Problem",
+        "System",
+        "Unavailable",
+        "error_for",
+    ]
+
+
+def test_signatures_of_the_entry_points() -> None:
+    assert str(inspect.signature(engine.step)) == (
+        "(chart: 'Chart', snapshot: 'Snapshot', event: 'str', "
+        "params: 'Mapping[str, Any] | None' = None, *, "
+        "conditions: 'Mapping[str, ConditionFn] | None' = None) -> 'Plan'"
+    )
+    assert list(inspect.signature(engine.load_chart).parameters) == ["path"]
+    assert list(inspect.signature(engine.Chart.initial_snapshot).parameters) == [
+        "self",
+        "data",
+        "conditions",
+    ]
+
+
+def test_plan_and_snapshot_fields() -> None:
+    assert list(engine.Snapshot.__dataclass_fields__) == [
+        "configuration",
+        "data",
+        "version",
+        "history",
+    ]
+    assert {"snapshot", "steps", "guards", "transitions", "via", "exited", "entered"} <= set(
+        engine.Plan.__dataclass_fields__
+    )
+    assert callable(engine.Snapshot.to_json) and callable(engine.Snapshot.from_json)
+
+
+def test_every_public_name_has_a_docstring() -> None:
+    for module in (engine, engine.errors):
+        for name in module.__all__:
+            obj = getattr(module, name)
+            if inspect.isclass(obj) or inspect.isfunction(obj) or inspect.ismodule(obj):
+                assert inspect.getdoc(obj), name
