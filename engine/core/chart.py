@@ -7,9 +7,10 @@ transitions and ``done.state`` events until the configuration is stable),
 with one addition: declared rejections, which refuse an event in a state
 with a typed error instead of ignoring it.
 
-Results that consulted no condition depend only on (configuration, history,
-event), so they are memoised per chart: the hot path of :func:`step` is one
-dictionary lookup and two small allocations.
+An outcome depends only on (configuration, history, event) and on the
+answers of the conditions it asked, so outcomes are memoised per chart in a
+small decision tree per key: the hot path of :func:`step` is a dictionary
+lookup, one call per condition asked, and two small allocations.
 """
 
 from __future__ import annotations
@@ -60,8 +61,10 @@ class Chart:
     and may be shared between threads.
     """
 
-    def __init__(self, model: ChartModel) -> None:
+    def __init__(self, model: ChartModel, *, memo: bool = True) -> None:
+        """Compile ``model``; ``memo=False`` computes every step afresh (for benchmarks)."""
         self.model = model
+        self._use_memo = memo
         states = model.states
         self._states: Mapping[str, State] = states
         self._order = {path: s.order for path, s in states.items()}
@@ -81,7 +84,7 @@ class Chart:
         for r in model.rejections:
             self._rejections[r.state] = (*self._rejections.get(r.state, ()), r)
         self._domain = {t: self._transition_domain(t.source, t.target) for t in model.transitions}
-        self._memo: dict[tuple[Any, ...], _Outcome | Rejection] = {}
+        self._memo: dict[tuple[Any, ...], _Ask | _Outcome | Rejection] = {}
         self._has_history = bool(self._history_children)
 
     # -- public ------------------------------------------------------------------
@@ -173,9 +176,13 @@ class Chart:
             key = (snapshot.configuration, event, tuple(sorted(snapshot.history.items())))
         else:
             key = (snapshot.configuration, event)
-        found = self._memo.get(key)
-        if found is not None:
-            return found
+        node = self._memo.get(key)
+        known: dict[str, bool] = {}
+        while type(node) is _Ask:
+            known[node.name] = answer = _truth(node.name, snapshot, params, conditions)
+            node = node.branches.get(answer)
+        if node is not None:
+            return node  # type: ignore[return-value]
         run = _Run(
             self,
             frozenset(snapshot.configuration),
@@ -185,12 +192,63 @@ class Chart:
             conditions,
             snapshot,
         )
+        run.asked.update(known)  # asked on the way down the tree; ask no condition twice
         outcome = run.macrostep(event)
-        if not run.consulted:
-            if len(self._memo) >= _CACHE_LIMIT:
-                self._memo.clear()
-            self._memo[key] = outcome
+        self._remember(key, list(run.asked.items()), outcome)
         return outcome
+
+    def _remember(
+        self, key: tuple[Any, ...], asked: list[tuple[str, bool]], outcome: _Outcome | Rejection
+    ) -> None:
+        """File ``outcome`` under ``key`` and the answers the computation got, in order.
+
+        The computation is deterministic, so the first condition it asks for
+        a key is always the same one, and each answer decides the next
+        question: the memo is a decision tree per key.
+        """
+        if not self._use_memo:
+            return
+        if len(self._memo) >= _CACHE_LIMIT:
+            self._memo.clear()
+        if not asked:
+            self._memo.setdefault(key, outcome)
+            return
+        node = self._memo.get(key)
+        if node is None:
+            node = self._memo[key] = _Ask(asked[0][0], {})
+        for i, (name, value) in enumerate(asked):
+            if type(node) is not _Ask or node.name != name:
+                return  # a condition function that is not pure: do not memoise
+            if i == len(asked) - 1:
+                node.branches.setdefault(value, outcome)
+                return
+            nxt = node.branches.get(value)
+            if nxt is None:
+                nxt = node.branches[value] = _Ask(asked[i + 1][0], {})
+            node = nxt
+
+
+@dataclass(slots=True)
+class _Ask:
+    """A memo node: the condition to ask next, and where each answer leads."""
+
+    name: str
+    branches: dict[bool, _Ask | _Outcome | Rejection]
+
+
+def _truth(
+    name: str,
+    snapshot: Snapshot,
+    params: Mapping[str, Any],
+    conditions: Mapping[str, ConditionFn],
+) -> bool:
+    """The value of condition ``name``: its function, else the params, else the data."""
+    fn = conditions.get(name)
+    if fn is not None:
+        return bool(fn(snapshot, params))
+    if name in params:
+        return bool(params[name])
+    return bool(snapshot.data.get(name))
 
 
 class _Run:
@@ -213,7 +271,8 @@ class _Run:
         self.params = params
         self.conditions = conditions
         self.snapshot = snapshot
-        self.consulted = False
+        # Conditions see the snapshot the event was fired at, whatever microstep asks.
+        self.asked: dict[str, bool] = {}
         self.taken: list[Transition] = []
         self.exited: list[str] = []
         self.entered: list[str] = []
@@ -228,17 +287,15 @@ class _Run:
     # -- conditions ----------------------------------------------------------------
 
     def holds(self, condition: Condition | None) -> bool:
+        """Whether ``condition`` holds; each name is asked once a step, and recorded."""
         if condition is None:
             return True
-        self.consulted = True
-        fn = self.conditions.get(condition.name)
-        if fn is not None:
-            snapshot = self.snapshot or Snapshot(self.sorted(self.config), self.data)
-            value = bool(fn(snapshot, self.params))
-        elif condition.name in self.params:
-            value = bool(self.params[condition.name])
-        else:
-            value = bool(self.data.get(condition.name))
+        value = self.asked.get(condition.name)
+        if value is None:
+            if self.snapshot is None:
+                self.snapshot = Snapshot(self.sorted(self.config), self.data)
+            value = _truth(condition.name, self.snapshot, self.params, self.conditions)
+            self.asked[condition.name] = value
         return value != condition.negated
 
     # -- selection -------------------------------------------------------------------
@@ -428,23 +485,27 @@ class _Run:
         )
 
     def hold(self, t: Transition) -> None:
-        """Record the configuration held while ``t``'s saga runs (its ``via``)."""
+        """Record the configuration held while ``t``'s saga runs (its ``via``).
+
+        It is the move from the source to ``via``, with its own domain: ``via``
+        may lie outside the transition's domain (a transient top-level state
+        for a move inside ``running``), and then more is exited while it holds.
+        """
         assert t.via is not None
-        entering: set[str] = set()
-        domain = self.domain(t)
-        self.add_descendants(t.via, entering)
-        self.add_ancestors(t.via, domain if domain is not None else _ROOT, entering)
         self.via = t.via
-        self.transient = self.sorted((self.config - self.exit_set(t)) | entering)
+        self.transient = self.move(frozenset(self.config), t.source, t.via)
+
+    def move(self, config: frozenset[str], source: str, target: str) -> tuple[str, ...]:
+        """The configuration after a plain move from ``source`` to ``target`` in ``config``."""
+        back = _Run(self.chart, config, dict(self.history), self.data, {}, {})
+        back.microstep([Transition(index=-1, source=source, event=None, target=target)])
+        return back.sorted(back.config)
 
     def failure_configuration(self, source: frozenset[str], first: Transition) -> tuple[str, ...]:
         policy = first.on_failure
         if policy is None or policy.to is None:
             return self.sorted(source)
-        back = _Run(self.chart, source, dict(self.history), self.data, self.params, self.conditions)
-        synthetic = Transition(index=-1, source=first.source, event=None, target=policy.to)
-        back.microstep([synthetic])
-        return back.sorted(back.config)
+        return self.move(source, first.source, policy.to)
 
     def macrostep(self, event: str) -> _Outcome | Rejection:
         source = frozenset(self.config)

@@ -568,3 +568,42 @@ def test_snapshot_round_trips_through_json() -> None:
 def test_a_malformed_snapshot_json_names_what_is_wrong(text: str, complaint: str) -> None:
     with pytest.raises(InvalidParameter, match=complaint):
         engine.Snapshot.from_json(text)
+
+
+def test_a_via_outside_the_transition_domain_exits_what_it_must_while_held() -> None:
+    c = chart(
+        initial="r",
+        states={
+            "r": {"initial": "a", "states": {"a": {}, "b": {}}},
+            "hold": {"transient": True},
+        },
+        transitions=[
+            {"event": "swap", "from": "r.a", "to": "r.b"},
+            {"event": "back", "from": "r.b", "to": "r.a", "via": "hold", "steps": ["s"]},
+        ],
+    )
+    b = fire(c, c.initial_snapshot(), "swap")
+    plan = engine.step(c, b, "back")
+    assert plan.transient_snapshot is not None
+    assert plan.transient_snapshot.configuration == ("hold",)
+    assert plan.snapshot.configuration == ("r", "r.a")
+
+
+def test_condition_functions_see_the_source_snapshot_and_are_asked_once() -> None:
+    c = chart(**CHOICE)
+    asked: list[tuple[str, ...]] = []
+
+    def hurry(snap: engine.Snapshot, params: Any) -> bool:
+        asked.append(snap.configuration)
+        return bool(params.get("now"))
+
+    idle = c.initial_snapshot()
+    assert fire(c, idle, "go", params={"now": 1}, conditions={"hurry": hurry}).configuration == (
+        "fast",
+    )
+    assert fire(c, idle, "go", params={}, conditions={"hurry": hurry}).configuration == ("slow",)
+    # Memoised now: the decision tree still asks the condition, once per step.
+    assert fire(c, idle, "go", params={"now": 1}, conditions={"hurry": hurry}).configuration == (
+        "fast",
+    )
+    assert asked == [("idle",), ("idle",), ("idle",)]

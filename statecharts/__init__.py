@@ -1,0 +1,1 @@
+"""Charts that ship with chartd, one package each, built on ``engine``'s public API only."""

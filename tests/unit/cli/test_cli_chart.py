@@ -1,0 +1,92 @@
+"""`chartd chart ...` run as a real subprocess, as a user would run it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def chartd(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from engine.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_chart_ls_lists_the_installed_container_chart() -> None:
+    result = chartd("chart", "ls", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    rows = json.loads(result.stdout)
+    assert {"name": "container", "chart": "container"}.items() <= rows[0].items()
+
+
+def test_chart_show_prints_states_transitions_and_rejections() -> None:
+    result = chartd("chart", "show", "container")
+    assert result.returncode == 0, result.stderr
+    for expected in ("running", "paused", "transient", "start: created, exited -> running"):
+        assert expected in result.stdout
+    assert "cannot start a paused container, try unpause instead" in result.stdout
+
+
+def test_chart_show_json_is_the_resolved_chart() -> None:
+    result = chartd("chart", "show", "container", "--format", "json")
+    shown = json.loads(result.stdout)
+    assert shown["chart"] == "container"
+    assert {"path": "running.paused", "kind": "atomic"} in shown["states"]
+    start = next(t for t in shown["transitions"] if t["event"] == "start")
+    assert start["via"] == "starting"
+    assert start["steps"][0] == "mount_rootfs"
+
+
+def test_chart_check_on_the_container_chart_is_clean() -> None:
+    result = chartd("chart", "check")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "container: clean"
+
+
+def test_chart_check_reports_errors_with_paths_and_exits_1(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "chart: bad\ninitial: a\nstates: {a: {}}\ntransitions:\n  - {event: go, from: a, to: b}\n"
+    )
+    result = chartd("chart", "check", str(bad), "--format", "json")
+    assert result.returncode == 1
+    report = json.loads(result.stdout)
+    assert report["status"] == "errors"
+    assert report["errors"] == [{"path": "transitions[0].to", "message": "unknown state 'b'"}]
+
+
+def test_chart_check_warnings_only_exits_2(tmp_path: Path) -> None:
+    chart = tmp_path / "warn.yaml"
+    chart.write_text(
+        "chart: warn\ninitial: a\nstates: {a: {}, b: {}, orphan: {}}\n"
+        "transitions:\n  - {event: go, from: a, to: b}\n"
+    )
+    result = chartd("chart", "check", str(chart))
+    assert result.returncode == 2
+    assert "warning: [unreachable] state 'orphan' can never be entered" in result.stdout
+    assert "event 'go' in 'b' has neither a transition nor a declared rejection" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ("chart", "show", "nosuch"),
+            "no chart file or installed chart named 'nosuch' (installed: container)",
+        ),
+        (("chart", "show", "/nonexistent/x.yaml"), "no chart file at '/nonexistent/x.yaml'"),
+        (("chart", "show", "--format", "xml"), "invalid --format 'xml': use text or json"),
+    ],
+)
+def test_bad_input_is_named_on_stderr_with_exit_1(args: tuple[str, ...], message: str) -> None:
+    result = chartd(*args)
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"Error: {message}"
