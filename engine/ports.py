@@ -1,0 +1,245 @@
+"""The ports: what the runtime needs from the world, as Protocols and plain records.
+
+The runtime (``engine.runtime``) sees storage, time and observation only
+through these; ``engine.store`` and (later) ``engine.telemetry`` implement
+them. Records are plain frozen dataclasses of JSON-able values, so a store
+can hold them in any database and a test can build them by hand.
+
+How the journal is written
+--------------------------
+A store applies :class:`Write` units. Each unit is all-or-nothing and its
+entity change is conditional on the entity's version (optimistic
+concurrency: two engines never both apply a transition from the same
+version). :meth:`Store.apply` takes a *batch* of units and commits them in
+one database transaction: this is how concurrent fires share one commit
+(group commit). A unit whose version check fails is skipped and reported;
+the others commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+__all__ = [
+    "Clock",
+    "EntityRow",
+    "EventRow",
+    "Observer",
+    "StepRow",
+    "Store",
+    "TimerRow",
+    "TransitionRow",
+    "VersionConflict",
+    "Write",
+]
+
+JSON = Any
+
+
+@dataclass(frozen=True, slots=True)
+class EntityRow:
+    """One entity as stored: its chart, name, snapshot fields and version."""
+
+    id: str
+    chart: str
+    name: str
+    configuration: tuple[str, ...]
+    data: Mapping[str, JSON]
+    history: Mapping[str, tuple[str, ...]]
+    version: int
+    created_at: float
+    updated_at: float
+    seq: int = 0  # creation order, assigned by the store
+
+
+@dataclass(frozen=True, slots=True)
+class StepRow:
+    """One saga step of one transition, or its compensation, as journaled.
+
+    status: pending -> running -> done | failed; after a failure or a crash,
+    done (and possibly-started) steps go compensating -> compensated |
+    compensation_failed. ``effects`` holds what the step asked the engine to
+    do on commit (data changes, events, timers), so that recovery can finish
+    a transition whose every step completed.
+    """
+
+    transition_id: str
+    index: int
+    name: str
+    status: str = "pending"
+    payload: JSON = None
+    error: str | None = None
+    effects: Mapping[str, JSON] | None = None
+    started_at: float | None = None
+    finished_at: float | None = None
+    compensated_at: float | None = None
+    compensation_error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TransitionRow:
+    """One fire of an event on an entity, as journaled.
+
+    status: running (write-ahead done, steps under way) -> committed, or
+    compensating -> failed | compensation_failed. ``plan`` is the JSON the
+    runtime needs to finish or undo it after a crash (snapshots, step names).
+    """
+
+    id: str
+    entity_id: str
+    event: str
+    params: Mapping[str, JSON]
+    status: str
+    version_from: int
+    version_to: int | None
+    plan: Mapping[str, JSON]
+    owner: str
+    idempotency_key: str | None = None
+    error_category: str | None = None
+    error_message: str | None = None
+    compensation_errors: tuple[str, ...] = ()
+    started_at: float = 0.0
+    finished_at: float | None = None
+    seq: int = 0  # journal order, assigned by the store
+    steps: tuple[StepRow, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class EventRow:
+    """One outbox event; ``seq`` is global, gap-free per store, assigned on commit."""
+
+    entity_id: str
+    entity_name: str
+    chart: str
+    type: str
+    attributes: Mapping[str, JSON]
+    transition_id: str | None
+    created_at: float
+    seq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TimerRow:
+    """A durable delayed event: fire ``event`` on the entity at ``due_at``."""
+
+    id: str
+    entity_id: str
+    event: str
+    params: Mapping[str, JSON]
+    due_at: float
+    created_by: str | None
+    status: str = "pending"  # pending | fired | cancelled
+    fired_transition: str | None = None
+    error: str | None = None
+
+
+@dataclass(slots=True)
+class Write:
+    """One all-or-nothing unit of a batch given to :meth:`Store.apply`.
+
+    ``entity`` is written only if the stored version equals
+    ``expect_version`` (None: the entity is new and is inserted).
+    ``transitions`` are new journal entries (the store assigns their seq);
+    ``transition_updates`` change the status, outcome and error fields of
+    existing ones; ``steps`` are inserted or replaced by (transition, index);
+    ``events`` get the next outbox seqs in order; ``timers`` are inserted or
+    replaced by id. ``cancel_timers`` cancels every
+    pending timer of that entity whose event is in the set (None: all).
+    """
+
+    entity: EntityRow | None = None
+    expect_version: int | None = None
+    transitions: list[TransitionRow] = field(default_factory=list)
+    transition_updates: list[TransitionRow] = field(default_factory=list)
+    steps: list[StepRow] = field(default_factory=list)
+    events: list[EventRow] = field(default_factory=list)
+    timers: list[TimerRow] = field(default_factory=list)
+    cancel_timers: tuple[str, frozenset[str] | None] | None = None
+
+
+class VersionConflict(Exception):
+    """A unit's entity version did not match: another writer got there first."""
+
+    def __init__(self, entity_id: str, expected: int | None) -> None:
+        super().__init__(f"entity {entity_id} is not at version {expected}")
+        self.entity_id = entity_id
+        self.expected = expected
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Durable storage of entities, the transition journal, timers and the outbox."""
+
+    def apply(self, batch: Sequence[Write]) -> list[Exception | None]:
+        """Commit ``batch`` in one transaction; one entry per unit: None, or why it was skipped.
+
+        A :class:`VersionConflict` entry means the unit's version check failed
+        and nothing of that unit was written. Any other failure of the
+        commit itself is raised (and nothing of the batch was written).
+        """
+
+    def entity(self, id_or_name: str, chart: str | None = None) -> EntityRow | None:
+        """The entity with this id, or this name (within ``chart`` if given)."""
+
+    def entities(
+        self,
+        *,
+        chart: str | None = None,
+        state: str | None = None,
+        after: int = 0,
+        limit: int = 100,
+    ) -> list[EntityRow]:
+        """Entities in creation order after ``after`` (a seq), optionally in one chart or state."""
+
+    def transition(self, entity_id: str, idempotency_key: str) -> TransitionRow | None:
+        """The transition recorded for this idempotency key on this entity."""
+
+    def transitions(self, entity_id: str) -> list[TransitionRow]:
+        """The entity's journal, oldest first, with its steps."""
+
+    def unfinished(self) -> list[TransitionRow]:
+        """Transitions left running or compensating, with their steps, oldest first."""
+
+    def events(self, *, after: int = 0, limit: int = 1000) -> list[EventRow]:
+        """Outbox events with seq greater than ``after``, in seq order."""
+
+    def due_timers(self, now: float, limit: int = 100) -> list[TimerRow]:
+        """Pending timers due at or before ``now``, earliest first."""
+
+    def timers(self, entity_id: str) -> list[TimerRow]:
+        """Every timer of an entity, whatever its status, by due time."""
+
+    def next_timer(self) -> float | None:
+        """When the earliest pending timer is due, or None."""
+
+    def heartbeat(self, owner: str, pid: int, host: str, now: float) -> None:
+        """Record that engine ``owner`` (process ``pid`` on ``host``) is alive at ``now``."""
+
+    def owners(self) -> dict[str, tuple[int, str, float]]:
+        """Every engine that ever beat: owner -> (pid, host, last beat)."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+class Clock(Protocol):
+    """Wall-clock time in seconds since the epoch; a test can substitute a fake."""
+
+    def now(self) -> float:
+        """The current time."""
+
+
+class Observer(Protocol):
+    """Receives what the runtime does, for traces and metrics. Must not raise."""
+
+    def transition(
+        self, chart: str, entity_id: str, event: str, outcome: str, seconds: float
+    ) -> None:
+        """A fire ended: outcome is committed, failed, rejected or replayed."""
+
+    def step(
+        self, chart: str, entity_id: str, name: str, phase: str, outcome: str, seconds: float
+    ) -> None:
+        """A step's do (phase 'do') or undo (phase 'undo') ended: ok or error."""

@@ -1,0 +1,133 @@
+"""The tables, in SQLAlchemy Core. Alembic migrations build exactly this schema.
+
+JSON values are stored as text, so the same schema runs on SQLite and
+PostgreSQL. Sequence numbers (entity, transition and event ``seq``) come
+from the ``counters`` table inside the writing transaction, not from
+autoincrement, so that the outbox sequence has no gaps even on PostgreSQL,
+whose sequences skip numbers on rollback.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+__all__ = [
+    "counters",
+    "entities",
+    "events",
+    "metadata",
+    "owners",
+    "steps",
+    "timers",
+    "transitions",
+]
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Seq = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
+
+entities = sa.Table(
+    "entities",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("seq", Seq, nullable=False, unique=True),
+    sa.Column("chart", sa.String(200), nullable=False),
+    sa.Column("name", sa.String(300), nullable=False),
+    # Active states as "|running|running.paused|", so a state filter is a LIKE.
+    sa.Column("states", sa.Text, nullable=False),
+    sa.Column("configuration", sa.Text, nullable=False),
+    sa.Column("data", sa.Text, nullable=False),
+    sa.Column("history", sa.Text, nullable=False),
+    sa.Column("version", sa.Integer, nullable=False),
+    sa.Column("created_at", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.UniqueConstraint("chart", "name"),
+)
+
+transitions = sa.Table(
+    "transitions",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("seq", Seq, nullable=False, unique=True),
+    sa.Column("entity_id", sa.String(64), nullable=False, index=True),
+    sa.Column("event", sa.String(200), nullable=False),
+    sa.Column("params", sa.Text, nullable=False),
+    sa.Column("status", sa.String(32), nullable=False, index=True),
+    sa.Column("version_from", sa.Integer, nullable=False),
+    sa.Column("version_to", sa.Integer),
+    sa.Column("plan", sa.Text, nullable=False),
+    sa.Column("owner", sa.String(64), nullable=False),
+    sa.Column("idempotency_key", sa.String(300)),
+    sa.Column("error_category", sa.String(32)),
+    sa.Column("error_message", sa.Text),
+    sa.Column("compensation_errors", sa.Text, nullable=False),
+    sa.Column("started_at", sa.Float, nullable=False),
+    sa.Column("finished_at", sa.Float),
+    sa.UniqueConstraint("entity_id", "idempotency_key"),
+)
+
+steps = sa.Table(
+    "steps",
+    metadata,
+    sa.Column("transition_id", sa.String(64), primary_key=True),
+    sa.Column("index", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("name", sa.String(200), nullable=False),
+    sa.Column("status", sa.String(32), nullable=False),
+    sa.Column("payload", sa.Text),
+    sa.Column("error", sa.Text),
+    sa.Column("effects", sa.Text),
+    sa.Column("started_at", sa.Float),
+    sa.Column("finished_at", sa.Float),
+    sa.Column("compensated_at", sa.Float),
+    sa.Column("compensation_error", sa.Text),
+)
+
+timers = sa.Table(
+    "timers",
+    metadata,
+    sa.Column("id", sa.String(64), primary_key=True),
+    sa.Column("entity_id", sa.String(64), nullable=False, index=True),
+    sa.Column("event", sa.String(200), nullable=False),
+    sa.Column("params", sa.Text, nullable=False),
+    sa.Column("due_at", sa.Float, nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("created_by", sa.String(64)),
+    sa.Column("fired_transition", sa.String(64)),
+    sa.Column("error", sa.Text),
+    sa.Index(None, "status", "due_at"),
+)
+
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("seq", Seq, primary_key=True, autoincrement=False),
+    sa.Column("entity_id", sa.String(64), nullable=False),
+    sa.Column("entity_name", sa.String(300), nullable=False),
+    sa.Column("chart", sa.String(200), nullable=False),
+    sa.Column("type", sa.String(200), nullable=False),
+    sa.Column("attributes", sa.Text, nullable=False),
+    sa.Column("transition_id", sa.String(64)),
+    sa.Column("created_at", sa.Float, nullable=False),
+)
+
+counters = sa.Table(
+    "counters",
+    metadata,
+    sa.Column("name", sa.String(32), primary_key=True),
+    sa.Column("value", Seq, nullable=False),
+)
+
+owners = sa.Table(
+    "owners",
+    metadata,
+    sa.Column("owner", sa.String(64), primary_key=True),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("host", sa.String(300), nullable=False),
+    sa.Column("beat_at", sa.Float, nullable=False),
+)
