@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -426,7 +426,7 @@ def _states(configuration: Sequence[str]) -> str:
     return "|" + "|".join(configuration) + "|"
 
 
-def _entity(r: Mapping[str, Any]) -> EntityRow:
+def _entity(r: sa.RowMapping) -> EntityRow:
     return EntityRow(
         id=r["id"],
         chart=r["chart"],
@@ -461,7 +461,7 @@ def _transition_values(tr: TransitionRow) -> dict[str, Any]:
     }
 
 
-def _transition(r: Mapping[str, Any], steps: tuple[StepRow, ...]) -> TransitionRow:
+def _transition(r: sa.RowMapping, steps: tuple[StepRow, ...]) -> TransitionRow:
     return TransitionRow(
         id=r["id"],
         entity_id=r["entity_id"],
@@ -499,7 +499,7 @@ def _step_values(s: StepRow) -> dict[str, Any]:
     }
 
 
-def _step(r: Mapping[str, Any]) -> StepRow:
+def _step(r: sa.RowMapping) -> StepRow:
     return StepRow(
         transition_id=r["transition_id"],
         index=r["index"],
@@ -529,7 +529,7 @@ def _timer_values(tm: TimerRow) -> dict[str, Any]:
     }
 
 
-def _timer(r: Mapping[str, Any]) -> TimerRow:
+def _timer(r: sa.RowMapping) -> TimerRow:
     return TimerRow(
         id=r["id"],
         entity_id=r["entity_id"],
