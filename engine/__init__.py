@@ -12,14 +12,36 @@ Errors live in :mod:`engine.errors`; each has a ``.category``.
 """
 
 from engine import errors
+from engine._engine import Engine
 from engine._loading import load_chart, parse_chart
 from engine.core import Chart, ConditionFn, Plan, Snapshot, step
+from engine.runtime import (
+    Bindings,
+    Context,
+    Entity,
+    Event,
+    Page,
+    Result,
+    Step,
+    StepRecord,
+    TransitionRecord,
+)
 
 __all__ = [
+    "Bindings",
     "Chart",
     "ConditionFn",
+    "Context",
+    "Engine",
+    "Entity",
+    "Event",
+    "Page",
     "Plan",
+    "Result",
     "Snapshot",
+    "Step",
+    "StepRecord",
+    "TransitionRecord",
     "errors",
     "load_chart",
     "parse_chart",

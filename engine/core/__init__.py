@@ -1,7 +1,7 @@
 """Pure semantics: ``step(chart, snapshot, event) -> Plan``. No I/O, no clock, no threads."""
 
-from engine.core.chart import Chart, ConditionFn, step
+from engine.core.chart import Chart, ConditionFn, holds, step
 from engine.core.plan import Plan
 from engine.core.snapshot import Snapshot
 
-__all__ = ["Chart", "ConditionFn", "Plan", "Snapshot", "step"]
+__all__ = ["Chart", "ConditionFn", "Plan", "Snapshot", "holds", "step"]

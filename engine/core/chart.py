@@ -25,7 +25,7 @@ from engine.core.snapshot import Snapshot
 from engine.errors import ChartdError, Conflict, InvalidParameter, System, error_for
 from engine.model.chart import ChartModel, Condition, Rejection, State, Transition
 
-__all__ = ["Chart", "ConditionFn", "step"]
+__all__ = ["Chart", "ConditionFn", "holds", "step"]
 
 ConditionFn = Callable[[Snapshot, Mapping[str, Any]], bool]
 """A ``when`` condition: a pure function of the snapshot and the event's params."""
@@ -615,3 +615,16 @@ def step(
         outcome.failure_configuration,
         first.on_failure,
     )
+
+
+def holds(
+    condition: Condition | None,
+    snapshot: Snapshot,
+    params: Mapping[str, Any] | None = None,
+    conditions: Mapping[str, ConditionFn] | None = None,
+) -> bool:
+    """Whether a ``when`` holds for ``snapshot`` and ``params``, as :func:`step` decides it."""
+    if condition is None:
+        return True
+    truth = _truth(condition.name, snapshot, params or _EMPTY, conditions or _EMPTY)
+    return truth != condition.negated

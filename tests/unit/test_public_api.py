@@ -10,10 +10,20 @@ import engine.errors
 
 def test_engine_exports_exactly_the_public_names() -> None:
     assert sorted(engine.__all__) == [
+        "Bindings",
         "Chart",
         "ConditionFn",
+        "Context",
+        "Engine",
+        "Entity",
+        "Event",
+        "Page",
         "Plan",
+        "Result",
         "Snapshot",
+        "Step",
+        "StepRecord",
+        "TransitionRecord",
         "errors",
         "load_chart",
         "parse_chart",
@@ -76,3 +86,34 @@ def test_every_public_name_has_a_docstring() -> None:
             obj = getattr(module, name)
             if inspect.isclass(obj) or inspect.isfunction(obj) or inspect.ismodule(obj):
                 assert inspect.getdoc(obj), name
+
+
+def test_engine_methods() -> None:
+    public = {n for n in dir(engine.Engine) if not n.startswith("_")}
+    assert public == {
+        "charts",
+        "close",
+        "create",
+        "fire",
+        "get",
+        "history",
+        "list",
+        "open",
+        "recover",
+        "register",
+        "run_due_timers",
+        "watch",
+    }
+    assert list(inspect.signature(engine.Engine.fire).parameters) == [
+        "self",
+        "entity",
+        "event",
+        "params",
+        "idempotency_key",
+    ]
+    assert list(inspect.signature(engine.Engine.open).parameters) == [
+        "url",
+        "clock",
+        "observer",
+        "timers",
+    ]

@@ -1,0 +1,39 @@
+"""The composition root: the runtime's Engine wired to the SQL store."""
+
+from __future__ import annotations
+
+from engine.ports import Clock, Observer
+from engine.runtime.engine import Engine as _Engine
+from engine.store import open_store
+
+__all__ = ["Engine"]
+
+
+class Engine(_Engine):
+    """The durable engine: charts, entities, fires, journal, timers, events.
+
+    Open it with :meth:`Engine.open` and use it as a context manager::
+
+        with engine.Engine.open("sqlite:///var/lib/chartd/chartd.db") as eng:
+            eng.register(chart, bindings)
+            web = eng.create("container", "web", {"image": "nginx"})
+            eng.fire(web, "start")
+    """
+
+    @classmethod
+    def open(
+        cls,
+        url: str | None = None,
+        *,
+        clock: Clock | None = None,
+        observer: Observer | None = None,
+        timers: bool = True,
+    ) -> Engine:
+        """An engine on the database at ``url``, migrated to the current schema.
+
+        ``url`` None means an in-memory SQLite database (for tests); a
+        ``sqlite:///path`` URL is the embedded default; a
+        ``postgresql+psycopg://`` URL is shared by several replicas.
+        ``timers=False`` leaves due timers to :meth:`run_due_timers`.
+        """
+        return cls(open_store(url or "sqlite://"), clock=clock, observer=observer, timers=timers)

@@ -1,0 +1,116 @@
+"""Group commit: concurrent writers share one database transaction.
+
+Each writer queues its unit and then competes for the leader lock; the
+leader takes every unit queued so far and commits them together, so N
+threads waiting for the disk pay for one sync, not N. A lone writer becomes
+the leader at once and commits on its own thread: no hand-off.
+
+Writes that need not be waited for (a step's end, a compensation's end:
+see the undo contract in :mod:`engine.runtime.bindings`) ride along with
+the next waited commit, or are flushed after ``linger`` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Sequence
+
+from engine.ports import Store, Write
+
+__all__ = ["GroupCommit"]
+
+log = logging.getLogger("chartd.commit")
+
+
+class _Pending:
+    __slots__ = ("done", "error", "write")
+
+    def __init__(self, write: Write) -> None:
+        self.write = write
+        self.done = False
+        self.error: Exception | None = None
+
+
+class GroupCommit:
+    """Commits :class:`Write` units in batches through ``store.apply``."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        linger: float = 0.02,
+        on_commit: Callable[[Sequence[Write]], None] | None = None,
+    ) -> None:
+        self._store = store
+        self._linger = linger
+        self._on_commit = on_commit
+        self._queue: list[_Pending] = []
+        self._mutex = threading.Lock()
+        self._leader = threading.Lock()
+        self._lazy = threading.Event()
+        self._closed = False
+        self._flusher = threading.Thread(target=self._flush_loop, name="chartd-flush", daemon=True)
+        self._flusher.start()
+
+    def commit(self, write: Write) -> None:
+        """Commit ``write`` (with whatever else is queued) and return once it is durable.
+
+        Raises the unit's own failure (e.g. VersionConflict) or the commit's.
+        """
+        pending = _Pending(write)
+        with self._mutex:
+            self._queue.append(pending)
+        while not pending.done:
+            with self._leader:
+                if not pending.done:
+                    self._drain()
+        if pending.error is not None:
+            raise pending.error
+
+    def later(self, write: Write) -> None:
+        """Queue ``write`` to commit with the next batch; do not wait for it."""
+        with self._mutex:
+            self._queue.append(_Pending(write))
+        self._lazy.set()
+
+    def flush(self) -> None:
+        """Commit everything queued so far."""
+        with self._leader:
+            self._drain()
+
+    def close(self) -> None:
+        """Flush and stop the background flusher."""
+        self._closed = True
+        self._lazy.set()
+        self._flusher.join()
+        self.flush()
+
+    def _drain(self) -> None:
+        with self._mutex:
+            batch, self._queue = self._queue, []
+        if not batch:
+            return
+        writes = [p.write for p in batch]
+        try:
+            results = self._store.apply(writes)
+        except Exception as exc:  # the whole batch failed: every writer hears why
+            for p in batch:
+                p.error, p.done = exc, True
+            log.warning("commit of %d unit(s) failed: %s", len(batch), exc)
+            return
+        for p, result in zip(batch, results, strict=True):
+            p.error, p.done = result, True
+        if self._on_commit is not None:
+            self._on_commit([w for w, r in zip(writes, results, strict=True) if r is None])
+
+    def _flush_loop(self) -> None:
+        while not self._closed:
+            self._lazy.wait()
+            if self._closed:
+                return
+            # Give a waited commit the chance to carry these writes for free.
+            threading.Event().wait(self._linger)
+            self._lazy.clear()
+            with self._leader:
+                self._drain()

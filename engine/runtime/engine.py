@@ -1,0 +1,1137 @@
+"""Engine: runs plans durably. Saga steps with compensations, a journal, recovery, timers.
+
+One fire, end to end (see docs/engine.md):
+
+1. A repeated idempotency key returns the recorded outcome; nothing runs.
+2. Under the entity's lock, ``engine.step`` resolves the event against the
+   snapshot: a plan, or the typed rejection. A rejection writes nothing.
+3. Guards run. A guard's error writes nothing.
+4. If a step acts outside the database (or the plan holds a transient
+   state), one commit records the transition as ``running`` with every step
+   ``pending``, the entity in the transient state, its version bumped.
+5. Steps run in order; each one's end is journaled without waiting.
+6. Success: one commit writes the target snapshot, the data, the outbox
+   events and timers, and the transition ``committed``.
+7. Failure: the completed steps are undone newest first, the entity goes to
+   the failure snapshot with the error recorded, and the error is raised. A
+   failed undo is recorded beside the error and never hides it.
+
+Every commit is conditional on the entity's version, so two engines on one
+database never both apply a transition from the same version.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from engine import core
+from engine.errors import (
+    ChartdError,
+    Conflict,
+    InvalidParameter,
+    NotFound,
+    System,
+    Unavailable,
+    error_for,
+)
+from engine.ports import (
+    Clock,
+    EntityRow,
+    EventRow,
+    Observer,
+    StepRow,
+    Store,
+    TimerRow,
+    TransitionRow,
+    VersionConflict,
+    Write,
+)
+from engine.runtime.bindings import Bindings, Context, Step
+from engine.runtime.commit import GroupCommit
+from engine.runtime.records import Entity, Event, Page, Result, TransitionRecord
+
+__all__ = ["Engine", "SystemClock"]
+
+log = logging.getLogger("chartd.engine")
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$")
+_RETRIES = 3
+_LEASE = 10.0  # seconds without a heartbeat after which an engine counts as dead
+_BEAT = 2.0
+
+
+# Engine has a method named `list`; these keep annotations in its body unambiguous.
+_Done = list[tuple[int, Any]]
+_Names = list[str]
+_Steps = list[Step]
+_StepRows = list[StepRow]
+_Writes = list[Write]
+_Records = list[TransitionRecord]
+
+
+class SystemClock:
+    """The wall clock."""
+
+    def now(self) -> float:
+        """Seconds since the epoch."""
+        return time.time()
+
+
+class _QuietObserver:
+    def transition(
+        self, chart: str, entity_id: str, event: str, outcome: str, seconds: float
+    ) -> None:
+        pass
+
+    def step(
+        self, chart: str, entity_id: str, name: str, phase: str, outcome: str, seconds: float
+    ) -> None:
+        pass
+
+
+@dataclass(frozen=True, slots=True)
+class _Registered:
+    chart: core.Chart
+    bindings: Bindings
+
+
+class _Stale(Exception):
+    """The cached entity was older than the stored one: reload and decide again."""
+
+
+class _Failed(Exception):
+    """A saga failed and was compensated; carries the error to raise and any follow-up."""
+
+    def __init__(self, error: ChartdError, follow_up: tuple[str, str] | None) -> None:
+        self.error = error
+        self.follow_up = follow_up
+
+
+def _json(value: Any, what: str) -> Any:
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameter(f"{what} must be JSON-able: {exc}") from None
+
+
+def _as_error(exc: BaseException, doing: str) -> ChartdError:
+    if isinstance(exc, ChartdError):
+        return exc
+    return System(f"{doing} failed: {type(exc).__name__}: {exc}")
+
+
+class Engine:
+    """The durable engine on a :class:`~engine.ports.Store`; use it as a context manager.
+
+    ``engine.Engine.open(url)`` builds one on a SQL store; this class takes
+    any Store, so the runtime depends on the port, not on SQLAlchemy.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        clock: Clock | None = None,
+        observer: Observer | None = None,
+        timers: bool = True,
+    ) -> None:
+        self.store = store
+        self.clock: Clock = clock or SystemClock()
+        self.observer: Observer = observer or _QuietObserver()
+        self.id = secrets.token_hex(8)
+        self._registry: dict[str, _Registered] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_guard = threading.Lock()
+        self._create_lock = threading.Lock()
+        self._cache: dict[str, EntityRow] = {}
+        self._recovering: set[str] = set()
+        self._events = threading.Condition()
+        self._closed = False
+        self._commit = GroupCommit(store, on_commit=self._committed)
+        self._wake = threading.Event()
+        self._host = socket.gethostname()
+        self._beat()
+        self._timer_thread: threading.Thread | None = None
+        if timers:
+            self._timer_thread = threading.Thread(
+                target=self._timer_loop, name="chartd-timers", daemon=True
+            )
+            self._timer_thread.start()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop the timer thread, flush the journal and release the database."""
+        if self._closed:
+            return
+        self._closed = True
+        self._wake.set()
+        if self._timer_thread is not None:
+            self._timer_thread.join()
+        self._commit.close()
+        with self._events:
+            self._events.notify_all()
+        self.store.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise Unavailable("the engine is closed")
+
+    # -- charts ------------------------------------------------------------------
+
+    def register(self, chart: core.Chart, bindings: Bindings | None = None) -> None:
+        """Make ``chart`` available, with the code of its names; then recover its entities.
+
+        Raises InvalidParameter naming every guard, step or condition the
+        chart uses that ``bindings`` does not provide. Transitions of this
+        chart left unfinished by an engine that died are finished or undone
+        before this returns.
+        """
+        self._check_open()
+        bindings = bindings or Bindings()
+        missing = []
+        for t in chart.transitions:
+            missing += [f"guard {g!r}" for g in t.guards if g not in bindings.guards]
+            missing += [f"step {s!r}" for s in t.steps if s not in bindings.steps]
+        missing = sorted(set(missing))
+        if missing:
+            raise InvalidParameter(f"chart {chart.name!r} needs code for: {', '.join(missing)}")
+        self._registry[chart.name] = _Registered(chart, bindings)
+        self.recover(chart.name)
+
+    def charts(self) -> dict[str, core.Chart]:
+        """The registered charts by name."""
+        return {name: reg.chart for name, reg in self._registry.items()}
+
+    def _registered(self, chart: str) -> _Registered:
+        try:
+            return self._registry[chart]
+        except KeyError:
+            known = ", ".join(sorted(self._registry)) or "none"
+            raise NotFound(f"no chart {chart!r} is registered (registered: {known})") from None
+
+    # -- entities ----------------------------------------------------------------
+
+    def create(self, chart: str, name: str, data: Mapping[str, Any] | None = None) -> Entity:
+        """A new entity of ``chart`` in its initial state, recorded with a ``create`` event.
+
+        Raises InvalidParameter for a bad name or data that is not JSON,
+        Conflict if the name is taken in this chart.
+        """
+        self._check_open()
+        reg = self._registered(chart)
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise InvalidParameter(
+                f"invalid name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, "
+                "at most 253 characters"
+            )
+        data = _json(dict(data or {}), "entity data")
+        snapshot = reg.chart.initial_snapshot(data, conditions=reg.bindings.conditions)
+        now = self.clock.now()
+        row = EntityRow(
+            id=secrets.token_hex(32),
+            chart=chart,
+            name=name,
+            configuration=snapshot.configuration,
+            data=dict(snapshot.data),
+            history=dict(snapshot.history),
+            version=0,
+            created_at=now,
+            updated_at=now,
+        )
+        event = EventRow(row.id, name, chart, "create", {}, None, now)
+        with self._create_lock:
+            taken = self.store.entity(name, chart)
+            if taken is not None and taken.name == name:
+                raise Conflict(
+                    f"the name {name!r} is already in use by {chart} {taken.id[:12]}: "
+                    "remove or rename it to reuse the name"
+                )
+            try:
+                self._commit.commit(Write(entity=row, events=[event]))
+            except ChartdError:
+                raise
+            except Exception as exc:  # a unique constraint lost to another process
+                raise Conflict(f"the name {name!r} is already in use in chart {chart!r}") from exc
+        stored = self.store.entity(row.id)
+        assert stored is not None
+        self._cache[row.id] = stored
+        return Entity.from_row(stored)
+
+    def get(self, id_or_name: str | Entity, chart: str | None = None) -> Entity:
+        """The entity with this id or name, as last committed; NotFound otherwise."""
+        self._check_open()
+        return Entity.from_row(self._row(id_or_name, chart))
+
+    def _row(self, ref: str | Entity, chart: str | None = None) -> EntityRow:
+        key = ref.id if isinstance(ref, Entity) else ref
+        if not isinstance(key, str) or not key:
+            raise InvalidParameter(f"invalid name or ID supplied: {key!r}")
+        row = self.store.entity(key, chart)
+        if row is None:
+            raise NotFound(f"No such entity: {key}")
+        return row
+
+    def list(
+        self,
+        chart: str | None = None,
+        status: str | None = None,
+        *,
+        after: int = 0,
+        limit: int = 100,
+    ) -> Page[Entity]:
+        """Entities in creation order, in ``chart`` and in state ``status`` if given.
+
+        ``status`` is a state path, ancestors included (``running`` lists
+        paused entities too). Pass the page's ``after`` to get the next page.
+        """
+        self._check_open()
+        if not 1 <= limit <= 1000:
+            raise InvalidParameter(f"limit must be between 1 and 1000, got {limit}")
+        rows = self.store.entities(chart=chart, state=status, after=after, limit=limit + 1)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return Page(
+            tuple(Entity.from_row(r) for r in rows), rows[-1].seq if more and rows else None
+        )
+
+    def history(self, entity: str | Entity) -> _Records:
+        """The entity's journal, oldest first: every transition with its steps."""
+        self._check_open()
+        row = self._row(entity)
+        return [TransitionRecord.from_row(t) for t in self.store.transitions(row.id)]
+
+    # -- firing ------------------------------------------------------------------
+
+    def _lock(self, entity_id: str) -> threading.Lock:
+        with self._locks_guard:
+            lock = self._locks.get(entity_id)
+            if lock is None:
+                lock = self._locks[entity_id] = threading.Lock()
+            return lock
+
+    def fire(
+        self,
+        entity: str | Entity,
+        event: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        idempotency_key: str | None = None,
+    ) -> Result:
+        """Fire ``event`` on ``entity``; return what committed, or raise why not.
+
+        Raises the chart's rejection (nothing written), a guard's error
+        (nothing written), or the error of a failed step after the saga was
+        compensated and the failure recorded. A repeated ``idempotency_key``
+        returns (or raises) what was recorded the first time, and runs nothing.
+        """
+        self._check_open()
+        started = time.perf_counter()
+        params = _json(dict(params or {}), "event params")
+        if idempotency_key is not None and (
+            not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 300
+        ):
+            raise InvalidParameter("an idempotency key is a string of 1 to 300 characters")
+        row = self._cached(entity)
+        chart = row.chart
+        follow_up: tuple[str, str] | None = None
+        outcome = "rejected"
+        try:
+            with self._lock(row.id):
+                for _ in range(_RETRIES):
+                    try:
+                        result = self._fire_once(row.id, event, params, idempotency_key)
+                        outcome = "replayed" if result.replayed else "committed"
+                        return result
+                    except _Stale:
+                        self._cache.pop(row.id, None)
+                    except _Failed as failed:
+                        outcome = "failed"
+                        follow_up = failed.follow_up
+                        raise failed.error from None
+                raise Conflict(
+                    f"{row.name} changed concurrently {_RETRIES} times while {event!r} was "
+                    "being decided; try again"
+                )
+        finally:
+            self.observer.transition(chart, row.id, event, outcome, time.perf_counter() - started)
+            if follow_up is not None:
+                self._follow(*follow_up)
+
+    def _follow(self, entity_id: str, event: str) -> None:
+        try:
+            self.fire(entity_id, event)
+        except ChartdError as exc:
+            log.warning("follow-up %r on %s failed: %s", event, entity_id[:12], exc.message)
+
+    def _cached(self, ref: str | Entity) -> EntityRow:
+        key = ref.id if isinstance(ref, Entity) else ref
+        row = self._cache.get(key) if isinstance(key, str) else None
+        if row is None:
+            row = self._row(ref)
+            self._cache[row.id] = row
+        return row
+
+    def _fire_once(
+        self, entity_id: str, event: str, params: Mapping[str, Any], key: str | None
+    ) -> Result:
+        row = self._cache.get(entity_id) or self._row(entity_id)
+        self._cache[entity_id] = row
+        reg = self._registered(row.chart)
+        if key is not None:
+            recorded = self.store.transition(row.id, key)
+            if recorded is not None:
+                return self._replay(row, recorded)
+        if row.id in self._recovering:
+            raise Unavailable(f"{row.name} is being recovered; try again")
+        source = core.Snapshot(row.configuration, row.data, row.version, row.history)
+        plan = core.step(reg.chart, source, event, params, conditions=reg.bindings.conditions)
+        tid = secrets.token_hex(16)
+        ctx = Context(
+            entity_id=row.id,
+            entity_name=row.name,
+            chart=row.chart,
+            event=event,
+            params=params,
+            transition_id=tid,
+            source=source,
+            target=plan.snapshot,
+            now=self.clock.now(),
+        )
+        for name in plan.guards:
+            try:
+                reg.bindings.guards[name](ctx)
+            except Exception as exc:
+                raise _as_error(exc, f"guard {name}") from exc
+        steps = [reg.bindings.steps[name] for name in plan.steps]
+        if any(s.external for s in steps) or plan.via is not None:
+            return self._saga(reg, row, plan, ctx, steps, key)
+        return self._direct(reg, row, plan, ctx, steps, key)
+
+    def _replay(self, row: EntityRow, recorded: TransitionRow) -> Result:
+        if recorded.status == "committed":
+            current = self._row(row.id)
+            return Result(
+                Entity.from_row(current),
+                recorded.event,
+                recorded.id,
+                tuple(recorded.plan["steps"]),
+                replayed=True,
+            )
+        if recorded.status in ("failed", "compensation_failed"):
+            raise error_for(recorded.error_category or "system", recorded.error_message or "failed")
+        raise Conflict(
+            f"a transition with idempotency key {recorded.idempotency_key!r} is still in "
+            "progress on "
+            f"{row.name}"
+        )
+
+    # -- the two paths -------------------------------------------------------------
+
+    def _plan_json(self, plan: core.Plan, steps: _Steps) -> dict[str, Any]:
+        policy = plan.on_failure
+        then = policy.then if policy else None
+        return {
+            "source": json.loads(plan.source.to_json()),
+            "target": json.loads(plan.snapshot.to_json()),
+            "failure": list(plan.failure_configuration),
+            "steps": list(plan.steps),
+            "external": [s.external for s in steps],
+            "via": plan.via,
+            "record": list(policy.record) if policy else [],
+            "then": {"event": then.event, "when": str(then.when) if then.when else None}
+            if then
+            else None,
+        }
+
+    def _direct(
+        self,
+        reg: _Registered,
+        row: EntityRow,
+        plan: core.Plan,
+        ctx: Context,
+        steps: _Steps,
+        key: str | None,
+    ) -> Result:
+        """A transition whose steps are all internal: run them, then commit once."""
+        done: _Done = []
+        step_rows: _StepRows = []
+        for i, (name, step) in enumerate(zip(plan.steps, steps, strict=True)):
+            ctx.step, ctx.step_index = name, i
+            begun = self.clock.now()
+            try:
+                payload = _json(step.do(ctx), f"the payload of step {name}")
+            except Exception as exc:
+                error = _as_error(exc, f"step {name}")
+                step_rows.append(
+                    StepRow(
+                        ctx.transition_id,
+                        i,
+                        name,
+                        "failed",
+                        None,
+                        error.message,
+                        None,
+                        begun,
+                        self.clock.now(),
+                    )
+                )
+                raise self._fail(
+                    reg, row, plan, ctx, steps, done, step_rows, error, exc, key, written=False
+                ) from exc
+            done.append((i, payload))
+            step_rows.append(
+                StepRow(
+                    ctx.transition_id, i, name, "done", payload, None, None, begun, self.clock.now()
+                )
+            )
+        return self._finish(reg, row, plan, ctx, step_rows, key, expect=row.version, written=False)
+
+    def _saga(
+        self,
+        reg: _Registered,
+        row: EntityRow,
+        plan: core.Plan,
+        ctx: Context,
+        steps: _Steps,
+        key: str | None,
+    ) -> Result:
+        """Write ahead, run the steps, commit; or compensate and record the failure."""
+        now = self.clock.now()
+        held = plan.transient_configuration or row.configuration
+        ahead = replace(row, configuration=held, version=row.version + 1, updated_at=now)
+        tid = ctx.transition_id
+        record = TransitionRow(
+            id=tid,
+            entity_id=row.id,
+            event=plan.event,
+            params=dict(plan.params),
+            status="running",
+            version_from=row.version,
+            version_to=None,
+            plan=self._plan_json(plan, steps),
+            owner=self.id,
+            idempotency_key=key,
+            started_at=now,
+        )
+        pending = [StepRow(tid, i, name) for i, name in enumerate(plan.steps)]
+        try:
+            self._commit.commit(
+                Write(entity=ahead, expect_version=row.version, transitions=[record], steps=pending)
+            )
+        except VersionConflict:
+            raise _Stale() from None
+        self._cache[row.id] = ahead
+        done: _Done = []
+        step_rows: _StepRows = []
+        for i, (name, step) in enumerate(zip(plan.steps, steps, strict=True)):
+            ctx.step, ctx.step_index = name, i
+            begun = self.clock.now()
+            clock = time.perf_counter()
+            try:
+                payload = _json(step.do(ctx), f"the payload of step {name}")
+            except Exception as exc:
+                error = _as_error(exc, f"step {name}")
+                self.observer.step(
+                    row.chart, row.id, name, "do", "error", time.perf_counter() - clock
+                )
+                failed = StepRow(
+                    tid, i, name, "failed", None, error.message, None, begun, self.clock.now()
+                )
+                step_rows.append(failed)
+                self._commit.later(Write(steps=[failed]))
+                raise self._fail(
+                    reg, ahead, plan, ctx, steps, done, step_rows, error, exc, key, written=True
+                ) from exc
+            self.observer.step(row.chart, row.id, name, "do", "ok", time.perf_counter() - clock)
+            done.append((i, payload))
+            finished = StepRow(
+                tid, i, name, "done", payload, None, self._effects(ctx), begun, self.clock.now()
+            )
+            step_rows.append(finished)
+            self._commit.later(Write(steps=[finished]))
+        try:
+            return self._finish(
+                reg, ahead, plan, ctx, step_rows, key, expect=ahead.version, written=True
+            )
+        except _Stale:
+            # Someone changed the entity while the saga ran: undo, and say so.
+            error = Conflict(
+                f"{row.name} was changed by another writer while {plan.event!r} ran; "
+                "its steps were undone"
+            )
+            current = self._row(row.id)
+            raise self._fail(
+                reg,
+                current,
+                plan,
+                ctx,
+                steps,
+                done,
+                step_rows,
+                error,
+                error,
+                key,
+                written=True,
+                entity_write=False,
+            ) from None
+
+    def _effects(self, ctx: Context) -> dict[str, Any]:
+        return {
+            "data": ctx.data,
+            "events": [[t, a] for t, a in ctx.events],
+            "timers": [list(t) for t in ctx.timers],
+            "cancel": None if ctx.cancel_all else sorted(ctx.cancelled or ()),
+            "cancel_all": ctx.cancel_all,
+        }
+
+    def _finish(
+        self,
+        reg: _Registered,
+        row: EntityRow,
+        plan: core.Plan,
+        ctx: Context,
+        step_rows: _StepRows,
+        key: str | None,
+        *,
+        expect: int,
+        written: bool,
+    ) -> Result:
+        now = self.clock.now()
+        target = plan.snapshot
+        data = _json(ctx.data, "entity data")
+        after = replace(
+            row,
+            configuration=target.configuration,
+            data=data,
+            history=dict(target.history),
+            version=expect + 1,
+            updated_at=now,
+        )
+        plan_json = self._plan_json(plan, [])
+        plan_json["committed"] = list(target.configuration)
+        record = TransitionRow(
+            id=ctx.transition_id,
+            entity_id=row.id,
+            event=plan.event,
+            params=dict(plan.params),
+            status="committed",
+            version_from=plan.source.version,
+            version_to=after.version,
+            plan=plan_json,
+            owner=self.id,
+            idempotency_key=key,
+            started_at=ctx.now,
+            finished_at=now,
+        )
+        write = Write(entity=after, expect_version=expect)
+        if written:
+            write.transition_updates.append(record)
+        else:
+            write.transitions.append(record)
+            write.steps.extend(step_rows)
+        write.events.append(self._transition_event(row, plan, ctx.transition_id, now))
+        write.events.extend(
+            EventRow(row.id, row.name, row.chart, t, _json(a, f"event {t}"), ctx.transition_id, now)
+            for t, a in ctx.events
+        )
+        write.timers.extend(
+            TimerRow(i, row.id, e, p, due, ctx.transition_id) for i, e, due, p in ctx.timers
+        )
+        if ctx.cancel_all or ctx.cancelled:
+            write.cancel_timers = (
+                row.id,
+                None if ctx.cancel_all else frozenset(ctx.cancelled or ()),
+            )
+        try:
+            self._commit.commit(write)
+        except VersionConflict:
+            raise _Stale() from None
+        self._cache[row.id] = after
+        if ctx.timers:
+            self._wake.set()
+        return Result(Entity.from_row(after), plan.event, ctx.transition_id, plan.steps)
+
+    def _transition_event(self, row: EntityRow, plan: core.Plan, tid: str, now: float) -> EventRow:
+        return EventRow(
+            row.id,
+            row.name,
+            row.chart,
+            "transition",
+            {
+                "event": plan.event,
+                "from": list(plan.source.configuration),
+                "to": list(plan.snapshot.configuration),
+            },
+            tid,
+            now,
+        )
+
+    def _compensate(
+        self,
+        row: EntityRow,
+        ctx: Context,
+        steps: _Steps,
+        names: _Names,
+        undo: _Done,
+    ) -> _Names:
+        """Undo ``undo`` (index, payload) in the order given; journal each; return the errors."""
+        errors: _Names = []
+        for i, payload in undo:
+            step, name = steps[i], names[i]
+            if step.undo is None:
+                continue
+            ctx.step, ctx.step_index = name, i
+            clock = time.perf_counter()
+            try:
+                step.undo(ctx, payload)
+            except Exception as exc:
+                message = _as_error(exc, f"undo of step {name}").message
+                errors.append(message)
+                self.observer.step(
+                    row.chart, row.id, name, "undo", "error", time.perf_counter() - clock
+                )
+                self._commit.later(
+                    Write(
+                        steps=[
+                            StepRow(
+                                ctx.transition_id,
+                                i,
+                                name,
+                                "compensation_failed",
+                                payload,
+                                compensated_at=self.clock.now(),
+                                compensation_error=message,
+                            )
+                        ]
+                    )
+                )
+                continue
+            self.observer.step(row.chart, row.id, name, "undo", "ok", time.perf_counter() - clock)
+            self._commit.later(
+                Write(
+                    steps=[
+                        StepRow(
+                            ctx.transition_id,
+                            i,
+                            name,
+                            "compensated",
+                            payload,
+                            compensated_at=self.clock.now(),
+                        )
+                    ]
+                )
+            )
+        return errors
+
+    def _fail(
+        self,
+        reg: _Registered,
+        row: EntityRow,
+        plan: core.Plan,
+        ctx: Context,
+        steps: _Steps,
+        done: _Done,
+        step_rows: _StepRows,
+        error: ChartdError,
+        cause: BaseException,
+        key: str | None,
+        *,
+        written: bool,
+        entity_write: bool = True,
+    ) -> _Failed:
+        """Compensate the completed steps newest first, record the failure, return it to raise."""
+        errors = self._compensate(row, ctx, steps, list(plan.steps), list(reversed(done)))
+        now = self.clock.now()
+        policy = plan.on_failure
+        data = dict(plan.source.data)
+        for field in policy.record if policy else ():
+            data[field] = error.message if field == "error" else getattr(cause, field, None)
+        data = _json(data, "entity data")
+        after = replace(
+            row,
+            configuration=plan.failure_configuration,
+            data=data,
+            history=dict(plan.source.history),
+            version=row.version + 1,
+            updated_at=now,
+        )
+        plan_json = self._plan_json(plan, steps)
+        plan_json["committed"] = list(plan.failure_configuration)
+        record = TransitionRow(
+            id=ctx.transition_id,
+            entity_id=row.id,
+            event=plan.event,
+            params=dict(plan.params),
+            status="compensation_failed" if errors else "failed",
+            version_from=plan.source.version,
+            version_to=after.version if entity_write else None,
+            plan=plan_json,
+            owner=self.id,
+            idempotency_key=key,
+            error_category=error.category.value,
+            error_message=error.message,
+            compensation_errors=tuple(errors),
+            started_at=ctx.now,
+            finished_at=now,
+        )
+        write = Write()
+        if entity_write:
+            write.entity, write.expect_version = after, row.version
+        if written:
+            write.transition_updates.append(record)
+        else:
+            write.transitions.append(record)
+            write.steps.extend(step_rows)
+            for i, payload in done:
+                ok = not any(e.startswith(f"undo of step {plan.steps[i]} ") for e in errors)
+                write.steps.append(
+                    StepRow(
+                        ctx.transition_id,
+                        i,
+                        plan.steps[i],
+                        "compensated" if ok else "compensation_failed",
+                        payload,
+                        compensated_at=now,
+                    )
+                )
+        write.events.append(
+            EventRow(
+                row.id,
+                row.name,
+                row.chart,
+                "transition.failed",
+                {"event": plan.event, "category": error.category.value, "error": error.message},
+                ctx.transition_id,
+                now,
+            )
+        )
+        try:
+            self._commit.commit(write)
+            if entity_write:
+                self._cache[row.id] = after
+        except VersionConflict:
+            self._cache.pop(row.id, None)
+            log.error(
+                "could not record the failure of %s on %s: the entity moved", plan.event, row.name
+            )
+        except ChartdError as exc:
+            self._cache.pop(row.id, None)
+            log.error("could not record the failure of %s on %s: %s", plan.event, row.name, exc)
+        if errors:
+            error.compensation_errors = tuple(errors)  # type: ignore[attr-defined]
+        error.transition_id = ctx.transition_id  # type: ignore[attr-defined]
+        follow = None
+        then = policy.then if policy else None
+        if then is not None and core.holds(
+            then.when,
+            core.Snapshot(after.configuration, after.data, after.version),
+            plan.params,
+            reg.bindings.conditions,
+        ):
+            follow = (row.id, then.event)
+        return _Failed(error, follow)
+
+    # -- recovery ----------------------------------------------------------------
+
+    def _alive(self) -> set[str]:
+        now = self.clock.now()
+        alive = {self.id}
+        for owner, (pid, host, beat) in self.store.owners().items():
+            if now - beat > _LEASE:
+                continue
+            if host == self._host and not _pid_alive(pid):
+                continue
+            alive.add(owner)
+        return alive
+
+    def recover(self, chart: str | None = None) -> int:
+        """Finish or undo transitions that dead engines left unfinished; return how many.
+
+        Runs on :meth:`register` for that chart, and periodically. A
+        transition whose every step is journaled done is finished; any other
+        is compensated, every step not known to be undone, newest first.
+        """
+        alive = self._alive()
+        count = 0
+        for tr in self.store.unfinished():
+            if tr.owner in alive:
+                continue
+            row = self.store.entity(tr.entity_id)
+            if row is None or (chart is not None and row.chart != chart):
+                continue
+            reg = self._registry.get(row.chart)
+            if reg is None:
+                continue
+            with self._lock(row.id):
+                self._recovering.add(row.id)
+                try:
+                    self._recover_one(reg, row, tr)
+                    count += 1
+                finally:
+                    self._recovering.discard(row.id)
+                    self._cache.pop(row.id, None)
+        return count
+
+    def _recover_one(self, reg: _Registered, row: EntityRow, tr: TransitionRow) -> None:
+        plan = tr.plan
+        names: _Names = plan["steps"]
+        steps = [reg.bindings.steps[n] for n in names]
+        journal = {s.index: s for s in tr.steps}
+        source = core.Snapshot.from_json(json.dumps(plan["source"]))
+        target = core.Snapshot.from_json(json.dumps(plan["target"]))
+        ctx = Context(
+            entity_id=row.id,
+            entity_name=row.name,
+            chart=row.chart,
+            event=tr.event,
+            params=tr.params,
+            transition_id=tr.id,
+            source=source,
+            target=target,
+            now=self.clock.now(),
+        )
+        now = self.clock.now()
+        complete = tr.status == "running" and all(
+            journal.get(i) is not None and journal[i].status == "done" for i in range(len(names))
+        )
+        if complete:
+            effects = [journal[i].effects or {} for i in range(len(names))]
+            data = effects[-1].get("data", dict(target.data)) if effects else dict(target.data)
+            after = replace(
+                row,
+                configuration=target.configuration,
+                data=data,
+                history=dict(target.history),
+                version=row.version + 1,
+                updated_at=now,
+            )
+            record = replace(
+                tr,
+                status="committed",
+                version_to=after.version,
+                finished_at=now,
+                plan={**plan, "committed": list(target.configuration), "recovered_by": self.id},
+                steps=(),
+            )
+            write = Write(entity=after, expect_version=row.version, transition_updates=[record])
+            fake = core.Plan(
+                row.chart,
+                tr.event,
+                tr.params,
+                source,
+                target,
+                (),
+                (),
+                tuple(names),
+                (),
+                (),
+                None,
+                None,
+                tuple(plan["failure"]),
+                None,
+            )
+            write.events.append(self._transition_event(row, fake, tr.id, now))
+            cancel_all = False
+            cancelled: set[str] = set()
+            for eff in effects:
+                write.events.extend(
+                    EventRow(row.id, row.name, row.chart, t, a, tr.id, now)
+                    for t, a in eff.get("events", [])
+                )
+                write.timers.extend(
+                    TimerRow(i, row.id, e, p, due, tr.id) for i, e, due, p in eff.get("timers", [])
+                )
+                cancel_all = cancel_all or bool(eff.get("cancel_all"))
+                cancelled.update(eff.get("cancel") or ())
+            if cancel_all or cancelled:
+                write.cancel_timers = (row.id, None if cancel_all else frozenset(cancelled))
+            self._commit.commit(write)
+            log.warning(
+                "recovered %s on %s: every step had completed; committed", tr.event, row.name
+            )
+            return
+        undo = [
+            (i, journal[i].payload if i in journal else None)
+            for i in reversed(range(len(names)))
+            if i not in journal or journal[i].status not in ("compensated", "failed")
+        ]
+        errors = self._compensate(row, ctx, steps, names, undo)
+        message = (
+            f"{tr.event!r} was interrupted: engine {tr.owner} stopped while it ran; "
+            "its steps were undone on recovery"
+        )
+        data = dict(source.data)
+        for field in plan.get("record", []):
+            if field == "error":
+                data[field] = message
+        after = replace(
+            row,
+            configuration=tuple(plan["failure"]),
+            data=data,
+            history=dict(source.history),
+            version=row.version + 1,
+            updated_at=now,
+        )
+        record = replace(
+            tr,
+            status="compensation_failed" if errors else "failed",
+            version_to=after.version,
+            error_category=Unavailable.category.value,
+            error_message=message,
+            compensation_errors=tuple(errors),
+            finished_at=now,
+            plan={**plan, "committed": list(after.configuration), "recovered_by": self.id},
+            steps=(),
+        )
+        write = Write(entity=after, expect_version=row.version, transition_updates=[record])
+        write.events.append(
+            EventRow(
+                row.id,
+                row.name,
+                row.chart,
+                "transition.failed",
+                {"event": tr.event, "category": "unavailable", "error": message},
+                tr.id,
+                now,
+            )
+        )
+        self._commit.commit(write)
+        log.warning("recovered %s on %s: compensated %d step(s)", tr.event, row.name, len(undo))
+
+    # -- timers ------------------------------------------------------------------
+
+    def run_due_timers(self) -> int:
+        """Fire every timer that is due now; return how many fired (or failed)."""
+        count = 0
+        for timer in self.store.due_timers(self.clock.now()):
+            row = self.store.entity(timer.entity_id)
+            if row is not None and row.chart not in self._registry:
+                continue  # another engine, with that chart, will fire it
+            fired: str | None = None
+            error: str | None = None
+            try:
+                result = self.fire(
+                    timer.entity_id, timer.event, timer.params, idempotency_key=f"timer:{timer.id}"
+                )
+                fired = result.transition_id
+            except ChartdError as exc:
+                error = f"{exc.category.value}: {exc.message}"
+            self._commit.commit(
+                Write(timers=[replace(timer, status="fired", fired_transition=fired, error=error)])
+            )
+            count += 1
+        return count
+
+    def _beat(self) -> None:
+        self.store.heartbeat(self.id, os.getpid(), self._host, self.clock.now())
+
+    def _timer_loop(self) -> None:
+        last_beat = last_sweep = time.monotonic()
+        while not self._closed:
+            try:
+                self.run_due_timers()
+                mono = time.monotonic()
+                if mono - last_beat >= _BEAT:
+                    self._beat()
+                    last_beat = mono
+                if mono - last_sweep >= 5 * _BEAT:
+                    self.recover()
+                    last_sweep = mono
+                due = self.store.next_timer()
+            except Exception:  # keep the loop alive; the next turn retries
+                log.exception("timer loop")
+                due = None
+            wait = _BEAT if due is None else min(_BEAT, max(0.0, due - self.clock.now()))
+            self._wake.wait(wait)
+            self._wake.clear()
+
+    # -- events ------------------------------------------------------------------
+
+    def _committed(self, writes: Sequence[Write]) -> None:
+        if any(w.events for w in writes):
+            with self._events:
+                self._events.notify_all()
+
+    def watch(
+        self,
+        since: int = 0,
+        *,
+        filter: Mapping[str, str] | Callable[[Event], bool] | None = None,
+        timeout: float | None = None,
+        poll: float = 0.5,
+    ) -> Iterator[Event]:
+        """The outbox events after sequence ``since``, in order, waiting for new ones.
+
+        ``filter`` keeps events whose ``type``, ``chart``, ``entity`` (id or
+        name) match the given values, or for which a callable is true. The
+        iterator ends after ``timeout`` seconds without a new event (never,
+        if None) or when the engine closes. Resume with the last ``seq`` seen.
+        """
+        self._check_open()
+        keep = _event_filter(filter)
+        last = since
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not self._closed:
+            rows = self.store.events(after=last, limit=500)
+            for r in rows:
+                last = r.seq
+                ev = Event.from_row(r)
+                if keep(ev):
+                    yield ev
+                    if timeout is not None:
+                        deadline = time.monotonic() + timeout
+            if rows:
+                continue
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return
+            with self._events:
+                self._events.wait(poll if remaining is None else min(poll, remaining))
+
+
+def _event_filter(
+    spec: Mapping[str, str] | Callable[[Event], bool] | None,
+) -> Callable[[Event], bool]:
+    if spec is None:
+        return lambda ev: True
+    if callable(spec):
+        return spec
+    unknown = set(spec) - {"type", "chart", "entity"}
+    if unknown:
+        raise InvalidParameter(
+            f"unknown event filter keys: {sorted(unknown)} (use type, chart, entity)"
+        )
+
+    def keep(ev: Event) -> bool:
+        return (
+            spec.get("type", ev.type) == ev.type
+            and spec.get("chart", ev.chart) == ev.chart
+            and spec.get("entity", ev.entity_id) in (ev.entity_id, ev.entity_name)
+        )
+
+    return keep
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
