@@ -1,4 +1,4 @@
-"""Shared test configuration: Hypothesis profiles.
+"""Shared test configuration: Hypothesis profiles and the databases of store tests.
 
 ``HYPOTHESIS_PROFILE=ci`` (set by ``.ci/run``) runs more examples with a
 deadline the 2-core CI machine meets; ``dev`` (the default) is quicker.
@@ -7,8 +7,14 @@ deadline the 2-core CI machine meets; ``dev`` (the default) is quicker.
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
 from datetime import timedelta
+from pathlib import Path
 
+import psycopg
+import pytest
+import sqlalchemy as sa
 from hypothesis import HealthCheck, settings
 
 settings.register_profile(
@@ -20,3 +26,98 @@ settings.register_profile(
 )
 settings.register_profile("dev", max_examples=60, deadline=timedelta(milliseconds=500))
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
+
+
+# -- databases -------------------------------------------------------------------------
+#
+# Store tests run against every backend chartd supports (one conformance suite, the
+# way containerd runs one snapshotter suite against each snapshotter). PostgreSQL is
+# reached through CHARTD_TEST_PG_URL, the URL of a database to administer from (the
+# default is the local server's `postgres` database, as `.ci/run` sets it up). A
+# session creates its own database there and drops it at the end; every test gets
+# that database empty. Without a reachable server the PostgreSQL cases are skipped,
+# except under CI (env CI set), where they fail: CI must test PostgreSQL.
+
+PG_ADMIN_URL = os.environ.get(
+    "CHARTD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+class PostgresServer:
+    """An administrative connection to the test server, and the session's database."""
+
+    def __init__(self, admin_url: str) -> None:
+        url = sa.make_url(admin_url)
+        self._admin_url = url
+        # psycopg wants a libpq URL: the same one without SQLAlchemy's "+driver".
+        self._conninfo = url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self.admin = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=5)
+        self.database = f"chartd_test_{uuid.uuid4().hex[:12]}"
+        self.admin.execute(f'CREATE DATABASE "{self.database}"')
+        self.url = url.set(drivername="postgresql+psycopg", database=self.database)
+
+    def terminate(self) -> int:
+        """Kill every connection to the session's database; how many there were."""
+        row = self.admin.execute(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (self.database,),
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def empty(self) -> None:
+        """Drop everything in the session's database (connections left open included)."""
+        self.terminate()
+        conninfo = self.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute("DROP SCHEMA public CASCADE")
+            conn.execute("CREATE SCHEMA public")
+
+    def close(self) -> None:
+        self.admin.execute(f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
+        self.admin.close()
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PostgresServer]:
+    """The PostgreSQL server under test, with a database of this session's own."""
+    try:
+        server = PostgresServer(PG_ADMIN_URL)
+    except psycopg.Error as exc:
+        where = sa.make_url(PG_ADMIN_URL).render_as_string(hide_password=True)
+        why = " ".join(str(exc).split())
+        reason = f"PostgreSQL is not reachable at {where} (CHARTD_TEST_PG_URL): {why}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI must test PostgreSQL", pytrace=False)
+        pytest.skip(reason)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def pg_url(pg_server: PostgresServer) -> str:
+    """The URL of an empty PostgreSQL database, for this test alone."""
+    pg_server.empty()
+    return pg_server.url.render_as_string(hide_password=False)
+
+
+def _backend_url(backend: str, request: pytest.FixtureRequest) -> str:
+    if backend == "sqlite-memory":
+        return "sqlite://"
+    if backend == "sqlite-file":
+        tmp_path: Path = request.getfixturevalue("tmp_path")
+        return f"sqlite:///{tmp_path / 'chartd.db'}"
+    url: str = request.getfixturevalue("pg_url")
+    return url
+
+
+@pytest.fixture(params=["sqlite-memory", "sqlite-file", "postgresql"])
+def store_url(request: pytest.FixtureRequest) -> str:
+    """An empty database of each backend (an in-memory one is private to one store)."""
+    return _backend_url(request.param, request)
+
+
+@pytest.fixture(params=["sqlite-file", "postgresql"])
+def shared_store_url(request: pytest.FixtureRequest) -> str:
+    """An empty database that several stores (or processes) can open at once."""
+    return _backend_url(request.param, request)

@@ -124,6 +124,15 @@ def _json(value: Any, what: str) -> Any:
         raise InvalidParameter(f"{what} must be JSON-able: {exc}") from None
 
 
+def _snapshot_dict(snapshot: core.Snapshot) -> dict[str, Any]:
+    return {
+        "configuration": list(snapshot.configuration),
+        "data": dict(snapshot.data),
+        "version": snapshot.version,
+        "history": {k: list(v) for k, v in snapshot.history.items()},
+    }
+
+
 def _as_error(exc: BaseException, doing: str) -> ChartdError:
     if isinstance(exc, ChartdError):
         return exc
@@ -442,15 +451,24 @@ class Engine:
 
     # -- the two paths -------------------------------------------------------------
 
-    def _plan_json(self, plan: core.Plan, steps: _Steps) -> dict[str, Any]:
+    def _plan_json(self, plan: core.Plan, *, full: bool) -> dict[str, Any]:
+        """What the journal keeps of a plan: enough to finish or undo it after a crash.
+
+        A transition that never writes ahead cannot be found unfinished, so
+        it keeps only what ``history`` shows.
+        """
+        if not full:
+            return {
+                "source": {"configuration": list(plan.source.configuration)},
+                "steps": list(plan.steps),
+            }
         policy = plan.on_failure
         then = policy.then if policy else None
         return {
-            "source": json.loads(plan.source.to_json()),
-            "target": json.loads(plan.snapshot.to_json()),
+            "source": _snapshot_dict(plan.source),
+            "target": _snapshot_dict(plan.snapshot),
             "failure": list(plan.failure_configuration),
             "steps": list(plan.steps),
-            "external": [s.external for s in steps],
             "via": plan.via,
             "record": list(policy.record) if policy else [],
             "then": {"event": then.event, "when": str(then.when) if then.when else None}
@@ -523,7 +541,7 @@ class Engine:
             status="running",
             version_from=row.version,
             version_to=None,
-            plan=self._plan_json(plan, steps),
+            plan=self._plan_json(plan, full=True),
             owner=self.id,
             idempotency_key=key,
             started_at=now,
@@ -613,7 +631,8 @@ class Engine:
     ) -> Result:
         now = self.clock.now()
         target = plan.snapshot
-        data = _json(ctx.data, "entity data")
+        # Data that no step touched was JSON when it was stored: no need to check it again.
+        data = target.data if ctx.data == target.data else _json(ctx.data, "entity data")
         after = replace(
             row,
             configuration=target.configuration,
@@ -622,7 +641,7 @@ class Engine:
             version=expect + 1,
             updated_at=now,
         )
-        plan_json = self._plan_json(plan, [])
+        plan_json = self._plan_json(plan, full=written)
         plan_json["committed"] = list(target.configuration)
         record = TransitionRow(
             id=ctx.transition_id,
@@ -770,7 +789,7 @@ class Engine:
             version=row.version + 1,
             updated_at=now,
         )
-        plan_json = self._plan_json(plan, steps)
+        plan_json = self._plan_json(plan, full=written)
         plan_json["committed"] = list(plan.failure_configuration)
         record = TransitionRow(
             id=ctx.transition_id,

@@ -13,6 +13,7 @@ import json
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -70,15 +71,25 @@ class SqlStore:
                 )
             parsed = parsed.difference_update_query(["synchronous"])
             memory = parsed.database in (None, "", ":memory:")
+            if not memory and not parsed.query.get("uri"):
+                folder = Path(parsed.database or "").absolute().parent
+                if not folder.is_dir():
+                    raise InvalidParameter(
+                        f"cannot open the database {parsed.database}: "
+                        f"directory {folder} does not exist"
+                    )
             kwargs: dict[str, Any] = {"connect_args": {"check_same_thread": False}}
             if memory:
                 kwargs["poolclass"] = StaticPool
                 self._serial = threading.RLock()
-            self._engine = sa.create_engine(parsed, **kwargs)
+            self._engine = _create_engine(parsed, **kwargs)
             sa.event.listen(self._engine, "connect", _sqlite_connect(sync, memory, busy_timeout_ms))
             sa.event.listen(self._engine, "begin", _sqlite_begin)
         elif self.dialect == "postgresql":
-            self._engine = sa.create_engine(parsed, pool_pre_ping=True)
+            if parsed.drivername == "postgresql":
+                # psycopg 3 is the driver chartd ships with; SQLAlchemy 2.0 would pick psycopg2.
+                parsed = parsed.set(drivername="postgresql+psycopg")
+            self._engine = _create_engine(parsed, pool_pre_ping=True)
         else:
             raise InvalidParameter(
                 f"unsupported database {self.dialect!r}: use sqlite:/// or postgresql+psycopg://"
@@ -120,12 +131,14 @@ class SqlStore:
             if len(batch) == 1:
                 raise
             # One unit broke a constraint (e.g. a name taken by another process):
-            # commit the others, each alone, so only the offender fails.
+            # commit the others, each alone, so only the offender fails. From here on
+            # earlier units may be committed, so a later unit's failure (the database
+            # going away too) is that unit's entry, never raised for the whole batch.
             results: list[Exception | None] = []
             for unit in batch:
                 try:
                     results.extend(self.apply([unit]))
-                except sa.exc.IntegrityError as exc:
+                except (sa.exc.IntegrityError, Unavailable) as exc:
                     results.append(exc)
             return results
 
@@ -136,6 +149,10 @@ class SqlStore:
         for unit in batch:
             row = unit.entity
             if row is not None and unit.expect_version is not None:
+                if any(r.id == row.id for r in new_entities):
+                    # Created earlier in this batch: insert it before checking its version.
+                    self._insert_entities(conn, new_entities)
+                    new_entities = []
                 done = conn.execute(
                     t.entities.update()
                     .where(t.entities.c.id == row.id, t.entities.c.version == unit.expect_version)
@@ -157,26 +174,7 @@ class SqlStore:
             results.append(None)
             passed.append(unit)
         if new_entities:
-            first = self._allocate(conn, "entities", len(new_entities))
-            conn.execute(
-                t.entities.insert(),
-                [
-                    {
-                        "id": r.id,
-                        "seq": first + i,
-                        "chart": r.chart,
-                        "name": r.name,
-                        "states": _states(r.configuration),
-                        "configuration": _dumps(list(r.configuration)),
-                        "data": _dumps(r.data),
-                        "history": _dumps({k: list(v) for k, v in r.history.items()}),
-                        "version": r.version,
-                        "created_at": r.created_at,
-                        "updated_at": r.updated_at,
-                    }
-                    for i, r in enumerate(new_entities)
-                ],
-            )
+            self._insert_entities(conn, new_entities)
         new_transitions = [tr for unit in passed for tr in unit.transitions]
         if new_transitions:
             first = self._allocate(conn, "transitions", len(new_transitions))
@@ -198,8 +196,14 @@ class SqlStore:
         step_rows = [_step_values(s) for unit in passed for s in unit.steps]
         if step_rows:
             self._upsert(conn, t.steps, step_rows, ("transition_id", "index"))
+        # Units apply in batch order: a unit's cancel_timers also cancels the timers
+        # that earlier units of the batch set, and never those it or later ones set.
+        timer_rows: list[dict[str, Any]] = []
         for unit in passed:
             if unit.cancel_timers is not None:
+                if timer_rows:
+                    self._upsert(conn, t.timers, timer_rows, ("id",))
+                    timer_rows = []
                 entity_id, names = unit.cancel_timers
                 query = t.timers.update().where(
                     t.timers.c.entity_id == entity_id, t.timers.c.status == "pending"
@@ -207,7 +211,7 @@ class SqlStore:
                 if names is not None:
                     query = query.where(t.timers.c.event.in_(sorted(names)))
                 conn.execute(query.values(status="cancelled"))
-        timer_rows = [_timer_values(tm) for unit in passed for tm in unit.timers]
+            timer_rows.extend(_timer_values(tm) for tm in unit.timers)
         if timer_rows:
             self._upsert(conn, t.timers, timer_rows, ("id",))
         events = [e for unit in passed for e in unit.events]
@@ -231,17 +235,37 @@ class SqlStore:
             )
         return results
 
+    def _insert_entities(self, conn: sa.Connection, rows: list[EntityRow]) -> None:
+        first = self._allocate(conn, "entities", len(rows))
+        conn.execute(
+            t.entities.insert(),
+            [
+                {
+                    "id": r.id,
+                    "seq": first + i,
+                    "chart": r.chart,
+                    "name": r.name,
+                    "states": _states(r.configuration),
+                    "configuration": _dumps(list(r.configuration)),
+                    "data": _dumps(r.data),
+                    "history": _dumps({k: list(v) for k, v in r.history.items()}),
+                    "version": r.version,
+                    "created_at": r.created_at,
+                    "updated_at": r.updated_at,
+                }
+                for i, r in enumerate(rows)
+            ],
+        )
+
     def _allocate(self, conn: sa.Connection, name: str, count: int) -> int:
         """Reserve ``count`` consecutive sequence numbers of ``name``; return the first."""
-        last = conn.execute(
-            t.counters.update()
-            .where(t.counters.c.name == name)
-            .values(value=t.counters.c.value + count)
-            .returning(t.counters.c.value)
-        ).scalar_one_or_none()
-        if last is None:
-            conn.execute(t.counters.insert().values(name=name, value=count))
-            last = count
+        # One atomic upsert: an UPDATE-then-INSERT lets two first writers on a fresh
+        # PostgreSQL database both find no row and both insert (a unique violation).
+        insert = self._insert(t.counters).values(name=name, value=count)
+        upsert = insert.on_conflict_do_update(
+            index_elements=["name"], set_={"value": t.counters.c.value + count}
+        )
+        last = conn.execute(upsert.returning(t.counters.c.value)).scalar_one()
         return int(last) - count + 1
 
     def _upsert(
@@ -259,13 +283,16 @@ class SqlStore:
 
     def entity(self, id_or_name: str, chart: str | None = None) -> EntityRow | None:
         """The entity with this id, or this name (within ``chart`` if given)."""
+        by_id = t.entities.select().where(t.entities.c.id == id_or_name)
+        by_name = t.entities.select().where(t.entities.c.name == id_or_name)
+        if chart is not None:
+            by_id = by_id.where(t.entities.c.chart == chart)
+            by_name = by_name.where(t.entities.c.chart == chart)
         with self._connect(write=False) as conn:
-            row = conn.execute(t.entities.select().where(t.entities.c.id == id_or_name)).first()
+            row = conn.execute(by_id).first()
             if row is None:
-                query = t.entities.select().where(t.entities.c.name == id_or_name)
-                if chart is not None:
-                    query = query.where(t.entities.c.chart == chart)
-                rows = conn.execute(query.limit(2)).all()
+                # A name shared by entities of several charts names none of them.
+                rows = conn.execute(by_name.limit(2)).all()
                 row = rows[0] if len(rows) == 1 else None
         return None if row is None else _entity(row._mapping)
 
@@ -395,6 +422,16 @@ class SqlStore:
     def close(self) -> None:
         """Release every connection."""
         self._engine.dispose()
+
+
+def _create_engine(url: sa.URL, **kwargs: Any) -> sa.Engine:
+    try:
+        return sa.create_engine(url, **kwargs)
+    except (ImportError, sa.exc.NoSuchModuleError) as exc:
+        raise InvalidParameter(
+            f"cannot use the database driver {url.drivername!r} ({exc}): "
+            "use sqlite:/// or postgresql+psycopg://"
+        ) from None
 
 
 # -- SQLite connection setup -------------------------------------------------------
