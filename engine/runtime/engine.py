@@ -272,9 +272,7 @@ class Engine:
                 )
             try:
                 self._commit.commit(Write(entity=row, events=[event]))
-            except ChartdError:
-                raise
-            except Exception as exc:  # a unique constraint lost to another process
+            except Conflict as exc:  # the name was taken by another process meanwhile
                 raise Conflict(f"the name {name!r} is already in use in chart {chart!r}") from exc
         stored = self.store.entity(row.id)
         assert stored is not None
