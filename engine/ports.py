@@ -205,14 +205,16 @@ class Store(Protocol):
     def events(self, *, after: int = 0, limit: int = 1000) -> list[EventRow]:
         """Outbox events with seq greater than ``after``, in seq order."""
 
-    def due_timers(self, now: float, limit: int = 100) -> list[TimerRow]:
-        """Pending timers due at or before ``now``, earliest first."""
+    def due_timers(
+        self, now: float, limit: int = 100, *, charts: Sequence[str] | None = None
+    ) -> list[TimerRow]:
+        """Pending timers due at or before ``now``, earliest first; only of ``charts`` if given."""
 
     def timers(self, entity_id: str) -> list[TimerRow]:
         """Every timer of an entity, whatever its status, by due time."""
 
-    def next_timer(self) -> float | None:
-        """When the earliest pending timer is due, or None."""
+    def next_timer(self, *, charts: Sequence[str] | None = None) -> float | None:
+        """When the earliest pending timer (of entities of ``charts``, if given) is due."""
 
     def heartbeat(self, owner: str, pid: int, host: str, now: float) -> None:
         """Record that engine ``owner`` (process ``pid`` on ``host``) is alive at ``now``."""

@@ -105,6 +105,10 @@ class _Registered:
     bindings: Bindings
 
 
+class _Contended(Conflict):
+    """Conflict after every retry lost a race: worth trying again later."""
+
+
 class _Stale(Exception):
     """The cached entity was older than the stored one: reload and decide again."""
 
@@ -170,12 +174,13 @@ class Engine:
         self._wake = threading.Event()
         self._host = socket.gethostname()
         self._beat()
-        self._timer_thread: threading.Thread | None = None
-        if timers:
-            self._timer_thread = threading.Thread(
-                target=self._timer_loop, name="chartd-timers", daemon=True
-            )
-            self._timer_thread.start()
+        # Heartbeats keep other engines from recovering this one's sagas, so the
+        # thread runs even when timers are left to run_due_timers().
+        self._timers = timers
+        self._timer_thread = threading.Thread(
+            target=self._housekeeping, name="chartd-housekeeping", daemon=True
+        )
+        self._timer_thread.start()
 
     def __enter__(self) -> Engine:
         return self
@@ -189,8 +194,7 @@ class Engine:
             return
         self._closed = True
         self._wake.set()
-        if self._timer_thread is not None:
-            self._timer_thread.join()
+        self._timer_thread.join()
         self._commit.close()
         with self._events:
             self._events.notify_all()
@@ -348,7 +352,7 @@ class Engine:
         """
         self._check_open()
         started = time.perf_counter()
-        params = _json(dict(params or {}), "event params")
+        params = _json(dict(params), "event params") if params else {}
         if idempotency_key is not None and (
             not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 300
         ):
@@ -360,6 +364,7 @@ class Engine:
         try:
             with self._lock(row.id):
                 for _ in range(_RETRIES):
+                    decided_on = self._cache.get(row.id)
                     try:
                         result = self._fire_once(row.id, event, params, idempotency_key)
                         outcome = "replayed" if result.replayed else "committed"
@@ -370,7 +375,12 @@ class Engine:
                         outcome = "failed"
                         follow_up = failed.follow_up
                         raise failed.error from None
-                raise Conflict(
+                    except ChartdError:
+                        # A refusal writes nothing, so no version check caught a stale
+                        # cache: decide again if another engine moved the entity.
+                        if decided_on is None or not self._moved(decided_on):
+                            raise
+                raise _Contended(
                     f"{row.name} changed concurrently {_RETRIES} times while {event!r} was "
                     "being decided; try again"
                 )
@@ -378,6 +388,14 @@ class Engine:
             self.observer.transition(chart, row.id, event, outcome, time.perf_counter() - started)
             if follow_up is not None:
                 self._follow(*follow_up)
+
+    def _moved(self, cached: EntityRow) -> bool:
+        """Whether the stored entity is newer than ``cached``; if so the cache is refreshed."""
+        fresh = self.store.entity(cached.id)
+        if fresh is None or fresh.version == cached.version:
+            return False
+        self._cache[cached.id] = fresh
+        return True
 
     def _follow(self, entity_id: str, event: str) -> None:
         try:
@@ -402,6 +420,11 @@ class Engine:
         if key is not None:
             recorded = self.store.transition(row.id, key)
             if recorded is not None:
+                if recorded.event != event or dict(recorded.params) != dict(params):
+                    raise InvalidParameter(
+                        f"idempotency key {key!r} was used for {recorded.event!r} with other "
+                        "params on this entity; a retry must repeat the request, or use a new key"
+                    )
                 return self._replay(row, recorded)
         if row.id in self._recovering:
             raise Unavailable(f"{row.name} is being recovered; try again")
@@ -484,37 +507,7 @@ class Engine:
         key: str | None,
     ) -> Result:
         """A transition whose steps are all internal: run them, then commit once."""
-        done: _Done = []
-        step_rows: _StepRows = []
-        for i, (name, step) in enumerate(zip(plan.steps, steps, strict=True)):
-            ctx.step, ctx.step_index = name, i
-            begun = self.clock.now()
-            try:
-                payload = _json(step.do(ctx), f"the payload of step {name}")
-            except Exception as exc:
-                error = _as_error(exc, f"step {name}")
-                step_rows.append(
-                    StepRow(
-                        ctx.transition_id,
-                        i,
-                        name,
-                        "failed",
-                        None,
-                        error.message,
-                        None,
-                        begun,
-                        self.clock.now(),
-                    )
-                )
-                raise self._fail(
-                    reg, row, plan, ctx, steps, done, step_rows, error, exc, key, written=False
-                ) from exc
-            done.append((i, payload))
-            step_rows.append(
-                StepRow(
-                    ctx.transition_id, i, name, "done", payload, None, None, begun, self.clock.now()
-                )
-            )
+        step_rows = self._run_steps(reg, row, plan, ctx, steps, key, written=False)
         return self._finish(reg, row, plan, ctx, step_rows, key, expect=row.version, written=False)
 
     def _saga(
@@ -552,34 +545,7 @@ class Engine:
         except VersionConflict:
             raise _Stale() from None
         self._cache[row.id] = ahead
-        done: _Done = []
-        step_rows: _StepRows = []
-        for i, (name, step) in enumerate(zip(plan.steps, steps, strict=True)):
-            ctx.step, ctx.step_index = name, i
-            begun = self.clock.now()
-            clock = time.perf_counter()
-            try:
-                payload = _json(step.do(ctx), f"the payload of step {name}")
-            except Exception as exc:
-                error = _as_error(exc, f"step {name}")
-                self.observer.step(
-                    row.chart, row.id, name, "do", "error", time.perf_counter() - clock
-                )
-                failed = StepRow(
-                    tid, i, name, "failed", None, error.message, None, begun, self.clock.now()
-                )
-                step_rows.append(failed)
-                self._commit.later(Write(steps=[failed]))
-                raise self._fail(
-                    reg, ahead, plan, ctx, steps, done, step_rows, error, exc, key, written=True
-                ) from exc
-            self.observer.step(row.chart, row.id, name, "do", "ok", time.perf_counter() - clock)
-            done.append((i, payload))
-            finished = StepRow(
-                tid, i, name, "done", payload, None, self._effects(ctx), begun, self.clock.now()
-            )
-            step_rows.append(finished)
-            self._commit.later(Write(steps=[finished]))
+        step_rows = self._run_steps(reg, ahead, plan, ctx, steps, key, written=True)
         try:
             return self._finish(
                 reg, ahead, plan, ctx, step_rows, key, expect=ahead.version, written=True
@@ -590,10 +556,10 @@ class Engine:
                 f"{row.name} was changed by another writer while {plan.event!r} ran; "
                 "its steps were undone"
             )
-            current = self._row(row.id)
+            done = [(r.index, r.payload) for r in step_rows]
             raise self._fail(
                 reg,
-                current,
+                self._row(row.id),
                 plan,
                 ctx,
                 steps,
@@ -606,14 +572,84 @@ class Engine:
                 entity_write=False,
             ) from None
 
-    def _effects(self, ctx: Context) -> dict[str, Any]:
-        return {
-            "data": ctx.data,
-            "events": [[t, a] for t, a in ctx.events],
-            "timers": [list(t) for t in ctx.timers],
-            "cancel": None if ctx.cancel_all else sorted(ctx.cancelled or ()),
-            "cancel_all": ctx.cancel_all,
-        }
+    def _run_steps(
+        self,
+        reg: _Registered,
+        row: EntityRow,
+        plan: core.Plan,
+        ctx: Context,
+        steps: _Steps,
+        key: str | None,
+        *,
+        written: bool,
+    ) -> _StepRows:
+        """Run the steps in order; the journal rows of the ones done, or raise _Failed.
+
+        In a saga (``written``) each step's end is journaled without waiting;
+        otherwise the rows go with the one commit. A step whose ``do``
+        returned counts as done, and is undone on failure, even if what it
+        left (payload, data, events, timers) is unusable.
+        """
+        done: _Done = []
+        step_rows: _StepRows = []
+        tid = ctx.transition_id
+        for i, (name, step) in enumerate(zip(plan.steps, steps, strict=True)):
+            ctx.step, ctx.step_index = name, i
+            begun = self.clock.now()
+            clock = time.perf_counter()
+            took_effect = False
+            try:
+                raw = step.do(ctx)
+                took_effect = True
+                payload = _json(raw, f"the payload of step {name}")
+                effects = self._effects(ctx, name)
+            except Exception as exc:
+                error = _as_error(exc, f"step {name}")
+                self.observer.step(
+                    row.chart, row.id, name, "do", "error", time.perf_counter() - clock
+                )
+                if took_effect:
+                    done.append((i, None))
+                failed = StepRow(
+                    tid, i, name, "failed", None, error.message, None, begun, self.clock.now()
+                )
+                step_rows.append(failed)
+                if written:
+                    self._commit.later(Write(steps=[failed]))
+                raise self._fail(
+                    reg, row, plan, ctx, steps, done, step_rows, error, exc, key, written=written
+                ) from exc
+            self.observer.step(row.chart, row.id, name, "do", "ok", time.perf_counter() - clock)
+            done.append((i, payload))
+            finished = StepRow(
+                tid,
+                i,
+                name,
+                "done",
+                payload,
+                None,
+                effects if written else None,
+                begun,
+                self.clock.now(),
+            )
+            step_rows.append(finished)
+            if written:
+                self._commit.later(Write(steps=[finished]))
+        return step_rows
+
+    def _effects(self, ctx: Context, step: str) -> dict[str, Any]:
+        """What the steps so far asked for, checked to be JSON; journaled for recovery."""
+        effects: dict[str, Any] = _json(
+            {
+                "data": ctx.data,
+                "events": [[t, a] for t, a in ctx.events],
+                "timers": [list(t) for t in ctx.timers],
+                "cancel": None if ctx.cancel_all else sorted(ctx.cancelled or ()),
+                "cancel_all": ctx.cancel_all,
+            },
+            f"the data, events or timers left by step {step}",
+        )
+        return effects
 
     def _finish(
         self,
@@ -705,9 +741,15 @@ class Engine:
         steps: _Steps,
         names: _Names,
         undo: _Done,
-    ) -> _Names:
-        """Undo ``undo`` (index, payload) in the order given; journal each; return the errors."""
-        errors: _Names = []
+        *,
+        journal: bool,
+    ) -> _StepRows:
+        """Undo ``undo`` (index, payload) in the order given; the journal row of each.
+
+        With ``journal`` each row is also queued for the journal at once (a
+        saga); otherwise the caller commits them (a direct transition).
+        """
+        rows: _StepRows = []
         for i, payload in undo:
             step, name = steps[i], names[i]
             if step.undo is None:
@@ -717,43 +759,39 @@ class Engine:
             try:
                 step.undo(ctx, payload)
             except Exception as exc:
-                message = _as_error(exc, f"undo of step {name}").message
-                errors.append(message)
+                failure = _as_error(exc, f"undo of step {name}")
+                # The step's name goes with the message, whatever raised it.
+                message = failure.message
+                if not message.startswith(f"undo of step {name}"):
+                    message = f"undo of step {name}: {message}"
                 self.observer.step(
                     row.chart, row.id, name, "undo", "error", time.perf_counter() - clock
                 )
-                self._commit.later(
-                    Write(
-                        steps=[
-                            StepRow(
-                                ctx.transition_id,
-                                i,
-                                name,
-                                "compensation_failed",
-                                payload,
-                                compensated_at=self.clock.now(),
-                                compensation_error=message,
-                            )
-                        ]
-                    )
+                result = StepRow(
+                    ctx.transition_id,
+                    i,
+                    name,
+                    "compensation_failed",
+                    payload,
+                    compensated_at=self.clock.now(),
+                    compensation_error=message,
                 )
-                continue
-            self.observer.step(row.chart, row.id, name, "undo", "ok", time.perf_counter() - clock)
-            self._commit.later(
-                Write(
-                    steps=[
-                        StepRow(
-                            ctx.transition_id,
-                            i,
-                            name,
-                            "compensated",
-                            payload,
-                            compensated_at=self.clock.now(),
-                        )
-                    ]
+            else:
+                self.observer.step(
+                    row.chart, row.id, name, "undo", "ok", time.perf_counter() - clock
                 )
-            )
-        return errors
+                result = StepRow(
+                    ctx.transition_id,
+                    i,
+                    name,
+                    "compensated",
+                    payload,
+                    compensated_at=self.clock.now(),
+                )
+            rows.append(result)
+            if journal:
+                self._commit.later(Write(steps=[result]))
+        return rows
 
     def _fail(
         self,
@@ -772,7 +810,10 @@ class Engine:
         entity_write: bool = True,
     ) -> _Failed:
         """Compensate the completed steps newest first, record the failure, return it to raise."""
-        errors = self._compensate(row, ctx, steps, list(plan.steps), list(reversed(done)))
+        undone = self._compensate(
+            row, ctx, steps, list(plan.steps), list(reversed(done)), journal=written
+        )
+        errors = [r.compensation_error for r in undone if r.compensation_error]
         now = self.clock.now()
         policy = plan.on_failure
         data = dict(plan.source.data)
@@ -813,19 +854,9 @@ class Engine:
             write.transition_updates.append(record)
         else:
             write.transitions.append(record)
+            # A step's compensation row replaces its done row: same (transition, index).
             write.steps.extend(step_rows)
-            for i, payload in done:
-                ok = not any(e.startswith(f"undo of step {plan.steps[i]} ") for e in errors)
-                write.steps.append(
-                    StepRow(
-                        ctx.transition_id,
-                        i,
-                        plan.steps[i],
-                        "compensated" if ok else "compensation_failed",
-                        payload,
-                        compensated_at=now,
-                    )
-                )
+            write.steps.extend(undone)
         write.events.append(
             EventRow(
                 row.id,
@@ -866,14 +897,19 @@ class Engine:
     # -- recovery ----------------------------------------------------------------
 
     def _alive(self) -> set[str]:
+        """Engines that may still be running a saga: never recover theirs.
+
+        On this host a process that exists is alive (unless it stopped
+        beating long ago: its pid was reused); elsewhere, a recent beat.
+        """
         now = self.clock.now()
         alive = {self.id}
         for owner, (pid, host, beat) in self.store.owners().items():
-            if now - beat > _LEASE:
-                continue
-            if host == self._host and not _pid_alive(pid):
-                continue
-            alive.add(owner)
+            if host == self._host:
+                if _pid_alive(pid) and now - beat <= 6 * _LEASE:
+                    alive.add(owner)
+            elif now - beat <= _LEASE:
+                alive.add(owner)
         return alive
 
     def recover(self, chart: str | None = None) -> int:
@@ -987,7 +1023,8 @@ class Engine:
             for i in reversed(range(len(names)))
             if i not in journal or journal[i].status not in ("compensated", "failed")
         ]
-        errors = self._compensate(row, ctx, steps, names, undo)
+        undone = self._compensate(row, ctx, steps, names, undo, journal=True)
+        errors = [r.compensation_error for r in undone if r.compensation_error]
         message = (
             f"{tr.event!r} was interrupted: engine {tr.owner} stopped while it ran; "
             "its steps were undone on recovery"
@@ -1033,12 +1070,17 @@ class Engine:
     # -- timers ------------------------------------------------------------------
 
     def run_due_timers(self) -> int:
-        """Fire every timer that is due now; return how many fired (or failed)."""
+        """Fire every timer of a registered chart that is due now; return how many fired.
+
+        A timer whose event is refused (the entity moved on) is spent, with
+        the refusal recorded; one that could not be decided now (the engine
+        closing, the entity in recovery, a lost race) stays pending.
+        """
         count = 0
-        for timer in self.store.due_timers(self.clock.now()):
-            row = self.store.entity(timer.entity_id)
-            if row is not None and row.chart not in self._registry:
-                continue  # another engine, with that chart, will fire it
+        charts = sorted(self._registry)
+        for timer in self.store.due_timers(self.clock.now(), charts=charts):
+            if self._closed:
+                break
             fired: str | None = None
             error: str | None = None
             try:
@@ -1046,6 +1088,8 @@ class Engine:
                     timer.entity_id, timer.event, timer.params, idempotency_key=f"timer:{timer.id}"
                 )
                 fired = result.transition_id
+            except (Unavailable, _Contended):
+                continue
             except ChartdError as exc:
                 error = f"{exc.category.value}: {exc.message}"
             self._commit.commit(
@@ -1057,11 +1101,14 @@ class Engine:
     def _beat(self) -> None:
         self.store.heartbeat(self.id, os.getpid(), self._host, self.clock.now())
 
-    def _timer_loop(self) -> None:
+    def _housekeeping(self) -> None:
+        """Beat, recover what dead engines left, and (if enabled) fire due timers."""
         last_beat = last_sweep = time.monotonic()
         while not self._closed:
+            due = None
             try:
-                self.run_due_timers()
+                if self._timers:
+                    self.run_due_timers()
                 mono = time.monotonic()
                 if mono - last_beat >= _BEAT:
                     self._beat()
@@ -1069,10 +1116,10 @@ class Engine:
                 if mono - last_sweep >= 5 * _BEAT:
                     self.recover()
                     last_sweep = mono
-                due = self.store.next_timer()
+                if self._timers:
+                    due = self.store.next_timer(charts=sorted(self._registry))
             except Exception:  # keep the loop alive; the next turn retries
-                log.exception("timer loop")
-                due = None
+                log.exception("housekeeping")
             wait = _BEAT if due is None else min(_BEAT, max(0.0, due - self.clock.now()))
             self._wake.wait(wait)
             self._wake.clear()
@@ -1100,7 +1147,18 @@ class Engine:
         if None) or when the engine closes. Resume with the last ``seq`` seen.
         """
         self._check_open()
-        keep = _event_filter(filter)
+        if not isinstance(since, int) or since < 0:
+            raise InvalidParameter(f"since must be a sequence number >= 0, got {since!r}")
+        # Checked here, at the call, not at the first next() of the generator.
+        return self._events_after(since, _event_filter(filter), timeout, poll)
+
+    def _events_after(
+        self,
+        since: int,
+        keep: Callable[[Event], bool],
+        timeout: float | None,
+        poll: float,
+    ) -> Iterator[Event]:
         last = since
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._closed:

@@ -523,16 +523,21 @@ class SqlStore:
                 for r in conn.execute(query)
             ]
 
-    def due_timers(self, now: float, limit: int = 100) -> list[TimerRow]:
-        """Pending timers due at or before ``now``, earliest first."""
-        query = (
-            t.timers.select()
-            .where(t.timers.c.status == "pending", t.timers.c.due_at <= now)
-            .order_by(t.timers.c.due_at)
-            .limit(limit)
-        )
+    def due_timers(
+        self, now: float, limit: int = 100, *, charts: Sequence[str] | None = None
+    ) -> list[TimerRow]:
+        """Pending timers due at or before ``now``, earliest first; only of ``charts`` if given."""
+        query = self._pending(t.timers.select(), charts).where(t.timers.c.due_at <= now)
+        query = query.order_by(t.timers.c.due_at).limit(limit)
         with self._connect() as conn:
             return [_timer(r._mapping) for r in conn.execute(query)]
+
+    def _pending(self, query: Any, charts: Sequence[str] | None) -> Any:
+        query = query.where(t.timers.c.status == "pending")
+        if charts is not None:
+            owned = sa.select(t.entities.c.id).where(t.entities.c.chart.in_(list(charts)))
+            query = query.where(t.timers.c.entity_id.in_(owned))
+        return query
 
     def timers(self, entity_id: str) -> list[TimerRow]:
         """Every timer of an entity, whatever its status, by due time."""
@@ -542,9 +547,9 @@ class SqlStore:
         with self._connect() as conn:
             return [_timer(r._mapping) for r in conn.execute(query)]
 
-    def next_timer(self) -> float | None:
-        """When the earliest pending timer is due, or None."""
-        query = sa.select(sa.func.min(t.timers.c.due_at)).where(t.timers.c.status == "pending")
+    def next_timer(self, *, charts: Sequence[str] | None = None) -> float | None:
+        """When the earliest pending timer (of ``charts``, if given) is due, or None."""
+        query = self._pending(sa.select(sa.func.min(t.timers.c.due_at)), charts)
         with self._connect() as conn:
             value = conn.execute(query).scalar()
         return None if value is None else float(value)
