@@ -52,6 +52,7 @@ class EntityRow:
     created_at: float
     updated_at: float
     seq: int = 0  # creation order, assigned by the store
+    live: bool = True  # False in a top-level final state: the name is free again
 
 
 @dataclass(frozen=True, slots=True)

@@ -86,6 +86,9 @@ class Chart:
         self._domain = {t: self._transition_domain(t.source, t.target) for t in model.transitions}
         self._memo: dict[tuple[Any, ...], _Ask | _Outcome | Rejection] = {}
         self._has_history = bool(self._history_children)
+        self._top_final = frozenset(
+            p for p, s in states.items() if s.kind == "final" and s.parent is None
+        )
 
     # -- public ------------------------------------------------------------------
 
@@ -118,6 +121,10 @@ class Chart:
     def rejections(self) -> tuple[Rejection, ...]:
         """Every declared rejection, one per state, in document order."""
         return self.model.rejections
+
+    def finished(self, configuration: tuple[str, ...]) -> bool:
+        """Whether ``configuration`` is in a top-level final state: the entity is done."""
+        return any(s in self._top_final for s in configuration)
 
     def state(self, path: str) -> State:
         """The state at ``path``; NotFound names the chart if there is none."""

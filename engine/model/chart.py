@@ -91,7 +91,8 @@ class Transition:
 
     ``index`` is the position of the entry in the document's ``transitions``;
     ``event`` is None for an eventless transition and ``target`` is None for
-    a targetless one, which runs its steps and changes no state.
+    a targetless one, which runs its steps and changes no state. ``then`` is
+    an event the runtime fires on the entity once this transition commits.
     """
 
     index: int
@@ -105,6 +106,7 @@ class Transition:
     assign: Mapping[str, Any] = field(default_factory=dict)
     on_failure: FailurePolicy | None = None
     description: str | None = None
+    then: FollowUp | None = None
 
     def __str__(self) -> str:
         event = self.event or "(eventless)"

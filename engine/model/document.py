@@ -76,6 +76,7 @@ class TransitionDocument(_Strict):
     guards: list[str] = Field(default_factory=list)
     steps: list[str] = Field(default_factory=list)
     set: dict[str, Any] = Field(default_factory=dict)
+    then: FollowUpDocument | None = None
     on_failure: FailureDocument | None = None
 
 

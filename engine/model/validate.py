@@ -254,6 +254,10 @@ class _Builder:
                     index = j if j < len(td.guards) else j - len(td.guards)
                     self.problem(f"{where}.{kind}[{index}]", f"invalid name {name!r}")
             policy = self.failure_policy(td.on_failure, f"{where}.on_failure")
+            then = None
+            if td.then is not None:
+                self.event_name(td.then.event, f"{where}.then.event")
+                then = FollowUp(td.then.event, self.condition(td.then.when, f"{where}.then.when"))
             when = self.condition(td.when, f"{where}.when")
             for k, ref in enumerate(td.source):
                 source = self.resolve(
@@ -281,6 +285,7 @@ class _Builder:
                         assign=dict(td.set),
                         on_failure=policy,
                         description=td.description,
+                        then=then,
                     )
                 )
         for path, state in self.states.items():
@@ -432,6 +437,7 @@ class _Builder:
         events.update(
             t.on_failure.then.event for t in transitions if t.on_failure and t.on_failure.then
         )
+        events.update(t.then.event for t in transitions if t.then)
         for state in self.states.values():
             if state.kind in ("compound", "parallel"):
                 events.add(f"done.state.{state.path}")

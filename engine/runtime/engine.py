@@ -269,7 +269,7 @@ class Engine:
         event = EventRow(row.id, name, chart, "create", {}, None, now)
         with self._create_lock:
             taken = self.store.entity(name, chart)
-            if taken is not None and taken.name == name:
+            if taken is not None and taken.name == name and taken.live:
                 raise Conflict(
                     f"the name {name!r} is already in use by {chart} {taken.id[:12]}: "
                     "remove or rename it to reuse the name"
@@ -366,7 +366,7 @@ class Engine:
                 for _ in range(_RETRIES):
                     decided_on = self._cache.get(row.id)
                     try:
-                        result = self._fire_once(row.id, event, params, idempotency_key)
+                        result, follow_up = self._fire_once(row.id, event, params, idempotency_key)
                         outcome = "replayed" if result.replayed else "committed"
                         return result
                     except _Stale:
@@ -413,7 +413,8 @@ class Engine:
 
     def _fire_once(
         self, entity_id: str, event: str, params: Mapping[str, Any], key: str | None
-    ) -> Result:
+    ) -> tuple[Result, tuple[str, str] | None]:
+        """Decide and run one fire; its result and the follow-up event it declares, if any."""
         row = self._cache.get(entity_id) or self._row(entity_id)
         self._cache[entity_id] = row
         reg = self._registered(row.chart)
@@ -425,7 +426,7 @@ class Engine:
                         f"idempotency key {key!r} was used for {recorded.event!r} with other "
                         "params on this entity; a retry must repeat the request, or use a new key"
                     )
-                return self._replay(row, recorded)
+                return self._replay(row, recorded), None
         if row.id in self._recovering:
             raise Unavailable(f"{row.name} is being recovered; try again")
         source = core.Snapshot(row.configuration, row.data, row.version, row.history)
@@ -449,8 +450,15 @@ class Engine:
                 raise _as_error(exc, f"guard {name}") from exc
         steps = [reg.bindings.steps[name] for name in plan.steps]
         if any(s.external for s in steps) or plan.via is not None:
-            return self._saga(reg, row, plan, ctx, steps, key)
-        return self._direct(reg, row, plan, ctx, steps, key)
+            result = self._saga(reg, row, plan, ctx, steps, key)
+        else:
+            result = self._direct(reg, row, plan, ctx, steps, key)
+        for t in plan.transitions:
+            if t.then is not None and core.holds(
+                t.then.when, result.entity.snapshot, params, reg.bindings.conditions
+            ):
+                return result, (row.id, t.then.event)
+        return result, None
 
     def _replay(self, row: EntityRow, recorded: TransitionRow) -> Result:
         if recorded.status == "committed":
@@ -670,6 +678,7 @@ class Engine:
         after = replace(
             row,
             configuration=target.configuration,
+            live=not reg.chart.finished(target.configuration),
             data=data,
             history=dict(target.history),
             version=expect + 1,
@@ -823,6 +832,7 @@ class Engine:
         after = replace(
             row,
             configuration=plan.failure_configuration,
+            live=not reg.chart.finished(plan.failure_configuration),
             data=data,
             history=dict(plan.source.history),
             version=row.version + 1,
@@ -968,6 +978,7 @@ class Engine:
             after = replace(
                 row,
                 configuration=target.configuration,
+                live=not reg.chart.finished(target.configuration),
                 data=data,
                 history=dict(target.history),
                 version=row.version + 1,
@@ -1036,6 +1047,7 @@ class Engine:
         after = replace(
             row,
             configuration=tuple(plan["failure"]),
+            live=not reg.chart.finished(tuple(plan["failure"])),
             data=data,
             history=dict(source.history),
             version=row.version + 1,

@@ -47,7 +47,18 @@ entities = sa.Table(
     sa.Column("version", sa.Integer, nullable=False),
     sa.Column("created_at", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
-    sa.UniqueConstraint("chart", "name"),
+    # False once the entity is in a top-level final state: it keeps its journal but
+    # no longer holds its name, so a new entity may take it (as docker rm frees one).
+    sa.Column("live", sa.Boolean, nullable=False, server_default=sa.true()),
+)
+
+sa.Index(
+    "uq_entities_live_name",
+    entities.c.chart,
+    entities.c.name,
+    unique=True,
+    sqlite_where=entities.c.live,
+    postgresql_where=entities.c.live,
 )
 
 transitions = sa.Table(

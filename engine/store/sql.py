@@ -436,9 +436,14 @@ class SqlStore:
         with self._connect() as conn:
             row = conn.execute(by_id).first()
             if row is None:
-                # A name shared by entities of several charts names none of them.
-                rows = conn.execute(by_name.limit(2)).all()
-                row = rows[0] if len(rows) == 1 else None
+                # A name names its live entity; a name shared by live entities of
+                # several charts names none of them. With no live one, the name
+                # names the latest finished entity that had it (for its history).
+                rows = conn.execute(
+                    by_name.order_by(t.entities.c.live.desc(), t.entities.c.seq.desc()).limit(2)
+                ).all()
+                live = [r for r in rows if r.live]
+                row = (live[0] if len(live) == 1 else None) if live else (rows[0] if rows else None)
         return None if row is None else _entity(row._mapping)
 
     def entities(
@@ -612,7 +617,16 @@ def _sqlite_begin(conn: sa.Connection) -> None:
 # -- rows <-> records ----------------------------------------------------------------------
 
 
-_ENTITY_CHANGES = ("name", "states", "configuration", "data", "history", "version", "updated_at")
+_ENTITY_CHANGES = (
+    "name",
+    "states",
+    "configuration",
+    "data",
+    "history",
+    "version",
+    "updated_at",
+    "live",
+)
 _TRANSITION_CHANGES = (
     "status",
     "version_to",
@@ -650,6 +664,7 @@ def _entity_changes(r: EntityRow) -> dict[str, Any]:
         "history": _dumps({k: list(v) for k, v in r.history.items()}),
         "version": r.version,
         "updated_at": r.updated_at,
+        "live": r.live,
     }
 
 
@@ -673,6 +688,7 @@ def _entity(r: sa.RowMapping) -> EntityRow:
         created_at=r["created_at"],
         updated_at=r["updated_at"],
         seq=r["seq"],
+        live=bool(r["live"]),
     )
 
 

@@ -1676,3 +1676,54 @@ def test_watch_checks_its_arguments_at_the_call(tmp_path: Path) -> None:
             eng.watch(filter={"colour": "red"})
         with pytest.raises(InvalidParameter, match="since must be a sequence number"):
             eng.watch(-1)
+
+
+def test_a_finished_entity_frees_its_name_and_keeps_its_journal(tmp_path: Path) -> None:
+    chart = engine.parse_chart(
+        {
+            "chart": "box",
+            "initial": "here",
+            "states": {"here": {}, "gone": {"final": True}},
+            "transitions": [{"event": "remove", "from": "here", "to": "gone"}],
+        }
+    )
+    with engine.Engine.open(f"sqlite:///{tmp_path / 'n.db'}") as eng:
+        eng.register(chart)
+        first = eng.create("box", "web")
+        with pytest.raises(errors.Conflict, match="already in use"):
+            eng.create("box", "web")
+        eng.fire(first, "remove")
+        second = eng.create("box", "web")
+        assert second.id != first.id
+        assert eng.get("web").id == second.id  # the name names the live one
+        assert [t.event for t in eng.history(first.id)] == ["remove"]
+        eng.fire(second, "remove")
+        assert eng.get("web").id == second.id  # no live one: the latest that had it
+
+
+def test_then_fires_a_follow_up_after_the_transition_commits() -> None:
+    chart = engine.parse_chart(
+        {
+            "chart": "tmp",
+            "initial": "running",
+            "states": {"running": {}, "exited": {}, "removed": {"final": True}},
+            "transitions": [
+                {
+                    "event": "exit",
+                    "from": "running",
+                    "to": "exited",
+                    "then": {"event": "remove", "when": "auto_remove"},
+                },
+                {"event": "remove", "from": "exited", "to": "removed"},
+            ],
+        }
+    )
+    with engine.Engine.open() as eng:
+        eng.register(chart)
+        keep = eng.create("tmp", "keep")
+        gone = eng.create("tmp", "gone", {"auto_remove": True})
+        assert eng.fire(keep, "exit").entity.configuration == ("exited",)
+        assert eng.get(keep.id).configuration == ("exited",)
+        assert eng.fire(gone, "exit").entity.configuration == ("exited",)
+        assert eng.get(gone.id).configuration == ("removed",)
+        assert [t.event for t in eng.history(gone.id)] == ["exit", "remove"]
