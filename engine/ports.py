@@ -206,6 +206,9 @@ class Store(Protocol):
     def events(self, *, after: int = 0, limit: int = 1000) -> list[EventRow]:
         """Outbox events with seq greater than ``after``, in seq order."""
 
+    def last_event(self) -> int:
+        """The seq of the newest outbox event (0 when there is none)."""
+
     def due_timers(
         self, now: float, limit: int = 100, *, charts: Sequence[str] | None = None
     ) -> list[TimerRow]:

@@ -557,7 +557,12 @@ class _Fields(dict[str, Any]):
 
 
 def _refusal(
-    chart: Chart, snapshot: Snapshot, event: str, params: Mapping[str, Any], rejection: Rejection
+    chart: Chart,
+    snapshot: Snapshot,
+    event: str,
+    params: Mapping[str, Any],
+    rejection: Rejection,
+    fields: Mapping[str, Any],
 ) -> ChartdError:
     leaves = [s for s in snapshot.configuration if s in chart._leaf]
     where = ", ".join(leaves) or "(none)"
@@ -569,9 +574,9 @@ def _refusal(
                 f"{top_final[0]!r} and accepts no more events"
             )
         return Conflict(f"event {event!r} is not allowed in state {where!r}")
-    fields = _Fields({**snapshot.data, **params, "event": event, "state": rejection.state})
+    names = _Fields({**fields, **snapshot.data, **params, "event": event, "state": rejection.state})
     try:
-        message = rejection.message.format_map(fields)
+        message = rejection.message.format_map(names)
     except (ValueError, AttributeError, IndexError, KeyError):
         message = rejection.message
     return error_for(rejection.category, message)
@@ -584,12 +589,15 @@ def step(
     params: Mapping[str, Any] | None = None,
     *,
     conditions: Mapping[str, ConditionFn] | None = None,
+    fields: Mapping[str, Any] | None = None,
 ) -> Plan:
     """What ``event`` does to an entity in ``snapshot``: a :class:`Plan`, or the refusal.
 
     Pure: no I/O, no clock, nothing runs. ``params`` are the event's
     parameters (they feed ``when`` conditions and rejection messages);
-    ``conditions`` binds condition names to pure functions.
+    ``conditions`` binds condition names to pure functions; ``fields`` are
+    more names a rejection message may use (the entity's ``id``, say), below
+    the data and the params.
 
     Raises the declared rejection's error; Conflict naming the event and the
     state when nothing handles the event; InvalidParameter for an event the
@@ -601,7 +609,7 @@ def step(
     params = params if params is not None else _EMPTY
     outcome = chart._outcome(snapshot, event, params, conditions or _EMPTY)
     if isinstance(outcome, Rejection):
-        raise _refusal(chart, snapshot, event, params, outcome)
+        raise _refusal(chart, snapshot, event, params, outcome, fields or _EMPTY)
     data = snapshot.data if outcome.assign is None else {**snapshot.data, **outcome.assign}
     history = outcome.history if chart._has_history else snapshot.history
     target = Snapshot(outcome.configuration, data, snapshot.version + 1, history)

@@ -71,6 +71,7 @@ class Context:
         self.timers: list[tuple[str, str, float, dict[str, Any]]] = []
         self.cancelled: set[str] | None = None
         self.cancel_all = False
+        self.new_name: str | None = None
 
     def identity(self, suffix: str = "") -> str:
         """A name for what this step creates, the same on every run and on undo."""
@@ -91,6 +92,10 @@ class Context:
             self.cancel_all = True
         else:
             self.cancelled = (self.cancelled or set()) | set(events)
+
+    def rename(self, name: str) -> None:
+        """Give the entity a new name when the transition commits (Conflict if it is taken)."""
+        self.new_name = name
 
     def emit(self, type: str, **attributes: Any) -> None:
         """Append an event to the outbox when the transition commits (e.g. moby's ``die``)."""

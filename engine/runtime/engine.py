@@ -430,7 +430,14 @@ class Engine:
         if row.id in self._recovering:
             raise Unavailable(f"{row.name} is being recovered; try again")
         source = core.Snapshot(row.configuration, row.data, row.version, row.history)
-        plan = core.step(reg.chart, source, event, params, conditions=reg.bindings.conditions)
+        plan = core.step(
+            reg.chart,
+            source,
+            event,
+            params,
+            conditions=reg.bindings.conditions,
+            fields={"id": row.id, "entity": row.name},
+        )
         tid = secrets.token_hex(16)
         ctx = Context(
             entity_id=row.id,
@@ -579,6 +586,12 @@ class Engine:
                 written=True,
                 entity_write=False,
             ) from None
+        except ChartdError as exc:
+            # The final commit was refused (a new name taken meanwhile, say): undo.
+            done = [(r.index, r.payload) for r in step_rows]
+            raise self._fail(
+                reg, ahead, plan, ctx, steps, done, step_rows, exc, exc, key, written=True
+            ) from exc
 
     def _run_steps(
         self,
@@ -677,6 +690,7 @@ class Engine:
         data = target.data if ctx.data == target.data else _json(ctx.data, "entity data")
         after = replace(
             row,
+            name=ctx.new_name or row.name,
             configuration=target.configuration,
             live=not reg.chart.finished(target.configuration),
             data=data,
@@ -1142,6 +1156,11 @@ class Engine:
         if any(w.events for w in writes):
             with self._events:
                 self._events.notify_all()
+
+    def sequence(self) -> int:
+        """The seq of the newest outbox event: watch from here to see only what follows."""
+        self._check_open()
+        return self.store.last_event()
 
     def watch(
         self,

@@ -528,6 +528,12 @@ class SqlStore:
                 for r in conn.execute(query)
             ]
 
+    def last_event(self) -> int:
+        """The seq of the newest outbox event (0 when there is none)."""
+        with self._connect() as conn:
+            value = conn.execute(sa.select(sa.func.max(t.events.c.seq))).scalar()
+        return int(value or 0)
+
     def due_timers(
         self, now: float, limit: int = 100, *, charts: Sequence[str] | None = None
     ) -> list[TimerRow]:

@@ -57,7 +57,8 @@ def test_signatures_of_the_entry_points() -> None:
     assert str(inspect.signature(engine.step)) == (
         "(chart: 'Chart', snapshot: 'Snapshot', event: 'str', "
         "params: 'Mapping[str, Any] | None' = None, *, "
-        "conditions: 'Mapping[str, ConditionFn] | None' = None) -> 'Plan'"
+        "conditions: 'Mapping[str, ConditionFn] | None' = None, "
+        "fields: 'Mapping[str, Any] | None' = None) -> 'Plan'"
     )
     assert list(inspect.signature(engine.load_chart).parameters) == ["path"]
     assert list(inspect.signature(engine.Chart.initial_snapshot).parameters) == [
@@ -102,6 +103,7 @@ def test_engine_methods() -> None:
         "recover",
         "register",
         "run_due_timers",
+        "sequence",
         "watch",
     }
     assert list(inspect.signature(engine.Engine.fire).parameters) == [
