@@ -14,8 +14,10 @@ from typing import Any, Literal
 import pytest
 
 import engine
+from engine.core import holds
 from engine.errors import ChartdError, Conflict, NotFound, NotModified
 from statecharts.container import CHART_PATH, load_chart
+from statecharts.container.conditions import CONDITIONS
 
 ID = "abc123"
 NAME = "/web"
@@ -27,7 +29,6 @@ def _true(snapshot: engine.Snapshot, params: Mapping[str, Any]) -> bool:
 
 
 RESTARTS: Mapping[str, engine.ConditionFn] = {"should_restart": _true}
-SIGNAL_ONLY: Mapping[str, engine.ConditionFn] = {"signal_only": _true}
 
 # moby's start saga (daemon/start.go), in the order it runs.
 START = (
@@ -44,8 +45,13 @@ START = (
 # The restart policy's retry: the same saga without resetting the restart manager.
 RETRY = tuple(s for s in START if s != "reset_restart_manager")
 REMOVE = ("release_layer", "remove_filesystem", "unregister")
-STOP = ("task_stop", "task_delete", "cleanup")
-KILL = ("task_kill", "task_delete", "cleanup")
+# restart stops a running container in its own saga: signal, wait, kill.
+SYNC_STOP = ("task_stop", "task_delete", "cleanup")
+# A forced remove kills a running container first.
+FORCE_KILL = ("task_kill", "task_delete", "cleanup")
+# The process exited (monitor.go): back to exited, or to restarting by the policy.
+EXIT = ("task_delete", "cleanup", "record_exit")
+EXIT_TO_RESTART = ("task_delete", "cleanup", "schedule_retry")
 RENAME = ("reserve_name", "rename_endpoints", "release_old_name")
 
 ACTIVE = ("running", "running.active")
@@ -53,7 +59,19 @@ PAUSED = ("running", "running.paused")
 RESTARTING = ("running", "running.restarting")
 
 EVENTS = frozenset(
-    {"start", "stop", "kill", "pause", "unpause", "restart", "remove", "exit", "retry", "rename"}
+    {
+        "start",
+        "stop",
+        "stop_timeout",
+        "kill",
+        "pause",
+        "unpause",
+        "restart",
+        "remove",
+        "exit",
+        "retry",
+        "rename",
+    }
 )
 
 
@@ -80,7 +98,8 @@ PATHS: dict[str, tuple[Move, ...]] = {
     "running.active": (START_MOVE,),
     "running.paused": (START_MOVE, Move("pause")),
     "running.restarting": (START_MOVE, Move("exit", {"exit_code": 1}, RESTARTS)),
-    "exited": (START_MOVE, Move("stop")),
+    # A stop only signals: the process's exit moves the container.
+    "exited": (START_MOVE, Move("stop"), Move("exit", {"exit_code": 143})),
     "removing": (Move("remove", outcome="hold"),),
     "dead": (Move("remove", outcome="fail"),),
     "removed": (Move("remove"),),
@@ -178,6 +197,7 @@ REJECTIONS: list[Row] = [
     ("created", "pause", {}, Conflict, NOT_RUNNING),
     ("created", "unpause", {}, Conflict, NOT_PAUSED),
     ("created", "exit", {}, NotModified, NOT_RUNNING),
+    ("created", "stop_timeout", {}, NotModified, NOT_RUNNING),
     ("created", "retry", {}, NotModified, NOT_RESTARTING),
     # running.active
     ("running.active", "start", {}, NotModified, ALREADY_RUNNING),
@@ -241,6 +261,7 @@ REJECTIONS: list[Row] = [
         NotModified,
         f"container {ID} already exited and is waiting to restart",
     ),
+    ("running.restarting", "stop_timeout", {}, NotModified, NOT_RUNNING),
     # exited
     ("exited", "stop", {}, NotModified, ALREADY_STOPPED),
     ("exited", "kill", {}, Conflict, NOT_RUNNING_KILL),
@@ -248,6 +269,7 @@ REJECTIONS: list[Row] = [
     ("exited", "pause", {}, Conflict, NOT_RUNNING),
     ("exited", "unpause", {}, Conflict, NOT_PAUSED),
     ("exited", "exit", {"exit_code": 0}, NotModified, NOT_RUNNING),
+    ("exited", "stop_timeout", {}, NotModified, NOT_RUNNING),
     ("exited", "retry", {}, NotModified, NOT_RESTARTING),
     # removing: RemovalInProgress
     ("removing", "start", {}, Conflict, MARKED),
@@ -265,6 +287,7 @@ REJECTIONS: list[Row] = [
         f"removal of container {NAME} is already in progress",
     ),
     ("removing", "exit", {}, NotModified, NOT_RUNNING),
+    ("removing", "stop_timeout", {}, NotModified, NOT_RUNNING),
     ("removing", "retry", {}, NotModified, NOT_RESTARTING),
     # dead: a removal failed
     ("dead", "start", {}, Conflict, MARKED),
@@ -274,6 +297,7 @@ REJECTIONS: list[Row] = [
     ("dead", "pause", {}, Conflict, NOT_RUNNING),
     ("dead", "unpause", {}, Conflict, NOT_PAUSED),
     ("dead", "exit", {}, NotModified, NOT_RUNNING),
+    ("dead", "stop_timeout", {}, NotModified, NOT_RUNNING),
     ("dead", "retry", {}, NotModified, NOT_RESTARTING),
     # removed: the container is gone
     *(("removed", event, {}, NotFound, NO_SUCH) for event in sorted(EVENTS)),
@@ -332,11 +356,30 @@ def test_messages_name_the_data_of_the_entity(chart: engine.Chart) -> None:
     assert caught.value.message == "Container f00d is already paused"
 
 
+def test_messages_take_the_id_from_the_fields_below_the_data(chart: engine.Chart) -> None:
+    # The runtime keeps the ID as the entity's key, not in its data: it passes it as a field.
+    snapshot = walk(chart, PATHS["exited"])
+    keyless = engine.Snapshot(
+        snapshot.configuration, {"name": NAME}, snapshot.version, snapshot.history
+    )
+    with pytest.raises(NotModified) as caught:
+        engine.step(chart, keyless, "stop_timeout", fields={"id": "f00d"})
+    assert caught.value.message == "container f00d is not running"
+    # The data wins over the fields, and a name found nowhere is left as written.
+    with pytest.raises(NotModified) as caught:
+        engine.step(chart, snapshot, "stop_timeout", fields={"id": "f00d"})
+    assert caught.value.message == NOT_RUNNING
+    with pytest.raises(NotModified) as caught:
+        engine.step(chart, keyless, "stop_timeout")
+    assert caught.value.message == "container {id} is not running"
+
+
 # -- the pairs nothing declares: the engine's default Conflict ---------------------
 
 # While a saga runs the runtime holds the entity's lock, so no event should
-# reach it in a transient state; nothing is declared there, and a transition
-# can never leave a transient state.
+# reach it in a transient state (a due `stop_timeout` waits for the lock, and
+# the saga's task_delete cancels it); nothing is declared there, and a
+# transition can never leave a transient state.
 DEFAULT_CONFLICTS = frozenset({("starting", event) for event in EVENTS} | {("removing", "rename")})
 
 
@@ -369,24 +412,46 @@ class Legal:
     params: Mapping[str, Any] = field(default_factory=dict)
     conditions: Mapping[str, engine.ConditionFn] = field(default_factory=dict)
     failure: tuple[str, ...] | None = None  # None: back to the source
+    assign: Mapping[str, Any] = field(default_factory=dict)  # the transition's `set`
+    then: tuple[str, str | None] | None = None  # the follow-up: (event, when)
 
     @property
     def id(self) -> str:
-        extra = "-".join([*map(str, self.params), *self.conditions])
+        extra = "-".join([*(f"{k}={v}" for k, v in self.params.items()), *self.conditions])
         return f"{self.state}-{self.event}" + (f"-{extra}" if extra else "")
 
 
 START_GUARDS = ("checkpoint_allowed", "settings_valid")
 
+MANUAL = {"manually_stopped": True}
+UNSET = {"manually_stopped": False}
+AUTO_REMOVE = ("remove", "auto_remove")
+
 LEGAL: list[Legal] = [
     # start
-    Legal("created", "start", ACTIVE, START, START_GUARDS, "starting"),
-    Legal("exited", "start", ACTIVE, START, START_GUARDS, "starting"),
+    Legal("created", "start", ACTIVE, START, START_GUARDS, "starting", assign=UNSET),
+    Legal("exited", "start", ACTIVE, START, START_GUARDS, "starting", assign=UNSET),
     # restart: stop if running, then the start saga (no guards, as moby)
-    Legal("created", "restart", ACTIVE, START, via="starting"),
-    Legal("exited", "restart", ACTIVE, START, via="starting"),
-    Legal("running.active", "restart", ACTIVE, STOP + START, via="starting", failure=("exited",)),
-    Legal("running.paused", "restart", ACTIVE, STOP + START, via="starting", failure=("exited",)),
+    Legal("created", "restart", ACTIVE, START, via="starting", assign=UNSET),
+    Legal("exited", "restart", ACTIVE, START, via="starting", assign=UNSET),
+    Legal(
+        "running.active",
+        "restart",
+        ACTIVE,
+        SYNC_STOP + START,
+        via="starting",
+        failure=("exited",),
+        assign=UNSET,
+    ),
+    Legal(
+        "running.paused",
+        "restart",
+        ACTIVE,
+        SYNC_STOP + START,
+        via="starting",
+        failure=("exited",),
+        assign=UNSET,
+    ),
     Legal(
         "running.restarting",
         "restart",
@@ -394,21 +459,37 @@ LEGAL: list[Legal] = [
         ("cancel_restart", *START),
         via="starting",
         failure=("exited",),
+        assign=UNSET,
     ),
     # retry: the backoff elapsed
     Legal("running.restarting", "retry", ACTIVE, RETRY, via="starting", failure=("exited",)),
     # pause / unpause
     Legal("running.active", "pause", PAUSED, ("task_pause",)),
     Legal("running.paused", "unpause", ACTIVE, ("task_resume",)),
-    # stop
-    Legal("running.active", "stop", ("exited",), STOP),
-    Legal("running.paused", "stop", ("exited",), STOP),
-    Legal("running.restarting", "stop", ("exited",), ("cancel_restart",)),
-    # kill
-    Legal("running.active", "kill", ("exited",), KILL, ("valid_signal",)),
+    # stop: the signal now, the container stays until its process exits; the
+    # manual stop is the step's to record (not during a daemon shutdown)
+    Legal("running.active", "stop", ACTIVE, ("stop_signal",)),
     Legal(
-        "running.paused", "kill", ("exited",), KILL, ("valid_signal",), params={"signal": "KILL"}
+        "running.active",
+        "stop",
+        ACTIVE,
+        ("stop_signal",),
+        params={"signal": "SIGINT", "timeout": 3},
     ),
+    Legal("running.active", "stop", ACTIVE, ("stop_signal",), params={"shutdown": True}),
+    # a paused container is thawed after an ending signal (moby resumes it)
+    Legal("running.paused", "stop", ACTIVE, ("stop_signal",), conditions=CONDITIONS),
+    Legal("running.paused", "stop", PAUSED, ("stop_signal",)),
+    Legal("running.restarting", "stop", ("exited",), ("cancel_restart",), assign=MANUAL),
+    # a daemon shutdown is no manual stop
+    Legal(
+        "running.restarting", "stop", ("exited",), ("cancel_restart",), params={"shutdown": True}
+    ),
+    # stop_timeout: the stop's durable timer, SIGKILL
+    Legal("running.active", "stop_timeout", ACTIVE, ("task_kill",)),
+    Legal("running.paused", "stop_timeout", PAUSED, ("task_kill",)),
+    # kill: the signal is delivered whatever it is; an ending one brings the exit
+    Legal("running.active", "kill", ACTIVE, ("task_signal",), ("valid_signal",)),
     Legal(
         "running.active",
         "kill",
@@ -416,7 +497,15 @@ LEGAL: list[Legal] = [
         ("task_signal",),
         ("valid_signal",),
         params={"signal": "SIGHUP"},
-        conditions=SIGNAL_ONLY,
+    ),
+    Legal(
+        "running.paused",
+        "kill",
+        ACTIVE,
+        ("task_signal",),
+        ("valid_signal",),
+        params={"signal": "KILL"},
+        conditions=CONDITIONS,
     ),
     Legal(
         "running.paused",
@@ -425,16 +514,45 @@ LEGAL: list[Legal] = [
         ("task_signal",),
         ("valid_signal",),
         params={"signal": "SIGUSR1"},
-        conditions=SIGNAL_ONLY,
     ),
-    Legal("running.restarting", "kill", ("exited",), ("cancel_restart",), ("valid_signal",)),
-    # exit: the restart policy decides
-    Legal("running.active", "exit", RESTARTING, ("task_delete", "cleanup"), conditions=RESTARTS),
-    Legal("running.paused", "exit", RESTARTING, ("task_delete", "cleanup"), conditions=RESTARTS),
     Legal(
-        "running.active", "exit", ("exited",), ("task_delete", "cleanup"), params={"exit_code": 0}
+        "running.restarting",
+        "kill",
+        ("exited",),
+        ("cancel_restart",),
+        ("valid_signal",),
+        assign=MANUAL,
+        conditions=CONDITIONS,
     ),
-    Legal("running.paused", "exit", ("exited",), ("task_delete", "cleanup")),
+    # a signal that does not end it: a manual stop, and the restart goes on
+    Legal("running.restarting", "kill", RESTARTING, (), ("valid_signal",), assign=MANUAL),
+    # exit: only the current task's; the restart policy decides
+    Legal(
+        "running.active",
+        "exit",
+        RESTARTING,
+        EXIT_TO_RESTART,
+        ("current_task",),
+        conditions=RESTARTS,
+    ),
+    Legal(
+        "running.paused",
+        "exit",
+        RESTARTING,
+        EXIT_TO_RESTART,
+        ("current_task",),
+        conditions=RESTARTS,
+    ),
+    Legal(
+        "running.active",
+        "exit",
+        ("exited",),
+        EXIT,
+        ("current_task",),
+        params={"exit_code": 0, "pid": 4242},
+        then=AUTO_REMOVE,
+    ),
+    Legal("running.paused", "exit", ("exited",), EXIT, ("current_task",), then=AUTO_REMOVE),
     # remove
     Legal("created", "remove", ("removed",), REMOVE, via="removing", failure=("dead",)),
     Legal("exited", "remove", ("removed",), REMOVE, via="removing", failure=("dead",)),
@@ -443,7 +561,7 @@ LEGAL: list[Legal] = [
         "running.active",
         "remove",
         ("removed",),
-        KILL + REMOVE,
+        FORCE_KILL + REMOVE,
         via="removing",
         params={"force": True},
         failure=("dead",),
@@ -452,7 +570,7 @@ LEGAL: list[Legal] = [
         "running.paused",
         "remove",
         ("removed",),
-        KILL + REMOVE,
+        FORCE_KILL + REMOVE,
         via="removing",
         params={"force": True},
         failure=("dead",),
@@ -498,6 +616,12 @@ def test_transition(chart: engine.Chart, move: Legal) -> None:
         assert plan.transient_configuration == (move.via,)
     expected_failure = move.failure if move.failure is not None else source.configuration
     assert plan.failure_configuration == expected_failure
+    assert dict(plan.transition.assign) == move.assign
+    then = plan.transition.then
+    follow_up = (
+        None if then is None else (then.event, None if then.when is None else str(then.when))
+    )
+    assert follow_up == move.then
     assert plan.snapshot.version == source.version + 1
     assert plan.snapshot.data["id"] == ID
 
@@ -545,13 +669,72 @@ def test_retry_and_restart_exit_running_while_the_saga_runs(chart: engine.Chart)
     assert plan.transient_snapshot.configuration == ("starting",)
 
 
-def test_stop_and_kill_record_a_manual_stop(chart: engine.Chart) -> None:
+def test_a_stop_signals_now_kills_on_its_timer_and_the_exit_completes_it(
+    chart: engine.Chart,
+) -> None:
     running = enter(chart, "running.active")
-    assert engine.step(chart, running, "stop").snapshot.data["manually_stopped"] is True
-    assert engine.step(chart, running, "kill").snapshot.data["manually_stopped"] is True
-    signalled = engine.step(chart, running, "kill", {"signal": "SIGHUP"}, conditions=SIGNAL_ONLY)
-    assert not signalled.changes_state
-    assert signalled.snapshot.data["manually_stopped"] is True  # moby: for any signal
+    stop = engine.step(chart, running, "stop", {"timeout": 10})
+    assert not stop.changes_state
+    assert stop.steps == ("stop_signal",)  # the signal, and the durable `stop_timeout` timer
+    assert stop.via is None and stop.transition.then is None
+    timeout = engine.step(chart, stop.snapshot, "stop_timeout")
+    assert not timeout.changes_state
+    assert timeout.steps == ("task_kill",)
+    ended = engine.step(chart, timeout.snapshot, "exit", {"exit_code": 137, "pid": 4242})
+    assert ended.snapshot.configuration == ("exited",)
+    assert ended.exited == ("running.active", "running")
+    assert ended.guards == ("current_task",)  # an exit of an older process is refused
+    assert ended.steps == EXIT
+    # A timer that fires after the exit finds nothing to kill.
+    with pytest.raises(NotModified) as caught:
+        engine.step(chart, ended.snapshot, "stop_timeout")
+    assert caught.value.message == NOT_RUNNING
+
+
+def test_the_chart_marks_a_manual_stop_only_for_a_restarting_container(
+    chart: engine.Chart,
+) -> None:
+    # From a running process, the steps `stop_signal` and `task_signal` record it
+    # (unless the daemon is shutting down): the chart leaves the data alone.
+    running = enter(chart, "running.active")
+    for event, params in [
+        ("stop", {}),
+        ("stop", {"shutdown": True}),
+        ("kill", {}),
+        ("kill", {"signal": "SIGHUP"}),
+        ("stop_timeout", {}),
+    ]:
+        plan = engine.step(chart, running, event, params)
+        assert not plan.changes_state, event
+        assert plan.snapshot.data == running.data, event
+    # A restarting container has no process: the chart itself sets it.
+    restarting = enter(chart, "running.restarting")
+    for event in ("stop", "kill"):
+        plan = engine.step(chart, restarting, event, conditions=CONDITIONS)
+        assert plan.snapshot.configuration == ("exited",)
+        assert plan.snapshot.data["manually_stopped"] is True
+    shutdown = engine.step(chart, restarting, "stop", {"shutdown": True})
+    assert not shutdown.snapshot.data.get("manually_stopped")
+
+
+def test_an_exit_to_exited_asks_for_the_auto_remove(chart: engine.Chart) -> None:
+    running = enter(chart, "running.active")
+    plan = engine.step(chart, running, "exit", {"exit_code": 0})
+    follow_up = plan.transition.then
+    assert follow_up is not None and follow_up.event == "remove"
+    # `when` is decided on the committed snapshot: the container's --rm.
+    assert not holds(follow_up.when, plan.snapshot, plan.params)
+    rm = engine.Snapshot(
+        running.configuration, {**running.data, "auto_remove": True}, running.version
+    )
+    removed = engine.step(chart, rm, "exit", {"exit_code": 0})
+    assert holds(follow_up.when, removed.snapshot, removed.params)
+    # The follow-up is a new fire: from exited, `remove` removes the container.
+    assert engine.step(chart, removed.snapshot, "remove").snapshot.configuration == ("removed",)
+    # Going to restart, no follow-up (--rm refuses a restart policy anyway).
+    restarting = engine.step(chart, rm, "exit", {"exit_code": 1}, conditions=RESTARTS)
+    assert restarting.snapshot.configuration == RESTARTING
+    assert restarting.transition.then is None
 
 
 def test_a_failed_removal_leaves_the_container_dead(chart: engine.Chart) -> None:

@@ -1,0 +1,138 @@
+"""moby's rules as plain functions: names, signals, restart policies, exit codes, backoff.
+
+Each function reproduces one of moby's checks with its message, so the
+bindings, the service and the API all refuse bad input the same way.
+"""
+
+from __future__ import annotations
+
+import re
+import signal as _signal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from engine.errors import InvalidParameter
+
+__all__ = [
+    "DEFAULT_STOP_SIGNAL",
+    "DEFAULT_STOP_TIMEOUT",
+    "RestartPolicy",
+    "backoff",
+    "ends",
+    "parse_restart_policy",
+    "parse_signal",
+    "should_restart",
+    "valid_name",
+]
+
+DEFAULT_STOP_SIGNAL = int(_signal.SIGTERM)
+DEFAULT_STOP_TIMEOUT = 10  # seconds, moby's default on Linux
+_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+_POLICIES = ("no", "always", "unless-stopped", "on-failure")
+# moby's restart manager: 100 ms doubling to a minute, reset after 10 s of running.
+BACKOFF_FIRST = 0.1
+BACKOFF_MAX = 60.0
+BACKOFF_RESET_AFTER = 10.0
+
+
+def valid_name(name: str) -> str:
+    """The canonical name (``/web``) of a valid container name, or InvalidParameter."""
+    if not isinstance(name, str) or not _NAME.match(name):
+        raise InvalidParameter(
+            f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )
+    return name if name.startswith("/") else "/" + name
+
+
+def parse_signal(value: Any) -> int:
+    """A signal number from ``9``, ``"9"``, ``"KILL"`` or ``"SIGKILL"`` (any case)."""
+    text = str(value).strip()
+    number: int | None = None
+    if text.isdigit():
+        number = int(text)
+    else:
+        name = text.upper()
+        name = name if name.startswith("SIG") else "SIG" + name
+        found = getattr(_signal.Signals, name, None) if name.isidentifier() else None
+        number = int(found) if found is not None else None
+    if number is None or not 0 < number < _signal.NSIG:
+        raise InvalidParameter(f"invalid signal: {value}")
+    return number
+
+
+@dataclass(frozen=True, slots=True)
+class RestartPolicy:
+    """A restart policy as moby keeps it: ``name`` and ``maximum_retry_count``."""
+
+    name: str = "no"
+    maximum_retry_count: int = 0
+
+    def as_data(self) -> dict[str, Any]:
+        """The JSON form kept in the container's data."""
+        return {"name": self.name, "maximum_retry_count": self.maximum_retry_count}
+
+    @classmethod
+    def from_data(cls, data: Mapping[str, Any] | None) -> RestartPolicy:
+        """The policy kept in a container's data (``no`` if none)."""
+        if not data:
+            return cls()
+        return cls(str(data.get("name") or "no"), int(data.get("maximum_retry_count") or 0))
+
+
+def parse_restart_policy(text: str | None) -> RestartPolicy:
+    """``no``, ``always``, ``unless-stopped`` or ``on-failure[:N]``, checked as moby does."""
+    if text is None or text == "":
+        return RestartPolicy()
+    name, _, count_text = str(text).partition(":")
+    count = 0
+    if count_text:
+        try:
+            count = int(count_text)
+        except ValueError:
+            raise InvalidParameter(
+                "invalid restart policy format: maximum retry count must be an integer"
+            ) from None
+    if name not in _POLICIES:
+        raise InvalidParameter(
+            f"invalid restart policy: unknown policy '{name}'; use one of 'no', 'always', "
+            "'unless-stopped', or 'on-failure'"
+        )
+    if count and name != "on-failure":
+        raise InvalidParameter(
+            "invalid restart policy: maximum retry count can only be used with 'on-failure'"
+        )
+    if count < 0:
+        raise InvalidParameter("invalid restart policy: maximum retry count cannot be negative")
+    return RestartPolicy(name, count)
+
+
+def ends(signal: int, stop_signal: int, stop_signal_set: bool) -> bool:
+    """Whether ``signal`` ends the container as moby's killWithSignal sees it.
+
+    SIGKILL, the configured stop signal, or any signal when no stop signal
+    was configured: then the restart manager is cancelled (ExitOnNext) and a
+    paused container is resumed after the signal.
+    """
+    return signal == int(_signal.SIGKILL) or signal == stop_signal or not stop_signal_set
+
+
+def should_restart(
+    policy: RestartPolicy, exit_code: int, manually_stopped: bool, restart_count: int
+) -> bool:
+    """moby's ShouldRestart decision for one exit (the restart manager not cancelled)."""
+    if policy.name == "always":
+        return True
+    if policy.name == "unless-stopped":
+        return not manually_stopped
+    if policy.name == "on-failure":
+        limit = policy.maximum_retry_count
+        return exit_code != 0 and (limit == 0 or restart_count < limit)
+    return False
+
+
+def backoff(previous: float, ran_for: float) -> float:
+    """The next restart delay: 100 ms, doubling to a minute; reset after 10 s of running."""
+    if ran_for >= BACKOFF_RESET_AFTER:
+        previous = 0.0
+    return BACKOFF_FIRST if previous <= 0 else min(previous * 2, BACKOFF_MAX)
