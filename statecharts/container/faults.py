@@ -1,0 +1,521 @@
+"""Runtimes for tests: FakeRuntime (in memory) and FaultRuntime (fails any call on demand).
+
+``FaultRuntime(inner)`` wraps any :class:`~statecharts.container.runtime.Runtime`
+and records every call as ``(method, container)``; ``fail(...)`` makes a
+method raise instead, on its Nth call, for one container, once or several
+times, before the inner call or after it took effect::
+
+    runtime = FaultRuntime(FakeRuntime())
+    runtime.fail("start_task", error=ExecFailed('exec: "x": ...', exit_code=127))
+    runtime.fail("delete_task", times=None)           # every compensation fails
+    runtime.fail("create_task", nth=2, after=True)    # 2nd call: the task exists, yet it fails
+    ...
+    assert runtime.calls[-2:] == [("delete_task", "c1"), ("delete", "c1")]
+
+``FakeRuntime`` keeps the same contract as the process runtime (same states,
+errors and messages, exit events exactly once) with no process at all: a
+task runs until it is killed or told to ``exit(container_id, code)``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import signal as _signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from engine.errors import ChartdError, Conflict, InvalidParameter, NotFound, System
+from statecharts.container.runtime import (
+    ContainerSpec,
+    ExecFailed,
+    ExitCallback,
+    ExitEvent,
+    Runtime,
+    TaskInfo,
+    TaskStatus,
+    check_container_id,
+    check_signal,
+)
+
+__all__ = ["Call", "FakeRuntime", "Fault", "FaultRuntime"]
+
+METHODS = frozenset(
+    {
+        "create",
+        "delete",
+        "create_task",
+        "start_task",
+        "kill",
+        "pause",
+        "resume",
+        "delete_task",
+        "task",
+        "tasks",
+        "wait",
+        "subscribe",
+        "close",
+    }
+)
+"""The Runtime methods FaultRuntime records and can fail."""
+
+# Signals whose default action does not end a process.
+_HARMLESS = frozenset(
+    {
+        _signal.SIGCHLD,
+        _signal.SIGCONT,
+        _signal.SIGURG,
+        _signal.SIGWINCH,
+        _signal.SIGSTOP,
+        _signal.SIGTSTP,
+        _signal.SIGTTIN,
+        _signal.SIGTTOU,
+    }
+)
+
+
+# -- FakeRuntime -----------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class _FakeTask:
+    container_id: str
+    pid: int
+    started_at: float | None = None
+    paused: bool = False
+    exit: ExitEvent | None = None
+    pending: list[int] = field(default_factory=list)  # signals held while paused
+
+    @property
+    def status(self) -> TaskStatus:
+        if self.exit is not None:
+            return "stopped"
+        if self.started_at is None:
+            return "created"
+        return "paused" if self.paused else "running"
+
+    def info(self) -> TaskInfo:
+        return TaskInfo(
+            container_id=self.container_id,
+            pid=self.pid,
+            status=self.status,
+            exit_code=None if self.exit is None else self.exit.exit_code,
+            started_at=self.started_at,
+            exited_at=None if self.exit is None else self.exit.exited_at,
+        )
+
+
+class FakeRuntime:
+    """An in-memory Runtime: tasks are records, pids are counters, exits are simulated.
+
+    A task's "process" ends when :meth:`exit` is called, or when it is sent a
+    signal whose default action ends a process (exit 128+N), unless
+    :meth:`ignore` made it ignore that signal (SIGKILL cannot be ignored).
+    While paused, such a signal stays pending until ``resume`` (SIGSTOP
+    semantics); SIGKILL acts at once. :meth:`fail_exec` makes the next
+    ``start_task`` fail as a missing command would.
+
+    Exit events are delivered synchronously, on the thread that caused the
+    exit, after the runtime's lock is released; so a test sees them as soon
+    as the call returns. ``clock`` supplies ``started_at``/``exited_at``.
+    """
+
+    def __init__(self, *, clock: Callable[[], float] = time.time, first_pid: int = 1000) -> None:
+        self._clock = clock
+        self._pids = itertools.count(first_pid)
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._containers: dict[str, ContainerSpec] = {}
+        self._tasks: dict[str, _FakeTask] = {}
+        self._ignored: dict[str, set[int]] = {}
+        self._exec_failures: dict[str, ExecFailed] = {}
+        self._subscribers: list[ExitCallback] = []
+        self._closed = False
+
+    # -- simulation --------------------------------------------------------------------
+
+    def exit(self, container_id: str, code: int, *, signal: int | None = None) -> ExitEvent:
+        """The task's process exits with ``code`` (as if killed by ``signal``, if given).
+
+        Conflict ``container <id> is not running`` if it has no live task.
+        """
+        with self._lock:
+            task = self._live(container_id)
+            event = self._end(task, code, signal)
+        self._deliver(event)
+        return event
+
+    def ignore(self, container_id: str, *signals: int) -> None:
+        """The container's process ignores ``signals`` (e.g. SIGTERM, to exercise stop timeouts)."""
+        with self._lock:
+            self._ignored.setdefault(container_id, set()).update(signals)
+
+    def fail_exec(
+        self, container_id: str, *, exit_code: int = 127, message: str | None = None
+    ) -> None:
+        """The next ``start_task`` of the container fails as runc's exec would (ExecFailed)."""
+        with self._lock:
+            spec = self._containers.get(container_id)
+            arg0 = spec.cmd[0] if spec else container_id
+            default = (
+                f'exec: "{arg0}": executable file not found in $PATH'
+                if exit_code == 127
+                else f'exec: "{arg0}": permission denied'
+            )
+            self._exec_failures[container_id] = ExecFailed(message or default, exit_code=exit_code)
+
+    def spec(self, container_id: str) -> ContainerSpec | None:
+        """The recorded spec of a runtime container, or ``None``."""
+        with self._lock:
+            return self._containers.get(container_id)
+
+    # -- the Runtime protocol ----------------------------------------------------------
+
+    def create(self, spec: ContainerSpec) -> None:
+        with self._lock:
+            existing = self._containers.get(spec.id)
+            if existing == spec:
+                return
+            task = self._tasks.get(spec.id)
+            if existing is not None and task is not None and task.exit is None:
+                raise Conflict(f"container {spec.id} has a live task: its spec cannot be replaced")
+            self._containers[spec.id] = spec
+
+    def delete(self, container_id: str) -> None:
+        check_container_id(container_id)
+        with self._lock:
+            if container_id not in self._containers:
+                return
+            task = self._tasks.get(container_id)
+            if task is not None:
+                if task.exit is None:
+                    raise Conflict(
+                        f"cannot delete container {container_id}: its task is still running"
+                    )
+                del self._tasks[container_id]
+            del self._containers[container_id]
+
+    def create_task(self, container_id: str) -> TaskInfo:
+        check_container_id(container_id)
+        with self._lock:
+            if container_id not in self._containers:
+                raise NotFound(f'container "{container_id}": not found')
+            task = self._tasks.get(container_id)
+            if task is None:
+                task = self._tasks[container_id] = _FakeTask(container_id, next(self._pids))
+            return task.info()
+
+    def start_task(self, container_id: str) -> TaskInfo:
+        check_container_id(container_id)
+        with self._lock:
+            task = self._task(container_id)
+            if task.exit is not None:
+                raise Conflict(f"cannot start task {container_id}: it has exited")
+            if task.started_at is not None:
+                return task.info()
+            failure = self._exec_failures.pop(container_id, None)
+            if failure is None:
+                task.started_at = self._clock()
+                return task.info()
+            event = self._end(task, failure.exit_code, None)
+        self._deliver(event)
+        raise failure
+
+    def kill(self, container_id: str, signal: int) -> None:
+        check_container_id(container_id)
+        check_signal(signal)
+        with self._lock:
+            task = self._live(container_id)
+            event = self._signal(task, signal)
+        if event is not None:
+            self._deliver(event)
+
+    def pause(self, container_id: str) -> None:
+        check_container_id(container_id)
+        with self._lock:
+            self._started(container_id).paused = True
+
+    def resume(self, container_id: str) -> None:
+        check_container_id(container_id)
+        with self._lock:
+            task = self._started(container_id)
+            task.paused = False
+            event = None
+            pending, task.pending = task.pending, []
+            for sig in pending:
+                event = event or self._signal(task, sig)
+        if event is not None:
+            self._deliver(event)
+
+    def delete_task(self, container_id: str) -> ExitEvent | None:
+        check_container_id(container_id)
+        with self._lock:
+            task = self._tasks.get(container_id)
+            if task is None:
+                return None
+            event = None
+            if task.exit is None:
+                event = self._end(task, 128 + _signal.SIGKILL, int(_signal.SIGKILL))
+            del self._tasks[container_id]
+        if event is not None:
+            self._deliver(event)
+        return task.exit
+
+    def task(self, container_id: str) -> TaskInfo | None:
+        with self._lock:
+            task = self._tasks.get(container_id)
+            return None if task is None else task.info()
+
+    def tasks(self) -> list[TaskInfo]:
+        with self._lock:
+            return [self._tasks[cid].info() for cid in sorted(self._tasks)]
+
+    def wait(self, container_id: str, timeout: float | None = None) -> ExitEvent | None:
+        with self._lock:
+            task = self._task(container_id)
+            self._changed.wait_for(lambda: task.exit is not None, timeout)
+            return task.exit
+
+    def subscribe(self, callback: ExitCallback) -> None:
+        with self._lock:
+            self._subscribers.append(callback)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+
+    # -- internals (callers hold the lock) ----------------------------------------------
+
+    def _task(self, container_id: str) -> _FakeTask:
+        task = self._tasks.get(container_id)
+        if task is None:
+            raise NotFound(f"no running task found: task {container_id} not found")
+        return task
+
+    def _live(self, container_id: str) -> _FakeTask:
+        task = self._tasks.get(container_id)
+        if task is None or task.exit is not None:
+            raise Conflict(f"container {container_id} is not running")
+        return task
+
+    def _started(self, container_id: str) -> _FakeTask:
+        task = self._tasks.get(container_id)
+        if task is None or task.exit is not None or task.started_at is None:
+            raise Conflict(f"container {container_id} is not running")
+        return task
+
+    def _signal(self, task: _FakeTask, sig: int) -> ExitEvent | None:
+        if sig == _signal.SIGKILL:
+            return self._end(task, 128 + sig, sig)
+        if sig in _HARMLESS or sig in self._ignored.get(task.container_id, ()):
+            return None
+        if task.paused:
+            task.pending.append(sig)
+            return None
+        return self._end(task, 128 + sig, sig)
+
+    def _end(self, task: _FakeTask, code: int, sig: int | None) -> ExitEvent:
+        task.exit = ExitEvent(task.container_id, task.pid, code, self._clock(), sig)
+        task.paused = False
+        self._changed.notify_all()
+        return task.exit
+
+    def _deliver(self, event: ExitEvent) -> None:
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for callback in subscribers:
+            callback(event)
+
+
+# -- FaultRuntime ----------------------------------------------------------------------
+
+
+class Call(NamedTuple):
+    """One call seen by a FaultRuntime: the method and the container (``None`` if none)."""
+
+    method: str
+    container: str | None
+
+
+@dataclass(eq=False)
+class Fault:
+    """One armed fault. ``seen`` counts matching calls, ``fired`` the failures raised."""
+
+    method: str
+    error: Callable[[], BaseException]
+    times: int | None
+    container: str | None
+    nth: int
+    after: bool
+    seen: int = 0
+    fired: int = 0
+
+    def matches(self, call: Call) -> bool:
+        return call.method == self.method and self.container in (None, call.container)
+
+    def spent(self) -> bool:
+        return self.times is not None and self.fired >= self.times
+
+
+class FaultRuntime:
+    """A Runtime that forwards to ``inner`` and fails any method on demand.
+
+    ``calls`` lists every call in order, as :class:`Call` ``(method,
+    container)``, failed ones included; ``failures`` lists the calls that
+    were failed. Thread-safe.
+    """
+
+    def __init__(self, inner: Runtime) -> None:
+        self.inner = inner
+        self.calls: list[Call] = []
+        self.failures: list[Call] = []
+        self._faults: list[Fault] = []
+        self._lock = threading.Lock()
+
+    def fail(
+        self,
+        method: str,
+        error: BaseException | Callable[[], BaseException] | None = None,
+        *,
+        times: int | None = 1,
+        container: str | None = None,
+        nth: int = 1,
+        after: bool = False,
+    ) -> Fault:
+        """Make ``method`` raise ``error`` (default System ``injected fault: ...``).
+
+        Counting only calls for ``container`` (if given), the ``nth`` such call
+        from now on fails, and so do the ones after it until ``times``
+        failures were raised (``None``: forever). ``after=True`` calls the
+        inner runtime first, so the effect took place but the caller sees an
+        error (a step whose outcome was lost). ``error`` is an exception (a
+        fresh copy of it is raised each time) or a function making one.
+        Faults are checked in the order they were armed; the first that
+        fires wins.
+        """
+        if method not in METHODS:
+            raise InvalidParameter(f"not a Runtime method: {method!r}")
+        if nth < 1 or (times is not None and times < 1):
+            raise InvalidParameter("nth and times count from 1")
+        fault = Fault(method, _factory(method, container, error), times, container, nth, after)
+        with self._lock:
+            self._faults.append(fault)
+        return fault
+
+    def clear(self) -> None:
+        """Disarm every fault (the call record is kept)."""
+        with self._lock:
+            self._faults.clear()
+
+    def calls_of(self, *methods: str) -> list[Call]:
+        """The recorded calls of ``methods``, in order."""
+        with self._lock:
+            return [call for call in self.calls if call.method in methods]
+
+    # -- the Runtime protocol ----------------------------------------------------------
+
+    def create(self, spec: ContainerSpec) -> None:
+        self._call("create", spec.id, lambda: self.inner.create(spec))
+
+    def delete(self, container_id: str) -> None:
+        self._call("delete", container_id, lambda: self.inner.delete(container_id))
+
+    def create_task(self, container_id: str) -> TaskInfo:
+        result: TaskInfo = self._call(
+            "create_task", container_id, lambda: self.inner.create_task(container_id)
+        )
+        return result
+
+    def start_task(self, container_id: str) -> TaskInfo:
+        result: TaskInfo = self._call(
+            "start_task", container_id, lambda: self.inner.start_task(container_id)
+        )
+        return result
+
+    def kill(self, container_id: str, signal: int) -> None:
+        self._call("kill", container_id, lambda: self.inner.kill(container_id, signal))
+
+    def pause(self, container_id: str) -> None:
+        self._call("pause", container_id, lambda: self.inner.pause(container_id))
+
+    def resume(self, container_id: str) -> None:
+        self._call("resume", container_id, lambda: self.inner.resume(container_id))
+
+    def delete_task(self, container_id: str) -> ExitEvent | None:
+        result: ExitEvent | None = self._call(
+            "delete_task", container_id, lambda: self.inner.delete_task(container_id)
+        )
+        return result
+
+    def task(self, container_id: str) -> TaskInfo | None:
+        result: TaskInfo | None = self._call(
+            "task", container_id, lambda: self.inner.task(container_id)
+        )
+        return result
+
+    def tasks(self) -> list[TaskInfo]:
+        result: list[TaskInfo] = self._call("tasks", None, self.inner.tasks)
+        return result
+
+    def wait(self, container_id: str, timeout: float | None = None) -> ExitEvent | None:
+        result: ExitEvent | None = self._call(
+            "wait", container_id, lambda: self.inner.wait(container_id, timeout)
+        )
+        return result
+
+    def subscribe(self, callback: ExitCallback) -> None:
+        self._call("subscribe", None, lambda: self.inner.subscribe(callback))
+
+    def close(self) -> None:
+        self._call("close", None, self.inner.close)
+
+    # -- internals ---------------------------------------------------------------------
+
+    def _call(self, method: str, container: str | None, forward: Callable[[], Any]) -> Any:
+        call = Call(method, container)
+        with self._lock:
+            self.calls.append(call)
+            fault = None
+            for candidate in self._faults:
+                if candidate.spent() or not candidate.matches(call):
+                    continue
+                candidate.seen += 1
+                if fault is None and candidate.seen >= candidate.nth:
+                    fault = candidate
+                    fault.fired += 1
+                    self.failures.append(call)
+        if fault is None:
+            return forward()
+        if fault.after:
+            forward()
+        raise fault.error()
+
+
+def _factory(
+    method: str,
+    container: str | None,
+    error: BaseException | Callable[[], BaseException] | None,
+) -> Callable[[], BaseException]:
+    if error is None:
+        where = f" ({container})" if container else ""
+        return lambda: System(f"injected fault: {method}{where}")
+    if isinstance(error, BaseException):
+        return lambda: _copy(error)
+    return error
+
+
+def _copy(error: BaseException) -> BaseException:
+    # A fresh instance per raise, so tracebacks and __context__ do not pile up.
+    if isinstance(error, ChartdError):
+        fresh = type(error).__new__(type(error))
+        fresh.__dict__.update(error.__dict__)
+        fresh.args = error.args
+        return fresh
+    return type(error)(*error.args)
+
+
+if TYPE_CHECKING:  # both keep the Runtime contract (checked by mypy, free at run time)
+    _fake: Runtime = FakeRuntime()
+    _faulty: Runtime = FaultRuntime(_fake)

@@ -1,0 +1,236 @@
+"""One contract, every runtime: the same script and assertions on ProcessRuntime and FakeRuntime.
+
+This is what lets fast tests of the service trust FakeRuntime: where it
+matters to the service (states, errors and their messages, exit events
+exactly once, idempotent compensations), it behaves as real processes do.
+Like containerd's snapshotter test suite, run against each backend.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from engine.errors import Conflict, InvalidParameter, NotFound
+from statecharts.container.faults import FakeRuntime
+from statecharts.container.process import ProcessRuntime
+from statecharts.container.runtime import ContainerSpec, ExitEvent, Runtime
+
+WAIT = 10.0
+
+# Exits with the code written to the file named by $1, once it is there.
+WAIT_FOR_CODE = 'while [ ! -s "$1" ]; do sleep 0.01; done; exit $(cat "$1")'
+
+
+class Harness:
+    def __init__(self, runtime: Runtime, tmp_path: Path) -> None:
+        self.runtime = runtime
+        self.tmp_path = tmp_path
+        self.events: list[ExitEvent] = []
+        self._lock = threading.Lock()
+        self.closed = False
+        runtime.subscribe(self._record)
+
+    def _record(self, event: ExitEvent) -> None:
+        with self._lock:
+            self.events.append(event)
+
+    def spec(self, cid: str, *, variant: str = "") -> ContainerSpec:
+        root = self.tmp_path / "containers" / cid
+        return ContainerSpec(
+            id=cid,
+            name=f"/{cid}",
+            cmd=["sh", "-c", WAIT_FOR_CODE + variant, "sh", str(root / "code")],
+            log_path=root / "log",
+            root=root,
+        )
+
+    def finish(self, cid: str, code: int) -> None:
+        """Make the container's main process exit with ``code``."""
+        if isinstance(self.runtime, FakeRuntime):
+            self.runtime.exit(cid, code)
+            return
+        path = self.tmp_path / "containers" / cid / "code"
+        path.write_text(f"{code}\n")
+
+    def close(self) -> None:
+        """Close the runtime: every exit it reaped has been delivered when this returns."""
+        self.closed = True
+        self.runtime.close()
+
+    def exits_of(self, cid: str) -> list[int]:
+        """The exit codes reported for ``cid``, in order (call after ``close``)."""
+        assert self.closed
+        with self._lock:
+            return [e.exit_code for e in self.events if e.container_id == cid]
+
+
+@pytest.fixture(params=["process", "fake"])
+def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
+    runtime: Runtime = (
+        ProcessRuntime(tmp_path / "state") if request.param == "process" else FakeRuntime()
+    )
+    harness = Harness(runtime, tmp_path)
+    try:
+        yield harness
+    finally:
+        try:
+            if not harness.closed:
+                for info in runtime.tasks():
+                    runtime.delete_task(info.container_id)
+        finally:
+            runtime.close()
+
+
+def test_the_lifecycle_of_a_task(harness: Harness) -> None:
+    runtime = harness.runtime
+    runtime.create(harness.spec("c1"))
+    runtime.create(harness.spec("c1"))
+
+    created = runtime.create_task("c1")
+    assert created.status == "created"
+    assert runtime.create_task("c1") == created
+    running = runtime.start_task("c1")
+    assert (running.status, running.pid) == ("running", created.pid)
+    assert runtime.start_task("c1") == running
+    runtime.pause("c1")
+    assert runtime.task("c1").status == "paused"  # type: ignore[union-attr]
+    runtime.resume("c1")
+    assert runtime.task("c1").status == "running"  # type: ignore[union-attr]
+    assert runtime.wait("c1", 0.01) is None
+
+    harness.finish("c1", 42)
+
+    exit_ = runtime.wait("c1", WAIT)
+    assert exit_ is not None and (exit_.pid, exit_.exit_code, exit_.signal) == (
+        created.pid,
+        42,
+        None,
+    )
+    stopped = runtime.task("c1")
+    assert stopped is not None
+    assert (stopped.status, stopped.exit_code, stopped.exited_at) == (
+        "stopped",
+        42,
+        exit_.exited_at,
+    )
+    assert [t.container_id for t in runtime.tasks()] == ["c1"]
+    with pytest.raises(Conflict, match="cannot start task c1: it has exited"):
+        runtime.start_task("c1")
+    assert runtime.delete_task("c1") == exit_
+    assert runtime.delete_task("c1") is None
+    runtime.delete("c1")
+    runtime.delete("c1")
+    assert runtime.tasks() == []
+    harness.close()
+    assert harness.exits_of("c1") == [42]
+
+
+@pytest.mark.parametrize(("sig", "code"), [(signal.SIGTERM, 143), (signal.SIGKILL, 137)])
+def test_signals_end_a_task_with_128_plus_the_signal(harness: Harness, sig: int, code: int) -> None:
+    runtime = harness.runtime
+    runtime.create(harness.spec("c1"))
+    runtime.create_task("c1")
+    runtime.start_task("c1")
+
+    runtime.kill("c1", sig)
+
+    exit_ = runtime.wait("c1", WAIT)
+    assert exit_ is not None and (exit_.exit_code, exit_.signal) == (code, sig)
+    runtime.delete_task("c1")
+    harness.close()
+    assert harness.exits_of("c1") == [code]
+
+
+def test_a_harmless_signal_does_not_end_a_task(harness: Harness) -> None:
+    runtime = harness.runtime
+    runtime.create(harness.spec("c1"))
+    runtime.create_task("c1")
+    runtime.start_task("c1")
+
+    runtime.kill("c1", signal.SIGWINCH)
+
+    assert runtime.wait("c1", 0.1) is None
+
+
+@pytest.mark.parametrize("status", ["created", "running", "paused"])
+def test_delete_task_kills_a_live_task_in_any_status_and_reports_it_once(
+    harness: Harness, status: str
+) -> None:
+    runtime = harness.runtime
+    runtime.create(harness.spec("c1"))
+    runtime.create_task("c1")
+    if status != "created":
+        runtime.start_task("c1")
+    if status == "paused":
+        runtime.pause("c1")
+
+    exit_ = runtime.delete_task("c1")
+
+    assert exit_ is not None and (exit_.exit_code, exit_.signal) == (137, 9)
+    assert runtime.task("c1") is None
+    assert runtime.delete_task("c1") is None
+    harness.close()
+    assert harness.exits_of("c1") == [137]
+
+
+def test_refusals_and_their_messages(harness: Harness) -> None:
+    runtime = harness.runtime
+    with pytest.raises(NotFound, match=r'^container "c1": not found$'):
+        runtime.create_task("c1")
+    runtime.create(harness.spec("c1"))
+    with pytest.raises(NotFound, match=r"^no running task found: task c1 not found$"):
+        runtime.start_task("c1")
+    with pytest.raises(NotFound, match=r"^no running task found: task c1 not found$"):
+        runtime.wait("c1", 0)
+    assert runtime.task("c1") is None
+    with pytest.raises(Conflict, match=r"^container c1 is not running$"):
+        runtime.kill("c1", signal.SIGTERM)
+
+    runtime.create_task("c1")
+    for operation in (runtime.pause, runtime.resume):
+        with pytest.raises(Conflict, match=r"^container c1 is not running$"):
+            operation("c1")
+    with pytest.raises(InvalidParameter, match=r"^invalid signal: 0$"):
+        runtime.kill("c1", 0)
+    with pytest.raises(Conflict, match=r"^cannot delete container c1: its task is still running$"):
+        runtime.delete("c1")
+    with pytest.raises(Conflict, match=r"^container c1 has a live task"):
+        runtime.create(harness.spec("c1", variant=" # another spec"))
+    with pytest.raises(InvalidParameter, match=r"^invalid container ID"):
+        runtime.delete_task("../c1")
+
+    runtime.start_task("c1")
+    harness.finish("c1", 0)
+    runtime.wait("c1", WAIT)
+    with pytest.raises(Conflict, match=r"^container c1 is not running$"):
+        runtime.kill("c1", signal.SIGTERM)
+    runtime.delete("c1")  # a stopped task goes with its container
+    assert runtime.task("c1") is None
+
+
+def test_exits_are_reported_exactly_once_per_task(harness: Harness) -> None:
+    runtime = harness.runtime
+    for i in range(3):
+        runtime.create(harness.spec(f"c{i}"))
+        runtime.create_task(f"c{i}")
+        runtime.start_task(f"c{i}")
+    for i in range(3):
+        harness.finish(f"c{i}", i + 1)
+    for i in range(3):
+        runtime.wait(f"c{i}", WAIT)
+        runtime.delete_task(f"c{i}")
+    # A second task of the same container is a new task: its exit is reported too.
+    (harness.tmp_path / "containers" / "c0" / "code").unlink(missing_ok=True)
+    runtime.create_task("c0")
+    runtime.start_task("c0")
+    runtime.delete_task("c0")
+    harness.close()
+
+    assert harness.exits_of("c0") == [1, 137]
+    assert harness.exits_of("c1") == [2]
+    assert harness.exits_of("c2") == [3]
