@@ -143,8 +143,8 @@ class Write:
     ``entity`` is written only if the stored version equals
     ``expect_version`` (None: the entity is new and is inserted).
     ``transitions`` are new journal entries (the store assigns their seq);
-    ``transition_updates`` change the status, outcome and error fields of
-    existing ones; ``steps`` are inserted or replaced by (transition, index);
+    ``transition_updates`` change the status, owner, outcome and error
+    fields of existing ones; ``steps`` are inserted or replaced by (transition, index);
     ``events`` get the next outbox seqs in order; ``timers`` are inserted or
     replaced by id. ``cancel_timers`` cancels every
     pending timer of that entity whose event is in the set (None: all).

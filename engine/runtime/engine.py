@@ -957,12 +957,42 @@ class Engine:
             with self._lock(row.id):
                 self._recovering.add(row.id)
                 try:
-                    self._recover_one(reg, row, tr)
-                    count += 1
+                    claimed = self._claim(tr, alive)
+                    if claimed is not None:
+                        self._recover_one(reg, *claimed)
+                        count += 1
                 finally:
                     self._recovering.discard(row.id)
                     self._cache.pop(row.id, None)
         return count
+
+    def _claim(
+        self, listed: TransitionRow, alive: set[str]
+    ) -> tuple[EntityRow, TransitionRow] | None:
+        """Take over a dead engine's transition, or None if another engine got it first.
+
+        The claim is a version-checked commit that names this engine the
+        owner, so that of several engines recovering at once exactly one
+        undoes (or finishes) the transition, and an engine that dies while
+        recovering leaves it to be recovered again.
+        """
+        row = self.store.entity(listed.entity_id)
+        current = next(
+            (t for t in self.store.transitions(listed.entity_id) if t.id == listed.id), None
+        )
+        if row is None or current is None or current.status not in ("running", "compensating"):
+            return None
+        if current.owner in alive:
+            return None
+        claimed = replace(current, owner=self.id, steps=())
+        ahead = replace(row, version=row.version + 1, updated_at=self.clock.now())
+        try:
+            self._commit.commit(
+                Write(entity=ahead, expect_version=row.version, transition_updates=[claimed])
+            )
+        except VersionConflict:
+            return None
+        return ahead, replace(current, owner=self.id)
 
     def _recover_one(self, reg: _Registered, row: EntityRow, tr: TransitionRow) -> None:
         plan = tr.plan

@@ -635,6 +635,7 @@ _ENTITY_CHANGES = (
 )
 _TRANSITION_CHANGES = (
     "status",
+    "owner",
     "version_to",
     "plan",
     "idempotency_key",
