@@ -1,9 +1,10 @@
 """Group commit: concurrent writers share one database transaction.
 
-Each writer queues its unit and then competes for the leader lock; the
-leader takes every unit queued so far and commits them together, so N
-threads waiting for the disk pay for one sync, not N. A lone writer becomes
-the leader at once and commits on its own thread: no hand-off.
+Each writer queues its unit; if no batch is being committed it takes the
+leader's seat, takes every unit queued so far and commits them together,
+so N threads waiting for the disk pay for one sync, not N. The others wait
+and are all woken when the batch is done; one of them leads the next batch.
+A lone writer leads at once and commits on its own thread: no hand-off.
 
 Writes that need not be waited for (a step's end, a compensation's end:
 see the undo contract in :mod:`engine.runtime.bindings`) ride along with
@@ -46,8 +47,11 @@ class GroupCommit:
         self._linger = linger
         self._on_commit = on_commit
         self._queue: list[_Pending] = []
-        self._mutex = threading.Lock()
-        self._leader = threading.Lock()
+        # One condition guards the queue and the leader's seat. Waiters are all woken
+        # when a batch is done: passing a lock from waiter to waiter would make each
+        # wait for the one before it, and the next batch wait for them all.
+        self._cv = threading.Condition(threading.Lock())
+        self._leading = False
         self._lazy = threading.Event()
         self._closed = False
         self._flusher = threading.Thread(target=self._flush_loop, name="chartd-flush", daemon=True)
@@ -59,25 +63,22 @@ class GroupCommit:
         Raises the unit's own failure (e.g. VersionConflict) or the commit's.
         """
         pending = _Pending(write)
-        with self._mutex:
+        with self._cv:
             self._queue.append(pending)
-        while not pending.done:
-            with self._leader:
-                if not pending.done:
-                    self._drain()
+            self._lead_until(lambda: pending.done)
         if pending.error is not None:
             raise pending.error
 
     def later(self, write: Write) -> None:
         """Queue ``write`` to commit with the next batch; do not wait for it."""
-        with self._mutex:
+        with self._cv:
             self._queue.append(_Pending(write))
         self._lazy.set()
 
     def flush(self) -> None:
         """Commit everything queued so far."""
-        with self._leader:
-            self._drain()
+        with self._cv:
+            self._lead_until(lambda: not self._queue)
 
     def close(self) -> None:
         """Flush and stop the background flusher."""
@@ -86,9 +87,23 @@ class GroupCommit:
         self._flusher.join()
         self.flush()
 
-    def _drain(self) -> None:
-        with self._mutex:
+    def _lead_until(self, done: Callable[[], bool]) -> None:
+        """With the condition held: take the leader's seat and commit batches, or wait."""
+        while not done():
+            if self._leading:
+                self._cv.wait()
+                continue
+            self._leading = True
             batch, self._queue = self._queue, []
+            self._cv.release()
+            try:
+                self._apply(batch)
+            finally:
+                self._cv.acquire()
+                self._leading = False
+                self._cv.notify_all()
+
+    def _apply(self, batch: list[_Pending]) -> None:
         if not batch:
             return
         writes = [p.write for p in batch]
@@ -112,5 +127,4 @@ class GroupCommit:
             # Give a waited commit the chance to carry these writes for free.
             threading.Event().wait(self._linger)
             self._lazy.clear()
-            with self._leader:
-                self._drain()
+            self.flush()
