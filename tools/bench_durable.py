@@ -87,7 +87,10 @@ def floor_rate(path: Path, sync: str, count: int) -> float:
 
     meta = sa.MetaData()
     counter = sa.Table(
-        "floor_counter", meta, sa.Column("id", sa.Integer, primary_key=True), sa.Column("v", sa.Integer)
+        "floor_counter",
+        meta,
+        sa.Column("id", sa.Integer, primary_key=True),
+        sa.Column("v", sa.Integer),
     )
     log = sa.Table(
         "floor_log", meta, sa.Column("id", sa.Integer, primary_key=True), sa.Column("x", sa.Text)
@@ -145,9 +148,7 @@ def _engine_rate(url: str, count: int, event: str, threads: int) -> float:
         return per_thread * threads / seconds
 
 
-def measure(
-    directory: Path, sync: str, rounds: int, count: int
-) -> dict[str, list[float]]:
+def measure(directory: Path, sync: str, rounds: int, count: int) -> dict[str, list[float]]:
     """Every figure, ``rounds`` times, interleaved in rotating order."""
     url = _sqlite_url(directory / "engine.db", sync)
     runs: dict[str, Callable[[], float]] = {
@@ -179,7 +180,11 @@ def report(samples: dict[str, list[float]], args: argparse.Namespace) -> dict[st
         "samples_per_s": samples,
         "ratios_to_floor": ratios,
         "targets": {
-            name: {"at_least": TARGETS[name], "ratio": ratios[name], "met": ratios[name] >= TARGETS[name]}
+            name: {
+                "at_least": TARGETS[name],
+                "ratio": ratios[name],
+                "met": ratios[name] >= TARGETS[name],
+            }
             for name in TARGETS
         },
         "python": platform.python_version(),
