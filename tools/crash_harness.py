@@ -72,7 +72,10 @@ the transitions the dead child left. Then, for the case's entity:
   ``plan.recovered_by`` set, every step compensated), ``completed`` by
   recovery (``committed`` with ``plan.recovered_by``, every step done),
   ``committed`` or ``failed`` by the child itself (the failure names the
-  injected error, the failed step ``failed``, the others ``compensated``).
+  injected error, the failed step ``failed``, the others ``compensated``),
+  or ``resumed``: a failed saga whose undo the crash interrupted, finished
+  by recovery (``failed`` with the injected error and its category, every
+  step undone).
 * **leaked** -- resources of the entity (paths under the root, live tagged
   processes) that its committed state does not own. A ``running`` entity
   owns exactly the four resources of its last committed ``start``
@@ -658,13 +661,15 @@ def cases(*, quick: bool) -> list[Case]:
         for k, failing in enumerate(steps):
             if quick and k != len(steps) - 1:
                 continue
+            # The failure is journaled (compensating, with its error) before any
+            # undo: recovery finishes the undo and keeps that error ("resumed").
             for step in reversed(steps[:k]):  # compensations run newest first
-                add(f"{event}:undo:{step}:before", {"interrupted"}, failing)
+                add(f"{event}:undo:{step}:before", {"resumed"}, failing)
                 if step == "halt":
-                    add(f"{event}:undo:{step}:spawned", {"interrupted"}, failing)
-                add(f"{event}:undo:{step}:inside", {"interrupted"}, failing)
-                add(f"{event}:undo:{step}:after", {"interrupted"}, failing)
-            add(f"{event}:failcommit:before", {"interrupted"}, failing)
+                    add(f"{event}:undo:{step}:spawned", {"resumed"}, failing)
+                add(f"{event}:undo:{step}:inside", {"resumed"}, failing)
+                add(f"{event}:undo:{step}:after", {"resumed"}, failing)
+            add(f"{event}:failcommit:before", {"resumed"}, failing)
             add(f"{event}:failcommit:after", {"failed"}, failing)
             add(f"{event}:failack:after", {"failed"}, failing)
         # The child dies with every resource made; the engine recovering after it dies too.
@@ -737,6 +742,8 @@ def classify(tr: TransitionRow | None) -> str:
     if tr.status == "failed":
         if recovered and INTERRUPTED in (tr.error_message or ""):
             return "interrupted"
+        if recovered and INJECTED in (tr.error_message or ""):
+            return "resumed"
         return "failed (recovered, without the interruption message)" if recovered else "failed"
     return tr.status
 
@@ -759,6 +766,12 @@ def _story(tr: TransitionRow) -> list[str]:
             problems.append(f"{tr.event} {tr.id[:8]} interrupted but steps {bad} not undone")
         if tr.error_category != "unavailable":
             problems.append(f"{tr.event} {tr.id[:8]} interrupted with category {tr.error_category}")
+    elif kind == "resumed":
+        bad = {names[i]: s for i, s in statuses.items() if s not in ("compensated", "failed")}
+        if bad:
+            problems.append(f"{tr.event} {tr.id[:8]} resumed but steps {bad} not undone")
+        if tr.error_category == "unavailable":
+            problems.append(f"{tr.event} {tr.id[:8]} resumed but lost its error's category")
     elif kind == "failed":
         failing = tr.params.get("fail_at")
         if INJECTED not in (tr.error_message or ""):

@@ -833,6 +833,35 @@ class Engine:
         entity_write: bool = True,
     ) -> _Failed:
         """Compensate the completed steps newest first, record the failure, return it to raise."""
+        if written:
+            # On disk before any undo runs: if this engine dies while compensating,
+            # recovery finishes the undo and keeps the error that caused it.
+            try:
+                self._commit.commit(
+                    Write(
+                        transition_updates=[
+                            TransitionRow(
+                                id=ctx.transition_id,
+                                entity_id=row.id,
+                                event=plan.event,
+                                params=dict(plan.params),
+                                status="compensating",
+                                version_from=plan.source.version,
+                                version_to=None,
+                                plan=self._plan_json(plan, full=True),
+                                owner=self.id,
+                                idempotency_key=key,
+                                error_category=error.category.value,
+                                error_message=error.message,
+                                started_at=ctx.now,
+                            )
+                        ]
+                    )
+                )
+            except ChartdError as exc:
+                log.error(
+                    "could not journal the failure of %s on %s: %s", plan.event, row.name, exc
+                )
         undone = self._compensate(
             row, ctx, steps, list(plan.steps), list(reversed(done)), journal=written
         )
@@ -992,7 +1021,7 @@ class Engine:
             )
         except VersionConflict:
             return None
-        return ahead, replace(current, owner=self.id)
+        return ahead, current  # the dead owner stays on record; the plan names the recoverer
 
     def _recover_one(self, reg: _Registered, row: EntityRow, tr: TransitionRow) -> None:
         plan = tr.plan
@@ -1080,10 +1109,15 @@ class Engine:
         ]
         undone = self._compensate(row, ctx, steps, names, undo, journal=True)
         errors = [r.compensation_error for r in undone if r.compensation_error]
-        message = (
-            f"{tr.event!r} was interrupted: engine {tr.owner} stopped while it ran; "
-            "its steps were undone on recovery"
-        )
+        if tr.status == "compensating" and tr.error_message:
+            # It had failed already; the crash only interrupted its undo.
+            category, message = tr.error_category or "system", tr.error_message
+        else:
+            category = Unavailable.category.value
+            message = (
+                f"{tr.event!r} was interrupted: engine {tr.owner} stopped while it ran; "
+                "its steps were undone on recovery"
+            )
         data = dict(source.data)
         for field in plan.get("record", []):
             if field == "error":
@@ -1101,7 +1135,7 @@ class Engine:
             tr,
             status="compensation_failed" if errors else "failed",
             version_to=after.version,
-            error_category=Unavailable.category.value,
+            error_category=category,
             error_message=message,
             compensation_errors=tuple(errors),
             finished_at=now,
@@ -1115,7 +1149,7 @@ class Engine:
                 row.name,
                 row.chart,
                 "transition.failed",
-                {"event": tr.event, "category": "unavailable", "error": message},
+                {"event": tr.event, "category": category, "error": message},
                 tr.id,
                 now,
             )
