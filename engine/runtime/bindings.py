@@ -18,6 +18,11 @@ Therefore:
 * a step names what it creates from ``ctx.identity()`` (the entity and the
   transition), so that an undo finds it without a payload, and a repeated
   ``do`` is idempotent.
+
+A step whose ``do`` raises is not undone (as a saga compensates only what
+completed, and as moby's start registers a cleanup only after each call
+succeeds): a ``do`` that fails half-way cleans up after itself before it
+raises. Only a crash, which gives it no chance to, makes recovery undo it.
 """
 
 from __future__ import annotations
