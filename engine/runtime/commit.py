@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 
 from engine.ports import Store, Write
 
@@ -41,6 +43,7 @@ class GroupCommit:
         store: Store,
         *,
         linger: float = 0.02,
+        gather: float = 0.002,
         on_commit: Callable[[Sequence[Write]], None] | None = None,
     ) -> None:
         self._store = store
@@ -52,10 +55,39 @@ class GroupCommit:
         # wait for the one before it, and the next batch wait for them all.
         self._cv = threading.Condition(threading.Lock())
         self._leading = False
+        # Writers between deciding and committing: a leader waits (at most
+        # `gather` seconds) until each has queued its unit, so that concurrent
+        # writers share one commit instead of racing into small ones.
+        self._busy = 0
+        self._gather = gather
         self._lazy = threading.Event()
         self._closed = False
         self._flusher = threading.Thread(target=self._flush_loop, name="chartd-flush", daemon=True)
         self._flusher.start()
+
+    @contextmanager
+    def busy(self) -> Iterator[None]:
+        """Mark a writer that will commit soon (a fire, from its decision to its commit)."""
+        with self._cv:
+            self._busy += 1
+        try:
+            yield
+        finally:
+            with self._cv:
+                self._busy -= 1
+                self._cv.notify_all()
+
+    @contextmanager
+    def idle(self) -> Iterator[None]:
+        """Inside :meth:`busy`: a stretch with no commit coming (a saga's steps)."""
+        with self._cv:
+            self._busy -= 1
+            self._cv.notify_all()
+        try:
+            yield
+        finally:
+            with self._cv:
+                self._busy += 1
 
     def commit(self, write: Write) -> None:
         """Commit ``write`` (with whatever else is queued) and return once it is durable.
@@ -65,6 +97,7 @@ class GroupCommit:
         pending = _Pending(write)
         with self._cv:
             self._queue.append(pending)
+            self._cv.notify_all()  # a gathering leader counts the queue again
             self._lead_until(lambda: pending.done)
         if pending.error is not None:
             raise pending.error
@@ -94,6 +127,12 @@ class GroupCommit:
                 self._cv.wait()
                 continue
             self._leading = True
+            deadline = time.monotonic() + self._gather
+            while len(self._queue) < self._busy:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    break
+                self._cv.wait(left)
             batch, self._queue = self._queue, []
             self._cv.release()
             try:

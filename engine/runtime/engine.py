@@ -366,7 +366,10 @@ class Engine:
                 for _ in range(_RETRIES):
                     decided_on = self._cache.get(row.id)
                     try:
-                        result, follow_up = self._fire_once(row.id, event, params, idempotency_key)
+                        with self._commit.busy():
+                            result, follow_up = self._fire_once(
+                                row.id, event, params, idempotency_key
+                            )
                         outcome = "replayed" if result.replayed else "committed"
                         return result
                     except _Stale:
@@ -560,7 +563,8 @@ class Engine:
         except VersionConflict:
             raise _Stale() from None
         self._cache[row.id] = ahead
-        step_rows = self._run_steps(reg, ahead, plan, ctx, steps, key, written=True)
+        with self._commit.idle():
+            step_rows = self._run_steps(reg, ahead, plan, ctx, steps, key, written=True)
         try:
             return self._finish(
                 reg, ahead, plan, ctx, step_rows, key, expect=ahead.version, written=True
