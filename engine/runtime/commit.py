@@ -2,9 +2,10 @@
 
 Each writer queues its unit; if no batch is being committed it takes the
 leader's seat, takes every unit queued so far and commits them together,
-so N threads waiting for the disk pay for one sync, not N. The others wait
-and are all woken when the batch is done; one of them leads the next batch.
-A lone writer leads at once and commits on its own thread: no hand-off.
+so N threads waiting for the disk pay for one sync, not N. The others
+sleep, each on its own event: a batch wakes exactly the writers it
+committed, and hands the seat to the oldest writer still queued. A lone
+writer leads at once and commits on its own thread: no hand-off.
 
 Writes that need not be waited for (a step's end, a compensation's end:
 see the undo contract in :mod:`engine.runtime.bindings`) ride along with
@@ -27,12 +28,27 @@ log = logging.getLogger("chartd.commit")
 
 
 class _Pending:
-    __slots__ = ("done", "error", "write")
+    __slots__ = ("done", "error", "lead", "wake", "write")
 
-    def __init__(self, write: Write) -> None:
+    def __init__(self, write: Write, *, waited: bool) -> None:
         self.write = write
         self.done = False
+        self.lead = False
         self.error: Exception | None = None
+        # Only a waited writer sleeps; it is woken when its unit is committed, or
+        # when the seat of leader passes to it. A held lock is the cheapest thing to
+        # sleep on (an Event is a Condition, with a lock of its own per waiter).
+        self.wake: threading.Lock | None = None
+        if waited:
+            self.wake = threading.Lock()
+            self.wake.acquire()
+
+
+def _wake(pending: _Pending) -> None:
+    """Let a sleeping writer go on (once; a second wake-up before it slept is a no-op)."""
+    assert pending.wake is not None
+    if pending.wake.locked():
+        pending.wake.release()
 
 
 class GroupCommit:
@@ -50,11 +66,9 @@ class GroupCommit:
         self._linger = linger
         self._on_commit = on_commit
         self._queue: list[_Pending] = []
-        # One condition guards the queue and the leader's seat. Waiters are all woken
-        # when a batch is done: passing a lock from waiter to waiter would make each
-        # wait for the one before it, and the next batch wait for them all.
         self._cv = threading.Condition(threading.Lock())
         self._leading = False
+        self._gathering = False
         # Writers between deciding and committing: a leader waits (at most
         # `gather` seconds) until each has queued its unit, so that concurrent
         # writers share one commit instead of racing into small ones.
@@ -75,14 +89,16 @@ class GroupCommit:
         finally:
             with self._cv:
                 self._busy -= 1
-                self._cv.notify_all()
+                if self._gathering:
+                    self._cv.notify_all()
 
     @contextmanager
     def idle(self) -> Iterator[None]:
         """Inside :meth:`busy`: a stretch with no commit coming (a saga's steps)."""
         with self._cv:
             self._busy -= 1
-            self._cv.notify_all()
+            if self._gathering:
+                self._cv.notify_all()
         try:
             yield
         finally:
@@ -94,24 +110,38 @@ class GroupCommit:
 
         Raises the unit's own failure (e.g. VersionConflict) or the commit's.
         """
-        pending = _Pending(write)
+        pending = _Pending(write, waited=True)
+        assert pending.wake is not None
         with self._cv:
             self._queue.append(pending)
-            self._cv.notify_all()  # a gathering leader counts the queue again
-            self._lead_until(lambda: pending.done)
+            if not self._leading:
+                self._leading = pending.lead = True
+            elif self._gathering:
+                self._cv.notify_all()  # the leader counts the queue again
+        while not pending.done:
+            if pending.lead:
+                self._lead()
+            else:
+                pending.wake.acquire()
         if pending.error is not None:
             raise pending.error
 
     def later(self, write: Write) -> None:
         """Queue ``write`` to commit with the next batch; do not wait for it."""
         with self._cv:
-            self._queue.append(_Pending(write))
+            self._queue.append(_Pending(write, waited=False))
         self._lazy.set()
 
     def flush(self) -> None:
         """Commit everything queued so far."""
-        with self._cv:
-            self._lead_until(lambda: not self._queue)
+        while True:
+            with self._cv:
+                while self._leading:
+                    self._cv.wait()
+                if not self._queue:
+                    return
+                self._leading = True
+            self._lead()
 
     def close(self) -> None:
         """Flush and stop the background flusher."""
@@ -120,27 +150,33 @@ class GroupCommit:
         self._flusher.join()
         self.flush()
 
-    def _lead_until(self, done: Callable[[], bool]) -> None:
-        """With the condition held: take the leader's seat and commit batches, or wait."""
-        while not done():
-            if self._leading:
-                self._cv.wait()
-                continue
-            self._leading = True
+    def _lead(self) -> None:
+        """Commit one batch from the leader's seat, then pass the seat on."""
+        with self._cv:
             deadline = time.monotonic() + self._gather
+            self._gathering = True
             while len(self._queue) < self._busy:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     break
                 self._cv.wait(left)
+            self._gathering = False
             batch, self._queue = self._queue, []
-            self._cv.release()
-            try:
-                self._apply(batch)
-            finally:
-                self._cv.acquire()
-                self._leading = False
-                self._cv.notify_all()
+        try:
+            self._apply(batch)
+        finally:
+            with self._cv:
+                successor = next((p for p in self._queue if p.wake is not None), None)
+                if successor is None:
+                    self._leading = False
+                    self._cv.notify_all()  # a flush waiting for the seat
+                else:
+                    successor.lead = True
+                    _wake(successor)
+            for p in batch:
+                p.lead = False
+                if p.wake is not None and p is not successor:
+                    _wake(p)
 
     def _apply(self, batch: list[_Pending]) -> None:
         if not batch:

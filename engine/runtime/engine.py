@@ -22,6 +22,7 @@ database never both apply a transition from the same version.
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import os
@@ -162,6 +163,9 @@ class Engine:
         self.clock: Clock = clock or SystemClock()
         self.observer: Observer = observer or _QuietObserver()
         self.id = secrets.token_hex(8)
+        # Transition ids: this engine's id and a counter. Unique across engines and
+        # restarts (the engine id is new each time), and no system call on the hot path.
+        self._serial = itertools.count(1)
         self._registry: dict[str, _Registered] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
@@ -169,6 +173,7 @@ class Engine:
         self._cache: dict[str, EntityRow] = {}
         self._recovering: set[str] = set()
         self._events = threading.Condition()
+        self._watchers = 0  # watch() iterators waiting for events: wake them on commits
         self._closed = False
         self._commit = GroupCommit(store, on_commit=self._committed)
         self._wake = threading.Event()
@@ -328,6 +333,9 @@ class Engine:
 
     # -- firing ------------------------------------------------------------------
 
+    def _next_transition_id(self) -> str:
+        return f"{self.id}{next(self._serial):016x}"
+
     def _lock(self, entity_id: str) -> threading.Lock:
         with self._locks_guard:
             lock = self._locks.get(entity_id)
@@ -441,7 +449,7 @@ class Engine:
             conditions=reg.bindings.conditions,
             fields={"id": row.id, "entity": row.name},
         )
-        tid = secrets.token_hex(16)
+        tid = self._next_transition_id()
         ctx = Context(
             entity_id=row.id,
             entity_name=row.name,
@@ -692,15 +700,19 @@ class Engine:
         target = plan.snapshot
         # Data that no step touched was JSON when it was stored: no need to check it again.
         data = target.data if ctx.data == target.data else _json(ctx.data, "entity data")
-        after = replace(
-            row,
+        # Built field by field: dataclasses.replace costs more than the rest of this.
+        after = EntityRow(
+            id=row.id,
+            chart=row.chart,
             name=ctx.new_name or row.name,
             configuration=target.configuration,
-            live=not reg.chart.finished(target.configuration),
             data=data,
             history=dict(target.history),
             version=expect + 1,
+            created_at=row.created_at,
             updated_at=now,
+            seq=row.seq,
+            live=not reg.chart.finished(target.configuration),
         )
         plan_json = self._plan_json(plan, full=written)
         plan_json["committed"] = list(target.configuration)
@@ -1221,7 +1233,7 @@ class Engine:
     # -- events ------------------------------------------------------------------
 
     def _committed(self, writes: Sequence[Write]) -> None:
-        if any(w.events for w in writes):
+        if self._watchers and any(w.events for w in writes):
             with self._events:
                 self._events.notify_all()
 
@@ -1275,7 +1287,11 @@ class Engine:
             if remaining is not None and remaining <= 0:
                 return
             with self._events:
-                self._events.wait(poll if remaining is None else min(poll, remaining))
+                self._watchers += 1
+                try:
+                    self._events.wait(poll if remaining is None else min(poll, remaining))
+                finally:
+                    self._watchers -= 1
 
 
 def _event_filter(

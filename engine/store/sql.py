@@ -9,6 +9,7 @@ lock, and wait up to ``busy_timeout`` for each other.
 
 from __future__ import annotations
 
+import functools
 import json
 import threading
 from collections.abc import Iterator, Sequence
@@ -42,6 +43,8 @@ _ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
 
 def _dumps(value: Any) -> str:
     # One encoder for every call: json.dumps with options builds a new one each time.
+    if not value and isinstance(value, dict | list | tuple):
+        return "{}" if isinstance(value, dict) else "[]"
     return _ENCODER.encode(value)
 
 
@@ -666,7 +669,7 @@ def _entity_changes(r: EntityRow) -> dict[str, Any]:
     return {
         "name": r.name,
         "states": _states(r.configuration),
-        "configuration": _dumps(list(r.configuration)),
+        "configuration": _configuration(r.configuration),
         "data": _dumps(r.data),
         "history": _dumps({k: list(v) for k, v in r.history.items()}),
         "version": r.version,
@@ -679,7 +682,14 @@ def _conflict(exc: sa.exc.IntegrityError) -> Conflict:
     return Conflict(f"the write breaks a uniqueness rule of the journal: {exc.orig or exc}")
 
 
-def _states(configuration: Sequence[str]) -> str:
+@functools.lru_cache(maxsize=4096)
+def _configuration(configuration: tuple[str, ...]) -> str:
+    # A chart has few configurations and every write stores one: encode each once.
+    return _dumps(list(configuration))
+
+
+@functools.lru_cache(maxsize=4096)
+def _states(configuration: tuple[str, ...]) -> str:
     return "|" + "|".join(configuration) + "|"
 
 
