@@ -295,9 +295,12 @@ class SqlStore:
         results: list[Exception | None] = []
         passed: list[Write] = []
         new_entities: list[EntityRow] = []
+        checked = self._update_all(conn, batch)
         for unit in batch:
             row = unit.entity
-            if row is not None and unit.expect_version is not None:
+            if checked and row is not None and unit.expect_version is not None:
+                pass  # updated, every version matched, by _update_all
+            elif row is not None and unit.expect_version is not None:
                 if any(r.id == row.id for r in new_entities):
                     # Created earlier in this batch: insert it before checking its version.
                     self._insert_entities(conn, new_entities)
@@ -389,6 +392,46 @@ class SqlStore:
                 ],
             )
         return results
+
+    def _update_all(self, conn: Any, batch: Sequence[Write]) -> bool:
+        """Try every version-checked entity update of the batch in one statement.
+
+        True if each matched its version (the common case: no race). Else it
+        undoes them (to a savepoint) and the caller checks unit by unit, so
+        that only the losers are skipped. Only on SQLite, whose driver counts
+        the rows of an executemany; only when no entity is created or
+        updated twice in the batch, where order would matter.
+        """
+        units = [
+            (u.entity, u.expect_version)
+            for u in batch
+            if u.entity is not None and u.expect_version is not None
+        ]
+        if self.dialect != "sqlite" or len(units) < 2:
+            return False
+        ids = {row.id for row, _ in units}
+        created = {u.entity.id for u in batch if u.entity is not None and u.expect_version is None}
+        if len(ids) != len(units) or created & ids:
+            return False
+        args = [
+            self._update_entity.args({"b_id": row.id, "b_expect": expect, **_entity_changes(row)})
+            for row, expect in units
+        ]
+        self._raw(conn, "SAVEPOINT chartd_updates")
+        cursor = conn.cursor()
+        try:
+            cursor.executemany(self._update_entity.sql, args)
+            matched = bool(cursor.rowcount == len(units))
+        except self._dbapi_error as exc:
+            raise sa.exc.DBAPIError.instance(
+                self._update_entity.sql, args, exc, self._dbapi_error
+            ) from exc
+        finally:
+            cursor.close()
+        if not matched:
+            self._raw(conn, "ROLLBACK TO SAVEPOINT chartd_updates")
+        self._raw(conn, "RELEASE SAVEPOINT chartd_updates")
+        return matched
 
     def _insert_entities(self, conn: Any, rows: list[EntityRow]) -> None:
         first = self._allocate(conn, entities=len(rows))["entities"]
