@@ -123,6 +123,9 @@ class _Failed(Exception):
 
 
 def _json(value: Any, what: str) -> Any:
+    """``value`` as it will read back from the journal; InvalidParameter if it is not JSON."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
     try:
         return json.loads(json.dumps(value))
     except (TypeError, ValueError) as exc:
