@@ -2,13 +2,17 @@
 
 ``chartd chart ls|show|check`` work on chart files and on the charts that
 installed packages register under the ``chartd.charts`` entry-point group
-(the container chart is one). The daemon verbs arrive with the daemon.
+(the container chart is one). ``chartd serve`` runs the daemon; the client
+verbs (``create``, ``start``, ``ps``, ...) live in :mod:`engine.cli_client`.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
 import sys
+from collections.abc import Hashable, Mapping
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -19,8 +23,17 @@ from rich.table import Table
 from rich.tree import Tree
 
 import engine
-from engine.errors import ChartdError, ChartError, NotFound
-from engine.model.analysis import Finding, analyse
+from engine import cli_client
+from engine.core.chart import holds
+from engine.errors import ChartdError, ChartError, InvalidParameter, NotFound, System
+from engine.model.analysis import (
+    Finding,
+    analyse,
+    binding_findings,
+    condition_names,
+    exploration_findings,
+    explore,
+)
 from engine.model.chart import Transition
 
 __all__ = ["app", "main"]
@@ -195,48 +208,281 @@ def chart_show(chart: ChartArg = "container", fmt: FormatOpt = "text") -> None:
             )
 
 
+BindingsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--bindings",
+        help="module:attribute of the engine.Bindings for the chart, to check its code "
+        "(names without code, steps without compensation).",
+    ),
+]
+LimitOpt = Annotated[
+    int,
+    typer.Option(
+        "--max-configurations",
+        min=1,
+        help="Stop the exhaustive exploration after this many configurations.",
+    ),
+]
+
+
 @chart_app.command("check")
-def chart_check(chart: ChartArg = "container", fmt: FormatOpt = "text") -> None:
+def chart_check(
+    chart: ChartArg = "container",
+    fmt: FormatOpt = "text",
+    bindings: BindingsOpt = None,
+    max_configurations: LimitOpt = 10_000,
+) -> None:
     """Validate a chart and report what analysis finds.
 
-    Exit status: 0 clean, 1 errors (the chart is refused), 2 warnings only.
+    Static checks: unreachable states, dead ends, (state, event) pairs with
+    neither a transition nor a rejection, transitions their conditions do
+    not tell apart. With --bindings, guards and steps without code and
+    steps without compensation. Then a bounded exploration of every
+    reachable configuration, every event and condition value.
+
+    Exit status: 0 clean, 1 errors, 2 warnings only.
     """
     _check_format(fmt)
-    errors: list[dict[str, str]] = []
     findings: list[Finding] = []
     name = chart
     try:
         c = engine.load_chart(_resolve(chart))
-        name = c.name
-        findings = analyse(c.model)
     except ChartError as exc:
-        errors = [{"path": p, "message": m} for p, m in exc.problems]
+        findings = [Finding("error", "invalid", p, m) for p, m in exc.problems]
     except ChartdError as exc:
         _fail(exc)
+    else:
+        name = c.name
+        findings = analyse(c.model)
+        if bindings is None:
+            findings.append(
+                Finding(
+                    "note",
+                    "bindings",
+                    "",
+                    "guards and steps not checked (no code given): pass --bindings module:attr",
+                )
+            )
+        else:
+            findings += _binding_findings(c, bindings)
+        findings += _explore(c, max_configurations)
+    _report(name, findings, fmt)
+
+
+def _binding_findings(c: engine.Chart, spec: str) -> list[Finding]:
+    """Import ``module:attr`` (from the working directory too) and check it against ``c``."""
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        _fail(InvalidParameter(f"invalid --bindings {spec!r}: use module:attribute"))
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # a user's module, as gunicorn and uvicorn find theirs
+    try:
+        found = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError) as exc:
+        _fail(InvalidParameter(f"cannot load --bindings {spec!r}: {exc}"))
+    if not isinstance(found, engine.Bindings):
+        _fail(
+            InvalidParameter(
+                f"--bindings {spec!r} is a {type(found).__name__}, not an engine.Bindings"
+            )
+        )
+    return binding_findings(
+        c.model,
+        guards=set(found.guards),
+        steps=set(found.steps),
+        without_undo={n for n, s in found.steps.items() if s.undo is None and s.external},
+    )
+
+
+_MAX_FOLLOW_UPS = 10
+
+
+def _explore(c: engine.Chart, limit: int) -> list[Finding]:
+    """Explore ``c`` with :func:`engine.step`: every event, every condition value."""
+    names = condition_names(c.model)
+    events = sorted(e for e in c.events if not e.startswith("done.state."))
+    held: set[str] = set()
+
+    def step(
+        snapshot: engine.Snapshot, event: str, values: Mapping[str, bool]
+    ) -> tuple[list[engine.Snapshot], list[str], str | None]:
+        asked: list[str] = []
+
+        def condition(name: str) -> engine.ConditionFn:
+            def value(_: engine.Snapshot, __: Mapping[str, Any]) -> bool:
+                asked.append(name)
+                return values.get(name, False)
+
+            return value
+
+        conditions = {n: condition(n) for n in names}
+        out: list[engine.Snapshot] = []
+        try:
+            _successors(c, snapshot, event, conditions, out, held, 0)
+        except System as exc:
+            return out, asked, exc.message
+        return out, asked, None
+
+    initial = c.initial_snapshot(conditions={n: (lambda s, p: False) for n in names})
+    found = explore(
+        initial,
+        events,
+        step,
+        key=_configuration_key,
+        states=lambda s: s.configuration,
+        limit=limit,
+    )
+    found.states |= held
+    return exploration_findings(c.model, found, _describe_key, limit=limit)
+
+
+def _successors(
+    c: engine.Chart,
+    snapshot: engine.Snapshot,
+    event: str,
+    conditions: Mapping[str, engine.ConditionFn],
+    out: list[engine.Snapshot],
+    held: set[str],
+    depth: int,
+) -> None:
+    """Where ``event`` may leave the entity: committed, failed, and after any follow-up.
+
+    A refusal adds nothing; System (a chart that never settles) is raised.
+    """
+    try:
+        plan = engine.step(c, snapshot, event, conditions=conditions)
+    except System:
+        raise
+    except ChartdError:
+        return
+    if plan.transient_snapshot is not None:
+        held.update(plan.transient_snapshot.configuration)
+    outcomes = [(plan.snapshot, [t.then for t in plan.transitions if t.then])]
+    if plan.steps:
+        # A saga can fail at any step: the failure configuration is reachable too.
+        failure_then = plan.on_failure.then if plan.on_failure else None
+        outcomes.append((plan.failure_snapshot, [failure_then] if failure_then else []))
+    for after, follow_ups in outcomes:
+        out.append(after)
+        if depth >= _MAX_FOLLOW_UPS:
+            continue
+        for then in follow_ups:
+            if then is not None and holds(then.when, after, {}, conditions):
+                _successors(c, after, then.event, conditions, out, held, depth + 1)
+                break
+
+
+def _configuration_key(s: engine.Snapshot) -> Hashable:
+    return (s.configuration, tuple(sorted(s.history.items())))
+
+
+def _describe_key(key: Hashable) -> str:
+    configuration = key[0] if isinstance(key, tuple) else ()
+    leaves = [p for p in configuration if not any(o.startswith(p + ".") for o in configuration)]
+    return ", ".join(leaves)
+
+
+def _report(name: str, findings: list[Finding], fmt: str) -> NoReturn:
+    errors = [f for f in findings if f.severity == "error"]
     warnings = [f for f in findings if f.severity == "warning"]
+    notes = [f for f in findings if f.severity == "note"]
     status = 1 if errors else (2 if warnings else 0)
     if fmt == "json":
+
+        def rows(some: list[Finding]) -> list[dict[str, str]]:
+            return [{"kind": f.kind, "where": f.where, "message": f.message} for f in some]
+
         _out.print_json(
             json.dumps(
                 {
                     "chart": name,
                     "status": ["clean", "errors", "warnings"][status],
-                    "errors": errors,
-                    "warnings": [
-                        {"kind": f.kind, "where": f.where, "message": f.message} for f in warnings
-                    ],
+                    "errors": rows(errors),
+                    "warnings": rows(warnings),
+                    "notes": rows(notes),
                 }
             )
         )
     else:
-        for e in errors:
-            where = f"{e['path']}: " if e["path"] else ""
-            _out.print(f"error: {where}{e['message']}", markup=False)
+        for f in errors:
+            where = f"{f.where}: " if f.kind == "invalid" and f.where else ""
+            label = "" if f.kind == "invalid" else f"[{f.kind}] "
+            _out.print(f"error: {label}{where}{f.message}", markup=False)
         for f in warnings:
             _out.print(f"warning: [{f.kind}] {f.message}", markup=False)
+        for f in notes:
+            _out.print(f"note: {f.message}", markup=False)
         verdict = ["clean", f"{len(errors)} error(s)", f"{len(warnings)} warning(s)"][status]
         _out.print(f"{name}: {verdict}", markup=False)
     raise typer.Exit(status)
+
+
+@app.command()
+def serve(
+    state_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--state-dir",
+            help="State directory (default $XDG_STATE_HOME/chartd or ~/.local/state/chartd).",
+            show_default=False,
+        ),
+    ] = None,
+    db: Annotated[
+        str | None,
+        typer.Option(
+            "--db", help="Database URL (default sqlite:///STATE_DIR/chartd.db).", show_default=False
+        ),
+    ] = None,
+    listen: Annotated[
+        str | None,
+        typer.Option(
+            "--listen",
+            help="unix:///path (default STATE_DIR/chartd.sock, mode 0600) or tcp://HOST:PORT.",
+            show_default=False,
+        ),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option("--tls-cert", help="TLS certificate (tcp://).", show_default=False),
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option("--tls-key", help="TLS private key (tcp://).", show_default=False)
+    ] = None,
+    insecure: Annotated[
+        bool, typer.Option("--insecure", help="Plain tcp:// without TLS, loopback only.")
+    ] = False,
+    log_level: Annotated[
+        str, typer.Option("--log-level", help="debug, info, warning, error.")
+    ] = "info",
+) -> None:
+    """Run the daemon: the engine, the container chart on real processes, the gRPC API."""
+    import logging  # noqa: PLC0415 - the daemon's imports stay out of the client verbs
+
+    from engine import daemon  # noqa: PLC0415
+    from engine.api import default_state_dir  # noqa: PLC0415
+
+    level = getattr(logging, log_level.upper(), None)
+    if not isinstance(level, int):
+        _fail(engine.errors.InvalidParameter(f"invalid --log-level {log_level!r}"))
+    logging.basicConfig(
+        stream=sys.stderr, level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        config = daemon.DaemonConfig.resolve(
+            state_dir or default_state_dir(),
+            db=db,
+            listen=listen,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            insecure=insecure,
+        )
+        daemon.serve(config)
+    except ChartdError as exc:
+        _fail(exc)
+
+
+cli_client.register(app, chart_app, _load)
 
 
 def main() -> None:

@@ -345,7 +345,7 @@ class _Builder:
         edges: dict[str, set[str]] = {}
         for t in transitions:
             if t.event is None and t.target is not None:
-                for entered in self.entered_by(t.target):
+                for entered in self.entered_by(t.target, t.source):
                     edges.setdefault(t.source, set()).add(entered)
         # A transition from an ancestor of an entered state is enabled again too.
         closure: dict[str, set[str]] = {}
@@ -386,10 +386,31 @@ class _Builder:
                     )
                     return
 
-    def entered_by(self, target: str) -> set[str]:
-        """The target, its default descendants and its ancestors (an over-approximation)."""
+    def entered_by(self, target: str, source: str) -> set[str]:
+        """What a move from ``source`` to ``target`` may enter (an over-approximation).
+
+        The target, its ancestors and default descendants, and every region of
+        a parallel ancestor below the move's domain: entering one region
+        enters its siblings too (from a region to its sibling, the source
+        region itself is entered again).
+        """
         out = {target, *self.states[target].ancestors}
         todo = [target]
+        domain = next(
+            (
+                a
+                for a in self.states[source].ancestors
+                if self.states[a].kind == "compound" and target.startswith(a + ".")
+            ),
+            None,
+        )
+        for anc in self.states[target].ancestors:
+            if anc == domain:
+                break
+            if self.states[anc].kind == "parallel":
+                regions = [c for c in self.states[anc].children if self.states[c].kind != "history"]
+                todo.extend(regions)
+                out.update(regions)
         while todo:
             state = self.states[todo.pop()]
             if state.kind == "compound" and state.initial:

@@ -16,6 +16,7 @@ Layout under ``root``::
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import signal as _signal
@@ -24,11 +25,24 @@ from pathlib import Path
 from typing import Any
 
 import engine
-from engine.errors import ChartdError, Forbidden, InvalidParameter, NotFound, NotModified, System
+from engine.errors import (
+    ChartdError,
+    Conflict,
+    Forbidden,
+    InvalidParameter,
+    NotFound,
+    NotModified,
+    System,
+)
 from statecharts.container import moby
 from statecharts.container.conditions import CONDITIONS
 from statecharts.container.network import AddressPool
-from statecharts.container.runtime import ContainerSpec, Runtime, exit_code_from_start_error
+from statecharts.container.runtime import (
+    ContainerSpec,
+    ExecFailed,
+    Runtime,
+    exit_code_from_start_error,
+)
 
 __all__ = ["container_bindings", "container_dir", "log_path"]
 
@@ -50,14 +64,23 @@ def _run_dir(root: Path, container_id: str) -> Path:
 
 
 def _start_step(fn: Callable[[engine.Context], Any]) -> Callable[[engine.Context], Any]:
-    """Give a start-saga error the exit code moby records (126, 127, else 128)."""
+    """Give a start-saga error the exit code moby records.
+
+    126 or 127 when the command cannot be run (``setExitCodeFromError``);
+    otherwise the container keeps the exit code it has, and 128 only if that
+    is 0 (moby's outer handler in ``containerStart``: "if no one else has set
+    it, make sure we don't leave it at zero").
+    """
 
     def do(ctx: engine.Context) -> Any:
         try:
             return fn(ctx)
         except Exception as exc:
             error = exc if isinstance(exc, ChartdError) else System(f"{type(exc).__name__}: {exc}")
-            error.exit_code = exit_code_from_start_error(exc)  # type: ignore[attr-defined]
+            code = exit_code_from_start_error(exc)
+            if not isinstance(exc, ExecFailed):
+                code = int(ctx.data.get("exit_code") or 0) or code
+            error.exit_code = code  # type: ignore[attr-defined]
             raise error from exc
 
     do.__name__ = fn.__name__
@@ -206,6 +229,7 @@ def container_bindings(
             oom_killed=False,
             has_been_started_before=True,
             stopping=False,
+            restarting=False,  # moby's SetRunning clears Restarting
         )
         ctx.emit("start")
         if ctx.event == "restart":
@@ -230,8 +254,7 @@ def container_bindings(
         if moby.ends(signal, stop, bool(data.get("stop_signal_set"))):
             data["exit_on_next"] = True
             if ctx.source.in_state("running.paused"):
-                runtime.resume(cid(ctx))
-                ctx.emit("unpause")
+                _thaw(ctx)
         data["stopping"] = True
         if not params.get("shutdown"):
             data["manually_stopped"] = True
@@ -239,7 +262,8 @@ def container_bindings(
             ctx.schedule("stop_timeout", float(timeout))
 
     def task_kill(ctx: engine.Context) -> None:
-        runtime.kill(cid(ctx), _SIGKILL)
+        with contextlib.suppress(Conflict):  # it exited meanwhile: its exit follows
+            runtime.kill(cid(ctx), _SIGKILL)
         ctx.emit("kill", signal=str(_SIGKILL))
 
     def task_signal(ctx: engine.Context) -> None:
@@ -248,14 +272,15 @@ def container_bindings(
         stop = int(data.get("stop_signal") or moby.DEFAULT_STOP_SIGNAL)
         try:
             runtime.kill(cid(ctx), signal)
+        except Conflict:
+            pass  # moby: "no such process" is no error, the exit is on its way
         except ChartdError as exc:
             raise exc.wrap(f"Cannot kill container {cid(ctx)}") from exc
         ctx.emit("kill", signal=str(signal))
         if moby.ends(signal, stop, bool(data.get("stop_signal_set"))):
             data["exit_on_next"] = True  # moby's ExitOnNext: no policy restarts it
             if ctx.source.in_state("running.paused"):
-                runtime.resume(cid(ctx))
-                ctx.emit("unpause")
+                _thaw(ctx)
         if not params.get("shutdown"):
             data["manually_stopped"] = True  # moby sets it for any signal
 
@@ -268,16 +293,29 @@ def container_bindings(
             timeout = data.get("stop_timeout")
         if timeout is None:
             timeout = moby.DEFAULT_STOP_TIMEOUT
-        if ctx.source.in_state("running.paused"):
+        try:
             runtime.kill(cid(ctx), signal)
-            runtime.resume(cid(ctx))
-        else:
-            runtime.kill(cid(ctx), signal)
+        except ChartdError:
+            timeout = 2  # moby: when the signal cannot be sent, wait 2 s, then kill
         ctx.emit("kill", signal=str(signal))
+        if ctx.source.in_state("running.paused"):
+            _thaw(ctx)
         if _wait(cid(ctx), float(timeout) if float(timeout) >= 0 else None) is None:
-            runtime.kill(cid(ctx), _SIGKILL)
+            with contextlib.suppress(Conflict):
+                runtime.kill(cid(ctx), _SIGKILL)
             ctx.emit("kill", signal=str(_SIGKILL))
             _wait(cid(ctx), 2.0)
+
+    def _thaw(ctx: engine.Context) -> None:
+        """Resume a paused container after an ending signal, as moby's kill does.
+
+        The signal may have ended it already (SIGKILL acts on a frozen process,
+        and so does any ending signal under the cgroup freezer): then there is
+        nothing to thaw, and the container is not paused any more either way.
+        """
+        with contextlib.suppress(Conflict):
+            runtime.resume(cid(ctx))
+        ctx.emit("unpause")
 
     def _wait(container_id: str, timeout: float | None) -> object | None:
         # The exit handler may have deleted the task already: that is an exit too.
@@ -303,8 +341,8 @@ def container_bindings(
     def cancel_restart(ctx: engine.Context) -> None:
         ctx.cancel_timers("retry")
         ctx.data["restarting"] = False
-        if ctx.event == "stop":
-            ctx.emit("stop")
+        if ctx.event in ("stop", "restart"):
+            ctx.emit("stop")  # moby's containerStop of a restarting container
 
     # -- exits ---------------------------------------------------------------------
 
@@ -318,6 +356,13 @@ def container_bindings(
         data["finished_at"] = params.get("exited_at") or clock()
         data["pid"] = 0
         ctx.cancel_timers("stop_timeout")
+        if ctx.event != "exit":
+            # restart and rm -f end the process inside their own saga: its exit
+            # reaches a container that moved on, so the monitor's `die` (and the
+            # restart's `stop`) are emitted here, as moby emits them.
+            _die(ctx)
+            if ctx.event == "restart":
+                ctx.emit("stop")
 
     def cleanup(ctx: engine.Context) -> None:
         runtime.delete(cid(ctx))

@@ -19,9 +19,15 @@ _SIGKILL = int(_signal.SIGKILL)
 
 
 def should_restart(snapshot: engine.Snapshot, params: Mapping[str, Any]) -> bool:
-    """moby's ShouldRestart for the exit in ``params`` (unless a stop cancelled it)."""
+    """moby's ShouldRestart for the exit in ``params`` (unless a stop cancelled it).
+
+    The exit of a process left by a daemon that crashed (param ``restored``)
+    never goes to restarting: as moby's restore does, the container is marked
+    stopped, and the daemon's restore then applies the policy with a fresh
+    restart manager (``Containers.restore``).
+    """
     data = snapshot.data
-    if data.get("exit_on_next"):
+    if data.get("exit_on_next") or params.get("restored"):
         return False  # a stop or an ending kill cancelled the restart manager
     return moby.should_restart(
         moby.RestartPolicy.from_data(data.get("restart_policy")),

@@ -84,7 +84,9 @@ def parse_restart_policy(text: str | None) -> RestartPolicy:
     """``no``, ``always``, ``unless-stopped`` or ``on-failure[:N]``, checked as moby does."""
     if text is None or text == "":
         return RestartPolicy()
-    name, _, count_text = str(text).partition(":")
+    name, colon, count_text = str(text).partition(":")
+    if colon and not name:
+        raise InvalidParameter("invalid restart policy format: no policy provided before colon")
     count = 0
     if count_text:
         try:
@@ -96,11 +98,12 @@ def parse_restart_policy(text: str | None) -> RestartPolicy:
     if name not in _POLICIES:
         raise InvalidParameter(
             f"invalid restart policy: unknown policy '{name}'; use one of 'no', 'always', "
-            "'unless-stopped', or 'on-failure'"
+            "'on-failure', or 'unless-stopped'"
         )
     if count and name != "on-failure":
         raise InvalidParameter(
             "invalid restart policy: maximum retry count can only be used with 'on-failure'"
+            + (" and cannot be negative" if count < 0 else "")
         )
     if count < 0:
         raise InvalidParameter("invalid restart policy: maximum retry count cannot be negative")

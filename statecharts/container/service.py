@@ -14,6 +14,7 @@ import secrets
 import signal as _signal
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -45,15 +46,27 @@ _ADJECTIVES = ("brave", "calm", "eager", "gentle", "jolly", "keen", "lucid", "qu
 _NOUNS = ("curie", "darwin", "euler", "galois", "hopper", "lovelace", "noether", "turing")
 
 
-def status_of(configuration: Sequence[str]) -> str:
-    """moby's status string of a configuration: created, running, paused, restarting, ..."""
+def status_of(configuration: Sequence[str], data: Mapping[str, Any] | None = None) -> str:
+    """moby's status string of a configuration: created, running, paused, restarting, ...
+
+    While a start saga runs (``starting``), moby's view still shows the state
+    the start began from, which the container's ``data`` tells: restarting
+    (the restart policy's retry), exited (it ran before) or created.
+    """
     leaf = configuration[-1] if configuration else "created"
+    if leaf == "starting":
+        data = data or {}
+        if data.get("restarting"):
+            return "restarting"
+        return "exited" if data.get("has_been_started_before") else "created"
     return {
         "running.active": "running",
         "running.paused": "paused",
         "running.restarting": "restarting",
-        "starting": "created",
     }.get(leaf, leaf)
+
+
+_RUNNING = ("running", "paused", "restarting")  # moby's Running flag
 
 
 def _time(value: Any) -> str:
@@ -84,8 +97,14 @@ class Containers:
         self.pool = pool or AddressPool("10.88.0.0/16", root / "network")
         self._clock = clock
         eng.register(load_chart(), container_bindings(runtime, self.pool, root, clock=clock))
-        runtime.subscribe(self._on_exit)
         self._closing = False
+        self._exits: deque[ExitEvent] = deque()
+        self._exits_lock = threading.Lock()
+        self._exits_thread: threading.Thread | None = None
+        # Tasks a previous daemon left (it crashed): their exits are reconciled as
+        # moby's restore does, whether restore() or the runtime reports them first.
+        self._inherited = {(t.container_id, t.pid) for t in runtime.tasks()}
+        runtime.subscribe(self._on_exit)
 
     # -- lookup ------------------------------------------------------------------
 
@@ -96,9 +115,14 @@ class Containers:
         if not isinstance(ref, str) or not ref:
             raise InvalidParameter(f"invalid name or ID supplied: {ref!r}".replace("'", '"'))
         try:
-            return self.engine.get(ref.lstrip("/"), CHART)
+            found = self.engine.get(ref.lstrip("/"), CHART)
         except NotFound:
             pass
+        else:
+            # A removed container no longer exists for moby (its name may name the
+            # latest removed entity, kept for its history).
+            if not found.in_state("removed"):
+                return found
         matches = [
             e for e in self._all() if e.id.startswith(ref) and e.in_state("removed") is False
         ]
@@ -123,10 +147,10 @@ class Containers:
         for e in self._all():
             if e.in_state("removed"):
                 continue
-            current = status_of(e.configuration)
+            current = status_of(e.configuration, e.data)
             if status is not None and current != status:
                 continue
-            if not all and status is None and not e.in_state("running"):
+            if not all and status is None and current not in _RUNNING:
                 continue
             out.append(e)
         return sorted(out, key=lambda e: e.created_at, reverse=True)
@@ -282,14 +306,30 @@ class Containers:
     def remove(self, ref: str | engine.Entity, *, force: bool = False) -> engine.Entity:
         """Remove a stopped container (or, with ``force``, kill it first)."""
         container = self.get(ref)
-        return self.engine.fire(container, "remove", {"force": bool(force)}).entity
+        try:
+            return self.engine.fire(container, "remove", {"force": bool(force)}).entity
+        except ChartdError as exc:
+            if getattr(exc, "transition_id", None) is None:
+                raise  # a refusal: the chart's message is moby's already
+            # The removal saga failed (the container is dead now): moby's containerRm
+            # wraps the cause, whose own text is what inspect's Error shows.
+            name = container.data.get("name", "")
+            raise exc.wrap(f'cannot remove container "{name}"') from exc
 
     def rename(self, ref: str | engine.Entity, new_name: str) -> engine.Entity:
         """Give the container a new name (moby's checks and messages)."""
-        container = self.get(ref)
-        if not new_name or not container.data.get("name"):
+        if not new_name or not ref:
             raise InvalidParameter("Neither old nor new names may be empty")
-        canonical = moby.valid_name(new_name)
+        container = self.get(ref)
+        # moby's rename.go canonicalizes the new name before it checks it, so an
+        # invalid one is reported with its slash, under reserveName's wrapper.
+        canonical = new_name if new_name.startswith("/") else "/" + new_name
+        if canonical == container.data.get("name"):
+            raise InvalidParameter("Renaming a container with the same name as its current name")
+        try:
+            moby.valid_name(canonical)
+        except InvalidParameter as exc:
+            raise exc.wrap("Error when allocating new name") from exc
         holder = self._taken(canonical)
         if holder is not None and holder.id != container.id:
             raise Conflict(
@@ -302,25 +342,52 @@ class Containers:
     def wait(
         self, ref: str | engine.Entity, condition: str = "not-running", timeout: float | None = None
     ) -> tuple[int, str]:
-        """Block until ``condition`` holds; the exit code and error, as moby's wait returns."""
+        """Block until ``condition`` holds; the exit code and error, as moby's wait returns.
+
+        ``not-running`` holds at once for a container that is not running
+        (created, exited, dead); otherwise, like ``next-exit``, it waits for the
+        container's next exit, a restarting one's too (moby wakes the stop
+        waiters at every exit), and returns that exit's code. ``removed`` waits
+        until the container is removed. Unavailable after ``timeout`` seconds.
+        """
         if condition not in _CONDITIONS:
             raise InvalidParameter(f'invalid condition: "{condition}"')
+        since = self.engine.sequence()  # before the read: no event can slip between
         container = self.get(ref)
+        running = status_of(container.configuration, container.data) in _RUNNING
+        if condition == "not-running" and not running:
+            return _outcome(container)
         deadline = None if timeout is None else time.monotonic() + timeout
+        for event in self._events(container.id, since, deadline):
+            if condition != "removed" and event.type == "die":
+                # Every exit of the process (to exited or restarting, or ended by a
+                # restart or rm -f) emits die with its code, even if the container
+                # has moved on by the time this is read.
+                return int(event.attributes.get("exitCode") or 0), ""
+            if event.type not in ("transition", "transition.failed"):
+                continue
+            current = self.engine.get(container.id)
+            if condition == "removed":
+                if current.in_state("removed"):
+                    return _outcome(current)
+            elif _stopped_without_exit(event, current, running):
+                return _outcome(current)
+            if event.type == "transition":
+                running = "running" in (event.attributes.get("to") or ())
+        raise Unavailable(f"timed out waiting for container {container.id[:12]}")
 
-        # moby wakes the waiters of a stop at every exit, a restarting one too.
-        def exited(e: engine.Entity) -> bool:
-            return e.version > container.version and (
-                not e.in_state("running") or e.in_state("running.restarting")
-            )
-
-        if condition == "removed":
-            done = self._until(container.id, lambda e: e.in_state("removed"), deadline)
-        elif condition == "not-running" and not container.in_state("running"):
-            done = container
-        else:
-            done = self._until(container.id, exited, deadline)
-        return int(done.data.get("exit_code") or 0), str(done.data.get("error") or "")
+    def _events(self, entity_id: str, since: int, deadline: float | None) -> Iterator[engine.Event]:
+        """The entity's outbox events after ``since`` until ``deadline`` (or the engine closes)."""
+        while True:
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return
+            for event in self.engine.watch(
+                since, filter={"entity": entity_id}, timeout=min(remaining or 1.0, 1.0)
+            ):
+                since = event.seq
+                yield event
+                break
 
     def _until(
         self, entity_id: str, holds: Callable[[engine.Entity], bool], deadline: float | None
@@ -346,7 +413,39 @@ class Containers:
     # -- the runtime's exits ---------------------------------------------------------
 
     def _on_exit(self, event: ExitEvent) -> None:
-        params = {"exit_code": event.exit_code, "pid": event.pid, "exited_at": event.exited_at}
+        """The runtime's callback: queue the exit; a thread of the service fires it.
+
+        A runtime may report an exit on the thread that caused it (FakeRuntime
+        does, inside the stop's, kill's or rm -f's own step, which holds the
+        entity's lock): firing ``exit`` there would wait for that lock forever.
+        Exits are fired in the order they were reported.
+        """
+        with self._exits_lock:
+            self._exits.append(event)
+            if self._exits_thread is None:
+                self._exits_thread = threading.Thread(
+                    target=self._apply_exits, name="chartd-exits", daemon=True
+                )
+                self._exits_thread.start()
+
+    def _apply_exits(self) -> None:
+        while True:
+            with self._exits_lock:
+                if not self._exits:
+                    self._exits_thread = None  # the next exit starts another
+                    return
+                event = self._exits.popleft()
+            self._apply_exit(event)
+
+    def _apply_exit(self, event: ExitEvent) -> None:
+        params: dict[str, Any] = {
+            "exit_code": event.exit_code,
+            "pid": event.pid,
+            "exited_at": event.exited_at,
+        }
+        if (event.container_id, event.pid) in self._inherited:
+            params["restored"] = True
+            self._inherited.discard((event.container_id, event.pid))
         # A process may exit while its start is still committing (the entity is held
         # in `starting`): try again shortly, then give up.
         for attempt in range(100):
@@ -355,8 +454,8 @@ class Containers:
             try:
                 self.engine.fire(event.container_id, "exit", params)
                 return
-            except NotModified:
-                return
+            except (NotModified, NotFound):
+                return  # a duplicate or stale exit, or one of a container removed by rm -f
             except (Conflict, Unavailable) as exc:
                 current = self._current(event.container_id)
                 if current is None or not (current.in_state("starting") or attempt < 3):
@@ -409,61 +508,49 @@ class Containers:
         """Reconcile after a daemon start; the IDs of the containers started again.
 
         Processes left by a daemon that crashed are killed and their
-        containers marked exited; then restart policies apply as moby's
-        restore applies them: ``always`` restarts even after a manual stop,
+        containers marked exited (never restarting: the exit has ``restored``);
+        then restart policies apply as moby's restore applies them, with the
+        restart manager reset: ``always`` restarts even after a manual stop,
         ``unless-stopped`` does not, a container never started stays created.
         """
         left = {t.container_id: t for t in self.runtime.tasks()}
         for container_id, task in left.items():
             ended = self.runtime.delete_task(container_id)
-            code = ended.exit_code if ended is not None else 137
-            try:
-                self.engine.fire(
-                    container_id,
-                    "exit",
-                    {
-                        "exit_code": code,
-                        "pid": task.pid,
-                        "exited_at": self._clock(),
-                        "restored": True,
-                    },
-                )
-            except ChartdError as exc:
-                log.info("restore of %s: %s", container_id[:12], exc.message)
+            code = ended.exit_code if ended is not None else 128 + int(_signal.SIGKILL)
+            self._reconcile(container_id, code, task.pid)
         started = []
         for listed in self.list(all=True):
             container = listed
+            if listed.state in ("running.active", "running.paused"):
+                if listed.id not in left:
+                    # The engine says running, but there is no process: it exited unseen.
+                    self._reconcile(listed.id, 255, listed.data.get("pid"))
+                container = self.engine.get(listed.id)
             data = container.data
-            if container.in_state("running") and container.id not in left:
-                # The engine says running, but there is no process: it exited unseen.
-                try:
-                    self.engine.fire(
-                        container,
-                        "exit",
-                        {"exit_code": 255, "pid": data.get("pid"), "exited_at": self._clock()},
-                    )
-                    container = self.engine.get(container.id)
-                except ChartdError:
-                    continue
             if not container.in_state("exited") or not data.get("has_been_started_before"):
                 continue
             policy = moby.RestartPolicy.from_data(data.get("restart_policy"))
-            if policy.name == "no":
-                continue
-            if moby.should_restart(
+            if policy.name == "no" or not moby.should_restart(
                 policy,
-                int(container.data.get("exit_code") or 0),
-                bool(container.data.get("manually_stopped")),
-                int(container.data.get("restart_count") or 0),
+                int(data.get("exit_code") or 0),
+                bool(data.get("manually_stopped")),
+                int(data.get("restart_count") or 0),
             ):
-                try:
-                    self.engine.fire(container, "start")
-                    started.append(container.id)
-                except ChartdError as exc:
-                    log.warning(
-                        "restart of %s on restore failed: %s", container.id[:12], exc.message
-                    )
+                continue
+            try:
+                self.engine.fire(container, "start")
+                started.append(container.id)
+            except ChartdError as exc:
+                log.warning("restart of %s on restore failed: %s", container.id[:12], exc.message)
         return started
+
+    def _reconcile(self, container_id: str, exit_code: int, pid: Any) -> None:
+        self._inherited.discard((container_id, pid))
+        params = {"exit_code": exit_code, "pid": pid, "exited_at": self._clock(), "restored": True}
+        try:
+            self.engine.fire(container_id, "exit", params)
+        except ChartdError as exc:  # e.g. the runtime's report of the same exit came first
+            log.info("restore of %s: %s", container_id[:12], exc.message)
 
     # -- inspect ---------------------------------------------------------------------------
 
@@ -471,7 +558,7 @@ class Containers:
         """The container as ``docker inspect`` shows it (the fields chartd has)."""
         c = self.get(ref)
         d = c.data
-        status = status_of(c.configuration)
+        status = status_of(c.configuration, d)
         policy = moby.RestartPolicy.from_data(d.get("restart_policy"))
         return {
             "Id": c.id,
@@ -479,14 +566,12 @@ class Containers:
             "Created": _time(c.created_at),
             "State": {
                 "Status": status,
-                "Running": c.in_state("running"),
-                "Paused": c.in_state("running.paused"),
-                "Restarting": c.in_state("running.restarting"),
+                "Running": status in _RUNNING,
+                "Paused": status == "paused",
+                "Restarting": status == "restarting",
                 "OOMKilled": bool(d.get("oom_killed")),
-                "Dead": c.in_state("dead"),
-                "Pid": int(d.get("pid") or 0)
-                if c.in_state("running.active") or c.in_state("running.paused")
-                else 0,
+                "Dead": status == "dead",
+                "Pid": int(d.get("pid") or 0) if status in ("running", "paused") else 0,
                 "ExitCode": int(d.get("exit_code") or 0),
                 "Error": str(d.get("error") or ""),
                 "StartedAt": _time(d.get("started_at")),
@@ -513,6 +598,24 @@ class Containers:
             "NetworkSettings": {"IPAddress": d.get("address", "")},
             "LogPath": str(log_path(self.root, c.id)),
         }
+
+
+def _outcome(container: engine.Entity) -> tuple[int, str]:
+    """What moby's wait returns: the container's exit code and error."""
+    return int(container.data.get("exit_code") or 0), str(container.data.get("error") or "")
+
+
+def _stopped_without_exit(event: engine.Event, current: engine.Entity, running: bool) -> bool:
+    """The event left a running container stopped although no process exited (no ``die``).
+
+    A restarting container stopped, killed or removed; a retry, or a restart
+    of a running container, that failed (it ends exited, as moby's SetStopped).
+    """
+    attributes = event.attributes
+    if event.type == "transition.failed":
+        return running and current.in_state("exited")
+    before, after = set(attributes.get("from") or ()), set(attributes.get("to") or ())
+    return "running" in before and not after & {"running", "starting", "removing"}
 
 
 def _signal_name(number: Any) -> str:

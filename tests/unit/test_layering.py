@@ -74,3 +74,37 @@ def test_the_layering_test_sees_a_leak(tmp_path: Path) -> None:
     leak = tmp_path / "leak.py"
     leak.write_text("import sqlalchemy\nfrom engine.runtime import Engine\n")
     assert imports(leak) == ["sqlalchemy", "engine.runtime"]
+
+
+# The outer rooms depend inward and never on each other (DESIGN.md). The API sees the
+# engine through its public API only; the export room reads charts as data.
+OUTER = {
+    "engine/api": {"engine", "engine.errors", "engine.api"},
+    "engine/export": {"engine.core", "engine.errors", "engine.model", "engine.export"},
+}
+
+
+@pytest.mark.parametrize("room", sorted(OUTER))
+def test_outer_rooms_depend_inward_only(room: str) -> None:
+    files = sorted((ROOT / room).rglob("*.py"))
+    assert files, room
+    for file in files:
+        if "_pb2" in file.name:
+            continue  # generated: imports only grpc, protobuf and its own package
+        for name in imports(file):
+            where = f"{file.relative_to(ROOT)} imports {name}"
+            assert name.split(".")[0] != "statecharts", where
+            if name.split(".")[0] == "engine":
+                allowed = OUTER[room]
+                # "engine" itself is the public API; it allows no submodule by prefix.
+                assert name in allowed or any(
+                    name.startswith(a + ".") for a in allowed if a != "engine"
+                ), where
+
+
+def test_only_the_daemon_composition_root_knows_the_container_chart() -> None:
+    for file in sorted((ROOT / "engine").rglob("*.py")):
+        if file.relative_to(ROOT).as_posix() == "engine/daemon.py":
+            continue
+        for name in imports(file):
+            assert name.split(".")[0] != "statecharts", f"{file.relative_to(ROOT)} imports {name}"

@@ -48,7 +48,7 @@ def test_chart_show_json_is_the_resolved_chart() -> None:
 def test_chart_check_on_the_container_chart_is_clean() -> None:
     result = chartd("chart", "check")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert result.stdout.strip() == "container: clean"
+    assert result.stdout.strip().splitlines()[-1] == "container: clean"
 
 
 def test_chart_check_reports_errors_with_paths_and_exits_1(tmp_path: Path) -> None:
@@ -60,7 +60,9 @@ def test_chart_check_reports_errors_with_paths_and_exits_1(tmp_path: Path) -> No
     assert result.returncode == 1
     report = json.loads(result.stdout)
     assert report["status"] == "errors"
-    assert report["errors"] == [{"path": "transitions[0].to", "message": "unknown state 'b'"}]
+    assert report["errors"] == [
+        {"kind": "invalid", "where": "transitions[0].to", "message": "unknown state 'b'"}
+    ]
 
 
 def test_chart_check_warnings_only_exits_2(tmp_path: Path) -> None:

@@ -1,0 +1,101 @@
+"""Checks of request fields at the API's edge, before anything is looked up.
+
+The engine and the container service check meaning (a name's characters, a
+signal, a restart policy) with moby's messages; these checks bound what may
+reach them at all: lengths, NUL and control characters, number ranges. A
+message never echoes more than a short prefix of what it refuses.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+
+from engine.errors import InvalidParameter
+
+__all__ = [
+    "MAX_NAME",
+    "check_args",
+    "check_map",
+    "check_text",
+    "optional_text",
+    "page_token",
+    "sequence",
+]
+
+MAX_NAME = 256  # names and IDs: 253 characters at most, a leading "/", some slack
+MAX_ARG = 128 * 1024  # Linux's MAX_ARG_STRLEN: execve refuses a longer argument
+MAX_ARGS_TOTAL = 1024 * 1024  # command and environment together (ARG_MAX is 2 MiB)
+MAX_PATH = 4096  # PATH_MAX
+_SEQ_MAX = 2**63 - 1  # the database's integer
+
+
+def _show(value: str) -> str:
+    shown = value if len(value) <= 40 else value[:40] + "…"
+    return repr(shown)
+
+
+def check_text(value: str, what: str, *, limit: int = MAX_NAME, required: bool = True) -> str:
+    """``value`` if it is non-empty (unless not ``required``), short enough and printable."""
+    if not value:
+        if required:
+            raise InvalidParameter(f"{what} is required and may not be empty")
+        return value
+    if len(value) > limit:
+        raise InvalidParameter(
+            f"{what} is too long: {len(value)} characters, at most {limit} ({_show(value)})"
+        )
+    if "\x00" in value or not value.isprintable():
+        raise InvalidParameter(f"{what} may not contain NUL or control characters: {_show(value)}")
+    return value
+
+
+def optional_text(value: str, what: str, *, limit: int = MAX_NAME) -> str | None:
+    """None for an empty field, else the checked value."""
+    return check_text(value, what, limit=limit, required=False) or None
+
+
+def check_args(args: Iterable[str], what: str) -> int:
+    """Check command arguments or environment entries for execve; their total size."""
+    total = 0
+    for i, arg in enumerate(args):
+        if len(arg) > MAX_ARG:
+            raise InvalidParameter(
+                f"{what}[{i}] is too long: {len(arg)} characters, at most {MAX_ARG}"
+            )
+        if "\x00" in arg:
+            raise InvalidParameter(f"{what}[{i}] may not contain a NUL character")
+        total += len(arg) + 1
+    return total
+
+
+def check_map(
+    values: Mapping[str, str], what: str, *, key_limit: int = MAX_NAME, forbid_eq: bool = False
+) -> None:
+    """Keys non-empty, bounded, printable (and without ``=`` for env); values without NUL."""
+    for key, val in values.items():
+        check_text(key, f"{what} key", limit=key_limit)
+        if forbid_eq and "=" in key:
+            raise InvalidParameter(f"{what} key may not contain '=': {_show(key)}")
+        if "\x00" in val:
+            raise InvalidParameter(f"{what} value of {_show(key)} may not contain NUL")
+        if len(val) > MAX_ARG:
+            raise InvalidParameter(
+                f"{what} value of {_show(key)} is too long: {len(val)} characters, "
+                f"at most {MAX_ARG}"
+            )
+
+
+def sequence(value: int, what: str) -> int:
+    """An event sequence number the database can hold."""
+    if value > _SEQ_MAX:
+        raise InvalidParameter(f"{what} is out of range: {value} (at most {_SEQ_MAX})")
+    return value
+
+
+def page_token(token: str) -> int:
+    """The position a page token stands for (empty: the start)."""
+    if not token:
+        return 0
+    if len(token) > 20 or not token.isdigit():
+        raise InvalidParameter(f"invalid page token {_show(token)}: pass next_page_token back")
+    return sequence(int(token), "page token")

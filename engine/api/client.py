@@ -1,0 +1,80 @@
+"""A client of the daemon: a channel to it and the stubs of its services.
+
+::
+
+    with Client("unix:///run/user/1000/chartd.sock") as c:
+        c.containers.Start(containers_pb2.StartContainerRequest(container="web"))
+
+A failed call raises :class:`grpc.RpcError`; :func:`engine.api.status.to_error`
+turns it into the :class:`~engine.errors.ChartdError` the daemon raised.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2
+
+from engine.api.address import Address, default_host, parse_address
+from engine.api.chartd.v1 import containers_pb2_grpc, engine_pb2_grpc
+from engine.errors import Unavailable
+
+__all__ = ["Client"]
+
+
+class Client:
+    """A connection to a chartd daemon at ``host`` (default :func:`default_host`).
+
+    A ``tcp://`` host is reached over TLS when ``tls_ca`` (the CA that signed
+    the daemon's certificate) is given, in the clear otherwise (a daemon
+    started with ``--insecure``, on loopback).
+    """
+
+    def __init__(self, host: str | None = None, *, tls_ca: Path | None = None) -> None:
+        self.address: Address = parse_address(host or default_host())
+        if self.address.scheme == "tcp" and tls_ca is not None:
+            credentials = grpc.ssl_channel_credentials(root_certificates=tls_ca.read_bytes())
+            self.channel = grpc.secure_channel(self.address.target, credentials)
+        else:
+            self.channel = grpc.insecure_channel(self.address.target)
+        self.engine = engine_pb2_grpc.EngineStub(self.channel)
+        self.containers = containers_pb2_grpc.ContainersStub(self.channel)
+        # The health stub's published types lack its methods: the one call, typed here.
+        self.health_check: grpc.UnaryUnaryMultiCallable[
+            health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse
+        ] = self.channel.unary_unary(
+            "/grpc.health.v1.Health/Check",
+            request_serializer=health_pb2.HealthCheckRequest.SerializeToString,
+            response_deserializer=health_pb2.HealthCheckResponse.FromString,
+        )
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Close the channel; calls in flight are cancelled."""
+        self.channel.close()
+
+    def wait_ready(self, timeout: float = 10.0, service: str = "") -> None:
+        """Return once the daemon reports SERVING; Unavailable after ``timeout`` seconds."""
+        deadline = time.monotonic() + timeout
+        last = "no answer"
+        while True:
+            try:
+                answer = self.health_check(
+                    health_pb2.HealthCheckRequest(service=service),
+                    timeout=max(0.1, deadline - time.monotonic()),
+                )
+                if answer.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+                last = health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
+            except grpc.RpcError as exc:
+                last = str(exc.code()) if isinstance(exc, grpc.Call) else repr(exc)
+            if time.monotonic() >= deadline:
+                raise Unavailable(f"the daemon at {self.address} is not serving ({last})")
+            time.sleep(0.05)

@@ -1,0 +1,421 @@
+"""The Containers service: thin forwarding to a container service.
+
+The servicer sees the container chart's service only through
+:class:`ContainerService` (the API room never imports ``statecharts``); the
+daemon's composition root hands it ``statecharts.container.service.Containers``.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+import grpc
+
+import engine
+from engine.api import _fields
+from engine.api._convert import timestamp
+from engine.api.chartd.v1 import containers_pb2, containers_pb2_grpc
+from engine.errors import InvalidParameter, NotFound
+
+__all__ = ["CONDITIONS", "STATUSES", "ContainerService", "ContainersServicer", "StatusOf"]
+
+STATUSES = ("created", "running", "paused", "restarting", "removing", "exited", "dead")
+"""moby's container statuses, as ``ps --filter status=`` accepts them."""
+
+CONDITIONS = ("not-running", "next-exit", "removed")
+"""What Wait can wait for, as moby's wait conditions."""
+
+_LIST_FILTERS = ("status", "id", "name", "label")
+# The engine's own events (one per committed transition) are not docker's container
+# events: Events sends them only when a filter asks for them by name.
+_ENGINE_EVENTS = frozenset({"transition"})
+_EVENT_FILTERS = ("container", "event", "type")
+_CHUNK = 64 * 1024
+_FOLLOW_POLL = 0.1  # seconds between looks at a followed log that has no new output
+_SLICE = 1.0  # seconds a stream waits for events before it checks its client is there
+_Ids = list[str]
+
+StatusOf = Callable[[Sequence[str], Mapping[str, Any]], str]
+"""moby's status string of a container from its configuration and data."""
+
+
+class ContainerService(Protocol):
+    """What the servicer needs of the container service (moby's operations).
+
+    Containers are named by ``ref``: a name with or without ``/``, an ID or
+    a unique ID prefix. Errors are :mod:`engine.errors` categories.
+    """
+
+    def get(self, ref: str) -> engine.Entity:
+        """The container ``ref`` names."""
+        ...
+
+    def create(
+        self,
+        cmd: Sequence[str],
+        *,
+        name: str | None = None,
+        env: Mapping[str, str] | None = None,
+        working_dir: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        stop_signal: str | int | None = None,
+        stop_timeout: int | None = None,
+        restart: str | None = None,
+        auto_remove: bool = False,
+    ) -> engine.Entity:
+        """A new container in state created."""
+        ...
+
+    def start(self, ref: str) -> engine.Entity:
+        """Start a created or exited container."""
+        ...
+
+    def stop(
+        self, ref: str, *, timeout: int | None = None, signal: str | int | None = None
+    ) -> engine.Entity:
+        """Stop it and return once it stopped."""
+        ...
+
+    def kill(self, ref: str, *, signal: str | int | None = None) -> engine.Entity:
+        """Send a signal."""
+        ...
+
+    def pause(self, ref: str) -> engine.Entity:
+        """Freeze it."""
+        ...
+
+    def unpause(self, ref: str) -> engine.Entity:
+        """Thaw it."""
+        ...
+
+    def restart(self, ref: str, *, timeout: int | None = None) -> engine.Entity:
+        """Stop if running, then start."""
+        ...
+
+    def remove(self, ref: str, *, force: bool = False) -> engine.Entity:
+        """Remove it."""
+        ...
+
+    def rename(self, ref: str, new_name: str) -> engine.Entity:
+        """Give it a new name."""
+        ...
+
+    def wait(
+        self, ref: str, condition: str = "not-running", timeout: float | None = None
+    ) -> tuple[int, str]:
+        """Block until ``condition`` holds; (exit code, error)."""
+        ...
+
+    def logs(self, ref: str) -> Path:
+        """The file of its stdout and stderr."""
+        ...
+
+    def inspect(self, ref: str) -> dict[str, Any]:
+        """moby's inspect document."""
+        ...
+
+    def list(self, *, all: bool = False, status: str | None = None) -> list[engine.Entity]:
+        """Live containers, newest first."""
+        ...
+
+
+class ContainersServicer(containers_pb2_grpc.ContainersServicer):
+    """Serves ``chartd.v1.Containers``.
+
+    ``status_of`` gives moby's status string of a container; events come
+    from ``eng``'s outbox, entities of ``chart`` only.
+    """
+
+    def __init__(
+        self,
+        containers: ContainerService,
+        eng: engine.Engine,
+        *,
+        status_of: StatusOf,
+        chart: str = "container",
+    ) -> None:
+        self.containers = containers
+        self.engine = eng
+        self.status_of = status_of
+        self.chart = chart
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def Create(
+        self, request: containers_pb2.CreateContainerRequest, context: grpc.ServicerContext
+    ) -> containers_pb2.CreateContainerResponse:
+        size = _fields.check_args(request.cmd, "cmd")
+        _fields.check_map(request.env, "env", forbid_eq=True)
+        _fields.check_map(request.labels, "label")
+        size += sum(len(k) + len(v) + 2 for k, v in request.env.items())
+        if size > _fields.MAX_ARGS_TOTAL:
+            raise InvalidParameter(
+                f"the command and environment are too long: {size} bytes, "
+                f"at most {_fields.MAX_ARGS_TOTAL}"
+            )
+        created = self.containers.create(
+            list(request.cmd),
+            name=_fields.optional_text(request.name, "container name"),
+            env=dict(request.env),
+            working_dir=_fields.optional_text(
+                request.working_dir, "working directory", limit=_fields.MAX_PATH
+            ),
+            labels=dict(request.labels),
+            stop_signal=_fields.optional_text(request.stop_signal, "stop signal", limit=32),
+            stop_timeout=request.stop_timeout if request.HasField("stop_timeout") else None,
+            restart=_fields.optional_text(request.restart_policy, "restart policy", limit=64),
+            auto_remove=request.auto_remove,
+        )
+        return containers_pb2.CreateContainerResponse(
+            id=created.id, name=str(created.data.get("name", ""))
+        )
+
+    def Start(
+        self, request: containers_pb2.StartContainerRequest, context: grpc.ServicerContext
+    ) -> containers_pb2.ContainerSummary:
+        return self._summary(self.containers.start(_ref(request.container)))
+
+    def Stop(
+        self, request: containers_pb2.StopContainerRequest, context: grpc.ServicerContext
+    ) -> containers_pb2.ContainerSummary:
+        ref = _ref(request.container)
+        timeout = request.timeout if request.HasField("timeout") else None
+        signal = _fields.optional_text(request.signal, "signal", limit=32)
+        return self._summary(self.containers.stop(ref, timeout=timeout, signal=signal))
+
+    def Kill(
+        self, request: containers_pb2.KillContainerRequest, context: grpc.ServicerContext
+    ) -> containers_pb2.ContainerSummary:
+        ref = _ref(request.container)
+        signal = _fields.optional_text(request.signal, "signal", limit=32)
+        return self._summary(self.containers.kill(ref, signal=signal))
+
+    def Pause(
+        self, request: containers_pb2.PauseContainerRequest, context: grpc.ServicerContext
+    ) -> containers_pb2.ContainerSummary:
+        return self._summary(self.containers.pause(_ref(request.container)))
+
+    def Unpause(
+        self, request: containers_pb2.UnpauseContainerRequest, context: grpc.ServicerContext
+    ) -> containers_pb2.ContainerSummary:
+        return self._summary(self.containers.unpause(_ref(request.container)))
+
+    def Restart(
+        self, request: containers_pb2.RestartContainerRequest, context: grpc.ServicerContext
+    ) -> containers_pb2.ContainerSummary:
+        timeout = request.timeout if request.HasField("timeout") else None
+        return self._summary(self.containers.restart(_ref(request.container), timeout=timeout))
+
+    def Remove(
+        self, request: containers_pb2.RemoveContainerRequest, context: grpc.ServicerContext
+    ) -> containers_pb2.ContainerSummary:
+        return self._summary(self.containers.remove(_ref(request.container), force=request.force))
+
+    def Rename(
+        self, request: containers_pb2.RenameContainerRequest, context: grpc.ServicerContext
+    ) -> containers_pb2.ContainerSummary:
+        ref = _ref(request.container)
+        new_name = _fields.check_text(request.new_name, "new name")
+        return self._summary(self.containers.rename(ref, new_name))
+
+    # -- looking -----------------------------------------------------------------------
+
+    def Inspect(
+        self, request: containers_pb2.InspectContainerRequest, context: grpc.ServicerContext
+    ) -> containers_pb2.ContainerInspect:
+        d = self.containers.inspect(_ref(request.container))
+        state, config, host = d["State"], d["Config"], d["HostConfig"]
+        policy = host["RestartPolicy"]
+        return containers_pb2.ContainerInspect(
+            id=d["Id"],
+            name=d["Name"] or "",
+            created=d.get("Created", ""),
+            state=containers_pb2.ContainerState(
+                status=state["Status"],
+                running=state["Running"],
+                paused=state["Paused"],
+                restarting=state["Restarting"],
+                oom_killed=state["OOMKilled"],
+                dead=state["Dead"],
+                pid=state["Pid"],
+                exit_code=state["ExitCode"],
+                error=state["Error"],
+                started_at=state["StartedAt"],
+                finished_at=state["FinishedAt"],
+            ),
+            restart_count=d["RestartCount"],
+            config=containers_pb2.ContainerConfig(
+                cmd=config["Cmd"],
+                env=config["Env"],
+                working_dir=config["WorkingDir"],
+                labels=config["Labels"],
+                stop_signal=config["StopSignal"],
+                stop_timeout=config["StopTimeout"],
+            ),
+            host_config=containers_pb2.HostConfig(
+                restart_policy=containers_pb2.RestartPolicy(
+                    name=policy["Name"], maximum_retry_count=policy["MaximumRetryCount"]
+                ),
+                auto_remove=host["AutoRemove"],
+            ),
+            log_path=d.get("LogPath", ""),
+            ip_address=(d.get("NetworkSettings") or {}).get("IPAddress", ""),
+        )
+
+    def List(
+        self, request: containers_pb2.ListContainersRequest, context: grpc.ServicerContext
+    ) -> containers_pb2.ListContainersResponse:
+        filters = _filters(request.filters, _LIST_FILTERS)
+        statuses = set(filters.get("status", ()))
+        for status in statuses - set(STATUSES):
+            raise InvalidParameter(
+                f"invalid filter 'status={status}': use one of {', '.join(STATUSES)}"
+            )
+        # As docker: a status filter lists stopped containers without --all.
+        found = self.containers.list(all=request.all or bool(statuses))
+        out = []
+        for e in found:
+            status = self.status_of(e.configuration, e.data)
+            name = str(e.data.get("name", "")).lstrip("/")
+            labels = e.data.get("labels") or {}
+            if statuses and status not in statuses:
+                continue
+            if "id" in filters and not any(e.id.startswith(v) for v in filters["id"]):
+                continue
+            if "name" in filters and not any(v.lstrip("/") in name for v in filters["name"]):
+                continue
+            if "label" in filters and not all(_label(labels, v) for v in filters["label"]):
+                continue
+            out.append(self._summary(e))
+        return containers_pb2.ListContainersResponse(containers=out)
+
+    def Wait(
+        self, request: containers_pb2.WaitContainerRequest, context: grpc.ServicerContext
+    ) -> containers_pb2.WaitContainerResponse:
+        condition = _fields.check_text(request.condition or "not-running", "condition", limit=32)
+        if condition not in CONDITIONS:  # before the lookup: a bad request is bad for any name
+            raise InvalidParameter(
+                f'invalid condition: "{condition}" (use {", ".join(CONDITIONS)})'
+            )
+        # By ID from here on: a rename must not lose the waiter. One call, bounded by
+        # the call's deadline: conditions are relative to the moment they are asked
+        # (the next exit), so they cannot be asked again in slices; a waiter whose
+        # client left holds its thread until the condition holds or the daemon stops.
+        container = self.containers.get(_ref(request.container)).id
+        code, error = self.containers.wait(container, condition, context.time_remaining())
+        return containers_pb2.WaitContainerResponse(status_code=code, error=error)
+
+    def Logs(
+        self, request: containers_pb2.LogsRequest, context: grpc.ServicerContext
+    ) -> Iterator[containers_pb2.LogChunk]:
+        ref = _ref(request.container)
+        path = self.containers.logs(ref)
+        container = self.containers.get(ref).id
+        position = 0
+        while context.is_active():
+            chunk = _read(path, position)
+            if chunk:
+                position += len(chunk)
+                yield containers_pb2.LogChunk(data=chunk)
+                continue
+            if not request.follow or not self._running(container):
+                # One more read: output written between the last read and the exit.
+                rest = _read(path, position)
+                while rest:
+                    position += len(rest)
+                    yield containers_pb2.LogChunk(data=rest)
+                    rest = _read(path, position)
+                return
+            time.sleep(_FOLLOW_POLL)
+
+    def _running(self, container: str) -> bool:
+        try:
+            return self.engine.get(container).in_state("running")
+        except NotFound:
+            return False
+
+    def Events(
+        self, request: containers_pb2.EventsRequest, context: grpc.ServicerContext
+    ) -> Iterator[containers_pb2.ContainerEvent]:
+        last = _fields.sequence(request.since, "since")
+        until = _fields.sequence(request.until, "until") or None
+        filters = _filters(request.filters, _EVENT_FILTERS)
+        for kind in filters.get("type", ()):
+            if kind != "container":
+                raise InvalidParameter(f"invalid filter 'type={kind}': only 'container' events")
+        wanted = {v.lstrip("/") for v in filters.get("container", ())}
+        actions = set(filters.get("event", ()))
+        while context.is_active() and (until is None or last < until):
+            for ev in self.engine.watch(last, timeout=_SLICE):
+                last = ev.seq
+                if until is not None and ev.seq > until:
+                    return
+                if (
+                    ev.chart == self.chart
+                    and (ev.type in actions if actions else ev.type not in _ENGINE_EVENTS)
+                    and (
+                        not wanted
+                        or ev.entity_name in wanted
+                        or any(ev.entity_id.startswith(w) for w in wanted)
+                    )
+                ):
+                    yield containers_pb2.ContainerEvent(
+                        seq=ev.seq,
+                        action=ev.type,
+                        id=ev.entity_id,
+                        name=ev.entity_name,
+                        attributes={str(k): str(v) for k, v in ev.attributes.items()},
+                        time=timestamp(ev.time),
+                    )
+                if (until is not None and last >= until) or not context.is_active():
+                    return
+
+    # -- helpers -----------------------------------------------------------------------
+
+    def _summary(self, e: engine.Entity) -> containers_pb2.ContainerSummary:
+        d = e.data
+        running = e.in_state("running.active") or e.in_state("running.paused")
+        return containers_pb2.ContainerSummary(
+            id=e.id,
+            name=str(d.get("name", "")),
+            cmd=[str(a) for a in d.get("cmd") or ()],
+            created=timestamp(e.created_at),
+            state=self.status_of(e.configuration, e.data),
+            labels={str(k): str(v) for k, v in (d.get("labels") or {}).items()},
+            exit_code=int(d.get("exit_code") or 0),
+            started_at=timestamp(d.get("started_at")),
+            finished_at=timestamp(d.get("finished_at")),
+            restart_count=int(d.get("restart_count") or 0),
+            pid=int(d.get("pid") or 0) if running else 0,
+        )
+
+
+def _ref(value: str) -> str:
+    return _fields.check_text(value, "container name or ID")
+
+
+def _filters(given: Sequence[containers_pb2.Filter], known: Sequence[str]) -> dict[str, _Ids]:
+    out: dict[str, _Ids] = {}
+    for f in given:
+        key = _fields.check_text(f.key, "filter key", limit=32)
+        if key not in known:
+            raise InvalidParameter(f"invalid filter '{key}' (use {', '.join(known)})")
+        out.setdefault(key, []).append(_fields.check_text(f.value, f"filter {key}", limit=512))
+    return out
+
+
+def _label(labels: Mapping[str, Any], spec: str) -> bool:
+    key, eq, val = spec.partition("=")
+    return key in labels and (not eq or str(labels[key]) == val)
+
+
+def _read(path: Path, position: int) -> bytes:
+    try:
+        with path.open("rb") as f:
+            f.seek(position)
+            return f.read(_CHUNK)
+    except FileNotFoundError:
+        return b""

@@ -1,0 +1,165 @@
+"""The Engine service: thin forwarding to :class:`engine.Engine`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+
+import grpc
+
+import engine
+from engine.api import _fields
+from engine.api._convert import (
+    chart_message,
+    entity_message,
+    event_message,
+    plain,
+    transition_message,
+)
+from engine.api.chartd.v1 import engine_pb2, engine_pb2_grpc
+from engine.errors import InvalidParameter, NotFound
+
+__all__ = ["API_VERSION", "EngineServicer", "Exporter"]
+
+API_VERSION = "chartd.v1"
+
+Exporter = Callable[[engine.Chart], str]
+"""Renders a chart in one format (JSON, DOT, Mermaid); given by the composition root."""
+
+WATCH_SLICE = 0.5  # seconds a stream waits for events before it checks its client is there
+
+
+class EngineServicer(engine_pb2_grpc.EngineServicer):
+    """Serves ``chartd.v1.Engine`` on ``eng``; ``exporters`` by format name."""
+
+    def __init__(
+        self, eng: engine.Engine, *, version: str, exporters: Mapping[str, Exporter] | None = None
+    ) -> None:
+        self.engine = eng
+        self.version = version
+        self.exporters = dict(exporters or {})
+
+    def Version(
+        self, request: engine_pb2.VersionRequest, context: grpc.ServicerContext
+    ) -> engine_pb2.VersionResponse:
+        return engine_pb2.VersionResponse(version=self.version, api_version=API_VERSION)
+
+    def ListCharts(
+        self, request: engine_pb2.ListChartsRequest, context: grpc.ServicerContext
+    ) -> engine_pb2.ListChartsResponse:
+        charts = self.engine.charts()
+        return engine_pb2.ListChartsResponse(
+            charts=[chart_message(charts[name]) for name in sorted(charts)]
+        )
+
+    def GetChart(
+        self, request: engine_pb2.GetChartRequest, context: grpc.ServicerContext
+    ) -> engine_pb2.GetChartResponse:
+        name = _fields.check_text(request.name, "chart name")
+        chart = self.engine.charts().get(name)
+        if chart is None:
+            raise NotFound(f"no chart {name!r} is registered")
+        export = ""
+        if request.format:
+            fmt = _fields.check_text(request.format, "format", limit=32)
+            render = self.exporters.get(fmt)
+            if render is None:
+                known = ", ".join(sorted(self.exporters)) or "none"
+                raise InvalidParameter(f"unknown export format {fmt!r} (use one of: {known})")
+            export = render(chart)
+        return engine_pb2.GetChartResponse(chart=chart_message(chart), export=export)
+
+    def CreateEntity(
+        self, request: engine_pb2.CreateEntityRequest, context: grpc.ServicerContext
+    ) -> engine_pb2.Entity:
+        chart = _fields.check_text(request.chart, "chart")
+        name = _fields.check_text(request.name, "entity name")
+        return entity_message(self.engine.create(chart, name, plain(request.data)))
+
+    def Fire(
+        self, request: engine_pb2.FireRequest, context: grpc.ServicerContext
+    ) -> engine_pb2.FireResponse:
+        entity = self._entity(request.entity, request.chart)
+        event = _fields.check_text(request.event, "event")
+        key = _fields.optional_text(request.idempotency_key, "idempotency key", limit=300)
+        result = self.engine.fire(entity, event, plain(request.params), idempotency_key=key)
+        return engine_pb2.FireResponse(
+            entity=entity_message(result.entity),
+            event=result.event,
+            transition_id=result.transition_id or "",
+            steps=list(result.steps),
+            replayed=result.replayed,
+        )
+
+    def GetEntity(
+        self, request: engine_pb2.GetEntityRequest, context: grpc.ServicerContext
+    ) -> engine_pb2.Entity:
+        return entity_message(self._entity(request.entity, request.chart))
+
+    def ListEntities(
+        self, request: engine_pb2.ListEntitiesRequest, context: grpc.ServicerContext
+    ) -> engine_pb2.ListEntitiesResponse:
+        chart = _fields.optional_text(request.chart, "chart")
+        status = _fields.optional_text(request.status, "status")
+        _fields.check_map(request.labels, "label")
+        if request.page_size < 0:
+            raise InvalidParameter(f"page_size must be between 1 and 1000, got {request.page_size}")
+        page = self.engine.list(
+            chart,
+            status,
+            after=_fields.page_token(request.page_token),
+            limit=request.page_size or 100,
+        )
+        wanted = dict(request.labels)
+        items = [e for e in page.items if _has_labels(e, wanted)]
+        return engine_pb2.ListEntitiesResponse(
+            entities=[entity_message(e) for e in items],
+            next_page_token="" if page.after is None else str(page.after),
+        )
+
+    def GetHistory(
+        self, request: engine_pb2.GetHistoryRequest, context: grpc.ServicerContext
+    ) -> engine_pb2.GetHistoryResponse:
+        entity = self._entity(request.entity, request.chart)
+        return engine_pb2.GetHistoryResponse(
+            transitions=[transition_message(t) for t in self.engine.history(entity)]
+        )
+
+    def GetSequence(
+        self, request: engine_pb2.GetSequenceRequest, context: grpc.ServicerContext
+    ) -> engine_pb2.GetSequenceResponse:
+        return engine_pb2.GetSequenceResponse(sequence=self.engine.sequence())
+
+    def Watch(
+        self, request: engine_pb2.WatchRequest, context: grpc.ServicerContext
+    ) -> Iterator[engine_pb2.Event]:
+        last = _fields.sequence(request.since, "since")
+        kind = _fields.optional_text(request.type, "event type")
+        chart = _fields.optional_text(request.chart, "chart")
+        entity = _fields.optional_text(request.entity, "entity")
+        # Filtered here rather than by the engine, so the position moves past every
+        # event read: a quiet filter does not rescan the same events again and again.
+        while context.is_active():
+            for ev in self.engine.watch(last, timeout=WATCH_SLICE):
+                last = ev.seq
+                if (
+                    (kind is None or ev.type == kind)
+                    and (chart is None or ev.chart == chart)
+                    and (entity is None or entity in (ev.entity_id, ev.entity_name))
+                ):
+                    yield event_message(ev)
+                if not context.is_active():
+                    return
+
+    def _entity(self, ref: str, chart: str) -> engine.Entity:
+        return self.engine.get(
+            _fields.check_text(ref, "entity name or ID"), _fields.optional_text(chart, "chart")
+        )
+
+
+def _has_labels(entity: engine.Entity, wanted: Mapping[str, str]) -> bool:
+    if not wanted:
+        return True
+    labels = entity.data.get("labels")
+    if not isinstance(labels, Mapping):
+        return False
+    return all(labels.get(k) == v for k, v in wanted.items())

@@ -1,0 +1,113 @@
+"""A real ``chartd serve`` in a subprocess, and what tests need to talk to it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from engine.api import Client
+from engine.errors import ChartdError
+
+REPO = Path(__file__).resolve().parents[3]
+# The console script without depending on where it was installed.
+CHARTD = [
+    sys.executable,
+    "-c",
+    "import sys; sys.argv[0] = 'chartd'; from engine.cli import main; main()",
+]
+
+
+class Daemon:
+    """One ``chartd serve`` process and the ways to talk to it."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.socket = state_dir / "chartd.sock"
+        self.host = f"unix://{self.socket}"
+        self.log = state_dir.with_name(state_dir.name + ".log")
+        self.env = {
+            **os.environ,
+            "CHARTD_HOST": self.host,
+            # Nothing may fall back to the user's own state directory.
+            "XDG_STATE_HOME": str(state_dir.parent / "xdg-state"),
+        }
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(
+        self,
+        *extra: str,
+        host: str | None = None,
+        tls_ca: Path | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        """Start the daemon; return once its health service (at ``host``) reports SERVING."""
+        args = [*CHARTD, "serve", "--state-dir", str(self.state_dir), *extra]
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                args, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT
+            )
+        deadline = time.monotonic() + timeout
+        with Client(host or self.host, tls_ca=tls_ca) as c:
+            while True:
+                if self.proc.poll() is not None:
+                    pytest.fail(f"chartd serve exited with {self.proc.returncode}:\n{self.logs()}")
+                try:
+                    c.wait_ready(timeout=0.5)
+                    return
+                except ChartdError:
+                    if time.monotonic() > deadline:
+                        pytest.fail(f"chartd serve did not get ready:\n{self.logs()}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 60.0) -> int:
+        """Signal the daemon and wait for it to exit; its exit status."""
+        assert self.proc is not None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            pytest.fail(f"chartd serve did not stop on signal {sig}:\n{self.logs()}")
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def cli(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """``chartd ARGS...`` against this daemon (CHARTD_HOST)."""
+        return subprocess.run(
+            [*CHARTD, *args],
+            cwd=REPO,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def client(self) -> Client:
+        return Client(self.host)
+
+
+def failure(error: grpc.RpcError) -> tuple[grpc.StatusCode, str, str]:
+    """(status code, ErrorInfo reason, message) of a failed call; reason "" if none."""
+    assert isinstance(error, grpc.Call)
+    status = rpc_status.from_call(error)
+    reasons = []
+    for detail in status.details if status is not None else ():
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            assert info.domain == "chartd"
+            assert info.metadata["category"] == info.reason.lower()
+            reasons.append(info.reason)
+    assert len(reasons) <= 1
+    return error.code(), (reasons[0] if reasons else ""), error.details() or ""

@@ -1,0 +1,31 @@
+"""A real ``chartd serve`` in a subprocess, on a unix socket in a temporary state directory.
+
+Tests drive it through the ``chartd`` CLI (subprocesses too) and through a
+gRPC client. A daemon is shared by the tests of a module; each test names
+its containers uniquely.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from api_daemon import Daemon
+
+from engine.api import Client
+
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+    """A daemon shared by one test module; it must stop cleanly at the end."""
+    d = Daemon(tmp_path_factory.mktemp("chartd"))
+    d.start()
+    yield d
+    assert d.stop() == 0, d.logs()
+    assert not d.socket.exists(), "the socket outlived the daemon"
+
+
+@pytest.fixture
+def client(daemon: Daemon) -> Iterator[Client]:
+    with daemon.client() as c:
+        yield c

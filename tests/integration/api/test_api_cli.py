@@ -1,0 +1,172 @@
+"""The ``chartd`` CLI against a real daemon: a real process's whole lifecycle, docker-shaped."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from api_daemon import Daemon
+
+from engine.api.chartd.v1 import engine_pb2
+
+START_SAGA = [
+    "mount_rootfs",
+    "network_sandbox",
+    "container_dirs",
+    "mounts",
+    "spec",
+    "reset_restart_manager",
+    "runtime_container",
+    "task_create",
+    "task_start",
+]
+
+
+def ok(daemon: Daemon, *args: str) -> str:
+    done = daemon.cli(*args)
+    assert done.returncode == 0, (args, done.stdout, done.stderr)
+    return done.stdout
+
+
+def inspect(daemon: Daemon, name: str) -> dict[str, Any]:
+    found = json.loads(ok(daemon, "inspect", name))
+    assert len(found) == 1
+    result: dict[str, Any] = found[0]
+    return result
+
+
+def test_the_lifecycle_of_a_real_process(daemon: Daemon) -> None:
+    with daemon.client() as c:
+        since = c.engine.GetSequence(engine_pb2.GetSequenceRequest()).sequence
+    cid = ok(
+        daemon,
+        "run", "-d", "--name", "web", "--label", "app=web", "-e", "GREETING=hello",
+        "sh", "-c", 'echo "$GREETING from $0"; exec sleep 60',
+    ).strip()  # fmt: skip
+    assert re.fullmatch(r"[0-9a-f]{64}", cid)
+
+    listed = json.loads(ok(daemon, "ps", "--format", "json"))
+    web = next(c for c in listed if c["Names"] == "web")
+    assert (web["ID"], web["State"], web["Labels"]) == (cid, "running", {"app": "web"})
+    assert web["Status"].startswith("Up ")
+    assert cid[:12] in ok(daemon, "ps", "-q").split()
+    table = ok(daemon, "ps")
+    assert "CONTAINER ID" in table and "web" in table
+
+    state = inspect(daemon, "web")
+    assert state["Id"] == cid and state["Name"] == "/web"
+    assert state["State"]["Running"] and state["State"]["Pid"] > 0
+    assert state["Config"]["Env"] == ["GREETING=hello"]
+
+    assert ok(daemon, "pause", "web") == "web\n"
+    assert inspect(daemon, cid[:10])["State"]["Status"] == "paused"
+    refused = daemon.cli("start", "web")
+    assert refused.returncode == 1
+    assert refused.stderr == (
+        "Error response from daemon: cannot start a paused container, try unpause instead\n"
+    )
+    assert ok(daemon, "unpause", "web") == "web\n"
+    # NotModified is success for the CLI, as for docker.
+    assert ok(daemon, "start", "web") == "web\n"
+
+    assert ok(daemon, "logs", "web") == "hello from sh\n"
+    assert ok(daemon, "stop", "-t", "5", "web") == "web\n"
+    stopped = inspect(daemon, "web")["State"]
+    assert (stopped["Status"], stopped["Running"], stopped["Pid"]) == ("exited", False, 0)
+    assert ok(daemon, "wait", "web") == f"{stopped['ExitCode']}\n"
+    assert ok(daemon, "stop", "web") == "web\n"  # stopped already: NotModified, success
+
+    assert ok(daemon, "rename", "web", "web2") == ""
+    assert inspect(daemon, "web2")["Name"] == "/web2"
+
+    journal = json.loads(ok(daemon, "history", "web2", "--format", "json"))
+    assert [t["event"] for t in journal] == ["start", "pause", "unpause", "stop", "exit", "rename"]
+    assert all(t["status"] == "committed" for t in journal)
+    assert [s["name"] for s in journal[0]["steps"]] == START_SAGA
+    assert "mount_rootfs" in ok(daemon, "history", "web2")
+
+    with daemon.client() as c:
+        until = c.engine.GetSequence(engine_pb2.GetSequenceRequest()).sequence
+    lines = ok(
+        daemon, "events", "--since", str(since), "--until", str(until), "--format", "json",
+        "--filter", f"container={cid}",
+    ).splitlines()  # fmt: skip
+    events = [json.loads(line) for line in lines]
+    assert [e["Action"] for e in events] == [
+        "create", "start", "pause", "unpause", "kill", "die", "stop", "rename",
+    ]  # fmt: skip
+    seqs = [e["seq"] for e in events]
+    assert seqs == sorted(seqs) and all(since < s <= until for s in seqs)
+    die = next(e for e in events if e["Action"] == "die")
+    assert die["Actor"]["Attributes"]["exitCode"] == str(stopped["ExitCode"])
+    human = ok(daemon, "events", "--since", str(since), "--until", str(until))
+    assert f"container create {cid} (name=web" in human
+
+    assert ok(daemon, "rm", "web2") == "web2\n"
+    assert cid[:12] not in ok(daemon, "ps", "-a", "-q").split()
+
+
+def test_run_waits_and_exits_with_the_code_of_the_container(daemon: Daemon) -> None:
+    done = daemon.cli("run", "--rm", "--name", "once", "sh", "-c", "echo out; echo err >&2; exit 3")
+    assert done.returncode == 3, done.stderr
+    assert sorted(done.stdout.split()) == ["err", "out"]
+    assert "once" not in ok(daemon, "ps", "-a")  # --rm removed it
+    missing = daemon.cli("run", "--name", "nocmd", "no-such-command-here")
+    assert missing.returncode == 127
+    assert missing.stderr.startswith("Error response from daemon: ")
+    assert "no-such-command-here" in missing.stderr
+
+
+def test_create_records_every_setting(daemon: Daemon) -> None:
+    cid = ok(
+        daemon,
+        "create", "--name", "settings", "--restart", "on-failure:2", "--stop-signal", "SIGINT",
+        "--stop-timeout", "3", "-w", "/tmp", "-l", "tier=db", "-e", "A=1", "--", "sleep", "5",
+    ).strip()  # fmt: skip
+    found = inspect(daemon, cid)
+    assert found["State"]["Status"] == "created"
+    assert found["Config"] == {
+        "Cmd": ["sleep", "5"],
+        "Env": ["A=1"],
+        "WorkingDir": "/tmp",
+        "Labels": {"tier": "db"},
+        "StopSignal": "SIGINT",
+        "StopTimeout": 3,
+    }
+    assert found["HostConfig"] == {
+        "RestartPolicy": {"Name": "on-failure", "MaximumRetryCount": 2},
+        "AutoRemove": False,
+    }
+    assert found["LogPath"].endswith(f"{cid}-json.log")
+    assert json.loads(ok(daemon, "ps", "--filter", "status=created", "--format", "json"))
+    assert ok(daemon, "rm", "-f", "settings") == "settings\n"
+
+
+def test_daemon_errors_print_like_docker(daemon: Daemon) -> None:
+    missing = daemon.cli("stop", "nosuch", "other")
+    assert missing.returncode == 1
+    assert missing.stdout == ""
+    assert missing.stderr.splitlines() == [
+        "Error response from daemon: No such container: nosuch",
+        "Error response from daemon: No such container: other",
+    ]
+    bad = daemon.cli("create", "--restart", "sometimes", "true")
+    assert bad.returncode == 1
+    assert bad.stderr.startswith("Error response from daemon: invalid restart policy")
+    assert json.loads(daemon.cli("inspect", "nosuch").stdout) == []
+
+
+def test_the_cli_cannot_connect_to_a_missing_daemon(daemon: Daemon) -> None:
+    done = daemon.cli("-H", f"unix://{daemon.state_dir}/none.sock", "ps")
+    assert done.returncode == 1
+    assert done.stderr.startswith("Cannot connect to the chartd daemon at unix://")
+
+
+def test_chart_export_formats(daemon: Daemon) -> None:
+    assert ok(daemon, "chart", "export", "container", "--format", "mermaid").startswith(
+        "stateDiagram-v2\n"
+    )
+    assert ok(daemon, "chart", "export", "--format", "dot").startswith('digraph "container"')
+    document = json.loads(ok(daemon, "chart", "export", "container"))
+    assert document["chart"] == "container"

@@ -1,0 +1,196 @@
+"""Daemon shutdown and restore, as moby does them without live-restore (issue 4).
+
+A clean shutdown stops every running container with its own stop signal and
+timeout, and that is not a manual stop. The next daemon (a new engine on the
+same SQLite file, a new ProcessRuntime on the same state) applies the
+restart policies as moby's restore does: ``always`` and ``unless-stopped``
+containers that were running start again, a manual stop keeps an
+``unless-stopped`` one down but not an ``always`` one, a container never
+started stays created. A daemon that crashes (``os._exit`` in a subprocess)
+leaves its containers' processes running: the next one kills them, marks the
+containers exited and then applies the policies.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+from container_daemon import Daemon, Strays, alive, eventually
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[2]
+
+FOREVER = ["sleep", "1000"]
+# Exits 1 the first time it runs, then runs for good (so a restart is visible).
+ONCE = 'if [ -e "$0.ran" ]; then exec sleep 1000; fi; touch "$0.ran"; exit 1'
+
+
+def test_shutdown_stops_with_each_stop_signal_and_timeout_and_is_no_manual_stop(
+    open_daemon: Callable[..., Daemon],
+) -> None:
+    daemon = open_daemon()
+    svc = daemon.containers
+    trap = 'trap "exit 7" USR1; while :; do sleep 0.1; done'
+    deaf = 'trap "" TERM; while :; do sleep 0.1; done'  # its children ignore TERM too
+    ids = {
+        "usr1": svc.create(["sh", "-c", trap], name="usr1", stop_signal="SIGUSR1").id,
+        "deaf": svc.create(["sh", "-c", deaf], name="deaf", stop_timeout=1).id,
+        "always": svc.create(FOREVER, name="always", restart="always").id,
+        "paused": svc.create(FOREVER, name="paused").id,
+        "created": svc.create(FOREVER, name="created", restart="always").id,
+    }
+    pids = {}
+    for name in ("usr1", "deaf", "always", "paused"):
+        pids[name] = svc.start(name).data["pid"]
+    svc.pause("paused")
+    since = daemon.engine.sequence()
+
+    daemon.shutdown()
+
+    assert not any(alive(pid) for pid in pids.values())
+    after = open_daemon()  # the next daemon reads what the first committed
+    got = {name: after.entity(cid) for name, cid in ids.items()}
+    assert {name: (e.state, e.data["exit_code"]) for name, e in got.items()} == {
+        "usr1": ("exited", 7),
+        "deaf": ("exited", 137),  # SIGKILL when its stop timeout elapsed
+        "always": ("exited", 143),  # not restarted: a stop cancels the policy
+        "paused": ("exited", 143),  # thawed after the signal
+        "created": ("created", 0),
+    }
+    assert not any(e.data.get("manually_stopped") for e in got.values())
+    assert after.events(since, ids["usr1"]) == ["kill:10", "die:7", "stop"]
+    assert after.events(since, ids["deaf"]) == ["kill:15", "kill:9", "die:137", "stop"]
+    assert after.events(since, ids["paused"]) == ["kill:15", "unpause", "die:143", "stop"]
+
+    assert after.containers.restore() == [ids["always"]]
+    restarted = after.settled(ids["always"], "running")
+    assert restarted.data["pid"] != pids["always"]
+    assert after.containers.inspect("always")["RestartCount"] == 0
+    assert after.entity(ids["created"]).state == "created"
+
+
+def test_restore_applies_each_policy_as_moby_does(
+    open_daemon: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    daemon = open_daemon()
+    daemon.clock.hold()  # the restarting one waits for its retry until the shutdown
+    svc = daemon.containers
+    once = tmp_path / "once"
+    ids = {}
+    for name, policy, cmd in [
+        ("always", "always", FOREVER),
+        ("unless-stopped", "unless-stopped", FOREVER),
+        ("on-failure", "on-failure", FOREVER),  # stopped by the shutdown: 143, a failure
+        ("no", "no", FOREVER),
+        ("always-stopped", "always", FOREVER),
+        ("unless-stopped-stopped", "unless-stopped", FOREVER),
+        ("restarting", "always", ["sh", "-c", ONCE, str(once)]),
+        ("never-started", "always", FOREVER),
+    ]:
+        ids[name] = svc.create(cmd, name=name, restart=policy).id
+        if name != "never-started":
+            svc.start(name)
+    svc.stop("always-stopped")
+    svc.stop("unless-stopped-stopped")
+    daemon.settled(ids["restarting"], "restarting")
+
+    daemon.shutdown()
+    restored = open_daemon()
+    started = restored.containers.restore()
+
+    expected = {"always", "unless-stopped", "on-failure", "always-stopped", "restarting"}
+    assert sorted(started) == sorted(ids[name] for name in expected)
+    status = {name: restored.containers.inspect(name)["State"]["Status"] for name in ids}
+    assert status == {
+        name: "running" if name in expected else "created" if name == "never-started" else "exited"
+        for name in ids
+    }
+    manual = {name: restored.entity(cid).data.get("manually_stopped") for name, cid in ids.items()}
+    assert manual["unless-stopped-stopped"] is True  # why it stays down
+    assert all(restored.containers.inspect(n)["RestartCount"] == 0 for n in expected)
+
+
+# -- a daemon that crashed ---------------------------------------------------------------------
+
+CRASHING_DAEMON = textwrap.dedent(
+    """
+    import json, os, sys
+    from pathlib import Path
+    sys.path.insert(0, sys.argv[2])
+    from container_daemon import Daemon
+
+    base = Path(sys.argv[1])
+    daemon = Daemon(base)
+    svc = daemon.containers
+    group = ["sh", "-c", 'sleep 1000 & echo $! > "$0"; wait', str(base / "child")]
+    for name, cmd, kw in [
+        ("keeper", group, {"restart": "always"}),
+        ("unless", ["sleep", "1000"], {"restart": "unless-stopped"}),
+        ("plain", ["sleep", "1000"], {}),
+        ("gone", ["sleep", "1000"], {}),
+        ("rm", ["sleep", "1000"], {"auto_remove": True}),
+    ]:
+        svc.create(cmd, name=name, **kw)
+        svc.start(name)
+    child = base / "child"
+    while not child.exists() or not child.read_text().strip():
+        pass
+    pids = {e.data["name"].lstrip("/"): e.data["pid"] for e in svc.list()}
+    pids["child"] = int(child.read_text())
+    print(json.dumps({"pids": pids, "ids": {e.data["name"].lstrip("/"): e.id for e in svc.list()}}))
+    sys.stdout.flush()
+    os._exit(0)  # a crash: nothing stopped, closed or flushed
+    """
+)
+
+
+def test_a_restored_daemon_kills_what_a_crashed_one_left_and_reconciles(
+    open_daemon: Callable[..., Daemon], tmp_path: Path, strays: Strays
+) -> None:
+    crashed = subprocess.run(
+        [sys.executable, "-c", CRASHING_DAEMON, str(tmp_path), str(HERE)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
+    )
+    assert crashed.returncode == 0, crashed.stderr
+    left = json.loads(crashed.stdout)
+    pids: dict[str, int] = left["pids"]
+    ids: dict[str, str] = left["ids"]
+    strays.add(*pids.values())
+    assert all(alive(pid) for pid in pids.values())
+    os.kill(pids["gone"], signal.SIGKILL)  # dies while no daemon runs
+    eventually(lambda: not alive(pids["gone"]), "gone is gone")
+
+    daemon = open_daemon()
+    started = daemon.containers.restore()
+
+    eventually(lambda: not any(alive(pid) for pid in pids.values()), "every process killed")
+    assert sorted(started) == sorted([ids["keeper"], ids["unless"]])
+    svc = daemon.containers
+    for name in ("keeper", "unless"):
+        again = daemon.settled(ids[name], "running")
+        assert again.data["pid"] != pids[name] and alive(again.data["pid"])
+        assert svc.inspect(name)["RestartCount"] == 0  # started by restore, manager reset
+        journal = [(t.event, t.params.get("restored")) for t in daemon.engine.history(ids[name])]
+        assert journal[-2:] == [("exit", True), ("start", None)]  # exited first, then policy
+    assert (svc.inspect("plain")["State"]["Status"], svc.inspect("plain")["State"]["ExitCode"]) == (
+        "exited",
+        137,
+    )
+    gone = svc.inspect("gone")["State"]  # its status went to another reaper: unknown
+    assert (gone["Status"], gone["ExitCode"]) == ("exited", 255)
+    daemon.settled(ids["rm"], "removed")  # --rm: removed once it is found exited
+    for name in ("plain", "gone"):
+        assert daemon.leftovers(ids[name]) == []
+    assert sorted(daemon.pool.leases().values()) == sorted([ids["keeper"], ids["unless"]])
+    assert {t.container_id for t in daemon.process.tasks()} == {ids["keeper"], ids["unless"]}

@@ -1,0 +1,230 @@
+"""The kit catches bugs: plant one in a copy of a chart's code, the kit finds it and shrinks it.
+
+Each test breaks one thing the engine relies on and runs the kit's state
+machine (engine.testing.state_machine) expecting it to fail, then reads the
+falsifying example Hypothesis reports: it must be small (a create and a few
+fires) and the failure must name what went wrong. Runs are derandomized, so
+each test finds its bug the same way every time.
+
+The chart is a small job lifecycle (a start saga of three steps, a stop saga
+of two, a guarded signal): the kit runs the container chart in
+test_kit_container.py; here a small chart keeps finding and shrinking quick.
+
+The planted defects:
+
+* a compensation that is skipped (an undo that does nothing);
+* an undo that needs its payload (it is None after a crash: the undo contract);
+* a guard that lets an illegal event through (its oracle says refuse);
+* a journal write that is dropped (a store that silently loses one commit);
+* a step that changes the entity's data behind the engine's back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, run_state_machine_as_test
+
+import engine
+from engine.errors import InvalidParameter
+from engine.ports import Store, Write
+from engine.testing import StandIns, state_machine
+
+CHART = engine.parse_chart(
+    """
+chart: job
+initial: idle
+states:
+  idle: {}
+  starting: {transient: true}
+  running:
+    initial: active
+    states: {active: {}, paused: {}}
+  stopping: {transient: true}
+  done: {final: true}
+transitions:
+  - {event: start, from: idle, to: running, via: starting, steps: [workdir, sandbox, launch],
+     on_failure: {record: [error]}}
+  - {event: pause, from: running.active, to: running.paused, steps: [freeze]}
+  - {event: resume, from: running.paused, to: running.active, steps: [thaw]}
+  - {event: signal, from: running, guards: [valid_signal], steps: [deliver]}
+  - {event: stop, from: running, to: idle, via: stopping, steps: [halt, cleanup]}
+  - {event: finish, from: idle, to: done}
+rejections:
+  - {event: start, in: running, error: not_modified, message: "the job is already running"}
+  - {event: "*", in: done, error: not_found, message: "the job is gone"}
+"""
+)
+DATA = st.just({"name": "/web"})
+# Derandomized: each test finds its bug the same way every time. No explain phase: it
+# replays the shrunk example hundreds of times to annotate it, which these tests do not read.
+FIND = settings(
+    max_examples=300,
+    stateful_step_count=10,
+    deadline=None,
+    derandomize=True,
+    database=None,
+    phases=[Phase.generate, Phase.shrink],
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+def falsify(machine: type[RuleBasedStateMachine]) -> tuple[str, list[str]]:
+    """Run ``machine`` until it fails; the error's message and the steps of the example."""
+    with pytest.raises(AssertionError) as caught:
+        run_state_machine_as_test(machine, settings=FIND)
+    notes = getattr(caught.value, "__notes__", [])
+    steps = [n for n in notes if n.startswith("state.") and "at_rest" not in n]
+    return str(caught.value), steps
+
+
+def small(steps: Sequence[str], at_most: int = 5) -> bool:
+    """A shrunk example: a create and a few actions (of up to 10), setup and teardown aside.
+
+    Hypothesis may stop shrinking at a local minimum with a redundant step
+    or two in it: "small" leaves that room, and each test checks that the
+    steps that matter are there.
+    """
+    actions = [s for s in steps if s not in ("state.teardown()",)]
+    return 2 <= len(actions) <= at_most
+
+
+def with_steps(stand_ins: StandIns, **changed: engine.Step) -> engine.Bindings:
+    """A copy of the stand-ins' bindings with some steps replaced."""
+    return engine.Bindings(
+        guards=stand_ins.bindings.guards, steps={**stand_ins.bindings.steps, **changed}
+    )
+
+
+def test_a_skipped_compensation_is_found_as_a_leak() -> None:
+    stand_ins = StandIns(CHART)
+    honest = stand_ins.bindings.steps["workdir"]
+    # The defect: workdir's undo forgets to remove the work directory.
+    broken = engine.Step(honest.do, lambda ctx, payload: None)
+    machine = state_machine(
+        CHART,
+        with_steps(stand_ins, workdir=broken),
+        data=DATA,
+        crashes=False,
+        invariants=[stand_ins.check],
+        max_entities=1,
+    )
+    message, steps = falsify(machine)
+    assert "leaked" in message and "workdir" in message
+    assert small(steps), steps
+    assert any("Fault(step=" in s for s in steps), steps  # a later step of the saga failed
+
+
+def test_an_undo_that_needs_its_payload_is_found_after_a_crash() -> None:
+    stand_ins = StandIns(CHART)
+    honest = stand_ins.bindings.steps["sandbox"]
+    assert honest.undo is not None
+    undo = honest.undo
+
+    def undo_with_payload_only(ctx: engine.Context, payload: Any) -> None:
+        if payload is not None:  # the defect: after a crash the payload is None
+            undo(ctx, payload)
+
+    machine = state_machine(
+        CHART,
+        with_steps(stand_ins, sandbox=engine.Step(honest.do, undo_with_payload_only)),
+        data=DATA,
+        invariants=[stand_ins.check],
+        max_entities=1,
+    )
+    message, steps = falsify(machine)
+    assert "leaked" in message and "sandbox" in message
+    assert small(steps), steps
+    assert any("crash=Crash(" in s for s in steps), steps
+
+
+SIGNALS = ("SIGTERM", "SIGKILL", "SIGHUP")
+
+
+def refuse_unknown_signals(snapshot: engine.Snapshot, params: Mapping[str, Any]) -> str | None:
+    """The oracle of valid_signal: an unknown signal is an invalid parameter."""
+    return "invalid_parameter" if params.get("signal", "SIGTERM") not in SIGNALS else None
+
+
+def test_a_guard_that_lets_an_illegal_event_through_is_found() -> None:
+    stand_ins = StandIns(CHART)
+
+    def valid_signal(ctx: engine.Context) -> None:
+        signal = ctx.params.get("signal", "SIGTERM")
+        if signal not in SIGNALS and signal != "SIGBOGUS":  # the defect: one slips through
+            raise InvalidParameter(f"invalid signal {signal!r}")
+
+    bindings = engine.Bindings(
+        guards={**stand_ins.bindings.guards, "valid_signal": valid_signal},
+        steps=stand_ins.bindings.steps,
+    )
+    machine = state_machine(
+        CHART,
+        bindings,
+        data=DATA,
+        faults=False,
+        params={"signal": st.sampled_from([*SIGNALS, "SIGBOGUS", "SIGWHAT"])},
+        guard_oracles={"valid_signal": refuse_unknown_signals},
+        max_entities=1,
+    )
+    message, steps = falsify(machine)
+    assert "guard valid_signal let the event through" in message, message
+    assert small(steps), steps
+    assert any("'SIGBOGUS'" in s for s in steps), steps
+
+
+class LosesOneCommit:
+    """A store that silently loses the first commit of a transition (it says it committed)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.lost = False
+
+    def apply(self, batch: Sequence[Write]) -> list[Exception | None]:
+        kept = []
+        for unit in batch:
+            done = [t for t in unit.transition_updates if t.status == "committed"]
+            if done and not self.lost:
+                self.lost = True  # the defect: this unit never reaches the database
+                continue
+            kept.append(unit)
+        self.store.apply(kept)
+        return [None] * len(batch)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
+
+
+def test_a_dropped_journal_write_is_found() -> None:
+    wrap: Callable[[Store], Store] = LosesOneCommit  # type: ignore[assignment]
+    machine = state_machine(CHART, data=DATA, faults=False, wrap_store=wrap, max_entities=1)
+    message, steps = falsify(machine)
+    # Seen at once: the engine says committed, the database still says running.
+    assert "journaled as running" in message or "is stored as" in message, message
+    assert small(steps, at_most=3), steps
+
+
+def test_data_changed_behind_the_engines_back_is_found() -> None:
+    stand_ins = StandIns(CHART)
+    honest = stand_ins.bindings.steps["workdir"]
+
+    def sneaky(ctx: engine.Context) -> Any:
+        # The defect: the data the engine decided from, changed in place, not ctx.data.
+        ctx.source.data["mounted"] = True  # type: ignore[index]
+        return honest.do(ctx)
+
+    machine = state_machine(
+        CHART,
+        with_steps(stand_ins, workdir=engine.Step(sneaky, honest.undo)),
+        data=DATA,
+        crashes=False,
+        invariants=[stand_ins.check],
+        max_entities=1,
+    )
+    message, steps = falsify(machine)
+    assert "mounted" in message, message
+    assert small(steps), steps

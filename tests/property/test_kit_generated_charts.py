@@ -1,0 +1,70 @@
+"""The test kit against random charts: every feature of the language, faults and crashes.
+
+Each example draws a valid chart (compound, parallel, final, history and
+transient states; eventless, targetless and conditional transitions;
+guards, sagas, ``via``, ``set``, ``on_failure``, follow-ups; rejections),
+gives its names stand-in code, and runs a random list of actions on a real
+engine, checking after each one (engine.testing.Harness).
+"""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import engine
+from engine.testing import Create, Fire, Harness, StandIns, actions, charts
+
+EXAMPLES = max(20, settings.default.max_examples // 2)
+
+
+@settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(chart=charts(), data=st.data())
+def test_every_generated_chart_keeps_the_engine_invariants(
+    chart: engine.Chart, data: st.DataObject
+) -> None:
+    stand_ins = StandIns(chart)
+    with Harness(chart, stand_ins.bindings, invariants=[stand_ins.check]) as harness:
+        harness.check()
+        for action in data.draw(actions(chart, max_size=15), label="actions"):
+            harness.apply(action)
+            harness.check()
+
+
+@settings(max_examples=max(10, EXAMPLES // 4), deadline=None)
+@given(chart=charts(), data=st.data())
+def test_internal_steps_commit_once_and_keep_the_invariants(
+    chart: engine.Chart, data: st.DataObject
+) -> None:
+    """Steps that act only on the entity's data: no write-ahead, one commit, one version."""
+    stand_ins = StandIns(chart, external=False)
+    with Harness(chart, stand_ins.bindings) as harness:
+        for action in data.draw(actions(chart, max_size=10), label="actions"):
+            harness.apply(action)
+            harness.check()
+
+
+def test_the_harness_counts_a_saga_twice_and_an_internal_transition_once() -> None:
+    chart = engine.parse_chart(
+        {
+            "chart": "counted",
+            "initial": "a",
+            "states": {"a": {}, "b": {}, "hold": {"transient": True}},
+            "transitions": [
+                {"event": "go", "from": "a", "to": "b", "via": "hold", "steps": ["s"]},
+                {"event": "back", "from": "b", "to": "a"},
+            ],
+        }
+    )
+    stand_ins = StandIns(chart)
+    with Harness(chart, stand_ins.bindings, invariants=[stand_ins.check]) as harness:
+        harness.apply(Create())
+        harness.apply(Fire(0, "go"))
+        harness.apply(Fire(0, "back"))
+        harness.check()
+        [entity] = harness.entities
+        assert harness.engine.get(entity).version == 3  # write-ahead, commit; commit

@@ -1,0 +1,92 @@
+"""Containers on the FakeRuntime, which reports an exit on the thread that caused it.
+
+That thread is inside the step of a stop, kill, rm -f, restart or failed
+start, holding the entity's lock: the service must apply the exit after the
+step, not from inside it (it used to wait for the lock forever). Each
+operation runs on a thread joined with a bound, so a regression fails
+instead of hanging the suite.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import engine
+from engine.errors import ChartdError, InvalidParameter
+from statecharts.container.faults import FakeRuntime
+from statecharts.container.service import Containers
+
+BOUND = 10.0
+
+
+@pytest.fixture
+def service(tmp_path: Path) -> Iterator[tuple[Containers, FakeRuntime]]:
+    runtime = FakeRuntime()
+    with engine.Engine.open(timers=False) as eng:
+        yield Containers(eng, runtime, tmp_path), runtime
+
+
+def bounded(call: Callable[[], Any]) -> Any:
+    """``call()`` on a thread; fails if it has not returned within BOUND seconds."""
+    outcome: list[Any] = []
+
+    def run() -> None:
+        try:
+            outcome.append(call())
+        except ChartdError as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(BOUND)
+    assert not thread.is_alive(), "deadlocked"
+    return outcome[0]
+
+
+@pytest.mark.parametrize(
+    ("operation", "status", "exit_code"),
+    [
+        (lambda svc: svc.stop("web"), "exited", 143),
+        (lambda svc: svc.kill("web"), "exited", 137),
+        (lambda svc: svc.remove("web", force=True), "removed", 137),
+        (lambda svc: svc.restart("web"), "running", 0),
+    ],
+    ids=["stop", "kill", "rm -f", "restart"],
+)
+def test_an_exit_caused_inside_a_step_is_applied_after_it(
+    service: tuple[Containers, FakeRuntime],
+    operation: Callable[[Containers], Any],
+    status: str,
+    exit_code: int,
+) -> None:
+    svc, _ = service
+    cid = svc.create(["app"], name="web").id
+    svc.start("web")
+
+    bounded(lambda: operation(svc))
+
+    entity = svc.engine.get(cid)
+    assert entity.state == {"running": "running.active"}.get(status, status)
+    assert entity.data["exit_code"] == exit_code
+
+
+def test_a_start_whose_exec_fails_is_refused_and_its_exit_ignored(
+    service: tuple[Containers, FakeRuntime],
+) -> None:
+    svc, runtime = service
+    cid = svc.create(["app"], name="web").id
+    message = 'exec: "app": executable file not found in $PATH'
+    runtime.fail_exec(cid, message=message)
+
+    error = bounded(lambda: svc.start("web"))
+
+    assert isinstance(error, InvalidParameter)
+    assert error.message == message
+    state = svc.inspect("web")["State"]
+    assert (state["Status"], state["ExitCode"]) == ("created", 127)
+    assert bounded(lambda: svc.wait("web", "not-running", timeout=BOUND)) == (127, error.message)

@@ -1,0 +1,39 @@
+"""The minimal exports draw every state and every transition of the container chart."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engine.errors import InvalidParameter
+from engine.export import FORMATS, export
+from statecharts.container import load_chart
+
+
+def test_json_has_the_whole_chart() -> None:
+    chart = load_chart()
+    document = json.loads(export(chart, "json"))
+    assert document["chart"] == "container" and document["initial"] == chart.model.initial
+    assert [s["path"] for s in document["states"]] == list(chart.model.states)
+    assert len(document["transitions"]) == len(chart.model.transitions)
+    assert len(document["rejections"]) == len(chart.model.rejections)
+
+
+def test_dot_and_mermaid_draw_every_state_and_transition() -> None:
+    chart = load_chart()
+    dot, mermaid = export(chart, "dot"), export(chart, "mermaid")
+    assert dot.startswith('digraph "container" {') and dot.rstrip().endswith("}")
+    assert "subgraph cluster_running" in dot and "__start -> created;" in dot
+    assert mermaid.startswith("stateDiagram-v2\n") and "[*] --> created" in mermaid
+    for path in chart.model.states:
+        node = path.replace(".", "__")
+        assert node in dot and node in mermaid
+    assert dot.count(" -> ") == len(chart.model.transitions) + 1  # and the initial arrow
+    assert mermaid.count(" : ") == len(chart.model.transitions)
+
+
+def test_unknown_format() -> None:
+    assert sorted(FORMATS) == ["dot", "json", "mermaid"]
+    with pytest.raises(InvalidParameter, match="unknown export format 'svg'"):
+        export(load_chart(), "svg")
