@@ -32,6 +32,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -172,6 +173,7 @@ class Engine:
         self._registry: dict[str, _Registered] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._holders: dict[str, int] = {}  # entity id -> thread that holds its lock
         self._create_lock = threading.Lock()
         self._cache: dict[str, EntityRow] = {}
         self._recovering: set[str] = set()
@@ -336,6 +338,14 @@ class Engine:
 
     # -- firing ------------------------------------------------------------------
 
+    @contextmanager
+    def _holding(self, entity_id: str) -> Iterator[None]:
+        self._holders[entity_id] = threading.get_ident()
+        try:
+            yield
+        finally:
+            self._holders.pop(entity_id, None)
+
     def _next_transition_id(self) -> str:
         return f"{self.id}{next(self._serial):016x}"
 
@@ -372,8 +382,14 @@ class Engine:
         chart = row.chart
         follow_up: tuple[str, str] | None = None
         outcome = "rejected"
+        if self._holders.get(row.id) == threading.get_ident():
+            # The entity's lock is this thread's own: waiting for it would never end.
+            raise Conflict(
+                f"{event!r} was fired on {row.name} from inside its own transition; "
+                "schedule it (ctx.schedule) or declare it as the transition's follow-up (then)"
+            )
         try:
-            with self._lock(row.id):
+            with self._lock(row.id), self._holding(row.id):
                 for _ in range(_RETRIES):
                     decided_on = self._cache.get(row.id)
                     try:

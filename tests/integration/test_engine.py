@@ -1728,3 +1728,27 @@ def test_then_fires_a_follow_up_after_the_transition_commits() -> None:
         assert eng.fire(gone, "exit").entity.configuration == ("exited",)
         assert eng.get(gone.id).configuration == ("removed",)
         assert [t.event for t in eng.history(gone.id)] == ["exit", "remove"]
+
+
+def test_a_step_firing_on_its_own_entity_is_refused_not_deadlocked() -> None:
+    chart = engine.parse_chart(
+        {
+            "chart": "loop",
+            "initial": "a",
+            "states": {"a": {}, "b": {}},
+            "transitions": [
+                {"event": "go", "from": "a", "to": "b", "steps": ["again"]},
+                {"event": "back", "from": "b", "to": "a"},
+            ],
+        }
+    )
+    with engine.Engine.open() as eng:
+
+        def again(ctx: Context) -> None:
+            eng.fire(ctx.entity_id, "back")
+
+        eng.register(chart, Bindings(steps={"again": Step(again, lambda ctx, p: None)}))
+        e = eng.create("loop", "x")
+        with pytest.raises(errors.Conflict, match="from inside its own transition"):
+            eng.fire(e, "go")
+        assert eng.get(e.id).configuration == ("a",)
