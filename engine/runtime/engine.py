@@ -814,38 +814,27 @@ class Engine:
                 continue
             ctx.step, ctx.step_index = name, i
             clock = time.perf_counter()
+            message: str | None = None
             try:
                 step.undo(ctx, payload)
             except Exception as exc:
-                failure = _as_error(exc, f"undo of step {name}")
+                message = _as_error(exc, f"undo of step {name}").message
                 # The step's name goes with the message, whatever raised it.
-                message = failure.message
                 if not message.startswith(f"undo of step {name}"):
                     message = f"undo of step {name}: {message}"
-                self.observer.step(
-                    row.chart, row.id, name, "undo", "error", time.perf_counter() - clock
-                )
-                result = StepRow(
-                    ctx.transition_id,
-                    i,
-                    name,
-                    "compensation_failed",
-                    payload,
-                    compensated_at=self.clock.now(),
-                    compensation_error=message,
-                )
-            else:
-                self.observer.step(
-                    row.chart, row.id, name, "undo", "ok", time.perf_counter() - clock
-                )
-                result = StepRow(
-                    ctx.transition_id,
-                    i,
-                    name,
-                    "compensated",
-                    payload,
-                    compensated_at=self.clock.now(),
-                )
+            outcome = "ok" if message is None else "error"
+            self.observer.step(
+                row.chart, row.id, name, "undo", outcome, time.perf_counter() - clock
+            )
+            result = StepRow(
+                ctx.transition_id,
+                i,
+                name,
+                "compensated" if message is None else "compensation_failed",
+                payload,
+                compensated_at=self.clock.now(),
+                compensation_error=message,
+            )
             rows.append(result)
             if journal:
                 self._commit.later(Write(steps=[result]))
