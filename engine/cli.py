@@ -284,7 +284,7 @@ def _binding_findings(c: engine.Chart, spec: str) -> list[Finding]:
     if not isinstance(found, engine.Bindings):
         _fail(
             InvalidParameter(
-                f"--bindings {spec!r} is a {type(found).__name__}, not an engine.Bindings"
+                f"--bindings {spec!r} is not an engine.Bindings (it is {type(found).__name__})"
             )
         )
     return binding_findings(
@@ -348,7 +348,9 @@ def _successors(
 ) -> None:
     """Where ``event`` may leave the entity: committed, failed, and after any follow-up.
 
-    A refusal adds nothing; System (a chart that never settles) is raised.
+    A refusal adds nothing; System is raised for a chart that never settles,
+    and for follow-ups (``then``) that keep firing one another: the engine
+    would fire them without end.
     """
     try:
         plan = engine.step(c, snapshot, event, conditions=conditions)
@@ -365,10 +367,13 @@ def _successors(
         outcomes.append((plan.failure_snapshot, [failure_then] if failure_then else []))
     for after, follow_ups in outcomes:
         out.append(after)
-        if depth >= _MAX_FOLLOW_UPS:
-            continue
         for then in follow_ups:
             if then is not None and holds(then.when, after, {}, conditions):
+                if depth >= _MAX_FOLLOW_UPS:
+                    raise System(
+                        f"follow-ups do not end: more than {_MAX_FOLLOW_UPS} in a row "
+                        f"(the last of them: {then.event!r})"
+                    )
                 _successors(c, after, then.event, conditions, out, held, depth + 1)
                 break
 

@@ -323,8 +323,9 @@ def from_pytransitions(
     """
     reader = _Reader(separator, strict)
     states = reader.states(definition.get("states", []), None)
-    for raw in definition.get("transitions", []):
-        reader.transition(raw, None)
+    # A state's own transitions come first: pytransitions tries a state's scope before the
+    # machine's, so they win over the machine's for the same source.
+    reader.pending.extend((raw, None) for raw in definition.get("transitions", []))
     initial = definition.get("initial")
     if initial is None:
         raise InvalidParameter("the definition has no 'initial' state")
@@ -356,6 +357,7 @@ class _Reader:
         self.separator = separator
         self.strict = strict
         self.paths: list[str] = []
+        self.finals: set[str] = set()
         self.pending: list[tuple[Any, str | None]] = []
         self.transitions: list[dict[str, Any]] = []
         # (entry, sources, dest, scope): finished once every state is known.
@@ -371,7 +373,9 @@ class _Reader:
             if isinstance(item, str):
                 head, _, rest = item.partition(self.separator)
                 if rest:
-                    # "A_a" declares A (if new) with a child a, as pytransitions reads it.
+                    # "A_a" declares A (if new) with a child a, as pytransitions reads it,
+                    # but with no initial child: pytransitions then rests in A itself.
+                    self.refuse(f"state {item!r}: a parent declared by its child's name")
                     child = self.states([rest], self._path(parent, head))
                     merged = out.setdefault(head, {"states": {}})
                     merged.setdefault("states", {}).update(child)
@@ -401,6 +405,7 @@ class _Reader:
         doc: dict[str, Any] = {}
         if raw.get("final"):
             doc["final"] = True
+            self.finals.add(path)
         regions = raw.get("parallel")
         if regions:
             doc["parallel"] = True
@@ -475,9 +480,11 @@ class _Reader:
         for raw, scope in self.pending:
             self.transition(raw, scope)
         for entry, listed, dest, scope in self.unresolved:
-            sources = list(self.paths) if listed == ["*"] else listed
+            # pytransitions' wildcard is every state; a chart's final state has no way out.
+            every = [p for p in self.paths if p not in self.finals]
+            sources = every if listed == ["*"] else listed
             if dest == "=":
-                index = self.transitions.index(entry)
+                index = next(i for i, t in enumerate(self.transitions) if t is entry)
                 self.transitions[index : index + 1] = [
                     {**entry, "from": s, "to": s} for s in sources
                 ]

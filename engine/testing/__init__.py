@@ -31,8 +31,8 @@ from engine.testing.faults import (
     SimulatedCrash,
 )
 from engine.testing.harness import GuardOracle, Harness, Invariant
-from engine.testing.machine import state_machine
-from engine.testing.standins import StandIns, leaks
+from engine.testing.machine import BindingsFactory, state_machine
+from engine.testing.standins import StandIns, leaks, stand_ins
 from engine.testing.strategies import (
     UNKNOWN_EVENT,
     actions,
@@ -41,12 +41,14 @@ from engine.testing.strategies import (
     events,
     faults,
     fires,
+    mixed,
     params,
 )
 
 __all__ = [
     "CRASH_POINTS",
     "UNKNOWN_EVENT",
+    "BindingsFactory",
     "Crash",
     "Create",
     "Fault",
@@ -66,6 +68,8 @@ __all__ = [
     "faults",
     "fires",
     "leaks",
+    "mixed",
     "params",
+    "stand_ins",
     "state_machine",
 ]

@@ -79,6 +79,7 @@ from typing import Any, Literal
 
 import hypothesis
 import hypothesis.errors
+import sqlalchemy as sa
 
 import engine
 from engine import core
@@ -86,7 +87,7 @@ from engine.core import Chart, Plan, Snapshot
 from engine.errors import Category, ChartdError, InvalidParameter, System, error_for
 from engine.ports import Store
 from engine.runtime import Bindings, Context, Engine, Entity, Result, Step, TransitionRecord
-from engine.store import SqlStore, open_store
+from engine.store import SqlStore, open_store, schema
 from engine.testing.crashable import CrashableStore
 from engine.testing.faults import (
     Crash,
@@ -205,7 +206,15 @@ class Harness:
         self.wrap_store = wrap_store
         self._tmp: str | None = None
         self._migrated = False
-        if url is None:
+        self._poolable = url is None and wrap_store is None
+        pooled = _POOL.take() if self._poolable else None
+        # A database the kit made (fresh or pooled) holds only its runs: every journal entry
+        # in it is checked for gaps, not only this harness's.
+        self.own_database = url is None
+        if pooled is not None:
+            self._tmp, url = pooled.tmp, pooled.url
+            self._migrated = True
+        elif url is None:
             self._tmp = tempfile.mkdtemp(prefix="chartd-test-")
             _copy_template(Path(self._tmp) / "chartd.db")
             url = f"sqlite:///{self._tmp}/chartd.db?synchronous=off"
@@ -214,10 +223,10 @@ class Harness:
             crashes = False
         self.crashes = crashes and faults
         self.restarts = url not in ("sqlite://", "sqlite:///:memory:")
-        self.own_database = self._tmp is not None
         self.url = url
         self.tag = secrets.token_hex(3)
-        self.clock = _Clock()
+        # A database keeps its clock: its dead engines' heartbeats must stay in the past.
+        self.clock = pooled.clock if pooled is not None else _Clock()
         self.bindings = self._wrap(bindings)
         self.generation = 0
         self.calls: list[_Call] = []
@@ -231,7 +240,14 @@ class Harness:
         self.made: dict[tuple[str, str, int], None] = {}
         self.proxy: CrashableStore
         self.engine: Engine
-        self._open()
+        self._sql: SqlStore | None = None
+        self._uses = pooled.uses + 1 if pooled is not None else 1
+        if pooled is not None:
+            self._sql, self.proxy, self.engine = pooled.sql, pooled.proxy, pooled.engine
+            self.generation = 1
+            self.engine.register(self.chart, self.bindings)
+        else:
+            self._open()
         self.first_event = self.proxy.last_event()
         self.outbox: list[engine.Event] = []
         self._closed = False
@@ -239,9 +255,13 @@ class Harness:
     # -- the engine ----------------------------------------------------------------------
 
     def _open(self) -> None:
-        # Migrating once is enough: later opens (restarts, crashes) skip Alembic.
-        store: Store = SqlStore(self.url) if self._migrated else open_store(self.url)
-        self._migrated = True
+        # One SQL store for the harness's life: opening it (and migrating, the first time)
+        # costs more than a short run. An engine's restart or crash needs no new one: the
+        # store holds no state between its commits, only connections.
+        if self._sql is None:
+            self._sql = SqlStore(self.url) if self._migrated else open_store(self.url)
+            self._migrated = True
+        store: Store = _Kept(self._sql)
         if self.wrap_store is not None:
             store = self.wrap_store(store)
         self.proxy = CrashableStore(store)
@@ -254,13 +274,33 @@ class Harness:
             raise
 
     def close(self) -> None:
-        """Close the engine and remove the temporary database, if the harness made it."""
+        """Close the engine and remove the temporary database, if the harness made it.
+
+        A healthy engine on a database of the harness's own is kept for the
+        next harness instead (opening one costs more than a short run):
+        entity names are unique per harness, so runs do not see each other.
+        """
         if self._closed:
             return
         self._closed = True
+        healthy = not (self.proxy.crashed or self.proxy.dead) and not self.proxy.unfinished()
+        if (
+            self._poolable
+            and healthy
+            and self._tmp is not None
+            and self._sql is not None
+            and self._uses < _REUSES
+        ):
+            pooled = _Pooled(
+                self._tmp, self.url, self._sql, self.proxy, self.engine, self.clock, self._uses
+            )
+            if _POOL.give(pooled):
+                return
         try:
             self.engine.close()
         finally:
+            if self._sql is not None:
+                self._sql.close()
             if self._tmp is not None:
                 shutil.rmtree(self._tmp, ignore_errors=True)
 
@@ -855,11 +895,8 @@ class Harness:
         what = f"{event!r} on {pre.entity.name}, crashed at {crash!r},"
         self.proxy.cut(crash.keep)
         self.engine.close()  # its last flush goes nowhere: the store is dead
-        disk = SqlStore(self.url)
-        try:
-            journal = disk.transitions(entity_id)
-        finally:
-            disk.close()
+        assert self._sql is not None
+        journal = self._sql.transitions(entity_id)  # what is on disk, before recovery
         pending = {t.id: t for t in journal if t.status in ("running", "compensating")}
         assert len(pending) <= 1, f"{what}: {len(pending)} transitions left running"
         self.clock.t += _LATER
@@ -1009,15 +1046,32 @@ class Harness:
                 f"{stored.name} is at version {stored.version}, its journal ends at {version}"
             )
             self.journal[entity_id] = records
-        if self.own_database:
-            assert sorted(seqs) == list(range(1, len(seqs) + 1)), (
-                f"journal sequence numbers have gaps: {sorted(seqs)}"
+        if self.own_database and self._sql is not None:
+            count, distinct, low, high = self._journal_sequence(self._sql)
+            assert count == distinct == high and low in (1, None), (
+                f"journal sequence numbers are not 1..N: {count} entries, {distinct} distinct "
+                f"numbers from {low} to {high}"
             )
         self._check_outbox()
         found = leaks(self.engine, self.made, self.journal)
         assert not found, "leaked: " + "; ".join(found)
         for invariant in self.invariants:
             invariant(self.engine)
+
+    @staticmethod
+    def _journal_sequence(sql: SqlStore) -> tuple[int, int, int | None, int]:
+        """(entries, distinct numbers, lowest, highest) of the journal's sequence.
+
+        1..N with no gap and no repeat is: as many distinct numbers as entries,
+        from 1 to the number of entries (0 when there is none).
+        """
+        seq = schema.transitions.c.seq
+        query = sa.select(
+            sa.func.count(), sa.func.count(sa.distinct(seq)), sa.func.min(seq), sa.func.max(seq)
+        )
+        with sql.engine.connect() as conn:
+            count, distinct, low, high = conn.execute(query).one()
+        return int(count), int(distinct), low, int(high or 0)
 
     def _check_outbox(self) -> None:
         events = [
@@ -1057,6 +1111,65 @@ class Harness:
 
 # -- helpers -------------------------------------------------------------------------------
 
+
+class _Kept:
+    """The harness's SQL store, lent to one engine: that engine's close() does not close it."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+
+    def close(self) -> None:
+        """Nothing: the harness closes the store when it is done with it."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+@dataclass(slots=True)
+class _Pooled:
+    """An open engine on a database of its own, left by a harness for the next one."""
+
+    tmp: str
+    url: str
+    sql: SqlStore
+    proxy: CrashableStore
+    engine: Engine
+    clock: _Clock
+    uses: int
+
+
+_REUSES = 200  # then a fresh database, so that none grows without end
+
+
+class _Pool:
+    """At most one idle engine per process; closed at exit."""
+
+    def __init__(self) -> None:
+        self._idle: list[_Pooled] = []
+        self._lock = threading.Lock()
+        atexit.register(self.drain)
+
+    def take(self) -> _Pooled | None:
+        with self._lock:
+            return self._idle.pop() if self._idle else None
+
+    def give(self, pooled: _Pooled) -> bool:
+        with self._lock:
+            if self._idle:
+                return False
+            self._idle.append(pooled)
+            return True
+
+    def drain(self) -> None:
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for pooled in idle:
+            pooled.engine.close()
+            pooled.sql.close()
+            shutil.rmtree(pooled.tmp, ignore_errors=True)
+
+
+_POOL = _Pool()
 _TEMPLATE: dict[str, Path] = {}  # the one migrated database each process copies
 _TEMPLATE_LOCK = threading.Lock()
 

@@ -11,19 +11,23 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 import engine
 from engine.ports import Store
 from engine.runtime import Bindings
-from engine.testing.faults import Create, Fire, Restart, Retry
+from engine.testing.faults import Create, Fault, Fire, Restart, Retry
 from engine.testing.harness import GuardOracle, Harness, Invariant
 from engine.testing.standins import StandIns
 from engine.testing.strategies import mixed
 
-__all__ = ["state_machine"]
+__all__ = ["BindingsFactory", "state_machine"]
+
+
+BindingsFactory = Callable[[], "Bindings | tuple[Bindings, Sequence[Invariant]]"]
+"""Builds the bindings for one run, and optionally the invariants that check their state."""
 
 
 def state_machine(
     chart: engine.Chart,
-    bindings: Bindings | None = None,
+    bindings: Bindings | BindingsFactory | None = None,
     *,
-    faults: bool = True,
+    faults: bool | st.SearchStrategy[Fault | None] = True,
     crashes: bool | None = None,
     url: str | Callable[[], str] | None = None,
     params: Mapping[str, st.SearchStrategy[Any]] | None = None,
@@ -52,14 +56,21 @@ def state_machine(
     step it checks what the engine did against :func:`engine.step` and the
     invariants at rest (see :mod:`engine.testing.harness`), plus
     ``invariants`` (functions of the engine that raise AssertionError).
+    ``faults`` may also be a strategy of fault plans (:func:`faults`), to
+    aim at a kind of failure.
 
     ``bindings`` default to :class:`StandIns` for the chart, with their leak
-    check. ``guard_oracles`` map a guard's name to what it must answer
+    check. Bindings that keep state (a fake file system, a ledger of what
+    steps made) should start each run afresh: pass a function that builds
+    them, returning the bindings or (bindings, invariants that check that
+    state); :func:`stand_ins` is one such function.
+    ``guard_oracles`` map a guard's name to what it must answer
     (:data:`GuardOracle`). ``wrap_store`` wraps the engine's store, to test
     a store or to break one on purpose. ``events`` limits the events fired
     (default: every event the chart knows, and an unknown one).
     """
-    crash = faults if crashes is None else crashes
+    inject = faults is not False
+    crash = inject if crashes is None else crashes
     create_actions = st.builds(Create, data=data if data is not None else st.just({}))
     # Hypothesis picks among rules evenly; a restart costs a database open, so fires,
     # retries and restarts are one rule whose strategy weighs them.
@@ -78,17 +89,23 @@ def state_machine(
         def __init__(self) -> None:
             super().__init__()
             checks = list(invariants)
-            code = bindings
-            if code is None:
+            extra: Sequence[Invariant]
+            code: Bindings
+            if bindings is None:
                 # Stand-ins of its own for each run: their ledger is this run's.
                 stand_ins = StandIns(chart)
-                code = stand_ins.bindings
-                checks.append(stand_ins.check)
+                code, extra = stand_ins.bindings, [stand_ins.check]
+            elif callable(bindings):
+                built = bindings()
+                code, extra = built if isinstance(built, tuple) else (built, [])
+            else:
+                code, extra = bindings, []
+            checks.extend(extra)
             self.harness = Harness(
                 chart,
                 code,
                 url=url() if callable(url) else url,
-                faults=faults,
+                faults=inject,
                 crashes=crash,
                 guard_oracles=guard_oracles,
                 invariants=checks,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import NotFound
@@ -12,7 +12,7 @@ if TYPE_CHECKING:
     import engine
     from engine.runtime import Engine
 
-__all__ = ["StandIns", "leaks"]
+__all__ = ["StandIns", "leaks", "stand_ins"]
 
 
 def leaks(
@@ -122,3 +122,23 @@ class StandIns:
 
 def _allow(ctx: Context) -> None:
     """A guard that lets everything through."""
+
+
+def stand_ins(
+    chart: engine.Chart,
+    *,
+    external: bool = True,
+    change: Callable[[StandIns], Bindings] | None = None,
+) -> Callable[[], tuple[Bindings, list[Callable[[Engine], None]]]]:
+    """For :func:`~engine.testing.state_machine`: fresh :class:`StandIns` each run, checked.
+
+    Each run gets stand-ins of its own (a ledger that starts empty) and
+    their leak check as an invariant. ``change`` builds the bindings from
+    them, e.g. to replace one step's undo with a broken one.
+    """
+
+    def build() -> tuple[Bindings, list[Callable[[Engine], None]]]:
+        made = StandIns(chart, external=external)
+        return (change(made) if change is not None else made.bindings), [made.check]
+
+    return build

@@ -367,17 +367,17 @@ def charts(**options: Any) -> st.SearchStrategy[engine.Chart]:
 def params(
     chart: engine.Chart, extra: Mapping[str, st.SearchStrategy[Any]] | None = None
 ) -> st.SearchStrategy[dict[str, Any]]:
-    """Event params: a random truth value for some of the chart's conditions, plus ``extra``.
+    """Event params: a random truth value for some of the chart's conditions, and ``extra``.
 
     A condition left out is found nowhere and counts as false, so leaving a
     key out is a case of its own. ``extra`` maps further param names to
-    strategies for their values (e.g. ``{"signal": st.sampled_from(...)}``).
+    strategies for their values (e.g. ``{"signal": st.sampled_from(...)}``);
+    they are always there (draw ``st.none()`` among the values for "unset").
     """
     optional: dict[str, st.SearchStrategy[Any]] = {
-        name: st.booleans() for name in condition_names(chart.model)
+        name: st.booleans() for name in condition_names(chart.model) if name not in (extra or {})
     }
-    optional.update(extra or {})
-    return st.fixed_dictionaries({}, optional=optional)
+    return st.fixed_dictionaries(dict(extra or {}), optional=optional)
 
 
 def events(
@@ -444,36 +444,58 @@ def fires(
     max_entities: int = 3,
     extra_params: Mapping[str, st.SearchStrategy[Any]] | None = None,
     keys: Sequence[str] = ("k1", "k2"),
-    with_faults: bool = True,
+    with_faults: bool | st.SearchStrategy[Fault | None] = True,
     crashes: bool = True,
-    enabled: bool = False,
+    enabled: bool | None = None,
     events: Sequence[str] | None = None,
 ) -> st.SearchStrategy[Fire]:
-    """Fires with params, keys and faults: of any event (and an unknown one), or ``enabled`` ones.
+    """Fires with params, keys and faults: of a named event, or of one the chart accepts.
 
-    An ``enabled`` fire names no event: the harness picks one the chart
-    accepts in the entity's state (``Fire.pick``). ``events`` limits the
-    events fired (default: all the chart knows, and an unknown one).
+    A fire of a named event draws from ``events`` (default: every event the
+    chart knows, and an unknown one), so most are refused. An ``enabled``
+    fire names no event: the harness picks one the chart accepts in the
+    entity's state (``Fire.pick``). ``enabled=None`` draws both, half each.
+    ``with_faults`` may be a strategy of its own for the fault plans.
     """
     if events is not None:
         names = list(events)
     else:
         names = sorted(e for e in chart.events if not e.startswith("done.state."))
         names.append(UNKNOWN_EVENT)
-    return st.builds(
+    named: st.SearchStrategy[str | None] = st.sampled_from(names)
+    event = {True: st.none(), False: named, None: named | st.none()}[enabled]
+    detailed = st.builds(
         Fire,
         entity=st.integers(0, max_entities - 1),
-        event=st.none() if enabled else st.sampled_from(names),
+        event=event,
         params=params(chart, extra_params),
         key=st.none() | st.sampled_from(tuple(keys)),
-        fault=faults(chart, crashes=crashes) if with_faults else st.none(),
-        pick=st.integers(0, 7) if enabled else st.just(0),
+        fault=(
+            with_faults
+            if isinstance(with_faults, st.SearchStrategy)
+            else faults(chart, crashes=crashes)
+            if with_faults
+            else st.none()
+        ),
+        pick=st.just(0) if enabled is False else st.integers(0, 7),
     )
+    # A plain fire (entity 0, no params, key or fault) is one or two choices, so that the
+    # shrinker, which deletes at most five choices at a time, can delete a step made of it.
+    plain_events: list[str | None] = [None] if enabled else list(names)
+    if enabled is None:
+        plain_events.append(None)
+    plain = st.sampled_from(plain_events).map(_plain_fire)
+    return st.one_of(plain, detailed)
+
+
+def _plain_fire(event: str | None) -> Fire:
+    return Fire(0, event)
 
 
 def actions(
     chart: engine.Chart,
     *,
+    min_size: int = 5,
     max_size: int = 20,
     data: st.SearchStrategy[dict[str, Any]] | None = None,
     **options: Any,
@@ -483,9 +505,8 @@ def actions(
     ``data`` draws the data of created entities; other options go to :func:`fires`.
     """
     create = st.builds(Create, data=data if data is not None else st.just({}))
-    return st.tuples(create, st.lists(mixed(chart, create, **options), max_size=max_size)).map(
-        lambda x: [x[0], *x[1]]
-    )
+    steps = st.lists(mixed(chart, create, **options), min_size=min_size, max_size=max_size)
+    return st.tuples(create, steps).map(lambda x: [x[0], *x[1]])
 
 
 def mixed(
@@ -493,25 +514,33 @@ def mixed(
     create: st.SearchStrategy[Create] | None = None,
     **options: Any,
 ) -> st.SearchStrategy[Create | Fire | Retry | Restart]:
-    """One action: a fire most of the time (half of any event, half of an enabled one).
+    """One action: a fire (of a named or an enabled event) twelve times in fourteen or so.
 
     A restart costs a database open and a retry repeats what was done, so
     each comes one time in fourteen; so does ``create`` (if given). Options
     go to :func:`fires`.
     """
-    any_event = fires(chart, **options)
-    enabled = fires(chart, enabled=True, **options)
     rare: list[st.SearchStrategy[Create | Fire | Retry | Restart]] = [
         st.builds(Retry, request=st.integers(0, 3)),
         st.just(Restart()),
     ]
     if create is not None:
         rare.append(create)
-    # Weights by repetition. one_of treats equal branches as one, so each copy is its own
-    # strategy; one_of (not sampled_from + flatmap) lets Hypothesis shrink an action well.
-    copies = [s.map(_same) for s in [any_event, enabled] * 6]
-    return st.one_of(*copies, *rare)
+    return _weighted(fires(chart, **options), tuple(rare))
 
 
-def _same(action: Fire) -> Fire:
-    return action
+@st.composite
+def _weighted(
+    draw: st.DrawFn,
+    fire: st.SearchStrategy[Fire],
+    rare: tuple[st.SearchStrategy[Create | Fire | Retry | Restart], ...],
+) -> Create | Fire | Retry | Restart:
+    """A fire twelve times in 12 + len(rare), else one of ``rare``.
+
+    One number picks the kind and only that kind is drawn: a step stays a
+    few choices (the shrinker deletes at most five at a time), and the
+    number shrinks to 0, a fire. (one_of would not weigh: it merges equal
+    branches.)
+    """
+    kind = draw(st.integers(0, 11 + len(rare)))
+    return draw(fire) if kind < 12 else draw(rare[kind - 12])

@@ -92,3 +92,94 @@ def test_bad_input_is_named_on_stderr_with_exit_1(args: tuple[str, ...], message
     result = chartd(*args)
     assert result.returncode == 1
     assert result.stderr.strip() == f"Error: {message}"
+
+
+LOOP = """
+chart: loop
+initial: a
+states:
+  a: {}
+  b: {}
+  p:
+    initial: f
+    states: {f: {final: true}}
+transitions:
+  - {event: go, from: a, to: b, steps: [launch]}
+  - {event: back, from: b, to: a}
+  - {event: jump, from: a, to: p, when: x}
+  - {event: done.state.p, from: p, to: p}
+rejections:
+  - {event: "*", in: p, error: conflict, message: "busy"}
+  - {event: [back, jump], in: a, error: conflict, message: "no"}
+  - {event: [go, jump], in: b, error: conflict, message: "no"}
+"""
+
+BINDINGS = """
+import engine
+good = engine.Bindings(steps={"launch": engine.Step(lambda ctx: None, lambda ctx, p: None)})
+no_undo = engine.Bindings(steps={"launch": engine.Step(lambda ctx: None)})
+nothing = engine.Bindings()
+not_bindings = 42
+"""
+
+
+def test_chart_check_explores_and_reports_a_chart_that_never_settles(tmp_path: Path) -> None:
+    chart = tmp_path / "loop.yaml"
+    chart.write_text(LOOP)
+    result = chartd("chart", "check", str(chart), "--format", "json")
+    assert result.returncode == 1, result.stdout + result.stderr
+    report = json.loads(result.stdout)
+    [fault] = report["errors"]
+    assert fault["kind"] == "fault" and fault["where"] == "a + jump"
+    assert "does not settle" in fault["message"]
+    assert [n["kind"] for n in report["notes"]] == ["bindings", "explored"]
+
+
+def test_chart_check_stops_exploring_at_the_limit(tmp_path: Path) -> None:
+    result = chartd("chart", "check", "container", "--max-configurations", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "stopped at the limit (2)" in result.stdout
+
+
+def test_chart_check_with_bindings_reports_missing_code_and_missing_compensation(
+    tmp_path: Path,
+) -> None:
+    chart = tmp_path / "loop.yaml"
+    chart.write_text(LOOP.replace("  - {event: done.state.p, from: p, to: p}\n", ""))
+    (tmp_path / "loop_code.py").write_text(BINDINGS)
+
+    def check(attr: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                sys.executable,
+                "-c",
+                "from engine.cli import main; main()",
+                "chart",
+                "check",
+                str(chart),
+                "--bindings",
+                f"loop_code:{attr}",
+                "--format",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            cwd=tmp_path,
+        )
+
+    clean = check("good")
+    assert clean.returncode == 0, clean.stdout + clean.stderr
+    warned = check("no_undo")
+    assert warned.returncode == 2
+    [warning] = json.loads(warned.stdout)["warnings"]
+    assert warning["kind"] == "uncompensated" and "transitions[0]" in warning["message"]
+    missing = check("nothing")
+    assert missing.returncode == 1
+    assert json.loads(missing.stdout)["errors"][0]["message"].startswith(
+        "step 'launch' has no code"
+    )
+    wrong = check("not_bindings")
+    assert wrong.returncode == 1
+    assert "is not an engine.Bindings (it is int)" in wrong.stderr
