@@ -38,6 +38,8 @@ from statecharts.container.runtime import (
     TaskStatus,
     check_container_id,
     check_signal,
+    task_info,
+    task_status,
 )
 
 __all__ = ["Call", "FakeRuntime", "Fault", "FaultRuntime"]
@@ -90,21 +92,10 @@ class _FakeTask:
 
     @property
     def status(self) -> TaskStatus:
-        if self.exit is not None:
-            return "stopped"
-        if self.started_at is None:
-            return "created"
-        return "paused" if self.paused else "running"
+        return task_status(self.exit, self.started_at, self.paused)
 
     def info(self) -> TaskInfo:
-        return TaskInfo(
-            container_id=self.container_id,
-            pid=self.pid,
-            status=self.status,
-            exit_code=None if self.exit is None else self.exit.exit_code,
-            started_at=self.started_at,
-            exited_at=None if self.exit is None else self.exit.exited_at,
-        )
+        return task_info(self.container_id, self.pid, self.exit, self.started_at, self.paused)
 
 
 class FakeRuntime:

@@ -56,6 +56,8 @@ __all__ = [
     "check_container_id",
     "check_signal",
     "exit_code_from_start_error",
+    "task_info",
+    "task_status",
 ]
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -240,6 +242,29 @@ class TaskInfo:
             "exited_at": self.exited_at,
             "oom_killed": self.oom_killed,
         }
+
+
+def task_status(exit: ExitEvent | None, started_at: float | None, paused: bool) -> TaskStatus:
+    """A task's status from what a driver keeps: its exit, its start, the freezer."""
+    if exit is not None:
+        return "stopped"
+    if started_at is None:
+        return "created"
+    return "paused" if paused else "running"
+
+
+def task_info(
+    container_id: str, pid: int, exit: ExitEvent | None, started_at: float | None, paused: bool
+) -> TaskInfo:
+    """The :class:`TaskInfo` of a task as a driver keeps it."""
+    return TaskInfo(
+        container_id=container_id,
+        pid=pid,
+        status=task_status(exit, started_at, paused),
+        exit_code=None if exit is None else exit.exit_code,
+        started_at=started_at,
+        exited_at=None if exit is None else exit.exited_at,
+    )
 
 
 class ExecFailed(InvalidParameter):
