@@ -35,6 +35,7 @@ from engine.model.analysis import (
     explore,
 )
 from engine.model.chart import Transition
+from engine.runtime.engine import MAX_FOLLOW_UPS
 
 __all__ = ["app", "main"]
 
@@ -295,9 +296,6 @@ def _binding_findings(c: engine.Chart, spec: str) -> list[Finding]:
     )
 
 
-_MAX_FOLLOW_UPS = 10
-
-
 def _explore(c: engine.Chart, limit: int) -> list[Finding]:
     """Explore ``c`` with :func:`engine.step`: every event, every condition value."""
     names = condition_names(c.model)
@@ -369,9 +367,9 @@ def _successors(
         out.append(after)
         for then in follow_ups:
             if then is not None and holds(then.when, after, {}, conditions):
-                if depth >= _MAX_FOLLOW_UPS:
+                if depth >= MAX_FOLLOW_UPS:
                     raise System(
-                        f"follow-ups do not end: more than {_MAX_FOLLOW_UPS} in a row "
+                        f"follow-ups do not end: the engine stops after {MAX_FOLLOW_UPS} in a row "
                         f"(the last of them: {then.event!r})"
                     )
                 _successors(c, after, then.event, conditions, out, held, depth + 1)

@@ -31,6 +31,7 @@ import secrets
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -68,6 +69,8 @@ log = logging.getLogger("chartd.engine")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$")
 _RETRIES = 3
+MAX_FOLLOW_UPS = 100
+"""The longest chain of follow-ups (``then``) one fire sets off; the rest are dropped."""
 _LEASE = 10.0  # seconds without a heartbeat after which an engine counts as dead
 _BEAT = 2.0
 
@@ -174,6 +177,7 @@ class Engine:
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
         self._holders: dict[str, int] = {}  # entity id -> thread that holds its lock
+        self._chain = threading.local()  # .pending: the follow-ups this thread has yet to fire
         self._create_lock = threading.Lock()
         self._cache: dict[str, EntityRow] = {}
         self._recovering: set[str] = set()
@@ -428,10 +432,33 @@ class Engine:
         return True
 
     def _follow(self, entity_id: str, event: str) -> None:
+        pending: deque[tuple[str, str]] | None = getattr(self._chain, "pending", None)
+        if pending is not None:
+            # A follow-up of a follow-up: the loop below fires it, so that a chain
+            # of them runs in a loop, not on an ever deeper stack.
+            pending.append((entity_id, event))
+            return
+        pending = self._chain.pending = deque([(entity_id, event)])
         try:
-            self.fire(entity_id, event)
-        except ChartdError as exc:
-            log.warning("follow-up %r on %s failed: %s", event, entity_id[:12], exc.message)
+            for _ in range(MAX_FOLLOW_UPS):
+                if not pending:
+                    return
+                entity_id, event = pending.popleft()
+                try:
+                    self.fire(entity_id, event)
+                except ChartdError as exc:
+                    log.warning("follow-up %r on %s failed: %s", event, entity_id[:12], exc.message)
+            if pending:
+                # A cycle of follow-ups would fire forever; `chartd chart check` reports
+                # such charts. Stopping leaves every fire so far committed and journaled.
+                log.error(
+                    "follow-ups did not end: %d in a row; %r on %s not fired",
+                    MAX_FOLLOW_UPS,
+                    pending[0][1],
+                    pending[0][0][:12],
+                )
+        finally:
+            self._chain.pending = None
 
     def _cached(self, ref: str | Entity) -> EntityRow:
         key = ref.id if isinstance(ref, Entity) else ref

@@ -14,6 +14,7 @@ is asserted exactly. Every wait polls with a deadline; nothing asserts speed.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -29,6 +30,7 @@ import engine
 from engine import Bindings, Context, Step, errors
 from engine.errors import InvalidParameter
 from engine.runtime import Engine as PortEngine
+from engine.runtime.engine import MAX_FOLLOW_UPS
 from engine.store import open_store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -1752,3 +1754,34 @@ def test_a_step_firing_on_its_own_entity_is_refused_not_deadlocked() -> None:
         with pytest.raises(errors.Conflict, match="from inside its own transition"):
             eng.fire(e, "go")
         assert eng.get(e.id).configuration == ("a",)
+
+
+def test_a_cycle_of_follow_ups_is_cut_after_a_bounded_chain(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Found by the property kit on generated charts: ping -> then pong -> then ping ...
+    # used to recurse until RecursionError escaped from the first fire.
+    chart = engine.parse_chart(
+        {
+            "chart": "cycle",
+            "initial": "a",
+            "states": {"a": {}, "b": {}},
+            "transitions": [
+                {"event": "ping", "from": "a", "to": "b", "then": {"event": "pong"}},
+                {"event": "pong", "from": "b", "to": "a", "then": {"event": "ping"}},
+            ],
+        }
+    )
+    with engine.Engine.open() as eng:
+        eng.register(chart)
+        entity = eng.create("cycle", "x")
+        with caplog.at_level(logging.ERROR, logger="chartd.engine"):
+            result = eng.fire(entity, "ping")
+        assert result.entity.configuration == ("b",)  # the first fire's own result
+        fired = [t.event for t in eng.history(entity.id)]
+        assert len(fired) == 1 + MAX_FOLLOW_UPS
+        assert fired[:4] == ["ping", "pong", "ping", "pong"]
+        assert "follow-ups did not end: 100 in a row" in caplog.text
+        assert eng.get(entity.id).configuration == ("b",)  # ping, then 50 x (pong, ping)
+        # Not wedged: the entity takes the next event (which sets off a chain of its own).
+        assert eng.fire(entity, "pong").entity.configuration == ("a",)

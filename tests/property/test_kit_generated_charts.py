@@ -9,7 +9,6 @@ engine, checking after each one (engine.testing.Harness).
 
 from __future__ import annotations
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -70,33 +69,3 @@ def test_the_harness_counts_a_saga_twice_and_an_internal_transition_once() -> No
         harness.check()
         [entity] = harness.entities
         assert harness.engine.get(entity).version == 3  # write-ahead, commit; commit
-
-
-@pytest.mark.xfail(strict=True, raises=RecursionError, reason="BUG: follow-ups recurse")
-def test_follow_ups_that_fire_each_other_end() -> None:
-    """BUG (found by this kit on generated charts): a cycle of follow-ups never ends.
-
-    ``Engine.fire`` fires a transition's ``then`` event from its ``finally``
-    (engine/runtime/engine.py, ``_follow``), which calls ``fire`` again: with
-    ``ping -> then pong`` and ``pong -> then ping`` it recurses until Python
-    gives up, after committing about 490 transitions, and the RecursionError
-    (not a ChartdError) escapes to the caller. Validation accepts the chart;
-    ``chartd chart check`` reports it ("follow-ups do not end"). Expected:
-    the engine bounds a chain of follow-ups (or the loader refuses a cycle
-    of unconditional ones) and the first fire returns its own result.
-    """
-    chart = engine.parse_chart(
-        {
-            "chart": "cycle",
-            "initial": "a",
-            "states": {"a": {}, "b": {}},
-            "transitions": [
-                {"event": "ping", "from": "a", "to": "b", "then": {"event": "pong"}},
-                {"event": "pong", "from": "b", "to": "a", "then": {"event": "ping"}},
-            ],
-        }
-    )
-    with engine.Engine.open() as eng:
-        eng.register(chart)
-        entity = eng.create("cycle", "x")
-        assert eng.fire(entity, "ping").entity.state == "b"
