@@ -148,6 +148,9 @@ class Write:
     ``events`` get the next outbox seqs in order; ``timers`` are inserted or
     replaced by id. ``cancel_timers`` cancels every
     pending timer of that entity whose event is in the set (None: all).
+    ``lazy`` marks a unit the engine does not wait for (a step's end): no
+    store treats it differently, but a test store may hold it back to model
+    what a crash loses.
     """
 
     entity: EntityRow | None = None
@@ -158,6 +161,7 @@ class Write:
     events: list[EventRow] = field(default_factory=list)
     timers: list[TimerRow] = field(default_factory=list)
     cancel_timers: tuple[str, frozenset[str] | None] | None = None
+    lazy: bool = False
 
 
 class VersionConflict(Exception):

@@ -66,13 +66,39 @@ class Plan:
 
     @property
     def failure_snapshot(self) -> Snapshot:
-        """Where a failed saga leaves the entity: the source, or ``on_failure.to``."""
+        """Where a failed saga leaves the entity: the source, or ``on_failure.to``.
+
+        That is, once the failure policy applies; see :meth:`failure_at`.
+        """
         return Snapshot(
             self.failure_configuration,
             self.source.data,
             self.source.version + 1,
             self.source.history,
         )
+
+    @property
+    def failure_from(self) -> int:
+        """The index of the first step whose failure ``on_failure`` applies to.
+
+        0 unless the policy names a step ``after`` which it applies (the
+        event's own transition's steps come first in ``steps``).
+        """
+        policy = self.on_failure
+        if policy is None or policy.after is None:
+            return 0
+        return self.transition.steps.index(policy.after) + 1
+
+    def failure_at(self, failed: int) -> tuple[tuple[str, ...], FailurePolicy | None]:
+        """The configuration a saga failing at step index ``failed`` leaves, and its policy.
+
+        ``failed`` is ``len(steps)`` for a failure after every step (a
+        refused final commit). Before ``failure_from`` no policy applies:
+        the entity goes back to the source configuration.
+        """
+        if failed < self.failure_from:
+            return self.source.configuration, None
+        return self.failure_configuration, self.on_failure
 
     def describe(self) -> str:
         """One line a person can read, e.g. for logs and ``chartd chart show``."""

@@ -76,11 +76,18 @@ class FollowUp:
 
 @dataclass(frozen=True, slots=True)
 class FailurePolicy:
-    """What a failed saga leaves: ``to`` (None: the source), data to record, a follow-up."""
+    """What a failed saga leaves: ``to`` (None: the source), data to record, a follow-up.
+
+    With ``after`` (one of the transition's steps), the policy applies only to
+    a failure once that step has completed; a failure up to and including it
+    compensates back to the source and records nothing (the step is the
+    saga's point of no return, e.g. stopping the old process of a restart).
+    """
 
     to: str | None = None
     record: tuple[str, ...] = ()
     then: FollowUp | None = None
+    after: str | None = None
 
 
 @dataclass(frozen=True, slots=True, eq=False)

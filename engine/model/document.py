@@ -62,6 +62,7 @@ class FailureDocument(_Strict):
     to: str | None = None
     record: list[str] = Field(default_factory=list)
     then: FollowUpDocument | None = None
+    after: str | None = None
 
 
 class TransitionDocument(_Strict):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -253,7 +253,7 @@ class _Builder:
                     kind = "guards" if j < len(td.guards) else "steps"
                     index = j if j < len(td.guards) else j - len(td.guards)
                     self.problem(f"{where}.{kind}[{index}]", f"invalid name {name!r}")
-            policy = self.failure_policy(td.on_failure, f"{where}.on_failure")
+            policy = self.failure_policy(td.on_failure, f"{where}.on_failure", td.steps)
             then = None
             if td.then is not None:
                 self.event_name(td.then.event, f"{where}.then.event")
@@ -296,9 +296,17 @@ class _Builder:
                 )
         return out
 
-    def failure_policy(self, fd: Any, where: str) -> FailurePolicy | None:
+    def failure_policy(
+        self, fd: Any, where: str, steps: Sequence[str] = ()
+    ) -> FailurePolicy | None:
         if fd is None:
             return None
+        if fd.after is not None and fd.after not in steps:
+            known = ", ".join(repr(s) for s in steps) or "none"
+            self.problem(
+                f"{where}.after",
+                f"{fd.after!r} is not one of this transition's steps (its steps: {known})",
+            )
         to = self.resolve(fd.to, f"{where}.to") if fd.to is not None else None
         if to is not None and (self.states[to].transient or self.states[to].kind == "history"):
             self.problem(f"{where}.to", f"a failure cannot leave the entity in {to!r}")
@@ -306,7 +314,7 @@ class _Builder:
         if fd.then is not None:
             self.event_name(fd.then.event, f"{where}.then.event")
             then = FollowUp(fd.then.event, self.condition(fd.then.when, f"{where}.then.when"))
-        return FailurePolicy(to=to, record=tuple(fd.record), then=then)
+        return FailurePolicy(to=to, record=tuple(fd.record), then=then, after=fd.after)
 
     def build_rejections(self) -> list[Rejection]:
         out: list[Rejection] = []

@@ -128,6 +128,7 @@ class GroupCommit:
 
     def later(self, write: Write) -> None:
         """Queue ``write`` to commit with the next batch; do not wait for it."""
+        write.lazy = True
         with self._cv:
             self._queue.append(_Pending(write, waited=False))
         self._lazy.set()

@@ -561,6 +561,7 @@ class Engine:
             "source": _snapshot_dict(plan.source),
             "target": _snapshot_dict(plan.snapshot),
             "failure": list(plan.failure_configuration),
+            "failure_from": plan.failure_from,
             "steps": list(plan.steps),
             "via": plan.via,
             "record": list(policy.record) if policy else [],
@@ -641,6 +642,7 @@ class Engine:
                 error,
                 error,
                 key,
+                failed=len(plan.steps),
                 written=True,
                 entity_write=False,
             ) from None
@@ -648,7 +650,18 @@ class Engine:
             # The final commit was refused (a new name taken meanwhile, say): undo.
             done = [(r.index, r.payload) for r in step_rows]
             raise self._fail(
-                reg, ahead, plan, ctx, steps, done, step_rows, exc, exc, key, written=True
+                reg,
+                ahead,
+                plan,
+                ctx,
+                steps,
+                done,
+                step_rows,
+                exc,
+                exc,
+                key,
+                failed=len(plan.steps),
+                written=True,
             ) from exc
 
     def _run_steps(
@@ -696,7 +709,18 @@ class Engine:
                 if written:
                     self._commit.later(Write(steps=[failed]))
                 raise self._fail(
-                    reg, row, plan, ctx, steps, done, step_rows, error, exc, key, written=written
+                    reg,
+                    row,
+                    plan,
+                    ctx,
+                    steps,
+                    done,
+                    step_rows,
+                    error,
+                    exc,
+                    key,
+                    failed=i,
+                    written=written,
                 ) from exc
             self.observer.step(row.chart, row.id, name, "do", "ok", time.perf_counter() - clock)
             done.append((i, payload))
@@ -712,7 +736,11 @@ class Engine:
                 self.clock.now(),
             )
             step_rows.append(finished)
-            if written:
+            if written and i == plan.failure_from - 1:
+                # The failure policy's `after` step: recovery must know for sure that it
+                # completed, so its end is on disk before the next step runs.
+                self._commit.commit(Write(steps=[finished]))
+            elif written:
                 self._commit.later(Write(steps=[finished]))
         return step_rows
 
@@ -880,10 +908,15 @@ class Engine:
         cause: BaseException,
         key: str | None,
         *,
+        failed: int,
         written: bool,
         entity_write: bool = True,
     ) -> _Failed:
-        """Compensate the completed steps newest first, record the failure, return it to raise."""
+        """Compensate the completed steps newest first, record the failure, return it to raise.
+
+        ``failed`` is the index of the step that failed (``len(plan.steps)``
+        when every step had completed): it decides where the entity goes.
+        """
         if written:
             # On disk before any undo runs: if this engine dies while compensating,
             # recovery finishes the undo and keeps the error that caused it.
@@ -918,22 +951,22 @@ class Engine:
         )
         errors = [r.compensation_error for r in undone if r.compensation_error]
         now = self.clock.now()
-        policy = plan.on_failure
+        configuration, policy = plan.failure_at(failed)
         data = dict(plan.source.data)
         for field in policy.record if policy else ():
             data[field] = error.message if field == "error" else getattr(cause, field, None)
         data = _json(data, "entity data")
         after = replace(
             row,
-            configuration=plan.failure_configuration,
-            live=not reg.chart.finished(plan.failure_configuration),
+            configuration=configuration,
+            live=not reg.chart.finished(configuration),
             data=data,
             history=dict(plan.source.history),
             version=row.version + 1,
             updated_at=now,
         )
         plan_json = self._plan_json(plan, full=written)
-        plan_json["committed"] = list(plan.failure_configuration)
+        plan_json["committed"] = list(configuration)
         record = TransitionRow(
             id=ctx.transition_id,
             entity_id=row.id,
@@ -1169,14 +1202,29 @@ class Engine:
                 f"{tr.event!r} was interrupted: engine {tr.owner} stopped while it ran; "
                 "its steps were undone on recovery"
             )
+        # The step that failed, or the one a crash interrupted: the first not done
+        # (an undo's row replaces the done row of its step).
+        failed = next(
+            (
+                i
+                for i in range(len(names))
+                if journal.get(i) is None
+                or journal[i].status not in ("done", "compensated", "compensation_failed")
+            ),
+            len(names),
+        )
         data = dict(source.data)
-        for field in plan.get("record", []):
-            if field == "error":
-                data[field] = message
+        if failed >= plan.get("failure_from", 0):
+            configuration = tuple(plan["failure"])
+            for field in plan.get("record", []):
+                if field == "error":
+                    data[field] = message
+        else:
+            configuration = source.configuration
         after = replace(
             row,
-            configuration=tuple(plan["failure"]),
-            live=not reg.chart.finished(tuple(plan["failure"])),
+            configuration=configuration,
+            live=not reg.chart.finished(configuration),
             data=data,
             history=dict(source.history),
             version=row.version + 1,

@@ -30,15 +30,8 @@ _FINAL = ("committed", "failed", "compensation_failed")
 
 
 def _lazy(unit: Write) -> bool:
-    """A unit the engine does not wait for: only step rows (a step's or an undo's end)."""
-    return bool(unit.steps) and not (
-        unit.entity
-        or unit.transitions
-        or unit.transition_updates
-        or unit.events
-        or unit.timers
-        or unit.cancel_timers
-    )
+    """A unit the engine does not wait for (a step's or an undo's end)."""
+    return unit.lazy
 
 
 class CrashableStore:

@@ -111,6 +111,7 @@ Invariant = Callable[[Engine], None]
 """A check of the user's own, run at rest after every action; raises AssertionError to fail."""
 
 _FINISHED = ("committed", "failed", "compensation_failed")
+_PASSED = ("done", "compensated", "compensation_failed")  # a step whose do had completed
 _LATER = 3600.0  # how far the clock moves at a crash: the dead engine's heartbeat is stale
 
 
@@ -809,14 +810,14 @@ class Harness:
                 f"{what}: the failed step {failed.name} is journaled "
                 f"{row.status if row else 'nowhere'}"
             )
-        policy = plan.on_failure
+        configuration, policy = plan.failure_at(len(plan.steps) if failed is None else failed.index)
         data = dict(source.data)
         for name in policy.record if policy else ():
             if name == "error":
                 data[name] = record.error_message
             else:
                 data[name] = getattr(error if failed is None else failed.error, name, None)
-        after = Snapshot(plan.failure_configuration, data, source.version + bump, source.history)
+        after = Snapshot(configuration, data, source.version + bump, source.history)
         assert record.target == after.configuration, (
             f"{what}: a failed saga is journaled to {record.target}, the plan's failure "
             f"configuration is {after.configuration}"
@@ -936,9 +937,12 @@ class Harness:
                     f"{decision.snapshot.configuration}"
                 )
             else:
-                assert record.target == decision.failure_configuration, (
+                configuration, _ = decision.failure_at(
+                    _failed_at({s.index: s.status for s in record.steps}, len(decision.steps))
+                )
+                assert record.target == configuration, (
                     f"{what}: failed to {record.target}, the plan's failure configuration is "
-                    f"{decision.failure_configuration}"
+                    f"{configuration}"
                 )
             assert post.snapshot.configuration == record.target
             self.expected[entity_id] = post.snapshot
@@ -996,12 +1000,12 @@ class Harness:
                 assert "interrupted" in (record.error_message or ""), (
                     f"{what}: an interrupted transition is journaled with {record.error_message!r}"
                 )
-            assert post.snapshot.configuration == decision.failure_configuration, (
+            configuration, policy = decision.failure_at(_failed_at(journaled, len(names)))
+            assert post.snapshot.configuration == configuration, (
                 f"{what}: recovered to {post.snapshot.configuration}, the plan's failure "
-                f"configuration is {decision.failure_configuration}"
+                f"configuration is {configuration}"
             )
             data = dict(pre.snapshot.data)
-            policy = decision.on_failure
             if policy is not None and "error" in policy.record:
                 data["error"] = record.error_message
             assert dict(post.snapshot.data) == data, (
@@ -1200,6 +1204,11 @@ def _tally(label: str) -> None:
     """Count what happened, for ``--hypothesis-show-statistics`` (outside a test: nothing)."""
     with contextlib.suppress(hypothesis.errors.InvalidArgument):
         hypothesis.event(label)
+
+
+def _failed_at(journaled: Mapping[int, str], count: int) -> int:
+    """The index of the step a saga failed at (or a crash interrupted): the first not done."""
+    return next((i for i in range(count) if journaled.get(i) not in _PASSED), count)
 
 
 def _group(calls: Iterable[_Call]) -> dict[str, list[_Call]]:

@@ -236,6 +236,8 @@ def _documents(draw: st.DrawFn, opts: _Options) -> dict[str, Any]:
                 failure: dict[str, Any] = {"record": ["error"]}
                 if draw(st.booleans()):
                     failure["to"] = draw(st.sampled_from(failure_targets))
+                if len(steps) > 1 and draw(st.booleans()):
+                    failure["after"] = draw(st.sampled_from(steps[:-1]))
                 if opts.follow_ups and "event" in doc and draw(st.integers(0, 2)) == 0:
                     then = _follow_up(draw, opts, doc["event"])
                     if then is not None:

@@ -262,8 +262,12 @@ def container_bindings(
             ctx.schedule("stop_timeout", float(timeout))
 
     def task_kill(ctx: engine.Context) -> None:
-        with contextlib.suppress(Conflict):  # it exited meanwhile: its exit follows
+        try:
             runtime.kill(cid(ctx), _SIGKILL)
+        except Conflict:
+            pass  # it exited meanwhile: its exit follows
+        except ChartdError as exc:
+            raise exc.wrap(f"Could not kill running container {cid(ctx)}, cannot remove") from exc
         ctx.emit("kill", signal=str(_SIGKILL))
 
     def task_signal(ctx: engine.Context) -> None:

@@ -7,7 +7,7 @@ runtime's contract without processes. The kit makes its steps and undos
 fail and crashes the engine anywhere in a saga (the fake runtime, like a
 real one, outlives a daemon that dies); on top of the kit's own checks,
 an invariant of moby's: a container has a task only while it is running.
-It found two bugs in the chart's failure targets (the xfail tests below).
+It found two bugs in the chart's failure targets (the regression tests below).
 """
 
 from __future__ import annotations
@@ -73,11 +73,9 @@ DATA = st.fixed_dictionaries(
 )
 PARAMS = {
     "signal": st.sampled_from(["SIGTERM", "SIGKILL", "SIGHUP", "SIGBOGUS"]),
-    # rm -f of a running container is left out until the bug below is fixed.
-    "force": st.just(False),
+    "force": st.booleans(),
 }
-# restart is left out until the bug below is fixed.
-EVENTS = sorted(e for e in load_chart().events if not e.startswith("done.") and e != "restart")
+EVENTS = sorted(e for e in load_chart().events if not e.startswith("done."))
 
 ContainerCodeMachine = state_machine(
     load_chart(), container_code, data=DATA, params=PARAMS, events=EVENTS
@@ -113,12 +111,8 @@ CREATED = {
 }
 
 
-class TaskOutlivedItsContainer(AssertionError):
-    """moby's invariant broke: a container that is not running has a task."""
-
-
-def run_and_check(*fires: Fire) -> None:
-    """Start a container, then fire ``fires``, checking after each; the bug is its own error."""
+def after(*fires: Fire) -> engine.Entity:
+    """Start a container, then fire ``fires``, checking each with the kit; the container after."""
     code, invariants = container_code()
     with Harness(load_chart(), code, invariants=invariants) as harness:
         harness.apply(Create(CREATED))
@@ -126,43 +120,38 @@ def run_and_check(*fires: Fire) -> None:
         harness.check()
         for fire in fires:
             harness.apply(fire)
-            try:
-                harness.check()
-            except AssertionError as broken:
-                if "but has a task" in str(broken):
-                    raise TaskOutlivedItsContainer(str(broken)) from broken
-                raise
+            harness.check()
+        [container] = harness.entities
+        return harness.engine.get(container)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=TaskOutlivedItsContainer, reason="BUG: restart's failure target"
-)
-def test_a_restart_whose_stop_fails_leaves_the_container_running() -> None:
-    """BUG (statecharts/container/chart.yaml): a failed restart says exited, the task runs on.
-
-    ``restart`` from running.active runs [task_stop, task_delete, cleanup,
-    mount_rootfs, ...] with ``on_failure: {to: exited}``. If task_stop
-    fails (the runtime refuses the signal, say), nothing was stopped, yet
-    the container is recorded ``exited`` while its task still runs: moby's
-    ContainerRestart returns the stop error and leaves the container
-    running. The failure target is right only once the task is gone.
-    """
-    run_and_check(Fire(0, "restart", fault=Fault(step=0)))
+# Regressions: the kit found that a failed restart (task_stop failing) recorded the
+# container exited, and a failed rm -f (task_kill or task_delete failing) dead, while
+# the task ran on. The chart now applies those failure targets only after task_delete.
 
 
-@pytest.mark.xfail(
-    strict=True, raises=TaskOutlivedItsContainer, reason="BUG: rm -f's failure target"
-)
 @pytest.mark.parametrize("failing", [0, 1])
-def test_a_forced_remove_whose_kill_fails_leaves_the_container_running(failing: int) -> None:
-    """BUG (statecharts/container/chart.yaml): rm -f that cannot kill marks the container dead.
+def test_a_restart_that_cannot_stop_the_task_leaves_the_container_running(failing: int) -> None:
+    # moby's ContainerRestart returns the stop error; the container stays running.
+    container = after(Fire(0, "restart", fault=Fault(step=failing)))
+    assert container.in_state("running.active")
 
-    ``remove`` with ``force`` from running.active runs [task_kill,
-    task_delete, cleanup, release_layer, ...] with ``on_failure: {to:
-    dead}``. If task_kill fails (step 0), or task_delete does (step 1: the
-    task is stopped but still in the runtime), the container is ``dead``
-    with its task still there; moby refuses the removal ("Could not kill
-    running container ..., cannot remove") and the container stays as it
-    was.
-    """
-    run_and_check(Fire(0, "remove", params={"force": True}, fault=Fault(step=failing)))
+
+@pytest.mark.parametrize("failing", [2, 3, 11])
+def test_a_restart_that_fails_once_the_task_is_gone_leaves_it_exited(failing: int) -> None:
+    container = after(Fire(0, "restart", fault=Fault(step=failing)))
+    assert container.state == "exited"
+    assert "injected" in container.data["error"]
+
+
+@pytest.mark.parametrize("failing", [0, 1])
+def test_a_forced_remove_that_cannot_kill_leaves_the_container_as_it_was(failing: int) -> None:
+    # moby: "Could not kill running container ..., cannot remove"; nothing changes.
+    container = after(Fire(0, "remove", params={"force": True}, fault=Fault(step=failing)))
+    assert container.in_state("running.active")
+    assert container.data["error"] == ""
+
+
+def test_a_forced_remove_that_fails_once_the_task_is_gone_leaves_it_dead() -> None:
+    container = after(Fire(0, "remove", params={"force": True}, fault=Fault(step=3)))
+    assert container.state == "dead"

@@ -9,11 +9,12 @@ engine, checking after each one (engine.testing.Harness).
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import engine
-from engine.testing import Create, Fire, Harness, StandIns, actions, charts
+from engine.testing import Crash, Create, Fault, Fire, Harness, StandIns, actions, charts
 
 # ci (400 by default): 400 charts, each with up to 20 actions; dev: 30.
 EXAMPLES = settings.default.max_examples if settings.default.max_examples >= 200 else 30
@@ -69,3 +70,44 @@ def test_the_harness_counts_a_saga_twice_and_an_internal_transition_once() -> No
         harness.check()
         [entity] = harness.entities
         assert harness.engine.get(entity).version == 3  # write-ahead, commit; commit
+
+
+@pytest.mark.parametrize(
+    ("fault", "ends_in"),
+    [
+        (Fault(step=0), "a"),
+        (Fault(step=2), "broken"),
+        # Recovery: interrupted up to `after`, or after it (its end is journaled waited).
+        (Fault(crash=Crash("do", 1)), "a"),
+        (Fault(crash=Crash("done", 1)), "a"),  # s1 acted; the engine never heard it did
+        (Fault(crash=Crash("do", 2)), "broken"),
+        (Fault(step=2, crash=Crash("undo", 1)), "broken"),  # failed, then died undoing
+    ],
+)
+def test_a_failure_policy_after_a_step_applies_from_there_also_on_recovery(
+    fault: Fault, ends_in: str
+) -> None:
+    chart = engine.parse_chart(
+        {
+            "chart": "pivot",
+            "initial": "a",
+            "states": {"a": {}, "b": {}, "broken": {}, "hold": {"transient": True}},
+            "transitions": [
+                {
+                    "event": "go",
+                    "from": "a",
+                    "to": "b",
+                    "via": "hold",
+                    "steps": ["s0", "s1", "s2"],
+                    "on_failure": {"after": "s1", "to": "broken", "record": ["error"]},
+                },
+            ],
+        }
+    )
+    stand_ins = StandIns(chart)
+    with Harness(chart, stand_ins.bindings, invariants=[stand_ins.check]) as harness:
+        harness.apply(Create())
+        harness.apply(Fire(0, "go", fault=fault))
+        harness.check()
+        [entity] = harness.entities
+        assert harness.engine.get(entity).configuration == (ends_in,)

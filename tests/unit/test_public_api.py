@@ -119,3 +119,50 @@ def test_engine_methods() -> None:
         "observer",
         "timers",
     ]
+
+
+def test_the_test_kit_exports_exactly_its_public_names() -> None:
+    import engine.testing  # noqa: PLC0415 (it imports hypothesis, a test dependency)
+
+    assert sorted(engine.testing.__all__) == [
+        "BindingsFactory",
+        "CRASH_POINTS",
+        "Crash",
+        "Create",
+        "Fault",
+        "Fire",
+        "GuardOracle",
+        "Harness",
+        "InjectedFault",
+        "Invariant",
+        "Restart",
+        "Retry",
+        "SimulatedCrash",
+        "StandIns",
+        "UNKNOWN_EVENT",
+        "actions",
+        "chart_documents",
+        "charts",
+        "events",
+        "faults",
+        "fires",
+        "leaks",
+        "mixed",
+        "params",
+        "stand_ins",
+        "state_machine",
+    ]
+    assert list(inspect.signature(engine.testing.state_machine).parameters) == [
+        "chart",
+        "bindings",
+        "faults",
+        "crashes",
+        "url",
+        "params",
+        "data",
+        "guard_oracles",
+        "invariants",
+        "max_entities",
+        "wrap_store",
+        "events",
+    ]

@@ -607,3 +607,30 @@ def test_condition_functions_see_the_source_snapshot_and_are_asked_once() -> Non
         "fast",
     )
     assert asked == [("idle",), ("idle",), ("idle",)]
+
+
+def test_a_failure_policy_with_after_applies_only_once_that_step_completed() -> None:
+    c = chart(
+        initial="running",
+        states={"running": {}, "restarting": {"transient": True}, "exited": {}},
+        transitions=[
+            {
+                "event": "restart",
+                "from": "running",
+                "to": "running",
+                "via": "restarting",
+                "steps": ["stop", "delete", "create", "start"],
+                "on_failure": {"after": "delete", "to": "exited", "record": ["error"]},
+            }
+        ],
+    )
+    plan = engine.step(c, c.initial_snapshot(), "restart")
+    assert plan.failure_from == 2
+    for failed in (0, 1):  # the old task still stands: back where it was, nothing recorded
+        assert plan.failure_at(failed) == (("running",), None)
+    for failed in (2, 3, 4):  # 4: every step done, the final commit refused
+        assert plan.failure_at(failed) == (("exited",), plan.on_failure)
+    assert plan.failure_snapshot.configuration == ("exited",)
+    no_after = engine.step(chart(**SAGA), chart(**SAGA).initial_snapshot(), "start")
+    assert no_after.failure_from == 0
+    assert no_after.failure_at(0) == (("created",), no_after.on_failure)

@@ -237,3 +237,14 @@ def test_load_chart_reads_yaml_and_names_the_file_in_errors(tmp_path: Path) -> N
     bad.write_text("chart: g\ninitial: b\nstates: {a: {}}\n")
     with pytest.raises(ChartError, match=rf"invalid chart {bad}: initial: unknown state 'b'"):
         engine.load_chart(bad)
+
+
+def test_a_failure_policy_after_a_step_the_transition_does_not_run() -> None:
+    doc = base()
+    doc["transitions"][0]["on_failure"] = {"after": "stop", "to": "idle"}
+    assert problems(doc) == [
+        (
+            "transitions[0].on_failure.after",
+            "'stop' is not one of this transition's steps (its steps: 's')",
+        )
+    ]
