@@ -1167,20 +1167,22 @@ class Engine:
                 None,
             )
             write.events.append(self._transition_event(row, fake, tr.id, now))
-            cancel_all = False
-            cancelled: set[str] = set()
-            for eff in effects:
-                write.events.extend(
-                    EventRow(row.id, row.name, row.chart, t, a, tr.id, now)
-                    for t, a in eff.get("events", [])
+            # A step's effects hold what every step so far asked for: the last one's
+            # are the saga's (adding up all of them would repeat the early steps' events).
+            last = effects[-1] if effects else {}
+            write.events.extend(
+                EventRow(row.id, row.name, row.chart, t, a, tr.id, now)
+                for t, a in last.get("events", [])
+            )
+            write.timers.extend(
+                TimerRow(i, row.id, e, p, due, tr.id) for i, e, due, p in last.get("timers", [])
+            )
+            cancelled = last.get("cancel") or ()
+            if last.get("cancel_all") or cancelled:
+                write.cancel_timers = (
+                    row.id,
+                    None if last.get("cancel_all") else frozenset(cancelled),
                 )
-                write.timers.extend(
-                    TimerRow(i, row.id, e, p, due, tr.id) for i, e, due, p in eff.get("timers", [])
-                )
-                cancel_all = cancel_all or bool(eff.get("cancel_all"))
-                cancelled.update(eff.get("cancel") or ())
-            if cancel_all or cancelled:
-                write.cancel_timers = (row.id, None if cancel_all else frozenset(cancelled))
             self._commit.commit(write)
             log.warning(
                 "recovered %s on %s: every step had completed; committed", tr.event, row.name

@@ -231,6 +231,8 @@ class Harness:
         self.bindings = self._wrap(bindings)
         self.generation = 0
         self.calls: list[_Call] = []
+        # What the dos that returned emitted, per transition: its committed outbox events.
+        self.emitted: dict[str, list[tuple[str, dict[str, Any]]]] = {}
         self.fault: Fault | None = None
         self.main_tid: str | None = None
         self.entities: list[str] = []
@@ -385,12 +387,16 @@ class Harness:
                 call.ok, call.injected = False, True
                 call.error = self._injected(f"step {name}")
                 raise call.error
+            emitted = len(ctx.events)
             try:
                 payload = step.do(ctx)
             except Exception as exc:
                 call.ok, call.error = False, exc
                 raise
             call.data = copy.deepcopy(ctx.data)
+            self.emitted.setdefault(ctx.transition_id, []).extend(
+                copy.deepcopy(ctx.events[emitted:])
+            )
             if step.external and step.undo is not None:
                 self.made[(ctx.entity_id, ctx.transition_id, index)] = None
             if main and self._crash_at("done", index):
@@ -1105,12 +1111,22 @@ class Harness:
                 f"{journal}"
             )
             committed = {r.id for r in self.journal[entity_id] if r.status == "committed"}
+            emitted: dict[str | None, list[tuple[str, dict[str, Any]]]] = {}
             for e in mine:
                 if e.type not in ("create", "transition", "transition.failed"):
                     assert e.transition_id in committed, (
                         f"{self.names[entity_id]}: event {e.type!r} of a transition that did "
                         "not commit"
                     )
+                    emitted.setdefault(e.transition_id, []).append((e.type, dict(e.attributes)))
+            for tid in committed:
+                # Exactly what its steps emitted, once each, in order: also when recovery
+                # committed it from the journal after a crash.
+                made = self.emitted.get(tid, [])
+                assert emitted.get(tid, []) == made, (
+                    f"{self.names[entity_id]}: the outbox holds the step events "
+                    f"{emitted.get(tid, [])} of transition {tid[:12]}, its steps emitted {made}"
+                )
 
 
 # -- helpers -------------------------------------------------------------------------------

@@ -90,6 +90,7 @@ class StandIns:
         name = self.name(ctx)
         assert ctx.step_index is not None
         self.made[name] = (ctx.entity_id, ctx.transition_id, ctx.step_index)
+        ctx.emit("made", name=name)
         return {"made": name}
 
     def undo(self, ctx: Context, payload: Any) -> None:
