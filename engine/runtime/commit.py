@@ -16,9 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 
 from engine.ports import Store, Write
 
@@ -27,28 +25,48 @@ __all__ = ["GroupCommit"]
 log = logging.getLogger("chartd.commit")
 
 
+def _asleep() -> threading.Lock:
+    # A held lock is the cheapest thing to sleep on (an Event is a Condition, with a
+    # lock of its own per waiter): whoever releases it lets the sleeper go on.
+    lock = threading.Lock()
+    lock.acquire()
+    return lock
+
+
 class _Pending:
-    __slots__ = ("done", "error", "lead", "wake", "write")
+    __slots__ = ("done", "error", "lead", "waited", "wake", "write")
 
     def __init__(self, write: Write, *, waited: bool) -> None:
         self.write = write
+        self.waited = waited
         self.done = False
         self.lead = False
         self.error: Exception | None = None
-        # Only a waited writer sleeps; it is woken when its unit is committed, or
-        # when the seat of leader passes to it. A held lock is the cheapest thing to
-        # sleep on (an Event is a Condition, with a lock of its own per waiter).
+        # Only a waited writer that finds a leader in the seat sleeps; it is woken
+        # when its unit is committed, or when the seat of leader passes to it.
         self.wake: threading.Lock | None = None
-        if waited:
-            self.wake = threading.Lock()
-            self.wake.acquire()
 
 
 def _wake(pending: _Pending) -> None:
     """Let a sleeping writer go on (once; a second wake-up before it slept is a no-op)."""
-    assert pending.wake is not None
-    if pending.wake.locked():
+    if pending.wake is not None and pending.wake.locked():
         pending.wake.release()
+
+
+class _Busy:
+    """Counts a writer in (or, with ``step`` -1, out) for as long as the block lasts."""
+
+    __slots__ = ("_commit", "_step")
+
+    def __init__(self, commit: GroupCommit, step: int) -> None:
+        self._commit = commit
+        self._step = step
+
+    def __enter__(self) -> None:
+        self._commit._count(self._step)
+
+    def __exit__(self, *exc: object) -> None:
+        self._commit._count(-self._step)
 
 
 class GroupCommit:
@@ -66,44 +84,46 @@ class GroupCommit:
         self._linger = linger
         self._on_commit = on_commit
         self._queue: list[_Pending] = []
-        self._cv = threading.Condition(threading.Lock())
+        # Taken directly where nobody waits on the condition: Condition.__enter__ is
+        # a Python call more, on every fire.
+        self._mutex = threading.Lock()
+        self._cv = threading.Condition(self._mutex)
         self._leading = False
-        self._gathering = False
+        self._seat_wanted = 0  # flush() calls waiting for the leader's seat
         # Writers between deciding and committing: a leader waits (at most
         # `gather` seconds) until each has queued its unit, so that concurrent
-        # writers share one commit instead of racing into small ones.
+        # writers share one commit instead of racing into small ones. It sleeps on
+        # `_gate`, released only once the batch is complete, not on every arrival.
         self._busy = 0
         self._gather = gather
+        self._gate: threading.Lock | None = None
+        self._in = _Busy(self, 1)
+        self._out = _Busy(self, -1)
         self._lazy = threading.Event()
         self._closed = False
         self._flusher = threading.Thread(target=self._flush_loop, name="chartd-flush", daemon=True)
         self._flusher.start()
 
-    @contextmanager
-    def busy(self) -> Iterator[None]:
+    def busy(self) -> _Busy:
         """Mark a writer that will commit soon (a fire, from its decision to its commit)."""
-        with self._cv:
-            self._busy += 1
-        try:
-            yield
-        finally:
-            with self._cv:
-                self._busy -= 1
-                if self._gathering:
-                    self._cv.notify_all()
+        return self._in
 
-    @contextmanager
-    def idle(self) -> Iterator[None]:
+    def idle(self) -> _Busy:
         """Inside :meth:`busy`: a stretch with no commit coming (a saga's steps)."""
-        with self._cv:
-            self._busy -= 1
-            if self._gathering:
-                self._cv.notify_all()
-        try:
-            yield
-        finally:
-            with self._cv:
-                self._busy += 1
+        return self._out
+
+    def _count(self, step: int) -> None:
+        with self._mutex:
+            self._busy += step
+            if step < 0:
+                self._gathered()
+
+    def _gathered(self) -> None:
+        """With the mutex held: let a gathering leader go on once every busy writer queued."""
+        gate = self._gate
+        if gate is not None and len(self._queue) >= self._busy:
+            self._gate = None
+            gate.release()
 
     def commit(self, write: Write) -> None:
         """Commit ``write`` (with whatever else is queued) and return once it is durable.
@@ -111,17 +131,19 @@ class GroupCommit:
         Raises the unit's own failure (e.g. VersionConflict) or the commit's.
         """
         pending = _Pending(write, waited=True)
-        assert pending.wake is not None
-        with self._cv:
+        with self._mutex:
             self._queue.append(pending)
             if not self._leading:
                 self._leading = pending.lead = True
-            elif self._gathering:
-                self._cv.notify_all()  # the leader counts the queue again
+            else:
+                # Made before the mutex is let go: no wake-up can come before it exists.
+                pending.wake = _asleep()
+                self._gathered()
         while not pending.done:
             if pending.lead:
                 self._lead()
             else:
+                assert pending.wake is not None
                 pending.wake.acquire()
         if pending.error is not None:
             raise pending.error
@@ -129,16 +151,21 @@ class GroupCommit:
     def later(self, write: Write) -> None:
         """Queue ``write`` to commit with the next batch; do not wait for it."""
         write.lazy = True
-        with self._cv:
+        with self._mutex:
             self._queue.append(_Pending(write, waited=False))
-        self._lazy.set()
+        if not self._lazy.is_set():
+            self._lazy.set()
 
     def flush(self) -> None:
         """Commit everything queued so far."""
         while True:
             with self._cv:
-                while self._leading:
-                    self._cv.wait()
+                self._seat_wanted += 1
+                try:
+                    while self._leading:
+                        self._cv.wait()
+                finally:
+                    self._seat_wanted -= 1
                 if not self._queue:
                     return
                 self._leading = True
@@ -153,30 +180,34 @@ class GroupCommit:
 
     def _lead(self) -> None:
         """Commit one batch from the leader's seat, then pass the seat on."""
-        with self._cv:
-            deadline = time.monotonic() + self._gather
-            self._gathering = True
-            while len(self._queue) < self._busy:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    break
-                self._cv.wait(left)
-            self._gathering = False
+        with self._mutex:
+            gate = None
+            if len(self._queue) < self._busy:
+                gate = self._gate = _asleep()
+        if gate is not None:
+            gate.acquire(timeout=self._gather)
+        with self._mutex:
+            self._gate = None
             batch, self._queue = self._queue, []
         try:
             self._apply(batch)
         finally:
-            with self._cv:
-                successor = next((p for p in self._queue if p.wake is not None), None)
+            with self._mutex:
+                successor = None
+                for p in self._queue:
+                    if p.waited:
+                        successor = p
+                        break
                 if successor is None:
                     self._leading = False
-                    self._cv.notify_all()  # a flush waiting for the seat
+                    if self._seat_wanted:
+                        self._cv.notify_all()
                 else:
                     successor.lead = True
                     _wake(successor)
             for p in batch:
                 p.lead = False
-                if p.wake is not None and p is not successor:
+                if p is not successor:
                     _wake(p)
 
     def _apply(self, batch: list[_Pending]) -> None:

@@ -33,7 +33,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -124,6 +123,9 @@ class _Failed(Exception):
     def __init__(self, error: ChartdError, follow_up: tuple[str, str] | None) -> None:
         self.error = error
         self.follow_up = follow_up
+
+
+_SCALARS = (str, int, float, bool, type(None))
 
 
 def _json(value: Any, what: str) -> Any:
@@ -342,23 +344,15 @@ class Engine:
 
     # -- firing ------------------------------------------------------------------
 
-    @contextmanager
-    def _holding(self, entity_id: str) -> Iterator[None]:
-        self._holders[entity_id] = threading.get_ident()
-        try:
-            yield
-        finally:
-            self._holders.pop(entity_id, None)
-
     def _next_transition_id(self) -> str:
         return f"{self.id}{next(self._serial):016x}"
 
     def _lock(self, entity_id: str) -> threading.Lock:
-        with self._locks_guard:
-            lock = self._locks.get(entity_id)
-            if lock is None:
-                lock = self._locks[entity_id] = threading.Lock()
-            return lock
+        lock = self._locks.get(entity_id)  # reading the dict is atomic: no guard needed
+        if lock is None:
+            with self._locks_guard:
+                lock = self._locks.setdefault(entity_id, threading.Lock())
+        return lock
 
     def fire(
         self,
@@ -386,38 +380,43 @@ class Engine:
         chart = row.chart
         follow_up: tuple[str, str] | None = None
         outcome = "rejected"
-        if self._holders.get(row.id) == threading.get_ident():
+        me = threading.get_ident()
+        if self._holders.get(row.id) == me:
             # The entity's lock is this thread's own: waiting for it would never end.
             raise Conflict(
                 f"{event!r} was fired on {row.name} from inside its own transition; "
                 "schedule it (ctx.schedule) or declare it as the transition's follow-up (then)"
             )
         try:
-            with self._lock(row.id), self._holding(row.id):
-                for _ in range(_RETRIES):
-                    decided_on = self._cache.get(row.id)
-                    try:
-                        with self._commit.busy():
-                            result, follow_up = self._fire_once(
-                                row.id, event, params, idempotency_key
-                            )
-                        outcome = "replayed" if result.replayed else "committed"
-                        return result
-                    except _Stale:
-                        self._cache.pop(row.id, None)
-                    except _Failed as failed:
-                        outcome = "failed"
-                        follow_up = failed.follow_up
-                        raise failed.error from None
-                    except ChartdError:
-                        # A refusal writes nothing, so no version check caught a stale
-                        # cache: decide again if another engine moved the entity.
-                        if decided_on is None or not self._moved(decided_on):
-                            raise
-                raise _Contended(
-                    f"{row.name} changed concurrently {_RETRIES} times while {event!r} was "
-                    "being decided; try again"
-                )
+            with self._lock(row.id):
+                self._holders[row.id] = me
+                try:
+                    for _ in range(_RETRIES):
+                        decided_on = self._cache.get(row.id)
+                        try:
+                            with self._commit.busy():
+                                result, follow_up = self._fire_once(
+                                    row.id, event, params, idempotency_key
+                                )
+                            outcome = "replayed" if result.replayed else "committed"
+                            return result
+                        except _Stale:
+                            self._cache.pop(row.id, None)
+                        except _Failed as failed:
+                            outcome = "failed"
+                            follow_up = failed.follow_up
+                            raise failed.error from None
+                        except ChartdError:
+                            # A refusal writes nothing, so no version check caught a stale
+                            # cache: decide again if another engine moved the entity.
+                            if decided_on is None or not self._moved(decided_on):
+                                raise
+                    raise _Contended(
+                        f"{row.name} changed concurrently {_RETRIES} times while {event!r} "
+                        "was being decided; try again"
+                    )
+                finally:
+                    self._holders.pop(row.id, None)
         finally:
             self.observer.transition(chart, row.id, event, outcome, time.perf_counter() - started)
             if follow_up is not None:
@@ -746,6 +745,20 @@ class Engine:
 
     def _effects(self, ctx: Context, step: str) -> dict[str, Any]:
         """What the steps so far asked for, checked to be JSON; journaled for recovery."""
+        if (
+            not (ctx.events or ctx.timers or ctx.cancelled or ctx.cancel_all)
+            and ctx.data == ctx.target.data
+            and all(isinstance(v, _SCALARS) for v in ctx.data.values())
+        ):
+            # The data as it was stored, of plain values: JSON already, and a shallow
+            # copy is as good as the round trip's deep one against later steps' changes.
+            return {
+                "data": dict(ctx.data),
+                "events": [],
+                "timers": [],
+                "cancel": [],
+                "cancel_all": False,
+            }
         effects: dict[str, Any] = _json(
             {
                 "data": ctx.data,

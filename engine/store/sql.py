@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import json
+import operator
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -39,13 +40,34 @@ _SYNC_MODES = {"off", "normal", "full", "extra"}
 
 
 _ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
+# JSONEncoder.encode builds its C encoder anew on every call, which costs as much
+# as encoding a small plan; this one is built once. Without a markers dict it does
+# not look for cycles: every value here was built by the engine or checked by
+# json.dumps already, and a cycle would still fail, with RecursionError.
+_c_make_encoder = getattr(json.encoder, "c_make_encoder", None)
+_C_ENCODE = (
+    _c_make_encoder(
+        None,
+        _ENCODER.default,
+        json.encoder.encode_basestring_ascii,
+        None,
+        ":",
+        ",",
+        True,
+        False,
+        True,
+    )
+    if _c_make_encoder is not None
+    else None
+)
 
 
 def _dumps(value: Any) -> str:
-    # One encoder for every call: json.dumps with options builds a new one each time.
     if not value and isinstance(value, dict | list | tuple):
         return "{}" if isinstance(value, dict) else "[]"
-    return _ENCODER.encode(value)
+    if _C_ENCODE is None:
+        return _ENCODER.encode(value)
+    return "".join(_C_ENCODE(value, 0))
 
 
 def _loads(text: str | None) -> Any:
@@ -326,30 +348,14 @@ class SqlStore:
         seqs = self._allocate(conn, transitions=len(new_transitions), events=len(events))
         if new_transitions:
             first = seqs["transitions"]
-            self._run_many(
-                conn,
-                self._insert_transition,
-                [
-                    _transition_values(tr) | {"seq": first + i}
-                    for i, tr in enumerate(new_transitions)
-                ],
-            )
+            rows = [_transition_values(tr) for tr in new_transitions]
+            for i, values in enumerate(rows):
+                values["seq"] = first + i
+            self._run_many(conn, self._insert_transition, rows)
         updates = [tr for unit in passed for tr in unit.transition_updates]
         if updates:
             self._run_many(
-                conn,
-                self._update_transition,
-                [
-                    {
-                        "b_id": tr.id,
-                        **{
-                            k: v
-                            for k, v in _transition_values(tr).items()
-                            if k in _TRANSITION_CHANGES
-                        },
-                    }
-                    for tr in updates
-                ],
+                conn, self._update_transition, [_transition_changes(tr) for tr in updates]
             )
         step_rows = [_step_values(s) for unit in passed for s in unit.steps]
         if step_rows:
@@ -679,12 +685,13 @@ _ENTITY_CHANGES = (
     "updated_at",
     "live",
 )
+# What the fire was (entity, event, params, idempotency key) never changes; leaving
+# the key out also spares SQLite rewriting its unique index on every update.
 _TRANSITION_CHANGES = (
     "status",
     "owner",
     "version_to",
     "plan",
-    "idempotency_key",
     "error_category",
     "error_message",
     "compensation_errors",
@@ -696,16 +703,23 @@ _TRANSITION_CHANGES = (
 class _Prepared:
     """Driver SQL and how to turn named parameters into the driver's arguments."""
 
-    __slots__ = ("names", "sql")
+    __slots__ = ("_pick", "names", "sql")
 
     def __init__(self, sql: str, names: Sequence[str] | None) -> None:
         self.sql = sql
         self.names = tuple(names) if names else None  # positional paramstyle (SQLite's "?")
+        # itemgetter picks the values in C; a generator over the names cost a few
+        # microseconds per row, more than SQLite takes to insert it.
+        self._pick = (
+            operator.itemgetter(*self.names) if self.names and len(self.names) > 1 else None
+        )
 
     def args(self, params: dict[str, Any]) -> Any:
         if self.names is None:
             return params
-        return tuple(params[name] for name in self.names)
+        if self._pick is None:
+            return (params[self.names[0]],)
+        return self._pick(params)
 
 
 def _entity_changes(r: EntityRow) -> dict[str, Any]:
@@ -770,6 +784,13 @@ def _transition_values(tr: TransitionRow) -> dict[str, Any]:
         "started_at": tr.started_at,
         "finished_at": tr.finished_at,
     }
+
+
+def _transition_changes(tr: TransitionRow) -> dict[str, Any]:
+    values = _transition_values(tr)
+    changes = {name: values[name] for name in _TRANSITION_CHANGES}
+    changes["b_id"] = tr.id
+    return changes
 
 
 def _transition(r: sa.RowMapping, steps: tuple[StepRow, ...]) -> TransitionRow:
