@@ -185,9 +185,17 @@ class Engine:
         self._recovering: set[str] = set()
         self._events = threading.Condition()
         self._watchers = 0  # watch() iterators waiting for events: wake them on commits
+        # Commits of this engine that wrote events: a watcher that read the outbox
+        # before one of them must not sleep on it.
+        self._published = 0
+        # The newest row this engine committed of each entity, and the entities
+        # until() waits on (-> how many waiters): a commit wakes them with no query.
+        self._newest: dict[str, EntityRow] = {}
+        self._awaited: dict[str, int] = {}
         self._closed = False
         self._commit = GroupCommit(store, on_commit=self._committed)
         self._wake = threading.Event()
+        self._sleeps_until = 0.0  # clock time the housekeeping thread next looks at timers
         self._host = socket.gethostname()
         self._beat()
         # Heartbeats keep other engines from recovering this one's sagas, so the
@@ -842,7 +850,7 @@ class Engine:
             raise _Stale() from None
         self._cache[row.id] = after
         if ctx.timers:
-            self._wake.set()
+            self._timers_added(min(due for _, _, due, _ in ctx.timers))
         return Result(Entity.from_row(after), plan.event, ctx.transition_id, plan.steps)
 
     def _transition_event(self, row: EntityRow, plan: core.Plan, tid: str, now: float) -> EventRow:
@@ -1324,16 +1332,90 @@ class Engine:
                     due = self.store.next_timer(charts=sorted(self._registry))
             except Exception:  # keep the loop alive; the next turn retries
                 log.exception("housekeeping")
-            wait = _BEAT if due is None else min(_BEAT, max(0.0, due - self.clock.now()))
+            now = self.clock.now()
+            wait = _BEAT if due is None else min(_BEAT, max(0.0, due - now))
+            self._sleeps_until = now + wait
             self._wake.wait(wait)
             self._wake.clear()
+
+    def _timers_added(self, due: float) -> None:
+        """Wake the housekeeping thread if a new timer is due before it looks again.
+
+        A timer due later is found when it next looks, at most ``_BEAT`` from
+        now: waking it for each one (a stop timer per stop) costs two queries a
+        fire. A clock at or past the planned look (a test's clock moved on, a
+        slow turn) wakes it too.
+        """
+        planned = self._sleeps_until
+        if due < planned or self.clock.now() >= planned:
+            self._wake.set()
 
     # -- events ------------------------------------------------------------------
 
     def _committed(self, writes: Sequence[Write]) -> None:
-        if self._watchers and any(w.events for w in writes):
+        published = awaited = False
+        for w in writes:
+            published = published or bool(w.events)
+            if w.entity is not None:
+                self._newest[w.entity.id] = w.entity
+                awaited = awaited or w.entity.id in self._awaited
+        if published or awaited:
             with self._events:
-                self._events.notify_all()
+                self._published += published
+                if awaited or self._watchers:
+                    self._events.notify_all()
+
+    def until(
+        self,
+        entity: str | Entity,
+        holds: Callable[[Entity], bool],
+        *,
+        timeout: float | None = None,
+        poll: float = 0.5,
+    ) -> Entity | None:
+        """Block until the entity, as committed, satisfies ``holds``; the entity then.
+
+        ``None`` after ``timeout`` seconds (never, if None); Unavailable if the
+        engine closes. What this engine commits is seen at once, from the rows
+        it wrote, with no query; commits of other engines on the same database
+        by reading the entity every ``poll`` seconds.
+        """
+        self._check_open()
+        deadline = None if timeout is None else time.monotonic() + timeout
+        if isinstance(entity, Entity):
+            entity_id = entity.id
+        else:
+            entity_id = entity if entity in self._newest else self._row(entity).id
+        with self._events:
+            self._awaited[entity_id] = self._awaited.get(entity_id, 0) + 1
+        try:
+            # Registered first: whatever commits from here on is in _newest.
+            row = self._newest.get(entity_id) or self._row(entity_id)
+            while True:
+                with self._events:
+                    newest = self._newest.get(entity_id)
+                    if newest is not None and newest.version > row.version:
+                        row = newest
+                    current = Entity.from_row(row)
+                    if holds(current):
+                        return current
+                    remaining = None if deadline is None else deadline - time.monotonic()
+                    if remaining is not None and remaining <= 0:
+                        return None
+                    self._check_open()
+                    self._events.wait(poll if remaining is None else min(poll, remaining))
+                    self._check_open()
+                    newest = self._newest.get(entity_id)
+                    if newest is not None and newest.version > row.version:
+                        continue  # this engine committed it: no need to read
+                fresh = self._row(entity_id)  # another engine may have moved it
+                if fresh.version > row.version:
+                    row = fresh
+        finally:
+            with self._events:
+                self._awaited[entity_id] -= 1
+                if not self._awaited[entity_id]:
+                    del self._awaited[entity_id]
 
     def sequence(self) -> int:
         """The seq of the newest outbox event: watch from here to see only what follows."""
@@ -1371,6 +1453,7 @@ class Engine:
         last = since
         deadline = None if timeout is None else time.monotonic() + timeout
         while not self._closed:
+            published = self._published
             rows = self.store.events(after=last, limit=500)
             for r in rows:
                 last = r.seq
@@ -1385,6 +1468,8 @@ class Engine:
             if remaining is not None and remaining <= 0:
                 return
             with self._events:
+                if self._published != published:
+                    continue  # a commit came between the read and now: read again
                 self._watchers += 1
                 try:
                     self._events.wait(poll if remaining is None else min(poll, remaining))

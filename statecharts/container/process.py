@@ -2,22 +2,30 @@
 
 How a task is made
 ------------------
-``create_task`` spawns (``posix_spawn``, its own session) a tiny Python shim
-with fd 3 the read end of a *release* pipe and fd 4 the write end of a
-*status* pipe. The shim resets every signal to its default, enters the
-working directory, writes ``R`` on the status pipe and blocks reading the
-release pipe: the process exists, with its final pid, but nothing of the
-command has run (runc's ``create`` with its exec fifo). ``start_task`` writes
-``G`` and closes the release pipe; the shim looks the command up (Go's
-``LookPath`` rules, as runc), marks the status pipe close-on-exec, closes
-every other descriptor and ``execve``\\ s the command in place, so the pid
-does not change. A successful exec closes the status pipe: ``start_task``
-reads EOF. A failed one writes a JSON record (stage, errno) there and exits
-with moby's code (127, 126, 128): ``start_task`` reads it and raises
-:class:`~statecharts.container.runtime.ExecFailed`. There is no timing
-guess anywhere: the kernel's close-on-exec is the signal. If the runtime
-goes away before the release, the shim reads EOF and exits without running
-the command.
+``create_task`` spawns (``posix_spawn``, its own session, every signal
+disposition at its default, no descriptor but 0 to 4) a shim, ``/bin/sh``
+running a script of a dozen lines, with fd 3 the read end of a *release* pipe
+and fd 4 the write end of a *status* pipe, and the command's exact
+environment. The shim enters the working directory, writes ``R`` on the
+status pipe and blocks reading the release pipe: the process exists, with
+its final pid, but nothing of the command has run (runc's ``create`` with
+its exec fifo). ``start_task`` looks the command up first (Go's
+``LookPath`` rules, as runc; or, for a path, what ``execve`` would say of
+it), because a shell whose exec fails can only exit: if it cannot be run,
+it tells the shim to exit with moby's code (127, 126) and raises
+:class:`~statecharts.container.runtime.ExecFailed`; otherwise it writes
+``G`` and the shim ``exec``-s the command in place, so the pid does not
+change, closing the status pipe on the way: ``start_task`` reads EOF. There
+is no timing guess anywhere. If the runtime goes away before the release,
+the shim reads EOF and exits without running the command. A working
+directory that cannot be entered fails ``create_task`` before anything is
+spawned.
+
+What the shell does not tell apart: a file that passes the look-up but that
+the kernel still refuses (not a binary nor a script with ``#!``, a missing
+ELF interpreter) starts, and exits at once with 126 or 127 and the shell's
+message in the log, where runc fails the start; and a text file without
+``#!`` is run by the shell as a script, as ``execvp`` would.
 
 Exits
 -----
@@ -67,7 +75,7 @@ import logging
 import os
 import select
 import signal
-import sys
+import stat
 import threading
 import time
 from collections import deque
@@ -105,60 +113,33 @@ _log = logging.getLogger("chartd.container.process")
 
 Freezer = Literal["cgroup", "signal"]
 
-# The shim runs with `python -I -S -B -c`: no site, no user paths, no PYTHON*
-# variables, nothing written. It must not import anything that could fail.
+# The shim is /bin/sh (dash, or any POSIX shell): about 1 ms to start, where a
+# Python interpreter took 10 to 30. Its arguments: the working directory, the
+# container's PWD and OLDPWD ("=value", or "-" when the spec has none: `cd`
+# sets and exports both, and the environment must stay exactly the spec's),
+# then the command. Its environment is the command's. fd 3 is the release
+# pipe, fd 4 the status pipe: it writes R once ready, then reads one line: G
+# execs the command in place (the status pipe closes on the way), E<code>
+# exits with that code (the command cannot be run), anything else or EOF
+# exits 255 without running anything.
+_SH = "/bin/sh"
 _SHIM = r"""
-import os, signal
-for _n in range(1, signal.NSIG):
-    try:
-        signal.signal(_n, signal.SIG_DFL)
-    except (OSError, ValueError, RuntimeError):
-        pass
-signal.pthread_sigmask(signal.SIG_SETMASK, ())
-import json, stat, sys
-GO, STATUS = 3, 4
-def code(e):
-    return 127 if e in (2, 20) else 126 if e in (13, 21) else 128
-def fail(stage, path, e):
-    os.write(STATUS, json.dumps({"stage": stage, "path": path, "errno": e}).encode())
-    os._exit(code(e))
-with open(sys.argv[1], "rb") as f:
-    proc = json.load(f)
-args, env, cwd = proc["args"], proc["env"], proc["cwd"]
-try:
-    os.chdir(cwd)
-except OSError as e:
-    fail("chdir", cwd, e.errno)
-os.write(STATUS, b"R")
-if os.read(GO, 1) != b"G":
-    os._exit(255)
-os.close(GO)
-name = args[0]
-if "/" in name:
-    path = name
-else:
-    path = None
-    for d in env.get("PATH", "").split(":"):
-        cand = os.path.join(d or ".", name)
-        try:
-            st = os.stat(cand)
-        except OSError:
-            continue
-        if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111 and os.access(cand, os.X_OK):
-            path = cand
-            break
-    if path is None:
-        fail("lookup", name, 2)
-os.set_inheritable(STATUS, False)
-os.closerange(5, max(os.sysconf("SC_OPEN_MAX"), 5))
-try:
-    os.execve(path, args, env)
-except OSError as e:
-    err = e.errno
-    if err == 13 and os.path.isdir(path):
-        err = 21
-    fail("exec", path, err)
+cd -- "$1" 2>/dev/null || { printf c >&4; exit 1; }
+unset OLDPWD PWD
+case $2 in =*) PWD=${2#=}; export PWD;; esac
+case $3 in =*) OLDPWD=${3#=}; export OLDPWD;; esac
+shift 3
+printf R >&4
+IFS= read -r go <&3
+case $go in
+G) ;;
+E*) exit "${go#E}";;
+*) exit 255;;
+esac
+exec 3<&-
+exec "$@" 4>&-
 """
+_SIGNALS = sorted(signal.valid_signals() - {signal.SIGKILL, signal.SIGSTOP})
 
 _TIMEOUT = 30.0  # bound on every wait for the kernel or the shim; generous for loaded CI
 
@@ -251,6 +232,22 @@ def _high_fd(fd: int) -> int:
     return high
 
 
+def _inheritable_fds() -> list[int]:
+    """This process's descriptors above 4 that a spawned process would inherit.
+
+    Python opens everything close-on-exec; a C library may not. The shim is a
+    shell, which cannot close what it does not know of, so the spawn does.
+    """
+    found = []
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        if fd > 4:
+            with contextlib.suppress(OSError):  # the listing's own descriptor, closed now
+                if os.get_inheritable(fd):
+                    found.append(fd)
+    return found
+
+
 def _reason(err: int) -> str:
     # Go's syscall error strings, which moby's exit-code mapping matches on.
     return os.strerror(err).lower()
@@ -259,7 +256,7 @@ def _reason(err: int) -> str:
 def _exec_error(record: dict[str, Any], spec: ContainerSpec) -> ChartdError:
     stage, path, err = record.get("stage"), record.get("path"), int(record.get("errno", 0))
     arg0 = spec.cmd[0]
-    code = 127 if err in (_errno.ENOENT, _errno.ENOTDIR) else 126
+    code = _exit_code(err)
     if stage == "chdir":
         message = f'chdir to cwd ("{path}") set in the container spec failed: {_reason(err)}'
     elif stage == "lookup":
@@ -271,6 +268,54 @@ def _exec_error(record: dict[str, Any], spec: ContainerSpec) -> ChartdError:
     if err in (_errno.ENOENT, _errno.ENOTDIR, _errno.EACCES, _errno.EISDIR):
         return ExecFailed(message, exit_code=code)
     return System(message)
+
+
+def _exit_code(err: int) -> int:
+    """moby's exit code for a command that cannot be run with ``err`` (setExitCodeFromError)."""
+    if err in (_errno.ENOENT, _errno.ENOTDIR):
+        return 127
+    return 126 if err in (_errno.EACCES, _errno.EISDIR) else 128
+
+
+def _cwd_errno(cwd: str) -> int | None:
+    """The errno chdir to ``cwd`` would fail with, or None if it would succeed."""
+    try:
+        st = os.stat(cwd)
+    except OSError as exc:
+        return exc.errno
+    if not stat.S_ISDIR(st.st_mode):
+        return _errno.ENOTDIR
+    return None if os.access(cwd, os.X_OK) else _errno.EACCES
+
+
+def _exec_problem(name: str, search: str, cwd: str) -> dict[str, Any] | None:
+    """Why the command ``name`` cannot be run from ``cwd`` (a failure record), or None.
+
+    A shell whose exec fails only exits 126 or 127: it cannot say why, so
+    the runtime asks before the release, as the exec would answer: Go's
+    LookPath rules (runc's) over ``search`` (the container's PATH, relative
+    entries from ``cwd``) for a bare name, what execve says for a path.
+    """
+    if "/" not in name:
+        for folder in search.split(":"):
+            candidate = os.path.join(cwd, folder or ".", name)
+            try:
+                st = os.stat(candidate)
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode) and st.st_mode & 0o111 and os.access(candidate, os.X_OK):
+                return None
+        return {"stage": "lookup", "path": name, "errno": _errno.ENOENT}
+    target = os.path.join(cwd, name)
+    try:
+        st = os.stat(target)
+    except OSError as exc:
+        return {"stage": "exec", "path": name, "errno": exc.errno}
+    if stat.S_ISDIR(st.st_mode):
+        return {"stage": "exec", "path": name, "errno": _errno.EISDIR}
+    if not stat.S_ISREG(st.st_mode) or not st.st_mode & 0o111 or not os.access(target, os.X_OK):
+        return {"stage": "exec", "path": name, "errno": _errno.EACCES}
+    return None
 
 
 # -- cgroup v2 -------------------------------------------------------------------------
@@ -559,8 +604,8 @@ class ProcessRuntime:
     ) -> None:
         if not hasattr(os, "pidfd_open"):
             raise errors.NotImplemented("ProcessRuntime needs Linux pidfds (Linux 5.3, Python 3.9)")
-        if not sys.executable:
-            raise errors.NotImplemented("ProcessRuntime needs a Python executable for its shim")
+        if not os.access(_SH, os.X_OK):
+            raise errors.NotImplemented(f"ProcessRuntime needs {_SH} for its shim")
         self.state_dir = Path(state_dir).resolve()
         self._timeout = timeout
         (self.state_dir / "containers").mkdir(parents=True, exist_ok=True)
@@ -578,7 +623,6 @@ class ProcessRuntime:
             raise errors.NotImplemented("no writable cgroup v2 hierarchy with cgroup.freeze")
         # How pause freezes new tasks: the cgroup v2 freezer, or SIGSTOP to the group.
         self.freezer: Freezer = "cgroup" if self._cgroup_parent is not None else "signal"
-        self._python = sys.executable
         self._boot_id = _boot_id()
         self._lock = threading.Lock()
         self._ops: dict[str, threading.Lock] = {}
@@ -680,23 +724,25 @@ class ProcessRuntime:
             # must find a started task, not one it believes is still blocked.
             task.started_at = time.time()
             task.save()
+            cwd = spec.working_dir or "/"
+            problem = _exec_problem(spec.cmd[0], spec.process_env()["PATH"], cwd)
+            order = b"G\n" if problem is None else f"E{_exit_code(problem['errno'])}\n".encode()
             with contextlib.suppress(BrokenPipeError):  # the shim is gone; its exit says why
-                os.write(task.release_w, b"G")
+                os.write(task.release_w, order)
             _close(task.release_w)
             task.release_w = None
             assert task.status_r is not None
             try:
-                outcome = self._read_all(task.status_r)
+                self._read_all(task.status_r)  # EOF: it exec'd the command, or exited
             finally:
                 _close(task.status_r)
                 task.status_r = None
-            if outcome:
-                error = _exec_error(json.loads(outcome), spec)
+            if problem is not None:
                 task.started_at = None  # it never ran
-                # The shim exits right after writing the record: let the monitor
-                # reap it, so the caller sees the task stopped with moby's code.
+                # The shim exits with moby's code: let the monitor reap it, so the
+                # caller sees the task stopped with that code.
                 task.done.wait(self._timeout)
-                raise error
+                raise _exec_error(problem, spec)
             return task.info()
 
     def kill(self, container_id: str, signal: int) -> None:
@@ -867,13 +913,15 @@ class ProcessRuntime:
     def _spawn(self, spec: ContainerSpec) -> _Task:
         records = spec.root.resolve() / "runtime"
         cwd = spec.working_dir or "/"
+        err = _cwd_errno(cwd)
+        if err is not None:  # the shim would only say that its cd failed
+            raise _exec_error({"stage": "chdir", "path": cwd, "errno": err}, spec)
+        env = spec.process_env()
+        # The container's own PWD and OLDPWD, for the shim to put back after its cd.
+        saved = [f"={env[name]}" if name in env else "-" for name in ("PWD", "OLDPWD")]
         fds: dict[str, int] = {}
         try:
             records.mkdir(parents=True, exist_ok=True)
-            _write_json(
-                records / "process.json",
-                {"args": list(spec.cmd), "env": spec.process_env(), "cwd": cwd},
-            )
             spec.log_path.parent.mkdir(parents=True, exist_ok=True)
             flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
             fds["log"] = _high_fd(os.open(spec.log_path, flags, 0o640))
@@ -883,19 +931,22 @@ class ProcessRuntime:
             fds["status_r"], status_w = os.pipe()
             fds["status_w"] = _high_fd(status_w)
             pid = os.posix_spawn(
-                self._python,
-                [self._python, "-I", "-S", "-B", "-c", _SHIM, str(records / "process.json")],
-                {},  # the shim needs none; it execs the command with spec.process_env()
+                _SH,
+                [_SH, "-c", _SHIM, "chartd-shim", cwd, *saved, *spec.cmd],
+                env,
                 file_actions=[
                     (os.POSIX_SPAWN_DUP2, fds["null"], 0),
                     (os.POSIX_SPAWN_DUP2, fds["log"], 1),
                     (os.POSIX_SPAWN_DUP2, fds["log"], 2),
                     (os.POSIX_SPAWN_DUP2, fds["release_r"], 3),
                     (os.POSIX_SPAWN_DUP2, fds["status_w"], 4),
+                    *((os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds()),
                 ],
                 setsid=True,
                 setsigmask=(),
-                setsigdef=(signal.SIGPIPE, signal.SIGXFSZ, signal.SIGINT),
+                # Every disposition back to its default: an ignored one would
+                # survive both execs (a shell cannot reset what it inherited ignored).
+                setsigdef=_SIGNALS,
             )
         except OSError as exc:
             for fd in fds.values():
@@ -929,8 +980,9 @@ class ProcessRuntime:
                     raise System(f"cannot create the cgroup of task {spec.id}: {exc}") from exc
             task.save()
             first = os.read(status_r, 1) if self._readable(status_r) else None
-            if first == b"{":  # a failure record from the shim
-                raise _exec_error(json.loads(first + self._read_all(status_r)), spec)
+            if first == b"c":  # its cd failed after all (the directory changed meanwhile)
+                err = _cwd_errno(cwd) or _errno.ENOENT
+                raise _exec_error({"stage": "chdir", "path": cwd, "errno": err}, spec)
             if first is None:
                 raise DeadlineExceeded(
                     f"cannot create task {spec.id}: its process was not ready"

@@ -392,19 +392,11 @@ class Containers:
     def _until(
         self, entity_id: str, holds: Callable[[engine.Entity], bool], deadline: float | None
     ) -> engine.Entity:
-        since = self.engine.sequence()
-        current = self.engine.get(entity_id)
-        while not holds(current):
-            remaining = None if deadline is None else deadline - time.monotonic()
-            if remaining is not None and remaining <= 0:
-                raise Unavailable(f"timed out waiting for container {entity_id[:12]}")
-            for event in self.engine.watch(
-                since, filter={"entity": entity_id}, timeout=min(remaining or 1.0, 1.0)
-            ):
-                since = event.seq
-                break
-            current = self.engine.get(entity_id)
-        return current
+        timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
+        found = self.engine.until(entity_id, holds, timeout=timeout)
+        if found is None:
+            raise Unavailable(f"timed out waiting for container {entity_id[:12]}")
+        return found
 
     def logs(self, ref: str | engine.Entity) -> Path:
         """The file that holds the container's stdout and stderr."""

@@ -1523,6 +1523,68 @@ def test_a_watcher_on_one_engine_sees_another_engines_commits(shared_store_url, 
     assert ended.wait(10)
 
 
+def test_until_returns_once_a_commit_of_this_engine_satisfies_it(store_url, open_engine):
+    rec = Recorder()
+    eng = open_engine(store_url)
+    eng.register(JOB, job_bindings(rec))
+    web = eng.create("job", "web")
+    assert eng.until("web", lambda e: e.in_state("idle"), timeout=0).version == web.version
+    assert eng.until(web, lambda e: e.in_state("running"), timeout=0) is None
+
+    waiting = threading.Event()
+    found: list[engine.Entity | None] = []
+
+    def waiter() -> None:
+        waiting.set()
+        # A poll longer than the test: only the commit's own wake-up can end it in time.
+        found.append(eng.until(web.id, lambda e: e.in_state("running.paused"), poll=60))
+
+    thread = threading.Thread(target=waiter, daemon=True)
+    thread.start()
+    assert waiting.wait(5)
+    eng.fire(web, "start")
+    eng.fire(web, "pause")
+    thread.join(15)
+    assert not thread.is_alive()
+    assert found[0] is not None and found[0].state == "running.paused"
+    assert found[0].version == eng.get(web).version
+
+
+def test_until_sees_another_engines_commit_and_ends_when_its_engine_closes(
+    shared_store_url, open_engine
+):
+    a = open_engine(shared_store_url)
+    b = open_engine(shared_store_url)
+    for eng in (a, b):
+        eng.register(LOCK, lock_bindings())
+    a.create("lock", "gate")
+    found: list[engine.Entity | None] = []
+
+    def waiter() -> None:
+        found.append(b.until("gate", lambda e: not e.in_state("free"), timeout=10, poll=0.05))
+
+    thread = threading.Thread(target=waiter, daemon=True)
+    thread.start()
+    a.fire("gate", "claim")
+    thread.join(15)
+    assert not thread.is_alive()
+    assert found[0] is not None and found[0].state == "taken"
+
+    ended: list[BaseException] = []
+
+    def forever() -> None:
+        try:
+            b.until("gate", lambda e: False, poll=0.05)
+        except errors.Unavailable as exc:
+            ended.append(exc)
+
+    thread = threading.Thread(target=forever, daemon=True)
+    thread.start()
+    b.close()
+    thread.join(10)
+    assert not thread.is_alive() and len(ended) == 1
+
+
 # -- list, get, history, and the errors of the API ---------------------------------------
 
 

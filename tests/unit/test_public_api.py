@@ -104,6 +104,7 @@ def test_engine_methods() -> None:
         "register",
         "run_due_timers",
         "sequence",
+        "until",
         "watch",
     }
     assert list(inspect.signature(engine.Engine.fire).parameters) == [

@@ -488,6 +488,45 @@ def test_the_environment_is_exactly_the_spec_plus_the_default_path(
     ]
 
 
+def test_the_shims_cd_leaves_pwd_and_oldpwd_as_the_spec_has_them(
+    runtime: ProcessRuntime, tmp_path: Path
+) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    without = run(runtime, tmp_path, "c1", ["sleep", "1000"], working_dir=str(work))
+    given = {"PWD": "/elsewhere", "OLDPWD": "/before"}
+    with_them = run(runtime, tmp_path, "c2", ["sleep", "1000"], working_dir=str(work), env=given)
+
+    def environ(pid: int) -> list[str]:
+        raw = Path(f"/proc/{pid}/environ").read_bytes()
+        return sorted(e.decode() for e in raw.split(b"\0") if e)
+
+    assert environ(without) == [f"PATH={DEFAULT_PATH}"]
+    assert environ(with_them) == ["OLDPWD=/before", f"PATH={DEFAULT_PATH}", "PWD=/elsewhere"]
+    assert os.readlink(f"/proc/{with_them}/cwd") == str(work)
+
+
+def test_signals_the_daemon_ignores_or_blocks_are_default_in_the_container(
+    runtime: ProcessRuntime, tmp_path: Path
+) -> None:
+    previous = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    try:
+        pid = run(runtime, tmp_path, "c1", ["sleep", "1000"])
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        signal.signal(signal.SIGHUP, previous)
+
+    status = dict(
+        line.split(":\t", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines()
+    )
+    assert not int(status["SigIgn"], 16) & 1 << (signal.SIGHUP - 1)
+    assert not int(status["SigBlk"], 16) & 1 << (signal.SIGUSR1 - 1)
+    runtime.kill("c1", signal.SIGHUP)
+    assert runtime.wait("c1", 10) is not None
+    assert runtime.task("c1").exit_code == 128 + signal.SIGHUP  # type: ignore[union-attr]
+
+
 def test_a_path_in_the_spec_is_used_to_find_the_command(
     runtime: ProcessRuntime, tmp_path: Path
 ) -> None:
@@ -522,9 +561,12 @@ def test_the_process_has_only_stdio_open(runtime: ProcessRuntime, tmp_path: Path
     finally:
         os.close(leak)
 
-    fds = {fd: os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
+    def open_fds() -> dict[str, str]:
+        return {fd: os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}
 
-    assert sorted(fds) == ["0", "1", "2"]
+    # Right after the exec the dynamic loader still has the libraries open (at fd 3).
+    eventually(lambda: sorted(open_fds()) == ["0", "1", "2"], "only stdio is open")
+    fds = open_fds()
     assert fds["0"] == os.devnull
     assert fds["1"] == fds["2"] == str(tmp_path / "containers" / "c1" / "c1-json.log")
 
