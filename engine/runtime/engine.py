@@ -68,6 +68,8 @@ log = logging.getLogger("chartd.engine")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$")
 _RETRIES = 3
+_CACHED = 10_000  # entity rows kept in memory; the oldest go first
+_LOCKS_KEPT = 10_000  # per-entity locks before the ones nobody holds are forgotten
 MAX_FOLLOW_UPS = 100
 """The longest chain of follow-ups (``then``) one fire sets off; the rest are dropped."""
 _LEASE = 10.0  # seconds without a heartbeat after which an engine counts as dead
@@ -128,6 +130,23 @@ class _Failed(Exception):
 _SCALARS = (str, int, float, bool, type(None))
 
 
+class _Cache(dict[str, EntityRow]):
+    """The entity rows this engine read or wrote last; past ``capacity``, the oldest go.
+
+    A row is only a guess of the stored one: every commit checks its version,
+    so forgetting one costs a read, never correctness.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__()
+        self.capacity = capacity
+
+    def __setitem__(self, key: str, value: EntityRow) -> None:
+        super().__setitem__(key, value)
+        if len(self) > self.capacity:
+            del self[next(iter(self))]
+
+
 def _json(value: Any, what: str) -> Any:
     """``value`` as it will read back from the journal; InvalidParameter if it is not JSON."""
     if value is None or isinstance(value, str | int | float | bool):
@@ -178,10 +197,11 @@ class Engine:
         self._registry: dict[str, _Registered] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._locks_guard = threading.Lock()
+        self._prune_locks_at = _LOCKS_KEPT
         self._holders: dict[str, int] = {}  # entity id -> thread that holds its lock
         self._chain = threading.local()  # .pending: the follow-ups this thread has yet to fire
         self._create_lock = threading.Lock()
-        self._cache: dict[str, EntityRow] = {}
+        self._cache: _Cache = _Cache(_CACHED)
         self._recovering: set[str] = set()
         self._events = threading.Condition()
         self._watchers = 0  # watch() iterators waiting for events: wake them on commits
@@ -356,11 +376,30 @@ class Engine:
         return f"{self.id}{next(self._serial):016x}"
 
     def _lock(self, entity_id: str) -> threading.Lock:
-        lock = self._locks.get(entity_id)  # reading the dict is atomic: no guard needed
-        if lock is None:
-            with self._locks_guard:
-                lock = self._locks.setdefault(entity_id, threading.Lock())
-        return lock
+        """The entity's lock, acquired by this thread: the caller releases it."""
+        while True:
+            lock = self._locks.get(entity_id)  # reading the dict is atomic: no guard needed
+            if lock is None:
+                with self._locks_guard:
+                    if len(self._locks) >= self._prune_locks_at:
+                        self._prune_locks()
+                    lock = self._locks.setdefault(entity_id, threading.Lock())
+            lock.acquire()
+            if self._locks.get(entity_id) is lock:
+                return lock
+            # Pruned while this thread waited for it: another thread may hold the
+            # entity's new lock, so take that one.
+            lock.release()
+
+    def _prune_locks(self) -> None:
+        """With the guard held: forget the locks nobody holds, so that they do not pile up.
+
+        A thread that took a lock from the map before it was forgotten finds,
+        once it has it, that it is no longer the entity's lock (see _lock).
+        """
+        for entity_id in [e for e, lock in self._locks.items() if not lock.locked()]:
+            del self._locks[entity_id]
+        self._prune_locks_at = max(_LOCKS_KEPT, 2 * len(self._locks))
 
     def fire(
         self,
@@ -396,7 +435,8 @@ class Engine:
                 "schedule it (ctx.schedule) or declare it as the transition's follow-up (then)"
             )
         try:
-            with self._lock(row.id):
+            lock = self._lock(row.id)
+            try:
                 self._holders[row.id] = me
                 try:
                     for _ in range(_RETRIES):
@@ -425,6 +465,8 @@ class Engine:
                     )
                 finally:
                     self._holders.pop(row.id, None)
+            finally:
+                lock.release()
         finally:
             self.observer.transition(chart, row.id, event, outcome, time.perf_counter() - started)
             if follow_up is not None:
@@ -1088,16 +1130,17 @@ class Engine:
             reg = self._registry.get(row.chart)
             if reg is None:
                 continue
-            with self._lock(row.id):
-                self._recovering.add(row.id)
-                try:
-                    claimed = self._claim(tr, alive)
-                    if claimed is not None:
-                        self._recover_one(reg, *claimed)
-                        count += 1
-                finally:
-                    self._recovering.discard(row.id)
-                    self._cache.pop(row.id, None)
+            lock = self._lock(row.id)
+            self._recovering.add(row.id)
+            try:
+                claimed = self._claim(tr, alive)
+                if claimed is not None:
+                    self._recover_one(reg, *claimed)
+                    count += 1
+            finally:
+                self._recovering.discard(row.id)
+                self._cache.pop(row.id, None)
+                lock.release()
         return count
 
     def _claim(
