@@ -208,8 +208,8 @@ class Engine:
         # Commits of this engine that wrote events: a watcher that read the outbox
         # before one of them must not sleep on it.
         self._published = 0
-        # The newest row this engine committed of each entity, and the entities
-        # until() waits on (-> how many waiters): a commit wakes them with no query.
+        # The entities until() waits on (-> how many waiters), and the newest row
+        # this engine committed of each of them: a commit wakes them with no query.
         self._newest: dict[str, EntityRow] = {}
         self._awaited: dict[str, int] = {}
         self._closed = False
@@ -1399,9 +1399,11 @@ class Engine:
         published = awaited = False
         for w in writes:
             published = published or bool(w.events)
-            if w.entity is not None:
+            if w.entity is not None and w.entity.id in self._awaited:
+                # Kept only while someone waits (until()): a map of every entity ever
+                # committed would grow without end.
                 self._newest[w.entity.id] = w.entity
-                awaited = awaited or w.entity.id in self._awaited
+                awaited = True
         if published or awaited:
             with self._events:
                 self._published += published
@@ -1428,7 +1430,7 @@ class Engine:
         if isinstance(entity, Entity):
             entity_id = entity.id
         else:
-            entity_id = entity if entity in self._newest else self._row(entity).id
+            entity_id = entity if entity in self._cache else self._row(entity).id
         with self._events:
             self._awaited[entity_id] = self._awaited.get(entity_id, 0) + 1
         try:
@@ -1459,6 +1461,7 @@ class Engine:
                 self._awaited[entity_id] -= 1
                 if not self._awaited[entity_id]:
                     del self._awaited[entity_id]
+                    self._newest.pop(entity_id, None)
 
     def sequence(self) -> int:
         """The seq of the newest outbox event: watch from here to see only what follows."""

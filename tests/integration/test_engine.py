@@ -1173,6 +1173,7 @@ def test_locks_and_cached_rows_do_not_pile_up(
         for i in range(50):
             eng.fire(eng.create("lock", f"c{i}"), "tick")
         assert len(eng._locks) <= 8 and len(eng._cache) <= 8
+        assert not eng._newest  # rows kept for until() only while it waits
         assert [eng.get(f"c{i}").data for i in (0, 49)] == [{"count": 1}] * 2
 
 
