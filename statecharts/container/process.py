@@ -79,6 +79,7 @@ import stat
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -876,10 +877,29 @@ class ProcessRuntime:
         if self._closed:
             raise Unavailable("the process runtime is closed")
 
-    def _op(self, container_id: str) -> threading.Lock:
-        # One operation at a time per container; different containers run in parallel.
-        with self._lock:
-            return self._ops.setdefault(container_id, threading.Lock())
+    @contextlib.contextmanager
+    def _op(self, container_id: str) -> Iterator[None]:
+        """One operation at a time per container; different containers run in parallel.
+
+        The lock is forgotten once the container is gone, so that a daemon that
+        runs many containers keeps none for the deleted ones. An operation that
+        waited for a lock forgotten meanwhile takes the container's current one.
+        """
+        while True:
+            with self._lock:
+                lock = self._ops.setdefault(container_id, threading.Lock())
+            lock.acquire()
+            with self._lock:
+                if self._ops.get(container_id) is lock:
+                    break
+            lock.release()
+        try:
+            yield
+        finally:
+            with self._lock:
+                if container_id not in self._containers and container_id not in self._tasks:
+                    del self._ops[container_id]
+            lock.release()
 
     def _task(self, container_id: str) -> _Task:
         with self._lock:

@@ -596,6 +596,7 @@ def test_every_step_and_compensation_is_idempotent(runtime: ProcessRuntime, tmp_
     runtime.delete("c1")
     assert not (tmp_path / "containers" / "c1" / "runtime").exists()
     assert runtime.delete_task("never-created") is None
+    assert "c1" not in runtime._ops  # a deleted container keeps no per-container lock
 
 
 def test_unknown_containers_and_tasks(runtime: ProcessRuntime, tmp_path: Path) -> None:
