@@ -458,6 +458,14 @@ def serve(
     log_level: Annotated[
         str, typer.Option("--log-level", help="debug, info, warning, error.")
     ] = "info",
+    otel: Annotated[
+        str,
+        typer.Option(
+            "--otel",
+            help="Traces and metrics: off, console (to stderr) or otlp "
+            "(set by the OTEL_EXPORTER_OTLP_* variables; needs opentelemetry-exporter-otlp).",
+        ),
+    ] = "off",
 ) -> None:
     """Run the daemon: the engine, the container chart on real processes, the gRPC API."""
     import logging  # noqa: PLC0415 - the daemon's imports stay out of the client verbs
@@ -479,6 +487,7 @@ def serve(
             tls_cert=tls_cert,
             tls_key=tls_key,
             insecure=insecure,
+            otel=otel,
         )
         daemon.serve(config)
     except ChartdError as exc:

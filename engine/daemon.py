@@ -33,6 +33,7 @@ from engine.api import ApiServer, parse_address
 from engine.api.address import Address
 from engine.errors import InvalidParameter
 from engine.export import FORMATS
+from engine.telemetry import Telemetry, check_exporter, providers
 from statecharts.container.process import ProcessRuntime
 from statecharts.container.service import Containers, status_of
 
@@ -59,6 +60,7 @@ class DaemonConfig:
     tls_cert: Path | None = None
     tls_key: Path | None = None
     insecure: bool = False
+    otel: str = "off"
     shutdown_grace: float = 2.0
 
     @classmethod
@@ -71,13 +73,16 @@ class DaemonConfig:
         tls_cert: Path | None = None,
         tls_key: Path | None = None,
         insecure: bool = False,
+        otel: str = "off",
     ) -> DaemonConfig:
         """Defaults filled in and the listen rules enforced (InvalidParameter otherwise).
 
         TCP needs ``tls_cert`` and ``tls_key``, or ``insecure``, which is
         accepted on a loopback host only: an API that starts processes is
-        never offered in the clear beyond this machine.
+        never offered in the clear beyond this machine. ``otel`` is one of
+        ``engine.telemetry.EXPORTERS``, and its exporter package is installed.
         """
+        check_exporter(otel)
         state_dir = state_dir.expanduser().absolute()
         address = parse_address(listen or f"unix://{state_dir / 'chartd.sock'}")
         if (tls_cert is None) != (tls_key is None):
@@ -110,6 +115,7 @@ class DaemonConfig:
             tls_cert=tls_cert,
             tls_key=tls_key,
             insecure=insecure,
+            otel=otel,
         )
 
 
@@ -120,7 +126,8 @@ def serve(config: DaemonConfig, *, stop: threading.Event | None = None) -> None:
     directory in use by another daemon, the address taken); once serving,
     it shuts down cleanly: the API first, then the running containers are
     stopped (not as a manual stop, so restart policies apply at the next
-    start), then the runtime and the engine are closed.
+    start), then the runtime and the engine are closed, and last the
+    telemetry is flushed.
     """
     stop = stop or threading.Event()
     config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -140,7 +147,24 @@ def serve(config: DaemonConfig, *, stop: threading.Event | None = None) -> None:
         config.state_dir,
         _safe(config.db),
     )
-    eng = engine.Engine.open(config.db)
+    telemetry = providers(config.otel, version=chartd_version())
+    observer = None
+    if telemetry is not None:
+        observer = Telemetry(
+            tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
+        )
+    try:
+        _serve(config, stop, observer)
+    finally:
+        # Last: the engine's final spans (the containers stopped at shutdown) go too.
+        if telemetry is not None:
+            telemetry.shutdown()
+    log.info("chartd stopped")
+
+
+def _serve(config: DaemonConfig, stop: threading.Event, observer: Telemetry | None) -> None:
+    """The engine, the API and the containers, from start to shutdown."""
+    eng = engine.Engine.open(config.db, observer=observer)
     try:
         api = ApiServer(eng, version=chartd_version(), exporters=FORMATS)
         # Bound first: a daemon that cannot listen fails before it touches a container.
@@ -171,7 +195,6 @@ def serve(config: DaemonConfig, *, stop: threading.Event | None = None) -> None:
             api.stop(0)  # again, harmlessly; removes the socket if serving never began
     finally:
         eng.close()
-    log.info("chartd stopped")
 
 
 def _safe(url: str) -> str:

@@ -1,7 +1,7 @@
 """The ports: what the runtime needs from the world, as Protocols and plain records.
 
 The runtime (``engine.runtime``) sees storage, time and observation only
-through these; ``engine.store`` and (later) ``engine.telemetry`` implement
+through these; ``engine.store`` and ``engine.telemetry`` implement
 them. Records are plain frozen dataclasses of JSON-able values, so a store
 can hold them in any database and a test can build them by hand.
 
@@ -242,14 +242,56 @@ class Clock(Protocol):
 
 
 class Observer(Protocol):
-    """Receives what the runtime does, for traces and metrics. Must not raise."""
+    """Receives what the runtime does, for traces and metrics. Must not raise.
+
+    Calls come in pairs, on the thread that does the work:
+    :meth:`transition_started` then :meth:`transition` around one fire, and
+    :meth:`step_started` then :meth:`step` around each step's do or undo.
+    Pairs nest: a fire's steps come between its two calls, and a step may
+    itself fire an event on another entity. So an observer can keep a stack
+    per thread, as a tracer keeps its current span. A fire refused before
+    its entity is known (no such entity, bad params) is not reported; the
+    undo of steps by recovery is reported outside any fire. An end is
+    missed only when something that is not an ``Exception`` (a
+    ``KeyboardInterrupt``) goes through a step; the fire's end still comes.
+
+    Every call is on the hot path, some under the entity's lock: keep them
+    cheap, and hand slow work (exporting) to another thread.
+    """
+
+    def transition_started(self, chart: str, entity_id: str, event: str) -> None:
+        """A fire of ``event`` on the entity begins; its :meth:`transition` follows."""
 
     def transition(
-        self, chart: str, entity_id: str, event: str, outcome: str, seconds: float
+        self,
+        chart: str,
+        entity_id: str,
+        event: str,
+        outcome: str,
+        seconds: float,
+        error: BaseException | None,
     ) -> None:
-        """A fire ended: outcome is committed, failed, rejected or replayed."""
+        """A fire ended after ``seconds``: outcome is committed, failed, rejected or replayed.
+
+        ``error`` is what the fire raised (None when it returned): the step's
+        error of a failed saga, the chart's or a guard's refusal of a
+        rejected one, or whatever else stopped it.
+        """
+
+    def step_started(self, chart: str, entity_id: str, name: str, phase: str, index: int) -> None:
+        """Step ``name`` (``index`` in the transition's steps) begins its do or its undo."""
 
     def step(
-        self, chart: str, entity_id: str, name: str, phase: str, outcome: str, seconds: float
+        self,
+        chart: str,
+        entity_id: str,
+        name: str,
+        phase: str,
+        outcome: str,
+        seconds: float,
+        error: BaseException | None,
     ) -> None:
-        """A step's do (phase 'do') or undo (phase 'undo') ended: ok or error."""
+        """A step's do (phase 'do') or undo (phase 'undo') ended: outcome ok or error.
+
+        ``error`` is why, when the outcome is error (None otherwise).
+        """

@@ -261,13 +261,32 @@ class CrashingStore:
 class CrashingObserver:
     """Crash points right after a step's do or undo returned, before its end is journaled."""
 
+    def transition_started(self, chart: str, entity_id: str, event: str) -> None:
+        pass
+
     def transition(
-        self, chart: str, entity_id: str, event: str, outcome: str, seconds: float
+        self,
+        chart: str,
+        entity_id: str,
+        event: str,
+        outcome: str,
+        seconds: float,
+        error: BaseException | None,
     ) -> None:
         pass
 
+    def step_started(self, chart: str, entity_id: str, name: str, phase: str, index: int) -> None:
+        pass
+
     def step(
-        self, chart: str, entity_id: str, name: str, phase: str, outcome: str, seconds: float
+        self,
+        chart: str,
+        entity_id: str,
+        name: str,
+        phase: str,
+        outcome: str,
+        seconds: float,
+        error: BaseException | None,
     ) -> None:
         if outcome == "ok":
             crash_point(f"{STEP_EVENT.get(name, '?')}:{phase}:{name}:after")

@@ -94,13 +94,32 @@ class SystemClock:
 
 
 class _QuietObserver:
+    def transition_started(self, chart: str, entity_id: str, event: str) -> None:
+        pass
+
     def transition(
-        self, chart: str, entity_id: str, event: str, outcome: str, seconds: float
+        self,
+        chart: str,
+        entity_id: str,
+        event: str,
+        outcome: str,
+        seconds: float,
+        error: BaseException | None,
     ) -> None:
         pass
 
+    def step_started(self, chart: str, entity_id: str, name: str, phase: str, index: int) -> None:
+        pass
+
     def step(
-        self, chart: str, entity_id: str, name: str, phase: str, outcome: str, seconds: float
+        self,
+        chart: str,
+        entity_id: str,
+        name: str,
+        phase: str,
+        outcome: str,
+        seconds: float,
+        error: BaseException | None,
     ) -> None:
         pass
 
@@ -427,6 +446,7 @@ class Engine:
         chart = row.chart
         follow_up: tuple[str, str] | None = None
         outcome = "rejected"
+        error: BaseException | None = None
         me = threading.get_ident()
         if self._holders.get(row.id) == me:
             # The entity's lock is this thread's own: waiting for it would never end.
@@ -434,6 +454,7 @@ class Engine:
                 f"{event!r} was fired on {row.name} from inside its own transition; "
                 "schedule it (ctx.schedule) or declare it as the transition's follow-up (then)"
             )
+        self.observer.transition_started(chart, row.id, event)
         try:
             lock = self._lock(row.id)
             try:
@@ -467,8 +488,13 @@ class Engine:
                     self._holders.pop(row.id, None)
             finally:
                 lock.release()
+        except BaseException as exc:
+            error = exc
+            raise
         finally:
-            self.observer.transition(chart, row.id, event, outcome, time.perf_counter() - started)
+            self.observer.transition(
+                chart, row.id, event, outcome, time.perf_counter() - started, error
+            )
             if follow_up is not None:
                 self._follow(*follow_up)
 
@@ -736,6 +762,7 @@ class Engine:
         tid = ctx.transition_id
         for i, (name, step) in enumerate(zip(plan.steps, steps, strict=True)):
             ctx.step, ctx.step_index = name, i
+            self.observer.step_started(row.chart, row.id, name, "do", i)
             begun = self.clock.now()
             clock = time.perf_counter()
             took_effect = False
@@ -747,7 +774,7 @@ class Engine:
             except Exception as exc:
                 error = _as_error(exc, f"step {name}")
                 self.observer.step(
-                    row.chart, row.id, name, "do", "error", time.perf_counter() - clock
+                    row.chart, row.id, name, "do", "error", time.perf_counter() - clock, error
                 )
                 if took_effect:
                     done.append((i, None))
@@ -771,7 +798,9 @@ class Engine:
                     failed=i,
                     written=written,
                 ) from exc
-            self.observer.step(row.chart, row.id, name, "do", "ok", time.perf_counter() - clock)
+            self.observer.step(
+                row.chart, row.id, name, "do", "ok", time.perf_counter() - clock, None
+            )
             done.append((i, payload))
             finished = StepRow(
                 tid,
@@ -931,18 +960,21 @@ class Engine:
             if step.undo is None:
                 continue
             ctx.step, ctx.step_index = name, i
+            self.observer.step_started(row.chart, row.id, name, "undo", i)
             clock = time.perf_counter()
             message: str | None = None
+            error: ChartdError | None = None
             try:
                 step.undo(ctx, payload)
             except Exception as exc:
-                message = _as_error(exc, f"undo of step {name}").message
+                error = _as_error(exc, f"undo of step {name}")
+                message = error.message
                 # The step's name goes with the message, whatever raised it.
                 if not message.startswith(f"undo of step {name}"):
                     message = f"undo of step {name}: {message}"
-            outcome = "ok" if message is None else "error"
+            outcome = "ok" if error is None else "error"
             self.observer.step(
-                row.chart, row.id, name, "undo", outcome, time.perf_counter() - clock
+                row.chart, row.id, name, "undo", outcome, time.perf_counter() - clock, error
             )
             result = StepRow(
                 ctx.transition_id,

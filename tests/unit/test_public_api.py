@@ -167,3 +167,42 @@ def test_the_test_kit_exports_exactly_its_public_names() -> None:
         "wrap_store",
         "events",
     ]
+
+
+def test_the_telemetry_room_exports_exactly_its_public_names() -> None:
+    import engine.telemetry  # noqa: PLC0415 (kept apart: the core never imports it)
+
+    assert sorted(engine.telemetry.__all__) == [
+        "EXPORTERS",
+        "Providers",
+        "Telemetry",
+        "check_exporter",
+        "providers",
+    ]
+    assert engine.telemetry.EXPORTERS == ("off", "console", "otlp")
+    assert list(inspect.signature(engine.telemetry.Telemetry).parameters) == [
+        "tracer_provider",
+        "meter_provider",
+    ]
+    assert list(inspect.signature(engine.telemetry.providers).parameters) == [
+        "exporter",
+        "version",
+    ]
+    for name in engine.telemetry.__all__:
+        obj = getattr(engine.telemetry, name)
+        if inspect.isclass(obj) or inspect.isfunction(obj):
+            assert inspect.getdoc(obj), name
+
+
+def test_the_observer_port_and_its_opentelemetry_adapter_agree() -> None:
+    from engine.ports import Observer  # noqa: PLC0415
+    from engine.runtime.engine import _QuietObserver  # noqa: PLC0415
+    from engine.telemetry import Telemetry  # noqa: PLC0415
+
+    methods = ["step", "step_started", "transition", "transition_started"]
+    assert sorted(n for n in vars(Observer) if not n.startswith("_")) == methods
+    for name in methods:
+        port = inspect.signature(getattr(Observer, name))
+        assert inspect.getdoc(getattr(Observer, name)), name
+        for adapter in (Telemetry, _QuietObserver):
+            assert inspect.signature(getattr(adapter, name)) == port, (adapter, name)
