@@ -459,13 +459,14 @@ def serve(
         str, typer.Option("--log-level", help="debug, info, warning, error.")
     ] = "info",
     otel: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--otel",
             help="Traces and metrics: off, console (to stderr) or otlp "
-            "(set by the OTEL_EXPORTER_OTLP_* variables; needs opentelemetry-exporter-otlp).",
+            "(set by the OTEL_EXPORTER_OTLP_* variables; needs opentelemetry-exporter-otlp). "
+            "Default: OTEL_TRACES_EXPORTER (none, console, otlp), else off.",
         ),
-    ] = "off",
+    ] = None,
 ) -> None:
     """Run the daemon: the engine, the container chart on real processes, the gRPC API."""
     import logging  # noqa: PLC0415 - the daemon's imports stay out of the client verbs
@@ -479,6 +480,16 @@ def serve(
     logging.basicConfig(
         stream=sys.stderr, level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    if otel is None:
+        # The standard variable, as OpenTelemetry's own auto-configuration reads it.
+        otel = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() or "none"
+        if otel not in ("none", "console", "otlp"):
+            _fail(
+                engine.errors.InvalidParameter(
+                    f"invalid OTEL_TRACES_EXPORTER {otel!r}: use none, console or otlp"
+                )
+            )
+        otel = "off" if otel == "none" else otel
     try:
         config = daemon.DaemonConfig.resolve(
             state_dir or default_state_dir(),

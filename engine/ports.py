@@ -259,8 +259,8 @@ class Observer(Protocol):
     cheap, and hand slow work (exporting) to another thread.
     """
 
-    def transition_started(self, chart: str, entity_id: str, event: str) -> None:
-        """A fire of ``event`` on the entity begins; its :meth:`transition` follows."""
+    def transition_started(self, chart: str, entity_id: str, event: str, name: str) -> None:
+        """A fire of ``event`` on the entity (named ``name``) begins; :meth:`transition` follows."""
 
     def transition(
         self,

@@ -261,7 +261,7 @@ class CrashingStore:
 class CrashingObserver:
     """Crash points right after a step's do or undo returned, before its end is journaled."""
 
-    def transition_started(self, chart: str, entity_id: str, event: str) -> None:
+    def transition_started(self, chart: str, entity_id: str, event: str, name: str) -> None:
         pass
 
     def transition(

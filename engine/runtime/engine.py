@@ -94,7 +94,7 @@ class SystemClock:
 
 
 class _QuietObserver:
-    def transition_started(self, chart: str, entity_id: str, event: str) -> None:
+    def transition_started(self, chart: str, entity_id: str, event: str, name: str) -> None:
         pass
 
     def transition(
@@ -454,7 +454,7 @@ class Engine:
                 f"{event!r} was fired on {row.name} from inside its own transition; "
                 "schedule it (ctx.schedule) or declare it as the transition's follow-up (then)"
             )
-        self.observer.transition_started(chart, row.id, event)
+        self.observer.transition_started(chart, row.id, event, row.name)
         try:
             lock = self._lock(row.id)
             try:

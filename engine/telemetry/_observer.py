@@ -140,11 +140,16 @@ class Telemetry:
             top.span.set_status(trace.StatusCode.ERROR, "its end was never reported")
             top.span.end()
 
-    def transition_started(self, chart: str, entity_id: str, event: str) -> None:
+    def transition_started(self, chart: str, entity_id: str, event: str, name: str) -> None:
         """Open the fire's span and make it current."""
         self._open(
             f"chartd.fire {chart}.{event}",
-            {"chartd.chart": chart, "chartd.entity.id": entity_id, "chartd.event": event},
+            {
+                "chartd.chart": chart,
+                "chartd.entity.id": entity_id,
+                "chartd.entity.name": name,
+                "chartd.event": event,
+            },
             fire=True,
         )
 

@@ -124,6 +124,7 @@ def test_a_committed_saga_is_a_fire_span_with_a_child_span_per_step(observed: Ob
     assert dict(fire.attributes or {}) == {
         "chartd.chart": "job",
         "chartd.entity.id": job.id,
+        "chartd.entity.name": job.name,
         "chartd.event": "start",
         "chartd.outcome": "committed",
     }

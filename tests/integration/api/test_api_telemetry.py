@@ -48,3 +48,22 @@ def test_serve_honours_otel_sdk_disabled(tmp_path: Path) -> None:
     logs = _start_a_container_and_stop(daemon, "untraced")
     assert "OTEL_SDK_DISABLED is true: no telemetry" in logs
     assert "chartd.fire" not in logs
+
+
+def test_serve_takes_the_exporter_from_otel_traces_exporter(tmp_path: Path) -> None:
+    # Off by default; the standard variable switches it on, as the SDK's own
+    # auto-configuration would; --otel wins over it.
+    daemon = Daemon(tmp_path / "state")
+    daemon.env["OTEL_TRACES_EXPORTER"] = "console"
+    daemon.start()
+    logs = _start_a_container_and_stop(daemon, "by-env")
+    assert '"name": "chartd.fire container.start"' in logs
+    daemon = Daemon(tmp_path / "other")
+    daemon.env["OTEL_TRACES_EXPORTER"] = "console"
+    daemon.start("--otel", "off")
+    assert "chartd.fire" not in _start_a_container_and_stop(daemon, "flag-wins")
+    refused = Daemon(tmp_path / "bad")
+    refused.env["OTEL_TRACES_EXPORTER"] = "zipkin"
+    result = refused.cli("serve", "--state-dir", str(refused.state_dir))
+    assert result.returncode == 1
+    assert "invalid OTEL_TRACES_EXPORTER 'zipkin': use none, console or otlp" in result.stderr
