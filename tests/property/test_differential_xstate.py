@@ -18,6 +18,10 @@ differently (each is a documented difference):
   their values are drawn once per sequence, as data;
 - ``done.state`` events (XState raises them by other rules for final
   states directly inside parallel regions) and follow-ups (runtime matters);
+- transitions whose SCXML domain (a compound state, chartd's) lies above two
+  or more parallel states around the source and target: chartd exits and
+  re-enters the other regions, XState (whose domain may be a parallel
+  state) leaves them be;
 - rejections on, inside or above a parallel state: chartd refuses the whole
   event when one region refuses it, XState lets the other regions move;
 - an initial state that the initials of its ancestors do not lead to
@@ -121,6 +125,36 @@ def _walk(states: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, dict[
         yield from _walk(doc.get("states", {}), path + ".")
 
 
+def _proper_ancestors(path: str) -> list[str]:
+    """Innermost first, and "" for the root."""
+    parts = path.split(".")
+    return [".".join(parts[:i]) for i in range(len(parts) - 1, 0, -1)] + [""]
+
+
+def _inside(path: str, ancestor: str) -> bool:
+    return ancestor == "" or path.startswith(ancestor + ".")
+
+
+def _exits_other_regions(docs: dict[str, dict[str, Any]], source: str, target: str) -> bool:
+    """Whether chartd's move exits regions that XState's leaves alone.
+
+    chartd's transition domain is SCXML's: the innermost *compound* proper
+    ancestor of the source that holds the target. XState's is the innermost
+    proper ancestor of any kind. When parallel states lie between the two
+    below the first one, chartd exits (and re-enters at their initial
+    states) the other regions of that one, XState does not.
+    """
+
+    def compound(path: str) -> bool:
+        return "states" in docs[path] and not docs[path].get("parallel")
+
+    ours = next(
+        a for a in _proper_ancestors(source) if a == "" or (compound(a) and _inside(target, a))
+    )
+    theirs = next(a for a in _proper_ancestors(target) if _inside(source, a))
+    return theirs != ours and theirs.rpartition(".")[0] != ours
+
+
 def within_the_shared_subset(document: dict[str, Any]) -> dict[str, Any]:
     """The document with what XState decides differently taken out (module docstring)."""
     document = copy.deepcopy(document)
@@ -139,15 +173,41 @@ def within_the_shared_subset(document: dict[str, Any]) -> dict[str, Any]:
 
     rejections = [r for r in document.get("rejections", []) if not near_a_region(r["in"])]
     document["rejections"] = rejections
-    # The initials set above may close a cycle of eventless transitions: drop the last ones.
+    document["transitions"] = [
+        t
+        for t in document["transitions"]
+        if "to" not in t or not _exits_other_regions(docs, t["from"], t["to"])
+    ]
+    return _sound(document)
+
+
+def _sound(document: dict[str, Any]) -> dict[str, Any]:
+    """``document`` made valid again: unused transient states and eventless cycles dropped.
+
+    The transitions dropped may leave a transient state unused, and the
+    initials set may close a cycle of eventless transitions.
+    """
     while True:
         try:
             engine.parse_chart(document)
             return document
-        except ChartError:
-            transitions = document["transitions"]
-            last = max(i for i, t in enumerate(transitions) if "event" not in t)
-            document["transitions"] = transitions[:last] + transitions[last + 1 :]
+        except ChartError as exc:
+            texts = [text for _, text in exc.problems]
+        used = {t.get("via") for t in document["transitions"]}
+        unused = [p for p, doc in _walk(document["states"]) if doc.get("transient")]
+        unused = [p for p in unused if p not in used]
+        if unused:
+            for path in unused:
+                siblings = document["states"]
+                for part in path.split(".")[:-1]:
+                    siblings = siblings[part]["states"]
+                del siblings[path.rpartition(".")[2]]
+            document["rejections"] = [r for r in document["rejections"] if r["in"] not in unused]
+            continue
+        assert all("eventless transitions form a cycle" in t for t in texts), texts
+        transitions = document["transitions"]
+        last = max(i for i, t in enumerate(transitions) if "event" not in t)
+        document["transitions"] = transitions[:last] + transitions[last + 1 :]
 
 
 SHARED = chart_documents(max_depth=3, done_events=False, follow_ups=False, failures=False).map(
@@ -199,3 +259,24 @@ def test_chartd_and_xstate_agree_on_every_step(
                 f"after {sequence[:i]} (held: {held}): chartd {mine}, XState {other}\n"
                 + to_xstate(chart)
             )
+
+
+def test_the_subset_still_has_what_it_is_for() -> None:
+    """The pruning leaves regions, history, eventless and targetless moves, and rejections."""
+    seen = dict.fromkeys(("parallel", "history", "eventless", "targetless", "rejections"), 0)
+
+    @settings(max_examples=200, deadline=None, database=None, derandomize=True)
+    @given(document=SHARED)
+    def count(document: dict[str, Any]) -> None:
+        chart = engine.parse_chart(document)
+        kinds = {s.kind for s in chart.model.states.values()}
+        seen["parallel"] += "parallel" in kinds
+        seen["history"] += any(
+            t.target and chart.state(t.target).kind == "history" for t in chart.transitions
+        )
+        seen["eventless"] += any(t.event is None for t in chart.transitions)
+        seen["targetless"] += any(t.target is None for t in chart.transitions)
+        seen["rejections"] += bool(chart.rejections)
+
+    count()
+    assert all(n >= 5 for n in seen.values()), seen
