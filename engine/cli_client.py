@@ -909,9 +909,13 @@ def _chart_export(load: Callable[[str], engine.Chart]) -> Callable[..., None]:
             Path | None, typer.Option("-o", "--output", help="Write to this file.")
         ] = None,
     ) -> None:
-        """Export a chart as JSON, Graphviz DOT or Mermaid."""
+        """Export a chart as JSON, DOT, SVG, Mermaid, PlantUML, SCXML or XState JSON."""
         _check_format(fmt, tuple(FORMATS))
-        text = FORMATS[fmt](load(chart))
+        try:
+            text = FORMATS[fmt](load(chart))
+        except ChartdError as exc:  # e.g. svg without Graphviz
+            _err.print(f"error: {exc.message}", markup=False)
+            raise typer.Exit(1) from None
         if output is None:
             sys.stdout.write(text)
         else:

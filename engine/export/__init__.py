@@ -1,11 +1,17 @@
-"""Charts as text for other tools: JSON, Graphviz DOT, Mermaid (a first, minimal room).
+"""Charts for other tools: JSON, Graphviz DOT and SVG, Mermaid, PlantUML, SCXML, XState.
 
-Each format draws the resolved chart: every state (compound states as
-clusters or composite states, the initial state marked), every transition
-with its event and ``when`` condition. Not drawn yet: guards, steps,
-rejections, history defaults, parallel regions as such (they draw as
-compound states). The JSON form has all of it. PlantUML, SCXML, XState and
-the HTML view of an entity arrive with the export issue.
+One module per format, one function per format (``to_<format>(chart) ->
+str``), all in :data:`FORMATS`; :func:`export` picks one by name. Every
+export is deterministic: states in document order, transitions in document
+order, nothing ordered by a hash. docs/export.md says what each format is
+for and what maps to what.
+
+- ``json``: the chart as data (:func:`describe`): states, transitions with
+  guards and steps, rejections;
+- ``dot``, ``svg``, ``mermaid``, ``plantuml``: diagrams of states and
+  transitions (``svg`` runs Graphviz's ``dot``);
+- ``scxml`` and ``xstate``: machines other interpreters run, with what they
+  have no place for in a ``chartd`` namespace or ``meta``: nothing is lost.
 """
 
 from __future__ import annotations
@@ -16,9 +22,25 @@ from typing import Any
 
 from engine.core import Chart
 from engine.errors import InvalidParameter
-from engine.model.chart import ChartModel, Transition
+from engine.export._shared import diagram_names, label
+from engine.export.dot import to_dot
+from engine.export.plantuml import to_plantuml
+from engine.export.scxml import to_scxml
+from engine.export.svg import to_svg
+from engine.export.xstate import to_xstate
+from engine.model.chart import ChartModel
 
-__all__ = ["FORMATS", "export", "to_dot", "to_json", "to_mermaid"]
+__all__ = [
+    "FORMATS",
+    "export",
+    "to_dot",
+    "to_json",
+    "to_mermaid",
+    "to_plantuml",
+    "to_scxml",
+    "to_svg",
+    "to_xstate",
+]
 
 
 def describe(model: ChartModel) -> dict[str, Any]:
@@ -68,88 +90,31 @@ def to_json(chart: Chart) -> str:
     return json.dumps(describe(chart.model), indent=2) + "\n"
 
 
-def _label(t: Transition) -> str:
-    label = t.event or "(eventless)"
-    if t.when:
-        label += f" [{t.when}]"
-    if t.target is None:
-        label += " (internal)"
-    return label
-
-
-def _node(path: str) -> str:
-    return path.replace(".", "__").replace("-", "_")
-
-
-def _dot_text(text: str) -> str:
-    return text.replace("\\", "\\\\").replace('"', '\\"')
-
-
-def to_dot(chart: Chart) -> str:
-    """The chart as a Graphviz digraph; a compound state is a cluster with an anchor node."""
-    model = chart.model
-    lines = [
-        f'digraph "{_dot_text(model.name)}" {{',
-        "  compound=true;",
-        '  node [shape=box, style=rounded, fontname="Helvetica"];',
-        '  edge [fontname="Helvetica", fontsize=10];',
-        "  __start [shape=point];",
-    ]
-
-    def draw(path: str, indent: str) -> None:
-        state = model.states[path]
-        if state.children:
-            lines.append(f"{indent}subgraph cluster_{_node(path)} {{")
-            lines.append(f'{indent}  label="{_dot_text(state.name)}";')
-            # Edges to and from a compound state attach to this invisible anchor.
-            lines.append(f'{indent}  {_node(path)} [shape=point, style=invis, label=""];')
-            for child in state.children:
-                draw(child, indent + "  ")
-            lines.append(f"{indent}}}")
-            return
-        shape = ", peripheries=2" if state.kind == "final" else ""
-        style = ", style=dashed" if state.transient else ""
-        lines.append(f'{indent}{_node(path)} [label="{_dot_text(state.name)}"{shape}{style}];')
-
-    for top in model.top:
-        draw(top, "  ")
-    lines.append(f"  __start -> {_node(model.initial)};")
-    for t in model.transitions:
-        target = t.target or t.source
-        attrs = [f'label="{_dot_text(_label(t))}"']
-        if model.states[t.source].children:
-            attrs.append(f"ltail=cluster_{_node(t.source)}")
-        if model.states[target].children and target != t.source:
-            attrs.append(f"lhead=cluster_{_node(target)}")
-        lines.append(f"  {_node(t.source)} -> {_node(target)} [{', '.join(attrs)}];")
-    lines.append("}")
-    return "\n".join(lines) + "\n"
-
-
 def to_mermaid(chart: Chart) -> str:
     """The chart as a Mermaid ``stateDiagram-v2``, compound states as composite states."""
     model = chart.model
+    names = diagram_names(model)
     lines = ["stateDiagram-v2"]
 
     def draw(path: str, indent: str) -> None:
         state = model.states[path]
-        lines.append(f'{indent}state "{state.name}" as {_node(path)}')
+        lines.append(f'{indent}state "{state.name}" as {names[path]}')
         if state.children:
-            lines.append(f"{indent}state {_node(path)} {{")
+            lines.append(f"{indent}state {names[path]} {{")
             if state.initial:
-                lines.append(f"{indent}  [*] --> {_node(state.initial)}")
+                lines.append(f"{indent}  [*] --> {names[state.initial]}")
             for child in state.children:
                 draw(child, indent + "  ")
             lines.append(f"{indent}}}")
         if state.kind == "final":
-            lines.append(f"{indent}{_node(path)} --> [*]")
+            lines.append(f"{indent}{names[path]} --> [*]")
 
     for top in model.top:
         draw(top, "  ")
-    lines.append(f"  [*] --> {_node(model.initial)}")
+    lines.append(f"  [*] --> {names[model.initial]}")
     for t in model.transitions:
         target = t.target or t.source
-        lines.append(f"  {_node(t.source)} --> {_node(target)} : {_label(t)}")
+        lines.append(f"  {names[t.source]} --> {names[target]} : {label(t)}")
     return "\n".join(lines) + "\n"
 
 
@@ -157,6 +122,10 @@ FORMATS: Mapping[str, Callable[[Chart], str]] = {
     "json": to_json,
     "dot": to_dot,
     "mermaid": to_mermaid,
+    "svg": to_svg,
+    "plantuml": to_plantuml,
+    "scxml": to_scxml,
+    "xstate": to_xstate,
 }
 """Every export format, by name."""
 

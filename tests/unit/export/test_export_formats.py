@@ -34,6 +34,6 @@ def test_dot_and_mermaid_draw_every_state_and_transition() -> None:
 
 
 def test_unknown_format() -> None:
-    assert sorted(FORMATS) == ["dot", "json", "mermaid"]
-    with pytest.raises(InvalidParameter, match="unknown export format 'svg'"):
-        export(load_chart(), "svg")
+    assert list(FORMATS) == ["json", "dot", "mermaid", "svg", "plantuml", "scxml", "xstate"]
+    with pytest.raises(InvalidParameter, match="unknown export format 'png'"):
+        export(load_chart(), "png")
