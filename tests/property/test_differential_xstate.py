@@ -24,6 +24,10 @@ differently (each is a documented difference):
   state) leaves them be;
 - rejections on, inside or above a parallel state: chartd refuses the whole
   event when one region refuses it, XState lets the other regions move;
+- a transition on or above a parallel state for an event that a transition
+  inside it also takes: chartd, as SCXML, looks outwards from every active
+  leaf, so a region that has no transition of its own reaches the outer
+  one; XState asks the outer state only when no region took the event;
 - an initial state that the initials of its ancestors do not lead to
   (XState's ``initial`` names a child only): the drawn ancestors' initials
   are set to lead there.
@@ -177,6 +181,20 @@ def within_the_shared_subset(document: dict[str, Any]) -> dict[str, Any]:
         t
         for t in document["transitions"]
         if "to" not in t or not _exits_other_regions(docs, t["from"], t["to"])
+    ]
+    inner = {
+        (p, t.get("event"))
+        for p in parallel
+        for t in document["transitions"]
+        if t["from"].startswith(p + ".")
+    }
+    document["transitions"] = [
+        t
+        for t in document["transitions"]
+        if not any(
+            (p, t.get("event")) in inner and (p == t["from"] or p.startswith(t["from"] + "."))
+            for p in parallel
+        )
     ]
     return _sound(document)
 
