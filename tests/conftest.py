@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, settings
 
 settings.register_profile(
     "ci",
-    max_examples=400,
+    max_examples=300,
     deadline=timedelta(milliseconds=500),
     suppress_health_check=[HealthCheck.too_slow],
     print_blob=True,

@@ -70,7 +70,7 @@ CI = settings.default.max_examples >= 200
 
 TestContainerChartEndToEnd = ContainerMachine.TestCase
 TestContainerChartEndToEnd.settings = settings(
-    max_examples=200 if CI else 22,  # about 90 s on the 2-core CI machine
+    max_examples=100 if CI else 22,  # about 50 s on the 2-core CI machine
     stateful_step_count=30 if CI else 25,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],

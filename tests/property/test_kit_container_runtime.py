@@ -84,7 +84,7 @@ ContainerCodeMachine = state_machine(
 CI = settings.default.max_examples >= 200
 TestContainerCodeOnTheFakeRuntime = ContainerCodeMachine.TestCase
 TestContainerCodeOnTheFakeRuntime.settings = settings(
-    max_examples=150 if CI else 10,
+    max_examples=100 if CI else 10,
     stateful_step_count=20,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],

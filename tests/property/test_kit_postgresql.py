@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 import engine
 from engine.testing import Harness, StandIns, actions
 
-EXAMPLES = 60 if settings.default.max_examples >= 200 else 10
+EXAMPLES = 40 if settings.default.max_examples >= 200 else 10
 
 CHART = engine.parse_chart(
     {
