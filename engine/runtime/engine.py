@@ -717,7 +717,6 @@ class Engine:
                 error,
                 error,
                 key,
-                failed=len(plan.steps),
                 written=True,
                 entity_write=False,
             ) from None
@@ -735,7 +734,6 @@ class Engine:
                 exc,
                 exc,
                 key,
-                failed=len(plan.steps),
                 written=True,
             ) from exc
 
@@ -752,8 +750,9 @@ class Engine:
     ) -> _StepRows:
         """Run the steps in order; the journal rows of the ones done, or raise _Failed.
 
-        In a saga (``written``) each step's end is journaled without waiting;
-        otherwise the rows go with the one commit. A step whose ``do``
+        In a saga (``written``) each step's end is journaled without waiting,
+        but for the failure policy's ``after`` step (waited: recovery must know
+        it completed); otherwise the rows go with the one commit. A step whose ``do``
         returned counts as done, and is undone on failure, even if what it
         left (payload, data, events, timers) is unusable.
         """
@@ -795,7 +794,6 @@ class Engine:
                     error,
                     exc,
                     key,
-                    failed=i,
                     written=written,
                 ) from exc
             self.observer.step(
@@ -1003,15 +1001,15 @@ class Engine:
         cause: BaseException,
         key: str | None,
         *,
-        failed: int,
         written: bool,
         entity_write: bool = True,
     ) -> _Failed:
         """Compensate the completed steps newest first, record the failure, return it to raise.
 
-        ``failed`` is the index of the step that failed (``len(plan.steps)``
-        when every step had completed): it decides where the entity goes.
+        Where the entity goes depends on the step that failed (its row in
+        ``step_rows``), or on none having failed (a refused final commit).
         """
+        failed = next((r.index for r in step_rows if r.status == "failed"), len(plan.steps))
         if written:
             # On disk before any undo runs: if this engine dies while compensating,
             # recovery finishes the undo and keeps the error that caused it.
