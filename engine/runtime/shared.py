@@ -1,0 +1,88 @@
+"""What the rooms of one engine share: its ports, its identity, its registry and caches."""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import socket
+
+from engine.errors import InvalidParameter, NotFound, Unavailable
+from engine.locks import KeyedLock
+from engine.ports import Clock, EntityRow, Observer, Store
+from engine.runtime.commit import GroupCommit
+from engine.runtime.limits import Limits
+from engine.runtime.records import Entity
+from engine.runtime.registry import Registry
+
+__all__ = ["RowCache", "Shared"]
+
+
+class RowCache(dict[str, EntityRow]):
+    """The entity rows this engine read or wrote last; past ``capacity``, the oldest go.
+
+    A row is only a guess of the stored one: every commit checks its version,
+    so forgetting one costs a read, never correctness.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        super().__init__()
+        self.capacity = capacity
+
+    def __setitem__(self, key: str, value: EntityRow) -> None:
+        super().__setitem__(key, value)
+        if len(self) > self.capacity:
+            del self[next(iter(self))]
+
+
+class Shared:
+    """One engine's ports and state that more than one of its rooms reads or writes.
+
+    ``commit`` is set by the engine once the room that wakes watchers exists,
+    since every commit tells that room what it wrote.
+    """
+
+    commit: GroupCommit
+
+    def __init__(self, store: Store, clock: Clock, observer: Observer, limits: Limits) -> None:
+        self.store = store
+        self.clock = clock
+        self.observer = observer
+        self.limits = limits
+        self.id = secrets.token_hex(8)
+        self.host = socket.gethostname()
+        # Transition ids: this engine's id and a counter. Unique across engines and
+        # restarts (the engine id is new each time), and no system call on the hot path.
+        self._serial = itertools.count(1)
+        self.registry = Registry()
+        self.cache = RowCache(limits.cached_rows)
+        self.locks = KeyedLock(limits.idle_locks)
+        self.recovering: set[str] = set()  # entities whose transition recovery is finishing
+        self.closed = False
+
+    def check_open(self) -> None:
+        """Unavailable once the engine is closed."""
+        if self.closed:
+            raise Unavailable("the engine is closed")
+
+    def next_transition_id(self) -> str:
+        """A new transition id, unique across engines."""
+        return f"{self.id}{next(self._serial):016x}"
+
+    def row(self, ref: str | Entity, chart: str | None = None) -> EntityRow:
+        """The stored entity with this id or name; NotFound or InvalidParameter otherwise."""
+        key = ref.id if isinstance(ref, Entity) else ref
+        if not isinstance(key, str) or not key:
+            raise InvalidParameter(f"invalid name or ID supplied: {key!r}")
+        row = self.store.entity(key, chart)
+        if row is None:
+            raise NotFound(f"No such entity: {key}")
+        return row
+
+    def cached(self, ref: str | Entity) -> EntityRow:
+        """The entity's row from the cache, or read (and cached) if it is not there."""
+        key = ref.id if isinstance(ref, Entity) else ref
+        row = self.cache.get(key) if isinstance(key, str) else None
+        if row is None:
+            row = self.row(ref)
+            self.cache[row.id] = row
+        return row

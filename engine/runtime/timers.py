@@ -1,0 +1,129 @@
+"""Housekeeping: due timers fired, heartbeats sent, dead engines' work recovered.
+
+One thread per engine. It sleeps until the next timer is due or the next
+beat, whichever comes first, and is woken early only by a new timer due
+before it would look again.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import replace
+
+from engine.errors import ChartdError, Unavailable
+from engine.ports import Clock, Write
+from engine.runtime.firing import Firing
+from engine.runtime.outcomes import Contended
+from engine.runtime.recovery import Recovery
+from engine.runtime.shared import Shared
+
+__all__ = ["Housekeeping"]
+
+log = logging.getLogger("chartd.engine")
+
+
+class Alarm:
+    """When the housekeeping thread next looks at the timers, and the way to wake it early."""
+
+    def __init__(self, clock: Clock) -> None:
+        self._clock = clock
+        self._wake = threading.Event()
+        self._sleeps_until = 0.0  # clock time the thread next looks at timers
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep ``seconds``, or until woken."""
+        self._sleeps_until = self._clock.now() + seconds
+        self._wake.wait(seconds)
+        self._wake.clear()
+
+    def ring(self) -> None:
+        """Wake the sleeper now."""
+        self._wake.set()
+
+    def timer_added(self, due: float) -> None:
+        """Wake the sleeper if a new timer is due before it looks again.
+
+        A timer due later is found when it next looks, at most a beat from
+        now: waking it for each one (a stop timer per stop) costs two queries a
+        fire. A clock at or past the planned look (a test's clock moved on, a
+        slow turn) wakes it too.
+        """
+        planned = self._sleeps_until
+        if due < planned or self._clock.now() >= planned:
+            self._wake.set()
+
+
+class Housekeeping:
+    """Fires due timers and keeps the engine's heartbeat and recovery sweep going."""
+
+    def __init__(self, shared: Shared, firing: Firing, recovery: Recovery, alarm: Alarm) -> None:
+        self._s = shared
+        self._firing = firing
+        self._recovery = recovery
+        self._alarm = alarm
+        self._timers = True
+        self._thread = threading.Thread(target=self._loop, name="chartd-housekeeping", daemon=True)
+
+    def start(self, *, timers: bool) -> None:
+        """Beat once, then start the thread; ``timers`` False leaves timers to run_due_timers.
+
+        Heartbeats keep other engines from recovering this one's sagas, so the
+        thread runs even without timers.
+        """
+        self._timers = timers
+        self._recovery.beat()
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Wake the thread and wait for it to end (the engine is closed already)."""
+        self._alarm.ring()
+        self._thread.join()
+
+    def run_due_timers(self) -> int:
+        """See :meth:`engine.Engine.run_due_timers`."""
+        s = self._s
+        count = 0
+        for timer in s.store.due_timers(s.clock.now(), charts=s.registry.names()):
+            if s.closed:
+                break
+            fired: str | None = None
+            error: str | None = None
+            try:
+                result = self._firing.fire(
+                    timer.entity_id, timer.event, timer.params, f"timer:{timer.id}"
+                )
+                fired = result.transition_id
+            except (Unavailable, Contended):
+                continue
+            except ChartdError as exc:
+                error = f"{exc.category.value}: {exc.message}"
+            s.commit.commit(
+                Write(timers=[replace(timer, status="fired", fired_transition=fired, error=error)])
+            )
+            count += 1
+        return count
+
+    def _loop(self) -> None:
+        """Beat, recover what dead engines left, and (if enabled) fire due timers."""
+        s, beat = self._s, self._s.limits.beat
+        last_beat = last_sweep = time.monotonic()
+        while not s.closed:
+            due = None
+            try:
+                if self._timers:
+                    self.run_due_timers()
+                mono = time.monotonic()
+                if mono - last_beat >= beat:
+                    self._recovery.beat()
+                    last_beat = mono
+                if mono - last_sweep >= 5 * beat:
+                    self._recovery.recover()
+                    last_sweep = mono
+                if self._timers:
+                    due = s.store.next_timer(charts=s.registry.names())
+            except Exception:  # keep the loop alive; the next turn retries
+                log.exception("housekeeping")
+            wait = beat if due is None else min(beat, max(0.0, due - s.clock.now()))
+            self._alarm.sleep(wait)
