@@ -281,6 +281,7 @@ class Observer(Protocol):
     def step_started(self, chart: str, entity_id: str, name: str, phase: str, index: int) -> None:
         """Step ``name`` (``index`` in the transition's steps) begins its do or its undo."""
 
+    # The Observer port's signature, pinned by tests/unit/test_public_api.py.
     def step(
         self,
         chart: str,

@@ -53,6 +53,8 @@ class ContainerService(Protocol):
         """The container ``ref`` names."""
         ...
 
+    # One keyword per moby create option: the signature of Containers.create, which
+    # the daemon hands in as this Protocol, so the two change together.
     def create(
         self,
         cmd: Sequence[str],

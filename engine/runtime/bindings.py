@@ -47,6 +47,7 @@ class Context:
     transition commits.
     """
 
+    # The public engine.Context constructor, called by keyword: one field per thing a step sees.
     def __init__(
         self,
         *,

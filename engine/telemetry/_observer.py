@@ -185,6 +185,7 @@ class Telemetry:
             fire=False,
         )
 
+    # The Observer port's signature, pinned by tests/unit/test_public_api.py.
     def step(
         self,
         chart: str,
