@@ -16,6 +16,7 @@ branch_labels = None
 depends_on = None
 
 
+# Migrations are frozen history: a released one is never rewritten, however long.
 def upgrade() -> None:
     op.create_table(
         "counters",

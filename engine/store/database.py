@@ -1,0 +1,146 @@
+"""One SQL database as the store uses it: its transactions, and driver SQL run in them.
+
+Reads run in pooled SQLAlchemy connections. Writes run their prepared driver
+SQL (see :mod:`engine.store.statements`) on the driver's cursor, inside a
+transaction begun here; a driver error is raised as SQLAlchemy's, so that
+callers catch one family of errors whichever way a statement ran.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from typing import Any
+
+import sqlalchemy as sa
+
+from engine.errors import Unavailable
+from engine.store.dialect import open_engine
+from engine.store.statements import Prepared
+
+__all__ = ["Database"]
+
+
+class Database:
+    """The engine on one database, its read and write transactions, and the write connection."""
+
+    def __init__(self, url: sa.URL, busy_timeout_ms: int) -> None:
+        self.dialect = url.get_backend_name()
+        self.engine, shared = open_engine(url, busy_timeout_ms)
+        # Only an in-memory SQLite database shares one connection between threads.
+        self._serial = threading.RLock() if shared else None
+        self._dbapi_error: type[Exception] = self.engine.dialect.dbapi.Error  # type: ignore[union-attr]
+        self._write_lock = threading.Lock()
+        self._write_conn: Any = None
+
+    @contextmanager
+    def reading(self) -> Iterator[sa.Connection]:
+        """A pooled connection in a read transaction."""
+        lock = self._serial
+        if lock is not None:
+            lock.acquire()
+        try:
+            with self.engine.connect() as conn, conn.begin():
+                yield conn
+        except sa.exc.OperationalError as exc:
+            raise Unavailable(f"the database is unavailable: {exc.orig or exc}") from exc
+        finally:
+            if lock is not None:
+                lock.release()
+
+    @contextmanager
+    def writing(self) -> Iterator[Any]:
+        """The driver connection of one write transaction, committed on success.
+
+        SQLite: one connection kept open for every write (writes are
+        serialised by the group commit anyway, and checking a connection out
+        of the pool costs more than the statements), begun IMMEDIATE so two
+        processes never deadlock upgrading a read lock. PostgreSQL: a pooled
+        connection, pinged on checkout, so that one the server dropped is
+        replaced before it can fail a write.
+        """
+        lock = self._serial
+        if lock is not None:
+            lock.acquire()
+        try:
+            if self.dialect == "sqlite":
+                with self._write_lock:
+                    raw = self._writer()
+                    self.run_sql(raw, "BEGIN IMMEDIATE")
+                    try:
+                        yield raw
+                    except BaseException:
+                        try:
+                            self.run_sql(raw, "ROLLBACK")
+                        except sa.exc.DBAPIError:
+                            self._drop_writer()
+                        raise
+                    self.run_sql(raw, "COMMIT")
+            else:
+                with self.engine.connect() as conn:
+                    conn.execution_options(chartd_write=True)
+                    with conn.begin():
+                        yield conn.connection.dbapi_connection
+        except sa.exc.OperationalError as exc:
+            raise Unavailable(f"the database is unavailable: {exc.orig or exc}") from exc
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def _writer(self) -> Any:
+        if self._write_conn is None:
+            self._write_conn = self.engine.raw_connection()
+        return self._write_conn
+
+    def _drop_writer(self) -> None:
+        conn, self._write_conn = self._write_conn, None
+        if conn is not None:
+            with suppress(sa.exc.DBAPIError):
+                conn.invalidate()
+
+    # -- running driver SQL ----------------------------------------------------------------
+
+    def run_sql(self, conn: Any, sql: str) -> None:
+        """Run ``sql``, which has no parameters (a transaction or savepoint command)."""
+        try:
+            conn.execute(sql)
+        except self._dbapi_error as exc:
+            raise sa.exc.DBAPIError.instance(sql, (), exc, self._dbapi_error) from exc
+
+    def run(self, conn: Any, prepared: Prepared, params: dict[str, Any]) -> Any:
+        """Run one prepared statement on the driver's cursor; return the cursor."""
+        cursor = conn.cursor()
+        args = prepared.args(params)
+        try:
+            cursor.execute(prepared.sql, args)
+        except self._dbapi_error as exc:
+            raise sa.exc.DBAPIError.instance(prepared.sql, args, exc, self._dbapi_error) from exc
+        return cursor
+
+    def run_statement(self, conn: Any, stmt: Any) -> None:
+        """Run a statement built for this call (rare paths): compiled now, with its values."""
+        compiled = stmt.compile(
+            dialect=self.engine.dialect, compile_kwargs={"render_postcompile": True}
+        )
+        self.run(conn, Prepared(compiled.string, compiled.positiontup), compiled.params).close()
+
+    def run_many(self, conn: Any, prepared: Prepared, rows: list[dict[str, Any]]) -> int:
+        """Run a prepared statement once per row; return the rows it counted as changed."""
+        cursor = conn.cursor()
+        args = [prepared.args(r) for r in rows]
+        try:
+            cursor.executemany(prepared.sql, args)
+            return int(cursor.rowcount)
+        except self._dbapi_error as exc:
+            raise sa.exc.DBAPIError.instance(prepared.sql, args, exc, self._dbapi_error) from exc
+        finally:
+            cursor.close()
+
+    def close(self) -> None:
+        """Release every connection."""
+        with self._write_lock:
+            if self._write_conn is not None:
+                self._write_conn.close()
+                self._write_conn = None
+        self.engine.dispose()

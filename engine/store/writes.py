@@ -1,0 +1,229 @@
+"""The write path: committing batches of Write units, and engines' heartbeats.
+
+A batch is one transaction. Its units are checked and applied in order, each
+kind of row written by one prepared statement for the whole batch, so that a
+commit shared by many fires costs about as many statements as one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import sqlalchemy as sa
+
+from engine.errors import Conflict, Unavailable
+from engine.ports import EntityRow, TransitionRow, VersionConflict, Write
+from engine.store import schema as t
+from engine.store.database import Database
+from engine.store.rows import (
+    entity_changes,
+    entity_values,
+    event_values,
+    step_values,
+    timer_values,
+    transition_changes,
+    transition_values,
+)
+from engine.store.statements import WriteStatements
+
+__all__ = ["JournalWrites"]
+
+
+class JournalWrites:
+    """The Store port's writes, on :class:`Database` with its prepared statements."""
+
+    _db: Database
+    _statements: WriteStatements
+
+    def apply(self, batch: Sequence[Write]) -> list[Exception | None]:
+        """Commit ``batch`` in one transaction; see :meth:`engine.ports.Store.apply`.
+
+        A unit that breaks a unique constraint (a name taken, an idempotency
+        key used) gets a Conflict; alone, the Conflict is raised.
+        """
+        try:
+            with self._db.writing() as conn:
+                return self._apply(conn, batch)
+        except sa.exc.IntegrityError as exc:
+            if len(batch) == 1:
+                raise _conflict(exc) from exc
+            # One unit broke a constraint (e.g. a name taken by another process):
+            # commit the others, each alone, so only the offender fails. From here on
+            # earlier units may be committed, so a later unit's failure (the database
+            # going away too) is that unit's entry, never raised for the whole batch.
+            results: list[Exception | None] = []
+            for unit in batch:
+                try:
+                    results.extend(self.apply([unit]))
+                except (Conflict, Unavailable) as failure:
+                    results.append(failure)
+            return results
+
+    def heartbeat(self, owner: str, pid: int, host: str, now: float) -> None:
+        """Record that engine ``owner`` is alive at ``now``."""
+        with self._db.writing() as conn:
+            self._db.run_many(
+                conn,
+                self._statements.upsert_owner,
+                [{"owner": owner, "pid": pid, "host": host, "beat_at": now}],
+            )
+
+    def _apply(self, conn: Any, batch: Sequence[Write]) -> list[Exception | None]:
+        db, s = self._db, self._statements
+        results, passed = self._write_entities(conn, batch)
+        transitions = [tr for unit in passed for tr in unit.transitions]
+        events = [e for unit in passed for e in unit.events]
+        first = self._allocate(conn, transitions=len(transitions), events=len(events))
+        if transitions:
+            self._insert_transitions(conn, transitions, first["transitions"])
+        updates = [tr for unit in passed for tr in unit.transition_updates]
+        if updates:
+            db.run_many(conn, s.update_transition, [transition_changes(tr) for tr in updates])
+        step_rows = [step_values(step) for unit in passed for step in unit.steps]
+        if step_rows:
+            db.run_many(conn, s.upsert_step, step_rows)
+        self._write_timers(conn, passed)
+        if events:
+            seq = first["events"]
+            db.run_many(
+                conn, s.insert_event, [event_values(e, seq + i) for i, e in enumerate(events)]
+            )
+        return results
+
+    # -- entities ----------------------------------------------------------------------------
+
+    def _write_entities(
+        self, conn: Any, batch: Sequence[Write]
+    ) -> tuple[list[Exception | None], list[Write]]:
+        """Write each unit's entity; return each unit's result, and the units that passed.
+
+        A unit whose entity is not at its expected version fails with a
+        VersionConflict, and nothing else of it is written.
+        """
+        results: list[Exception | None] = []
+        passed: list[Write] = []
+        new_entities: list[EntityRow] = []
+        checked = self._update_all(conn, batch)
+        for unit in batch:
+            row = unit.entity
+            if checked and row is not None and unit.expect_version is not None:
+                pass  # updated, every version matched, by _update_all
+            elif row is not None and unit.expect_version is not None:
+                if any(r.id == row.id for r in new_entities):
+                    # Created earlier in this batch: insert it before checking its version.
+                    self._insert_entities(conn, new_entities)
+                    new_entities = []
+                if not self._update_entity(conn, row, unit.expect_version):
+                    results.append(VersionConflict(row.id, unit.expect_version))
+                    continue
+            elif row is not None:
+                new_entities.append(row)
+            results.append(None)
+            passed.append(unit)
+        if new_entities:
+            self._insert_entities(conn, new_entities)
+        return results, passed
+
+    def _update_entity(self, conn: Any, row: EntityRow, expect: int) -> bool:
+        """Write ``row`` if the stored entity is at version ``expect``; say whether it was."""
+        done = self._db.run(
+            conn,
+            self._statements.update_entity,
+            {"b_id": row.id, "b_expect": expect, **entity_changes(row)},
+        )
+        changed = done.rowcount
+        done.close()
+        return bool(changed == 1)
+
+    def _update_all(self, conn: Any, batch: Sequence[Write]) -> bool:
+        """Try every version-checked entity update of the batch in one statement.
+
+        True if each matched its version (the common case: no race). Else it
+        undoes them (to a savepoint) and the caller checks unit by unit, so
+        that only the losers are skipped. Only on SQLite, whose driver counts
+        the rows of an executemany; only when no entity is created or
+        updated twice in the batch, where order would matter.
+        """
+        units = [
+            (u.entity, u.expect_version)
+            for u in batch
+            if u.entity is not None and u.expect_version is not None
+        ]
+        if self._db.dialect != "sqlite" or len(units) < 2:
+            return False
+        ids = {row.id for row, _ in units}
+        created = {u.entity.id for u in batch if u.entity is not None and u.expect_version is None}
+        if len(ids) != len(units) or created & ids:
+            return False
+        rows = [
+            {"b_id": row.id, "b_expect": expect, **entity_changes(row)} for row, expect in units
+        ]
+        self._db.run_sql(conn, "SAVEPOINT chartd_updates")
+        matched = self._db.run_many(conn, self._statements.update_entity, rows) == len(units)
+        if not matched:
+            self._db.run_sql(conn, "ROLLBACK TO SAVEPOINT chartd_updates")
+        self._db.run_sql(conn, "RELEASE SAVEPOINT chartd_updates")
+        return matched
+
+    def _insert_entities(self, conn: Any, rows: list[EntityRow]) -> None:
+        first = self._allocate(conn, entities=len(rows))["entities"]
+        self._db.run_many(
+            conn,
+            self._statements.insert_entity,
+            [entity_values(r, first + i) for i, r in enumerate(rows)],
+        )
+
+    # -- the journal and timers ------------------------------------------------------------
+
+    def _insert_transitions(self, conn: Any, transitions: list[TransitionRow], first: int) -> None:
+        """Append ``transitions`` to the journal, numbered from ``first``."""
+        rows = [transition_values(tr) for tr in transitions]
+        for i, values in enumerate(rows):
+            values["seq"] = first + i
+        self._db.run_many(conn, self._statements.insert_transition, rows)
+
+    def _write_timers(self, conn: Any, passed: list[Write]) -> None:
+        # Units apply in batch order: a unit's cancel_timers also cancels the timers
+        # that earlier units of the batch set, and never those it or later ones set.
+        upsert = self._statements.upsert_timer
+        timer_rows: list[dict[str, Any]] = []
+        for unit in passed:
+            if unit.cancel_timers is not None:
+                if timer_rows:
+                    self._db.run_many(conn, upsert, timer_rows)
+                    timer_rows = []
+                entity_id, names = unit.cancel_timers
+                query = t.timers.update().where(
+                    t.timers.c.entity_id == entity_id, t.timers.c.status == "pending"
+                )
+                if names is not None:
+                    query = query.where(t.timers.c.event.in_(sorted(names)))
+                self._db.run_statement(conn, query.values(status="cancelled"))
+            timer_rows.extend(timer_values(tm) for tm in unit.timers)
+        if timer_rows:
+            self._db.run_many(conn, upsert, timer_rows)
+
+    def _allocate(self, conn: Any, **counts: int) -> dict[str, int]:
+        """Reserve consecutive numbers of each named sequence; return the first of each.
+
+        One atomic upsert: an UPDATE-then-INSERT lets two first writers on a
+        fresh PostgreSQL database both find no row and both insert.
+        """
+        wanted = {name: n for name, n in counts.items() if n}
+        first: dict[str, int] = {}
+        names = sorted(wanted)  # a fixed order, so two writers never lock in turn
+        for i in range(0, len(names), 2):
+            chunk = names[i : i + 2]
+            params: dict[str, Any] = {}
+            for j, name in enumerate(chunk):
+                params[f"name{j}"], params[f"n{j}"] = name, wanted[name]
+            cursor = self._db.run(conn, self._statements.allocators[len(chunk)], params)
+            for name, value in cursor.fetchall():
+                first[name] = int(value) - wanted[name] + 1
+            cursor.close()
+        return first
+
+
+def _conflict(exc: sa.exc.IntegrityError) -> Conflict:
+    return Conflict(f"the write breaks a uniqueness rule of the journal: {exc.orig or exc}")
