@@ -8,8 +8,11 @@ output, committed beside them, is for each ``NAME.proto``:
 
 protoc writes ``from chartd.v1 import ...`` (the import path of the .proto
 files); the code lives in ``engine.api.chartd.v1``, so those imports are
-rewritten. The versions of grpcio-tools and mypy-protobuf are pinned in
-pyproject.toml (the ``test`` extra) because their output names them:
+rewritten. The generated code checks at import that the grpcio runtime is at
+least the version that generated it; that version is written as the lower
+bound pyproject.toml declares for grpcio, so that any patch release of
+grpcio-tools the ``test`` extra resolves to generates the same files, and the
+runtime check agrees with the declared dependency:
 
     python tools/gen_proto.py          # regenerate in place
     python tools/gen_proto.py --check  # exit 1 if the committed code is stale
@@ -22,6 +25,7 @@ import re
 import shutil
 import sys
 import tempfile
+import tomllib
 from importlib import resources
 from pathlib import Path
 
@@ -31,6 +35,18 @@ PACKAGE = "chartd/v1"
 TARGET_PACKAGE = "engine.api.chartd.v1"
 SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py", "_pb2_grpc.pyi")
 _IMPORTS = re.compile(r"^(from|import) chartd\.v1\b", re.MULTILINE)
+_GRPC_VERSION = re.compile(r"^GRPC_GENERATED_VERSION = '[^']*'$", re.MULTILINE)
+
+
+def grpc_floor() -> str:
+    """The least grpcio version pyproject.toml declares (``grpcio>=X``)."""
+    with (REPO / "pyproject.toml").open("rb") as f:
+        dependencies = tomllib.load(f)["project"]["dependencies"]
+    for dep in dependencies:
+        found = re.fullmatch(r"grpcio\s*>=\s*([0-9][0-9.]*)", dep.strip())
+        if found:
+            return found.group(1)
+    sys.exit("pyproject.toml declares no 'grpcio>=X' dependency")
 
 
 def _plugin(name: str) -> str:
@@ -66,9 +82,11 @@ def generate(out: Path) -> list[Path]:
     if protoc.main(args) != 0:
         sys.exit("protoc failed")
     written = sorted(p for p in (out / PACKAGE).iterdir() if p.name.endswith(SUFFIXES))
+    floor = grpc_floor()
     for path in written:
-        text = path.read_text(encoding="utf-8")
-        path.write_text(_IMPORTS.sub(rf"\1 {TARGET_PACKAGE}", text), encoding="utf-8")
+        text = _IMPORTS.sub(rf"\1 {TARGET_PACKAGE}", path.read_text(encoding="utf-8"))
+        text = _GRPC_VERSION.sub(f"GRPC_GENERATED_VERSION = '{floor}'", text)
+        path.write_text(text, encoding="utf-8")
     return written
 
 

@@ -17,3 +17,19 @@ def test_generated_code_is_fresh() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr
+
+
+def test_the_generated_runtime_check_asks_for_the_declared_grpcio() -> None:
+    # The generated stubs refuse a grpcio older than GRPC_GENERATED_VERSION at import:
+    # it must be the floor pyproject.toml declares, whatever patch release of
+    # grpcio-tools generated them (a newer one names itself).
+    sys.path.insert(0, str(REPO / "tools"))
+    try:
+        import gen_proto  # noqa: PLC0415
+
+        floor = gen_proto.grpc_floor()
+    finally:
+        sys.path.remove(str(REPO / "tools"))
+    for name in ("engine_pb2_grpc.py", "containers_pb2_grpc.py"):
+        text = (REPO / "engine" / "api" / "chartd" / "v1" / name).read_text()
+        assert f"GRPC_GENERATED_VERSION = '{floor}'" in text, name
