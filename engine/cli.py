@@ -13,6 +13,7 @@ import json
 import os
 import sys
 from collections.abc import Hashable, Mapping
+from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
@@ -314,13 +315,12 @@ def _explore(c: engine.Chart, limit: int) -> list[Finding]:
 
             return value
 
-        conditions = {n: condition(n) for n in names}
-        out: list[engine.Snapshot] = []
+        successors = _Successors(c, {n: condition(n) for n in names}, held)
         try:
-            _successors(c, snapshot, event, conditions, out, held, 0)
+            successors.after(snapshot, event)
         except System as exc:
-            return out, asked, exc.message
-        return out, asked, None
+            return successors.found, asked, exc.message
+        return successors.found, asked, None
 
     initial = c.initial_snapshot(conditions={n: (lambda s, p: False) for n in names})
     found = explore(
@@ -335,45 +335,49 @@ def _explore(c: engine.Chart, limit: int) -> list[Finding]:
     return exploration_findings(c.model, found, _describe_key, limit=limit)
 
 
-def _successors(
-    c: engine.Chart,
-    snapshot: engine.Snapshot,
-    event: str,
-    conditions: Mapping[str, engine.ConditionFn],
-    out: list[engine.Snapshot],
-    held: set[str],
-    depth: int,
-) -> None:
-    """Where ``event`` may leave the entity: committed, failed, and after any follow-up.
+@dataclass(slots=True)
+class _Successors:
+    """Where events may leave the entity, gathered in ``found``.
 
-    A refusal adds nothing; System is raised for a chart that never settles,
-    and for follow-ups (``then``) that keep firing one another: the engine
-    would fire them without end.
+    The states of the configurations held while a saga runs are added to ``held``.
     """
-    try:
-        plan = engine.step(c, snapshot, event, conditions=conditions)
-    except System:
-        raise
-    except ChartdError:
-        return
-    if plan.transient_snapshot is not None:
-        held.update(plan.transient_snapshot.configuration)
-    outcomes = [(plan.snapshot, [t.then for t in plan.transitions if t.then])]
-    if plan.steps:
-        # A saga can fail at any step: the failure configuration is reachable too.
-        failure_then = plan.on_failure.then if plan.on_failure else None
-        outcomes.append((plan.failure_snapshot, [failure_then] if failure_then else []))
-    for after, follow_ups in outcomes:
-        out.append(after)
-        for then in follow_ups:
-            if then is not None and holds(then.when, after, {}, conditions):
-                if depth >= MAX_FOLLOW_UPS:
-                    raise System(
-                        f"follow-ups do not end: the engine stops after {MAX_FOLLOW_UPS} in a row "
-                        f"(the last of them: {then.event!r})"
-                    )
-                _successors(c, after, then.event, conditions, out, held, depth + 1)
-                break
+
+    chart: engine.Chart
+    conditions: Mapping[str, engine.ConditionFn]
+    held: set[str]
+    found: list[engine.Snapshot] = field(default_factory=list)
+
+    def after(self, snapshot: engine.Snapshot, event: str, depth: int = 0) -> None:
+        """Where ``event`` may leave the entity: committed, failed, and after any follow-up.
+
+        A refusal adds nothing; System is raised for a chart that never settles,
+        and for follow-ups (``then``) that keep firing one another: the engine
+        would fire them without end.
+        """
+        try:
+            plan = engine.step(self.chart, snapshot, event, conditions=self.conditions)
+        except System:
+            raise
+        except ChartdError:
+            return
+        if plan.transient_snapshot is not None:
+            self.held.update(plan.transient_snapshot.configuration)
+        outcomes = [(plan.snapshot, [t.then for t in plan.transitions if t.then])]
+        if plan.steps:
+            # A saga can fail at any step: the failure configuration is reachable too.
+            failure_then = plan.on_failure.then if plan.on_failure else None
+            outcomes.append((plan.failure_snapshot, [failure_then] if failure_then else []))
+        for after, follow_ups in outcomes:
+            self.found.append(after)
+            for then in follow_ups:
+                if then is not None and holds(then.when, after, {}, self.conditions):
+                    if depth >= MAX_FOLLOW_UPS:
+                        raise System(
+                            f"follow-ups do not end: the engine stops after {MAX_FOLLOW_UPS} "
+                            f"in a row (the last of them: {then.event!r})"
+                        )
+                    self.after(after, then.event, depth + 1)
+                    break
 
 
 def _configuration_key(s: engine.Snapshot) -> Hashable:
@@ -421,6 +425,7 @@ def _report(name: str, findings: list[Finding], fmt: str) -> NoReturn:
     raise typer.Exit(status)
 
 
+# serve is a typer command: one parameter per CLI option, so more than six.
 @app.command()
 def serve(
     state_dir: Annotated[
@@ -469,27 +474,11 @@ def serve(
     ] = None,
 ) -> None:
     """Run the daemon: the engine, the container chart on real processes, the gRPC API."""
-    import logging  # noqa: PLC0415 - the daemon's imports stay out of the client verbs
-
-    from engine import daemon  # noqa: PLC0415
+    from engine import daemon  # noqa: PLC0415 - the daemon's imports stay out of the client verbs
     from engine.api import default_state_dir  # noqa: PLC0415
 
-    level = getattr(logging, log_level.upper(), None)
-    if not isinstance(level, int):
-        _fail(engine.errors.InvalidParameter(f"invalid --log-level {log_level!r}"))
-    logging.basicConfig(
-        stream=sys.stderr, level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    if otel is None:
-        # The standard variable, as OpenTelemetry's own auto-configuration reads it.
-        otel = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() or "none"
-        if otel not in ("none", "console", "otlp"):
-            _fail(
-                engine.errors.InvalidParameter(
-                    f"invalid OTEL_TRACES_EXPORTER {otel!r}: use none, console or otlp"
-                )
-            )
-        otel = "off" if otel == "none" else otel
+    _start_logging(log_level)
+    exporter = _otel_exporter(otel)
     try:
         config = daemon.DaemonConfig.resolve(
             state_dir or default_state_dir(),
@@ -498,11 +487,38 @@ def serve(
             tls_cert=tls_cert,
             tls_key=tls_key,
             insecure=insecure,
-            otel=otel,
+            otel=exporter,
         )
         daemon.serve(config)
     except ChartdError as exc:
         _fail(exc)
+
+
+def _start_logging(log_level: str) -> None:
+    """Logs to stderr from ``log_level`` on (a level's name, any case)."""
+    import logging  # noqa: PLC0415 - the daemon's imports stay out of the client verbs
+
+    level = getattr(logging, log_level.upper(), None)
+    if not isinstance(level, int):
+        _fail(engine.errors.InvalidParameter(f"invalid --log-level {log_level!r}"))
+    logging.basicConfig(
+        stream=sys.stderr, level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+
+
+def _otel_exporter(otel: str | None) -> str:
+    """``--otel`` as given, else as ``OTEL_TRACES_EXPORTER`` says (``none`` is ``off``)."""
+    if otel is not None:
+        return otel
+    # The standard variable, as OpenTelemetry's own auto-configuration reads it.
+    named = os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() or "none"
+    if named not in ("none", "console", "otlp"):
+        _fail(
+            engine.errors.InvalidParameter(
+                f"invalid OTEL_TRACES_EXPORTER {named!r}: use none, console or otlp"
+            )
+        )
+    return "off" if named == "none" else named
 
 
 cli_client.register(app, chart_app, _load)

@@ -63,6 +63,7 @@ class DaemonConfig:
     otel: str = "off"
     shutdown_grace: float = 2.0
 
+    # More than six parameters: one keyword per option of chartd serve, a signature tests pin.
     @classmethod
     def resolve(
         cls,
