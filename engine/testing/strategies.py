@@ -187,6 +187,33 @@ def _condition(draw: st.DrawFn, opts: _Options) -> str | None:
     return f"!{name}" if draw(st.booleans()) else name
 
 
+@dataclass(frozen=True, slots=True)
+class _Ends:
+    """What the transitions of one drawn state tree draw their ends and events from."""
+
+    sources: list[str]
+    targets: list[str]
+    failure_targets: list[str]
+    transients: list[str]
+    events: list[str]
+
+    @classmethod
+    def of(cls, tree: _Tree, opts: _Options) -> _Ends:
+        events = list(opts.events)
+        if opts.done_events:
+            events += [f"done.state.{p}" for p in tree.paths("compound", "parallel")]
+        return cls(
+            sources=tree.paths("atomic", "compound", "parallel"),
+            targets=tree.paths("atomic", "compound", "parallel", "final", "history"),
+            failure_targets=tree.paths("atomic", "compound", "parallel", "final"),
+            transients=tree.paths("transient"),
+            events=events,
+        )
+
+
+_STEP_NAMES = ("t0", "t1", "t2", "t3")
+
+
 @st.composite
 def _documents(draw: st.DrawFn, opts: _Options) -> dict[str, Any]:
     tree = _Tree()
@@ -197,85 +224,17 @@ def _documents(draw: st.DrawFn, opts: _Options) -> dict[str, Any]:
     if not opts.initial_in_region:
         resting = [p for p in resting if not _in_region(tree, p)]
     initial = draw(st.sampled_from(resting))
-
-    sources = tree.paths("atomic", "compound", "parallel")
-    targets = tree.paths("atomic", "compound", "parallel", "final", "history")
-    failure_targets = tree.paths("atomic", "compound", "parallel", "final")
-    transients = tree.paths("transient")
-    event_names = list(opts.events)
-    if opts.done_events:
-        event_names += [f"done.state.{p}" for p in tree.paths("compound", "parallel")]
-    step_names = ("t0", "t1", "t2", "t3")
-
-    transitions: list[dict[str, Any]] = []
-    for _ in range(draw(st.integers(0, opts.max_transitions)) if sources else 0):
-        doc: dict[str, Any] = {"from": draw(st.sampled_from(sources))}
-        eventless = opts.eventless and draw(st.integers(0, 4)) == 0
-        if not eventless:
-            doc["event"] = draw(st.sampled_from(event_names))
-        targetless = opts.targetless and not eventless and draw(st.integers(0, 4)) == 0
-        if not targetless:
-            doc["to"] = draw(st.sampled_from(targets))
-        when = _condition(draw, opts)
-        if when is not None:
-            doc["when"] = when
-        if opts.steps:
-            guards = draw(st.lists(st.sampled_from(("g0", "g1")), max_size=2, unique=True))
-            steps = draw(st.lists(st.sampled_from(step_names), max_size=3))
-            if guards:
-                doc["guards"] = guards
-            if steps:
-                doc["steps"] = steps
-                # Only an evented transition holds its `via` (eventless ones run inside a
-                # step), and dropping an eventless one must not orphan a transient state.
-                if transients and "to" in doc and "event" in doc and draw(st.booleans()):
-                    doc["via"] = draw(st.sampled_from(transients))
-            if draw(st.integers(0, 3)) == 0:
-                doc["set"] = {"flag": draw(st.booleans())}
-            if opts.failures and steps and draw(st.integers(0, 2)) == 0:
-                failure: dict[str, Any] = {"record": ["error"]}
-                if draw(st.booleans()):
-                    failure["to"] = draw(st.sampled_from(failure_targets))
-                if len(steps) > 1 and draw(st.booleans()):
-                    failure["after"] = draw(st.sampled_from(steps[:-1]))
-                if opts.follow_ups and "event" in doc and draw(st.integers(0, 2)) == 0:
-                    then = _follow_up(draw, opts, doc["event"])
-                    if then is not None:
-                        failure["then"] = then
-                doc["on_failure"] = failure
-        if opts.follow_ups and "event" in doc and draw(st.integers(0, 5)) == 0:
-            then = _follow_up(draw, opts, doc["event"])
-            if then is not None:
-                doc["then"] = then
-        transitions.append(doc)
+    ends = _Ends.of(tree, opts)
+    count = draw(st.integers(0, opts.max_transitions)) if ends.sources else 0
+    transitions = [_draw_transition(draw, opts, ends) for _ in range(count)]
 
     # A transient state must be the `via` of a transition with steps; drop the unused.
     used = {t["via"] for t in transitions if "via" in t}
-    for path in transients:
+    for path in ends.transients:
         if path not in used:
             tree.remove(path)
 
-    rejections: list[dict[str, Any]] = []
-    if opts.rejections:
-        seen: set[tuple[str, str, str | None]] = set()
-        states = tree.paths("atomic", "compound", "parallel", "final", "transient")
-        for _ in range(draw(st.integers(0, 3))):
-            state = draw(st.sampled_from(states))
-            event = draw(st.sampled_from(["*", *opts.events]))
-            when = _condition(draw, opts)
-            if (state, event, when) in seen:
-                continue
-            seen.add((state, event, when))
-            rejection: dict[str, Any] = {
-                "event": event,
-                "in": state,
-                "error": draw(st.sampled_from(_CATEGORIES)),
-                "message": f"{{event}} is refused in {state}",
-            }
-            if when is not None:
-                rejection["when"] = when
-            rejections.append(rejection)
-
+    rejections = _draw_rejections(draw, opts, tree) if opts.rejections else []
     document: dict[str, Any] = {
         "chart": "generated",
         "initial": initial,
@@ -285,6 +244,76 @@ def _documents(draw: st.DrawFn, opts: _Options) -> dict[str, Any]:
     if rejections:
         document["rejections"] = rejections
     return _without_eventless_cycles(document)
+
+
+def _draw_transition(draw: st.DrawFn, opts: _Options, ends: _Ends) -> dict[str, Any]:
+    doc: dict[str, Any] = {"from": draw(st.sampled_from(ends.sources))}
+    eventless = opts.eventless and draw(st.integers(0, 4)) == 0
+    if not eventless:
+        doc["event"] = draw(st.sampled_from(ends.events))
+    targetless = opts.targetless and not eventless and draw(st.integers(0, 4)) == 0
+    if not targetless:
+        doc["to"] = draw(st.sampled_from(ends.targets))
+    when = _condition(draw, opts)
+    if when is not None:
+        doc["when"] = when
+    if opts.steps:
+        _draw_saga(draw, opts, ends, doc)
+    if opts.follow_ups and "event" in doc and draw(st.integers(0, 5)) == 0:
+        then = _follow_up(draw, opts, doc["event"])
+        if then is not None:
+            doc["then"] = then
+    return doc
+
+
+def _draw_saga(draw: st.DrawFn, opts: _Options, ends: _Ends, doc: dict[str, Any]) -> None:
+    """Add guards, steps, ``via``, ``set`` and ``on_failure`` to the transition ``doc``."""
+    guards = draw(st.lists(st.sampled_from(("g0", "g1")), max_size=2, unique=True))
+    steps = draw(st.lists(st.sampled_from(_STEP_NAMES), max_size=3))
+    if guards:
+        doc["guards"] = guards
+    if steps:
+        doc["steps"] = steps
+        # Only an evented transition holds its `via` (eventless ones run inside a
+        # step), and dropping an eventless one must not orphan a transient state.
+        if ends.transients and "to" in doc and "event" in doc and draw(st.booleans()):
+            doc["via"] = draw(st.sampled_from(ends.transients))
+    if draw(st.integers(0, 3)) == 0:
+        doc["set"] = {"flag": draw(st.booleans())}
+    if opts.failures and steps and draw(st.integers(0, 2)) == 0:
+        failure: dict[str, Any] = {"record": ["error"]}
+        if draw(st.booleans()):
+            failure["to"] = draw(st.sampled_from(ends.failure_targets))
+        if len(steps) > 1 and draw(st.booleans()):
+            failure["after"] = draw(st.sampled_from(steps[:-1]))
+        if opts.follow_ups and "event" in doc and draw(st.integers(0, 2)) == 0:
+            then = _follow_up(draw, opts, doc["event"])
+            if then is not None:
+                failure["then"] = then
+        doc["on_failure"] = failure
+
+
+def _draw_rejections(draw: st.DrawFn, opts: _Options, tree: _Tree) -> list[dict[str, Any]]:
+    rejections: list[dict[str, Any]] = []
+    seen: set[tuple[str, str, str | None]] = set()
+    states = tree.paths("atomic", "compound", "parallel", "final", "transient")
+    for _ in range(draw(st.integers(0, 3))):
+        state = draw(st.sampled_from(states))
+        event = draw(st.sampled_from(["*", *opts.events]))
+        when = _condition(draw, opts)
+        if (state, event, when) in seen:
+            continue
+        seen.add((state, event, when))
+        rejection: dict[str, Any] = {
+            "event": event,
+            "in": state,
+            "error": draw(st.sampled_from(_CATEGORIES)),
+            "message": f"{{event}} is refused in {state}",
+        }
+        if when is not None:
+            rejection["when"] = when
+        rejections.append(rejection)
+    return rejections
 
 
 def _without_eventless_cycles(document: dict[str, Any]) -> dict[str, Any]:
@@ -306,6 +335,8 @@ def _without_eventless_cycles(document: dict[str, Any]) -> dict[str, Any]:
         document = {**document, "transitions": transitions[:last] + transitions[last + 1 :]}
 
 
+# Eighteen keyword-only parameters: each switches a feature of the public strategy (docs/testing.md,
+# the differential tests stay inside another interpreter's subset with them); they are its API.
 def chart_documents(
     *,
     max_depth: int = 2,
@@ -440,6 +471,8 @@ def faults(chart: engine.Chart, *, crashes: bool = True) -> st.SearchStrategy[Fa
     return st.none() | fault
 
 
+# Eight parameters: the public options of a public strategy, also passed on by actions() and
+# mixed() as keywords; grouping them would change its API.
 def fires(
     chart: engine.Chart,
     *,
