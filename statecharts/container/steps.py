@@ -53,14 +53,6 @@ def _cid(ctx: engine.Context) -> str:
     return ctx.entity_id
 
 
-def _stop_timeout(ctx: engine.Context) -> Any:
-    """The stop's timeout: the request's, else the container's, else moby's default."""
-    timeout = ctx.params.get("timeout")
-    if timeout is None:
-        timeout = ctx.data.get("stop_timeout")
-    return moby.DEFAULT_STOP_TIMEOUT if timeout is None else timeout
-
-
 class ContainerSteps:
     """The saga steps of the container chart, on a runtime, an address pool and a state root.
 
@@ -213,12 +205,7 @@ class ContainerSteps:
         data, params = ctx.data, ctx.params
         stop = int(data.get("stop_signal") or moby.DEFAULT_STOP_SIGNAL)
         signal = moby.parse_signal(params.get("signal") or stop)
-        timeout = _stop_timeout(ctx)
-        try:
-            self.runtime.kill(_cid(ctx), signal)
-        except ChartdError:
-            timeout = 2  # moby: when the signal cannot be sent, wait 2 s, then kill
-        ctx.emit("kill", signal=str(signal))
+        timeout = self._send_stop(ctx, signal)
         if moby.ends(signal, stop, bool(data.get("stop_signal_set"))):
             data["exit_on_next"] = True
             if ctx.source.in_state("running.paused"):
@@ -228,6 +215,23 @@ class ContainerSteps:
             data["manually_stopped"] = True
         if float(timeout) >= 0:
             ctx.schedule("stop_timeout", float(timeout))
+
+    def _send_stop(self, ctx: engine.Context, signal: int) -> Any:
+        """Send a stop's ``signal``; the seconds to wait for the exit before SIGKILL.
+
+        The stop's timeout is the request's, else the container's, else moby's default.
+        """
+        timeout = ctx.params.get("timeout")
+        if timeout is None:
+            timeout = ctx.data.get("stop_timeout")
+        if timeout is None:
+            timeout = moby.DEFAULT_STOP_TIMEOUT
+        try:
+            self.runtime.kill(_cid(ctx), signal)
+        except ChartdError:
+            timeout = 2  # moby: when the signal cannot be sent, wait 2 s, then kill
+        ctx.emit("kill", signal=str(signal))
+        return timeout
 
     def task_kill(self, ctx: engine.Context) -> None:
         """SIGKILL the task (rm -f, or the stop timeout)."""
@@ -261,12 +265,7 @@ class ContainerSteps:
     def task_stop(self, ctx: engine.Context) -> None:
         """Stop synchronously (restart): the stop signal, the timeout, then SIGKILL."""
         signal = int(ctx.data.get("stop_signal") or moby.DEFAULT_STOP_SIGNAL)
-        timeout = _stop_timeout(ctx)
-        try:
-            self.runtime.kill(_cid(ctx), signal)
-        except ChartdError:
-            timeout = 2  # moby: when the signal cannot be sent, wait 2 s, then kill
-        ctx.emit("kill", signal=str(signal))
+        timeout = self._send_stop(ctx, signal)
         if ctx.source.in_state("running.paused"):
             self._thaw(ctx)
         if self._wait(_cid(ctx), float(timeout) if float(timeout) >= 0 else None) is None:
@@ -295,11 +294,7 @@ class ContainerSteps:
 
     def task_pause(self, ctx: engine.Context) -> None:
         """Freeze the task."""
-        try:
-            self.runtime.pause(_cid(ctx))
-        except ChartdError as exc:
-            raise System(f"cannot pause container {_cid(ctx)}: {exc.message}") from exc
-        ctx.emit("pause")
+        self._freeze_or_thaw(ctx, self.runtime.pause, "pause")
 
     def task_unpause(self, ctx: engine.Context, payload: Any) -> None:
         """Thaw the task (the compensation of a pause)."""
@@ -307,11 +302,17 @@ class ContainerSteps:
 
     def task_resume(self, ctx: engine.Context) -> None:
         """Thaw the task."""
+        self._freeze_or_thaw(ctx, self.runtime.resume, "unpause")
+
+    def _freeze_or_thaw(
+        self, ctx: engine.Context, operation: Callable[[str], None], action: str
+    ) -> None:
+        """Pause or resume the task, then emit ``action`` (a System error if it failed)."""
         try:
-            self.runtime.resume(_cid(ctx))
+            operation(_cid(ctx))
         except ChartdError as exc:
-            raise System(f"cannot unpause container {_cid(ctx)}: {exc.message}") from exc
-        ctx.emit("unpause")
+            raise System(f"cannot {action} container {_cid(ctx)}: {exc.message}") from exc
+        ctx.emit(action)
 
     def cancel_restart(self, ctx: engine.Context) -> None:
         """Cancel a restarting container's pending retry."""
