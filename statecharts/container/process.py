@@ -39,6 +39,7 @@ from typing import TYPE_CHECKING, Literal
 
 from engine import errors
 from engine.errors import ChartdError, Conflict, NotFound, System, Unavailable
+from engine.locks import KeyedLock
 from statecharts.container import cgroups, shim
 from statecharts.container.exits import ExitDispatcher, TaskMonitor
 from statecharts.container.procfs import TIMEOUT, boot_id, decode_exit, proc_stat
@@ -106,7 +107,7 @@ class ProcessRuntime:
         self.freezer: Freezer = "cgroup" if self._cgroup_parent is not None else "signal"
         self._boot_id = boot_id()
         self._lock = threading.Lock()
-        self._ops: dict[str, threading.Lock] = {}
+        self._ops = KeyedLock()  # one operation at a time per container
         self._containers: dict[str, ContainerSpec] = {}
         self._tasks: dict[str, Task] = {}
         self._closed = False
@@ -340,21 +341,13 @@ class ProcessRuntime:
         runs many containers keeps none for the deleted ones. An operation that
         waited for a lock forgotten meanwhile takes the container's current one.
         """
-        while True:
-            with self._lock:
-                lock = self._ops.setdefault(container_id, threading.Lock())
-            lock.acquire()
-            with self._lock:
-                if self._ops.get(container_id) is lock:
-                    break
-            lock.release()
+        self._ops.acquire(container_id)
         try:
             yield
         finally:
             with self._lock:
-                if container_id not in self._containers and container_id not in self._tasks:
-                    del self._ops[container_id]
-            lock.release()
+                gone = container_id not in self._containers and container_id not in self._tasks
+            self._ops.release(container_id, forget=gone)
 
     def _task(self, container_id: str) -> Task:
         with self._lock:
