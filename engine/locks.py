@@ -49,6 +49,10 @@ class KeyedLock:
         """How many locks it keeps now (held or not)."""
         return len(self._entries)
 
+    def __contains__(self, key: object) -> bool:
+        """Whether a lock is kept for ``key`` now."""
+        return key in self._entries
+
     def acquire(self, key: str) -> None:
         """Block until the calling thread holds ``key``'s lock; release it with :meth:`release`."""
         while True:

@@ -64,18 +64,17 @@ class Fire:
     def transition_row(self, owner: str, **fields: Any) -> TransitionRow:
         """This fire's journal row, with ``fields`` (status and what goes with it) set."""
         plan = self.plan
-        values: dict[str, Any] = {
-            "id": self.ctx.transition_id,
-            "entity_id": self.row.id,
-            "event": plan.event,
-            "params": dict(plan.params),
-            "version_from": plan.source.version,
-            "owner": owner,
-            "idempotency_key": self.key,
-            "started_at": self.ctx.now,
-        }
-        values.update(fields)
-        return TransitionRow(**values)
+        fields.setdefault("started_at", self.ctx.now)
+        return TransitionRow(
+            id=self.ctx.transition_id,
+            entity_id=self.row.id,
+            event=plan.event,
+            params=dict(plan.params),
+            version_from=plan.source.version,
+            owner=owner,
+            idempotency_key=self.key,
+            **fields,
+        )
 
 
 class Saga:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import strategies as st
@@ -23,6 +24,7 @@ BindingsFactory = Callable[[], "Bindings | tuple[Bindings, Sequence[Invariant]]"
 """Builds the bindings for one run, and optionally the invariants that check their state."""
 
 
+# Twelve parameters: the public options of state_machine, pinned by tests/unit/test_public_api.py.
 def state_machine(
     chart: engine.Chart,
     bindings: Bindings | BindingsFactory | None = None,
@@ -71,6 +73,18 @@ def state_machine(
     """
     inject = faults is not False
     crash = inject if crashes is None else crashes
+    setup = _Setup(
+        chart=chart,
+        bindings=bindings,
+        url=url,
+        faults=inject,
+        crashes=crash,
+        guard_oracles=guard_oracles,
+        invariants=invariants,
+        wrap_store=wrap_store,
+        events=events,
+        max_entities=max_entities,
+    )
     create_actions = st.builds(Create, data=data if data is not None else st.just({}))
     # Hypothesis picks among rules evenly; a restart costs a database open, so fires,
     # retries and restarts are one rule whose strategy weighs them.
@@ -82,36 +96,66 @@ def state_machine(
         crashes=crash,
         events=events,
     )
+    return _chart_machine(setup, create_actions, any_action)
+
+
+@dataclass(frozen=True, slots=True)
+class _Setup:
+    """What each run of a state machine builds its harness from."""
+
+    chart: engine.Chart
+    bindings: Bindings | BindingsFactory | None
+    url: str | Callable[[], str] | None
+    faults: bool
+    crashes: bool
+    guard_oracles: Mapping[str, GuardOracle] | None
+    invariants: Sequence[Invariant]
+    wrap_store: Callable[[Store], Store] | None
+    events: Sequence[str] | None
+    max_entities: int
+
+    def harness(self) -> Harness:
+        """A harness for one run, with bindings (and their checks) of its own if built per run."""
+        checks = list(self.invariants)
+        extra: Sequence[Invariant]
+        code: Bindings
+        if self.bindings is None:
+            # Stand-ins of its own for each run: their ledger is this run's.
+            stand_ins = StandIns(self.chart)
+            code, extra = stand_ins.bindings, [stand_ins.check]
+        elif callable(self.bindings):
+            built = self.bindings()
+            code, extra = built if isinstance(built, tuple) else (built, [])
+        else:
+            code, extra = self.bindings, []
+        checks.extend(extra)
+        return Harness(
+            self.chart,
+            code,
+            url=self.url() if callable(self.url) else self.url,
+            faults=self.faults,
+            crashes=self.crashes,
+            guard_oracles=self.guard_oracles,
+            invariants=checks,
+            wrap_store=self.wrap_store,
+            events=self.events,
+        )
+
+
+def _chart_machine(
+    setup: _Setup,
+    create_actions: st.SearchStrategy[Create],
+    any_action: st.SearchStrategy[Create | Fire | Retry | Restart],
+) -> type[RuleBasedStateMachine]:
+    """The state machine class: its rules draw from the given strategies."""
+    max_entities = setup.max_entities
 
     class ChartMachine(RuleBasedStateMachine):
         """Random creates, fires (with faults), retries and restarts of one chart's entities."""
 
         def __init__(self) -> None:
             super().__init__()
-            checks = list(invariants)
-            extra: Sequence[Invariant]
-            code: Bindings
-            if bindings is None:
-                # Stand-ins of its own for each run: their ledger is this run's.
-                stand_ins = StandIns(chart)
-                code, extra = stand_ins.bindings, [stand_ins.check]
-            elif callable(bindings):
-                built = bindings()
-                code, extra = built if isinstance(built, tuple) else (built, [])
-            else:
-                code, extra = bindings, []
-            checks.extend(extra)
-            self.harness = Harness(
-                chart,
-                code,
-                url=url() if callable(url) else url,
-                faults=inject,
-                crashes=crash,
-                guard_oracles=guard_oracles,
-                invariants=checks,
-                wrap_store=wrap_store,
-                events=events,
-            )
+            self.harness = setup.harness()
 
         @precondition(lambda self: len(self.harness.entities) < max_entities)
         @rule(action=create_actions)
@@ -130,7 +174,7 @@ def state_machine(
         def teardown(self) -> None:
             self.harness.close()
 
-    ChartMachine.__name__ = ChartMachine.__qualname__ = f"{_camel(chart.name)}Machine"
+    ChartMachine.__name__ = ChartMachine.__qualname__ = f"{_camel(setup.chart.name)}Machine"
     return ChartMachine
 
 

@@ -10,15 +10,13 @@ shutdown and restore.
 from __future__ import annotations
 
 import logging
-import secrets
 import signal as _signal
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import engine
 from engine.errors import (
@@ -31,8 +29,16 @@ from engine.errors import (
 )
 from statecharts.container import load_chart, moby
 from statecharts.container.bindings import container_bindings, log_path
+from statecharts.container.creation import (
+    CreateOptions,
+    check_keywords,
+    generated_name,
+    initial_data,
+    name_in_use,
+)
 from statecharts.container.network import AddressPool
 from statecharts.container.runtime import ExitEvent, Runtime
+from statecharts.container.status import RUNNING, inspect_document, status_of
 
 __all__ = ["Containers", "status_of"]
 
@@ -42,37 +48,6 @@ log = logging.getLogger("chartd.containers")
 
 CHART = "container"
 _CONDITIONS = ("not-running", "next-exit", "removed")
-_ADJECTIVES = ("brave", "calm", "eager", "gentle", "jolly", "keen", "lucid", "quiet", "swift")
-_NOUNS = ("curie", "darwin", "euler", "galois", "hopper", "lovelace", "noether", "turing")
-
-
-def status_of(configuration: Sequence[str], data: Mapping[str, Any] | None = None) -> str:
-    """moby's status string of a configuration: created, running, paused, restarting, ...
-
-    While a start saga runs (``starting``), moby's view still shows the state
-    the start began from, which the container's ``data`` tells: restarting
-    (the restart policy's retry), exited (it ran before) or created.
-    """
-    leaf = configuration[-1] if configuration else "created"
-    if leaf == "starting":
-        data = data or {}
-        if data.get("restarting"):
-            return "restarting"
-        return "exited" if data.get("has_been_started_before") else "created"
-    return {
-        "running.active": "running",
-        "running.paused": "paused",
-        "running.restarting": "restarting",
-    }.get(leaf, leaf)
-
-
-_RUNNING = ("running", "paused", "restarting")  # moby's Running flag
-
-
-def _time(value: Any) -> str:
-    if not value:
-        return "0001-01-01T00:00:00Z"
-    return datetime.fromtimestamp(float(value), UTC).isoformat().replace("+00:00", "Z")
 
 
 class Containers:
@@ -150,83 +125,37 @@ class Containers:
             current = status_of(e.configuration, e.data)
             if status is not None and current != status:
                 continue
-            if not all and status is None and current not in _RUNNING:
+            if not all and status is None and current not in RUNNING:
                 continue
             out.append(e)
         return sorted(out, key=lambda e: e.created_at, reverse=True)
 
     # -- create ------------------------------------------------------------------
 
-    def create(
-        self,
-        cmd: Sequence[str],
-        *,
-        name: str | None = None,
-        env: Mapping[str, str] | None = None,
-        working_dir: str | None = None,
-        labels: Mapping[str, str] | None = None,
-        stop_signal: str | int | None = None,
-        stop_timeout: int | None = None,
-        restart: str | None = None,
-        auto_remove: bool = False,
-    ) -> engine.Entity:
-        """A new container in state ``created``; moby's checks and messages."""
-        if not cmd:
-            raise InvalidParameter("No command specified")
-        if not all(isinstance(a, str) for a in cmd):
-            raise InvalidParameter("the command must be a list of strings")
-        policy = moby.parse_restart_policy(restart)
-        if auto_remove and policy.name != "no":
-            raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
-        signal = moby.parse_signal(stop_signal) if stop_signal not in (None, "") else None
-        if stop_timeout is not None and not isinstance(stop_timeout, int):
-            raise InvalidParameter(f"invalid stop timeout: {stop_timeout!r}")
-        if working_dir and not working_dir.startswith("/"):
-            raise InvalidParameter(
-                f"the working directory '{working_dir}' is invalid, it needs to be an absolute path"
-            )
-        canonical = moby.valid_name(name) if name else None
-        for _ in range(10):
-            if canonical is None:
-                candidate = f"/{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}"
-                if self._taken(candidate) is None:
-                    canonical = candidate
-                continue
-            break
-        assert canonical is not None
+    def create(self, cmd: Sequence[str], **options: Unpack[CreateOptions]) -> engine.Entity:
+        """A new container in state ``created``; moby's checks and messages.
+
+        ``options`` are :class:`~statecharts.container.creation.CreateOptions`.
+        """
+        check_keywords(options)
+        data = initial_data(cmd, options)
+        name = options.get("name")
+        canonical = moby.valid_name(name) if name else self._free_generated_name()
         holder = self._taken(canonical)
         if holder is not None:
-            raise Conflict(
-                f'Conflict. The container name "{canonical}" is already in use by container '
-                f'"{holder.id}". You have to remove (or rename) that container to be able to '
-                "reuse that name."
-            )
-        data: dict[str, Any] = {
-            "name": canonical,
-            "cmd": list(cmd),
-            "env": dict(env or {}),
-            "working_dir": working_dir,
-            "labels": dict(labels or {}),
-            "stop_signal": signal or moby.DEFAULT_STOP_SIGNAL,
-            "stop_signal_set": signal is not None,
-            "stop_timeout": stop_timeout,
-            "restart_policy": policy.as_data(),
-            "auto_remove": bool(auto_remove),
-            "restart_count": 0,
-            "exit_code": 0,
-            "error": "",
-            "pid": 0,
-        }
+            raise Conflict(name_in_use(canonical, holder.id))
         try:
-            entity = self.engine.create(CHART, canonical.lstrip("/"), data)
+            return self.engine.create(CHART, canonical.lstrip("/"), {"name": canonical, **data})
         except Conflict:
             holder = self._taken(canonical)
-            raise Conflict(
-                f'Conflict. The container name "{canonical}" is already in use by container '
-                f'"{holder.id if holder else ""}". You have to remove (or rename) that container '
-                "to be able to reuse that name."
-            ) from None
-        return entity
+            raise Conflict(name_in_use(canonical, holder.id if holder else "")) from None
+
+    def _free_generated_name(self) -> str:
+        for _ in range(10):
+            candidate = generated_name()
+            if self._taken(candidate) is None:
+                return candidate
+        raise AssertionError("no free generated name in 10 tries")
 
     def _taken(self, canonical: str) -> engine.Entity | None:
         try:
@@ -332,11 +261,7 @@ class Containers:
             raise exc.wrap("Error when allocating new name") from exc
         holder = self._taken(canonical)
         if holder is not None and holder.id != container.id:
-            raise Conflict(
-                f'Error when allocating new name: Conflict. The container name "{canonical}" '
-                f'is already in use by container "{holder.id}". You have to remove (or rename) '
-                "that container to be able to reuse that name."
-            )
+            raise Conflict(f"Error when allocating new name: {name_in_use(canonical, holder.id)}")
         return self.engine.fire(container, "rename", {"new_name": new_name.lstrip("/")}).entity
 
     def wait(
@@ -354,7 +279,7 @@ class Containers:
             raise InvalidParameter(f'invalid condition: "{condition}"')
         since = self.engine.sequence()  # before the read: no event can slip between
         container = self.get(ref)
-        running = status_of(container.configuration, container.data) in _RUNNING
+        running = status_of(container.configuration, container.data) in RUNNING
         if condition == "not-running" and not running:
             return _outcome(container)
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -548,48 +473,7 @@ class Containers:
 
     def inspect(self, ref: str | engine.Entity) -> dict[str, Any]:
         """The container as ``docker inspect`` shows it (the fields chartd has)."""
-        c = self.get(ref)
-        d = c.data
-        status = status_of(c.configuration, d)
-        policy = moby.RestartPolicy.from_data(d.get("restart_policy"))
-        return {
-            "Id": c.id,
-            "Name": d.get("name"),
-            "Created": _time(c.created_at),
-            "State": {
-                "Status": status,
-                "Running": status in _RUNNING,
-                "Paused": status == "paused",
-                "Restarting": status == "restarting",
-                "OOMKilled": bool(d.get("oom_killed")),
-                "Dead": status == "dead",
-                "Pid": int(d.get("pid") or 0) if status in ("running", "paused") else 0,
-                "ExitCode": int(d.get("exit_code") or 0),
-                "Error": str(d.get("error") or ""),
-                "StartedAt": _time(d.get("started_at")),
-                "FinishedAt": _time(d.get("finished_at")),
-            },
-            "RestartCount": int(d.get("restart_count") or 0),
-            "Config": {
-                "Cmd": list(d.get("cmd") or []),
-                "Env": [f"{k}={v}" for k, v in sorted((d.get("env") or {}).items())],
-                "WorkingDir": d.get("working_dir") or "",
-                "Labels": dict(d.get("labels") or {}),
-                "StopSignal": _signal_name(d.get("stop_signal"))
-                if d.get("stop_signal_set")
-                else "",
-                "StopTimeout": d.get("stop_timeout"),
-            },
-            "HostConfig": {
-                "RestartPolicy": {
-                    "Name": policy.name,
-                    "MaximumRetryCount": policy.maximum_retry_count,
-                },
-                "AutoRemove": bool(d.get("auto_remove")),
-            },
-            "NetworkSettings": {"IPAddress": d.get("address", "")},
-            "LogPath": str(log_path(self.root, c.id)),
-        }
+        return inspect_document(self.get(ref), self.root)
 
 
 def _outcome(container: engine.Entity) -> tuple[int, str]:
@@ -608,10 +492,3 @@ def _stopped_without_exit(event: engine.Event, current: engine.Entity, running: 
         return running and current.in_state("exited")
     before, after = set(attributes.get("from") or ()), set(attributes.get("to") or ())
     return "running" in before and not after & {"running", "starting", "removing"}
-
-
-def _signal_name(number: Any) -> str:
-    try:
-        return _signal.Signals(int(number)).name
-    except (ValueError, TypeError):
-        return str(number)

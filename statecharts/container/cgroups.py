@@ -1,0 +1,118 @@
+"""The cgroup v2 side of the process runtime: one cgroup per task, its freezer and kill.
+
+With a writable cgroup v2 hierarchy, each task gets a cgroup
+(``<cgroup2>/<own cgroup>/chartd-<hash of state_dir>/<id>``), entered while
+the shim is still blocked, so every descendant is inside: pause writes
+``cgroup.freeze`` and waits for ``frozen 1``; delete also uses
+``cgroup.kill``, which catches processes that left the process group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import hashlib
+import os
+import signal
+from pathlib import Path
+
+from engine.errors import System
+from statecharts.container.procfs import poll_until
+
+__all__ = ["freeze", "kill", "remove", "task_cgroup_parent"]
+
+
+def _own_cgroup_dir() -> Path | None:
+    """This process's own cgroup v2 directory, if a cgroup2 hierarchy is mounted."""
+    try:
+        own = next(
+            line[3:]
+            for line in Path("/proc/self/cgroup").read_text().splitlines()
+            if line.startswith("0::")
+        )
+        mountinfo = Path("/proc/self/mountinfo").read_text().splitlines()
+    except (OSError, StopIteration):
+        return None
+    for line in mountinfo:
+        left, _, right = line.partition(" - ")
+        if right.split(" ", 1)[0] != "cgroup2":
+            continue
+        fields = left.split()
+        root, mountpoint = fields[3], fields[4].replace("\\040", " ")
+        rel = os.path.relpath(own, root)
+        if rel.startswith(".."):
+            continue
+        return Path(mountpoint) / rel if rel != "." else Path(mountpoint)
+    return None
+
+
+def task_cgroup_parent(state_dir: Path) -> Path | None:
+    """A writable cgroup for this state directory's tasks, or None if there is none."""
+    base = _own_cgroup_dir()
+    if base is None:
+        return None
+    digest = hashlib.sha256(str(state_dir).encode()).hexdigest()[:12]
+    parent = base / f"chartd-{digest}"
+    probe = parent / f"probe-{os.getpid()}"
+    try:
+        parent.mkdir(exist_ok=True)
+        probe.mkdir(exist_ok=True)
+        try:
+            usable = os.access(probe / "cgroup.freeze", os.W_OK) and os.access(
+                probe / "cgroup.procs", os.W_OK
+            )
+        finally:
+            probe.rmdir()
+    except OSError:
+        return None
+    if not usable:
+        with contextlib.suppress(OSError):
+            parent.rmdir()
+        return None
+    return parent
+
+
+def _events(path: Path) -> dict[str, str]:
+    lines = (path / "cgroup.events").read_text().splitlines()
+    return dict(line.split(" ", 1) for line in lines if " " in line)
+
+
+def freeze(path: Path, frozen: bool, timeout: float) -> bool:
+    """Freeze (or thaw) the cgroup; whether it got there within ``timeout`` seconds."""
+    want = "1" if frozen else "0"
+    (path / "cgroup.freeze").write_text(want)
+    return poll_until(lambda: _events(path).get("frozen") == want, timeout)
+
+
+def kill(path: Path) -> None:
+    """SIGKILL every process of the cgroup (nothing if it is gone)."""
+    try:
+        (path / "cgroup.kill").write_text("1")
+    except FileNotFoundError:
+        if not path.exists():
+            return
+        # Kernels before 5.14 have no cgroup.kill: signal the members one by one.
+        for pid in (path / "cgroup.procs").read_text().split():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(int(pid), signal.SIGKILL)
+
+
+def remove(path: Path, timeout: float) -> None:
+    """Kill the cgroup's processes and remove it once they are gone (System after ``timeout``)."""
+    if not path.exists():
+        return
+    kill(path)
+
+    def gone() -> bool:
+        try:
+            path.rmdir()
+        except FileNotFoundError:
+            return True
+        except OSError as exc:
+            if exc.errno == errno.EBUSY:  # members are still dying
+                return False
+            raise
+        return True
+
+    if not poll_until(gone, timeout):
+        raise System(f"cgroup {path} still has processes {timeout}s after SIGKILL")

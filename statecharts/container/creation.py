@@ -1,0 +1,99 @@
+"""A new container: its create options, moby's checks of them, the data they give it.
+
+``Containers.create`` takes the command and, by keyword, the options of
+:class:`CreateOptions`; :func:`initial_data` checks them as moby's create
+does (with its messages) and makes the container's first data.
+:func:`generated_name` and :func:`name_in_use` are moby's name for a
+container created without one, and its refusal of a name already taken.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Mapping, Sequence
+from typing import Any, TypedDict
+
+from engine.errors import InvalidParameter
+from statecharts.container import moby
+
+__all__ = ["CreateOptions", "check_keywords", "generated_name", "initial_data", "name_in_use"]
+
+_ADJECTIVES = ("brave", "calm", "eager", "gentle", "jolly", "keen", "lucid", "quiet", "swift")
+_NOUNS = ("curie", "darwin", "euler", "galois", "hopper", "lovelace", "noether", "turing")
+
+
+class CreateOptions(TypedDict, total=False):
+    """What a new container runs with besides its command; every one may be left out.
+
+    ``name`` (with or without ``/``; generated when empty), ``env``,
+    ``working_dir`` (absolute), ``labels``, ``stop_signal`` (a name or a
+    number), ``stop_timeout`` (seconds, negative for none), ``restart`` (moby's
+    restart policy text, e.g. ``on-failure:3``) and ``auto_remove``.
+    """
+
+    name: str | None
+    env: Mapping[str, str] | None
+    working_dir: str | None
+    labels: Mapping[str, str] | None
+    stop_signal: str | int | None
+    stop_timeout: int | None
+    restart: str | None
+    auto_remove: bool
+
+
+def check_keywords(options: Mapping[str, Any]) -> None:
+    """Refuse, as a call with an unknown keyword is refused, an option that does not exist."""
+    unknown = [key for key in options if key not in CreateOptions.__optional_keys__]
+    if unknown:
+        raise TypeError(f"create() got an unexpected keyword argument {unknown[0]!r}")
+
+
+def initial_data(cmd: Sequence[str], options: CreateOptions) -> dict[str, Any]:
+    """The container's first data but its name, once ``cmd`` and ``options`` pass moby's checks."""
+    if not cmd:
+        raise InvalidParameter("No command specified")
+    if not all(isinstance(a, str) for a in cmd):
+        raise InvalidParameter("the command must be a list of strings")
+    policy = moby.parse_restart_policy(options.get("restart"))
+    auto_remove = options.get("auto_remove", False)
+    if auto_remove and policy.name != "no":
+        raise InvalidParameter("can't create 'AutoRemove' container with restart policy")
+    stop_signal = options.get("stop_signal")
+    signal = moby.parse_signal(stop_signal) if stop_signal not in (None, "") else None
+    stop_timeout = options.get("stop_timeout")
+    if stop_timeout is not None and not isinstance(stop_timeout, int):
+        raise InvalidParameter(f"invalid stop timeout: {stop_timeout!r}")
+    working_dir = options.get("working_dir")
+    if working_dir and not working_dir.startswith("/"):
+        raise InvalidParameter(
+            f"the working directory '{working_dir}' is invalid, it needs to be an absolute path"
+        )
+    return {
+        "cmd": list(cmd),
+        "env": dict(options.get("env") or {}),
+        "working_dir": working_dir,
+        "labels": dict(options.get("labels") or {}),
+        "stop_signal": signal or moby.DEFAULT_STOP_SIGNAL,
+        "stop_signal_set": signal is not None,
+        "stop_timeout": stop_timeout,
+        "restart_policy": policy.as_data(),
+        "auto_remove": bool(auto_remove),
+        "restart_count": 0,
+        "exit_code": 0,
+        "error": "",
+        "pid": 0,
+    }
+
+
+def generated_name() -> str:
+    """A name for a container created without one (moby's adjective_scientist)."""
+    return f"/{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}"
+
+
+def name_in_use(canonical: str, holder_id: str) -> str:
+    """moby's refusal of the name ``canonical``, which the container ``holder_id`` holds."""
+    return (
+        f'Conflict. The container name "{canonical}" is already in use by container '
+        f'"{holder_id}". You have to remove (or rename) that container to be able to '
+        "reuse that name."
+    )

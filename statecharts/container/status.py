@@ -1,0 +1,104 @@
+"""How a container looks from outside: moby's status string and inspect document.
+
+The chart's configuration is not what moby shows: :func:`status_of` maps it
+(and, while a start runs, the container's data) to moby's status, and
+:func:`inspect_document` builds ``docker inspect``'s document from an entity.
+"""
+
+from __future__ import annotations
+
+import signal as _signal
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import engine
+from statecharts.container import moby
+from statecharts.container.steps import log_path
+
+__all__ = ["RUNNING", "inspect_document", "status_of"]
+
+RUNNING = ("running", "paused", "restarting")
+"""The statuses in which moby's Running flag is set."""
+
+
+def status_of(configuration: Sequence[str], data: Mapping[str, Any] | None = None) -> str:
+    """moby's status string of a configuration: created, running, paused, restarting, ...
+
+    While a start saga runs (``starting``), moby's view still shows the state
+    the start began from, which the container's ``data`` tells: restarting
+    (the restart policy's retry), exited (it ran before) or created.
+    """
+    leaf = configuration[-1] if configuration else "created"
+    if leaf == "starting":
+        data = data or {}
+        if data.get("restarting"):
+            return "restarting"
+        return "exited" if data.get("has_been_started_before") else "created"
+    return {
+        "running.active": "running",
+        "running.paused": "paused",
+        "running.restarting": "restarting",
+    }.get(leaf, leaf)
+
+
+def _time(value: Any) -> str:
+    if not value:
+        return "0001-01-01T00:00:00Z"
+    return datetime.fromtimestamp(float(value), UTC).isoformat().replace("+00:00", "Z")
+
+
+def inspect_document(container: engine.Entity, root: Path) -> dict[str, Any]:
+    """The container as ``docker inspect`` shows it (the fields chartd has).
+
+    ``root`` is the daemon's state directory, under which the log lives.
+    """
+    data = container.data
+    status = status_of(container.configuration, data)
+    policy = moby.RestartPolicy.from_data(data.get("restart_policy"))
+    return {
+        "Id": container.id,
+        "Name": data.get("name"),
+        "Created": _time(container.created_at),
+        "State": {
+            "Status": status,
+            "Running": status in RUNNING,
+            "Paused": status == "paused",
+            "Restarting": status == "restarting",
+            "OOMKilled": bool(data.get("oom_killed")),
+            "Dead": status == "dead",
+            "Pid": int(data.get("pid") or 0) if status in ("running", "paused") else 0,
+            "ExitCode": int(data.get("exit_code") or 0),
+            "Error": str(data.get("error") or ""),
+            "StartedAt": _time(data.get("started_at")),
+            "FinishedAt": _time(data.get("finished_at")),
+        },
+        "RestartCount": int(data.get("restart_count") or 0),
+        "Config": {
+            "Cmd": list(data.get("cmd") or []),
+            "Env": [f"{k}={v}" for k, v in sorted((data.get("env") or {}).items())],
+            "WorkingDir": data.get("working_dir") or "",
+            "Labels": dict(data.get("labels") or {}),
+            "StopSignal": _signal_name(data.get("stop_signal"))
+            if data.get("stop_signal_set")
+            else "",
+            "StopTimeout": data.get("stop_timeout"),
+        },
+        "HostConfig": {
+            "RestartPolicy": {
+                "Name": policy.name,
+                "MaximumRetryCount": policy.maximum_retry_count,
+            },
+            "AutoRemove": bool(data.get("auto_remove")),
+        },
+        "NetworkSettings": {"IPAddress": data.get("address", "")},
+        "LogPath": str(log_path(root, container.id)),
+    }
+
+
+def _signal_name(number: Any) -> str:
+    try:
+        return _signal.Signals(int(number)).name
+    except (ValueError, TypeError):
+        return str(number)
