@@ -185,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"create_many:       {out['create_many_per_s']:,.0f}/s")
     for size, figures in out["sizes"].items():
         print(
-            f"{int(size):>9,}: fire {figures['fire_per_s']:,.0f}/s, get {figures['get_id_us']:.0f} us "
+            f"{int(size):>9,}: fire {figures['fire_per_s']:,.0f}/s, "
+            f"get {figures['get_id_us']:.0f} us "
             f"(by name {figures['get_name_us']:.0f}), list page {figures['list_page_us']:.0f} us, "
             f"open {figures['open_s']:.2f} s"
         )
