@@ -150,7 +150,9 @@ class Write:
     pending timer of that entity whose event is in the set (None: all).
     ``lazy`` marks a unit the engine does not wait for (a step's end): no
     store treats it differently, but a test store may hold it back to model
-    what a crash loses.
+    what a crash loses. ``keys_changed`` False promises that the entity's
+    name and liveness are as stored (a fire that neither renamed nor finished
+    it): the store may leave the indexes on them alone.
     """
 
     entity: EntityRow | None = None
@@ -162,6 +164,7 @@ class Write:
     timers: list[TimerRow] = field(default_factory=list)
     cancel_timers: tuple[str, frozenset[str] | None] | None = None
     lazy: bool = False
+    keys_changed: bool = True
 
 
 class VersionConflict(Exception):
@@ -187,6 +190,9 @@ class Store(Protocol):
 
     def entity(self, id_or_name: str, chart: str | None = None) -> EntityRow | None:
         """The entity with this id, or this name (within ``chart`` if given)."""
+
+    def live_names(self, chart: str, names: Sequence[str]) -> set[str]:
+        """Those of ``names`` that a live entity of ``chart`` holds (a bulk create's check)."""
 
     def entities(
         self,

@@ -16,7 +16,8 @@ from engine.api._convert import (
     transition_message,
 )
 from engine.api.chartd.v1 import engine_pb2, engine_pb2_grpc
-from engine.errors import InvalidParameter, NotFound
+from engine.api.status import CODES, reason
+from engine.errors import ChartdError, InvalidParameter, NotFound
 
 __all__ = ["API_VERSION", "EngineServicer", "Exporter"]
 
@@ -24,6 +25,10 @@ API_VERSION = "chartd.v1"
 
 Exporter = Callable[[engine.Chart], str]
 """Renders a chart in one format (JSON, DOT, Mermaid); given by the composition root."""
+
+# A bulk call's units: its request and response stay far below the message limit.
+_MOST_UNITS = 1000
+_MOST_AT_ONCE = 64
 
 WATCH_SLICE = 0.5  # seconds a stream waits for events before it checks its client is there
 
@@ -82,13 +87,56 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
         event = _fields.check_text(request.event, "event")
         key = _fields.optional_text(request.idempotency_key, "idempotency key", limit=300)
         result = self.engine.fire(entity, event, plain(request.params), idempotency_key=key)
-        return engine_pb2.FireResponse(
-            entity=entity_message(result.entity),
-            event=result.event,
-            transition_id=result.transition_id or "",
-            steps=list(result.steps),
-            replayed=result.replayed,
+        return _fire_response(result)
+
+    def CreateMany(
+        self, request: engine_pb2.CreateManyRequest, context: grpc.ServicerContext
+    ) -> engine_pb2.CreateManyResponse:
+        chart = _fields.check_text(request.chart, "chart")
+        _check_units(len(request.items), "items")
+        # A bad name is that unit's error (the engine checks it), not the call's.
+        items = [(item.name, plain(item.data)) for item in request.items]
+        results = []
+        for outcome in self.engine.create_many(chart, items):
+            if isinstance(outcome, ChartdError):
+                results.append(engine_pb2.CreateManyResult(error=_unit_error(outcome)))
+            else:
+                results.append(engine_pb2.CreateManyResult(entity=entity_message(outcome)))
+        return engine_pb2.CreateManyResponse(results=results)
+
+    def FireMany(
+        self, request: engine_pb2.FireManyRequest, context: grpc.ServicerContext
+    ) -> engine_pb2.FireManyResponse:
+        _check_units(len(request.requests), "requests")
+        if request.concurrency > _MOST_AT_ONCE:
+            raise InvalidParameter(
+                f"concurrency must be at most {_MOST_AT_ONCE}, got {request.concurrency}"
+            )
+        units: list[tuple[str, str, dict[str, object], str | None] | ChartdError] = []
+        for r in request.requests:
+            try:
+                ref = _fields.check_text(r.entity, "entity name or ID")
+                if r.chart:  # a name several charts use: resolve it in its chart
+                    ref = self.engine.get(ref, _fields.check_text(r.chart, "chart")).id
+                event = _fields.check_text(r.event, "event")
+                key = _fields.optional_text(r.idempotency_key, "idempotency key", limit=300)
+                units.append((ref, event, plain(r.params), key))
+            except ChartdError as exc:
+                units.append(exc)
+        fired = iter(
+            self.engine.fire_many(
+                [u for u in units if not isinstance(u, ChartdError)],
+                concurrency=request.concurrency or 16,
+            )
         )
+        results = []
+        for unit in units:
+            outcome = unit if isinstance(unit, ChartdError) else next(fired)
+            if isinstance(outcome, ChartdError):
+                results.append(engine_pb2.FireManyResult(error=_unit_error(outcome)))
+            else:
+                results.append(engine_pb2.FireManyResult(response=_fire_response(outcome)))
+        return engine_pb2.FireManyResponse(results=results)
 
     def GetEntity(
         self, request: engine_pb2.GetEntityRequest, context: grpc.ServicerContext
@@ -154,6 +202,28 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
         return self.engine.get(
             _fields.check_text(ref, "entity name or ID"), _fields.optional_text(chart, "chart")
         )
+
+
+def _fire_response(result: engine.Result) -> engine_pb2.FireResponse:
+    return engine_pb2.FireResponse(
+        entity=entity_message(result.entity),
+        event=result.event,
+        transition_id=result.transition_id or "",
+        steps=list(result.steps),
+        replayed=result.replayed,
+    )
+
+
+def _unit_error(error: ChartdError) -> engine_pb2.UnitError:
+    """One unit's error as a failed call's status would carry it."""
+    return engine_pb2.UnitError(
+        reason=reason(error.category), message=error.message, code=CODES[error.category].value[0]
+    )
+
+
+def _check_units(count: int, what: str) -> None:
+    if count > _MOST_UNITS:
+        raise InvalidParameter(f"at most {_MOST_UNITS} {what} per call, got {count}")
 
 
 def _has_labels(entity: engine.Entity, wanted: Mapping[str, str]) -> bool:

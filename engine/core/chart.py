@@ -51,6 +51,8 @@ class Chart:
         self._tables = ChartTables(model)
         self._has_history = self._tables.has_history
         self._memo: dict[tuple[Any, ...], _Ask | Outcome | Rejection] = {}
+        # A new entity's start, when no condition decides it (see initial_snapshot).
+        self._initial: tuple[tuple[str, ...], dict[str, Any], dict[str, Any]] | None = None
 
     # -- public ------------------------------------------------------------------
 
@@ -106,12 +108,21 @@ class Chart:
         Eventless transitions enabled in the initial configuration are taken,
         as in SCXML, so the snapshot is stable.
         """
+        fixed = self._initial
+        if fixed is not None:
+            configuration, assign, history = fixed
+            return Snapshot(configuration, {**(data or {}), **assign}, 0, dict(history))
         inputs = ConditionInputs(dict(data or {}), EMPTY, conditions or {})
         run = Macrostep(self._tables, frozenset(), {}, inputs)
         run.enter_initial()
         run.settle()
         assign = run.assign or {}
-        return Snapshot(run.sorted(run.config), {**(data or {}), **assign}, 0, run.history)
+        snapshot = Snapshot(run.sorted(run.config), {**(data or {}), **assign}, 0, run.history)
+        if not run.asked and self._use_memo:
+            # No condition was asked: every new entity starts the same way, whatever its
+            # data, so a bulk create need not run the macrostep for each one.
+            self._initial = (snapshot.configuration, dict(assign), dict(run.history))
+        return snapshot
 
     def __repr__(self) -> str:
         return f"<Chart {self.name} v{self.version}: {len(self._tables.states)} states>"

@@ -34,14 +34,17 @@ def _asleep() -> threading.Lock:
 
 
 class _Pending:
-    __slots__ = ("done", "error", "lead", "waited", "wake", "write")
+    """One writer's units in the queue (one, or a bulk operation's many) and their outcome."""
 
-    def __init__(self, write: Write, *, waited: bool) -> None:
-        self.write = write
+    __slots__ = ("done", "error", "errors", "lead", "waited", "wake", "writes")
+
+    def __init__(self, writes: list[Write], *, waited: bool) -> None:
+        self.writes = writes
         self.waited = waited
         self.done = False
         self.lead = False
-        self.error: Exception | None = None
+        self.error: Exception | None = None  # the first unit's outcome
+        self.errors: list[Exception | None] = []  # every unit's, in order
         # Only a waited writer that finds a leader in the seat sleeps; it is woken
         # when its unit is committed, or when the seat of leader passes to it.
         self.wake: threading.Lock | None = None
@@ -130,7 +133,7 @@ class GroupCommit:
 
         Raises the unit's own failure (e.g. VersionConflict) or the commit's.
         """
-        pending = _Pending(write, waited=True)
+        pending = _Pending([write], waited=True)
         with self._mutex:
             self._queue.append(pending)
             if not self._leading:
@@ -148,11 +151,37 @@ class GroupCommit:
         if pending.error is not None:
             raise pending.error
 
+    def commit_many(self, writes: Sequence[Write]) -> list[Exception | None]:
+        """Commit ``writes`` together (one transaction, if no other batch cuts in) and wait.
+
+        Each unit keeps its own outcome: None if it committed, else its
+        failure (a VersionConflict, a Conflict, the commit's error).
+        """
+        if not writes:
+            return []
+        # One place in the queue for all of them: they commit in one batch, and the
+        # writer sleeps once, not once per unit.
+        pending = _Pending(list(writes), waited=True)
+        with self._mutex:
+            self._queue.append(pending)
+            if not self._leading:
+                self._leading = pending.lead = True
+            else:
+                pending.wake = _asleep()
+                self._gathered()
+        while not pending.done:
+            if pending.lead:
+                self._lead()
+            else:
+                assert pending.wake is not None
+                pending.wake.acquire()
+        return pending.errors
+
     def later(self, write: Write) -> None:
         """Queue ``write`` to commit with the next batch; do not wait for it."""
         write.lazy = True
         with self._mutex:
-            self._queue.append(_Pending(write, waited=False))
+            self._queue.append(_Pending([write], waited=False))
         if not self._lazy.is_set():
             self._lazy.set()
 
@@ -213,16 +242,19 @@ class GroupCommit:
     def _apply(self, batch: list[_Pending]) -> None:
         if not batch:
             return
-        writes = [p.write for p in batch]
+        writes = [w for p in batch for w in p.writes]
         try:
             results = self._store.apply(writes)
         except Exception as exc:  # the whole batch failed: every writer hears why
             for p in batch:
-                p.error, p.done = exc, True
-            log.warning("commit of %d unit(s) failed: %s", len(batch), exc)
+                p.error, p.errors, p.done = exc, [exc] * len(p.writes), True
+            log.warning("commit of %d unit(s) failed: %s", len(writes), exc)
             return
-        for p, result in zip(batch, results, strict=True):
-            p.error, p.done = result, True
+        at = 0
+        for p in batch:
+            p.errors = results[at : at + len(p.writes)]
+            p.error, p.done = p.errors[0], True
+            at += len(p.writes)
         if self._on_commit is not None:
             self._on_commit([w for w, r in zip(writes, results, strict=True) if r is None])
 

@@ -30,11 +30,11 @@ database never both apply a transition from the same version.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 from engine import core
-from engine.errors import InvalidParameter
+from engine.errors import ChartdError, InvalidParameter
 from engine.ports import Clock, Observer, Store
 from engine.runtime.bindings import Bindings
 from engine.runtime.commit import GroupCommit
@@ -52,6 +52,8 @@ __all__ = ["MAX_FOLLOW_UPS", "Engine", "SystemClock"]
 
 # Engine has a method named `list`; this keeps annotations in its body unambiguous.
 _Records = list[TransitionRecord]
+_Created = list[Entity | ChartdError]
+_Results = list[Result | ChartdError]
 
 
 class SystemClock:
@@ -188,6 +190,19 @@ class Engine:
         """
         return self._entities.create(chart, name, data)
 
+    def create_many(
+        self, chart: str, items: Iterable[tuple[str, Mapping[str, Any] | None]]
+    ) -> _Created:
+        """Many new entities of ``chart``, each unit on its own: one result per item, in order.
+
+        ``items`` are ``(name, data)`` pairs. A unit's result is its
+        :class:`Entity`, or the error that refused it (a bad name, a name
+        taken or given twice, data that is not JSON); the others are created
+        regardless. Units are committed thousands to a transaction. Raises
+        (for the whole call) only NotFound for an unknown chart.
+        """
+        return self._entities.create_many(chart, items)
+
     def get(self, id_or_name: str | Entity, chart: str | None = None) -> Entity:
         """The entity with this id or name, as last committed; NotFound otherwise."""
         self._shared.check_open()
@@ -230,6 +245,18 @@ class Engine:
         returns (or raises) what was recorded the first time, and runs nothing.
         """
         return self._firing.fire(entity, event, params, idempotency_key)
+
+    def fire_many(self, requests: Iterable[Sequence[Any]], *, concurrency: int = 16) -> _Results:
+        """Fire many events, each unit on its own: one result per request, in order.
+
+        A request is ``(entity, event)``, ``(entity, event, params)`` or
+        ``(entity, event, params, idempotency_key)``. A unit's result is its
+        :class:`Result`, or the error :meth:`fire` would have raised (its
+        saga compensated and recorded as :meth:`fire` does). Up to
+        ``concurrency`` units run at once, sharing commits; fires on one
+        entity still run one at a time, in no promised order.
+        """
+        return self._firing.fire_many(requests, concurrency)
 
     # -- recovery and timers ------------------------------------------------------
 

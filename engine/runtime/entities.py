@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
 import secrets
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-from engine.errors import Conflict, InvalidParameter
+from engine.errors import ChartdError, Conflict, InvalidParameter
 from engine.ports import EntityRow, EventRow, Write
-from engine.runtime.journal import json_value
+from engine.runtime.journal import as_error, json_value
 from engine.runtime.records import Entity, Page, TransitionRecord
+from engine.runtime.registry import Registered
 from engine.runtime.shared import Shared
 
 __all__ = ["Entities"]
@@ -19,7 +22,25 @@ __all__ = ["Entities"]
 # Entities has a method named `list`; this keeps annotations in its body unambiguous.
 _Records = list[TransitionRecord]
 
+_PENDING = InvalidParameter("not committed")  # a placeholder every committed unit replaces
+
+# Units of a create_many per commit: one transaction each, its memory bounded. At a
+# million entities every insert lands on a random page of each index on id and name:
+# the more units a commit holds, the more of them share the pages it writes.
+_CREATED_AT_ONCE = 20_000
+
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$")
+
+
+def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
 
 
 class Entities:
@@ -35,25 +56,8 @@ class Entities:
         s = self._s
         s.check_open()
         reg = s.registry[chart]
-        if not isinstance(name, str) or not _NAME.match(name):
-            raise InvalidParameter(
-                f"invalid name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, "
-                "at most 253 characters"
-            )
-        data = json_value(dict(data or {}), "entity data")
-        snapshot = reg.chart.initial_snapshot(data, conditions=reg.bindings.conditions)
         now = s.clock.now()
-        row = EntityRow(
-            id=secrets.token_hex(32),
-            chart=chart,
-            name=name,
-            configuration=snapshot.configuration,
-            data=dict(snapshot.data),
-            history=dict(snapshot.history),
-            version=0,
-            created_at=now,
-            updated_at=now,
-        )
+        row = self._new_row(reg, name, data, now)
         event = EventRow(row.id, name, chart, "create", {}, None, now)
         with self._create_lock:
             taken = s.store.entity(name, chart)
@@ -66,10 +70,118 @@ class Entities:
                 s.commit.commit(Write(entity=row, events=[event]))
             except Conflict as exc:  # the name was taken by another process meanwhile
                 raise Conflict(f"the name {name!r} is already in use in chart {chart!r}") from exc
-        stored = s.store.entity(row.id)
-        assert stored is not None
-        s.cache[row.id] = stored
-        return Entity.from_row(stored)
+        s.cache[row.id] = row
+        return Entity.from_row(row)
+
+    def create_many(
+        self, chart: str, items: Iterable[tuple[str, Mapping[str, Any] | None]]
+    ) -> list[Entity | ChartdError]:
+        """See :meth:`engine.Engine.create_many`.
+
+        Chunks of the items are pipelined: while one chunk commits (the
+        database's work, with the GIL let go), the next one's rows are built.
+        """
+        s = self._s
+        s.check_open()
+        reg = s.registry[chart]
+        out: list[Entity | ChartdError] = []
+        seen: set[str] = set()  # names of this call so far: a name given twice is refused
+        with ThreadPoolExecutor(1, "chartd-create-many") as committer:
+            committing: Future[list[Entity | ChartdError]] | None = None
+            for chunk in _chunks(items, _CREATED_AT_ONCE):
+                built = self._build(reg, chunk, seen)
+                if committing is not None:
+                    out.extend(committing.result())
+                committing = committer.submit(self._commit_built, reg, built)
+            if committing is not None:
+                out.extend(committing.result())
+        return out
+
+    def _build(
+        self,
+        reg: Registered,
+        items: list[tuple[str, Mapping[str, Any] | None]],
+        seen: set[str],
+    ) -> list[EntityRow | ChartdError]:
+        """Each item's new row, or the error that refuses it before the database is asked."""
+        now = self._s.clock.now()
+        ids = os.urandom(32 * len(items)).hex()
+        built: list[EntityRow | ChartdError] = []
+        for i, item in enumerate(items):
+            try:
+                name, data = item
+                row = self._new_row(reg, name, data, now, ids[64 * i : 64 * i + 64])
+                if name in seen:
+                    raise Conflict(f"the name {name!r} is given twice in this batch")
+            except ChartdError as exc:
+                built.append(exc)
+                continue
+            except (TypeError, ValueError):
+                built.append(InvalidParameter(f"not a (name, data) pair: {item!r}"))
+                continue
+            seen.add(name)
+            built.append(row)
+        return built
+
+    def _commit_built(
+        self, reg: Registered, built: list[EntityRow | ChartdError]
+    ) -> list[Entity | ChartdError]:
+        """Commit the rows of ``built`` in one transaction; each its entity or its error."""
+        s, chart = self._s, reg.chart.name
+        # Refused units keep their error; each row's place is filled once committed.
+        out: list[Entity | ChartdError] = [
+            r if isinstance(r, ChartdError) else _PENDING for r in built
+        ]
+        rows = {i: r for i, r in enumerate(built) if isinstance(r, EntityRow)}
+        with self._create_lock:
+            taken = s.store.live_names(chart, [r.name for r in rows.values()])
+            for i, row in list(rows.items()):
+                if row.name in taken:
+                    out[i] = Conflict(f"the name {row.name!r} is already in use in chart {chart!r}")
+                    del rows[i]
+            now = s.clock.now()
+            failures = s.commit.commit_many(
+                [
+                    Write(entity=r, events=[EventRow(r.id, r.name, chart, "create", {}, None, now)])
+                    for r in rows.values()
+                ]
+            )
+        for (i, row), failure in zip(rows.items(), failures, strict=True):
+            if failure is None:
+                out[i] = Entity.from_row(row)
+            elif isinstance(failure, Conflict):  # taken by another process meanwhile
+                out[i] = Conflict(f"the name {row.name!r} is already in use in chart {chart!r}")
+            else:
+                out[i] = as_error(failure, f"create of {row.name}")
+        return out
+
+    def _new_row(
+        self,
+        reg: Registered,
+        name: str,
+        data: Mapping[str, Any] | None,
+        now: float,
+        entity_id: str | None = None,
+    ) -> EntityRow:
+        """A new entity's row, in the chart's initial state; InvalidParameter if it cannot be."""
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise InvalidParameter(
+                f"invalid name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, "
+                "at most 253 characters"
+            )
+        data = json_value(dict(data or {}), "entity data")
+        snapshot = reg.chart.initial_snapshot(data, conditions=reg.bindings.conditions)
+        return EntityRow(
+            id=entity_id or secrets.token_hex(32),
+            chart=reg.chart.name,
+            name=name,
+            configuration=snapshot.configuration,
+            data=dict(snapshot.data),
+            history=dict(snapshot.history),
+            version=0,
+            created_at=now,
+            updated_at=now,
+        )
 
     def list(self, chart: str | None, status: str | None, after: int, limit: int) -> Page[Entity]:
         """See :meth:`engine.Engine.list`."""

@@ -14,7 +14,8 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from engine import core
@@ -80,6 +81,37 @@ class Firing:
             )
             if outcome[1] is not None:
                 self._follow(*outcome[1])
+
+    def fire_many(
+        self, requests: Iterable[Sequence[Any]], concurrency: int
+    ) -> list[Result | ChartdError]:
+        """See :meth:`engine.Engine.fire_many`."""
+        self._s.check_open()
+        if not isinstance(concurrency, int) or not 1 <= concurrency <= 256:
+            raise InvalidParameter(f"concurrency must be between 1 and 256, got {concurrency!r}")
+        units = list(requests)
+        out: list[Result | ChartdError | None] = [None] * len(units)
+        if not units:
+            return []
+
+        def run(i: int) -> None:
+            try:
+                entity, event, params, key = _request(units[i])
+                out[i] = self.fire(entity, event, params, key)
+            except ChartdError as exc:
+                out[i] = exc
+            except Exception as exc:  # a unit's bug is that unit's error, never the batch's
+                out[i] = as_error(exc, f"unit {i} of the batch")
+
+        if concurrency == 1 or len(units) == 1:
+            for i in range(len(units)):
+                run(i)
+        else:
+            # Concurrent fires share commits (group commit), and sagas run their steps
+            # side by side; a unit's lock still serialises fires on one entity.
+            with ThreadPoolExecutor(min(concurrency, len(units)), "chartd-fire-many") as pool:
+                list(pool.map(run, range(len(units))))
+        return [r for r in out if r is not None]
 
     def _locked(
         self,
@@ -227,3 +259,17 @@ class Firing:
             f"a transition with idempotency key {recorded.idempotency_key!r} is still in "
             f"progress on {row.name}"
         )
+
+
+def _request(unit: Sequence[Any]) -> tuple[str | Entity, str, Mapping[str, Any] | None, str | None]:
+    """A fire_many unit as (entity, event, params, idempotency key); InvalidParameter if bad."""
+    if isinstance(unit, str | bytes) or not isinstance(unit, Sequence) or not 2 <= len(unit) <= 4:
+        raise InvalidParameter(
+            f"a fire request is (entity, event[, params[, idempotency_key]]), got {unit!r}"
+        )
+    entity, event, params, key = (*unit, None, None)[:4]
+    if not isinstance(event, str):
+        raise InvalidParameter(f"an event is a string, got {event!r}")
+    if params is not None and not isinstance(params, Mapping):
+        raise InvalidParameter(f"event params are a mapping, got {params!r}")
+    return entity, event, params, key

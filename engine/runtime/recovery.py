@@ -118,7 +118,12 @@ class Recovery:
         ahead = replace(row, version=row.version + 1, updated_at=s.clock.now())
         try:
             s.commit.commit(
-                Write(entity=ahead, expect_version=row.version, transition_updates=[claimed])
+                Write(
+                    entity=ahead,
+                    expect_version=row.version,
+                    transition_updates=[claimed],
+                    keys_changed=False,
+                )
             )
         except VersionConflict:
             return None

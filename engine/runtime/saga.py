@@ -107,7 +107,13 @@ class Saga:
         pending = [StepRow(record.id, i, name) for i, name in enumerate(plan.steps)]
         try:
             s.commit.commit(
-                Write(entity=ahead, expect_version=row.version, transitions=[record], steps=pending)
+                Write(
+                    entity=ahead,
+                    expect_version=row.version,
+                    transitions=[record],
+                    steps=pending,
+                    keys_changed=False,
+                )
             )
         except VersionConflict:
             raise Stale() from None
@@ -205,7 +211,11 @@ class Saga:
         record = fire.transition_row(
             s.id, status="committed", version_to=after.version, plan=journal, finished_at=now
         )
-        write = Write(entity=after, expect_version=row.version)
+        write = Write(
+            entity=after,
+            expect_version=row.version,
+            keys_changed=after.name != row.name or after.live != row.live,
+        )
         if fire.written:
             write.transition_updates.append(record)
         else:

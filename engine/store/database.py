@@ -21,6 +21,8 @@ from engine.store.statements import Prepared
 
 __all__ = ["Database"]
 
+_WRITER_CACHE_KIB = 64 * 1024
+
 
 class Database:
     """The engine on one database, its read and write transactions, and the write connection."""
@@ -88,9 +90,50 @@ class Database:
             if lock is not None:
                 lock.release()
 
+    @contextmanager
+    def querying(self, *, snapshot: bool = False) -> Iterator[Any]:
+        """A pooled driver connection to run prepared reads on (see :meth:`query`).
+
+        With ``snapshot`` its reads share one read transaction (a journal and
+        its steps agree); otherwise each statement sees the latest commit.
+        """
+        lock = self._serial
+        if lock is not None:
+            lock.acquire()
+        try:
+            conn = self.engine.raw_connection()
+            try:
+                if snapshot and self.dialect == "sqlite":
+                    self.run_sql(conn, "BEGIN")
+                yield conn
+            except sa.exc.OperationalError:
+                conn.invalidate()  # a connection the server dropped is not pooled again
+                raise
+            finally:
+                # Back to the pool, which rolls the read transaction back.
+                conn.close()
+        except sa.exc.OperationalError as exc:
+            raise Unavailable(f"the database is unavailable: {exc.orig or exc}") from exc
+        finally:
+            if lock is not None:
+                lock.release()
+
+    def query(self, conn: Any, prepared: Prepared, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """Run a prepared read on ``conn`` (from :meth:`querying`); its rows by column name."""
+        cursor = self.run(conn, prepared, params)
+        try:
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+        finally:
+            cursor.close()
+
     def _writer(self) -> Any:
         if self._write_conn is None:
             self._write_conn = self.engine.raw_connection()
+            # Every write goes through this one connection: a page cache of its own big
+            # enough for the indexes' upper levels keeps a commit's inserts from reading
+            # pages back at a million entities (the readers keep SQLite's default).
+            self.run_sql(self._write_conn, f"PRAGMA cache_size=-{_WRITER_CACHE_KIB}")
         return self._write_conn
 
     def _drop_writer(self) -> None:

@@ -1,7 +1,8 @@
 """Reading entities, the journal, the outbox and the engines' heartbeats.
 
-Each read is one read transaction on a pooled connection, built with
-SQLAlchemy Core: reads are not the hot path, and Core keeps them portable.
+Each read runs statements compiled once (:mod:`engine.store.queries`) on a
+pooled driver connection; a journal and its steps are read in one read
+transaction, so they agree.
 """
 
 from __future__ import annotations
@@ -9,40 +10,59 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import sqlalchemy as sa
-
 from engine.ports import EntityRow, EventRow, StepRow, TransitionRow
-from engine.store import schema as t
 from engine.store.database import Database
+from engine.store.queries import ReadStatements
 from engine.store.rows import to_entity, to_event, to_step, to_transition
 
 __all__ = ["JournalReads"]
+
+# Names per query of live_names: well under every driver's limit of parameters.
+_NAMES_AT_ONCE = 500
+
+
+def _like(text: str) -> str:
+    """``text`` as a LIKE pattern that matches it literally (escape character ``\\``)."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 class JournalReads:
     """The Store port's reads of entities, journal, outbox and owners, on :class:`Database`."""
 
     _db: Database
+    _reads: ReadStatements
 
     def entity(self, id_or_name: str, chart: str | None = None) -> EntityRow | None:
         """The entity with this id, or this name (within ``chart`` if given)."""
-        by_id = t.entities.select().where(t.entities.c.id == id_or_name)
-        by_name = t.entities.select().where(t.entities.c.name == id_or_name)
-        if chart is not None:
-            by_id = by_id.where(t.entities.c.chart == chart)
-            by_name = by_name.where(t.entities.c.chart == chart)
-        with self._db.reading() as conn:
-            row = conn.execute(by_id).first()
-            if row is None:
-                # A name names its live entity; a name shared by live entities of
-                # several charts names none of them. With no live one, the name
-                # names the latest finished entity that had it (for its history).
-                rows = conn.execute(
-                    by_name.order_by(t.entities.c.live.desc(), t.entities.c.seq.desc()).limit(2)
-                ).all()
-                live = [r for r in rows if r.live]
-                row = (live[0] if len(live) == 1 else None) if live else (rows[0] if rows else None)
-        return None if row is None else to_entity(row._mapping)
+        db, q = self._db, self._reads
+        with db.querying() as conn:
+            rows = db.query(conn, q.entity_by_id, {"id": id_or_name})
+            if rows and (chart is None or rows[0]["chart"] == chart):
+                return to_entity(rows[0])
+            # A name names its live entity; a name shared by live entities of
+            # several charts names none of them. With no live one, the name
+            # names the latest finished entity that had it (for its history).
+            if chart is None:
+                rows = db.query(conn, q.entity_by_name, {"name": id_or_name})
+            else:
+                rows = db.query(
+                    conn, q.entity_by_name_in_chart, {"name": id_or_name, "chart": chart}
+                )
+        live = [r for r in rows if r["live"]]
+        row = (live[0] if len(live) == 1 else None) if live else (rows[0] if rows else None)
+        return None if row is None else to_entity(row)
+
+    def live_names(self, chart: str, names: Sequence[str]) -> set[str]:
+        """Those of ``names`` that a live entity of ``chart`` holds."""
+        db, taken = self._db, set()
+        with db.querying() as conn:
+            for start in range(0, len(names), _NAMES_AT_ONCE):
+                chunk = names[start : start + _NAMES_AT_ONCE]
+                params = {f"name{i}": name for i, name in enumerate(chunk)}
+                params["chart"] = chart
+                for row in db.query(conn, self._reads.live_names(len(chunk)), params):
+                    taken.add(row["name"])
+        return taken
 
     def entities(
         self,
@@ -53,75 +73,60 @@ class JournalReads:
         limit: int = 100,
     ) -> list[EntityRow]:
         """Entities in creation order after ``after``, optionally in one chart or state."""
-        query = t.entities.select().where(t.entities.c.seq > after)
+        params: dict[str, Any] = {"after": after, "limit": limit}
         if chart is not None:
-            query = query.where(t.entities.c.chart == chart)
+            params["chart"] = chart
         if state is not None:
-            query = query.where(t.entities.c.states.contains(f"|{state}|", autoescape=True))
-        query = query.order_by(t.entities.c.seq).limit(limit)
-        with self._db.reading() as conn:
-            return [to_entity(r._mapping) for r in conn.execute(query)]
+            params["pattern"] = f"%|{_like(state)}|%"
+        query = self._reads.entities_page(chart=chart is not None, state=state is not None)
+        with self._db.querying() as conn:
+            rows = self._db.query(conn, query, params)
+        return [to_entity(r) for r in rows]
 
     def transition(self, entity_id: str, idempotency_key: str) -> TransitionRow | None:
         """The transition recorded for this idempotency key on this entity."""
-        query = t.transitions.select().where(
-            t.transitions.c.entity_id == entity_id,
-            t.transitions.c.idempotency_key == idempotency_key,
-        )
-        with self._db.reading() as conn:
-            rows = _with_steps(conn, conn.execute(query).all())
-        return rows[0] if rows else None
+        q = self._reads
+        found = self._journal(q.keyed, q.keyed_steps, {"entity": entity_id, "key": idempotency_key})
+        return found[0] if found else None
 
     def transitions(self, entity_id: str) -> list[TransitionRow]:
         """The entity's journal, oldest first, with its steps."""
-        query = (
-            t.transitions.select()
-            .where(t.transitions.c.entity_id == entity_id)
-            .order_by(t.transitions.c.seq)
-        )
-        with self._db.reading() as conn:
-            return _with_steps(conn, conn.execute(query).all())
+        q = self._reads
+        return self._journal(q.journal, q.journal_steps, {"entity": entity_id})
 
     def unfinished(self) -> list[TransitionRow]:
         """Transitions left running or compensating, with their steps, oldest first."""
-        query = (
-            t.transitions.select()
-            .where(t.transitions.c.status.in_(("running", "compensating")))
-            .order_by(t.transitions.c.seq)
-        )
-        with self._db.reading() as conn:
-            return _with_steps(conn, conn.execute(query).all())
+        q = self._reads
+        return self._journal(q.unfinished, q.unfinished_steps, {})
 
     def events(self, *, after: int = 0, limit: int = 1000) -> list[EventRow]:
         """Outbox events with seq greater than ``after``, in seq order."""
-        query = (
-            t.events.select().where(t.events.c.seq > after).order_by(t.events.c.seq).limit(limit)
-        )
-        with self._db.reading() as conn:
-            return [to_event(r) for r in conn.execute(query)]
+        with self._db.querying() as conn:
+            rows = self._db.query(conn, self._reads.events, {"after": after, "limit": limit})
+        return [to_event(r) for r in rows]
 
     def last_event(self) -> int:
         """The seq of the newest outbox event (0 when there is none)."""
-        with self._db.reading() as conn:
-            value = conn.execute(sa.select(sa.func.max(t.events.c.seq))).scalar()
+        with self._db.querying() as conn:
+            rows = self._db.query(conn, self._reads.last_event, {})
+        value = next(iter(rows[0].values())) if rows else None
         return int(value or 0)
 
     def owners(self) -> dict[str, tuple[int, str, float]]:
         """Every engine that ever beat: owner -> (pid, host, last beat)."""
-        with self._db.reading() as conn:
-            return {r.owner: (r.pid, r.host, r.beat_at) for r in conn.execute(t.owners.select())}
+        with self._db.querying() as conn:
+            rows = self._db.query(conn, self._reads.owners, {})
+        return {r["owner"]: (r["pid"], r["host"], r["beat_at"]) for r in rows}
 
-
-def _with_steps(conn: sa.Connection, rows: Sequence[sa.Row[Any]]) -> list[TransitionRow]:
-    if not rows:
-        return []
-    ids = [r.id for r in rows]
-    by_transition: dict[str, list[StepRow]] = {i: [] for i in ids}
-    query = (
-        t.steps.select()
-        .where(t.steps.c.transition_id.in_(ids))
-        .order_by(t.steps.c.transition_id, t.steps.c.index)
-    )
-    for s in conn.execute(query):
-        by_transition[s.transition_id].append(to_step(s._mapping))
-    return [to_transition(r._mapping, tuple(by_transition[r.id])) for r in rows]
+    def _journal(self, query: Any, steps: Any, params: dict[str, Any]) -> list[TransitionRow]:
+        """The transitions ``query`` selects, each with the steps ``steps`` selects of them."""
+        db = self._db
+        with db.querying(snapshot=True) as conn:
+            rows = db.query(conn, query, params)
+            found = db.query(conn, steps, params) if rows else []
+        by_transition: dict[str, list[StepRow]] = {r["id"]: [] for r in rows}
+        for s in found:
+            kept = by_transition.get(s["transition_id"])
+            if kept is not None:  # a step of a transition that committed after the read
+                kept.append(to_step(s))
+        return [to_transition(r, tuple(by_transition[r["id"]])) for r in rows]

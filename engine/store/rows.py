@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import functools
 import json
+from collections.abc import Mapping
 from typing import Any
-
-import sqlalchemy as sa
 
 from engine.ports import EntityRow, EventRow, StepRow, TimerRow, TransitionRow
 
@@ -25,6 +24,9 @@ ENTITY_CHANGES = (
     "live",
 )
 """The columns an update of an entity writes."""
+
+ENTITY_VALUE_CHANGES = tuple(c for c in ENTITY_CHANGES if c not in ("name", "live"))
+"""The columns an update writes that leaves the entity's name and liveness as they are."""
 
 # What the fire was (entity, event, params, idempotency key) never changes; leaving
 # the key out also spares SQLite rewriting its unique index on every update.
@@ -93,18 +95,20 @@ def _states(configuration: tuple[str, ...]) -> str:
 # -- entities ------------------------------------------------------------------------------
 
 
-def entity_changes(r: EntityRow) -> dict[str, Any]:
-    """The values of :data:`ENTITY_CHANGES` for ``r``."""
-    return {
-        "name": r.name,
+def entity_changes(r: EntityRow, *, keys: bool = True) -> dict[str, Any]:
+    """The values of :data:`ENTITY_CHANGES` for ``r`` (without ``keys``: of
+    :data:`ENTITY_VALUE_CHANGES`)."""
+    values = {
         "states": _states(r.configuration),
         "configuration": _configuration(r.configuration),
         "data": dumps(r.data),
         "history": dumps({k: list(v) for k, v in r.history.items()}),
         "version": r.version,
         "updated_at": r.updated_at,
-        "live": r.live,
     }
+    if keys:
+        values["name"], values["live"] = r.name, r.live
+    return values
 
 
 def entity_values(r: EntityRow, seq: int) -> dict[str, Any]:
@@ -118,7 +122,7 @@ def entity_values(r: EntityRow, seq: int) -> dict[str, Any]:
     }
 
 
-def to_entity(r: sa.RowMapping) -> EntityRow:
+def to_entity(r: Mapping[str, Any]) -> EntityRow:
     """The entity a row holds."""
     return EntityRow(
         id=r["id"],
@@ -167,7 +171,7 @@ def transition_changes(tr: TransitionRow) -> dict[str, Any]:
     return changes
 
 
-def to_transition(r: sa.RowMapping, steps: tuple[StepRow, ...]) -> TransitionRow:
+def to_transition(r: Mapping[str, Any], steps: tuple[StepRow, ...]) -> TransitionRow:
     """The journal entry a row holds, with its ``steps``."""
     return TransitionRow(
         id=r["id"],
@@ -207,7 +211,7 @@ def step_values(s: StepRow) -> dict[str, Any]:
     }
 
 
-def to_step(r: sa.RowMapping) -> StepRow:
+def to_step(r: Mapping[str, Any]) -> StepRow:
     """The step a row holds."""
     return StepRow(
         transition_id=r["transition_id"],
@@ -242,7 +246,7 @@ def timer_values(tm: TimerRow) -> dict[str, Any]:
     }
 
 
-def to_timer(r: sa.RowMapping) -> TimerRow:
+def to_timer(r: Mapping[str, Any]) -> TimerRow:
     """The timer a row holds."""
     return TimerRow(
         id=r["id"],
@@ -271,15 +275,15 @@ def event_values(e: EventRow, seq: int) -> dict[str, Any]:
     }
 
 
-def to_event(r: sa.Row[Any]) -> EventRow:
+def to_event(r: Mapping[str, Any]) -> EventRow:
     """The outbox event a row holds."""
     return EventRow(
-        entity_id=r.entity_id,
-        entity_name=r.entity_name,
-        chart=r.chart,
-        type=r.type,
-        attributes=loads(r.attributes),
-        transition_id=r.transition_id,
-        created_at=r.created_at,
-        seq=r.seq,
+        entity_id=r["entity_id"],
+        entity_name=r["entity_name"],
+        chart=r["chart"],
+        type=r["type"],
+        attributes=loads(r["attributes"]),
+        transition_id=r["transition_id"],
+        created_at=r["created_at"],
+        seq=r["seq"],
     )

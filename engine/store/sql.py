@@ -13,6 +13,7 @@ import sqlalchemy as sa
 
 from engine.store.database import Database
 from engine.store.dialect import parse_url
+from engine.store.queries import ReadStatements
 from engine.store.reads import JournalReads
 from engine.store.statements import prepare
 from engine.store.timers import TimerReads
@@ -34,6 +35,7 @@ class SqlStore(JournalWrites, JournalReads, TimerReads):
         self.dialect = self.url.get_backend_name()
         self._db = Database(self.url, busy_timeout_ms)
         self._statements = prepare(self._db.engine.dialect)
+        self._reads = ReadStatements(self._db.engine.dialect)
 
     @property
     def engine(self) -> sa.Engine:

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from engine.store import schema as t
-from engine.store.rows import ENTITY_CHANGES, TRANSITION_CHANGES
+from engine.store.rows import ENTITY_CHANGES, ENTITY_VALUE_CHANGES, TRANSITION_CHANGES
 
 __all__ = ["Prepared", "WriteStatements", "compile_statement", "prepare"]
 
@@ -63,6 +63,7 @@ class WriteStatements:
     """
 
     update_entity: Prepared
+    update_entity_values: Prepared
     insert_entity: Prepared
     insert_transition: Prepared
     update_transition: Prepared
@@ -90,6 +91,14 @@ def prepare(dialect: sa.Dialect) -> WriteStatements:
             t.entities.update()
             .where(e.id == sa.bindparam("b_id"), e.version == sa.bindparam("b_expect"))
             .values({name: sa.bindparam(name) for name in ENTITY_CHANGES}),
+            dialect,
+        ),
+        # A fire that neither renames nor finishes the entity leaves the indexes on its
+        # name and liveness alone: two random index pages fewer to write at a million.
+        update_entity_values=compile_statement(
+            t.entities.update()
+            .where(e.id == sa.bindparam("b_id"), e.version == sa.bindparam("b_expect"))
+            .values({name: sa.bindparam(name) for name in ENTITY_VALUE_CHANGES}),
             dialect,
         ),
         insert_entity=compile_statement(t.entities.insert(), dialect, t.entities),

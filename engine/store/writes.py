@@ -114,7 +114,7 @@ class JournalWrites:
                     # Created earlier in this batch: insert it before checking its version.
                     self._insert_entities(conn, new_entities)
                     new_entities = []
-                if not self._update_entity(conn, row, unit.expect_version):
+                if not self._update_entity(conn, unit):
                     results.append(VersionConflict(row.id, unit.expect_version))
                     continue
             elif row is not None:
@@ -125,12 +125,15 @@ class JournalWrites:
             self._insert_entities(conn, new_entities)
         return results, passed
 
-    def _update_entity(self, conn: Any, row: EntityRow, expect: int) -> bool:
-        """Write ``row`` if the stored entity is at version ``expect``; say whether it was."""
+    def _update_entity(self, conn: Any, unit: Write) -> bool:
+        """Write the unit's entity if it is stored at the version expected; say whether it was."""
+        row = unit.entity
+        assert row is not None
+        s, keys = self._statements, unit.keys_changed
         done = self._db.run(
             conn,
-            self._statements.update_entity,
-            {"b_id": row.id, "b_expect": expect, **entity_changes(row)},
+            s.update_entity if keys else s.update_entity_values,
+            {"b_id": row.id, "b_expect": unit.expect_version, **entity_changes(row, keys=keys)},
         )
         changed = done.rowcount
         done.close()
@@ -156,11 +159,15 @@ class JournalWrites:
         created = {u.entity.id for u in batch if u.entity is not None and u.expect_version is None}
         if len(ids) != len(units) or created & ids:
             return False
+        # One statement for all: the narrow one only if no unit renames or finishes.
+        keys = any(u.keys_changed for u in batch if u.entity is not None)
         rows = [
-            {"b_id": row.id, "b_expect": expect, **entity_changes(row)} for row, expect in units
+            {"b_id": row.id, "b_expect": expect, **entity_changes(row, keys=keys)}
+            for row, expect in units
         ]
+        update = self._statements.update_entity if keys else self._statements.update_entity_values
         self._db.run_sql(conn, "SAVEPOINT chartd_updates")
-        matched = self._db.run_many(conn, self._statements.update_entity, rows) == len(units)
+        matched = self._db.run_many(conn, update, rows) == len(units)
         if not matched:
             self._db.run_sql(conn, "ROLLBACK TO SAVEPOINT chartd_updates")
         self._db.run_sql(conn, "RELEASE SAVEPOINT chartd_updates")

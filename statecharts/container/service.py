@@ -15,6 +15,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, Unpack
 
@@ -43,11 +44,14 @@ from statecharts.container.status import RUNNING, inspect_document, status_of
 __all__ = ["Containers", "status_of"]
 
 _Ids = list[str]  # Containers has a method named `list`
+_Exits = list[tuple[str, int, Any]]  # (container id, exit code, pid)
 
 log = logging.getLogger("chartd.containers")
 
 CHART = "container"
 _CONDITIONS = ("not-running", "next-exit", "removed")
+# Containers a restore or a shutdown acts on at once (fires, their sagas and waits).
+_IN_PARALLEL = 16
 
 
 class Containers:
@@ -398,13 +402,11 @@ class Containers:
         so restart policies apply again when the daemon starts.
         """
         running = [e for e in self.list() if e.in_state("running")]
-        threads = []
-        for container in running:
-            thread = threading.Thread(target=self._shutdown_one, args=(container,), daemon=True)
-            thread.start()
-            threads.append(thread)
-        for thread in threads:
-            thread.join()
+        # Each stop waits up to its container's timeout: a pool as wide as there are
+        # containers (bounded) stops them all in about the longest timeout, as moby does.
+        width = max(1, min(len(running), 4 * _IN_PARALLEL))
+        with ThreadPoolExecutor(width, "chartd-shutdown") as pool:
+            list(pool.map(self._shutdown_one, running))
         self._closing = True
 
     def _shutdown_one(self, container: engine.Entity) -> None:
@@ -431,49 +433,75 @@ class Containers:
         ``unless-stopped`` does not, a container never started stays created.
         """
         left = {t.container_id: t for t in self.runtime.tasks()}
+        exits = []
         for container_id, task in left.items():
             ended = self.runtime.delete_task(container_id)
             code = ended.exit_code if ended is not None else 128 + int(_signal.SIGKILL)
-            self._reconcile(container_id, code, task.pid)
+            exits.append((container_id, code, task.pid))
+        self._reconcile(exits)
+        listed = self.list(all=True)
+        # The engine says running, but there is no process: it exited unseen.
+        self._reconcile(
+            [
+                (c.id, 255, c.data.get("pid"))
+                for c in listed
+                if c.state in ("running.active", "running.paused") and c.id not in left
+            ]
+        )
+        restarting = []
+        for seen in listed:
+            moved = seen.id in left or seen.state in ("running.active", "running.paused")
+            if _restarts_on_restore(self.engine.get(seen.id) if moved else seen):
+                restarting.append(seen.id)
+        results = self.engine.fire_many(
+            [(cid, "start") for cid in restarting], concurrency=_IN_PARALLEL
+        )
         started = []
-        for listed in self.list(all=True):
-            container = listed
-            if listed.state in ("running.active", "running.paused"):
-                if listed.id not in left:
-                    # The engine says running, but there is no process: it exited unseen.
-                    self._reconcile(listed.id, 255, listed.data.get("pid"))
-                container = self.engine.get(listed.id)
-            data = container.data
-            if not container.in_state("exited") or not data.get("has_been_started_before"):
-                continue
-            policy = moby.RestartPolicy.from_data(data.get("restart_policy"))
-            if policy.name == "no" or not moby.should_restart(
-                policy,
-                int(data.get("exit_code") or 0),
-                bool(data.get("manually_stopped")),
-                int(data.get("restart_count") or 0),
-            ):
-                continue
-            try:
-                self.engine.fire(container, "start")
-                started.append(container.id)
-            except ChartdError as exc:
-                log.warning("restart of %s on restore failed: %s", container.id[:12], exc.message)
+        for cid, result in zip(restarting, results, strict=True):
+            if isinstance(result, ChartdError):
+                log.warning("restart of %s on restore failed: %s", cid[:12], result.message)
+            else:
+                started.append(cid)
         return started
 
-    def _reconcile(self, container_id: str, exit_code: int, pid: Any) -> None:
-        self._inherited.discard((container_id, pid))
-        params = {"exit_code": exit_code, "pid": pid, "exited_at": self._clock(), "restored": True}
-        try:
-            self.engine.fire(container_id, "exit", params)
-        except ChartdError as exc:  # e.g. the runtime's report of the same exit came first
-            log.info("restore of %s: %s", container_id[:12], exc.message)
+    def _reconcile(self, exits: _Exits) -> None:
+        """Record the exits a restore found (container, exit code, pid), all at once."""
+        requests = []
+        for container_id, exit_code, pid in exits:
+            self._inherited.discard((container_id, pid))
+            params = {
+                "exit_code": exit_code,
+                "pid": pid,
+                "exited_at": self._clock(),
+                "restored": True,
+            }
+            requests.append((container_id, "exit", params))
+        for (container_id, _, _), result in zip(
+            exits, self.engine.fire_many(requests, concurrency=_IN_PARALLEL), strict=True
+        ):
+            if isinstance(result, ChartdError):
+                # Expected when the runtime's report of the same exit came first.
+                log.debug("restore of %s: %s", container_id[:12], result.message)
 
     # -- inspect ---------------------------------------------------------------------------
 
     def inspect(self, ref: str | engine.Entity) -> dict[str, Any]:
         """The container as ``docker inspect`` shows it (the fields chartd has)."""
         return inspect_document(self.get(ref), self.root)
+
+
+def _restarts_on_restore(container: engine.Entity) -> bool:
+    """Whether moby's restore would start this container again (its restart manager reset)."""
+    data = container.data
+    if not container.in_state("exited") or not data.get("has_been_started_before"):
+        return False
+    policy = moby.RestartPolicy.from_data(data.get("restart_policy"))
+    return policy.name != "no" and moby.should_restart(
+        policy,
+        int(data.get("exit_code") or 0),
+        bool(data.get("manually_stopped")),
+        int(data.get("restart_count") or 0),
+    )
 
 
 def _outcome(container: engine.Entity) -> tuple[int, str]:

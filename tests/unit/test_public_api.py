@@ -95,7 +95,9 @@ def test_engine_methods() -> None:
         "charts",
         "close",
         "create",
+        "create_many",
         "fire",
+        "fire_many",
         "get",
         "history",
         "list",
@@ -113,6 +115,16 @@ def test_engine_methods() -> None:
         "event",
         "params",
         "idempotency_key",
+    ]
+    assert list(inspect.signature(engine.Engine.create_many).parameters) == [
+        "self",
+        "chart",
+        "items",
+    ]
+    assert list(inspect.signature(engine.Engine.fire_many).parameters) == [
+        "self",
+        "requests",
+        "concurrency",
     ]
     assert list(inspect.signature(engine.Engine.open).parameters) == [
         "url",

@@ -60,6 +60,16 @@ class EngineStub:
                 request_serializer=chartd_dot_v1_dot_engine__pb2.FireRequest.SerializeToString,
                 response_deserializer=chartd_dot_v1_dot_engine__pb2.FireResponse.FromString,
                 _registered_method=True)
+        self.CreateMany = channel.unary_unary(
+                '/chartd.v1.Engine/CreateMany',
+                request_serializer=chartd_dot_v1_dot_engine__pb2.CreateManyRequest.SerializeToString,
+                response_deserializer=chartd_dot_v1_dot_engine__pb2.CreateManyResponse.FromString,
+                _registered_method=True)
+        self.FireMany = channel.unary_unary(
+                '/chartd.v1.Engine/FireMany',
+                request_serializer=chartd_dot_v1_dot_engine__pb2.FireManyRequest.SerializeToString,
+                response_deserializer=chartd_dot_v1_dot_engine__pb2.FireManyResponse.FromString,
+                _registered_method=True)
         self.GetEntity = channel.unary_unary(
                 '/chartd.v1.Engine/GetEntity',
                 request_serializer=chartd_dot_v1_dot_engine__pb2.GetEntityRequest.SerializeToString,
@@ -121,6 +131,22 @@ class EngineServicer:
 
     def Fire(self, request, context):
         """Fire an event on an entity: what committed, or the error why not.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def CreateMany(self, request, context):
+        """Many new entities of one chart, each on its own: one result per item, in
+        order, the entity or the error that refused it. At most 1000 items.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def FireMany(self, request, context):
+        """Many fires, each on its own: one result per request, in order, what
+        committed or the error why not. At most 1000 requests.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -190,6 +216,16 @@ def add_EngineServicer_to_server(servicer, server):
                     servicer.Fire,
                     request_deserializer=chartd_dot_v1_dot_engine__pb2.FireRequest.FromString,
                     response_serializer=chartd_dot_v1_dot_engine__pb2.FireResponse.SerializeToString,
+            ),
+            'CreateMany': grpc.unary_unary_rpc_method_handler(
+                    servicer.CreateMany,
+                    request_deserializer=chartd_dot_v1_dot_engine__pb2.CreateManyRequest.FromString,
+                    response_serializer=chartd_dot_v1_dot_engine__pb2.CreateManyResponse.SerializeToString,
+            ),
+            'FireMany': grpc.unary_unary_rpc_method_handler(
+                    servicer.FireMany,
+                    request_deserializer=chartd_dot_v1_dot_engine__pb2.FireManyRequest.FromString,
+                    response_serializer=chartd_dot_v1_dot_engine__pb2.FireManyResponse.SerializeToString,
             ),
             'GetEntity': grpc.unary_unary_rpc_method_handler(
                     servicer.GetEntity,
@@ -353,6 +389,60 @@ class Engine:
             '/chartd.v1.Engine/Fire',
             chartd_dot_v1_dot_engine__pb2.FireRequest.SerializeToString,
             chartd_dot_v1_dot_engine__pb2.FireResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def CreateMany(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chartd.v1.Engine/CreateMany',
+            chartd_dot_v1_dot_engine__pb2.CreateManyRequest.SerializeToString,
+            chartd_dot_v1_dot_engine__pb2.CreateManyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def FireMany(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chartd.v1.Engine/FireMany',
+            chartd_dot_v1_dot_engine__pb2.FireManyRequest.SerializeToString,
+            chartd_dot_v1_dot_engine__pb2.FireManyResponse.FromString,
             options,
             channel_credentials,
             insecure,

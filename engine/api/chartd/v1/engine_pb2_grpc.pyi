@@ -51,6 +51,14 @@ class EngineStub:
     """A new entity in its chart's initial state."""
     Fire: _grpc.UnaryUnaryMultiCallable[_engine_pb2.FireRequest, _engine_pb2.FireResponse]
     """Fire an event on an entity: what committed, or the error why not."""
+    CreateMany: _grpc.UnaryUnaryMultiCallable[_engine_pb2.CreateManyRequest, _engine_pb2.CreateManyResponse]
+    """Many new entities of one chart, each on its own: one result per item, in
+    order, the entity or the error that refused it. At most 1000 items.
+    """
+    FireMany: _grpc.UnaryUnaryMultiCallable[_engine_pb2.FireManyRequest, _engine_pb2.FireManyResponse]
+    """Many fires, each on its own: one result per request, in order, what
+    committed or the error why not. At most 1000 requests.
+    """
     GetEntity: _grpc.UnaryUnaryMultiCallable[_engine_pb2.GetEntityRequest, _engine_pb2.Entity]
     """One entity as last committed."""
     ListEntities: _grpc.UnaryUnaryMultiCallable[_engine_pb2.ListEntitiesRequest, _engine_pb2.ListEntitiesResponse]
@@ -80,6 +88,14 @@ class EngineAsyncStub(EngineStub):
     """A new entity in its chart's initial state."""
     Fire: _aio.UnaryUnaryMultiCallable[_engine_pb2.FireRequest, _engine_pb2.FireResponse]  # type: ignore[assignment]
     """Fire an event on an entity: what committed, or the error why not."""
+    CreateMany: _aio.UnaryUnaryMultiCallable[_engine_pb2.CreateManyRequest, _engine_pb2.CreateManyResponse]  # type: ignore[assignment]
+    """Many new entities of one chart, each on its own: one result per item, in
+    order, the entity or the error that refused it. At most 1000 items.
+    """
+    FireMany: _aio.UnaryUnaryMultiCallable[_engine_pb2.FireManyRequest, _engine_pb2.FireManyResponse]  # type: ignore[assignment]
+    """Many fires, each on its own: one result per request, in order, what
+    committed or the error why not. At most 1000 requests.
+    """
     GetEntity: _aio.UnaryUnaryMultiCallable[_engine_pb2.GetEntityRequest, _engine_pb2.Entity]  # type: ignore[assignment]
     """One entity as last committed."""
     ListEntities: _aio.UnaryUnaryMultiCallable[_engine_pb2.ListEntitiesRequest, _engine_pb2.ListEntitiesResponse]  # type: ignore[assignment]
@@ -136,6 +152,26 @@ class EngineServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_engine_pb2.FireResponse, _abc.Awaitable[_engine_pb2.FireResponse]]:
         """Fire an event on an entity: what committed, or the error why not."""
+
+    @_abc_1.abstractmethod
+    def CreateMany(
+        self,
+        request: _engine_pb2.CreateManyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engine_pb2.CreateManyResponse, _abc.Awaitable[_engine_pb2.CreateManyResponse]]:
+        """Many new entities of one chart, each on its own: one result per item, in
+        order, the entity or the error that refused it. At most 1000 items.
+        """
+
+    @_abc_1.abstractmethod
+    def FireMany(
+        self,
+        request: _engine_pb2.FireManyRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_engine_pb2.FireManyResponse, _abc.Awaitable[_engine_pb2.FireManyResponse]]:
+        """Many fires, each on its own: one result per request, in order, what
+        committed or the error why not. At most 1000 requests.
+        """
 
     @_abc_1.abstractmethod
     def GetEntity(

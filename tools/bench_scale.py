@@ -1,0 +1,199 @@
+"""Benchmark the engine at a control plane's size: a thousand to a million entities.
+
+What is measured
+----------------
+One engine on one SQLite file (WAL, ``synchronous=FULL``, the embedded
+default), grown in steps to 1,000, 100,000 and ``--entities`` entities of a
+two-state chart. At each size, side by side in one run:
+
+* ``create_many``: entities/s of the bulk create that grew the database;
+  ``create``: entities/s of ``Engine.create`` one by one (measured at the
+  first size only: each is a durable commit of its own);
+* ``fire``: fires/s of a direct transition on random entities, one thread;
+* ``get``: microseconds per ``Engine.get`` of a random entity by id and by name;
+* ``list``: microseconds per page of 100 entities from a random position;
+* ``open``: seconds to open the engine on the database and register the
+  chart (which recovers unfinished transitions): what a restart costs;
+* ``rss_mb``: the peak resident memory of this process at the end.
+
+Targets (issue 10): create_many >= 20,000/s; fire and get at the largest size
+cost at most 1.25x what they cost at 1,000; peak RSS <= 200 MB; open at the
+largest size <= 2 s.
+
+Run ``python tools/bench_scale.py`` (a million entities takes a few minutes
+and about 1 GB of disk), ``--entities 100000`` for a quicker run, ``--json``
+for one JSON object with every figure and ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import random
+import resource
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import engine
+
+TARGETS = {
+    "create_many": 20_000.0,
+    "fire_ratio": 1.25,
+    "get_ratio": 1.25,
+    "rss_mb": 200.0,
+    "open_s": 2.0,
+}
+
+CHART = {
+    "chart": "scale",
+    "initial": "off",
+    "states": {"off": {}, "on": {}},
+    "transitions": [
+        {"event": "flip", "from": "off", "to": "on"},
+        {"event": "flip", "from": "on", "to": "off"},
+    ],
+}
+
+
+def _per_call_us(calls: int, run: Callable[[int], object]) -> float:
+    """Median microseconds per call of ``run(i)`` over five rounds of ``calls`` calls."""
+    rounds = []
+    for _ in range(5):
+        started = time.perf_counter()
+        for i in range(calls):
+            run(i)
+        rounds.append((time.perf_counter() - started) / calls * 1e6)
+    return statistics.median(rounds)
+
+
+class Sized:
+    """One database grown to ever larger sizes, measured at each."""
+
+    def __init__(self, folder: Path, seed: int) -> None:
+        self.url = f"sqlite:///{folder / 'scale.db'}"
+        self.chart = engine.parse_chart(CHART)
+        self.eng = self._open()
+        self.size = 0
+        self.random = random.Random(seed)
+
+    def _open(self) -> engine.Engine:
+        eng = engine.Engine.open(self.url)
+        eng.register(self.chart)
+        return eng
+
+    def grow(self, size: int) -> float:
+        """Create entities up to ``size``; their rate per second."""
+        started = time.perf_counter()
+        batch = 10_000
+        for first in range(self.size, size, batch):
+            last = min(size, first + batch)
+            made = self.eng.create_many("scale", ((f"e{i}", {"i": i}) for i in range(first, last)))
+            failed = [r for r in made if not isinstance(r, engine.Entity)]
+            if failed:
+                raise SystemExit(f"create_many failed: {failed[0]}")
+        rate = (size - self.size) / (time.perf_counter() - started)
+        self.size = size
+        return rate
+
+    def create_one_by_one(self, count: int) -> float:
+        started = time.perf_counter()
+        for i in range(count):
+            self.eng.create("scale", f"single{self.size}-{i}")
+        return count / (time.perf_counter() - started)
+
+    def measure(self, samples: int) -> dict[str, float]:
+        """Fire, get and list costs at the current size, and the time to open it again."""
+        names = [f"e{self.random.randrange(self.size)}" for _ in range(samples)]
+        ids = [self.eng.get(n).id for n in names]
+        figures = {
+            "fire_per_s": 1e6 / _per_call_us(samples, lambda i: self.eng.fire(ids[i], "flip")),
+            "get_id_us": _per_call_us(samples, lambda i: self.eng.get(ids[i])),
+            "get_name_us": _per_call_us(samples, lambda i: self.eng.get(names[i])),
+        }
+        after = [self.random.randrange(self.size) for _ in range(samples // 10)]
+        figures["list_page_us"] = _per_call_us(
+            len(after), lambda i: self.eng.list("scale", after=after[i], limit=100)
+        )
+        self.eng.close()
+        started = time.perf_counter()
+        self.eng = self._open()
+        figures["open_s"] = time.perf_counter() - started
+        return figures
+
+    def close(self) -> None:
+        self.eng.close()
+
+
+def run(entities: int, samples: int, seed: int) -> dict[str, Any]:
+    sizes = sorted({s for s in (1_000, 100_000, entities) if s <= entities})
+    out: dict[str, Any] = {"entities": entities, "sizes": {}, "targets": TARGETS}
+    with tempfile.TemporaryDirectory(prefix="chartd-scale-") as tmp:
+        sized = Sized(Path(tmp), seed)
+        rates = []
+        for size in sizes:
+            rates.append((size - sized.size, sized.grow(size)))
+            figures = sized.measure(samples)
+            if size == sizes[0]:
+                out["create_per_s"] = sized.create_one_by_one(min(samples, 500))
+            out["sizes"][str(size)] = figures
+            print(f"  {size:>9,} entities: {json.dumps(figures)}", file=sys.stderr)
+        sized.close()
+    made = sum(n for n, _ in rates)
+    out["create_many_per_s"] = made / sum(n / r for n, r in rates)
+    small, large = out["sizes"][str(sizes[0])], out["sizes"][str(sizes[-1])]
+    out["ratios"] = {
+        "create_many_vs_create": out["create_many_per_s"] / out["create_per_s"],
+        "fire_cost": small["fire_per_s"] / large["fire_per_s"],
+        "get_id_cost": large["get_id_us"] / small["get_id_us"],
+        "get_name_cost": large["get_name_us"] / small["get_name_us"],
+        "list_cost": large["list_page_us"] / small["list_page_us"],
+    }
+    # ru_maxrss is in kilobytes on Linux.
+    out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["met"] = {
+        "create_many": out["create_many_per_s"] >= TARGETS["create_many"],
+        "fire": out["ratios"]["fire_cost"] <= TARGETS["fire_ratio"],
+        "get": max(out["ratios"]["get_id_cost"], out["ratios"]["get_name_cost"])
+        <= TARGETS["get_ratio"],
+        "rss": out["rss_mb"] <= TARGETS["rss_mb"],
+        "open": large["open_s"] <= TARGETS["open_s"],
+    }
+    out["machine"] = {"python": platform.python_version(), "machine": platform.machine()}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--entities", type=int, default=1_000_000, help="the largest size")
+    parser.add_argument("--samples", type=int, default=2_000, help="calls per measure")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    args = parser.parse_args(argv)
+    if args.entities < 1_000:
+        parser.error("--entities must be at least 1000")
+    out = run(args.entities, args.samples, args.seed)
+    if args.json:
+        print(json.dumps(out, indent=2))
+        return 0
+    print(f"create one by one: {out['create_per_s']:,.0f}/s")
+    print(f"create_many:       {out['create_many_per_s']:,.0f}/s")
+    for size, figures in out["sizes"].items():
+        print(
+            f"{int(size):>9,}: fire {figures['fire_per_s']:,.0f}/s, "
+            f"get {figures['get_id_us']:.0f} us "
+            f"(by name {figures['get_name_us']:.0f}), list page {figures['list_page_us']:.0f} us, "
+            f"open {figures['open_s']:.2f} s"
+        )
+    print(f"ratios: {json.dumps({k: round(v, 2) for k, v in out['ratios'].items()})}")
+    print(f"peak RSS {out['rss_mb']:.0f} MB; targets met: {json.dumps(out['met'])}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
