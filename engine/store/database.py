@@ -16,6 +16,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.errors import Unavailable
+from engine.store.checkpoint import BACKSTOP_PAGES, Checkpointer
 from engine.store.dialect import open_engine
 from engine.store.statements import Prepared
 
@@ -35,6 +36,11 @@ class Database:
         self._dbapi_error: type[Exception] = self.engine.dialect.dbapi.Error  # type: ignore[union-attr]
         self._write_lock = threading.Lock()
         self._write_conn: Any = None
+        self._checkpoints = (
+            Checkpointer(self.engine.raw_connection)
+            if self.dialect == "sqlite" and not shared
+            else None
+        )
 
     @contextmanager
     def reading(self) -> Iterator[sa.Connection]:
@@ -79,6 +85,8 @@ class Database:
                             self._drop_writer()
                         raise
                     self.run_sql(raw, "COMMIT")
+                    if self._checkpoints is not None:
+                        self._checkpoints.committed()
             else:
                 with self.engine.connect() as conn:
                     conn.execution_options(chartd_write=True)
@@ -134,6 +142,9 @@ class Database:
             # enough for the indexes' upper levels keeps a commit's inserts from reading
             # pages back at a million entities (the readers keep SQLite's default).
             self.run_sql(self._write_conn, f"PRAGMA cache_size=-{_WRITER_CACHE_KIB}")
+            if self._checkpoints is not None:
+                # Checkpoints run on their own thread; a commit runs one only as a backstop.
+                self.run_sql(self._write_conn, f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
         return self._write_conn
 
     def _drop_writer(self) -> None:
@@ -182,6 +193,8 @@ class Database:
 
     def close(self) -> None:
         """Release every connection."""
+        if self._checkpoints is not None:
+            self._checkpoints.close()
         with self._write_lock:
             if self._write_conn is not None:
                 self._write_conn.close()
