@@ -19,18 +19,14 @@ in :mod:`engine.cli_export`. :func:`register` adds them all to the
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import typer
 
-from engine.cli_export import chart_export_verb
+from engine.cli_export import chart_export
 from engine.cli_inspection import events, history, inspect, logs, ps, version, wait
 from engine.cli_lifecycle import kill, pause, rename, restart, rm, start, stop, unpause
 from engine.cli_run import create, run
 from engine.cli_session import global_options
-
-if TYPE_CHECKING:
-    import engine
 
 __all__ = ["register"]
 
@@ -39,12 +35,8 @@ __all__ = ["register"]
 _COMMAND_SETTINGS = {"allow_interspersed_args": False}
 
 
-def register(app: typer.Typer, chart_app: typer.Typer, load: Callable[[str], engine.Chart]) -> None:
-    """Add the global -H/--host option, the daemon verbs and ``chart export`` to ``app``.
-
-    ``load`` resolves a chart argument (file or installed name) as the other
-    ``chart`` verbs do.
-    """
+def register(app: typer.Typer, chart_app: typer.Typer) -> None:
+    """Add the global -H/--host option, the daemon verbs and ``chart export`` to ``app``."""
     app.callback()(global_options)
     app.command(context_settings=_COMMAND_SETTINGS)(create)
     app.command(context_settings=_COMMAND_SETTINGS)(run)
@@ -67,4 +59,4 @@ def register(app: typer.Typer, chart_app: typer.Typer, load: Callable[[str], eng
     )
     for fn in verbs:
         app.command()(fn)
-    chart_app.command("export")(chart_export_verb(load))
+    chart_app.command("export")(chart_export)

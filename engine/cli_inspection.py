@@ -19,19 +19,19 @@ from engine.api.chartd.v1 import engine_pb2
 from engine.cli_output import (
     check_format,
     container_table,
-    err,
+    echo,
     event_json,
     event_line,
+    fail,
     inspect_json,
     journal_table,
-    out,
     pairs,
     print_json,
-    print_table,
     summary_json,
     transition_json,
 )
 from engine.cli_session import CallFailed, NamesArg, Session
+from engine.cli_times import TimeError, parse_time
 
 __all__ = ["events", "history", "inspect", "logs", "ps", "version", "wait"]
 
@@ -62,12 +62,12 @@ def ps(
     now = time.time()
     if quiet:
         for c in found:
-            out.print(c.id if no_trunc else c.id[:12], markup=False)
+            echo(c.id if no_trunc else c.id[:12])
         return
     if fmt == "json":
         print_json([summary_json(c, now) for c in found])
         return
-    print_table(container_table(found, now, full=no_trunc))
+    container_table(found, now, full=no_trunc).print()
 
 
 def inspect(ctx: typer.Context, containers: NamesArg) -> None:
@@ -104,7 +104,7 @@ def wait(
                 )
             except CallFailed:
                 continue
-            out.print(str(answer.status_code), markup=False)
+            echo(str(answer.status_code))
         s.done()
 
 
@@ -131,11 +131,14 @@ def logs(
 def events(
     ctx: typer.Context,
     since: Annotated[
-        int | None,
-        typer.Option("--since", help="Show events after this sequence number (0: all)."),
+        str | None, typer.Option("--since", help="Show events since this time.")
     ] = None,
     until: Annotated[
-        int | None, typer.Option("--until", help="Stop after this sequence number.")
+        str | None, typer.Option("--until", help="Stream events until this time.")
+    ] = None,
+    after: Annotated[
+        int | None,
+        typer.Option("--after", min=0, help="Show events after this sequence number (0: all)."),
     ] = None,
     filter: Annotated[
         list[str] | None,
@@ -143,29 +146,34 @@ def events(
     ] = None,
     fmt: FormatOpt = "table",
 ) -> None:
-    """Stream container events (only new ones unless --since)."""
+    """Stream container events (only new ones unless --since, --until or --after).
+
+    --since and --until take docker's times: a duration before now (10m,
+    1h30m), an RFC 3339 date or time (2025-01-02, 2025-01-02T15:04:05Z; local
+    time without a zone) or a Unix timestamp.
+    """
     check_format(fmt)
     filters = [c_pb2.Filter(key=k, value=v) for k, v in pairs(filter or (), "filter")]
+    request = c_pb2.EventsRequest(filters=filters, since=after or 0)
+    try:
+        if since is not None:
+            request.since_time.FromNanoseconds(parse_time(since))
+        if until is not None:
+            request.until_time.FromNanoseconds(parse_time(until))
+    except TimeError as exc:
+        fail(str(exc))
     with Session(ctx) as s:
-        try:
-            if since is None:
-                since = s.call(
+        if after is None and since is None and until is None:
+            try:
+                request.since = s.call(
                     s.client.engine.GetSequence, engine_pb2.GetSequenceRequest()
                 ).sequence
-        except CallFailed:
-            raise typer.Exit(1) from None
-        if since < 0 or (until is not None and until < 0):
-            err.print("error: --since and --until take sequence numbers >= 0", markup=False)
-            raise typer.Exit(2)
-        stream = s.client.containers.Events(
-            c_pb2.EventsRequest(since=since, until=until or 0, filters=filters)
-        )
+            except CallFailed:
+                raise typer.Exit(1) from None
+        stream = s.client.containers.Events(request)
         try:
             for ev in stream:
-                if fmt == "json":
-                    out.print(json.dumps(event_json(ev)), markup=False)
-                else:
-                    out.print(event_line(ev), markup=False)
+                echo(json.dumps(event_json(ev)) if fmt == "json" else event_line(ev))
         except grpc.RpcError as exc:
             s.report(exc)
         except KeyboardInterrupt:
@@ -195,17 +203,29 @@ def history(
     if fmt == "json":
         print_json([transition_json(t) for t in journal])
         return
-    print_table(journal_table(journal))
+    journal_table(journal).print()
+
+
+def _installed_version() -> str:
+    """The installed chartd, as the daemon reports its own (``0+unknown`` from a bare tree).
+
+    Read here rather than from engine.daemon, whose imports are the daemon's.
+    """
+    from importlib.metadata import PackageNotFoundError  # noqa: PLC0415 - version only
+    from importlib.metadata import version as package_version  # noqa: PLC0415
+
+    try:
+        return package_version("chartd")
+    except PackageNotFoundError:
+        return "0+unknown"
 
 
 def version(ctx: typer.Context) -> None:
     """Show the client's and the daemon's versions."""
-    from engine.daemon import chartd_version  # noqa: PLC0415 - keeps the client light
-
-    out.print(f"Client: chartd {chartd_version()}", markup=False)
+    echo(f"Client: chartd {_installed_version()}")
     with Session(ctx) as s:
         try:
             answer = s.call(s.client.engine.Version, engine_pb2.VersionRequest())
         except CallFailed:
             raise typer.Exit(1) from None
-        out.print(f"Server: chartd {answer.version} (API {answer.api_version})", markup=False)
+        echo(f"Server: chartd {answer.version} (API {answer.api_version})")

@@ -22,7 +22,7 @@ import typer
 
 from engine.api.chartd.v1 import containers_pb2 as c_pb2
 from engine.api.chartd.v1 import engine_pb2
-from engine.cli_output import err, out
+from engine.cli_output import echo, echo_err
 from engine.cli_session import CallFailed, Session
 
 __all__ = ["CreateOptions", "create", "run"]
@@ -68,7 +68,7 @@ class CreateOptions:
     def check(self) -> None:
         """Exit 125 (docker's status for bad options) on --rm with a restart policy."""
         if self.rm and self.restart not in (None, "", "no"):
-            err.print("Conflicting options: cannot specify both --restart and --rm", markup=False)
+            echo_err("Conflicting options: cannot specify both --restart and --rm")
             raise typer.Exit(125)
 
     def request(self, cmd: Sequence[str]) -> c_pb2.CreateContainerRequest:
@@ -120,7 +120,7 @@ def create(
             created = s.call(s.client.containers.Create, request)
         except CallFailed:
             raise typer.Exit(1) from None
-        out.print(created.id, markup=False)
+        echo(created.id)
 
 
 def run(
@@ -158,7 +158,7 @@ def run(
             created = s.call(containers.Create, request)
             s.call(containers.Start, c_pb2.StartContainerRequest(container=created.id))
             if detach:
-                out.print(created.id, markup=False)
+                echo(created.id)
                 return
             output = _follow_logs(s, created.id)
             try:

@@ -17,8 +17,10 @@ from typing import Annotated, Any, TypeVar
 import grpc
 import typer
 
-from engine.api import Client, default_host, describe
-from engine.cli_output import err, out
+from engine.api.address import default_host
+from engine.api.client import Client
+from engine.api.status import describe
+from engine.cli_output import echo, echo_err, fail
 from engine.errors import Category, ChartdError
 
 __all__ = [
@@ -87,8 +89,7 @@ class Session:
         try:
             self.client = Client(self.host, tls_ca=address.tls_ca)
         except ChartdError as exc:
-            err.print(f"error: {exc.message}", markup=False)
-            raise typer.Exit(1) from None
+            fail(exc.message)
         self.failed = False
 
     def __enter__(self) -> Session:
@@ -111,13 +112,11 @@ class Session:
         """Print a failed call; exit at once when the daemon cannot be reached."""
         failure = describe(exc)
         if not failure.detailed and failure.code == grpc.StatusCode.UNAVAILABLE:
-            err.print(
+            echo_err(
                 f"Cannot connect to the chartd daemon at {self.host}. "
-                f"Is the daemon running? ({failure.message})",
-                markup=False,
-            )
+                f"Is the daemon running? ({failure.message})")
             raise typer.Exit(1)
-        err.print(f"Error response from daemon: {failure.message}", markup=False)
+        echo_err(f"Error response from daemon: {failure.message}")
         self.failed = True
 
     def done(self) -> None:
@@ -138,5 +137,5 @@ def each_container(
                 continue
             except EndStateHeld:
                 pass
-            out.print(name, markup=False)
+            echo(name)
         s.done()
