@@ -3,170 +3,51 @@
 ``chartd serve`` runs the daemon; ``chartd chart ls|show|check|export``
 work on chart files and on the charts that installed packages register
 under the ``chartd.charts`` entry-point group (the container chart is one);
-the client verbs (``create``, ``start``, ``ps``, ...) are added by
+the client verbs (``create``, ``start``, ``ps``, ...) come from
 :mod:`engine.cli_client`.
 
-Only the commands' signatures live here. What a command does is imported
+Only the commands' arguments live here. What a command does is imported
 when it runs (:mod:`engine.daemon` for ``serve``, :mod:`engine.cli_chart`
 for the chart verbs), so that a client verb loads the generated API, grpc
-and the CLI framework, and nothing of the engine (docs/benchmarks.md).
+and the standard library's argparse, and nothing of the engine
+(docs/benchmarks.md, ``tools/bench_cli.py``).
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Annotated
 
-import typer
-
-from engine import cli_client
-from engine.cli_output import fail, one_of
+from engine import cli_client, cli_export
+from engine.cli_output import fail
+from engine.cli_session import GLOBAL_OPTIONS
+from engine.cli_verbs import Parser, Verb, arg, positive
 from engine.errors import ChartdError
 
-__all__ = ["app", "main"]
+__all__ = ["LOG_LEVELS", "main", "parser"]
 
-app = typer.Typer(
-    name="chartd",
-    help="An explicit state-machine engine for control planes.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    # Usage errors as click prints them: "Error: ...", as every other error here.
-    rich_markup_mode=None,
-)
-chart_app = typer.Typer(
-    help="Inspect and check charts.", no_args_is_help=True, rich_markup_mode=None
-)
-app.add_typer(chart_app, name="chart")
-
-ChartArg = Annotated[
-    str,
-    typer.Argument(help="A chart file (YAML or JSON) or the name of an installed chart."),
-]
-FormatOpt = Annotated[str, typer.Option("--format", help="Output format: text or json.")]
+LOG_LEVELS = ("debug", "info", "warning", "error")
+"""The values of ``serve --log-level``, in any case."""
 
 
-@chart_app.command("ls")
-def chart_ls(fmt: FormatOpt = "text") -> None:
-    """List the installed charts."""
-    from engine import cli_chart  # noqa: PLC0415 - the chart verbs' imports stay theirs
-
-    cli_chart.ls(fmt)
-
-
-@chart_app.command("show")
-def chart_show(chart: ChartArg = "container", fmt: FormatOpt = "text") -> None:
-    """Show a chart's states, transitions and rejections."""
-    from engine import cli_chart  # noqa: PLC0415
-
-    cli_chart.show(chart, fmt)
-
-
-BindingsOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--bindings",
-        help="module:attribute of the engine.Bindings for the chart, to check its code "
-        "(names without code).",
-    ),
-]
-LimitOpt = Annotated[
-    int,
-    typer.Option(
-        "--max-configurations",
-        min=1,
-        help="Stop the exhaustive exploration after this many configurations.",
-    ),
-]
-
-
-@chart_app.command("check")
-def chart_check(
-    chart: ChartArg = "container",
-    fmt: FormatOpt = "text",
-    bindings: BindingsOpt = None,
-    max_configurations: LimitOpt = 10_000,
-) -> None:
-    """Validate a chart and report what analysis finds.
-
-    Every problem of the document at once, then static checks: unreachable
-    states, dead ends, (state, event) pairs with neither a transition nor a
-    rejection, transitions their conditions do not tell apart, rejection
-    messages naming fields the data may lack. With --bindings, guards and
-    steps without code. Then a bounded exploration of every reachable
-    configuration, every event and condition value.
-
-    Exit status: 0 clean, 1 errors, 2 warnings only.
-    """
-    from engine import cli_chart  # noqa: PLC0415
-
-    cli_chart.check(chart, fmt, bindings, max_configurations)
-
-
-# serve is a typer command: one parameter per CLI option, so more than six.
-@app.command()
-def serve(
-    state_dir: Annotated[
-        Path | None,
-        typer.Option(
-            "--state-dir",
-            help="State directory (default $XDG_STATE_HOME/chartd or ~/.local/state/chartd).",
-            show_default=False,
-        ),
-    ] = None,
-    db: Annotated[
-        str | None,
-        typer.Option(
-            "--db", help="Database URL (default sqlite:///STATE_DIR/chartd.db).", show_default=False
-        ),
-    ] = None,
-    listen: Annotated[
-        str | None,
-        typer.Option(
-            "--listen",
-            help="unix:///path (default STATE_DIR/chartd.sock, mode 0600) or tcp://HOST:PORT.",
-            show_default=False,
-        ),
-    ] = None,
-    tls_cert: Annotated[
-        Path | None,
-        typer.Option("--tls-cert", help="TLS certificate (tcp://).", show_default=False),
-    ] = None,
-    tls_key: Annotated[
-        Path | None, typer.Option("--tls-key", help="TLS private key (tcp://).", show_default=False)
-    ] = None,
-    insecure: Annotated[
-        bool, typer.Option("--insecure", help="Plain tcp:// without TLS, loopback only.")
-    ] = False,
-    log_level: Annotated[
-        str, typer.Option("--log-level", help="debug, info, warning, error.")
-    ] = "info",
-    otel: Annotated[
-        str | None,
-        typer.Option(
-            "--otel",
-            help="Traces and metrics: off, console (to stderr) or otlp "
-            "(set by the OTEL_EXPORTER_OTLP_* variables; needs opentelemetry-exporter-otlp). "
-            "Default: OTEL_TRACES_EXPORTER (none, console, otlp), else off.",
-        ),
-    ] = None,
-) -> None:
+def _serve(args: argparse.Namespace) -> None:
     """Run the daemon: the engine, the container chart on real processes, the gRPC API."""
     from engine import daemon  # noqa: PLC0415 - the daemon's imports stay out of the client verbs
     from engine.api import default_state_dir  # noqa: PLC0415
 
-    _start_logging(log_level)
-    exporter = _otel_exporter(otel)
+    _start_logging(args.log_level)
+    exporter = _otel_exporter(args.otel)
     try:
         config = daemon.DaemonConfig.resolve(
-            state_dir or default_state_dir(),
-            db=db,
-            listen=listen,
-            tls_cert=tls_cert,
-            tls_key=tls_key,
-            insecure=insecure,
+            args.state_dir or default_state_dir(),
+            db=args.db,
+            listen=args.listen,
+            tls_cert=args.tls_cert,
+            tls_key=args.tls_key,
+            insecure=args.insecure,
             otel=exporter,
         )
         daemon.serve(config)
@@ -174,19 +55,14 @@ def serve(
         fail(exc.message)
 
 
-LOG_LEVELS = ("debug", "info", "warning", "error")
-"""The values of ``serve --log-level``, in any case."""
-
-
 def _start_logging(log_level: str) -> None:
-    """Logs to stderr from ``log_level`` on (one of LOG_LEVELS, any case); a usage error else."""
+    """Logs to stderr from ``log_level`` on (one of LOG_LEVELS)."""
     import logging  # noqa: PLC0415 - the daemon's imports stay out of the client verbs
 
-    if log_level.lower() not in LOG_LEVELS:
-        fail(f"invalid --log-level {log_level!r}: use {one_of(LOG_LEVELS)}", 2)
-    level = getattr(logging, log_level.upper())
     logging.basicConfig(
-        stream=sys.stderr, level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        stream=sys.stderr,
+        level=getattr(logging, log_level.upper()),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
 
 
@@ -201,13 +77,128 @@ def _otel_exporter(otel: str | None) -> str:
     return "off" if named == "none" else named
 
 
-cli_client.register(app, chart_app)
+SERVE = Verb(
+    "serve",
+    "Run the daemon: the engine, the container chart on real processes, the gRPC API.",
+    _serve,
+    (
+        arg(
+            "--state-dir",
+            type=Path,
+            help="State directory (default $XDG_STATE_HOME/chartd or ~/.local/state/chartd).",
+        ),
+        arg("--db", help="Database URL (default sqlite:///STATE_DIR/chartd.db)."),
+        arg(
+            "--listen",
+            help="unix:///path (default STATE_DIR/chartd.sock, mode 0600) or tcp://HOST:PORT.",
+        ),
+        arg("--tls-cert", type=Path, help="TLS certificate (tcp://)."),
+        arg("--tls-key", type=Path, help="TLS private key (tcp://)."),
+        arg("--insecure", action="store_true", help="Plain tcp:// without TLS, loopback only."),
+        arg(
+            "--log-level",
+            type=str.lower,
+            choices=LOG_LEVELS,
+            default="info",
+            help="debug, info (the default), warning or error.",
+        ),
+        arg(
+            "--otel",
+            help="Traces and metrics: off, console (to stderr) or otlp "
+            "(set by the OTEL_EXPORTER_OTLP_* variables; needs opentelemetry-exporter-otlp). "
+            "Default: OTEL_TRACES_EXPORTER (none, console, otlp), else off.",
+        ),
+    ),
+)
 
 
-def main() -> None:
+def _chart_verb(name: str) -> Verb:
+    """``chart NAME``, whose work is :mod:`engine.cli_chart`'s function of that name."""
+
+    def run(args: argparse.Namespace) -> None:
+        from engine import cli_chart  # noqa: PLC0415 - the chart verbs' imports stay theirs
+
+        getattr(cli_chart, name)(args)
+
+    text = {
+        "ls": "List the installed charts.",
+        "show": "Show a chart's states, transitions and rejections.",
+        "check": "Validate a chart and report what analysis finds.",
+    }[name]
+    description = _CHECK_HELP if name == "check" else None
+    return Verb(name, text, run, _CHART_ARGS[name], description=description)
+
+
+_FORMAT = arg("--format", dest="fmt", default="text", help="Output format: text or json.")
+_CHART = arg(
+    "chart",
+    nargs="?",
+    default="container",
+    help="A chart file (YAML or JSON) or the name of an installed chart (default: container).",
+)
+_CHART_ARGS = {
+    "ls": (_FORMAT,),
+    "show": (_CHART, _FORMAT),
+    "check": (
+        _CHART,
+        _FORMAT,
+        arg(
+            "--bindings",
+            help="module:attribute of the engine.Bindings for the chart, to check its code "
+            "(names without code).",
+        ),
+        arg(
+            "--max-configurations",
+            type=positive,
+            default=10_000,
+            help="Stop the exhaustive exploration after this many configurations.",
+        ),
+    ),
+}
+_CHECK_HELP = """Validate a chart and report what analysis finds.
+
+Every problem of the document at once, then static checks: unreachable
+states, dead ends, (state, event) pairs with neither a transition nor a
+rejection, transitions their conditions do not tell apart, rejection
+messages naming fields the data may lack. With --bindings, guards and steps
+without code. Then a bounded exploration of every reachable configuration,
+every event and condition value.
+
+Exit status: 0 clean, 1 errors, 2 warnings only."""
+
+
+def _help_of(args: argparse.Namespace) -> None:
+    """A command given without its sub-command: its help, as docker prints it."""
+    args.parser.print_help()
+
+
+CHART = Verb(
+    "chart",
+    "Inspect and check charts.",
+    _help_of,
+    children=(*(_chart_verb(n) for n in ("ls", "show", "check")), cli_export.VERB),
+)
+
+
+def parser() -> Parser:
+    """The parser of ``chartd``'s command line."""
+    top = Parser(prog="chartd", description="An explicit state-machine engine for control planes.")
+    for a in GLOBAL_OPTIONS:
+        top.add_argument(*a.flags, **a.options)
+    top.set_defaults(run=_help_of, parser=top)
+    top.add_verbs((SERVE, *cli_client.VERBS, CHART))
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``chartd`` console script."""
+    args, extra = parser().parse_known_args(argv)
+    if extra:  # as docker names it, with the help of the verb it was given to
+        what = "unknown flag" if extra[0].startswith("-") else "unexpected argument"
+        args.parser.error(f"{what}: {extra[0]}")
     try:
-        app()
+        args.run(args)
     except ChartdError as exc:  # pragma: no cover - commands catch their own
-        sys.stderr.write(f"Error: {exc.message}\n")
-        sys.exit(1)
+        fail(exc.message)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None

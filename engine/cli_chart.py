@@ -8,6 +8,7 @@ verbs start without any of it.
 
 from __future__ import annotations
 
+import argparse
 import importlib
 import json
 import os
@@ -17,7 +18,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
-import typer
 from rich.console import Console
 from rich.tree import Tree
 
@@ -56,8 +56,9 @@ def load(chart: str) -> engine.Chart:
         _fail(exc)
 
 
-def ls(fmt: str) -> None:
+def ls(args: argparse.Namespace) -> None:
     """``chart ls``: the installed charts, a table or JSON."""
+    fmt: str = args.fmt
     check_format(fmt, ("text", "json"))
     rows: list[dict[str, Any]] = []
     for name, path in sorted(installed_charts().items()):
@@ -75,11 +76,11 @@ def ls(fmt: str) -> None:
     table.print()
 
 
-def show(chart: str, fmt: str) -> None:
+def show(args: argparse.Namespace) -> None:
     """``chart show``: states as a tree, transitions and rejections; or JSON."""
-    check_format(fmt, ("text", "json"))
-    c = load(chart)
-    if fmt == "json":
+    check_format(args.fmt, ("text", "json"))
+    c = load(args.chart)
+    if args.fmt == "json":
         _out.print_json(json.dumps(describe(c.model)))
         return
     model = c.model
@@ -126,9 +127,10 @@ def show(chart: str, fmt: str) -> None:
             )
 
 
-def check(chart: str, fmt: str, bindings: str | None, max_configurations: int) -> NoReturn:
+def check(args: argparse.Namespace) -> NoReturn:
     """``chart check``: every problem of the chart, then what analysis finds; exits 0, 1 or 2."""
-    check_format(fmt, ("text", "json"))
+    chart: str = args.chart
+    check_format(args.fmt, ("text", "json"))
     findings: list[Finding] = []
     name = chart
     try:
@@ -140,7 +142,7 @@ def check(chart: str, fmt: str, bindings: str | None, max_configurations: int) -
     else:
         name = c.name
         findings = analyse(c.model) + rejection_field_findings(c.model)
-        if bindings is None:
+        if args.bindings is None:
             findings.append(
                 Finding(
                     "note",
@@ -150,9 +152,9 @@ def check(chart: str, fmt: str, bindings: str | None, max_configurations: int) -
                 )
             )
         else:
-            findings += _binding_findings(c, bindings)
-        findings += _explore(c, max_configurations)
-    _report(name, findings, fmt)
+            findings += _binding_findings(c, args.bindings)
+        findings += _explore(c, args.max_configurations)
+    _report(name, findings, args.fmt)
 
 
 def export(chart: str, fmt: str, output: Path | None) -> None:
@@ -318,4 +320,4 @@ def _report(name: str, findings: list[Finding], fmt: str) -> NoReturn:
             _out.print(f"note: {f.message}", markup=False)
         verdict = ["clean", f"{len(errors)} error(s)", f"{len(warnings)} warning(s)"][status]
         _out.print(f"{name}: {verdict}", markup=False)
-    raise typer.Exit(status)
+    raise SystemExit(status)

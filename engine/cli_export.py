@@ -7,25 +7,36 @@ when it runs.
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
-from typing import Annotated
 
-import typer
+from engine.cli_verbs import Verb, arg
 
-__all__ = ["FORMAT_NAMES", "chart_export"]
+__all__ = ["FORMAT_NAMES", "VERB"]
 
 FORMAT_NAMES = ("json", "dot", "mermaid", "svg", "plantuml", "scxml", "xstate")
 """The names of :data:`engine.export.FORMATS`, for the help, without importing the exporters."""
 
 
-def chart_export(
-    chart: Annotated[
-        str, typer.Argument(help="A chart file or the name of an installed chart.")
-    ] = "container",
-    fmt: Annotated[str, typer.Option("--format", help=", ".join(FORMAT_NAMES))] = "json",
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to this file.")] = None,
-) -> None:
-    """Export a chart as JSON, DOT, SVG, Mermaid, PlantUML, SCXML or XState JSON."""
+def _export(args: argparse.Namespace) -> None:
     from engine import cli_chart  # noqa: PLC0415 - the exporters load the model
 
-    cli_chart.export(chart, fmt, output)
+    cli_chart.export(args.chart, args.fmt, args.output)
+
+
+VERB = Verb(
+    "export",
+    "Export a chart as JSON, DOT, SVG, Mermaid, PlantUML, SCXML or XState JSON.",
+    _export,
+    (
+        arg(
+            "chart",
+            nargs="?",
+            default="container",
+            help="A chart file or the name of an installed chart (default: container).",
+        ),
+        arg("--format", dest="fmt", default="json", help=", ".join(FORMAT_NAMES) + "."),
+        arg("-o", "--output", type=Path, help="Write to this file."),
+    ),
+)
+"""``chart export``."""

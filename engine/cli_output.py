@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any, NoReturn
 
-import typer
 from google.protobuf import timestamp_pb2
 
 from engine.api._convert import plain_value
@@ -61,7 +60,7 @@ def echo_err(text: str) -> None:
 def fail(message: str, status: int = 1) -> NoReturn:
     """``Error: <message>`` on stderr, then exit with ``status`` (2: a usage error)."""
     echo_err(f"Error: {message}")
-    raise typer.Exit(status)
+    raise SystemExit(status)
 
 
 def one_of(choices: Sequence[str]) -> str:

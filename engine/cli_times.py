@@ -19,15 +19,15 @@ _NS = 1_000_000_000
 _UNITS = {
     "ns": 1,
     "us": 1_000,
-    "µs": 1_000,  # noqa: RUF001 - Go accepts both micro signs
-    "μs": 1_000,  # noqa: RUF001
+    "µs": 1_000,
+    "μs": 1_000,
     "ms": 1_000_000,
     "s": _NS,
     "m": 60 * _NS,
     "h": 3600 * _NS,
 }
-_DURATION = re.compile(r"([+-]?)((?:(?:\d+\.?\d*|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+)")  # noqa: RUF001
-_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")  # noqa: RUF001
+_DURATION = re.compile(r"([+-]?)((?:(?:\d+\.?\d*|\.\d+)(?:ns|us|µs|μs|ms|s|m|h))+)")
+_PART = re.compile(r"(\d+\.?\d*|\.\d+)(ns|us|µs|μs|ms|s|m|h)")
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})"
     r"(?:T(\d{2})(?::(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?)?)?"

@@ -132,9 +132,7 @@ def _serve_ms(env: dict[str, str], rounds: int) -> dict[str, float]:
         for i in range(rounds):
             cid = cc.Create(c.CreateContainerRequest(cmd=["sleep", "1000"], name=f"s{i}")).id
             timed("start", lambda cid=cid: cc.Start(c.StartContainerRequest(container=cid)))
-            timed(
-                "stop", lambda cid=cid: cc.Stop(c.StopContainerRequest(container=cid, timeout=5))
-            )
+            timed("stop", lambda cid=cid: cc.Stop(c.StopContainerRequest(container=cid, timeout=5)))
             timed("ps", lambda: cc.List(c.ListContainersRequest(all=True)))
             timed("version", lambda: client.engine.Version(e.VersionRequest()))
             cc.Remove(c.RemoveContainerRequest(container=cid, force=True))
@@ -163,7 +161,12 @@ def _heavy_modules(env: dict[str, str]) -> list[str]:
         "sys.argv[1:] = ['ps']; main()"
     )
     done = subprocess.run(
-        [sys.executable, "-c", probe], cwd=REPO, env=env, capture_output=True, text=True
+        [sys.executable, "-c", probe],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     found: list[str] = json.loads(done.stderr.strip().splitlines()[-1].replace("'", '"'))
     return found

@@ -79,9 +79,9 @@ class Window:
     until_ns: int | None = None
 
     def __post_init__(self) -> None:
-        if self.since_ns is not None and self.until_ns is not None:
-            if self.until_ns < self.since_ns:
-                raise InvalidParameter("since time cannot be after until time")
+        since, until = self.since_ns, self.until_ns
+        if since is not None and until is not None and until < since:
+            raise InvalidParameter("since time cannot be after until time")
 
     def before(self, time_ns: int) -> bool:
         """Whether an event at ``time_ns`` is before the window."""
