@@ -11,60 +11,17 @@ The verbs live in rooms of their own: :mod:`engine.cli_run` (create, run),
 :mod:`engine.cli_lifecycle` (start, stop, ..., rename),
 :mod:`engine.cli_inspection` (ps, inspect, wait, logs, events, history,
 version), on :mod:`engine.cli_session` (the connection, errors to exit
-codes) and :mod:`engine.cli_output` (tables and JSON); ``chart export`` is
-in :mod:`engine.cli_export`. :func:`register` adds them all to the
-``chartd`` Typer app of :mod:`engine.cli`, which stays the one entry point.
+codes) and :mod:`engine.cli_output` (tables and JSON). :data:`VERBS` is
+all of them, in the order ``chartd --help`` lists them; :mod:`engine.cli`,
+the one entry point, adds them to its parser.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from engine import cli_inspection, cli_lifecycle, cli_run
+from engine.cli_verbs import Verb
 
-import typer
+__all__ = ["VERBS"]
 
-from engine.cli_export import chart_export_verb
-from engine.cli_inspection import events, history, inspect, logs, ps, version, wait
-from engine.cli_lifecycle import kill, pause, rename, restart, rm, start, stop, unpause
-from engine.cli_run import create, run
-from engine.cli_session import global_options
-
-if TYPE_CHECKING:
-    import engine
-
-__all__ = ["register"]
-
-# Options after the first argument of the command belong to the command:
-# `chartd run -d sh -c 'echo hi'` passes -c to sh.
-_COMMAND_SETTINGS = {"allow_interspersed_args": False}
-
-
-def register(app: typer.Typer, chart_app: typer.Typer, load: Callable[[str], engine.Chart]) -> None:
-    """Add the global -H/--host option, the daemon verbs and ``chart export`` to ``app``.
-
-    ``load`` resolves a chart argument (file or installed name) as the other
-    ``chart`` verbs do.
-    """
-    app.callback()(global_options)
-    app.command(context_settings=_COMMAND_SETTINGS)(create)
-    app.command(context_settings=_COMMAND_SETTINGS)(run)
-    verbs: tuple[Callable[..., None], ...] = (
-        start,
-        stop,
-        restart,
-        pause,
-        unpause,
-        kill,
-        rm,
-        rename,
-        ps,
-        inspect,
-        wait,
-        logs,
-        events,
-        history,
-        version,
-    )
-    for fn in verbs:
-        app.command()(fn)
-    chart_app.command("export")(chart_export_verb(load))
+VERBS: tuple[Verb, ...] = (*cli_run.VERBS, *cli_lifecycle.VERBS, *cli_inspection.VERBS)
+"""Every client verb."""

@@ -1,50 +1,42 @@
 """``chartd chart export``: a chart in one of the formats of :mod:`engine.export`.
 
 It works on chart files and installed charts, with no daemon, as the other
-``chart`` verbs of :mod:`engine.cli` do.
+``chart`` verbs do; what it does is :func:`engine.cli_chart.export`, imported
+when it runs.
 """
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Callable
+import argparse
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
 
-import typer
+from engine.cli_verbs import Verb, arg
 
-from engine.cli_output import check_format, err
-from engine.errors import ChartdError
-from engine.export import FORMATS
+__all__ = ["FORMAT_NAMES", "VERB"]
 
-if TYPE_CHECKING:
-    import engine
-
-__all__ = ["chart_export_verb"]
+FORMAT_NAMES = ("json", "dot", "mermaid", "svg", "plantuml", "scxml", "xstate")
+"""The names of :data:`engine.export.FORMATS`, for the help, without importing the exporters."""
 
 
-def chart_export_verb(load: Callable[[str], engine.Chart]) -> Callable[..., None]:
-    """The ``chart export`` command, resolving its chart argument with ``load``."""
+def _export(args: argparse.Namespace) -> None:
+    from engine import cli_chart  # noqa: PLC0415 - the exporters load the model
 
-    def chart_export(
-        chart: Annotated[
-            str, typer.Argument(help="A chart file or the name of an installed chart.")
-        ] = "container",
-        fmt: Annotated[str, typer.Option("--format", help=", ".join(FORMATS))] = "json",
-        output: Annotated[
-            Path | None, typer.Option("-o", "--output", help="Write to this file.")
-        ] = None,
-    ) -> None:
-        """Export a chart as JSON, DOT, SVG, Mermaid, PlantUML, SCXML or XState JSON."""
-        check_format(fmt, tuple(FORMATS))
-        try:
-            text = FORMATS[fmt](load(chart))
-        except ChartdError as exc:  # e.g. svg without Graphviz
-            err.print(f"error: {exc.message}", markup=False)
-            raise typer.Exit(1) from None
-        if output is None:
-            sys.stdout.write(text)
-        else:
-            output.write_text(text, encoding="utf-8")
+    cli_chart.export(args.chart, args.fmt, args.output)
 
-    return chart_export
+
+VERB = Verb(
+    "export",
+    "Export a chart as JSON, DOT, SVG, Mermaid, PlantUML, SCXML or XState JSON.",
+    _export,
+    (
+        arg(
+            "chart",
+            nargs="?",
+            default="container",
+            help="A chart file or the name of an installed chart (default: container).",
+        ),
+        arg("--format", dest="fmt", default="json", help=", ".join(FORMAT_NAMES) + "."),
+        arg("-o", "--output", type=Path, help="Write to this file."),
+    ),
+)
+"""``chart export``."""

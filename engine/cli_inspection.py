@@ -6,75 +6,66 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 import time
-from typing import Annotated
 
 import grpc
-import typer
 
 from engine.api.chartd.v1 import containers_pb2 as c_pb2
 from engine.api.chartd.v1 import engine_pb2
 from engine.cli_output import (
     check_format,
     container_table,
-    err,
+    echo,
     event_json,
     event_line,
+    fail,
     inspect_json,
     journal_table,
-    out,
     pairs,
     print_json,
-    print_table,
     summary_json,
     transition_json,
 )
-from engine.cli_session import CallFailed, NamesArg, Session
+from engine.cli_session import NAMES, CallFailed, Session
+from engine.cli_times import TimeError, parse_time
+from engine.cli_verbs import Verb, arg, non_negative
 
-__all__ = ["events", "history", "inspect", "logs", "ps", "version", "wait"]
+__all__ = ["VERBS"]
 
-FormatOpt = Annotated[str, typer.Option("--format", help="table or json.")]
+_FORMAT = arg("--format", dest="fmt", default="table", help="table or json.")
 
 
-def ps(
-    ctx: typer.Context,
-    all: Annotated[bool, typer.Option("-a", "--all", help="Show stopped containers too.")] = False,
-    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only IDs.")] = False,
-    filter: Annotated[
-        list[str] | None,
-        typer.Option("-f", "--filter", help="status=X, id=X, name=X, label=K[=V]."),
-    ] = None,
-    fmt: FormatOpt = "table",
-    no_trunc: Annotated[bool, typer.Option("--no-trunc", help="Full IDs and commands.")] = False,
-) -> None:
+def _ps(args: argparse.Namespace) -> None:
     """List containers."""
-    check_format(fmt)
-    filters = [c_pb2.Filter(key=k, value=v) for k, v in pairs(filter or (), "filter")]
-    with Session(ctx) as s:
+    check_format(args.fmt)
+    filters = [c_pb2.Filter(key=k, value=v) for k, v in pairs(args.filter or (), "filter")]
+    with Session(args) as s:
         try:
             found = s.call(
-                s.client.containers.List, c_pb2.ListContainersRequest(all=all, filters=filters)
+                s.client.containers.List,
+                c_pb2.ListContainersRequest(all=args.all, filters=filters),
             ).containers
         except CallFailed:
-            raise typer.Exit(1) from None
+            raise SystemExit(1) from None
     now = time.time()
-    if quiet:
+    if args.quiet:
         for c in found:
-            out.print(c.id if no_trunc else c.id[:12], markup=False)
+            echo(c.id if args.no_trunc else c.id[:12])
         return
-    if fmt == "json":
+    if args.fmt == "json":
         print_json([summary_json(c, now) for c in found])
         return
-    print_table(container_table(found, now, full=no_trunc))
+    container_table(found, now, full=args.no_trunc).print()
 
 
-def inspect(ctx: typer.Context, containers: NamesArg) -> None:
+def _inspect(args: argparse.Namespace) -> None:
     """Show containers in detail, as a JSON array."""
     found = []
-    with Session(ctx) as s:
-        for name in containers:
+    with Session(args) as s:
+        for name in args.containers:
             try:
                 found.append(
                     s.call(
@@ -87,35 +78,26 @@ def inspect(ctx: typer.Context, containers: NamesArg) -> None:
         s.done()
 
 
-def wait(
-    ctx: typer.Context,
-    containers: NamesArg,
-    condition: Annotated[
-        str, typer.Option("--condition", help="not-running, next-exit or removed.")
-    ] = "not-running",
-) -> None:
+def _wait(args: argparse.Namespace) -> None:
     """Block until containers stop; print their exit codes."""
-    with Session(ctx) as s:
-        for name in containers:
+    with Session(args) as s:
+        for name in args.containers:
             try:
                 answer = s.call(
                     s.client.containers.Wait,
-                    c_pb2.WaitContainerRequest(container=name, condition=condition),
+                    c_pb2.WaitContainerRequest(container=name, condition=args.condition),
                 )
             except CallFailed:
                 continue
-            out.print(str(answer.status_code), markup=False)
+            echo(str(answer.status_code))
         s.done()
 
 
-def logs(
-    ctx: typer.Context,
-    container: Annotated[str, typer.Argument(help="The container.")],
-    follow: Annotated[bool, typer.Option("-f", "--follow", help="Follow the output.")] = False,
-) -> None:
+def _logs(args: argparse.Namespace) -> None:
     """Print a container's output (stdout and stderr)."""
-    with Session(ctx) as s:
-        stream = s.client.containers.Logs(c_pb2.LogsRequest(container=container, follow=follow))
+    with Session(args) as s:
+        request = c_pb2.LogsRequest(container=args.container, follow=args.follow)
+        stream = s.client.containers.Logs(request)
         try:
             for chunk in stream:
                 sys.stdout.buffer.write(chunk.data)
@@ -124,48 +106,39 @@ def logs(
             s.report(exc)
         except KeyboardInterrupt:
             stream.cancel()
-            raise typer.Exit(130) from None
+            raise SystemExit(130) from None
         s.done()
 
 
-def events(
-    ctx: typer.Context,
-    since: Annotated[
-        int | None,
-        typer.Option("--since", help="Show events after this sequence number (0: all)."),
-    ] = None,
-    until: Annotated[
-        int | None, typer.Option("--until", help="Stop after this sequence number.")
-    ] = None,
-    filter: Annotated[
-        list[str] | None,
-        typer.Option("-f", "--filter", help="container=NAME, event=ACTION, type=container."),
-    ] = None,
-    fmt: FormatOpt = "table",
-) -> None:
-    """Stream container events (only new ones unless --since)."""
-    check_format(fmt)
-    filters = [c_pb2.Filter(key=k, value=v) for k, v in pairs(filter or (), "filter")]
-    with Session(ctx) as s:
-        try:
-            if since is None:
-                since = s.call(
+def _events(args: argparse.Namespace) -> None:
+    """Stream container events (only new ones unless --since, --until or --after).
+
+    --since and --until take docker's times: a duration before now (10m,
+    1h30m), an RFC 3339 date or time (2025-01-02, 2025-01-02T15:04:05Z; local
+    time without a zone) or a Unix timestamp.
+    """
+    check_format(args.fmt)
+    filters = [c_pb2.Filter(key=k, value=v) for k, v in pairs(args.filter or (), "filter")]
+    request = c_pb2.EventsRequest(filters=filters, since=args.after or 0)
+    try:
+        if args.since is not None:
+            request.since_time.FromNanoseconds(parse_time(args.since))
+        if args.until is not None:
+            request.until_time.FromNanoseconds(parse_time(args.until))
+    except TimeError as exc:
+        fail(str(exc))
+    with Session(args) as s:
+        if args.after is None and args.since is None and args.until is None:
+            try:
+                request.since = s.call(
                     s.client.engine.GetSequence, engine_pb2.GetSequenceRequest()
                 ).sequence
-        except CallFailed:
-            raise typer.Exit(1) from None
-        if since < 0 or (until is not None and until < 0):
-            err.print("error: --since and --until take sequence numbers >= 0", markup=False)
-            raise typer.Exit(2)
-        stream = s.client.containers.Events(
-            c_pb2.EventsRequest(since=since, until=until or 0, filters=filters)
-        )
+            except CallFailed:
+                raise SystemExit(1) from None
+        stream = s.client.containers.Events(request)
         try:
             for ev in stream:
-                if fmt == "json":
-                    out.print(json.dumps(event_json(ev)), markup=False)
-                else:
-                    out.print(event_line(ev), markup=False)
+                echo(json.dumps(event_json(ev)) if args.fmt == "json" else event_line(ev))
         except grpc.RpcError as exc:
             s.report(exc)
         except KeyboardInterrupt:
@@ -173,39 +146,117 @@ def events(
         s.done()
 
 
-def history(
-    ctx: typer.Context,
-    container: Annotated[str, typer.Argument(help="The container.")],
-    fmt: FormatOpt = "table",
-) -> None:
+def _history(args: argparse.Namespace) -> None:
     """Show a container's journal: every transition, its steps and compensations."""
-    check_format(fmt)
-    with Session(ctx) as s:
+    check_format(args.fmt)
+    with Session(args) as s:
         try:
             # Inspect resolves an ID prefix, which the engine's lookup does not.
             found = s.call(
-                s.client.containers.Inspect, c_pb2.InspectContainerRequest(container=container)
+                s.client.containers.Inspect,
+                c_pb2.InspectContainerRequest(container=args.container),
             )
             journal = s.call(
                 s.client.engine.GetHistory,
                 engine_pb2.GetHistoryRequest(entity=found.id, chart="container"),
             ).transitions
         except CallFailed:
-            raise typer.Exit(1) from None
-    if fmt == "json":
+            raise SystemExit(1) from None
+    if args.fmt == "json":
         print_json([transition_json(t) for t in journal])
         return
-    print_table(journal_table(journal))
+    journal_table(journal).print()
 
 
-def version(ctx: typer.Context) -> None:
+def _installed_version() -> str:
+    """The installed chartd, as the daemon reports its own (``0+unknown`` from a bare tree).
+
+    Read here rather than from engine.daemon, whose imports are the daemon's.
+    """
+    from importlib.metadata import PackageNotFoundError  # noqa: PLC0415 - version only
+    from importlib.metadata import version as package_version  # noqa: PLC0415
+
+    try:
+        return package_version("chartd")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def _version(args: argparse.Namespace) -> None:
     """Show the client's and the daemon's versions."""
-    from engine.daemon import chartd_version  # noqa: PLC0415 - keeps the client light
-
-    out.print(f"Client: chartd {chartd_version()}", markup=False)
-    with Session(ctx) as s:
+    echo(f"Client: chartd {_installed_version()}")
+    with Session(args) as s:
         try:
             answer = s.call(s.client.engine.Version, engine_pb2.VersionRequest())
         except CallFailed:
-            raise typer.Exit(1) from None
-        out.print(f"Server: chartd {answer.version} (API {answer.api_version})", markup=False)
+            raise SystemExit(1) from None
+        echo(f"Server: chartd {answer.version} (API {answer.api_version})")
+
+
+_CONTAINER = arg("container", help="The container.")
+
+VERBS = (
+    Verb(
+        "ps",
+        "List containers.",
+        _ps,
+        (
+            arg("-a", "--all", action="store_true", help="Show stopped containers too."),
+            arg("-q", "--quiet", action="store_true", help="Only IDs."),
+            arg("-f", "--filter", action="append", help="status=X, id=X, name=X, label=K[=V]."),
+            _FORMAT,
+            arg("--no-trunc", action="store_true", help="Full IDs and commands."),
+        ),
+    ),
+    Verb("inspect", "Show containers in detail, as a JSON array.", _inspect, (NAMES,)),
+    Verb(
+        "wait",
+        "Block until containers stop; print their exit codes.",
+        _wait,
+        (
+            arg(
+                "--condition",
+                default="not-running",
+                help="not-running (the default), next-exit or removed.",
+            ),
+            NAMES,
+        ),
+    ),
+    Verb(
+        "logs",
+        "Print a container's output (stdout and stderr).",
+        _logs,
+        (arg("-f", "--follow", action="store_true", help="Follow the output."), _CONTAINER),
+    ),
+    Verb(
+        "events",
+        "Stream container events (only new ones unless --since, --until or --after).",
+        _events,
+        (
+            arg("--since", help="Show events since this time."),
+            arg("--until", help="Stream events until this time."),
+            arg(
+                "--after",
+                type=non_negative,
+                metavar="SEQ",
+                help="Show events after this sequence number (0: all).",
+            ),
+            arg(
+                "-f",
+                "--filter",
+                action="append",
+                help="container=NAME, event=ACTION, type=container.",
+            ),
+            _FORMAT,
+        ),
+        description=_events.__doc__,
+    ),
+    Verb(
+        "history",
+        "Show a container's journal: every transition, its steps and compensations.",
+        _history,
+        (_CONTAINER, _FORMAT),
+    ),
+    Verb("version", "Show the client's and the daemon's versions.", _version),
+)
+"""The verbs that look, in the order ``chartd --help`` lists them."""

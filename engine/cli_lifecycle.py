@@ -2,32 +2,28 @@
 
 ``start``, ``stop``, ``restart``, ``pause``, ``unpause``, ``kill``, ``rm`` and
 ``rename``. Those given several names act on each in turn and print each
-name that succeeded, as docker's do.
+name that succeeded, as docker's do. ``rm -f`` of a container that does not
+exist prints the daemon's error and succeeds, as docker's has since 20.10.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
-from typing import Annotated
-
-import typer
 
 from engine.api.chartd.v1 import containers_pb2 as c_pb2
-from engine.cli_session import CallFailed, NamesArg, Session, each_container
+from engine.cli_session import NAMES, CallFailed, Session, each_container
+from engine.cli_verbs import Verb, arg
 
-__all__ = ["kill", "pause", "rename", "restart", "rm", "start", "stop", "unpause"]
+__all__ = ["VERBS"]
 
-TimeoutOpt = Annotated[
-    int | None, typer.Option("-t", "--time", "--timeout", help="Seconds before SIGKILL.")
-]
-SignalOpt = Annotated[str | None, typer.Option("-s", "--signal", help="Signal to send.")]
+_TIMEOUT = arg("-t", "--time", "--timeout", type=int, help="Seconds before SIGKILL.")
+_SIGNAL = arg("-s", "--signal", help="Signal to send.")
 
 
-def start(ctx: typer.Context, containers: NamesArg) -> None:
-    """Start one or more containers."""
+def _start(args: argparse.Namespace) -> None:
     each_container(
-        ctx,
-        containers,
+        args,
         lambda s, n: s.call(
             s.client.containers.Start,
             c_pb2.StartContainerRequest(container=n),
@@ -36,90 +32,109 @@ def start(ctx: typer.Context, containers: NamesArg) -> None:
     )
 
 
-def stop(
-    ctx: typer.Context, containers: NamesArg, time: TimeoutOpt = None, signal: SignalOpt = None
-) -> None:
-    """Stop one or more running containers (stop signal, then SIGKILL after the timeout)."""
-
+def _stop(args: argparse.Namespace) -> None:
     def act(s: Session, n: str) -> None:
-        request = c_pb2.StopContainerRequest(container=n, signal=signal or "")
-        if time is not None:
-            request.timeout = time
+        request = c_pb2.StopContainerRequest(container=n, signal=args.signal or "")
+        if args.time is not None:
+            request.timeout = args.time
         s.call(s.client.containers.Stop, request, not_modified_ok=True)
 
-    each_container(ctx, containers, act)
+    each_container(args, act)
 
 
-def restart(ctx: typer.Context, containers: NamesArg, time: TimeoutOpt = None) -> None:
-    """Restart one or more containers."""
-
+def _restart(args: argparse.Namespace) -> None:
     def act(s: Session, n: str) -> None:
         request = c_pb2.RestartContainerRequest(container=n)
-        if time is not None:
-            request.timeout = time
+        if args.time is not None:
+            request.timeout = args.time
         s.call(s.client.containers.Restart, request)
 
-    each_container(ctx, containers, act)
+    each_container(args, act)
 
 
-def pause(ctx: typer.Context, containers: NamesArg) -> None:
-    """Pause every process of one or more containers."""
+def _pause(args: argparse.Namespace) -> None:
     each_container(
-        ctx,
-        containers,
+        args,
         lambda s, n: s.call(s.client.containers.Pause, c_pb2.PauseContainerRequest(container=n)),
     )
 
 
-def unpause(ctx: typer.Context, containers: NamesArg) -> None:
-    """Unpause one or more containers."""
+def _unpause(args: argparse.Namespace) -> None:
     each_container(
-        ctx,
-        containers,
+        args,
         lambda s, n: s.call(
             s.client.containers.Unpause, c_pb2.UnpauseContainerRequest(container=n)
         ),
     )
 
 
-def kill(ctx: typer.Context, containers: NamesArg, signal: SignalOpt = None) -> None:
-    """Send a signal (SIGKILL by default) to one or more containers."""
+def _kill(args: argparse.Namespace) -> None:
     each_container(
-        ctx,
-        containers,
+        args,
         lambda s, n: s.call(
-            s.client.containers.Kill, c_pb2.KillContainerRequest(container=n, signal=signal or "")
+            s.client.containers.Kill,
+            c_pb2.KillContainerRequest(container=n, signal=args.signal or ""),
         ),
     )
 
 
-def rm(
-    ctx: typer.Context,
-    containers: NamesArg,
-    force: Annotated[
-        bool, typer.Option("-f", "--force", help="Kill a running container first.")
-    ] = False,
-) -> None:
-    """Remove one or more containers."""
+def _rm(args: argparse.Namespace) -> None:
     each_container(
-        ctx,
-        containers,
+        args,
         lambda s, n: s.call(
-            s.client.containers.Remove, c_pb2.RemoveContainerRequest(container=n, force=force)
+            s.client.containers.Remove,
+            c_pb2.RemoveContainerRequest(container=n, force=args.force),
+            missing_ok=args.force,
         ),
     )
 
 
-def rename(
-    ctx: typer.Context,
-    container: Annotated[str, typer.Argument(help="The container.")],
-    new_name: Annotated[str, typer.Argument(help="Its new name.")],
-) -> None:
-    """Rename a container."""
-    with Session(ctx) as s:
+def _rename(args: argparse.Namespace) -> None:
+    with Session(args) as s:
         with contextlib.suppress(CallFailed):  # printed already; done() exits 1
             s.call(
                 s.client.containers.Rename,
-                c_pb2.RenameContainerRequest(container=container, new_name=new_name),
+                c_pb2.RenameContainerRequest(container=args.container, new_name=args.new_name),
             )
         s.done()
+
+
+VERBS = (
+    Verb("start", "Start one or more containers.", _start, (NAMES,)),
+    Verb(
+        "stop",
+        "Stop one or more running containers (stop signal, then SIGKILL after the timeout).",
+        _stop,
+        (_TIMEOUT, _SIGNAL, NAMES),
+    ),
+    Verb("restart", "Restart one or more containers.", _restart, (_TIMEOUT, NAMES)),
+    Verb("pause", "Pause every process of one or more containers.", _pause, (NAMES,)),
+    Verb("unpause", "Unpause one or more containers.", _unpause, (NAMES,)),
+    Verb(
+        "kill",
+        "Send a signal (SIGKILL by default) to one or more containers.",
+        _kill,
+        (_SIGNAL, NAMES),
+    ),
+    Verb(
+        "rm",
+        "Remove one or more containers.",
+        _rm,
+        (
+            arg(
+                "-f",
+                "--force",
+                action="store_true",
+                help="Kill a running container first; a missing one is no error.",
+            ),
+            NAMES,
+        ),
+    ),
+    Verb(
+        "rename",
+        "Rename a container.",
+        _rename,
+        (arg("container", help="The container."), arg("new_name", help="Its new name.")),
+    ),
+)
+"""The lifecycle verbs, in the order ``chartd --help`` lists them."""

@@ -1,49 +1,98 @@
 """What the client verbs of ``chartd`` print, in docker's shapes.
 
-The two consoles (stdout, stderr), docker's ages and statuses, the ``ps``
-and ``history`` tables, the JSON objects of ``ps``, ``inspect``, ``events``
-and ``history``, and the checks of ``--format`` and ``KEY=VALUE`` arguments
-(a bad one exits 2, as a usage error).
+Lines on stdout and stderr (``Error: ...`` for the CLI's own errors), docker's
+ages and statuses, its tables (``text/tabwriter`` as the docker CLI sets it
+up: columns three spaces apart and at least ten wide, the last column not
+padded, nothing cut to a terminal's width), the JSON objects of ``ps``,
+``inspect``, ``events`` and ``history``, and the checks of ``--format`` and
+``KEY=VALUE`` arguments (a bad one exits 2, as a usage error).
+
+Plain writes, no rich: the client verbs load only what sending an RPC needs.
 """
 
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
-from datetime import UTC
-from typing import TYPE_CHECKING, Any
+from datetime import UTC, datetime
+from typing import Any, NoReturn
 
-import typer
 from google.protobuf import timestamp_pb2
-from rich.console import Console
 
 from engine.api._convert import plain_value
 from engine.api.chartd.v1 import containers_pb2 as c_pb2
 from engine.api.chartd.v1 import engine_pb2
 
-if TYPE_CHECKING:
-    from rich.table import Table
-
 __all__ = [
+    "Table",
     "check_format",
     "container_table",
-    "err",
+    "echo",
+    "echo_err",
     "event_json",
     "event_line",
+    "fail",
     "inspect_json",
     "journal_table",
-    "out",
+    "one_of",
     "pairs",
     "print_json",
-    "print_table",
     "summary_json",
     "transition_json",
 ]
 
-out = Console(highlight=False, soft_wrap=True)
-"""The verbs' output (stdout)."""
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-"""The verbs' errors (stderr)."""
+# docker's formatter: tabwriter.NewWriter(out, 10, 1, 3, ' ', 0).
+_MIN_WIDTH = 10
+_PADDING = 3
+
+
+def echo(text: str) -> None:
+    """A line on stdout."""
+    sys.stdout.write(text + "\n")
+
+
+def echo_err(text: str) -> None:
+    """A line on stderr."""
+    sys.stderr.write(text + "\n")
+
+
+def fail(message: str, status: int = 1) -> NoReturn:
+    """``Error: <message>`` on stderr, then exit with ``status`` (2: a usage error)."""
+    echo_err(f"Error: {message}")
+    raise SystemExit(status)
+
+
+def one_of(choices: Sequence[str]) -> str:
+    """``a, b or c``: the valid values, as an error message lists them."""
+    return choices[0] if len(choices) == 1 else f"{', '.join(choices[:-1])} or {choices[-1]}"
+
+
+class Table:
+    """Rows under a header, laid out as docker's tabwriter lays them out."""
+
+    def __init__(self, *header: str) -> None:
+        self.rows: list[tuple[str, ...]] = [header]
+
+    def add_row(self, *cells: str) -> None:
+        """One more row, a cell per column of the header."""
+        self.rows.append(cells)
+
+    def lines(self) -> list[str]:
+        """The header and the rows, each line without trailing blanks."""
+        columns = len(self.rows[0])
+        widths = [
+            max(_MIN_WIDTH, max(len(row[i]) for row in self.rows) + _PADDING)
+            for i in range(columns - 1)
+        ]
+        return [
+            ("".join(c.ljust(w) for c, w in zip(row, widths, strict=False)) + row[-1]).rstrip()
+            for row in self.rows
+        ]
+
+    def print(self) -> None:
+        """Print the table on stdout."""
+        sys.stdout.write("".join(line + "\n" for line in self.lines()))
 
 
 def _seconds(ts: timestamp_pb2.Timestamp, present: bool) -> float | None:
@@ -107,19 +156,9 @@ def _command(cmd: Sequence[str]) -> str:
     return " ".join(cmd)  # as docker joins Path and Args: no quoting
 
 
-def print_table(table: Table) -> None:
-    """Print a table at its natural width: never wrapped, as docker's tabwriter."""
-    from rich.measure import Measurement  # noqa: PLC0415 - only listings need it
-
-    natural = Measurement.get(out, out.options.update_width(10_000), table).maximum
-    Console(highlight=False, width=max(natural, 20)).print(table)
-
-
 def container_table(found: Sequence[c_pb2.ContainerSummary], now: float, full: bool) -> Table:
     """``ps``'s table; IDs and commands shortened unless ``full`` (``--no-trunc``)."""
-    from rich.table import Table  # noqa: PLC0415 - only listings need it
-
-    table = Table("CONTAINER ID", "COMMAND", "CREATED", "STATUS", "NAMES", box=None)
+    table = Table("CONTAINER ID", "COMMAND", "CREATED", "STATUS", "NAMES")
     for c in found:
         command = _command(c.cmd)
         if not full and len(command) > 20:
@@ -136,9 +175,7 @@ def container_table(found: Sequence[c_pb2.ContainerSummary], now: float, full: b
 
 def journal_table(journal: Sequence[engine_pb2.Transition]) -> Table:
     """``history``'s table: a row per transition, then one per step and failed undo."""
-    from rich.table import Table  # noqa: PLC0415 - only listings need it
-
-    table = Table("SEQ", "EVENT / STEP", "STATUS", "FROM", "TO", "STARTED", "ERROR", box=None)
+    table = Table("SEQ", "EVENT / STEP", "STATUS", "FROM", "TO", "STARTED", "ERROR")
     for t in journal:
         table.add_row(
             str(t.seq),
@@ -241,8 +278,17 @@ def event_line(ev: c_pb2.ContainerEvent) -> str:
     """One event of ``events``, as docker's line with the ``seq`` among the attributes."""
     attrs = {"name": ev.name, **dict(ev.attributes), "seq": str(ev.seq)}
     shown = ", ".join(f"{k}={v}" for k, v in sorted(attrs.items()))
-    when = ev.time.ToDatetime(tzinfo=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f000Z")
-    return f"{when} container {ev.action} {ev.id} ({shown})"
+    return f"{_local_nano(ev.time)} container {ev.action} {ev.id} ({shown})"
+
+
+def _local_nano(ts: timestamp_pb2.Timestamp) -> str:
+    """Go's RFC3339NanoFixed in local time, as docker prints an event's time."""
+    when = datetime.fromtimestamp(ts.seconds, UTC).astimezone()
+    offset = when.utcoffset()
+    minutes = int(offset.total_seconds()) // 60 if offset is not None else 0
+    sign = "-" if minutes < 0 else "+"
+    zone = "Z" if minutes == 0 else f"{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+    return f"{when:%Y-%m-%dT%H:%M:%S}.{ts.nanos:09d}{zone}"
 
 
 def transition_json(t: engine_pb2.Transition) -> dict[str, Any]:
@@ -286,15 +332,13 @@ def transition_json(t: engine_pb2.Transition) -> dict[str, Any]:
 
 def print_json(data: Any) -> None:
     """Print ``data`` as indented JSON."""
-    # print_json would re-indent and colour; a plain dump is what scripts read.
-    out.print(json.dumps(data, indent=4), markup=False)
+    echo(json.dumps(data, indent=4))
 
 
 def check_format(fmt: str, allowed: Sequence[str] = ("table", "json")) -> None:
     """Exit 2 unless ``fmt`` is one of ``allowed``."""
     if fmt not in allowed:
-        err.print(f"error: invalid --format {fmt!r}: use {' or '.join(allowed)}", markup=False)
-        raise typer.Exit(2)
+        fail(f"invalid --format {fmt!r}: use {one_of(allowed)}", 2)
 
 
 def pairs(values: Sequence[str], what: str) -> list[tuple[str, str]]:
@@ -303,7 +347,6 @@ def pairs(values: Sequence[str], what: str) -> list[tuple[str, str]]:
     for v in values:
         key, eq, val = v.partition("=")
         if not key or not eq:
-            err.print(f"error: invalid {what} {v!r}: use KEY=VALUE", markup=False)
-            raise typer.Exit(2)
+            fail(f"invalid {what} {v!r}: use KEY=VALUE", 2)
         found.append((key, val))
     return found

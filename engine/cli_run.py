@@ -8,6 +8,7 @@ be executed), and with ``--rm`` removes the container itself.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import os
@@ -15,41 +16,29 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Annotated
 
 import grpc
-import typer
 
 from engine.api.chartd.v1 import containers_pb2 as c_pb2
 from engine.api.chartd.v1 import engine_pb2
-from engine.cli_output import err, out
+from engine.cli_output import echo, echo_err
 from engine.cli_session import CallFailed, Session
+from engine.cli_verbs import Verb, arg
 
-__all__ = ["CreateOptions", "create", "run"]
+__all__ = ["VERBS", "CreateOptions"]
 
-# The verbs here are typer commands: one parameter per CLI option, so more than six.
-# What they pass on travels as one CreateOptions.
-
-NameOpt = Annotated[str | None, typer.Option("--name", help="Name the container.")]
-RestartOpt = Annotated[
-    str | None,
-    typer.Option("--restart", help="no, always, unless-stopped or on-failure[:N]."),
-]
-RmOpt = Annotated[bool, typer.Option("--rm", help="Remove the container when it exits.")]
-StopSignalOpt = Annotated[
-    str | None, typer.Option("--stop-signal", help="Signal that stops it (default SIGTERM).")
-]
-StopTimeoutOpt = Annotated[
-    int | None, typer.Option("--stop-timeout", help="Seconds before SIGKILL on stop.")
-]
-EnvOpt = Annotated[
-    list[str] | None, typer.Option("-e", "--env", help="KEY=VALUE (or KEY: from here).")
-]
-WorkdirOpt = Annotated[
-    str | None, typer.Option("-w", "--workdir", help="Working directory (absolute).")
-]
-LabelOpt = Annotated[list[str] | None, typer.Option("-l", "--label", help="KEY=VALUE.")]
-CmdArg = Annotated[list[str], typer.Argument(help="The command and its arguments.")]
+_CREATE_OPTIONS = (
+    arg("--name", help="Name the container."),
+    arg("--restart", help="no, always, unless-stopped or on-failure[:N]."),
+    arg("--rm", action="store_true", help="Remove the container when it exits."),
+    arg("--stop-signal", help="Signal that stops it (default SIGTERM)."),
+    arg("--stop-timeout", type=int, help="Seconds before SIGKILL on stop."),
+    arg("-e", "--env", action="append", help="KEY=VALUE (or KEY: from here)."),
+    arg("-w", "--workdir", help="Working directory (absolute)."),
+    arg("-l", "--label", action="append", help="KEY=VALUE."),
+    # Options after the command belong to the command: `chartd run -d sh -c 'echo hi'`.
+    arg("cmd", nargs=argparse.REMAINDER, metavar="CMD ...", help="The command and its arguments."),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,11 +54,23 @@ class CreateOptions:
     workdir: str | None = None
     label: Sequence[str] | None = None
 
-    def check(self) -> None:
-        """Exit 125 (docker's status for bad options) on --rm with a restart policy."""
-        if self.rm and self.restart not in (None, "", "no"):
-            err.print("Conflicting options: cannot specify both --restart and --rm", markup=False)
-            raise typer.Exit(125)
+    @classmethod
+    def of(cls, args: argparse.Namespace) -> CreateOptions:
+        """The options as parsed; exit 125 (docker's status for bad options) on a conflict."""
+        options = cls(
+            args.name,
+            args.restart,
+            args.rm,
+            args.stop_signal,
+            args.stop_timeout,
+            args.env,
+            args.workdir,
+            args.label,
+        )
+        if options.rm and options.restart not in (None, "", "no"):
+            echo_err("Conflicting options: cannot specify both --restart and --rm")
+            raise SystemExit(125)
+        return options
 
     def request(self, cmd: Sequence[str]) -> c_pb2.CreateContainerRequest:
         """The daemon's request for a container running ``cmd``."""
@@ -99,56 +100,38 @@ class CreateOptions:
         return request
 
 
-def create(
-    ctx: typer.Context,
-    cmd: CmdArg,
-    name: NameOpt = None,
-    restart: RestartOpt = None,
-    rm: RmOpt = False,
-    stop_signal: StopSignalOpt = None,
-    stop_timeout: StopTimeoutOpt = None,
-    env: EnvOpt = None,
-    workdir: WorkdirOpt = None,
-    label: LabelOpt = None,
-) -> None:
+def _command(args: argparse.Namespace) -> list[str]:
+    """The command line after the options (a leading ``--`` dropped); exit 2 without one."""
+    cmd: list[str] = args.cmd[1:] if args.cmd[:1] == ["--"] else args.cmd
+    if not cmd:
+        args.parser.error("the command to run is missing")
+    return cmd
+
+
+def _create(args: argparse.Namespace) -> None:
     """Create a container running CMD (not started); print its ID."""
-    options = CreateOptions(name, restart, rm, stop_signal, stop_timeout, env, workdir, label)
-    options.check()
-    request = options.request(cmd)
-    with Session(ctx) as s:
+    request = CreateOptions.of(args).request(_command(args))
+    with Session(args) as s:
         try:
             created = s.call(s.client.containers.Create, request)
         except CallFailed:
-            raise typer.Exit(1) from None
-        out.print(created.id, markup=False)
+            raise SystemExit(1) from None
+        echo(created.id)
 
 
-def run(
-    ctx: typer.Context,
-    cmd: CmdArg,
-    detach: Annotated[
-        bool, typer.Option("-d", "--detach", help="Print the ID and leave it running.")
-    ] = False,
-    name: NameOpt = None,
-    restart: RestartOpt = None,
-    rm: RmOpt = False,
-    stop_signal: StopSignalOpt = None,
-    stop_timeout: StopTimeoutOpt = None,
-    env: EnvOpt = None,
-    workdir: WorkdirOpt = None,
-    label: LabelOpt = None,
-) -> None:
+def _run(args: argparse.Namespace) -> None:
     """Create and start a container; without -d, show its output and exit with its code.
 
     With --rm and without -d, the CLI removes the container itself once its
     output is read (as docker's CLI did before 1.13): the daemon's auto-remove
     would delete the log before a short-lived command's output is read.
     """
-    options = CreateOptions(name, restart, rm, stop_signal, stop_timeout, env, workdir, label)
-    options.check()
-    attached_rm = rm and not detach
-    request = dataclasses.replace(options, rm=rm and detach).request(cmd)
-    with Session(ctx) as s:
+    options = CreateOptions.of(args)
+    cmd = _command(args)
+    detach: bool = args.detach
+    attached_rm = options.rm and not detach
+    request = dataclasses.replace(options, rm=options.rm and detach).request(cmd)
+    with Session(args) as s:
         containers = s.client.containers
         created: c_pb2.CreateContainerResponse | None = None
         try:
@@ -158,18 +141,18 @@ def run(
             created = s.call(containers.Create, request)
             s.call(containers.Start, c_pb2.StartContainerRequest(container=created.id))
             if detach:
-                out.print(created.id, markup=False)
+                echo(created.id)
                 return
             output = _follow_logs(s, created.id)
             try:
                 code = _exit_code(s, created.id, since)
             finally:
                 output.finish()
-            raise typer.Exit(code)
+            raise SystemExit(code)
         except CallFailed:
-            raise typer.Exit(_start_failure_code(s, created)) from None
+            raise SystemExit(_start_failure_code(s, created)) from None
         except KeyboardInterrupt:
-            raise typer.Exit(130) from None
+            raise SystemExit(130) from None
         finally:
             if attached_rm and created is not None:
                 with contextlib.suppress(grpc.RpcError):
@@ -235,3 +218,24 @@ class _LogPump:
 
 def _follow_logs(s: Session, container: str) -> _LogPump:
     return _LogPump(s.client.containers.Logs(c_pb2.LogsRequest(container=container, follow=True)))
+
+
+VERBS = (
+    Verb(
+        "create",
+        "Create a container running CMD (not started); print its ID.",
+        _create,
+        _CREATE_OPTIONS,
+    ),
+    Verb(
+        "run",
+        "Create and start a container; without -d, show its output and exit with its code.",
+        _run,
+        (
+            arg("-d", "--detach", action="store_true", help="Print the ID and leave it running."),
+            *_CREATE_OPTIONS,
+        ),
+        description=_run.__doc__,
+    ),
+)
+"""``create`` and ``run``."""

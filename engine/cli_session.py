@@ -1,7 +1,8 @@
 """A client verb's connection to the daemon, and what its errors mean for the exit status.
 
-The global ``-H/--host`` and ``--tls-ca`` options say where the daemon is;
-a :class:`Session` opens the gRPC client for one verb. A call the daemon
+The global ``-H/--host`` and ``--tls-ca`` options say where the daemon is
+(``args.host`` and ``args.tls_ca`` of every verb); a :class:`Session` opens
+the gRPC client for one verb. A call the daemon
 refuses prints ``Error response from daemon: <message>`` on stderr and the
 verb exits 1 at the end; a daemon that cannot be reached ends the verb at
 once; NotModified is success, as in docker.
@@ -9,65 +10,48 @@ once; NotModified is success, as in docker.
 
 from __future__ import annotations
 
+import argparse
+import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 import grpc
-import typer
 
-from engine.api import Client, default_host, describe
-from engine.cli_output import err, out
+from engine.api.address import default_host
+from engine.api.client import Client
+from engine.api.status import describe
+from engine.cli_output import echo, echo_err, fail
+from engine.cli_verbs import Arg, arg
 from engine.errors import Category, ChartdError
 
 __all__ = [
+    "GLOBAL_OPTIONS",
+    "NAMES",
     "CallFailed",
-    "DaemonAddress",
     "EndStateHeld",
-    "NamesArg",
     "Session",
     "each_container",
-    "global_options",
 ]
 
 T = TypeVar("T")
 
-NamesArg = Annotated[list[str], typer.Argument(help="Container names or IDs.")]
+GLOBAL_OPTIONS: tuple[Arg, ...] = (
+    arg(
+        "-H",
+        "--host",
+        help="Daemon to connect to: unix:///path/chartd.sock or tcp://HOST:PORT "
+        "(default: $CHARTD_HOST, else the socket in the default state directory).",
+    ),
+    arg(
+        "--tls-ca",
+        help="CA certificate of a tcp:// daemon that serves TLS (default: $CHARTD_TLS_CA).",
+    ),
+)
+"""Where the daemon is: options of ``chartd`` itself, before the verb."""
 
-
-@dataclass(frozen=True, slots=True)
-class DaemonAddress:
-    """Where the verbs find the daemon: the global options of ``chartd``."""
-
-    host: str | None = None
-    tls_ca: Path | None = None
-
-
-def global_options(
-    ctx: typer.Context,
-    host: Annotated[
-        str | None,
-        typer.Option(
-            "-H",
-            "--host",
-            envvar="CHARTD_HOST",
-            help="Daemon to connect to: unix:///path/chartd.sock or tcp://HOST:PORT.",
-            show_default=False,
-        ),
-    ] = None,
-    tls_ca: Annotated[
-        Path | None,
-        typer.Option(
-            "--tls-ca",
-            envvar="CHARTD_TLS_CA",
-            help="CA certificate of a tcp:// daemon that serves TLS.",
-            show_default=False,
-        ),
-    ] = None,
-) -> None:
-    """An explicit state-machine engine for control planes."""
-    ctx.obj = DaemonAddress(host=host, tls_ca=tls_ca)
+NAMES = arg("containers", nargs="+", metavar="CONTAINER", help="Container names or IDs.")
+"""The containers a verb acts on, one or more."""
 
 
 class CallFailed(Exception):
@@ -81,14 +65,13 @@ class EndStateHeld(Exception):
 class Session:
     """One verb's connection: calls print daemon errors the docker way."""
 
-    def __init__(self, ctx: typer.Context) -> None:
-        address = ctx.obj if isinstance(ctx.obj, DaemonAddress) else DaemonAddress()
-        self.host = address.host or default_host()
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.host = args.host or default_host()
+        tls_ca = args.tls_ca or os.environ.get("CHARTD_TLS_CA")
         try:
-            self.client = Client(self.host, tls_ca=address.tls_ca)
+            self.client = Client(self.host, tls_ca=Path(tls_ca) if tls_ca else None)
         except ChartdError as exc:
-            err.print(f"error: {exc.message}", markup=False)
-            raise typer.Exit(1) from None
+            fail(exc.message)
         self.failed = False
 
     def __enter__(self) -> Session:
@@ -97,40 +80,54 @@ class Session:
     def __exit__(self, *exc: object) -> None:
         self.client.close()
 
-    def call(self, method: Callable[..., T], request: Any, *, not_modified_ok: bool = False) -> T:
-        """``method(request)``; a daemon error is printed and raised as CallFailed."""
+    def call(
+        self,
+        method: Callable[..., T],
+        request: Any,
+        *,
+        not_modified_ok: bool = False,
+        missing_ok: bool = False,
+    ) -> T:
+        """``method(request)``; a daemon error is printed and raised as CallFailed.
+
+        NotModified raises EndStateHeld when ``not_modified_ok``. NotFound, when
+        ``missing_ok``, is printed but does not make the verb fail: docker's
+        ``rm -f`` prints that a container does not exist and exits 0.
+        """
         try:
             return method(request)
         except grpc.RpcError as exc:
-            if not_modified_ok and describe(exc).category == Category.NOT_MODIFIED:
+            category = describe(exc).category
+            if not_modified_ok and category == Category.NOT_MODIFIED:
                 raise EndStateHeld from None
-            self.report(exc)
+            self.report(exc, failed=not (missing_ok and category == Category.NOT_FOUND))
             raise CallFailed from None
 
-    def report(self, exc: grpc.RpcError) -> None:
-        """Print a failed call; exit at once when the daemon cannot be reached."""
+    def report(self, exc: grpc.RpcError, *, failed: bool = True) -> None:
+        """Print a failed call (the verb exits 1 at the end if ``failed``).
+
+        When the daemon cannot be reached, the verb ends at once.
+        """
         failure = describe(exc)
         if not failure.detailed and failure.code == grpc.StatusCode.UNAVAILABLE:
-            err.print(
+            echo_err(
                 f"Cannot connect to the chartd daemon at {self.host}. "
-                f"Is the daemon running? ({failure.message})",
-                markup=False,
+                f"Is the daemon running? ({failure.message})"
             )
-            raise typer.Exit(1)
-        err.print(f"Error response from daemon: {failure.message}", markup=False)
-        self.failed = True
+            raise SystemExit(1)
+        echo_err(f"Error response from daemon: {failure.message}")
+        self.failed = self.failed or failed
 
     def done(self) -> None:
         """Exit 1 if any call failed."""
         if self.failed:
-            raise typer.Exit(1)
+            raise SystemExit(1)
 
 
-def each_container(
-    ctx: typer.Context, names: Sequence[str], act: Callable[[Session, str], Any]
-) -> None:
-    """``act`` on every name, printing each name that succeeded (docker's output)."""
-    with Session(ctx) as s:
+def each_container(args: argparse.Namespace, act: Callable[[Session, str], Any]) -> None:
+    """``act`` on every name of ``args.containers``, printing each that succeeded (docker's)."""
+    names: Sequence[str] = args.containers
+    with Session(args) as s:
         for name in names:
             try:
                 act(s, name)
@@ -138,5 +135,5 @@ def each_container(
                 continue
             except EndStateHeld:
                 pass
-            out.print(name, markup=False)
+            echo(name)
         s.done()

@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import grpc
+from google.protobuf import timestamp_pb2
 
 import engine
 from engine.api import _fields
 from engine.api._convert import timestamp
+from engine.api._event_times import EventClock, Window, earlier_events
 from engine.api.chartd.v1 import containers_pb2, containers_pb2_grpc
 from engine.errors import InvalidParameter, NotFound
 
@@ -344,36 +346,37 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
     ) -> Iterator[containers_pb2.ContainerEvent]:
         last = _fields.sequence(request.since, "since")
         until = _fields.sequence(request.until, "until") or None
-        filters = _filters(request.filters, _EVENT_FILTERS)
-        for kind in filters.get("type", ()):
-            if kind != "container":
-                raise InvalidParameter(f"invalid filter 'type={kind}': only 'container' events")
-        wanted = {v.lstrip("/") for v in filters.get("container", ())}
-        actions = set(filters.get("event", ()))
+        window = Window(
+            request.since_time.ToNanoseconds() if request.HasField("since_time") else None,
+            request.until_time.ToNanoseconds() if request.HasField("until_time") else None,
+        )
+        wanted = _event_filter(request.filters, self.chart)
+        if window.after(time.time_ns()):
+            # The window has closed: what is stored, then the end (docker's past events).
+            newest = self.engine.sequence()
+            until = min(until, newest) if until else newest
+        clock = EventClock(earlier_events(self.engine))
         while context.is_active() and (until is None or last < until):
-            for ev in self.engine.watch(last, timeout=_SLICE):
+            for ev in self.engine.watch(last, timeout=_slice(window)):
                 last = ev.seq
                 if until is not None and ev.seq > until:
                     return
-                if (
-                    ev.chart == self.chart
-                    and (ev.type in actions if actions else ev.type not in _ENGINE_EVENTS)
-                    and (
-                        not wanted
-                        or ev.entity_name in wanted
-                        or any(ev.entity_id.startswith(w) for w in wanted)
-                    )
-                ):
+                at = clock.time_ns(ev)
+                if window.after(at):
+                    return
+                if wanted(ev) and not window.before(at):
                     yield containers_pb2.ContainerEvent(
                         seq=ev.seq,
                         action=ev.type,
                         id=ev.entity_id,
                         name=ev.entity_name,
                         attributes={str(k): str(v) for k, v in ev.attributes.items()},
-                        time=timestamp(ev.time),
+                        time=timestamp_pb2.Timestamp(seconds=at // 10**9, nanos=at % 10**9),
                     )
                 if (until is not None and last >= until) or not context.is_active():
                     return
+            if window.after(time.time_ns()):
+                return
 
     # -- helpers -----------------------------------------------------------------------
 
@@ -421,3 +424,35 @@ def _read(path: Path, position: int) -> bytes:
             return f.read(_CHUNK)
     except FileNotFoundError:
         return b""
+
+
+def _event_filter(
+    filters: Sequence[containers_pb2.Filter], chart: str
+) -> Callable[[engine.Event], bool]:
+    """Whether an event of the outbox is one the Events ``filters`` ask for."""
+    given = _filters(filters, _EVENT_FILTERS)
+    for kind in given.get("type", ()):
+        if kind != "container":
+            raise InvalidParameter(f"invalid filter 'type={kind}': only 'container' events")
+    wanted = {v.lstrip("/") for v in given.get("container", ())}
+    actions = set(given.get("event", ()))
+
+    def keep(ev: engine.Event) -> bool:
+        return (
+            ev.chart == chart
+            and (ev.type in actions if actions else ev.type not in _ENGINE_EVENTS)
+            and (
+                not wanted
+                or ev.entity_name in wanted
+                or any(ev.entity_id.startswith(w) for w in wanted)
+            )
+        )
+
+    return keep
+
+
+def _slice(window: Window) -> float:
+    """How long a stream waits for events before it looks again: less, near the window's end."""
+    if window.until_ns is None:
+        return _SLICE
+    return min(_SLICE, max(0.01, (window.until_ns - time.time_ns()) / 1e9))

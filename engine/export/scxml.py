@@ -10,17 +10,25 @@ no ``target``; ``done.state.<path>`` is SCXML's own ``done.state.<id>``.
 
 Conditions: the document declares ``datamodel="ecmascript"`` and one
 ``<data>`` per condition name, and a ``when`` is the expression ``name`` or
-``!name``: a name that is unset is false, as in chartd. ``set`` is
+``name != true``: a name that is unset is false, as in chartd. (Not
+``!name``: the negation is written so that Python datamodels, such as
+python-statemachine's, read it as ECMAScript ones do.) ``set`` is
 ``<assign location expr>`` with the value as a JSON literal.
 
 In the ``chartd`` namespace (:data:`NAMESPACE`): ``chartd:version`` on the
 root; ``chartd:transient``, ``chartd:path`` (when the id is not the path)
-and ``<chartd:description>`` on states; on transitions ``chartd:guards``,
-``chartd:steps`` (space-separated, in order), ``chartd:via``,
-``<chartd:then>`` and ``<chartd:on-failure>``; on states, their declared
+and ``<chartd:description>`` on states; on states, their declared
 rejections as ``<chartd:reject event error message when>`` after the
 transitions (a state's transitions are tried first, then its rejections,
-then its ancestor's). Nothing of a chart is lost.
+then its ancestor's). A ``<transition>``'s children are executable content,
+which readers run or refuse (python-statemachine's reader stops at an
+element it does not know, whatever its namespace), so what a transition
+has beyond SCXML is in attributes of the namespace, which readers skip:
+``chartd:guards`` and ``chartd:steps`` (space-separated, in order),
+``chartd:via``, ``chartd:description``, ``chartd:then`` and
+``chartd:then-when`` (the follow-up), and its failure policy as
+``chartd:on-failure-to``, ``-record``, ``-after``, ``-then`` and
+``-then-when``. Nothing of a chart is lost.
 
 Ids are the dotted paths, which are NCNames already; anything else is made
 one (:func:`engine.export._shared.ncname`) and numbered if two would clash.
@@ -99,7 +107,7 @@ class _Writer:
         if t.event is not None:
             el.set("event", self.event(t.event))
         if t.when is not None:
-            el.set("cond", str(t.when))
+            el.set("cond", f"{t.when.name} != true" if t.when.negated else t.when.name)
         if t.target is not None:
             el.set("target", self.ids[t.target])
             el.set("type", "external")
@@ -110,27 +118,26 @@ class _Writer:
         if t.via is not None:
             el.set(_c("via"), self.ids[t.via])
         if t.description:
-            ET.SubElement(el, _c("description")).text = t.description.strip()
+            el.set(_c("description"), t.description.strip())
         for key, value in t.assign.items():
             ET.SubElement(el, _s("assign"), {"location": key, "expr": json.dumps(value)})
         if t.then is not None:
-            self.follow_up(el, t.then)
-        if t.on_failure is not None:
-            policy = t.on_failure
-            failure = ET.SubElement(el, _c("on-failure"))
+            self.follow_up(el, "then", t.then)
+        policy = t.on_failure
+        if policy is not None:
             if policy.to is not None:
-                failure.set("to", self.ids[policy.to])
+                el.set(_c("on-failure-to"), self.ids[policy.to])
             if policy.record:
-                failure.set("record", " ".join(policy.record))
+                el.set(_c("on-failure-record"), " ".join(policy.record))
             if policy.after is not None:
-                failure.set("after", policy.after)
+                el.set(_c("on-failure-after"), policy.after)
             if policy.then is not None:
-                self.follow_up(failure, policy.then)
+                self.follow_up(el, "on-failure-then", policy.then)
 
-    def follow_up(self, parent: ET.Element, then: FollowUp) -> None:
-        el = ET.SubElement(parent, _c("then"), {"event": then.event})
+    def follow_up(self, el: ET.Element, name: str, then: FollowUp) -> None:
+        el.set(_c(name), then.event)
         if then.when is not None:
-            el.set("when", str(then.when))
+            el.set(_c(f"{name}-when"), str(then.when))
 
     def rejection(self, parent: ET.Element, r: Rejection) -> None:
         events = " ".join(sorted(r.events)) if r.events is not None else "*"

@@ -9,7 +9,9 @@ over-approximation, and "unreachable" and "dead end" are certain.
 * :func:`unhandled_pairs`: (state, event) pairs that fall to the default Conflict;
 * :func:`nondeterministic_pairs`: transitions for one (source, event) whose
   ``when`` do not tell them apart, so only document order decides;
-* :func:`binding_findings`: guards and steps without code, steps without compensation.
+* :func:`binding_findings`: guards and steps without code, steps declared without
+  compensation;
+* :func:`rejection_field_findings`: rejection messages naming fields the data may lack.
 
 :func:`explore` is the dynamic check: a bounded breadth-first walk over
 the configurations an entity can reach, every event from every
@@ -20,6 +22,7 @@ caller (the CLI) binds it to :func:`engine.step`.
 
 from __future__ import annotations
 
+import string
 from collections import deque
 from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +42,7 @@ __all__ = [
     "explore",
     "nondeterministic_pairs",
     "reachable_states",
+    "rejection_field_findings",
     "unhandled_pairs",
 ]
 
@@ -129,7 +133,9 @@ def unhandled_pairs(model: ChartModel) -> list[tuple[str, str]]:
 
     A pair is handled when the state or one of its ancestors has a
     transition or a declared rejection for the event (conditions ignored).
-    Transient states are skipped: no event is handled while a saga holds one.
+    Transient states are skipped: no event is handled while a saga holds one;
+    so are top-level final states, which refuse every event by definition
+    (the core says so in its own message).
     """
     reached = reachable_states(model)
     handled: set[tuple[str, str]] = {(t.source, t.event) for t in model.transitions if t.event}
@@ -142,7 +148,10 @@ def unhandled_pairs(model: ChartModel) -> list[tuple[str, str]]:
     events = sorted(e for e in model.events if not e.startswith("done.state."))
     out: list[tuple[str, str]] = []
     for path in _resting_leaves(model, reached):
-        lineage = (path, *model.states[path].ancestors)
+        state = model.states[path]
+        if state.kind == "final" and state.parent is None:
+            continue
+        lineage = (path, *state.ancestors)
         for event in events:
             if not any((s, event) in handled or s in wildcard for s in lineage):
                 out.append((path, event))
@@ -247,8 +256,9 @@ def binding_findings(
     ``guards`` and ``steps`` are the names that have code; ``without_undo``
     the steps that act outside the database and have no compensation. A
     name without code is an error (the engine refuses to register the
-    chart); a step without compensation is a warning: if a later step of
-    its saga fails, what it did stays done.
+    chart). A step without compensation is a note: ``undo=None`` declares
+    that it needs none (if a later step of its saga fails, what it did
+    stays done).
     """
     used_guards: dict[str, list[int]] = {}
     used_steps: dict[str, list[int]] = {}
@@ -275,14 +285,56 @@ def binding_findings(
         elif name in without_undo:
             out.append(
                 Finding(
-                    "warning",
+                    "note",
                     "uncompensated",
                     f"step {name}",
-                    f"step {name!r} acts outside the database and has no compensation: "
-                    "if a later step fails, what it did stays done" + _at(where),
+                    f"step {name!r} acts outside the database and declares no compensation "
+                    "(undo=None): if a later step fails, what it did stays done" + _at(where),
                 )
             )
     return out
+
+
+ENGINE_FIELDS = frozenset({"id", "entity", "event", "state"})
+"""What the engine gives every rejection message, whatever the data: the entity's id and
+name, the event and the rejecting state."""
+
+
+def rejection_field_findings(model: ChartModel) -> list[Finding]:
+    """Rejection messages naming a ``{field}`` the entity's data may lack.
+
+    A message is filled from the event's params, the entity's data and
+    :data:`ENGINE_FIELDS`; a field none of them has is shown as written
+    (``{name}``). A field is known to be there when the chart declares it
+    (top-level ``data:``) or a transition sets it (``set:``).
+    """
+    known = ENGINE_FIELDS | set(model.document.data)
+    known |= {k for t in model.transitions for k in t.assign}
+    users: dict[str, set[int]] = {}
+    for r in model.rejections:
+        for name in _message_fields(r.message) - known:
+            users.setdefault(name, set()).add(r.index)
+    return [
+        Finding(
+            "warning",
+            "unfilled",
+            f"{{{name}}}",
+            f"{{{name}}} in the messages of "
+            + ", ".join(f"rejections[{i}]" for i in sorted(where))
+            + f": the entity's data may lack {name!r}, and the message then shows "
+            f"{{{name}}} as written (declare it in the chart's 'data:' if every entity has it)",
+        )
+        for name, where in sorted(users.items())
+    ]
+
+
+def _message_fields(message: str) -> set[str]:
+    """The field names a ``str.format`` message uses (``{name}``, ``{a.b}``: ``a``)."""
+    try:
+        parsed = list(string.Formatter().parse(message))
+    except ValueError:
+        return set()  # not a format string: the core shows it as written
+    return {field.split(".")[0].split("[")[0] for _, field, _, _ in parsed if field}
 
 
 def _at(indices: Iterable[int]) -> str:

@@ -97,6 +97,9 @@ class ChartDocument(_Strict):
     chart: str
     version: int = Field(default=1, ge=1)
     description: str | None = None
+    # The fields every entity's data holds (what the code that creates entities
+    # promises): rejection messages may name them without a warning.
+    data: list[str] = Field(default_factory=list)
     initial: str
     states: dict[str, StateDocument] = Field(min_length=1)
     transitions: list[TransitionDocument] = Field(default_factory=list)

@@ -8,6 +8,7 @@ and all of them are collected before raising, so that one run of
 
 from __future__ import annotations
 
+import copy
 import difflib
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -69,12 +70,93 @@ def _pydantic_text(err: Any) -> str:
 def build(document: ChartDocument | Mapping[str, Any], *, source: str | None = None) -> ChartModel:
     """Validate a document's meaning and resolve it into a :class:`ChartModel`.
 
-    Raises :class:`~engine.errors.ChartError` listing every problem found.
+    Raises :class:`~engine.errors.ChartError` listing every problem found:
+    those of the document's shape and, with the defective parts left out,
+    those of its meaning (an unknown key in one transition hides no unknown
+    target state in another).
     """
-    doc = (
-        document if isinstance(document, ChartDocument) else parse_document(document, source=source)
-    )
+    if isinstance(document, ChartDocument):
+        return _Builder(document).run(source)
+    try:
+        doc = parse_document(document, source=source)
+    except ChartError as shape:
+        meaning = _meaning_problems(document) if isinstance(document, Mapping) else []
+        raise ChartError([*shape.problems, *meaning], source=source) from None
     return _Builder(doc).run(source)
+
+
+_ITEMS = ("transitions", "rejections")
+_INDEX = re.compile(r"\b(transitions|rejections)\[(\d+)\]")
+
+
+def _meaning_problems(data: Mapping[str, Any]) -> list[Problem]:
+    """The problems of meaning of a document whose shape is wrong, found without its defects.
+
+    A transition or rejection with a defect is left out whole (paths keep
+    their indices in the document); a state's defective key is left out, a
+    state that is not a mapping is taken as empty. When what is left still
+    has no valid shape (say ``initial`` is missing), there is nothing to add.
+    """
+    salvaged: dict[str, Any] = {k: copy.deepcopy(v) for k, v in data.items()}
+    left_out: dict[str, set[int]] = {key: set() for key in _ITEMS}
+    try:
+        ChartDocument.model_validate(salvaged)
+    except ValidationError as exc:
+        for err in exc.errors():
+            if not _leave_out(salvaged, err["loc"], left_out):
+                return []
+    for key in _ITEMS:
+        if isinstance(salvaged.get(key), list):
+            salvaged[key] = [x for i, x in enumerate(salvaged[key]) if i not in left_out[key]]
+    try:
+        doc = ChartDocument.model_validate(salvaged)
+        _Builder(doc).run(None)
+    except ValidationError:
+        return []
+    except ChartError as meaning:
+        kept = {
+            key: [i for i in range(len(data.get(key) or ())) if i not in left_out[key]]
+            for key in _ITEMS
+        }
+
+        def original(match: re.Match[str]) -> str:
+            key, index = match.group(1), int(match.group(2))
+            return f"{key}[{kept[key][index]}]" if index < len(kept[key]) else match.group(0)
+
+        return [(_INDEX.sub(original, p), _INDEX.sub(original, t)) for p, t in meaning.problems]
+    return []
+
+
+def _leave_out(
+    data: dict[str, Any], loc: Sequence[int | str], left_out: dict[str, set[int]]
+) -> bool:
+    """Take the part at ``loc`` out of ``data``; False if it is one a chart cannot do without."""
+    if len(loc) >= 2 and loc[0] in _ITEMS and isinstance(loc[1], int):
+        left_out[str(loc[0])].add(loc[1])
+        return True
+    if len(loc) == 1 and loc[0] in ("description", "version", "data", *_ITEMS):
+        data.pop(str(loc[0]), None)
+        return True
+    if len(loc) >= 2 and loc[0] == "states":
+        return _leave_out_of_states(data.get("states"), list(loc[1:]))
+    return False
+
+
+def _leave_out_of_states(states: Any, loc: list[int | str]) -> bool:
+    """Within ``states``: a defective key of a state out, a state that is no mapping empty."""
+    while isinstance(states, dict) and loc and loc[0] in states:
+        name, rest = loc[0], loc[1:]
+        if not isinstance(states[name], dict):
+            states[name] = {}
+            return True
+        if len(rest) >= 2 and rest[0] == "states":
+            states, loc = states[name]["states"], rest[1:]
+            continue
+        if len(rest) >= 1 and isinstance(rest[0], str):
+            states[name].pop(rest[0], None)
+            return True
+        return False
+    return False
 
 
 class _Builder:
@@ -448,6 +530,9 @@ class _Builder:
             self.problem(
                 "chart", f"invalid chart name {doc.chart!r}: use letters, digits, '_' or '-'"
             )
+        for i, field_name in enumerate(doc.data):
+            if not _NAME.match(field_name):
+                self.problem(f"data[{i}]", f"invalid data field {field_name!r}")
         self.add_states(doc.states, None, "states")
         self.resolve_state_details()
         initial = self.resolve(doc.initial, "initial")

@@ -89,7 +89,7 @@ def test_the_lifecycle_of_a_real_process(daemon: Daemon) -> None:
     with daemon.client() as c:
         until = c.engine.GetSequence(engine_pb2.GetSequenceRequest()).sequence
     lines = ok(
-        daemon, "events", "--since", str(since), "--until", str(until), "--format", "json",
+        daemon, "events", "--after", str(since), "--until", "0s", "--format", "json",
         "--filter", f"container={cid}",
     ).splitlines()  # fmt: skip
     events = [json.loads(line) for line in lines]
@@ -100,7 +100,7 @@ def test_the_lifecycle_of_a_real_process(daemon: Daemon) -> None:
     assert seqs == sorted(seqs) and all(since < s <= until for s in seqs)
     die = next(e for e in events if e["Action"] == "die")
     assert die["Actor"]["Attributes"]["exitCode"] == str(stopped["ExitCode"])
-    human = ok(daemon, "events", "--since", str(since), "--until", str(until))
+    human = ok(daemon, "events", "--after", str(since), "--until", "0s")
     assert f"container create {cid} (name=web" in human
 
     assert ok(daemon, "rm", "web2") == "web2\n"
@@ -170,3 +170,34 @@ def test_chart_export_formats(daemon: Daemon) -> None:
     assert ok(daemon, "chart", "export", "--format", "dot").startswith('digraph "container"')
     document = json.loads(ok(daemon, "chart", "export", "container"))
     assert document["chart"] == "container"
+
+
+def test_rm_force_of_a_missing_container_prints_the_error_and_succeeds(daemon: Daemon) -> None:
+    done = daemon.cli("rm", "-f", "nosuch")
+    assert (done.returncode, done.stdout) == (0, "")
+    assert done.stderr == "Error response from daemon: No such container: nosuch\n"
+    assert daemon.cli("rm", "nosuch").returncode == 1
+
+
+def test_ps_prints_dockers_table_without_padding(daemon: Daemon) -> None:
+    ok(daemon, "create", "--name", "table", "--", "sleep", "5")
+    lines = ok(daemon, "ps", "-a").splitlines()
+    assert lines[0].startswith("CONTAINER ID   COMMAND ")
+    assert all(line == line.strip() for line in lines)
+    assert ok(daemon, "rm", "table") == "table\n"
+
+
+def test_events_take_dockers_times_and_never_share_a_time(daemon: Daemon) -> None:
+    cid = ok(daemon, "run", "-d", "--name", "times", "sleep", "30").strip()
+    ok(daemon, "stop", "-t", "5", "times")
+    lines = ok(
+        daemon, "events", "--since", "10m", "--until", "0s", "--format", "json",
+        "--filter", f"container={cid}",
+    ).splitlines()  # fmt: skip
+    events = [json.loads(line) for line in lines]
+    assert [e["Action"] for e in events] == ["create", "start", "kill", "die", "stop"]
+    nanos = [e["timeNano"] for e in events]
+    assert nanos == sorted(nanos) and len(set(nanos)) == len(nanos)
+    earlier = ok(daemon, "events", "--since=2h", "--until=1h")
+    assert earlier == ""
+    assert ok(daemon, "rm", "times") == "times\n"

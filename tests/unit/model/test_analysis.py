@@ -182,7 +182,7 @@ def test_binding_findings_name_missing_code_and_missing_compensation() -> None:
     found = binding_findings(c.model, guards=set(), steps={"dir", "run"}, without_undo={"run"})
     assert [(f.severity, f.kind, f.where) for f in found] == [
         ("error", "unbound", "guard quota"),
-        ("warning", "uncompensated", "step run"),
+        ("note", "uncompensated", "step run"),
     ]
     assert found[1].message.endswith("(transitions[0], transitions[1])")
 

@@ -802,6 +802,8 @@ class EventsRequest(_message.Message):
     SINCE_FIELD_NUMBER: _builtins.int
     UNTIL_FIELD_NUMBER: _builtins.int
     FILTERS_FIELD_NUMBER: _builtins.int
+    SINCE_TIME_FIELD_NUMBER: _builtins.int
+    UNTIL_TIME_FIELD_NUMBER: _builtins.int
     since: _builtins.int
     """Send the events after this sequence number (0: from the first)."""
     until: _builtins.int
@@ -810,16 +812,28 @@ class EventsRequest(_message.Message):
     def filters(self) -> _containers.RepeatedCompositeFieldContainer[Global___Filter]:
         """container=NAME|ID, event=ACTION (start, die, stop, ...)."""
 
+    @_builtins.property
+    def since_time(self) -> _timestamp_pb2.Timestamp:
+        """Only the events at or after this time (docker's --since)."""
+
+    @_builtins.property
+    def until_time(self) -> _timestamp_pb2.Timestamp:
+        """Only the events at or before this time; the stream ends once the time has
+        passed, at once if it has already (docker's --until).
+        """
+
     def __init__(
         self,
         *,
         since: _builtins.int = ...,
         until: _builtins.int = ...,
         filters: _abc.Iterable[Global___Filter] | None = ...,
+        since_time: _timestamp_pb2.Timestamp | None = ...,
+        until_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["since_time", b"since_time", "until_time", b"until_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["filters", b"filters", "since", b"since", "until", b"until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filters", b"filters", "since", b"since", "since_time", b"since_time", "until", b"until", "until_time", b"until_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -827,7 +841,12 @@ Global___EventsRequest: _TypeAlias = EventsRequest  # noqa: Y015
 
 @_typing.final
 class ContainerEvent(_message.Message):
-    """One container event, as `docker events` shows it, with its sequence number."""
+    """One container event, as `docker events` shows it, with its sequence number.
+    The events of one transition are committed together, at one time: each has
+    that time plus its place in the transition in nanoseconds (the time itself
+    is kept to the microsecond), so that no two events share a time and their
+    times sort as their sequence numbers do.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
