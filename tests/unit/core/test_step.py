@@ -284,7 +284,7 @@ def test_a_region_that_refuses_refuses_the_event() -> None:
         engine.step(c, both, "lock")
 
 
-def test_conflicting_transitions_in_regions_prefer_the_deeper_source() -> None:
+def test_conflicting_transitions_in_regions_go_to_the_first_in_document_order() -> None:
     c = chart(
         initial="p",
         states={
@@ -301,9 +301,39 @@ def test_conflicting_transitions_in_regions_prefer_the_deeper_source() -> None:
         ],
     )
     plan = engine.step(c, c.initial_snapshot(), "e")
-    # p.a.x comes first in document order; p.b's transition exits the same states and loses.
+    # Neither source is inside the other: p.a.x comes first in document order (of the
+    # states, not of the transitions), and p.b's transition, which exits the same states,
+    # loses.
     assert plan.snapshot.configuration == ("out1",)
     assert len(plan.transitions) == 1
+
+
+def test_a_descendants_transition_preempts_an_ancestors_selected_before_it() -> None:
+    # p.a.x has no transition of its own for e: looking outwards it selects p's, first in
+    # document order. p.b.y then selects its own, which exits p.b.y, a state p's exits too.
+    # Of two conflicting transitions the one whose source is a descendant of the other's
+    # wins (SCXML's removeConflictingTransitions), whatever the order of selection.
+    c = chart(
+        initial="p",
+        states={
+            "p": {
+                "parallel": True,
+                "states": {
+                    "a": {"initial": "x", "states": {"x": {}}},
+                    "b": {"initial": "y", "states": {"y": {}, "z": {}}},
+                },
+            },
+            "out": {},
+        },
+        transitions=[
+            {"event": "e", "from": "p", "to": "out"},
+            {"event": "e", "from": "p.b.y", "to": "p.b.z"},
+        ],
+    )
+    plan = engine.step(c, c.initial_snapshot(), "e")
+    assert [(t.source, t.target) for t in plan.transitions] == [("p.b.y", "p.b.z")]
+    assert leaves(plan.snapshot) == {"p.a.x", "p.b.z"}
+    assert plan.exited == ("p.b.y",)
 
 
 # -- history ----------------------------------------------------------------------------
