@@ -759,11 +759,30 @@ def test_a_file_in_a_missing_directory_is_named(tmp_path: Path) -> None:
     assert not missing.parent.exists()
 
 
-@pytest.mark.parametrize("mode", ["off", "normal", "FULL", "extra"])
-def test_every_synchronous_mode_opens(tmp_path: Path, mode: str) -> None:
+def sqlite_pragmas(store: SqlStore) -> tuple[str, int, int]:
+    """journal_mode, synchronous (0 off .. 3 extra) and busy_timeout of a store connection."""
+    with store.engine.connect() as conn:
+        mode, sync, busy = (
+            conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+            for name in ("journal_mode", "synchronous", "busy_timeout")
+        )
+    return str(mode), int(sync), int(busy)
+
+
+def test_a_sqlite_file_is_opened_in_wal_mode_with_synchronous_full(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'chartd.db'}")
+    try:
+        assert sqlite_pragmas(store) == ("wal", 2, 10_000)  # FULL: a commit survives power loss
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(("mode", "level"), [("off", 0), ("normal", 1), ("FULL", 2), ("extra", 3)])
+def test_the_url_sets_the_synchronous_mode(tmp_path: Path, mode: str, level: int) -> None:
     store = open_store(f"sqlite:///{tmp_path / 'chartd.db'}?synchronous={mode}")
     try:
         create(store, entity("e1"))
+        assert sqlite_pragmas(store) == ("wal", level, 10_000)
     finally:
         store.close()
 
