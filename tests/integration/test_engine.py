@@ -257,6 +257,49 @@ class FileSteps:
         return sorted(p.name for p in self.folder.iterdir())
 
 
+class WatchedStore:
+    """A Store that records the housekeeping calls made on it: timer sweeps and heartbeats.
+
+    The housekeeping thread makes them one after another, so once a sweep
+    begins, every earlier sweep, the fires it made included, is over.
+    """
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls: list[str] = []  # "sweep" or "beat", in the order they were made
+        self._changed = threading.Condition()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def due_timers(self, *args: Any, **kwargs: Any) -> Any:
+        self._record("sweep")
+        return self.inner.due_timers(*args, **kwargs)
+
+    def heartbeat(self, *args: Any, **kwargs: Any) -> Any:
+        self._record("beat")
+        return self.inner.heartbeat(*args, **kwargs)
+
+    def _record(self, call: str) -> None:
+        with self._changed:
+            self.calls.append(call)
+            self._changed.notify_all()
+
+    def wait_for(self, holds: Callable[[list[str]], bool], what: str) -> None:
+        with self._changed:
+            assert self._changed.wait_for(lambda: holds(self.calls), 10.0), f"no {what} in 10 s"
+
+    def next_sweep(self) -> None:
+        """Wait until a timer sweep begins after this call."""
+        with self._changed:
+            seen = self.calls.count("sweep")
+        self.wait_for(lambda calls: calls.count("sweep") > seen, "timer sweep")
+
+
+# Housekeeping that beats (and sweeps, if nothing is due sooner) five times a second.
+QUICK = Limits(beat=0.2)
+
+
 class FakeClock:
     """An :class:`engine.ports.Clock` that moves only when told to."""
 
@@ -278,8 +321,11 @@ def open_engine() -> Iterator[Callable[..., engine.Engine]]:
     """Open engines; every one still open is closed at the end of the test."""
     opened: list[engine.Engine] = []
 
-    def _open(url: str, **kwargs: Any) -> engine.Engine:
-        eng = engine.Engine.open(url, **kwargs)
+    def _open(url: str | Any, **kwargs: Any) -> engine.Engine:
+        """``engine.Engine.open(url)``; given a Store instead, ``engine.runtime.Engine(store)``."""
+        eng = (
+            engine.Engine.open(url, **kwargs) if isinstance(url, str) else PortEngine(url, **kwargs)
+        )
         opened.append(eng)
         return eng
 
@@ -328,7 +374,7 @@ def run_threads(targets: list[Callable[[], None]], timeout: float = 30.0) -> Non
     assert not any(t.is_alive() for t in threads), "threads did not finish in time"
 
 
-def python(script: str, *args: str) -> subprocess.Popen[str]:
+def python(script: str, *args: str, stderr: Any = subprocess.PIPE) -> subprocess.Popen[str]:
     env = dict(
         os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
     )
@@ -336,8 +382,9 @@ def python(script: str, *args: str) -> subprocess.Popen[str]:
         [sys.executable, "-c", script, *args],
         cwd=REPO,
         env=env,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         text=True,
     )
 
@@ -882,7 +929,8 @@ def test_durable_timer_fires_once_after_a_restart(shared_store_url, open_engine,
         store.close()
     assert timer.status == "pending"
 
-    reopened = [open_engine(shared_store_url) for _ in range(engines)]
+    watched = [WatchedStore(open_store(shared_store_url)) for _ in range(engines)]
+    reopened = [open_engine(store, limits=QUICK) for store in watched]
     for eng in reopened:
         eng.register(TIMED, timed_bindings())
     eng = reopened[0]
@@ -891,7 +939,10 @@ def test_durable_timer_fires_once_after_a_restart(shared_store_url, open_engine,
         return eng.store.timers(job.id)[0].status == "fired"
 
     wait_until(fired, "the timer to fire after the restart")
-    time.sleep(0.3)  # give a second engine the chance to fire it again (it must not)
+    # A sweep that found the timer due before it was fired has ended, its fire included,
+    # once its engine begins another: any second fire is on record by then.
+    for store in watched:
+        store.next_sweep()
     stored = eng.get("job")
     assert (stored.configuration, stored.data) == (("expired",), {"timeouts": 1})
     history = eng.history("job")
@@ -952,32 +1003,18 @@ def test_closing_the_engine_during_a_timer_sweep_does_not_spend_the_other_timers
     assert eng.get("second").configuration == ("expired",)
 
 
-class CountingStore:
-    """A Store that counts the timer sweeps made on it."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.sweeps = 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def due_timers(self, now: float, limit: int = 100) -> list[Any]:
-        self.sweeps += 1
-        return self.inner.due_timers(now, limit)
-
-
 def test_timer_thread_does_not_spin_on_a_timer_of_a_chart_it_does_not_serve(
     shared_store_url, open_engine
 ):
-    """BUG: a due timer of an unregistered chart makes the timer thread busy-loop.
+    """A due timer of a chart an engine does not serve must not keep its timer thread busy.
 
-    ``_timer_loop`` (engine/runtime/engine.py) waits until ``store.next_timer()``,
-    which counts timers that ``run_due_timers`` skips because their chart is
-    not registered here ("another engine, with that chart, will fire it").
-    The wait is then 0 and the thread queries the database without pause,
-    for as long as the timer stays due: forever on a replica that does not
-    serve that chart, and between open() and register() on every restart.
+    Such a timer is another replica's to fire, and ``run_due_timers`` leaves
+    it; the thread once woke at its due time all the same (the next timer it
+    waited for counted it), so it queried the database without pause for as
+    long as the timer stayed due. Now it sleeps a beat between sweeps: each
+    turn of its loop sweeps, then beats once a beat has passed, so between
+    two of its beats it sweeps once (twice if woken early), where a spinning
+    loop sweeps as often as the database answers.
     """
     eng = open_engine(shared_store_url, timers=False)
     eng.register(TIMED, timed_bindings())
@@ -985,15 +1022,14 @@ def test_timer_thread_does_not_spin_on_a_timer_of_a_chart_it_does_not_serve(
     eng.fire("job", "wait", {"delay": 0})
     eng.close()
 
-    counting = CountingStore(open_store(shared_store_url))
-    other = PortEngine(counting, timers=True)  # serves no chart: 'timed' is another replica's
-    try:
-        time.sleep(1.0)
-    finally:
-        other.close()
-    # With nothing it can fire, the loop should sleep (up to _BEAT, 2 s); 50 sweeps
-    # in a second is generous to any pacing, and far from a busy loop's thousands.
-    assert counting.sweeps <= 50, f"the timer thread swept {counting.sweeps} times in 1 s"
+    watched = WatchedStore(open_store(shared_store_url))
+    open_engine(watched, timers=True, limits=Limits(beat=0.5))  # serves no chart
+    # Its first beat is before the loop starts; the loop's first sweep is before its beat.
+    watched.wait_for(lambda calls: calls.count("beat") >= 3, "third heartbeat")
+    calls = list(watched.calls)
+    second, third = [i for i, call in enumerate(calls) if call == "beat"][1:3]
+    sweeps = calls[second:third].count("sweep")
+    assert sweeps <= 2, f"the timer thread swept {sweeps} times in one beat"
 
 
 # -- concurrency -------------------------------------------------------------------------
@@ -1034,25 +1070,21 @@ def test_two_engines_firing_a_conflicting_event_exactly_one_wins(
 
 
 _PROCESS_SCRIPT = """
-import json, sys, time
-from pathlib import Path
+import json, sys
 import engine
 from engine import Bindings, Step
 
-url, rounds, event, ready, go = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+url, rounds, event = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 chart = engine.parse_chart({chart!r})
 steps = {{"grab": Step(lambda ctx: None, lambda ctx, payload: None),
           "inc": Step(lambda ctx: None, external=False)}}
 out = []
 with engine.Engine.open(url, timers=False) as eng:
     eng.register(chart, Bindings(steps=steps))
-    Path(ready).touch()
-    deadline = time.monotonic() + 30
-    while not Path(go).exists() and time.monotonic() < deadline:
-        time.sleep(0.005)
-    start = float(Path(go).read_text())
     for i in range(rounds):
-        time.sleep(max(0.0, start + 0.02 * i - time.time()))  # both fire round i at once
+        print("ready", flush=True)
+        if sys.stdin.readline().strip() != "go":
+            sys.exit("no go for round " + str(i))
         try:
             eng.fire(f"p{{i}}", event)
             out.append("ok")
@@ -1060,6 +1092,11 @@ with engine.Engine.open(url, timers=False) as eng:
             out.append(f"{{exc.category.value}}: {{exc.message}}")
 print(json.dumps(out))
 """
+
+
+def _text(log: Any) -> str:
+    log.seek(0)
+    return str(log.read())
 
 
 @pytest.mark.parametrize("event", ["claim", "seize"], ids=["direct", "saga"])
@@ -1072,22 +1109,32 @@ def test_two_processes_firing_a_conflicting_event_exactly_one_wins(
     for i in range(rounds):
         eng.create("lock", f"p{i}")
     script = _PROCESS_SCRIPT.format(chart=LOCK_YAML)
-    ready = [tmp_path / f"ready-{k}" for k in range(2)]
-    go = tmp_path / "go"
-    procs = [python(script, shared_store_url, str(rounds), event, str(r), str(go)) for r in ready]
-    wait_until(
-        lambda: all(r.exists() for r in ready) or any(p.poll() is not None for p in procs),
-        "both processes to open the engine",
-        timeout=30,
-    )
-    tmp = tmp_path / "go.tmp"
-    tmp.write_text(repr(time.time() + 0.05))
-    tmp.rename(go)  # atomically: a reader never sees an empty file
-    outs = []
-    for proc in procs:
-        stdout, stderr = proc.communicate(timeout=60)
-        assert proc.returncode == 0, stderr
-        outs.append(json.loads(stdout.strip().splitlines()[-1]))
+    logs = [(tmp_path / f"stderr-{k}").open("w+") for k in range(2)]
+    procs = [python(script, shared_store_url, str(rounds), event, stderr=log) for log in logs]
+    # A hung process fails the test instead of hanging it.
+    watchdog = threading.Timer(120, lambda: [p.kill() for p in procs])
+    watchdog.start()
+    try:
+        # Each round starts when both processes are ready for it: they fire at once,
+        # however slowly either got there.
+        for i in range(rounds):
+            for proc, log in zip(procs, logs, strict=True):
+                assert proc.stdin is not None and proc.stdout is not None
+                line = proc.stdout.readline()
+                assert line == "ready\n", (i, line, _text(log))
+            for proc in procs:
+                assert proc.stdin is not None
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+        outs = []
+        for proc, log in zip(procs, logs, strict=True):
+            stdout, _ = proc.communicate(timeout=60)
+            assert proc.returncode == 0, _text(log)
+            outs.append(json.loads(stdout.strip().splitlines()[-1]))
+    finally:
+        watchdog.cancel()
+        for log in logs:
+            log.close()
     for i in range(rounds):
         pair = [outs[0][i], outs[1][i]]
         assert pair.count("ok") == 1, (i, pair)
@@ -1346,9 +1393,11 @@ def test_a_live_engine_without_a_timer_thread_is_not_recovered_by_another(tmp_pa
         assert entered.wait(10)
         opened_at = clock.now()
         clock.advance(11)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and a.store.owners()[a.id][2] <= opened_at:
-            time.sleep(0.05)
+        wait_until(
+            lambda: a.store.owners()[a.id][2] > opened_at,
+            "engine a to beat again (it beats every 2 s)",
+            timeout=30,
+        )
         b = open_engine(url, clock=clock, timers=False)
         b.register(JOB, job_bindings(other))  # recovers what dead engines left behind
     finally:
