@@ -399,16 +399,18 @@ def test_pause_freezes_every_process_and_resume_thaws_them(
 ) -> None:
     runtime = open_runtime(freezer)
     assert runtime.freezer == freezer
-    counter = tmp_path / "counter"
-    run(
-        runtime,
-        tmp_path,
-        "c1",
-        sh(
-            f"i=0; while :; do i=$((i+1)); echo $i > {counter}.tmp; mv {counter}.tmp {counter}; "
-            "sleep 0.01; done"
-        ),
-    )
+    # c1 is paused; c2, the same loop left running, shows how far c1 would have got.
+    counter, witness = tmp_path / "counter", tmp_path / "witness"
+    for cid, path in (("c1", counter), ("c2", witness)):
+        run(
+            runtime,
+            tmp_path,
+            cid,
+            sh(
+                f"i=0; while :; do i=$((i+1)); echo $i > {path}.tmp; mv {path}.tmp {path}; "
+                "sleep 0.01; done"
+            ),
+        )
     eventually(lambda: (read_int(counter) or 0) > 2, "the counter advances")
 
     runtime.pause("c1")
@@ -417,7 +419,8 @@ def test_pause_freezes_every_process_and_resume_thaws_them(
     info = runtime.task("c1")
     assert info is not None and info.status == "paused"
     frozen_at = read_int(counter)
-    time.sleep(0.3)  # ~30 increments if it were running
+    witnessed = read_int(witness) or 0
+    eventually(lambda: (read_int(witness) or 0) >= witnessed + 5, "the running one advances")
     assert read_int(counter) == frozen_at
 
     runtime.resume("c1")
