@@ -1,12 +1,12 @@
 """The kit catches bugs: plant one in a copy of a chart's code, the kit finds it and shrinks it.
 
 Each test breaks one thing the engine relies on and runs the kit's state
-machine (engine.testing.state_machine) expecting it to fail, then reads the
-falsifying example Hypothesis reports, as the actions the kit applied (seen
-through the public ``Harness.apply``, not read from Hypothesis's report): it
-must be small (a create and a few fires) and the failure must name what went
-wrong. Runs are derandomized, so
-each test finds its bug the same way every time.
+machine (engine.testing.state_machine) expecting it to fail, then looks at
+the falsifying example as the actions the kit applied (seen through the
+public ``Harness.apply``, not read from Hypothesis's report): it must be
+small (a create and a few fires) and the failure must name what went wrong.
+Runs are derandomized, so each test finds its bug the same way every time
+(Hypothesis seeds them from the source of the machine's class).
 
 The chart is a small job lifecycle (a start saga of three steps, a stop saga
 of two, a guarded signal): the kit runs the container chart in
