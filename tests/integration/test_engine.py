@@ -620,13 +620,11 @@ def test_compensation_failure_is_recorded_and_never_hides_the_error(store_url, o
 def test_direct_transition_records_a_failed_compensation_on_its_step(
     store_url, open_engine, undo_error
 ):
-    """BUG: on the direct path (internal steps only) a failed undo is not journaled.
+    """A failed undo on the direct path (internal steps only) is journaled on its step.
 
-    ``_fail`` (engine/runtime/engine.py, the ``written=False`` branch) rewrites
-    every compensated step without ``compensation_error``, after ``_compensate``
-    had queued the correct row, so the error is lost from the step; and it
-    decides "compensated" vs "compensation_failed" by the message prefix
-    "undo of step <name> ", which a ChartdError raised by the undo lacks.
+    It once was not: the failure record rewrote every compensated step without
+    its ``compensation_error``, and told "compensated" from "compensation_failed"
+    by a message prefix that a ChartdError raised by the undo lacks.
     """
     rec = Recorder()
     rec.fail["gauge"] = RuntimeError("out of range")
@@ -958,14 +956,13 @@ def test_durable_timer_fires_once_after_a_restart(shared_store_url, open_engine,
 def test_closing_the_engine_during_a_timer_sweep_does_not_spend_the_other_timers(
     shared_store_url, open_engine
 ):
-    """BUG: timers due in the sweep that close() interrupts are marked fired, never run.
+    """Timers left in a sweep that close() interrupts stay pending, to fire after a restart.
 
-    ``run_due_timers`` (engine/runtime/engine.py) fires each due timer and
-    marks it ``fired`` whatever ChartdError the fire raised. Once ``close()``
-    has begun, ``fire`` raises Unavailable("the engine is closed"), so every
-    timer left in the sweep is recorded as fired with that error and its
-    event never happens, not after a restart either. A retryable refusal
-    (Unavailable: closing, entity being recovered) should leave it pending.
+    Once ``close()`` has begun, a fire raises Unavailable("the engine is
+    closed"). The sweep once recorded each timer left as fired with that
+    error, so its event never happened, not after a restart either. A
+    retryable refusal (Unavailable: closing, the entity being recovered)
+    leaves the timer pending.
     """
     clock = FakeClock(time.time())
     entered = threading.Event()
@@ -1268,15 +1265,12 @@ def test_two_engines_creating_the_same_name_exactly_one_wins(shared_store_url, o
 
 
 def test_an_engine_decides_on_the_stored_state_not_its_cache(shared_store_url, open_engine):
-    """BUG: a fire by Entity or id is decided on the engine's cached row.
+    """A fire by Entity or id decides on the stored row, not on the engine's cached one.
 
-    ``Engine._cached`` / ``_fire_once`` (engine/runtime/engine.py) take the
-    entity from ``self._cache`` when the caller passes an id or an Entity, and
-    only reload it after a version conflict. A refusal (a chart rejection or a
-    guard error) writes nothing, so it never meets a version check: engine A
-    refuses from a row that engine B has since changed. Here A claims, B
-    releases, and A's second claim is refused with "already taken" although
-    the lock is free. (Firing by name reloads, so the same call by name works.)
+    A refusal (a chart rejection, a guard's error) writes nothing, so no
+    version check catches a stale cache: engine A once refused from a row
+    that engine B had changed since. Here A claims, B releases, and A's
+    second claim must find the lock free. (Firing by name always reloaded.)
     """
     a = open_engine(shared_store_url)
     b = open_engine(shared_store_url)
@@ -1351,21 +1345,18 @@ def test_recovery_undoes_the_saga_of_a_crashed_process(shared_store_url, open_en
 
 
 def test_a_live_engine_without_a_timer_thread_is_not_recovered_by_another(tmp_path, open_engine):
-    """BUG: an engine opened with ``timers=False`` stops heartbeating, so others take it for dead.
+    """An engine opened with ``timers=False`` keeps heartbeating, so others leave its sagas be.
 
-    ``Engine.__init__`` beats once; afterwards only ``_timer_loop`` calls
-    ``_beat()`` (engine/runtime/engine.py), and that thread does not exist
-    when ``timers=False``. ``_alive()`` treats an owner whose last beat is
-    older than ``_LEASE`` (10 s) as dead before it looks at the pid, so
-    10 s after opening, any other engine that registers the chart (or
-    sweeps) "recovers" this engine's in-flight sagas: it undoes steps that
-    are still running (here even the step that has not returned), moves the
-    entity, and the live saga then fails with Conflict after undoing its
-    steps a second time. The heartbeat should not depend on timers.
+    Its heartbeat once came only from the timer thread, which such an engine
+    did not run: 10 s after opening (the lease), any other engine that
+    registered the chart took it for dead and "recovered" its in-flight
+    sagas, undoing steps still running. The housekeeping thread now runs
+    without timers too.
 
-    The fake clock stands for 11 s of a live engine; the test then gives the
-    engine up to 5 real seconds (its heartbeat period is 2 s) to beat again.
-    Backend-independent: it runs on a SQLite file only, to keep the suite short.
+    The fake clock stands for 11 s of a live engine; the test then waits for
+    the engine to beat again (it beats every 2 s) before the other engine
+    looks. Backend-independent: it runs on a SQLite file only, to keep the
+    suite short.
     """
     url = f"sqlite:///{tmp_path / 'chartd.db'}"
     clock = FakeClock(time.time())
@@ -1413,13 +1404,12 @@ def test_a_live_engine_without_a_timer_thread_is_not_recovered_by_another(tmp_pa
 
 
 def test_a_step_with_a_non_json_payload_is_still_undone(store_url, open_engine, tmp_path):
-    """BUG: a step whose do() succeeded but returned a non-JSON payload leaks its effect.
+    """A step whose do() returned a payload that is not JSON is still undone.
 
-    In ``_saga`` (and ``_direct``) in engine/runtime/engine.py,
-    ``_json(step.do(ctx), ...)`` sits inside the same ``try`` as the call, so
-    a payload that cannot be journaled makes the step count as *failed*, and a
-    failed step is not undone. But do() returned: the file exists. The step
-    should be undone (with payload None, which the undo contract allows).
+    do() returned, so the step took effect (here: its file exists), even if
+    its payload cannot be journaled. That error once made the step count as
+    failed, and a failed step is not undone: the file leaked. It is undone,
+    with payload None, which the undo contract allows.
     """
     folder = tmp_path / "work"
     folder.mkdir()
@@ -1437,16 +1427,14 @@ def test_a_step_with_a_non_json_payload_is_still_undone(store_url, open_engine, 
 
 
 def test_non_json_data_from_a_step_fails_the_saga_cleanly(store_url, open_engine):
-    """BUG: non-JSON entity data set by a saga step leaves the entity stuck mid-saga.
+    """Entity data a saga step leaves that is not JSON fails the saga like a step failure.
 
-    ``_finish`` (engine/runtime/engine.py) converts ``ctx.data`` with ``_json``
-    outside any handler: the InvalidParameter escapes ``_saga`` after the
-    write-ahead committed, so no step is undone, the entity stays in the
-    transient state and the transition stays ``running`` under a live owner
-    (recovery skips it until this engine dies). The step ends queued with
-    ``later()`` also carry the data (``_effects``) and make the whole group
-    commit batch fail, with other entities' writes in it. Expected: the
-    saga fails like any step failure: undone, back in the source state.
+    The conversion of ``ctx.data`` once raised outside any handler, after the
+    write-ahead had committed: no step was undone, the entity stayed in the
+    transient state and the transition ``running`` under a live owner (so
+    recovery skipped it). The step ends journaled without waiting carried the
+    data too, failing the group commit with other entities' writes in it.
+    Now the saga is undone and the entity is back in its source state.
     """
     rec = Recorder()
     bindings = job_bindings(rec)

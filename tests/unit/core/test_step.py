@@ -339,7 +339,10 @@ def test_a_descendants_transition_preempts_an_ancestors_selected_before_it() -> 
 # -- history ----------------------------------------------------------------------------
 
 
-def history_chart(kind: str) -> engine.Chart:
+def history_chart(kind: str, default: str | None = None) -> engine.Chart:
+    history: dict[str, Any] = {"history": kind}
+    if default is not None:
+        history["default"] = default
     return chart(
         initial="work",
         states={
@@ -348,7 +351,7 @@ def history_chart(kind: str) -> engine.Chart:
                 "states": {
                     "a": {},
                     "b": {"initial": "b1", "states": {"b1": {}, "b2": {}}},
-                    "h": {"history": kind},
+                    "h": history,
                 },
             },
             "away": {},
@@ -376,10 +379,20 @@ def test_deep_history_restores_the_atomic_descendants() -> None:
     assert fire(c, snap, "back").configuration == ("work", "work.b", "work.b.b2")
 
 
-def test_history_with_nothing_recorded_enters_the_default() -> None:
+def test_history_with_nothing_recorded_and_no_default_enters_the_parents_initial() -> None:
     c = history_chart("deep")
     away = engine.Snapshot(("away",))
     assert fire(c, away, "back").configuration == ("work", "work.a")
+
+
+@pytest.mark.parametrize("kind", ["shallow", "deep"])
+def test_history_with_nothing_recorded_enters_its_default(kind: str) -> None:
+    c = history_chart(kind, default="work.b.b2")
+    away = engine.Snapshot(("away",))
+    assert fire(c, away, "back").configuration == ("work", "work.b", "work.b.b2")
+    # Once something is recorded, the default no longer counts.
+    snap = fire(c, c.initial_snapshot(), "leave", "back")
+    assert snap.configuration == ("work", "work.a")
 
 
 def test_history_survives_json() -> None:
