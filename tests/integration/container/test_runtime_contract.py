@@ -71,6 +71,8 @@ class Harness:
 
 @pytest.fixture(params=["process", "fake"])
 def harness(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Harness]:
+    if request.param == "process":
+        request.getfixturevalue("process_runtime")  # skipped without it, failed under CI
     runtime: Runtime = (
         ProcessRuntime(tmp_path / "state") if request.param == "process" else FakeRuntime()
     )
