@@ -20,11 +20,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from clock import FakeClock
 
 import engine
 from engine import Bindings, Context, Step, errors
@@ -300,38 +301,7 @@ class WatchedStore:
 QUICK = Limits(beat=0.2)
 
 
-class FakeClock:
-    """An :class:`engine.ports.Clock` that moves only when told to."""
-
-    def __init__(self, start: float) -> None:
-        self.t = start
-
-    def now(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
-
-
 # -- helpers -----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def open_engine() -> Iterator[Callable[..., engine.Engine]]:
-    """Open engines; every one still open is closed at the end of the test."""
-    opened: list[engine.Engine] = []
-
-    def _open(url: str | Any, **kwargs: Any) -> engine.Engine:
-        """``engine.Engine.open(url)``; given a Store instead, ``engine.runtime.Engine(store)``."""
-        eng = (
-            engine.Engine.open(url, **kwargs) if isinstance(url, str) else PortEngine(url, **kwargs)
-        )
-        opened.append(eng)
-        return eng
-
-    yield _open
-    for eng in opened:
-        eng.close()
 
 
 def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:

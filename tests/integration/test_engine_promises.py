@@ -12,43 +12,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
+from clock import FakeClock
 
 import engine
 from engine import Bindings, Context, Step, errors
 
 WAIT = 10.0
-
-
-class Clock:
-    """A clock that moves only when told to."""
-
-    def __init__(self, start: float) -> None:
-        self.t = start
-
-    def now(self) -> float:
-        return self.t
-
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
-
-
-@pytest.fixture
-def open_engine() -> Iterator[Callable[..., engine.Engine]]:
-    """Opens engines; every one is closed at the end of the test."""
-    opened: list[engine.Engine] = []
-
-    def open_(url: str, **kwargs: Any) -> engine.Engine:
-        eng = engine.Engine.open(url, **kwargs)
-        opened.append(eng)
-        return eng
-
-    yield open_
-    for eng in reversed(opened):
-        eng.close()
 
 
 class Background:
@@ -121,29 +94,42 @@ def job_bindings(calls: list[str], gate: Gate | None = None) -> Bindings:
     return Bindings(steps={name: step(name) for name in ("fetch", "launch")})
 
 
+class TwoEngines:
+    """Engines a and b on one database with the job chart and an entity "web".
+
+    a's fetch step waits at ``gate``; each engine's steps are recorded in
+    ``a_calls`` and ``b_calls``.
+    """
+
+    def __init__(self, url: str, open_engine: Callable[..., engine.Engine]) -> None:
+        self.gate = Gate()
+        self.a_calls: list[str] = []
+        self.b_calls: list[str] = []
+        self.a = open_engine(url, timers=False)
+        self.b = open_engine(url, timers=False)
+        self.a.register(JOB, job_bindings(self.a_calls, self.gate))
+        self.b.register(JOB, job_bindings(self.b_calls))
+        self.a.create("job", "web")
+
+
 def test_a_key_repeated_while_its_first_fire_runs_elsewhere_gets_conflict(
     shared_store_url: str, open_engine: Callable[..., engine.Engine]
 ) -> None:
-    gate, first_calls, second_calls = Gate(), [], []
-    a = open_engine(shared_store_url, timers=False)
-    b = open_engine(shared_store_url, timers=False)
-    a.register(JOB, job_bindings(first_calls, gate))
-    b.register(JOB, job_bindings(second_calls))
-    a.create("job", "web")
-    first = Background(lambda: a.fire("web", "start", {"n": 1}, idempotency_key="k1"))
+    two = TwoEngines(shared_store_url, open_engine)
+    first = Background(lambda: two.a.fire("web", "start", {"n": 1}, idempotency_key="k1"))
     try:
-        gate.wait_entered()
+        two.gate.wait_entered()
 
         with pytest.raises(errors.Conflict, match="'k1' is still in progress on web"):
-            b.fire("web", "start", {"n": 1}, idempotency_key="k1")
-        assert second_calls == []
+            two.b.fire("web", "start", {"n": 1}, idempotency_key="k1")
+        assert two.b_calls == []
     finally:
-        gate.release()
+        two.gate.release()
     assert first.join().error is None
     # Finished, the key replays what it recorded.
-    again = b.fire("web", "start", {"n": 1}, idempotency_key="k1")
+    again = two.b.fire("web", "start", {"n": 1}, idempotency_key="k1")
     assert again.replayed and again.transition_id == first.result.transition_id
-    assert second_calls == []
+    assert two.b_calls == []
 
 
 # -- timers ------------------------------------------------------------------------------
@@ -197,7 +183,7 @@ def timers(eng: engine.Engine, name: str) -> list[tuple[str, str]]:
 def test_timers_are_scheduled_and_cancelled_only_by_a_transition_that_commits(
     store_url: str, open_engine: Callable[..., engine.Engine], arm: str
 ) -> None:
-    clock = Clock(1_700_000_000.0)
+    clock = FakeClock(1_700_000_000.0)
     eng = open_engine(store_url, clock=clock, timers=False)
     eng.register(ALARM, alarm_bindings())
     eng.create("alarm", "door")
@@ -258,7 +244,7 @@ def test_a_fire_on_an_entity_being_recovered_gets_unavailable(
     a.register(FILES, Bindings(steps={"a": held(running), "b": held(running)}))
     a.create("files", "victim")
     saga = Background(lambda: a.fire("victim", "make"))
-    b = open_engine(url, clock=Clock(time.time() + 3600), timers=False)
+    b = open_engine(url, clock=FakeClock(time.time() + 3600), timers=False)
     try:
         running.wait_entered()
         recovery = Background(
@@ -285,30 +271,25 @@ def test_a_fire_on_an_entity_being_recovered_gets_unavailable(
 def test_a_saga_without_via_raced_by_another_engine_undoes_its_steps_and_gets_conflict(
     shared_store_url: str, open_engine: Callable[..., engine.Engine]
 ) -> None:
-    gate, early_calls, late_calls = Gate(), [], []
-    a = open_engine(shared_store_url, timers=False)
-    b = open_engine(shared_store_url, timers=False)
-    a.register(JOB, job_bindings(early_calls, gate))
-    b.register(JOB, job_bindings(late_calls))
-    a.create("job", "web")
-    early = Background(lambda: a.fire("web", "deploy"))
+    two = TwoEngines(shared_store_url, open_engine)
+    early = Background(lambda: two.a.fire("web", "deploy"))
     try:
-        gate.wait_entered()
+        two.gate.wait_entered()
         # Without a transient state the entity rests in its source state while a's
         # steps run: b starts the same saga on the bumped version, and commits it.
-        assert b.get("web").configuration == ("idle",)
-        late = b.fire("web", "deploy")
+        assert two.b.get("web").configuration == ("idle",)
+        late = two.b.fire("web", "deploy")
     finally:
-        gate.release()
+        two.gate.release()
     error = early.join().error
 
     assert isinstance(error, errors.Conflict), error
     assert "was changed by another writer while 'deploy' ran" in error.message
-    assert early_calls == ["do fetch", "do launch", "undo launch", "undo fetch"]
-    assert late_calls == ["do fetch", "do launch"]
-    assert a.get("web").configuration == ("running",)
+    assert two.a_calls == ["do fetch", "do launch", "undo launch", "undo fetch"]
+    assert two.b_calls == ["do fetch", "do launch"]
+    assert two.a.get("web").configuration == ("running",)
     failed: str = error.transition_id  # type: ignore[attr-defined]
-    assert {t.id: t.status for t in a.history("web")} == {
+    assert {t.id: t.status for t in two.a.history("web")} == {
         failed: "failed",
         late.transition_id: "committed",
     }
