@@ -1,16 +1,24 @@
-"""Shared test configuration: Hypothesis profiles and the databases of store tests.
+"""Test configuration: Hypothesis profiles, missing prerequisites, the store tests' databases.
 
 ``HYPOTHESIS_PROFILE=ci`` (set by ``.ci/run``) runs more examples with a
 deadline the 2-core CI machine meets; ``dev`` (the default) is quicker.
+
+A test that needs something of the machine (PostgreSQL, Node.js and npm,
+Graphviz, openssl, Linux pidfds, a cgroup v2 freezer) is skipped without
+it, except under CI (env ``CI`` set, as ``.ci/run`` sets it), where it
+fails: CI installs or sets up all of them, so a skip there would hide a
+test that never ran.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import NoReturn
 
 import psycopg
 import pytest
@@ -28,6 +36,38 @@ settings.register_profile("dev", max_examples=60, deadline=timedelta(millisecond
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 
 
+# -- prerequisites ---------------------------------------------------------------------
+
+
+class Prerequisites:
+    """What tests need of the machine: a missing one skips the test, or fails it under CI."""
+
+    def missing(self, reason: str) -> NoReturn:
+        """Skip the test for ``reason``; under CI, fail it."""
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason}; CI must run this test (.ci/run sets it up)", pytrace=False)
+        pytest.skip(reason)
+
+    def command(self, name: str, package: str) -> str:
+        """The path of the command ``name``, which Debian's ``package`` installs."""
+        found = shutil.which(name)
+        if found is None:
+            self.missing(f"needs the {name} command (apt-get install {package})")
+        return found
+
+
+@pytest.fixture(scope="session")
+def prerequisites() -> Prerequisites:
+    """See :class:`Prerequisites`."""
+    return Prerequisites()
+
+
+@pytest.fixture(scope="session")
+def graphviz(prerequisites: Prerequisites) -> str:
+    """Graphviz's ``dot``, which renders the SVG export."""
+    return prerequisites.command("dot", "graphviz")
+
+
 # -- databases -------------------------------------------------------------------------
 #
 # Store tests run against every backend chartd supports (one conformance suite, the
@@ -36,7 +76,7 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "dev"))
 # default is the local server's `postgres` database, as `.ci/run` sets it up). A
 # session creates its own database there and drops it at the end; every test gets
 # that database empty. Without a reachable server the PostgreSQL cases are skipped,
-# except under CI (env CI set), where they fail: CI must test PostgreSQL.
+# except under CI, where they fail (Prerequisites): CI must test PostgreSQL.
 
 PG_ADMIN_URL = os.environ.get(
     "CHARTD_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -79,17 +119,14 @@ class PostgresServer:
 
 
 @pytest.fixture(scope="session")
-def pg_server() -> Iterator[PostgresServer]:
+def pg_server(prerequisites: Prerequisites) -> Iterator[PostgresServer]:
     """The PostgreSQL server under test, with a database of this session's own."""
     try:
         server = PostgresServer(PG_ADMIN_URL)
     except psycopg.Error as exc:
         where = sa.make_url(PG_ADMIN_URL).render_as_string(hide_password=True)
         why = " ".join(str(exc).split())
-        reason = f"PostgreSQL is not reachable at {where} (CHARTD_TEST_PG_URL): {why}"
-        if os.environ.get("CI"):
-            pytest.fail(f"{reason}; CI must test PostgreSQL", pytrace=False)
-        pytest.skip(reason)
+        prerequisites.missing(f"PostgreSQL is not reachable at {where} (CHARTD_TEST_PG_URL): {why}")
     yield server
     server.close()
 

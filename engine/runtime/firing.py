@@ -127,6 +127,9 @@ class Firing:
         way out, whichever way that is.
         """
         s = self._s
+        if row.id in s.recovering:
+            # Recovery holds the entity's lock until it is done: say so rather than wait.
+            raise Unavailable(f"{row.name} is being recovered; try again")
         s.locks.acquire(row.id)
         try:
             for _ in range(s.limits.retries):
@@ -207,8 +210,6 @@ class Firing:
                         "params on this entity; a retry must repeat the request, or use a new key"
                     )
                 return self._replay(row, recorded), None
-        if row.id in s.recovering:
-            raise Unavailable(f"{row.name} is being recovered; try again")
         source = core.Snapshot(row.configuration, row.data, row.version, row.history)
         plan = core.step(
             reg.chart,

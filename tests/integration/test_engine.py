@@ -20,11 +20,12 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from clock import FakeClock
 
 import engine
 from engine import Bindings, Context, Step, errors
@@ -257,35 +258,50 @@ class FileSteps:
         return sorted(p.name for p in self.folder.iterdir())
 
 
-class FakeClock:
-    """An :class:`engine.ports.Clock` that moves only when told to."""
+class WatchedStore:
+    """A Store that records the housekeeping calls made on it: timer sweeps and heartbeats.
 
-    def __init__(self, start: float) -> None:
-        self.t = start
+    The housekeeping thread makes them one after another, so once a sweep
+    begins, every earlier sweep, the fires it made included, is over.
+    """
 
-    def now(self) -> float:
-        return self.t
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls: list[str] = []  # "sweep" or "beat", in the order they were made
+        self._changed = threading.Condition()
 
-    def advance(self, seconds: float) -> None:
-        self.t += seconds
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def due_timers(self, *args: Any, **kwargs: Any) -> Any:
+        self._record("sweep")
+        return self.inner.due_timers(*args, **kwargs)
+
+    def heartbeat(self, *args: Any, **kwargs: Any) -> Any:
+        self._record("beat")
+        return self.inner.heartbeat(*args, **kwargs)
+
+    def _record(self, call: str) -> None:
+        with self._changed:
+            self.calls.append(call)
+            self._changed.notify_all()
+
+    def wait_for(self, holds: Callable[[list[str]], bool], what: str) -> None:
+        with self._changed:
+            assert self._changed.wait_for(lambda: holds(self.calls), 10.0), f"no {what} in 10 s"
+
+    def next_sweep(self) -> None:
+        """Wait until a timer sweep begins after this call."""
+        with self._changed:
+            seen = self.calls.count("sweep")
+        self.wait_for(lambda calls: calls.count("sweep") > seen, "timer sweep")
+
+
+# Housekeeping that beats (and sweeps, if nothing is due sooner) five times a second.
+QUICK = Limits(beat=0.2)
 
 
 # -- helpers -----------------------------------------------------------------------------
-
-
-@pytest.fixture
-def open_engine() -> Iterator[Callable[..., engine.Engine]]:
-    """Open engines; every one still open is closed at the end of the test."""
-    opened: list[engine.Engine] = []
-
-    def _open(url: str, **kwargs: Any) -> engine.Engine:
-        eng = engine.Engine.open(url, **kwargs)
-        opened.append(eng)
-        return eng
-
-    yield _open
-    for eng in opened:
-        eng.close()
 
 
 def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
@@ -328,7 +344,7 @@ def run_threads(targets: list[Callable[[], None]], timeout: float = 30.0) -> Non
     assert not any(t.is_alive() for t in threads), "threads did not finish in time"
 
 
-def python(script: str, *args: str) -> subprocess.Popen[str]:
+def python(script: str, *args: str, stderr: Any = subprocess.PIPE) -> subprocess.Popen[str]:
     env = dict(
         os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])
     )
@@ -336,8 +352,9 @@ def python(script: str, *args: str) -> subprocess.Popen[str]:
         [sys.executable, "-c", script, *args],
         cwd=REPO,
         env=env,
+        stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         text=True,
     )
 
@@ -573,13 +590,11 @@ def test_compensation_failure_is_recorded_and_never_hides_the_error(store_url, o
 def test_direct_transition_records_a_failed_compensation_on_its_step(
     store_url, open_engine, undo_error
 ):
-    """BUG: on the direct path (internal steps only) a failed undo is not journaled.
+    """A failed undo on the direct path (internal steps only) is journaled on its step.
 
-    ``_fail`` (engine/runtime/engine.py, the ``written=False`` branch) rewrites
-    every compensated step without ``compensation_error``, after ``_compensate``
-    had queued the correct row, so the error is lost from the step; and it
-    decides "compensated" vs "compensation_failed" by the message prefix
-    "undo of step <name> ", which a ChartdError raised by the undo lacks.
+    It once was not: the failure record rewrote every compensated step without
+    its ``compensation_error``, and told "compensated" from "compensation_failed"
+    by a message prefix that a ChartdError raised by the undo lacks.
     """
     rec = Recorder()
     rec.fail["gauge"] = RuntimeError("out of range")
@@ -882,7 +897,8 @@ def test_durable_timer_fires_once_after_a_restart(shared_store_url, open_engine,
         store.close()
     assert timer.status == "pending"
 
-    reopened = [open_engine(shared_store_url) for _ in range(engines)]
+    watched = [WatchedStore(open_store(shared_store_url)) for _ in range(engines)]
+    reopened = [open_engine(store, limits=QUICK) for store in watched]
     for eng in reopened:
         eng.register(TIMED, timed_bindings())
     eng = reopened[0]
@@ -891,7 +907,10 @@ def test_durable_timer_fires_once_after_a_restart(shared_store_url, open_engine,
         return eng.store.timers(job.id)[0].status == "fired"
 
     wait_until(fired, "the timer to fire after the restart")
-    time.sleep(0.3)  # give a second engine the chance to fire it again (it must not)
+    # A sweep that found the timer due before it was fired has ended, its fire included,
+    # once its engine begins another: any second fire is on record by then.
+    for store in watched:
+        store.next_sweep()
     stored = eng.get("job")
     assert (stored.configuration, stored.data) == (("expired",), {"timeouts": 1})
     history = eng.history("job")
@@ -907,14 +926,13 @@ def test_durable_timer_fires_once_after_a_restart(shared_store_url, open_engine,
 def test_closing_the_engine_during_a_timer_sweep_does_not_spend_the_other_timers(
     shared_store_url, open_engine
 ):
-    """BUG: timers due in the sweep that close() interrupts are marked fired, never run.
+    """Timers left in a sweep that close() interrupts stay pending, to fire after a restart.
 
-    ``run_due_timers`` (engine/runtime/engine.py) fires each due timer and
-    marks it ``fired`` whatever ChartdError the fire raised. Once ``close()``
-    has begun, ``fire`` raises Unavailable("the engine is closed"), so every
-    timer left in the sweep is recorded as fired with that error and its
-    event never happens, not after a restart either. A retryable refusal
-    (Unavailable: closing, entity being recovered) should leave it pending.
+    Once ``close()`` has begun, a fire raises Unavailable("the engine is
+    closed"). The sweep once recorded each timer left as fired with that
+    error, so its event never happened, not after a restart either. A
+    retryable refusal (Unavailable: closing, the entity being recovered)
+    leaves the timer pending.
     """
     clock = FakeClock(time.time())
     entered = threading.Event()
@@ -952,32 +970,18 @@ def test_closing_the_engine_during_a_timer_sweep_does_not_spend_the_other_timers
     assert eng.get("second").configuration == ("expired",)
 
 
-class CountingStore:
-    """A Store that counts the timer sweeps made on it."""
-
-    def __init__(self, inner: Any) -> None:
-        self.inner = inner
-        self.sweeps = 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
-
-    def due_timers(self, now: float, limit: int = 100) -> list[Any]:
-        self.sweeps += 1
-        return self.inner.due_timers(now, limit)
-
-
 def test_timer_thread_does_not_spin_on_a_timer_of_a_chart_it_does_not_serve(
     shared_store_url, open_engine
 ):
-    """BUG: a due timer of an unregistered chart makes the timer thread busy-loop.
+    """A due timer of a chart an engine does not serve must not keep its timer thread busy.
 
-    ``_timer_loop`` (engine/runtime/engine.py) waits until ``store.next_timer()``,
-    which counts timers that ``run_due_timers`` skips because their chart is
-    not registered here ("another engine, with that chart, will fire it").
-    The wait is then 0 and the thread queries the database without pause,
-    for as long as the timer stays due: forever on a replica that does not
-    serve that chart, and between open() and register() on every restart.
+    Such a timer is another replica's to fire, and ``run_due_timers`` leaves
+    it; the thread once woke at its due time all the same (the next timer it
+    waited for counted it), so it queried the database without pause for as
+    long as the timer stayed due. Now it sleeps a beat between sweeps: each
+    turn of its loop sweeps, then beats once a beat has passed, so between
+    two of its beats it sweeps once (twice if woken early), where a spinning
+    loop sweeps as often as the database answers.
     """
     eng = open_engine(shared_store_url, timers=False)
     eng.register(TIMED, timed_bindings())
@@ -985,15 +989,14 @@ def test_timer_thread_does_not_spin_on_a_timer_of_a_chart_it_does_not_serve(
     eng.fire("job", "wait", {"delay": 0})
     eng.close()
 
-    counting = CountingStore(open_store(shared_store_url))
-    other = PortEngine(counting, timers=True)  # serves no chart: 'timed' is another replica's
-    try:
-        time.sleep(1.0)
-    finally:
-        other.close()
-    # With nothing it can fire, the loop should sleep (up to _BEAT, 2 s); 50 sweeps
-    # in a second is generous to any pacing, and far from a busy loop's thousands.
-    assert counting.sweeps <= 50, f"the timer thread swept {counting.sweeps} times in 1 s"
+    watched = WatchedStore(open_store(shared_store_url))
+    open_engine(watched, timers=True, limits=Limits(beat=0.5))  # serves no chart
+    # Its first beat is before the loop starts; the loop's first sweep is before its beat.
+    watched.wait_for(lambda calls: calls.count("beat") >= 3, "third heartbeat")
+    calls = list(watched.calls)
+    second, third = [i for i, call in enumerate(calls) if call == "beat"][1:3]
+    sweeps = calls[second:third].count("sweep")
+    assert sweeps <= 2, f"the timer thread swept {sweeps} times in one beat"
 
 
 # -- concurrency -------------------------------------------------------------------------
@@ -1034,25 +1037,21 @@ def test_two_engines_firing_a_conflicting_event_exactly_one_wins(
 
 
 _PROCESS_SCRIPT = """
-import json, sys, time
-from pathlib import Path
+import json, sys
 import engine
 from engine import Bindings, Step
 
-url, rounds, event, ready, go = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5]
+url, rounds, event = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 chart = engine.parse_chart({chart!r})
 steps = {{"grab": Step(lambda ctx: None, lambda ctx, payload: None),
           "inc": Step(lambda ctx: None, external=False)}}
 out = []
 with engine.Engine.open(url, timers=False) as eng:
     eng.register(chart, Bindings(steps=steps))
-    Path(ready).touch()
-    deadline = time.monotonic() + 30
-    while not Path(go).exists() and time.monotonic() < deadline:
-        time.sleep(0.005)
-    start = float(Path(go).read_text())
     for i in range(rounds):
-        time.sleep(max(0.0, start + 0.02 * i - time.time()))  # both fire round i at once
+        print("ready", flush=True)
+        if sys.stdin.readline().strip() != "go":
+            sys.exit("no go for round " + str(i))
         try:
             eng.fire(f"p{{i}}", event)
             out.append("ok")
@@ -1060,6 +1059,11 @@ with engine.Engine.open(url, timers=False) as eng:
             out.append(f"{{exc.category.value}}: {{exc.message}}")
 print(json.dumps(out))
 """
+
+
+def _text(log: Any) -> str:
+    log.seek(0)
+    return str(log.read())
 
 
 @pytest.mark.parametrize("event", ["claim", "seize"], ids=["direct", "saga"])
@@ -1072,22 +1076,32 @@ def test_two_processes_firing_a_conflicting_event_exactly_one_wins(
     for i in range(rounds):
         eng.create("lock", f"p{i}")
     script = _PROCESS_SCRIPT.format(chart=LOCK_YAML)
-    ready = [tmp_path / f"ready-{k}" for k in range(2)]
-    go = tmp_path / "go"
-    procs = [python(script, shared_store_url, str(rounds), event, str(r), str(go)) for r in ready]
-    wait_until(
-        lambda: all(r.exists() for r in ready) or any(p.poll() is not None for p in procs),
-        "both processes to open the engine",
-        timeout=30,
-    )
-    tmp = tmp_path / "go.tmp"
-    tmp.write_text(repr(time.time() + 0.05))
-    tmp.rename(go)  # atomically: a reader never sees an empty file
-    outs = []
-    for proc in procs:
-        stdout, stderr = proc.communicate(timeout=60)
-        assert proc.returncode == 0, stderr
-        outs.append(json.loads(stdout.strip().splitlines()[-1]))
+    logs = [(tmp_path / f"stderr-{k}").open("w+") for k in range(2)]
+    procs = [python(script, shared_store_url, str(rounds), event, stderr=log) for log in logs]
+    # A hung process fails the test instead of hanging it.
+    watchdog = threading.Timer(120, lambda: [p.kill() for p in procs])
+    watchdog.start()
+    try:
+        # Each round starts when both processes are ready for it: they fire at once,
+        # however slowly either got there.
+        for i in range(rounds):
+            for proc, log in zip(procs, logs, strict=True):
+                assert proc.stdin is not None and proc.stdout is not None
+                line = proc.stdout.readline()
+                assert line == "ready\n", (i, line, _text(log))
+            for proc in procs:
+                assert proc.stdin is not None
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+        outs = []
+        for proc, log in zip(procs, logs, strict=True):
+            stdout, _ = proc.communicate(timeout=60)
+            assert proc.returncode == 0, _text(log)
+            outs.append(json.loads(stdout.strip().splitlines()[-1]))
+    finally:
+        watchdog.cancel()
+        for log in logs:
+            log.close()
     for i in range(rounds):
         pair = [outs[0][i], outs[1][i]]
         assert pair.count("ok") == 1, (i, pair)
@@ -1221,15 +1235,12 @@ def test_two_engines_creating_the_same_name_exactly_one_wins(shared_store_url, o
 
 
 def test_an_engine_decides_on_the_stored_state_not_its_cache(shared_store_url, open_engine):
-    """BUG: a fire by Entity or id is decided on the engine's cached row.
+    """A fire by Entity or id decides on the stored row, not on the engine's cached one.
 
-    ``Engine._cached`` / ``_fire_once`` (engine/runtime/engine.py) take the
-    entity from ``self._cache`` when the caller passes an id or an Entity, and
-    only reload it after a version conflict. A refusal (a chart rejection or a
-    guard error) writes nothing, so it never meets a version check: engine A
-    refuses from a row that engine B has since changed. Here A claims, B
-    releases, and A's second claim is refused with "already taken" although
-    the lock is free. (Firing by name reloads, so the same call by name works.)
+    A refusal (a chart rejection, a guard's error) writes nothing, so no
+    version check catches a stale cache: engine A once refused from a row
+    that engine B had changed since. Here A claims, B releases, and A's
+    second claim must find the lock free. (Firing by name always reloaded.)
     """
     a = open_engine(shared_store_url)
     b = open_engine(shared_store_url)
@@ -1304,21 +1315,18 @@ def test_recovery_undoes_the_saga_of_a_crashed_process(shared_store_url, open_en
 
 
 def test_a_live_engine_without_a_timer_thread_is_not_recovered_by_another(tmp_path, open_engine):
-    """BUG: an engine opened with ``timers=False`` stops heartbeating, so others take it for dead.
+    """An engine opened with ``timers=False`` keeps heartbeating, so others leave its sagas be.
 
-    ``Engine.__init__`` beats once; afterwards only ``_timer_loop`` calls
-    ``_beat()`` (engine/runtime/engine.py), and that thread does not exist
-    when ``timers=False``. ``_alive()`` treats an owner whose last beat is
-    older than ``_LEASE`` (10 s) as dead before it looks at the pid, so
-    10 s after opening, any other engine that registers the chart (or
-    sweeps) "recovers" this engine's in-flight sagas: it undoes steps that
-    are still running (here even the step that has not returned), moves the
-    entity, and the live saga then fails with Conflict after undoing its
-    steps a second time. The heartbeat should not depend on timers.
+    Its heartbeat once came only from the timer thread, which such an engine
+    did not run: 10 s after opening (the lease), any other engine that
+    registered the chart took it for dead and "recovered" its in-flight
+    sagas, undoing steps still running. The housekeeping thread now runs
+    without timers too.
 
-    The fake clock stands for 11 s of a live engine; the test then gives the
-    engine up to 5 real seconds (its heartbeat period is 2 s) to beat again.
-    Backend-independent: it runs on a SQLite file only, to keep the suite short.
+    The fake clock stands for 11 s of a live engine; the test then waits for
+    the engine to beat again (it beats every 2 s) before the other engine
+    looks. Backend-independent: it runs on a SQLite file only, to keep the
+    suite short.
     """
     url = f"sqlite:///{tmp_path / 'chartd.db'}"
     clock = FakeClock(time.time())
@@ -1346,9 +1354,11 @@ def test_a_live_engine_without_a_timer_thread_is_not_recovered_by_another(tmp_pa
         assert entered.wait(10)
         opened_at = clock.now()
         clock.advance(11)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline and a.store.owners()[a.id][2] <= opened_at:
-            time.sleep(0.05)
+        wait_until(
+            lambda: a.store.owners()[a.id][2] > opened_at,
+            "engine a to beat again (it beats every 2 s)",
+            timeout=30,
+        )
         b = open_engine(url, clock=clock, timers=False)
         b.register(JOB, job_bindings(other))  # recovers what dead engines left behind
     finally:
@@ -1364,13 +1374,12 @@ def test_a_live_engine_without_a_timer_thread_is_not_recovered_by_another(tmp_pa
 
 
 def test_a_step_with_a_non_json_payload_is_still_undone(store_url, open_engine, tmp_path):
-    """BUG: a step whose do() succeeded but returned a non-JSON payload leaks its effect.
+    """A step whose do() returned a payload that is not JSON is still undone.
 
-    In ``_saga`` (and ``_direct``) in engine/runtime/engine.py,
-    ``_json(step.do(ctx), ...)`` sits inside the same ``try`` as the call, so
-    a payload that cannot be journaled makes the step count as *failed*, and a
-    failed step is not undone. But do() returned: the file exists. The step
-    should be undone (with payload None, which the undo contract allows).
+    do() returned, so the step took effect (here: its file exists), even if
+    its payload cannot be journaled. That error once made the step count as
+    failed, and a failed step is not undone: the file leaked. It is undone,
+    with payload None, which the undo contract allows.
     """
     folder = tmp_path / "work"
     folder.mkdir()
@@ -1388,16 +1397,14 @@ def test_a_step_with_a_non_json_payload_is_still_undone(store_url, open_engine, 
 
 
 def test_non_json_data_from_a_step_fails_the_saga_cleanly(store_url, open_engine):
-    """BUG: non-JSON entity data set by a saga step leaves the entity stuck mid-saga.
+    """Entity data a saga step leaves that is not JSON fails the saga like a step failure.
 
-    ``_finish`` (engine/runtime/engine.py) converts ``ctx.data`` with ``_json``
-    outside any handler: the InvalidParameter escapes ``_saga`` after the
-    write-ahead committed, so no step is undone, the entity stays in the
-    transient state and the transition stays ``running`` under a live owner
-    (recovery skips it until this engine dies). The step ends queued with
-    ``later()`` also carry the data (``_effects``) and make the whole group
-    commit batch fail, with other entities' writes in it. Expected: the
-    saga fails like any step failure: undone, back in the source state.
+    The conversion of ``ctx.data`` once raised outside any handler, after the
+    write-ahead had committed: no step was undone, the entity stayed in the
+    transient state and the transition ``running`` under a live owner (so
+    recovery skipped it). The step ends journaled without waiting carried the
+    data too, failing the group commit with other entities' writes in it.
+    Now the saga is undone and the entity is back in its source state.
     """
     rec = Recorder()
     bindings = job_bindings(rec)

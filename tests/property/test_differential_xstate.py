@@ -42,7 +42,6 @@ import contextlib
 import copy
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -103,14 +102,9 @@ class XState:
 
 
 @pytest.fixture(scope="module")
-def xstate(tmp_path_factory: pytest.TempPathFactory) -> Iterator[XState]:
-    node, npm = shutil.which("node"), shutil.which("npm")
-    if node is None or npm is None:
-        missing = "node" if node is None else "npm"
-        reason = f"the XState differential test needs Node.js and npm: {missing} is not on PATH"
-        if os.environ.get("CI"):
-            pytest.fail(reason + " (CI must run it)")
-        pytest.skip(reason)
+def xstate(tmp_path_factory: pytest.TempPathFactory, prerequisites: Any) -> Iterator[XState]:
+    prerequisites.command("node", "nodejs")
+    npm = prerequisites.command("npm", "npm")
     where = tmp_path_factory.mktemp("xstate")
     subprocess.run(
         [npm, "install", "--silent", "--no-audit", "--no-fund", "--prefix", str(where), "xstate@5"],

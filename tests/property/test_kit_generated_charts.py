@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 import engine
 from engine.testing import Crash, Create, Fault, Fire, Harness, StandIns, actions, charts
 
-# ci (400 by default): 400 charts, each with up to 20 actions; dev: 30.
+# The ci profile's 300 charts, each with up to 15 actions; 30 in the dev profile.
 EXAMPLES = settings.default.max_examples if settings.default.max_examples >= 200 else 30
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -104,11 +104,11 @@ def test_tcp_needs_tls_or_insecure_on_loopback(tmp_path: Path) -> None:
     assert daemon.stop() == 0
 
 
-@pytest.mark.skipif(shutil.which("openssl") is None, reason="needs the openssl command")
-def test_tls_on_tcp(tmp_path: Path) -> None:
+def test_tls_on_tcp(tmp_path: Path, prerequisites: Any) -> None:
+    openssl = prerequisites.command("openssl", "openssl")
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
          "-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
          "-keyout", str(key), "-out", str(cert)],
         check=True, capture_output=True,

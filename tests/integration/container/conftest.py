@@ -1,6 +1,8 @@
 """Fixtures of the container service tests: daemons on ``tmp_path``, stray pids.
 
 The helpers themselves live in ``container_daemon`` (importable by the tests).
+Everything here runs real processes under ProcessRuntime: without what it
+needs (Linux pidfds, ``/bin/sh``) the tests are skipped, and fail under CI.
 """
 
 from __future__ import annotations
@@ -12,6 +14,18 @@ from typing import Any
 import pytest
 from container_daemon import Daemon, Strays
 
+from engine.errors import NotImplemented
+from statecharts.container.process import ProcessRuntime
+
+
+@pytest.fixture(scope="session")
+def process_runtime(prerequisites: Any, tmp_path_factory: pytest.TempPathFactory) -> None:
+    """ProcessRuntime works on this machine; else the test is skipped (failed under CI)."""
+    try:
+        ProcessRuntime(tmp_path_factory.mktemp("probe"), freezer="signal").close()
+    except NotImplemented as exc:
+        prerequisites.missing(str(exc))
+
 
 @pytest.fixture
 def strays() -> Iterator[Strays]:
@@ -21,7 +35,7 @@ def strays() -> Iterator[Strays]:
 
 
 @pytest.fixture
-def open_daemon(tmp_path: Path) -> Iterator[Callable[..., Daemon]]:
+def open_daemon(tmp_path: Path, process_runtime: None) -> Iterator[Callable[..., Daemon]]:
     """Opens Daemons on ``tmp_path`` (one at a time); every one is closed at teardown."""
     opened: list[Daemon] = []
 

@@ -27,7 +27,6 @@ from typing import Any
 import pytest
 
 import engine
-from engine.errors import NotImplemented
 from statecharts.container.bindings import container_dir
 from statecharts.container.faults import FaultRuntime
 from statecharts.container.network import AddressPool
@@ -118,9 +117,9 @@ class Daemon:
         self.engine = engine.Engine.open(self.url, clock=self.clock, timers=timers)
         try:
             self.process = ProcessRuntime(base / "runtime")
-        except NotImplemented as exc:
+        except BaseException:
             self.engine.close()
-            pytest.skip(str(exc))
+            raise
         self.runtime = FaultRuntime(self.process)
         self.root = base / "state"
         self.pool = AddressPool(cidr, self.root / "network")

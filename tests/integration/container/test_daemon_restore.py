@@ -5,8 +5,9 @@ timeout, and that is not a manual stop. The next daemon (a new engine on the
 same SQLite file, a new ProcessRuntime on the same state) applies the
 restart policies as moby's restore does: ``always`` and ``unless-stopped``
 containers that were running start again, a manual stop keeps an
-``unless-stopped`` one down but not an ``always`` one, a container never
-started stays created. A daemon that crashes (``os._exit`` in a subprocess)
+``unless-stopped`` one down but not an ``always`` one, an ``on-failure:N``
+one starts only if it has restarts left, a container never started stays
+created. A daemon that crashes (``os._exit`` in a subprocess)
 leaves its containers' processes running: the next one kills them, marks the
 containers exited and then applies the policies.
 """
@@ -115,6 +116,35 @@ def test_restore_applies_each_policy_as_moby_does(
     manual = {name: restored.entity(cid).data.get("manually_stopped") for name, cid in ids.items()}
     assert manual["unless-stopped-stopped"] is True  # why it stays down
     assert all(restored.containers.inspect(n)["RestartCount"] == 0 for n in expected)
+
+
+def test_restore_restarts_an_on_failure_n_container_only_if_restarts_are_left(
+    open_daemon: Callable[..., Daemon], tmp_path: Path
+) -> None:
+    daemon = open_daemon()
+    daemon.clock.hold()  # each retry waits for the test to move the clock
+    svc = daemon.containers
+    once = tmp_path / "once"
+    # spent: failed, restarted once, failed again: its one restart is used up.
+    # left: failed, restarted once, then ran until the shutdown stopped it (143, a failure).
+    spent = svc.create(["sh", "-c", "exit 1"], name="spent", restart="on-failure:1").id
+    left = svc.create(["sh", "-c", ONCE, str(once)], name="left", restart="on-failure:2").id
+    for cid in (spent, left):
+        svc.start(cid)
+        waiting = daemon.settled(cid, "restarting")
+        daemon.clock.advance(1.0)  # past the first backoff (0.1 s)
+        daemon.engine.run_due_timers()
+        daemon.until(cid, lambda e, v=waiting.version: e.version > v, "the retry")
+    daemon.settled(spent, "exited")
+    daemon.settled(left, "running")
+    assert [svc.inspect(c)["RestartCount"] for c in (spent, left)] == [1, 1]
+
+    daemon.shutdown()
+    restored = open_daemon()
+
+    assert restored.containers.restore() == [left]
+    assert restored.containers.inspect("spent")["State"]["Status"] == "exited"
+    assert restored.containers.inspect("left")["State"]["Status"] == "running"
 
 
 # -- a daemon that crashed ---------------------------------------------------------------------

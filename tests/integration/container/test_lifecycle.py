@@ -130,7 +130,7 @@ def mend_filesystem(daemon: Daemon, cid: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
+def shared(tmp_path_factory: pytest.TempPathFactory, process_runtime: None) -> Iterator[Daemon]:
     """One daemon for the module (each case makes its own containers)."""
     daemon = Daemon(tmp_path_factory.mktemp("daemon"))
     yield daemon

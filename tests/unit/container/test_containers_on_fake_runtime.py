@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import engine
-from engine.errors import ChartdError, InvalidParameter
+from engine.errors import InvalidParameter
 from statecharts.container.faults import FakeRuntime
 from statecharts.container.service import Containers
 
@@ -32,20 +32,26 @@ def service(tmp_path: Path) -> Iterator[tuple[Containers, FakeRuntime]]:
 
 
 def bounded(call: Callable[[], Any]) -> Any:
-    """``call()`` on a thread; fails if it has not returned within BOUND seconds."""
-    outcome: list[Any] = []
+    """``call()`` on a thread: what it returned, or what it raised raised again here.
+
+    Fails if it has not returned within BOUND seconds.
+    """
+    returned: list[Any] = []
+    raised: list[BaseException] = []
 
     def run() -> None:
         try:
-            outcome.append(call())
-        except ChartdError as exc:
-            outcome.append(exc)
+            returned.append(call())
+        except BaseException as exc:
+            raised.append(exc)
 
     thread = threading.Thread(target=run, daemon=True)
     thread.start()
     thread.join(BOUND)
     assert not thread.is_alive(), "deadlocked"
-    return outcome[0]
+    if raised:
+        raise raised[0]
+    return returned[0]
 
 
 @pytest.mark.parametrize(
@@ -68,7 +74,7 @@ def test_an_exit_caused_inside_a_step_is_applied_after_it(
     cid = svc.create(["app"], name="web").id
     svc.start("web")
 
-    bounded(lambda: operation(svc))
+    bounded(lambda: operation(svc))  # raises what the operation raised
 
     entity = svc.engine.get(cid)
     assert entity.state == {"running": "running.active"}.get(status, status)
@@ -83,9 +89,10 @@ def test_a_start_whose_exec_fails_is_refused_and_its_exit_ignored(
     message = 'exec: "app": executable file not found in $PATH'
     runtime.fail_exec(cid, message=message)
 
-    error = bounded(lambda: svc.start("web"))
+    with pytest.raises(InvalidParameter) as refused:
+        bounded(lambda: svc.start("web"))
 
-    assert isinstance(error, InvalidParameter)
+    error = refused.value
     assert error.message == message
     state = svc.inspect("web")["State"]
     assert (state["Status"], state["ExitCode"]) == ("created", 127)

@@ -284,7 +284,7 @@ def test_a_region_that_refuses_refuses_the_event() -> None:
         engine.step(c, both, "lock")
 
 
-def test_conflicting_transitions_in_regions_prefer_the_deeper_source() -> None:
+def test_conflicting_transitions_in_regions_go_to_the_first_in_document_order() -> None:
     c = chart(
         initial="p",
         states={
@@ -301,15 +301,48 @@ def test_conflicting_transitions_in_regions_prefer_the_deeper_source() -> None:
         ],
     )
     plan = engine.step(c, c.initial_snapshot(), "e")
-    # p.a.x comes first in document order; p.b's transition exits the same states and loses.
+    # Neither source is inside the other: p.a.x comes first in document order (of the
+    # states, not of the transitions), and p.b's transition, which exits the same states,
+    # loses.
     assert plan.snapshot.configuration == ("out1",)
     assert len(plan.transitions) == 1
+
+
+def test_a_descendants_transition_preempts_an_ancestors_selected_before_it() -> None:
+    # p.a.x has no transition of its own for e: looking outwards it selects p's, first in
+    # document order. p.b.y then selects its own, which exits p.b.y, a state p's exits too.
+    # Of two conflicting transitions the one whose source is a descendant of the other's
+    # wins (SCXML's removeConflictingTransitions), whatever the order of selection.
+    c = chart(
+        initial="p",
+        states={
+            "p": {
+                "parallel": True,
+                "states": {
+                    "a": {"initial": "x", "states": {"x": {}}},
+                    "b": {"initial": "y", "states": {"y": {}, "z": {}}},
+                },
+            },
+            "out": {},
+        },
+        transitions=[
+            {"event": "e", "from": "p", "to": "out"},
+            {"event": "e", "from": "p.b.y", "to": "p.b.z"},
+        ],
+    )
+    plan = engine.step(c, c.initial_snapshot(), "e")
+    assert [(t.source, t.target) for t in plan.transitions] == [("p.b.y", "p.b.z")]
+    assert leaves(plan.snapshot) == {"p.a.x", "p.b.z"}
+    assert plan.exited == ("p.b.y",)
 
 
 # -- history ----------------------------------------------------------------------------
 
 
-def history_chart(kind: str) -> engine.Chart:
+def history_chart(kind: str, default: str | None = None) -> engine.Chart:
+    history: dict[str, Any] = {"history": kind}
+    if default is not None:
+        history["default"] = default
     return chart(
         initial="work",
         states={
@@ -318,7 +351,7 @@ def history_chart(kind: str) -> engine.Chart:
                 "states": {
                     "a": {},
                     "b": {"initial": "b1", "states": {"b1": {}, "b2": {}}},
-                    "h": {"history": kind},
+                    "h": history,
                 },
             },
             "away": {},
@@ -346,10 +379,20 @@ def test_deep_history_restores_the_atomic_descendants() -> None:
     assert fire(c, snap, "back").configuration == ("work", "work.b", "work.b.b2")
 
 
-def test_history_with_nothing_recorded_enters_the_default() -> None:
+def test_history_with_nothing_recorded_and_no_default_enters_the_parents_initial() -> None:
     c = history_chart("deep")
     away = engine.Snapshot(("away",))
     assert fire(c, away, "back").configuration == ("work", "work.a")
+
+
+@pytest.mark.parametrize("kind", ["shallow", "deep"])
+def test_history_with_nothing_recorded_enters_its_default(kind: str) -> None:
+    c = history_chart(kind, default="work.b.b2")
+    away = engine.Snapshot(("away",))
+    assert fire(c, away, "back").configuration == ("work", "work.b", "work.b.b2")
+    # Once something is recorded, the default no longer counts.
+    snap = fire(c, c.initial_snapshot(), "leave", "back")
+    assert snap.configuration == ("work", "work.a")
 
 
 def test_history_survives_json() -> None:

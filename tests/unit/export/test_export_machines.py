@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import xml.etree.ElementTree as ET
 from typing import Any
 
@@ -65,9 +64,7 @@ SMALL = engine.parse_chart(
 # -- SVG ------------------------------------------------------------------------------------
 
 
-needs_dot = pytest.mark.skipif(
-    shutil.which("dot") is None, reason="Graphviz's dot is not installed (apt-get install graphviz)"
-)
+needs_dot = pytest.mark.usefixtures("graphviz")  # skipped without it, failed under CI
 
 
 @needs_dot
