@@ -45,12 +45,13 @@ def test_chart_show_json_is_the_resolved_chart() -> None:
     assert start["steps"][0] == "mount_rootfs"
 
 
-def test_chart_check_on_the_container_chart_warns_only_of_undeclared_data() -> None:
-    # Until statecharts/container/chart.yaml declares `data: [name]` (issue 16, item 14).
+def test_the_container_chart_checks_clean() -> None:
+    # It declares `data: [id, name]`, which its rejection messages name.
     result = chartd("chart", "check", "--format", "json")
     report = json.loads(result.stdout)
-    assert (result.returncode, report["errors"]) == (2, []), result.stdout + result.stderr
-    assert [(w["kind"], w["where"]) for w in report["warnings"]] == [("unfilled", "{name}")]
+    assert (result.returncode, report["errors"], report["warnings"]) == (0, [], []), (
+        result.stdout + result.stderr
+    )
 
 
 def test_chart_check_reports_errors_with_paths_and_exits_1(tmp_path: Path) -> None:
@@ -144,7 +145,7 @@ def test_chart_check_explores_and_reports_a_chart_that_never_settles(tmp_path: P
 
 def test_chart_check_stops_exploring_at_the_limit(tmp_path: Path) -> None:
     result = chartd("chart", "check", "container", "--max-configurations", "2")
-    assert result.returncode == 2, result.stdout + result.stderr  # the {name} warning
+    assert result.returncode == 0, result.stdout + result.stderr  # a limit is a note
     assert "stopped at the limit (2)" in result.stdout
 
 
