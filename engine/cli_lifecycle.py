@@ -1,9 +1,10 @@
 """The lifecycle verbs of ``chartd`` on existing containers.
 
 ``start``, ``stop``, ``restart``, ``pause``, ``unpause``, ``kill``, ``rm`` and
-``rename``. Those given several names act on each in turn and print each
-name that succeeded, as docker's do. ``rm -f`` of a container that does not
-exist prints the daemon's error and succeeds, as docker's has since 20.10.
+``rename``. Those given several names act on them in parallel (``start``:
+in turn) and print each name that succeeded in the order given, as docker's
+do. ``rm -f`` of a container that does not exist prints the daemon's error
+and succeeds, as docker's has since 20.10.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def _start(args: argparse.Namespace) -> None:
             c_pb2.StartContainerRequest(container=n),
             not_modified_ok=True,
         ),
+        parallel=False,  # docker starts them one after the other
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
@@ -54,6 +55,9 @@ NAMES = arg("containers", nargs="+", metavar="CONTAINER", help="Container names 
 """The containers a verb acts on, one or more."""
 
 
+_AT_ONCE = 50  # docker's CLI acts on at most 50 containers at once
+
+
 class CallFailed(Exception):
     """A daemon error already printed; the verb exits 1 at the end."""
 
@@ -73,6 +77,7 @@ class Session:
         except ChartdError as exc:
             fail(exc.message)
         self.failed = False
+        self._held = threading.local()  # .lines: what a call on this thread has to say, held
 
     def __enter__(self) -> Session:
         return self
@@ -110,13 +115,32 @@ class Session:
         """
         failure = describe(exc)
         if not failure.detailed and failure.code == grpc.StatusCode.UNAVAILABLE:
-            echo_err(
+            self._say(
                 f"Cannot connect to the chartd daemon at {self.host}. "
                 f"Is the daemon running? ({failure.message})"
             )
             raise SystemExit(1)
-        echo_err(f"Error response from daemon: {failure.message}")
+        self._say(f"Error response from daemon: {failure.message}")
         self.failed = self.failed or failed
+
+    def _say(self, line: str) -> None:
+        held: list[str] | None = getattr(self._held, "lines", None)
+        if held is None:
+            echo_err(line)
+        else:
+            held.append(line)
+
+    def held(self, act: Callable[[], Any]) -> tuple[BaseException | None, list[str]]:
+        """Run ``act`` with what it would print on stderr held: its exception, and the lines."""
+        lines: list[str] = []
+        self._held.lines = lines
+        try:
+            act()
+        except BaseException as exc:  # handed back to the thread that prints
+            return exc, lines
+        finally:
+            self._held.lines = None
+        return None, lines
 
     def done(self) -> None:
         """Exit 1 if any call failed."""
@@ -124,16 +148,35 @@ class Session:
             raise SystemExit(1)
 
 
-def each_container(args: argparse.Namespace, act: Callable[[Session, str], Any]) -> None:
-    """``act`` on every name of ``args.containers``, printing each that succeeded (docker's)."""
+def each_container(
+    args: argparse.Namespace, act: Callable[[Session, str], Any], *, parallel: bool = True
+) -> None:
+    """``act`` on every name of ``args.containers``, printing each that succeeded (docker's).
+
+    As docker's CLI does, the calls run in parallel (at most 50 at once) and
+    their outcomes are printed in the order the names were given; ``start``
+    acts on one container after the other (``parallel`` False), as docker's does.
+    """
     names: Sequence[str] = args.containers
     with Session(args) as s:
-        for name in names:
-            try:
-                act(s, name)
-            except CallFailed:
-                continue
-            except EndStateHeld:
-                pass
-            echo(name)
+        if parallel and len(names) > 1:
+            from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - only when needed
+
+            with ThreadPoolExecutor(min(len(names), _AT_ONCE), "chartd-cli") as pool:
+                outcomes = pool.map(lambda n: s.held(lambda: act(s, n)), names)
+                for name, outcome in zip(names, outcomes, strict=True):
+                    _print_outcome(name, *outcome)
+        else:
+            for name in names:
+                _print_outcome(name, *s.held(lambda n=name: act(s, n)))  # type: ignore[misc]
         s.done()
+
+
+def _print_outcome(name: str, error: BaseException | None, lines: list[str]) -> None:
+    """What one container's call had to say, then its name if it succeeded (docker's order)."""
+    for line in lines:
+        echo_err(line)
+    if error is None or isinstance(error, EndStateHeld):
+        echo(name)
+    elif not isinstance(error, CallFailed):
+        raise error

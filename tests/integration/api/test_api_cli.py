@@ -201,3 +201,22 @@ def test_events_take_dockers_times_and_never_share_a_time(daemon: Daemon) -> Non
     earlier = ok(daemon, "events", "--since=2h", "--until=1h")
     assert earlier == ""
     assert ok(daemon, "rm", "times") == "times\n"
+
+
+def test_stop_of_several_containers_runs_them_in_parallel(daemon: Daemon, tmp_path: Any) -> None:
+    # Each container exits on SIGTERM only once all three have had theirs: stopped one after
+    # the other, the first would wait for the others and be killed after 120 s (and the CLI
+    # call would time out first); stopped in parallel, all three exit 0 at once.
+    names = ["par-a", "par-b", "par-c"]
+    for name in names:
+        script = (
+            f"trap 'touch {tmp_path}/{name}; "
+            f"while [ $(ls {tmp_path} | wc -l) -lt 3 ]; do sleep 0.05; done; exit 0' TERM; "
+            "while true; do sleep 0.05; done"
+        )
+        ok(daemon, "run", "-d", "--name", name, "--", "sh", "-c", script)
+    stopped = daemon.cli("stop", "-t", "120", *names, timeout=60)
+    assert (stopped.returncode, stopped.stdout) == (0, "par-a\npar-b\npar-c\n"), stopped.stderr
+    for name in names:
+        assert inspect(daemon, name)["State"]["ExitCode"] == 0, name
+        ok(daemon, "rm", name)
