@@ -224,11 +224,36 @@ class Store(Protocol):
     ) -> list[TimerRow]:
         """Pending timers due at or before ``now``, earliest first; only of ``charts`` if given."""
 
+    def claim_timers(
+        self,
+        owner: str,
+        now: float,
+        until: float,
+        limit: int = 100,
+        *,
+        charts: Sequence[str] | None = None,
+    ) -> list[TimerRow]:
+        """Claim pending timers due by ``now`` for engine ``owner`` until ``until``; return them.
+
+        Earliest first, only of ``charts`` if given, none claimed by another
+        engine until after ``now``. Of several engines claiming at once each
+        timer goes to one (PostgreSQL: ``FOR UPDATE SKIP LOCKED``); a commit
+        that writes the timer (fired, cancelled) ends its claim.
+        """
+
+    def release_timers(self, owner: str, ids: Sequence[str]) -> None:
+        """End ``owner``'s claims on these timers, those still pending: any engine may fire them."""
+
     def timers(self, entity_id: str) -> list[TimerRow]:
         """Every timer of an entity, whatever its status, by due time."""
 
-    def next_timer(self, *, charts: Sequence[str] | None = None) -> float | None:
-        """When the earliest pending timer (of entities of ``charts``, if given) is due."""
+    def next_timer(
+        self, *, charts: Sequence[str] | None = None, now: float | None = None
+    ) -> float | None:
+        """When the earliest pending timer (of entities of ``charts``, if given) is due.
+
+        Given ``now``, timers another engine's claim holds past ``now`` are left out.
+        """
 
     def heartbeat(self, owner: str, pid: int, host: str, now: float) -> None:
         """Record that engine ``owner`` (process ``pid`` on ``host``) is alive at ``now``."""

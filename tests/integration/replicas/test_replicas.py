@@ -99,3 +99,39 @@ def test_a_process_killed_mid_saga_is_taken_over_by_a_live_one(
     record = live.history("web")[-1]
     assert record.event == "deploy" and record.status == "failed"
     assert "was interrupted" in (record.error_message or "")
+
+
+TIMED = 30  # entities with a due timer each
+
+
+def test_each_due_timer_is_fired_by_one_of_three_processes(
+    pg_url: str, open_engine: Callable[..., engine.Engine], workers: list[Worker], tmp_path: Any
+) -> None:
+    eng = open_engine(pg_url, timers=False)
+    eng.register(CHART, bindings())
+    names = [f"t{i}" for i in range(TIMED)]
+    for name in names:
+        eng.create("acct", name)
+        eng.fire(name, "arm")  # due at once, fired by none yet
+    # One more armed by a process that is gone by the time it is due.
+    eng.create("acct", "orphan")
+    gone = Worker("fire-one", pg_url, "orphan", "arm")
+    workers.append(gone)
+    gone.line()
+    assert gone.proc.wait(WAIT) == 0
+    names.append("orphan")
+
+    log = tmp_path / "rings.log"
+    workers.extend(Worker("timers", pg_url, str(log)) for _ in range(3))
+    for w in workers[1:]:
+        w.line()
+    for name in names:
+        rung = eng.until(name, lambda e: e.state == "rung", timeout=WAIT, poll=LIMITS.beat)
+        assert rung is not None, f"{name}'s timer never fired"
+    for w in workers[1:]:
+        w.stop()
+
+    rings = log.read_text().split("\n")[:-1]
+    assert sorted(line.split()[1] for line in rings) == sorted(names)  # each step ran once
+    fired = _rows(pg_url, "SELECT status, fired_transition FROM timers")
+    assert len(fired) == len(names) and {r.status for r in fired} == {"fired"}
