@@ -18,7 +18,7 @@ the others commit.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -260,6 +260,15 @@ class Store(Protocol):
 
     def owners(self) -> dict[str, tuple[int, str, float]]:
         """Every engine that ever beat: owner -> (pid, host, last beat)."""
+
+    def subscribe(self, wake: Callable[[], None]) -> bool:
+        """Call ``wake`` (from a thread of the store's) after commits of outbox events.
+
+        True if the store hears every process's commits (PostgreSQL's
+        LISTEN/NOTIFY): a watcher may then sleep until woken. False if it
+        cannot (SQLite): a watcher reads again every so often to see other
+        processes' commits.
+        """
 
     def close(self) -> None:
         """Release connections."""

@@ -16,6 +16,7 @@ from engine.errors import Conflict, Unavailable
 from engine.ports import EntityRow, TransitionRow, VersionConflict, Write
 from engine.store import schema as t
 from engine.store.database import Database
+from engine.store.notify import CHANNEL
 from engine.store.rows import (
     entity_changes,
     entity_values,
@@ -33,6 +34,7 @@ __all__ = ["JournalWrites"]
 # processes committing batches that share entities in different orders would
 # otherwise each hold one the other waits for (PostgreSQL's deadlock detector
 # then fails one of the commits).
+_NOTIFY = Prepared(f"SELECT pg_notify('{CHANNEL}', %(seq)s)", None)
 _LOCK_ENTITIES = Prepared(
     "SELECT id FROM entities WHERE id = ANY(%(ids)s) ORDER BY id FOR UPDATE", None
 )
@@ -97,6 +99,9 @@ class JournalWrites:
             db.run_many(
                 conn, s.insert_event, [event_values(e, seq + i) for i, e in enumerate(events)]
             )
+            if db.dialect == "postgresql":
+                # Delivered on commit to every process's listener (engine.store.notify).
+                db.run(conn, _NOTIFY, {"seq": str(seq + len(events) - 1)}).close()
         return results
 
     # -- entities ----------------------------------------------------------------------------

@@ -18,7 +18,7 @@ its final commit), before, during or after it reaches the database.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from engine.ports import EntityRow, EventRow, Store, TimerRow, TransitionRow, Write
@@ -181,6 +181,10 @@ class CrashableStore:
     ) -> list[TimerRow]:
         """Delegated."""
         return self.store.claim_timers(owner, now, until, limit, charts=charts)
+
+    def subscribe(self, wake: Callable[[], None]) -> bool:
+        """Delegated."""
+        return self.store.subscribe(wake)
 
     def release_timers(self, owner: str, ids: Sequence[str]) -> None:
         """Delegated."""

@@ -9,6 +9,7 @@ by one process, and a watcher on one process woken by the others' commits.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -135,3 +136,40 @@ def test_each_due_timer_is_fired_by_one_of_three_processes(
     assert sorted(line.split()[1] for line in rings) == sorted(names)  # each step ran once
     fired = _rows(pg_url, "SELECT status, fired_transition FROM timers")
     assert len(fired) == len(names) and {r.status for r in fired} == {"fired"}
+
+
+def test_a_watcher_sees_every_process_s_events_in_order_woken_without_polling(
+    pg_url: str, open_engine: Callable[..., engine.Engine], workers: list[Worker]
+) -> None:
+    eng = open_engine(pg_url, timers=False)
+    eng.register(CHART, bindings())
+    names = [f"w{i}" for i in range(4)]
+    for name in names:
+        eng.create("acct", name)
+    since = eng.sequence()
+    expected = 2 * 40
+    seen: list[Any] = []
+
+    def follow() -> None:
+        # A poll of an hour: only a notification can wake it in time; timeout ends it
+        # (and fails the test) if none comes.
+        for ev in eng.watch(since, poll=3600.0, timeout=WAIT):
+            seen.append(ev)
+            if len(seen) == expected:
+                return
+
+    watcher = threading.Thread(target=follow)
+    watcher.start()
+    workers.extend(Worker("fire", pg_url, "40", str(seed), *names) for seed in range(2))
+    for w in workers:
+        w.line()
+    watcher.join(WAIT)
+    assert not watcher.is_alive()
+    assert [ev.seq for ev in seen] == list(range(since + 1, since + expected + 1))
+    assert {ev.type for ev in seen} == {"transition"}
+
+    # Resumed from a sequence on another engine: the same events from there on.
+    other = open_engine(pg_url, timers=False)
+    middle = seen[expected // 2].seq
+    resumed = list(other.watch(middle, timeout=0.0))
+    assert [ev.seq for ev in resumed] == [ev.seq for ev in seen if ev.seq > middle]
