@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from engine.ports import Clock, Observer
 from engine.runtime.engine import Engine as _Engine
+from engine.runtime.limits import Limits
 from engine.store import open_store
 
 __all__ = ["Engine"]
@@ -28,12 +29,20 @@ class Engine(_Engine):
         clock: Clock | None = None,
         observer: Observer | None = None,
         timers: bool = True,
+        limits: Limits | None = None,
     ) -> Engine:
         """An engine on the database at ``url``, migrated to the current schema.
 
         ``url`` None means an in-memory SQLite database (for tests); a
         ``sqlite:///path`` URL is the embedded default; a
         ``postgresql+psycopg://`` URL is shared by several replicas.
-        ``timers=False`` leaves due timers to :meth:`run_due_timers`.
+        ``timers=False`` leaves due timers to :meth:`run_due_timers`;
+        ``limits`` paces heartbeats and takeover (docs/replicas.md).
         """
-        return cls(open_store(url or "sqlite://"), clock=clock, observer=observer, timers=timers)
+        return cls(
+            open_store(url or "sqlite://"),
+            clock=clock,
+            observer=observer,
+            timers=timers,
+            limits=limits,
+        )

@@ -18,7 +18,7 @@ the others commit.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
@@ -224,17 +224,51 @@ class Store(Protocol):
     ) -> list[TimerRow]:
         """Pending timers due at or before ``now``, earliest first; only of ``charts`` if given."""
 
+    def claim_timers(
+        self,
+        owner: str,
+        now: float,
+        until: float,
+        limit: int = 100,
+        *,
+        charts: Sequence[str] | None = None,
+    ) -> list[TimerRow]:
+        """Claim pending timers due by ``now`` for engine ``owner`` until ``until``; return them.
+
+        Earliest first, only of ``charts`` if given, none claimed by another
+        engine until after ``now``. Of several engines claiming at once each
+        timer goes to one (PostgreSQL: ``FOR UPDATE SKIP LOCKED``); a commit
+        that writes the timer (fired, cancelled) ends its claim.
+        """
+
+    def release_timers(self, owner: str, ids: Sequence[str]) -> None:
+        """End ``owner``'s claims on these timers, those still pending: any engine may fire them."""
+
     def timers(self, entity_id: str) -> list[TimerRow]:
         """Every timer of an entity, whatever its status, by due time."""
 
-    def next_timer(self, *, charts: Sequence[str] | None = None) -> float | None:
-        """When the earliest pending timer (of entities of ``charts``, if given) is due."""
+    def next_timer(
+        self, *, charts: Sequence[str] | None = None, now: float | None = None
+    ) -> float | None:
+        """When the earliest pending timer (of entities of ``charts``, if given) is due.
+
+        Given ``now``, timers another engine's claim holds past ``now`` are left out.
+        """
 
     def heartbeat(self, owner: str, pid: int, host: str, now: float) -> None:
         """Record that engine ``owner`` (process ``pid`` on ``host``) is alive at ``now``."""
 
     def owners(self) -> dict[str, tuple[int, str, float]]:
         """Every engine that ever beat: owner -> (pid, host, last beat)."""
+
+    def subscribe(self, wake: Callable[[], None]) -> bool:
+        """Call ``wake`` (from a thread of the store's) after commits of outbox events.
+
+        True if the store hears every process's commits (PostgreSQL's
+        LISTEN/NOTIFY): a watcher may then sleep until woken. False if it
+        cannot (SQLite): a watcher reads again every so often to see other
+        processes' commits.
+        """
 
     def close(self) -> None:
         """Release connections."""

@@ -31,3 +31,9 @@ class Limits:
     """Seconds without a heartbeat after which an engine on another host counts as dead."""
     beat: float = 2.0
     """Seconds between heartbeats, and the longest the housekeeping thread sleeps."""
+    timer_claim: float = 30.0
+    """Seconds an engine's claim on a due timer holds: longer than a timer's fire takes.
+
+    A timer whose claimer died (or left it pending) is fired by another engine
+    once the claim lapses.
+    """

@@ -2,7 +2,10 @@
 
 One thread per engine. It sleeps until the next timer is due or the next
 beat, whichever comes first, and is woken early only by a new timer due
-before it would look again.
+before it would look again. Due timers are claimed before they are fired, so
+that of several engines on one database one fires each; a timer left
+pending (the engine closing, the entity in recovery, a lost race) is tried
+again once its claim lapses, ``Limits.timer_claim`` later.
 """
 
 from __future__ import annotations
@@ -85,9 +88,15 @@ class Housekeeping:
         """See :meth:`engine.Engine.run_due_timers`."""
         s = self._s
         count = 0
-        for timer in s.store.due_timers(s.clock.now(), charts=s.registry.names()):
+        now = s.clock.now()
+        claimed = s.store.claim_timers(
+            s.id, now, now + s.limits.timer_claim, charts=s.registry.names()
+        )
+        left: list[str] = []  # still pending: given back, to be fired on the next turn
+        for timer in claimed:
             if s.closed:
-                break
+                left.append(timer.id)
+                continue
             fired: str | None = None
             error: str | None = None
             try:
@@ -96,6 +105,7 @@ class Housekeeping:
                 )
                 fired = result.transition_id
             except (Unavailable, Contended):
+                left.append(timer.id)
                 continue
             except ChartdError as exc:
                 error = f"{exc.category.value}: {exc.message}"
@@ -103,6 +113,11 @@ class Housekeeping:
                 Write(timers=[replace(timer, status="fired", fired_transition=fired, error=error)])
             )
             count += 1
+        if left:
+            try:
+                s.store.release_timers(s.id, left)
+            except Exception:  # the claims lapse on their own; this only hastens them
+                log.exception("releasing timer claims")
         return count
 
     def _loop(self) -> None:
@@ -122,7 +137,7 @@ class Housekeeping:
                     self._recovery.recover()
                     last_sweep = mono
                 if self._timers:
-                    due = s.store.next_timer(charts=s.registry.names())
+                    due = s.store.next_timer(charts=s.registry.names(), now=s.clock.now())
             except Exception:  # keep the loop alive; the next turn retries
                 log.exception("housekeeping")
             wait = beat if due is None else min(beat, max(0.0, due - s.clock.now()))

@@ -3,7 +3,10 @@
 Every commit tells this room what it wrote (:meth:`Watch.committed`): a
 commit with events wakes the watchers, and one of an awaited entity hands its
 new row to :meth:`Watch.until` with no query. Commits of other engines on the
-same database are seen by reading, every ``poll`` seconds.
+same database wake them through the store (:meth:`engine.ports.Store.subscribe`:
+PostgreSQL's LISTEN/NOTIFY), subscribed to when something first waits; a
+store that cannot hear them (SQLite) leaves them to be seen by reading, every
+``poll`` seconds.
 """
 
 from __future__ import annotations
@@ -34,6 +37,34 @@ class Watch:
         # this engine committed of each of them: a commit wakes them with no query.
         self._newest: dict[str, EntityRow] = {}
         self._awaited: dict[str, int] = {}
+        self._heard: bool | None = None  # whether the store wakes us for others' commits
+
+    def _hears_others(self) -> bool:
+        """Subscribe to the store's news of every process's commits, once; whether it has any."""
+        if self._heard is None:
+            with self._events:
+                if self._heard is None:
+                    self._heard = self._s.store.subscribe(self._notified)
+        return self._heard
+
+    def _notified(self) -> None:
+        """Some process committed events: every waiter reads again."""
+        with self._events:
+            self._published += 1
+            self._events.notify_all()
+
+    def _wait(self, poll: float, remaining: float | None) -> None:
+        """Sleep on the condition (held) until woken; ``poll`` bounds it only without news.
+
+        Closing wakes every waiter under the condition: one that checks here
+        first cannot sleep past it.
+        """
+        if self._s.closed:
+            return
+        if self._hears_others():
+            self._events.wait(remaining)
+        else:
+            self._events.wait(poll if remaining is None else min(poll, remaining))
 
     def closed(self) -> None:
         """Wake every waiter: the engine has closed."""
@@ -88,7 +119,7 @@ class Watch:
                     if remaining is not None and remaining <= 0:
                         return None
                     s.check_open()
-                    self._events.wait(poll if remaining is None else min(poll, remaining))
+                    self._wait(poll, remaining)
                     s.check_open()
                     newest = self._newest.get(entity_id)
                     if newest is not None and newest.version > row.version:
@@ -138,7 +169,7 @@ class Watch:
                     continue  # a commit came between the read and now: read again
                 self._watchers += 1
                 try:
-                    self._events.wait(poll if remaining is None else min(poll, remaining))
+                    self._wait(poll, remaining)
                 finally:
                     self._watchers -= 1
 

@@ -8,7 +8,8 @@ are built here once and run on the driver's cursor, as the write path's are.
 
 A read whose shape depends on its arguments (a listing filtered by chart or
 state, timers of some charts) gets one statement per shape, made the first
-time that shape is asked for and kept.
+time that shape is asked for and kept. The claim of due timers, an update
+that returns what it claimed, is kept here beside the timer reads it mirrors.
 """
 
 from __future__ import annotations
@@ -44,15 +45,20 @@ def _entities_page(chart: bool, state: bool) -> Any:
     return query.order_by(_e.seq).limit(sa.bindparam("limit"))
 
 
-def _pending_timers(charts: int, *, due: bool) -> Any:
+def _pending_timers(charts: int, *, due: bool, unclaimed: bool = False) -> Any:
     """Pending timers (due by ``:now`` if ``due``), of entities of ``charts`` chart names.
 
     Driven by the (status, due_at) index, each timer's entity read by its key:
-    never a scan of the entities, however many there are.
+    never a scan of the entities, however many there are. ``unclaimed`` leaves
+    out timers another engine's claim holds past ``:now``.
     """
     query = t.timers.select().where(_tm.status == "pending")
     if due:
         query = query.where(_tm.due_at <= sa.bindparam("now"))
+    if unclaimed:
+        query = query.where(
+            sa.or_(_tm.claimed_until.is_(None), _tm.claimed_until < sa.bindparam("now"))
+        )
     if charts:
         names: list[Any] = [sa.bindparam(f"chart{i}") for i in range(charts)]
         owned = sa.select(_e.id).where(_e.id == _tm.entity_id, _e.chart.in_(names))
@@ -169,12 +175,38 @@ class ReadStatements:
             lambda: _pending_timers(max(n, 0), due=True).limit(sa.bindparam("limit")),
         )
 
-    def next_timer(self, charts: Sequence[str] | None) -> Prepared:
-        """The due time of the earliest pending timer."""
+    def next_timer(self, charts: Sequence[str] | None, *, unclaimed: bool = False) -> Prepared:
+        """The due time of the earliest pending timer (not claimed past ``:now``)."""
         n = -1 if charts is None else len(charts)
 
         def build() -> Any:
-            pending = _pending_timers(max(n, 0), due=False).limit(1).subquery()
-            return sa.select(pending.c.due_at)
+            pending = _pending_timers(max(n, 0), due=False, unclaimed=unclaimed)
+            return sa.select(pending.limit(1).subquery().c.due_at)
 
-        return self.shape(("next", n), build)
+        return self.shape(("next", n, unclaimed), build)
+
+    def claim_timers(self, charts: Sequence[str] | None) -> Prepared:
+        """Claim up to ``:limit`` unclaimed timers due by ``:now`` for ``:owner`` till ``:until``.
+
+        The rows are chosen ``FOR UPDATE SKIP LOCKED``: a timer another
+        engine is claiming in a transaction not yet committed is skipped, not
+        waited for, and once that commits its claim excludes it. (SQLite has no
+        row locks: its writers run one at a time, the same guarantee.)
+        """
+        n = -1 if charts is None else len(charts)
+
+        def build() -> Any:
+            chosen = (
+                _pending_timers(max(n, 0), due=True, unclaimed=True)
+                .with_only_columns(_tm.id)
+                .limit(sa.bindparam("limit"))
+                .with_for_update(skip_locked=True)
+            )
+            return (
+                t.timers.update()
+                .where(_tm.id.in_(chosen.scalar_subquery()))
+                .values(claimed_by=sa.bindparam("owner"), claimed_until=sa.bindparam("until"))
+                .returning(*t.timers.c)
+            )
+
+        return self.shape(("claim", n), build)

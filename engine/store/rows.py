@@ -243,6 +243,9 @@ def timer_values(tm: TimerRow) -> dict[str, Any]:
         "created_by": tm.created_by,
         "fired_transition": tm.fired_transition,
         "error": tm.error,
+        # Written (set or spent) by a commit: whatever claim it had is over.
+        "claimed_by": None,
+        "claimed_until": None,
     }
 
 

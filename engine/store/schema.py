@@ -116,6 +116,9 @@ timers = sa.Table(
     sa.Column("created_by", sa.String(64)),
     sa.Column("fired_transition", sa.String(64)),
     sa.Column("error", sa.Text),
+    # Which engine claimed the due timer to fire it, and until when its claim holds.
+    sa.Column("claimed_by", sa.String(64)),
+    sa.Column("claimed_until", sa.Float),
     sa.Index(None, "status", "due_at"),
 )
 

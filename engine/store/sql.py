@@ -9,10 +9,14 @@ values of rows (:mod:`engine.store.rows`).
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable
+
 import sqlalchemy as sa
 
 from engine.store.database import Database
 from engine.store.dialect import parse_url
+from engine.store.notify import Listener
 from engine.store.queries import ReadStatements
 from engine.store.reads import JournalReads
 from engine.store.statements import prepare
@@ -36,12 +40,33 @@ class SqlStore(JournalWrites, JournalReads, TimerReads):
         self._db = Database(self.url, busy_timeout_ms)
         self._statements = prepare(self._db.engine.dialect)
         self._reads = ReadStatements(self._db.engine.dialect)
+        self._listening = threading.Lock()
+        self._listener: Listener | None = None
+        self._wakers: list[Callable[[], None]] = []
 
     @property
     def engine(self) -> sa.Engine:
         """The SQLAlchemy engine (for migrations and tools)."""
         return self._db.engine
 
+    def subscribe(self, wake: Callable[[], None]) -> bool:
+        """See :meth:`engine.ports.Store.subscribe`: one listener per store, started here."""
+        if self.dialect != "postgresql":
+            return False
+        with self._listening:
+            self._wakers.append(wake)
+            if self._listener is None:
+                self._listener = Listener(self.url, self._woken)
+        return True
+
+    def _woken(self) -> None:
+        for wake in list(self._wakers):
+            wake()
+
     def close(self) -> None:
         """Release every connection."""
+        with self._listening:
+            listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
         self._db.close()

@@ -16,6 +16,7 @@ from engine.errors import Conflict, Unavailable
 from engine.ports import EntityRow, TransitionRow, VersionConflict, Write
 from engine.store import schema as t
 from engine.store.database import Database
+from engine.store.notify import CHANNEL
 from engine.store.rows import (
     entity_changes,
     entity_values,
@@ -25,9 +26,18 @@ from engine.store.rows import (
     transition_changes,
     transition_values,
 )
-from engine.store.statements import WriteStatements
+from engine.store.statements import Prepared, WriteStatements
 
 __all__ = ["JournalWrites"]
+
+# Row locks of a batch's entities, taken in id order before any is updated: two
+# processes committing batches that share entities in different orders would
+# otherwise each hold one the other waits for (PostgreSQL's deadlock detector
+# then fails one of the commits).
+_NOTIFY = Prepared(f"SELECT pg_notify('{CHANNEL}', %(seq)s)", None)
+_LOCK_ENTITIES = Prepared(
+    "SELECT id FROM entities WHERE id = ANY(%(ids)s) ORDER BY id FOR UPDATE", None
+)
 
 
 class JournalWrites:
@@ -89,6 +99,9 @@ class JournalWrites:
             db.run_many(
                 conn, s.insert_event, [event_values(e, seq + i) for i, e in enumerate(events)]
             )
+            if db.dialect == "postgresql":
+                # Delivered on commit to every process's listener (engine.store.notify).
+                db.run(conn, _NOTIFY, {"seq": str(seq + len(events) - 1)}).close()
         return results
 
     # -- entities ----------------------------------------------------------------------------
@@ -104,6 +117,7 @@ class JournalWrites:
         results: list[Exception | None] = []
         passed: list[Write] = []
         new_entities: list[EntityRow] = []
+        self._lock_entities(conn, batch)
         checked = self._update_all(conn, batch)
         for unit in batch:
             row = unit.entity
@@ -124,6 +138,14 @@ class JournalWrites:
         if new_entities:
             self._insert_entities(conn, new_entities)
         return results, passed
+
+    def _lock_entities(self, conn: Any, batch: Sequence[Write]) -> None:
+        """On PostgreSQL, lock the rows the batch updates, in id order (see _LOCK_ENTITIES)."""
+        if self._db.dialect != "postgresql":
+            return  # SQLite: one writer at a time already
+        ids = {u.entity.id for u in batch if u.entity is not None and u.expect_version is not None}
+        if len(ids) > 1:
+            self._db.run(conn, _LOCK_ENTITIES, {"ids": sorted(ids)}).close()
 
     def _update_entity(self, conn: Any, unit: Write) -> bool:
         """Write the unit's entity if it is stored at the version expected; say whether it was."""

@@ -18,7 +18,7 @@ its final commit), before, during or after it reaches the database.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from engine.ports import EntityRow, EventRow, Store, TimerRow, TransitionRow, Write
@@ -170,9 +170,31 @@ class CrashableStore:
         """Delegated."""
         return self.store.timers(entity_id)
 
-    def next_timer(self, *, charts: Sequence[str] | None = None) -> float | None:
+    def claim_timers(
+        self,
+        owner: str,
+        now: float,
+        until: float,
+        limit: int = 100,
+        *,
+        charts: Sequence[str] | None = None,
+    ) -> list[TimerRow]:
         """Delegated."""
-        return self.store.next_timer(charts=charts)
+        return self.store.claim_timers(owner, now, until, limit, charts=charts)
+
+    def subscribe(self, wake: Callable[[], None]) -> bool:
+        """Delegated."""
+        return self.store.subscribe(wake)
+
+    def release_timers(self, owner: str, ids: Sequence[str]) -> None:
+        """Delegated."""
+        self.store.release_timers(owner, ids)
+
+    def next_timer(
+        self, *, charts: Sequence[str] | None = None, now: float | None = None
+    ) -> float | None:
+        """Delegated."""
+        return self.store.next_timer(charts=charts, now=now)
 
     def heartbeat(self, owner: str, pid: int, host: str, now: float) -> None:
         """Delegated, unless the process is dead: a dead engine beats no more."""

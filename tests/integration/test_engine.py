@@ -273,9 +273,9 @@ class WatchedStore:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def due_timers(self, *args: Any, **kwargs: Any) -> Any:
+    def claim_timers(self, *args: Any, **kwargs: Any) -> Any:
         self._record("sweep")
-        return self.inner.due_timers(*args, **kwargs)
+        return self.inner.claim_timers(*args, **kwargs)
 
     def heartbeat(self, *args: Any, **kwargs: Any) -> Any:
         self._record("beat")

@@ -172,6 +172,7 @@ def test_engine_methods() -> None:
         "clock",
         "observer",
         "timers",
+        "limits",
     ]
 
 
