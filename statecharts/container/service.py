@@ -427,7 +427,8 @@ class Containers:
         """Reconcile after a daemon start; the IDs of the containers started again.
 
         Processes left by a daemon that crashed are killed and their
-        containers marked exited (never restarting: the exit has ``restored``);
+        containers marked exited (never restarting: the exit has ``restored``),
+        and the address leases of containers not running given back;
         then restart policies apply as moby's restore applies them, with the
         restart manager reset: ``always`` restarts even after a manual stop,
         ``unless-stopped`` does not, a container never started stays created.
@@ -448,6 +449,9 @@ class Containers:
                 if c.state in ("running.active", "running.paused") and c.id not in left
             ]
         )
+        # Leases are not fsynced (see statecharts.container.network): after a power loss a
+        # released one may be back. Only a running container holds one now.
+        self.pool.release_all_but({c.id for c in self.list()})
         restarting = []
         for seen in listed:
             moved = seen.id in left or seen.state in ("running.active", "running.paused")
