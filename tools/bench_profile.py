@@ -14,6 +14,7 @@ and from there to the service's exit fire.
 
 from __future__ import annotations
 
+import shutil
 import statistics
 import tempfile
 import threading
@@ -106,6 +107,9 @@ def _instrument(spans: Spans) -> None:
     spans.wrap(shim, "spawn", "runtime: spawn the shim (posix_spawn)")
     spans.wrap(process.ProcessRuntime, "_enter_cgroup", "runtime: move the shim into its cgroup")
     spans.wrap(tasks.Task, "save", "runtime: write task.json")
+    spans.wrap(tasks.Task, "remove_remains", "runtime: remove an ended task's cgroup, records")
+    spans.wrap(process.ProcessRuntime, "delete", "runtime: delete the container's records")
+    spans.wrap(shutil, "rmtree", "files: shutil.rmtree (directories of a start)")
     spans.wrap(AddressPool, "allocate", "network: lease an address")
     spans.wrap(AddressPool, "release", "network: release the lease")
     runtime = process.ProcessRuntime
