@@ -52,6 +52,8 @@ CHART = "container"
 _CONDITIONS = ("not-running", "next-exit", "removed")
 # Containers a restore or a shutdown acts on at once (fires, their sagas and waits).
 _IN_PARALLEL = 16
+# Seconds the thread that fires the runtime's exits waits for more before it ends.
+_EXITS_IDLE = 1.0
 
 
 class Containers:
@@ -78,7 +80,7 @@ class Containers:
         eng.register(load_chart(), container_bindings(runtime, self.pool, root, clock=clock))
         self._closing = False
         self._exits: deque[ExitEvent] = deque()
-        self._exits_lock = threading.Lock()
+        self._exits_lock = threading.Condition()
         self._exits_thread: threading.Thread | None = None
         # Tasks a previous daemon left (it crashed): their exits are reconciled as
         # moby's restore does, whether restore() or the runtime reports them first.
@@ -348,10 +350,16 @@ class Containers:
                     target=self._apply_exits, name="chartd-exits", daemon=True
                 )
                 self._exits_thread.start()
+            else:
+                self._exits_lock.notify()
 
     def _apply_exits(self) -> None:
         while True:
             with self._exits_lock:
+                if not self._exits:
+                    # A while for the next exit: a thread started per exit costs the exit
+                    # a hand-over (Thread.start waits until the new thread runs).
+                    self._exits_lock.wait(_EXITS_IDLE)
                 if not self._exits:
                     self._exits_thread = None  # the next exit starts another
                     return
