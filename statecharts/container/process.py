@@ -375,12 +375,10 @@ class ProcessRuntime:
         except OSError as exc:
             raise System(f"cannot create task {spec.id}: {exc}") from exc
         spawned = shim.spawn(spec, cwd)
-        # Our child cannot be reaped by anyone else, so the pid is stable here.
-        stat = proc_stat(spawned.pid)
         task = Task(
             container_id=spec.id,
             pid=spawned.pid,
-            start_ticks=stat.start_ticks if stat else 0,
+            start_ticks=0,
             boot_id=self._boot_id,
             created_at=time.time(),
             cgroup=None,
@@ -390,7 +388,12 @@ class ProcessRuntime:
             status_r=spawned.status_r,
         )
         try:
+            # Into its cgroup first: the shell starts up meanwhile, and reading its stat
+            # before it has would wait for it.
             self._enter_cgroup(task)
+            # Our child cannot be reaped by anyone else, so the pid is stable here.
+            stat = proc_stat(task.pid)
+            task.start_ticks = stat.start_ticks if stat else 0
             task.save()
             shim.await_ready(spawned.status_r, spec, cwd, self._timeout)
         except BaseException:
