@@ -480,7 +480,6 @@ class Containers:
         """Record the exits a restore found (container, exit code, pid), all at once."""
         requests = []
         for container_id, exit_code, pid in exits:
-            self._inherited.discard((container_id, pid))
             params = {
                 "exit_code": exit_code,
                 "pid": pid,
@@ -494,6 +493,10 @@ class Containers:
             if isinstance(result, ChartdError):
                 # Expected when the runtime's report of the same exit came first.
                 log.debug("restore of %s: %s", container_id[:12], result.message)
+        # Only now: a report of the runtime read before this point is a restored exit too
+        # (one read after is refused, this exit being recorded), whichever commits first.
+        for container_id, _, pid in exits:
+            self._inherited.discard((container_id, pid))
 
     # -- inspect ---------------------------------------------------------------------------
 
