@@ -440,12 +440,14 @@ class ProcessRuntime:
                 os.waitid(os.P_PIDFD, task.pidfd, os.WEXITED)
         shim.close_fd(task.pidfd)
         task.pidfd = None
+        # Told before the record is written, which the subscribers need not wait for:
+        # deleting the task waits for `done`, so the record never outlives the task.
+        self._dispatcher.put(event)
         try:
             write_json(task.record_dir / "exit.json", event.to_json())
         except OSError:
             _log.warning("cannot record the exit of %s", task.container_id, exc_info=True)
         task.done.set()
-        self._dispatcher.put(event)
 
     def _delete_task(self, task: Task) -> ExitEvent | None:
         cid = task.container_id
