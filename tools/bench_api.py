@@ -28,7 +28,9 @@ daemon's /proc stat (10 ms ticks).
 
 The target: a round trip on the process runtime at most 4x the floor.
 ``--profile`` adds where the time of an in-process round trip goes
-(:mod:`tools.bench_profile`).
+(:mod:`tools.bench_profile`); ``--baseline CHECKOUT`` runs the process
+daemon of another checkout of chartd in the same rounds (``baseline_*``
+figures): a before and after measured side by side.
 
 Run ``python tools/bench_api.py`` (``--json`` for one JSON object with
 every figure and ratio; ``--runtime process`` or ``fake`` for one only).
@@ -50,7 +52,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -157,8 +159,11 @@ def serve_fake(state_dir: Path) -> None:
 
 
 @contextmanager
-def daemon(runtime: str, state_dir: Path) -> Iterator[tuple[Any, int]]:
-    """A server process of ``runtime`` on a socket in ``state_dir``: (client, pid)."""
+def daemon(runtime: str, state_dir: Path, tree: Path = REPO) -> Iterator[tuple[Any, int]]:
+    """A server process of ``runtime`` on a socket in ``state_dir``: (client, pid).
+
+    The process daemon runs the code of the checkout ``tree`` (``--baseline``).
+    """
     from engine.api import Client  # noqa: PLC0415
 
     if runtime == "process":
@@ -166,7 +171,7 @@ def daemon(runtime: str, state_dir: Path) -> Iterator[tuple[Any, int]]:
         args += ["--state-dir", str(state_dir), "--log-level", "warning"]
     else:
         args = [sys.executable, str(Path(__file__).resolve()), "--serve-fake", str(state_dir)]
-    proc = subprocess.Popen(args, cwd=REPO, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(args, cwd=tree, stderr=subprocess.DEVNULL)
     client = Client(f"unix://{state_dir / 'chartd.sock'}")
     try:
         deadline = time.monotonic() + 30
@@ -211,45 +216,70 @@ class Rounds:
         return {name: statistics.median(values) for name, values in self.kept.items()}
 
 
+class Lifecycle:
+    """One container on one daemon, started and stopped through gRPC."""
+
+    def __init__(self, client: Any, pid: int) -> None:
+        from engine.api.chartd.v1 import containers_pb2 as c  # noqa: PLC0415
+
+        self.client, self.pid = client, pid
+        made = client.containers.Create(c.CreateContainerRequest(cmd=COMMAND, name="bench"))
+        self._start = c.StartContainerRequest(container=made.id)
+        self._stop = c.StopContainerRequest(container=made.id)
+
+    def cycles(self, count: int, figures: Rounds, prefix: str = "") -> None:
+        """``count`` round trips; their medians (and the daemon's CPU) kept in ``figures``."""
+        starts: list[float] = []
+        stops: list[float] = []
+
+        def cycle() -> None:
+            t0 = time.perf_counter()
+            self.client.containers.Start(self._start)
+            t1 = time.perf_counter()
+            self.client.containers.Stop(self._stop)
+            starts.append(t1 - t0)
+            stops.append(time.perf_counter() - t1)
+
+        _, cpu = _rate(count, cycle, self.pid)
+        trips = [a + b for a, b in zip(starts, stops, strict=True)]
+        figures.keep(f"{prefix}round_trip_ms", _ms(trips))
+        figures.keep(f"{prefix}start_ms", _ms(starts))
+        figures.keep(f"{prefix}stop_ms", _ms(stops))
+        figures.keep(f"{prefix}round_trip_server_cpu_ms", cpu)
+
+
 def measure_rpc(
-    runtime: str, rounds: int, trivial: int, cycles: int, state_dir: Path
+    runtime: str,
+    rounds: int,
+    trivial: int,
+    cycles: int,
+    state_dir: Path,
+    baseline: Path | None = None,
 ) -> dict[str, float]:
-    """The floor, then the round trips and the trivial calls through gRPC, round by round."""
+    """Round by round: the floor, the round trips (and the baseline's), the trivial calls."""
     from grpc_health.v1 import health_pb2  # noqa: PLC0415
 
-    from engine.api.chartd.v1 import containers_pb2 as c  # noqa: PLC0415
     from engine.api.chartd.v1 import engine_pb2 as e  # noqa: PLC0415
 
     figures = Rounds()
     floor = Floor(state_dir / "floor")
-    with daemon(runtime, state_dir / "daemon") as (client, pid):
-        created = client.containers.Create(c.CreateContainerRequest(cmd=COMMAND, name="bench"))
-        start = c.StartContainerRequest(container=created.id)
-        stop = c.StopContainerRequest(container=created.id)
+    with ExitStack() as stack:
+        client, pid = stack.enter_context(daemon(runtime, state_dir / "daemon"))
+        runs = {"": Lifecycle(client, pid)}
+        if baseline is not None:
+            other = stack.enter_context(daemon(runtime, state_dir / "baseline", baseline))
+            runs["baseline_"] = Lifecycle(*other)
         version, health = e.VersionRequest(), health_pb2.HealthCheckRequest()
         for _ in range(3):  # warm up: channel, caches, the first commits
             floor.cycle()
             client.engine.Version(version)
-            client.containers.Start(start)
-            client.containers.Stop(stop)
-        for _ in range(rounds):
+            for run in runs.values():
+                run.cycles(1, Rounds())
+        for n in range(rounds):
             figures.keep("floor_ms", _ms([floor.cycle() for _ in range(cycles)]))
-            starts: list[float] = []
-            stops: list[float] = []
-
-            def cycle(starts: list[float] = starts, stops: list[float] = stops) -> None:
-                t0 = time.perf_counter()
-                client.containers.Start(start)
-                t1 = time.perf_counter()
-                client.containers.Stop(stop)
-                starts.append(t1 - t0)
-                stops.append(time.perf_counter() - t1)
-
-            _, cpu = _rate(cycles, cycle, pid)
-            figures.keep("round_trip_ms", _ms([a + b for a, b in zip(starts, stops, strict=True)]))
-            figures.keep("start_ms", _ms(starts))
-            figures.keep("stop_ms", _ms(stops))
-            figures.keep("round_trip_server_cpu_ms", cpu)
+            # The daemons take turns at going first: neither always follows the other.
+            for prefix in sorted(runs, reverse=n % 2 == 1):
+                runs[prefix].cycles(cycles, figures, prefix)
             rate, cpu = _rate(trivial, lambda: client.engine.Version(version), pid)
             figures.keep("trivial_calls_per_s", rate)
             figures.keep("trivial_server_cpu_ms", cpu)
@@ -288,7 +318,13 @@ def measure_direct(runtime: str, rounds: int, cycles: int, state_dir: Path) -> f
     return statistics.median(medians)
 
 
-def run(runtimes: list[str], rounds: int, trivial: int, cycles: dict[str, int]) -> dict[str, Any]:
+def run(
+    runtimes: list[str],
+    rounds: int,
+    trivial: int,
+    cycles: dict[str, int],
+    baseline: Path | None = None,
+) -> dict[str, Any]:
     """Every figure of every runtime, and the ratios."""
     report: dict[str, Any] = {
         "python": platform.python_version(),
@@ -296,15 +332,23 @@ def run(runtimes: list[str], rounds: int, trivial: int, cycles: dict[str, int]) 
         "rounds": rounds,
         "trivial_calls_per_round": trivial,
         "target_round_trip_to_floor": TARGET,
+        "baseline": None if baseline is None else str(baseline),
         "runtimes": {},
     }
     for runtime in runtimes:
         with tempfile.TemporaryDirectory(prefix="chartd-bench-") as tmp:
             figures: dict[str, Any] = {"cycles_per_round": cycles[runtime]}
-            figures |= measure_rpc(runtime, rounds, trivial, cycles[runtime], Path(tmp) / "rpc")
+            against = baseline if runtime == "process" else None
+            figures |= measure_rpc(
+                runtime, rounds, trivial, cycles[runtime], Path(tmp) / "rpc", against
+            )
             direct = measure_direct(runtime, rounds, cycles[runtime], Path(tmp) / "direct")
         figures["direct_round_trip_ms"] = direct
         figures["ratio_round_trip_to_floor"] = figures["round_trip_ms"] / figures["floor_ms"]
+        if "baseline_round_trip_ms" in figures:
+            figures["baseline_ratio_round_trip_to_floor"] = (
+                figures["baseline_round_trip_ms"] / figures["floor_ms"]
+            )
         figures["ratio_rpc_to_direct"] = figures["round_trip_ms"] / direct
         if runtime == "process":
             figures["target_met"] = figures["ratio_round_trip_to_floor"] <= TARGET
@@ -320,6 +364,11 @@ def _print(report: dict[str, Any]) -> None:
         print(f"  start + stop through gRPC                       {f['round_trip_ms']:7.2f} ms"
               f"   start {f['start_ms']:.2f}, stop {f['stop_ms']:.2f};"
               f" server CPU {f['round_trip_server_cpu_ms']:.1f} ms")  # fmt: skip
+        if "baseline_round_trip_ms" in f:
+            print(f"  the same on the baseline's daemon               "
+                  f"{f['baseline_round_trip_ms']:7.2f} ms   start {f['baseline_start_ms']:.2f},"
+                  f" stop {f['baseline_stop_ms']:.2f};"
+                  f" {f['baseline_ratio_round_trip_to_floor']:.2f}x the floor")  # fmt: skip
         print(f"  start + stop in process (no gRPC)               {f['direct_round_trip_ms']:7.2f}"
               " ms")  # fmt: skip
         print(f"  trivial call (Engine.Version)  {f['trivial_calls_per_s']:9.0f} calls/s"
@@ -348,6 +397,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--profile", action="store_true", help="where an in-process round trip spends its time"
     )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also run the process daemon of another checkout, side by side (before/after)",
+    )
     parser.add_argument("--serve-fake", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_fake:
@@ -355,7 +410,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     runtimes = ["process", "fake"] if args.runtime == "both" else [args.runtime]
     cycles = {"process": args.cycles or 20, "fake": args.cycles or 50}
-    report = run(runtimes, args.rounds, args.trivial, cycles)
+    baseline = args.baseline.resolve() if args.baseline else None
+    report = run(runtimes, args.rounds, args.trivial, cycles, baseline)
     if args.profile:
         from tools.bench_profile import profile  # noqa: PLC0415
 
