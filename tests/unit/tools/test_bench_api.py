@@ -27,15 +27,19 @@ FIGURES = {
 def test_bench_api_reports_the_round_trip_beside_its_floor_as_one_json_object() -> None:
     done = subprocess.run(
         [sys.executable, "tools/bench_api.py", "--json", "--rounds", "1", "--trivial", "20",
-         "--cycles", "2", "--profile"],
+         "--cycles", "2", "--profile", "--baseline", "."],
         cwd=REPO, capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert report["target_round_trip_to_floor"] == 4.0
+    assert report["baseline"] == str(REPO)
     assert set(report["runtimes"]) == {"process", "fake"}
     process, fake = report["runtimes"]["process"], report["runtimes"]["fake"]
-    assert set(process) == FIGURES | {"target_met"}  # the target is the process runtime's
+    # The target is the process runtime's, and so is the baseline (here this checkout again).
+    baseline = {f"baseline_{name}" for name in ("round_trip_ms", "start_ms", "stop_ms")}
+    baseline |= {"baseline_round_trip_server_cpu_ms", "baseline_ratio_round_trip_to_floor"}
+    assert set(process) == FIGURES | {"target_met"} | baseline
     assert set(fake) == FIGURES
     for figures in (process, fake):
         assert figures["floor_ms"] > 0 and figures["round_trip_ms"] > 0
