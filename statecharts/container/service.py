@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import logging
 import signal as _signal
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -40,6 +38,7 @@ from statecharts.container.creation import (
 from statecharts.container.network import AddressPool
 from statecharts.container.runtime import ExitEvent, Runtime
 from statecharts.container.status import RUNNING, inspect_document, status_of
+from statecharts.container.worker import Worker
 
 __all__ = ["Containers", "status_of"]
 
@@ -52,8 +51,6 @@ CHART = "container"
 _CONDITIONS = ("not-running", "next-exit", "removed")
 # Containers a restore or a shutdown acts on at once (fires, their sagas and waits).
 _IN_PARALLEL = 16
-# Seconds the thread that fires the runtime's exits waits for more before it ends.
-_EXITS_IDLE = 1.0
 
 
 class Containers:
@@ -79,9 +76,7 @@ class Containers:
         self._clock = clock
         eng.register(load_chart(), container_bindings(runtime, self.pool, root, clock=clock))
         self._closing = False
-        self._exits: deque[ExitEvent] = deque()
-        self._exits_lock = threading.Condition()
-        self._exits_thread: threading.Thread | None = None
+        self._exits: Worker[ExitEvent] = Worker("chartd-exits", self._apply_exit)
         # Tasks a previous daemon left (it crashed): their exits are reconciled as
         # moby's restore does, whether restore() or the runtime reports them first.
         self._inherited = {(t.container_id, t.pid) for t in runtime.tasks()}
@@ -343,28 +338,7 @@ class Containers:
         entity's lock): firing ``exit`` there would wait for that lock forever.
         Exits are fired in the order they were reported.
         """
-        with self._exits_lock:
-            self._exits.append(event)
-            if self._exits_thread is None:
-                self._exits_thread = threading.Thread(
-                    target=self._apply_exits, name="chartd-exits", daemon=True
-                )
-                self._exits_thread.start()
-            else:
-                self._exits_lock.notify()
-
-    def _apply_exits(self) -> None:
-        while True:
-            with self._exits_lock:
-                if not self._exits:
-                    # A while for the next exit: a thread started per exit costs the exit
-                    # a hand-over (Thread.start waits until the new thread runs).
-                    self._exits_lock.wait(_EXITS_IDLE)
-                if not self._exits:
-                    self._exits_thread = None  # the next exit starts another
-                    return
-                event = self._exits.popleft()
-            self._apply_exit(event)
+        self._exits.put(event)
 
     def _apply_exit(self, event: ExitEvent) -> None:
         params: dict[str, Any] = {

@@ -17,13 +17,11 @@ import contextlib
 import itertools
 import os
 import shutil
-import threading
 from pathlib import Path
 
-__all__ = ["Trash"]
+from statecharts.container.worker import Worker
 
-_IDLE = 1.0
-"""Seconds the thread waits for more before it ends (a new one starts on the next discard)."""
+__all__ = ["Trash"]
 
 
 class Trash:
@@ -34,12 +32,10 @@ class Trash:
         self.folder.mkdir(parents=True, exist_ok=True)
         self._names = itertools.count()
         self._prefix = f"{os.getpid()}-{id(self):x}"  # unique among trashes on one folder
-        self._cond = threading.Condition()
-        self._pending = False
-        self._thread: threading.Thread | None = None
+        self._worker: Worker[Path] = Worker("chartd-trash", _delete)
         with contextlib.suppress(OSError):
-            if any(os.scandir(self.folder)):
-                self._wake()  # a crashed daemon's leftovers
+            for entry in os.scandir(self.folder):  # what a crashed daemon left
+                self._worker.put(Path(entry.path))
 
     def discard(self, path: Path) -> None:
         """Take ``path`` (a directory or a file) off its path now; delete it soon."""
@@ -52,33 +48,7 @@ class Trash:
             # Not on the trash's file system (or not movable): delete it here.
             _delete(path)
             return
-        self._wake()
-
-    def empty(self) -> None:
-        """Delete everything in the trash now, on this thread."""
-        with contextlib.suppress(OSError):
-            for entry in os.scandir(self.folder):
-                _delete(Path(entry.path))
-
-    def _wake(self) -> None:
-        with self._cond:
-            self._pending = True
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name="chartd-trash", daemon=True)
-                self._thread.start()
-            else:
-                self._cond.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                if not self._pending:
-                    self._cond.wait(_IDLE)
-                if not self._pending:
-                    self._thread = None  # the next discard starts another
-                    return
-                self._pending = False
-            self.empty()
+        self._worker.put(target)
 
 
 def _delete(path: Path) -> None:
