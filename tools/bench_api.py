@@ -1,29 +1,36 @@
-"""Benchmark the gRPC API: container start/stop round trips beside a trivial call.
+"""Benchmark the API's container lifecycle: a start+stop round trip beside its physical floor.
 
 What is measured
 ----------------
 A daemon runs in its own process on a unix socket in a temporary state
 directory; the client is this process, one channel, one call at a time.
-Side by side in rounds, each figure the median over the rounds:
+Side by side in rounds (each round runs the floor's cycles, then the
+daemon's), each figure the median over the rounds of the round's median:
 
-* ``trivial``: ``Engine.Version``, the cheapest call there is: what any call
-  costs in gRPC and the servicer plumbing. ``health`` (the standard health
-  Check) is measured beside it.
-* ``lifecycle``: ``Containers.Start`` then ``Containers.Stop`` of one
-  container, repeated; each is a call, a round trip is both. Stop returns
-  once the container has exited, as docker's does.
-* ``direct``: the same start/stop on the ``Containers`` service in this
-  process, with no gRPC: the engine and the runtime alone.
+* ``round trip``: ``Containers.Start`` then ``Containers.Stop`` of one
+  container running ``sleep 1000``; Stop returns once the container has
+  exited and its exit is committed, as docker's does.
+* ``floor``: the least a start and a stop can cost on this machine: the same
+  command spawned with ``subprocess.Popen``, SIGTERM, wait, plus two fsynced
+  SQLite commits (WAL, ``synchronous=FULL``, as the daemon's store), the
+  least a durable record of a start and of a stop needs.
+* ``trivial`` (information): ``Engine.Version``, the cheapest call: what any
+  call costs in gRPC and the servicer plumbing; the standard health Check
+  beside it.
+* ``direct`` (information): the same round trips on the ``Containers``
+  service in this process, without gRPC.
 
 Two runtimes: ``process`` (the real daemon, ``chartd serve``, real
-processes: ``sleep`` started and stopped with SIGTERM) and ``fake`` (the
-same service on the in-memory FakeRuntime, served by this script in a
-subprocess: the cost of the API, the engine and its SQLite commits without
-the cost of a process).
+processes, the target's) and ``fake`` (information: the same service on the
+in-memory FakeRuntime, served by this script in a subprocess: the API, the
+engine and its commits without a process). ``server_cpu_ms`` comes from the
+daemon's /proc stat (10 ms ticks).
 
-The issue's target: lifecycle calls reach at least 60% of the trivial
-call's rate. ``server_cpu_ms`` figures come from the daemon's /proc stat
-(10 ms ticks), to say where the time of a call goes.
+The target: a round trip on the process runtime at most 4x the floor.
+``--profile`` adds where the time of an in-process round trip goes
+(:mod:`tools.bench_profile`); ``--baseline CHECKOUT`` runs the process
+daemon of another checkout of chartd in the same rounds (``baseline_*``
+figures): a before and after measured side by side.
 
 Run ``python tools/bench_api.py`` (``--json`` for one JSON object with
 every figure and ratio; ``--runtime process`` or ``fake`` for one only).
@@ -37,6 +44,7 @@ import os
 import platform
 import queue
 import signal
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -44,12 +52,16 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
-TARGET = 0.6
 REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script: tools.bench_profile and the engine
+    sys.path.insert(0, str(REPO))
+
+TARGET = 4.0
+COMMAND = ["sleep", "1000"]
 _TICK = os.sysconf("SC_CLK_TCK")
 
 
@@ -59,7 +71,45 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / _TICK
 
 
-# -- the servers ------------------------------------------------------------------------
+def _ms(seconds: list[float]) -> float:
+    return statistics.median(seconds) * 1000
+
+
+# -- the floor ----------------------------------------------------------------------------
+
+
+class Floor:
+    """The bare floor of a start and a stop: a spawn, SIGTERM, a wait, two durable commits."""
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(folder / "floor.db", isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("CREATE TABLE container (id INTEGER PRIMARY KEY, state TEXT, at REAL)")
+        self._db.execute("INSERT INTO container VALUES (1, 'created', 0)")
+
+    def _commit(self, state: str) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+        update = "UPDATE container SET state = ?, at = ? WHERE id = 1"
+        self._db.execute(update, (state, time.time()))
+        self._db.execute("COMMIT")
+
+    def cycle(self) -> float:
+        """One start and stop at the floor: its seconds."""
+        began = time.perf_counter()
+        proc = subprocess.Popen(COMMAND)
+        self._commit("running")
+        proc.send_signal(signal.SIGTERM)
+        proc.wait()
+        self._commit("exited")
+        return time.perf_counter() - began
+
+    def close(self) -> None:
+        self._db.close()
+
+
+# -- the servers --------------------------------------------------------------------------
 
 
 def _fake_runtime() -> Any:
@@ -109,8 +159,11 @@ def serve_fake(state_dir: Path) -> None:
 
 
 @contextmanager
-def daemon(runtime: str, state_dir: Path) -> Iterator[tuple[Any, int]]:
-    """A server process of ``runtime`` on a socket in ``state_dir``: (client, pid)."""
+def daemon(runtime: str, state_dir: Path, tree: Path = REPO) -> Iterator[tuple[Any, int]]:
+    """A server process of ``runtime`` on a socket in ``state_dir``: (client, pid).
+
+    The process daemon runs the code of the checkout ``tree`` (``--baseline``).
+    """
     from engine.api import Client  # noqa: PLC0415
 
     if runtime == "process":
@@ -118,7 +171,7 @@ def daemon(runtime: str, state_dir: Path) -> Iterator[tuple[Any, int]]:
         args += ["--state-dir", str(state_dir), "--log-level", "warning"]
     else:
         args = [sys.executable, str(Path(__file__).resolve()), "--serve-fake", str(state_dir)]
-    proc = subprocess.Popen(args, cwd=REPO, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(args, cwd=tree, stderr=subprocess.DEVNULL)
     client = Client(f"unix://{state_dir / 'chartd.sock'}")
     try:
         deadline = time.monotonic() + 30
@@ -136,7 +189,7 @@ def daemon(runtime: str, state_dir: Path) -> Iterator[tuple[Any, int]]:
         proc.wait(60)
 
 
-# -- the measurements -------------------------------------------------------------------
+# -- the measurements ---------------------------------------------------------------------
 
 
 def _rate(count: int, call: Callable[[], object], pid: int | None) -> tuple[float, float]:
@@ -150,61 +203,94 @@ def _rate(count: int, call: Callable[[], object], pid: int | None) -> tuple[floa
     return count / elapsed, server_ms
 
 
+class Rounds:
+    """Figures kept round by round; each reported as the median over the rounds."""
+
+    def __init__(self) -> None:
+        self.kept: dict[str, list[float]] = {}
+
+    def keep(self, name: str, value: float) -> None:
+        self.kept.setdefault(name, []).append(value)
+
+    def medians(self) -> dict[str, float]:
+        return {name: statistics.median(values) for name, values in self.kept.items()}
+
+
+class Lifecycle:
+    """One container on one daemon, started and stopped through gRPC."""
+
+    def __init__(self, client: Any, pid: int) -> None:
+        from engine.api.chartd.v1 import containers_pb2 as c  # noqa: PLC0415
+
+        self.client, self.pid = client, pid
+        made = client.containers.Create(c.CreateContainerRequest(cmd=COMMAND, name="bench"))
+        self._start = c.StartContainerRequest(container=made.id)
+        self._stop = c.StopContainerRequest(container=made.id)
+
+    def cycles(self, count: int, figures: Rounds, prefix: str = "") -> None:
+        """``count`` round trips; their medians (and the daemon's CPU) kept in ``figures``."""
+        starts: list[float] = []
+        stops: list[float] = []
+
+        def cycle() -> None:
+            t0 = time.perf_counter()
+            self.client.containers.Start(self._start)
+            t1 = time.perf_counter()
+            self.client.containers.Stop(self._stop)
+            starts.append(t1 - t0)
+            stops.append(time.perf_counter() - t1)
+
+        _, cpu = _rate(count, cycle, self.pid)
+        trips = [a + b for a, b in zip(starts, stops, strict=True)]
+        figures.keep(f"{prefix}round_trip_ms", _ms(trips))
+        figures.keep(f"{prefix}start_ms", _ms(starts))
+        figures.keep(f"{prefix}stop_ms", _ms(stops))
+        figures.keep(f"{prefix}round_trip_server_cpu_ms", cpu)
+
+
 def measure_rpc(
-    runtime: str, rounds: int, trivial: int, cycles: int, state_dir: Path
+    runtime: str,
+    rounds: int,
+    trivial: int,
+    cycles: int,
+    state_dir: Path,
+    baseline: Path | None = None,
 ) -> dict[str, float]:
-    """The trivial and lifecycle rates through gRPC on one server of ``runtime``."""
+    """Round by round: the floor, the round trips (and the baseline's), the trivial calls."""
     from grpc_health.v1 import health_pb2  # noqa: PLC0415
 
-    from engine.api.chartd.v1 import containers_pb2 as c  # noqa: PLC0415
     from engine.api.chartd.v1 import engine_pb2 as e  # noqa: PLC0415
 
-    figures: dict[str, list[float]] = {}
-
-    def keep(name: str, value: float) -> None:
-        figures.setdefault(name, []).append(value)
-
-    with daemon(runtime, state_dir) as (client, pid):
-        created = client.containers.Create(
-            c.CreateContainerRequest(cmd=["sleep", "1000"], name="bench")
-        )
-        start = c.StartContainerRequest(container=created.id)
-        stop = c.StopContainerRequest(container=created.id)
-        version = e.VersionRequest()
-        health = health_pb2.HealthCheckRequest()
-        # Warm up: channel, caches, the first commit.
-        for _ in range(3):
+    figures = Rounds()
+    floor = Floor(state_dir / "floor")
+    with ExitStack() as stack:
+        client, pid = stack.enter_context(daemon(runtime, state_dir / "daemon"))
+        runs = {"": Lifecycle(client, pid)}
+        if baseline is not None:
+            other = stack.enter_context(daemon(runtime, state_dir / "baseline", baseline))
+            runs["baseline_"] = Lifecycle(*other)
+        version, health = e.VersionRequest(), health_pb2.HealthCheckRequest()
+        for _ in range(3):  # warm up: channel, caches, the first commits
+            floor.cycle()
             client.engine.Version(version)
-            client.containers.Start(start)
-            client.containers.Stop(stop)
-        for _ in range(rounds):
+            for run in runs.values():
+                run.cycles(1, Rounds())
+        for n in range(rounds):
+            figures.keep("floor_ms", _ms([floor.cycle() for _ in range(cycles)]))
+            # The daemons take turns at going first: neither always follows the other.
+            for prefix in sorted(runs, reverse=n % 2 == 1):
+                runs[prefix].cycles(cycles, figures, prefix)
             rate, cpu = _rate(trivial, lambda: client.engine.Version(version), pid)
-            keep("trivial_calls_per_s", rate)
-            keep("trivial_server_cpu_ms", cpu)
+            figures.keep("trivial_calls_per_s", rate)
+            figures.keep("trivial_server_cpu_ms", cpu)
             rate, _ = _rate(trivial, lambda: client.health_check(health), pid)
-            keep("health_calls_per_s", rate)
-            starts: list[float] = []
-            stops: list[float] = []
-
-            def cycle(starts: list[float] = starts, stops: list[float] = stops) -> None:
-                t0 = time.perf_counter()
-                client.containers.Start(start)
-                t1 = time.perf_counter()
-                client.containers.Stop(stop)
-                starts.append(t1 - t0)
-                stops.append(time.perf_counter() - t1)
-
-            rate, cpu = _rate(cycles, cycle, pid)
-            keep("start_stop_round_trips_per_s", rate)
-            keep("lifecycle_calls_per_s", 2 * rate)
-            keep("lifecycle_server_cpu_ms", cpu / 2)
-            keep("start_ms", statistics.median(starts) * 1000)
-            keep("stop_ms", statistics.median(stops) * 1000)
-    return {name: statistics.median(values) for name, values in figures.items()}
+            figures.keep("health_calls_per_s", rate)
+    floor.close()
+    return figures.medians()
 
 
 def measure_direct(runtime: str, rounds: int, cycles: int, state_dir: Path) -> float:
-    """Start/stop round trips per second on the Containers service in this process."""
+    """The median round trip (ms) on the Containers service in this process, no gRPC."""
     import engine  # noqa: PLC0415
     from statecharts.container.process import ProcessRuntime  # noqa: PLC0415
     from statecharts.container.runtime import Runtime  # noqa: PLC0415
@@ -212,45 +298,60 @@ def measure_direct(runtime: str, rounds: int, cycles: int, state_dir: Path) -> f
 
     state_dir.mkdir(parents=True, exist_ok=True)
     rt: Runtime = ProcessRuntime(state_dir / "runtime") if runtime == "process" else _fake_runtime()
-    rates = []
+    medians = []
     with engine.Engine.open(f"sqlite:///{state_dir / 'chartd.db'}") as eng:
         containers = Containers(eng, rt, state_dir)
-        created = containers.create(["sleep", "1000"], name="bench")
+        created = containers.create(COMMAND, name="bench")
 
-        def cycle() -> None:
+        def cycle() -> float:
+            began = time.perf_counter()
             containers.start(created.id)
             containers.stop(created.id)
+            return time.perf_counter() - began
 
         for _ in range(3):
             cycle()
         for _ in range(rounds):
-            rates.append(_rate(cycles, cycle, None)[0])
+            medians.append(_ms([cycle() for _ in range(cycles)]))
         containers.shutdown()
     rt.close()
-    return statistics.median(rates)
+    return statistics.median(medians)
 
 
-def run(runtimes: list[str], rounds: int, trivial: int, cycles: dict[str, int]) -> dict[str, Any]:
+def run(
+    runtimes: list[str],
+    rounds: int,
+    trivial: int,
+    cycles: dict[str, int],
+    baseline: Path | None = None,
+) -> dict[str, Any]:
     """Every figure of every runtime, and the ratios."""
     report: dict[str, Any] = {
         "python": platform.python_version(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cpus",
         "rounds": rounds,
         "trivial_calls_per_round": trivial,
-        "target_lifecycle_to_trivial": TARGET,
+        "target_round_trip_to_floor": TARGET,
+        "baseline": None if baseline is None else str(baseline),
         "runtimes": {},
     }
     for runtime in runtimes:
         with tempfile.TemporaryDirectory(prefix="chartd-bench-") as tmp:
             figures: dict[str, Any] = {"cycles_per_round": cycles[runtime]}
-            figures |= measure_rpc(runtime, rounds, trivial, cycles[runtime], Path(tmp) / "rpc")
+            against = baseline if runtime == "process" else None
+            figures |= measure_rpc(
+                runtime, rounds, trivial, cycles[runtime], Path(tmp) / "rpc", against
+            )
             direct = measure_direct(runtime, rounds, cycles[runtime], Path(tmp) / "direct")
-        figures["direct_start_stop_round_trips_per_s"] = direct
-        figures["ratio_lifecycle_to_trivial"] = (
-            figures["lifecycle_calls_per_s"] / figures["trivial_calls_per_s"]
-        )
-        figures["ratio_rpc_to_direct"] = figures["start_stop_round_trips_per_s"] / direct
-        figures["target_met"] = figures["ratio_lifecycle_to_trivial"] >= TARGET
+        figures["direct_round_trip_ms"] = direct
+        figures["ratio_round_trip_to_floor"] = figures["round_trip_ms"] / figures["floor_ms"]
+        if "baseline_round_trip_ms" in figures:
+            figures["baseline_ratio_round_trip_to_floor"] = (
+                figures["baseline_round_trip_ms"] / figures["floor_ms"]
+            )
+        figures["ratio_rpc_to_direct"] = figures["round_trip_ms"] / direct
+        if runtime == "process":
+            figures["target_met"] = figures["ratio_round_trip_to_floor"] <= TARGET
         report["runtimes"][runtime] = figures
     return report
 
@@ -259,19 +360,30 @@ def _print(report: dict[str, Any]) -> None:
     print(f"python {report['python']} on {report['machine']}; medians of {report['rounds']} rounds")
     for runtime, f in report["runtimes"].items():
         print(f"\n{runtime} runtime ({f['cycles_per_round']} start/stop cycles a round)")
+        print(f"  floor: Popen, SIGTERM, wait, 2 fsynced commits  {f['floor_ms']:7.2f} ms")
+        print(f"  start + stop through gRPC                       {f['round_trip_ms']:7.2f} ms"
+              f"   start {f['start_ms']:.2f}, stop {f['stop_ms']:.2f};"
+              f" server CPU {f['round_trip_server_cpu_ms']:.1f} ms")  # fmt: skip
+        if "baseline_round_trip_ms" in f:
+            print(f"  the same on the baseline's daemon               "
+                  f"{f['baseline_round_trip_ms']:7.2f} ms   start {f['baseline_start_ms']:.2f},"
+                  f" stop {f['baseline_stop_ms']:.2f};"
+                  f" {f['baseline_ratio_round_trip_to_floor']:.2f}x the floor")  # fmt: skip
+        print(f"  start + stop in process (no gRPC)               {f['direct_round_trip_ms']:7.2f}"
+              " ms")  # fmt: skip
         print(f"  trivial call (Engine.Version)  {f['trivial_calls_per_s']:9.0f} calls/s"
-              f"   server CPU {f['trivial_server_cpu_ms']:.2f} ms/call")  # fmt: skip
-        print(f"  health Check                   {f['health_calls_per_s']:9.0f} calls/s")
-        print(f"  start + stop through gRPC      {f['lifecycle_calls_per_s']:9.1f} calls/s"
-              f"   server CPU {f['lifecycle_server_cpu_ms']:.2f} ms/call")  # fmt: skip
-        print(f"    round trips                  {f['start_stop_round_trips_per_s']:9.1f} /s"
-              f"   start {f['start_ms']:.1f} ms, stop {f['stop_ms']:.1f} ms")  # fmt: skip
-        print(f"  start + stop in process        {f['direct_start_stop_round_trips_per_s']:9.1f}"
-              " round trips/s (no gRPC)")  # fmt: skip
-        verdict = "met" if f["target_met"] else "NOT met"
-        ratio, over = f["ratio_lifecycle_to_trivial"], f["ratio_rpc_to_direct"]
-        print(f"  lifecycle / trivial = {ratio:.3f} (target {TARGET}: {verdict});"
-              f" gRPC / in-process = {over:.2f}")  # fmt: skip
+              f"   server CPU {f['trivial_server_cpu_ms']:.2f} ms/call;"
+              f" health Check {f['health_calls_per_s']:.0f} calls/s")  # fmt: skip
+        ratio = f["ratio_round_trip_to_floor"]
+        verdict = ""
+        if "target_met" in f:
+            verdict = f" (target {TARGET:g}x: {'met' if f['target_met'] else 'NOT met'})"
+        print(f"  round trip / floor = {ratio:.2f}x{verdict};"
+              f" gRPC / in-process = {f['ratio_rpc_to_direct']:.2f}")  # fmt: skip
+    if "profile" in report:
+        from tools.bench_profile import print_profile  # noqa: PLC0415
+
+        print_profile(report["profile"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -280,16 +392,30 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="one JSON object of every figure")
     parser.add_argument("--runtime", choices=("process", "fake", "both"), default="both")
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--trivial", type=int, default=500, help="trivial calls a round")
+    parser.add_argument("--trivial", type=int, default=300, help="trivial calls a round")
     parser.add_argument("--cycles", type=int, default=0, help="start/stop cycles a round")
+    parser.add_argument(
+        "--profile", action="store_true", help="where an in-process round trip spends its time"
+    )
+    parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="CHECKOUT",
+        help="also run the process daemon of another checkout, side by side (before/after)",
+    )
     parser.add_argument("--serve-fake", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve_fake:
         serve_fake(args.serve_fake)
         return 0
     runtimes = ["process", "fake"] if args.runtime == "both" else [args.runtime]
-    cycles = {"process": args.cycles or 20, "fake": args.cycles or 100}
-    report = run(runtimes, args.rounds, args.trivial, cycles)
+    cycles = {"process": args.cycles or 20, "fake": args.cycles or 50}
+    baseline = args.baseline.resolve() if args.baseline else None
+    report = run(runtimes, args.rounds, args.trivial, cycles, baseline)
+    if args.profile:
+        from tools.bench_profile import profile  # noqa: PLC0415
+
+        report["profile"] = profile(args.cycles or 20)
     if args.json:
         print(json.dumps(report, indent=2))
     else:

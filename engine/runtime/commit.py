@@ -9,13 +9,18 @@ writer leads at once and commits on its own thread: no hand-off.
 
 Writes that need not be waited for (a step's end, a compensation's end:
 see the undo contract in :mod:`engine.runtime.bindings`) ride along with
-the next waited commit, or are flushed after ``linger`` seconds.
+the next waited commit, or are flushed once the oldest of them has waited
+``linger`` seconds. The linger outlasts a saga's steps (tens of milliseconds
+on a loaded machine), so that their ends ride with the saga's own final
+commit: a flush of its own would cost a sync, and a waited commit that came
+while it ran would wait for it.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 
 from engine.ports import Store, Write
@@ -79,7 +84,7 @@ class GroupCommit:
         self,
         store: Store,
         *,
-        linger: float = 0.02,
+        linger: float = 0.25,
         gather: float = 0.002,
         on_commit: Callable[[Sequence[Write]], None] | None = None,
     ) -> None:
@@ -102,8 +107,9 @@ class GroupCommit:
         self._gate: threading.Lock | None = None
         self._in = _Busy(self, 1)
         self._out = _Busy(self, -1)
-        self._lazy = threading.Event()
-        self._closed = False
+        self._lazy = threading.Event()  # set while lazy writes are queued
+        self._lazy_since: float | None = None  # when the oldest of them was queued
+        self._closing = threading.Event()
         self._flusher = threading.Thread(target=self._flush_loop, name="chartd-flush", daemon=True)
         self._flusher.start()
 
@@ -182,8 +188,9 @@ class GroupCommit:
         write.lazy = True
         with self._mutex:
             self._queue.append(_Pending([write], waited=False))
-        if not self._lazy.is_set():
-            self._lazy.set()
+            if self._lazy_since is None:
+                self._lazy_since = time.monotonic()
+                self._lazy.set()
 
     def flush(self) -> None:
         """Commit everything queued so far."""
@@ -202,7 +209,7 @@ class GroupCommit:
 
     def close(self) -> None:
         """Flush and stop the background flusher."""
-        self._closed = True
+        self._closing.set()
         self._lazy.set()
         self._flusher.join()
         self.flush()
@@ -218,6 +225,7 @@ class GroupCommit:
         with self._mutex:
             self._gate = None
             batch, self._queue = self._queue, []
+            self._lazy_since = None  # whatever was queued rides with this batch
         try:
             self._apply(batch)
         finally:
@@ -259,11 +267,16 @@ class GroupCommit:
             self._on_commit([w for w, r in zip(writes, results, strict=True) if r is None])
 
     def _flush_loop(self) -> None:
-        while not self._closed:
+        while not self._closing.is_set():
             self._lazy.wait()
-            if self._closed:
-                return
-            # Give a waited commit the chance to carry these writes for free.
-            threading.Event().wait(self._linger)
-            self._lazy.clear()
+            with self._mutex:
+                since = self._lazy_since
+                if since is None:  # carried by a batch meanwhile
+                    self._lazy.clear()  # under the mutex: a later() from now sets it again
+                    continue
+            wait = since + self._linger - time.monotonic()
+            if wait > 0:
+                # A waited commit may still carry them for free; close() cuts the wait short.
+                self._closing.wait(wait)
+                continue
             self.flush()

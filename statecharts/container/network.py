@@ -2,13 +2,19 @@
 
 A lease is a file in ``lease_dir`` named after the address (``10.88.0.2``)
 and holding the container ID. It is created with ``O_CREAT | O_EXCL``, so two
-allocators (threads or processes) can never take the same address, and
-written and fsynced (file and directory) before ``allocate`` returns, so a
-lease survives a crash of the daemon or of the machine. Allocation and
-release also hold an exclusive ``flock`` on ``lease_dir/.lock``: that makes
-"one address per container" hold across processes, and lets an allocator
-reclaim an empty lease file, which only a writer that crashed between the
-create and the write can leave (under the lock nobody else is writing).
+allocators (threads or processes) can never take the same address. Allocation
+and release also hold an exclusive ``flock`` on ``lease_dir/.lock``: that
+makes "one address per container" hold across processes, and lets an
+allocator reclaim an empty lease file, which only a writer that crashed
+between the create and the write can leave (under the lock nobody else is
+writing).
+
+Leases are not fsynced: like the process runtime's task records, they need
+to survive a crash of the daemon (the kernel keeps what was written), not of
+the machine, after which no container runs any more: a lease that a power
+loss lost was its container's, which is not running; one whose release it
+lost is given back by :meth:`AddressPool.release_all_but` when the daemon
+restores its containers. The syncs would cost three a start and stop cycle.
 
 Addresses are handed out lowest first, skipping the network address, the
 gateway (the first host address, as docker's bridge uses it) and the
@@ -82,13 +88,19 @@ class AddressPool:
         """Give back whatever ``container_id`` leases. Idempotent: no lease is a no-op."""
         owner = self._check_owner(container_id)
         with self._locked():
-            released = False
             for address, holder in self._scan().items():
                 if holder == owner:
                     (self.lease_dir / address).unlink(missing_ok=True)
-                    released = True
-            if released:
-                self._sync_dir()
+
+    def release_all_but(self, keep: set[str]) -> list[str]:
+        """Give back every lease whose holder is not in ``keep``; the holders released."""
+        released = []
+        with self._locked():
+            for address, holder in self._scan().items():
+                if holder not in keep:
+                    (self.lease_dir / address).unlink(missing_ok=True)
+                    released.append(holder)
+        return released
 
     def lookup(self, container_id: str) -> str | None:
         """The address leased to ``container_id``, or ``None``."""
@@ -154,19 +166,9 @@ class AddressPool:
             raise System(f"cannot lease {address}: {exc}") from exc
         try:
             os.write(fd, owner.encode())
-            os.fsync(fd)
         except OSError as exc:
-            os.close(fd)
             path.unlink(missing_ok=True)
             raise System(f"cannot lease {address}: {exc}") from exc
-        os.close(fd)
-        self._sync_dir()
-        return True
-
-    def _sync_dir(self) -> None:
-        # The lease's name is in the directory: fsync it too, or a crash can lose it.
-        fd = os.open(self.lease_dir, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        try:
-            os.fsync(fd)
         finally:
             os.close(fd)
+        return True

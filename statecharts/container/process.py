@@ -8,7 +8,8 @@ what the runtime knows of each task and how a new runtime finds them again,
 :mod:`statecharts.container.cgroups` the cgroup each task gets when it can.
 This module keeps the runtime itself: the Runtime protocol's operations, one
 at a time per container, and the index of runtime containers in
-``<state_dir>/containers``.
+``<state_dir>/containers``; a deleted container's records go to
+``<state_dir>/trash`` (:mod:`statecharts.container.trash`).
 
 Pause
 -----
@@ -54,6 +55,7 @@ from statecharts.container.runtime import (
     check_signal,
 )
 from statecharts.container.tasks import Task, read_json, restored_task, unlink, write_json
+from statecharts.container.trash import Trash
 
 __all__ = ["ProcessRuntime"]
 
@@ -106,6 +108,7 @@ class ProcessRuntime:
         # How pause freezes new tasks: the cgroup v2 freezer, or SIGSTOP to the group.
         self.freezer: Freezer = "cgroup" if self._cgroup_parent is not None else "signal"
         self._boot_id = boot_id()
+        self._trash = Trash(self.state_dir / "trash")
         self._lock = threading.Lock()
         self._ops = KeyedLock()  # one operation at a time per container
         self._containers: dict[str, ContainerSpec] = {}
@@ -161,11 +164,8 @@ class ProcessRuntime:
                         f"cannot delete container {container_id}: its task is still running"
                     )
                 self._delete_task(task)
-            records = spec.root.resolve() / "runtime"
-            for name in ("spec.json", "process.json"):
-                unlink(records / name)
-            with contextlib.suppress(OSError):
-                records.rmdir()
+            # The records (spec.json; the task's are gone with it) leave with their folder.
+            self._trash.discard(spec.root.resolve() / "runtime")
             unlink(self.state_dir / "containers" / container_id)
             with self._lock:
                 del self._containers[container_id]
@@ -375,12 +375,10 @@ class ProcessRuntime:
         except OSError as exc:
             raise System(f"cannot create task {spec.id}: {exc}") from exc
         spawned = shim.spawn(spec, cwd)
-        # Our child cannot be reaped by anyone else, so the pid is stable here.
-        stat = proc_stat(spawned.pid)
         task = Task(
             container_id=spec.id,
             pid=spawned.pid,
-            start_ticks=stat.start_ticks if stat else 0,
+            start_ticks=0,
             boot_id=self._boot_id,
             created_at=time.time(),
             cgroup=None,
@@ -390,7 +388,12 @@ class ProcessRuntime:
             status_r=spawned.status_r,
         )
         try:
+            # Into its cgroup first: the shell starts up meanwhile, and reading its stat
+            # before it has would wait for it.
             self._enter_cgroup(task)
+            # Our child cannot be reaped by anyone else, so the pid is stable here.
+            stat = proc_stat(task.pid)
+            task.start_ticks = stat.start_ticks if stat else 0
             task.save()
             shim.await_ready(spawned.status_r, spec, cwd, self._timeout)
         except BaseException:
@@ -437,12 +440,14 @@ class ProcessRuntime:
                 os.waitid(os.P_PIDFD, task.pidfd, os.WEXITED)
         shim.close_fd(task.pidfd)
         task.pidfd = None
+        # Told before the record is written, which the subscribers need not wait for:
+        # deleting the task waits for `done`, so the record never outlives the task.
+        self._dispatcher.put(event)
         try:
             write_json(task.record_dir / "exit.json", event.to_json())
         except OSError:
             _log.warning("cannot record the exit of %s", task.container_id, exc_info=True)
         task.done.set()
-        self._dispatcher.put(event)
 
     def _delete_task(self, task: Task) -> ExitEvent | None:
         cid = task.container_id

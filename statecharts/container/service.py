@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import logging
 import signal as _signal
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -40,6 +38,7 @@ from statecharts.container.creation import (
 from statecharts.container.network import AddressPool
 from statecharts.container.runtime import ExitEvent, Runtime
 from statecharts.container.status import RUNNING, inspect_document, status_of
+from statecharts.container.worker import Worker
 
 __all__ = ["Containers", "status_of"]
 
@@ -77,9 +76,7 @@ class Containers:
         self._clock = clock
         eng.register(load_chart(), container_bindings(runtime, self.pool, root, clock=clock))
         self._closing = False
-        self._exits: deque[ExitEvent] = deque()
-        self._exits_lock = threading.Lock()
-        self._exits_thread: threading.Thread | None = None
+        self._exits: Worker[ExitEvent] = Worker("chartd-exits", self._apply_exit)
         # Tasks a previous daemon left (it crashed): their exits are reconciled as
         # moby's restore does, whether restore() or the runtime reports them first.
         self._inherited = {(t.container_id, t.pid) for t in runtime.tasks()}
@@ -341,22 +338,7 @@ class Containers:
         entity's lock): firing ``exit`` there would wait for that lock forever.
         Exits are fired in the order they were reported.
         """
-        with self._exits_lock:
-            self._exits.append(event)
-            if self._exits_thread is None:
-                self._exits_thread = threading.Thread(
-                    target=self._apply_exits, name="chartd-exits", daemon=True
-                )
-                self._exits_thread.start()
-
-    def _apply_exits(self) -> None:
-        while True:
-            with self._exits_lock:
-                if not self._exits:
-                    self._exits_thread = None  # the next exit starts another
-                    return
-                event = self._exits.popleft()
-            self._apply_exit(event)
+        self._exits.put(event)
 
     def _apply_exit(self, event: ExitEvent) -> None:
         params: dict[str, Any] = {
@@ -427,7 +409,8 @@ class Containers:
         """Reconcile after a daemon start; the IDs of the containers started again.
 
         Processes left by a daemon that crashed are killed and their
-        containers marked exited (never restarting: the exit has ``restored``);
+        containers marked exited (never restarting: the exit has ``restored``),
+        and the address leases of containers not running given back;
         then restart policies apply as moby's restore applies them, with the
         restart manager reset: ``always`` restarts even after a manual stop,
         ``unless-stopped`` does not, a container never started stays created.
@@ -448,6 +431,9 @@ class Containers:
                 if c.state in ("running.active", "running.paused") and c.id not in left
             ]
         )
+        # Leases are not fsynced (see statecharts.container.network): after a power loss a
+        # released one may be back. Only a running container holds one now.
+        self.pool.release_all_but({c.id for c in self.list()})
         restarting = []
         for seen in listed:
             moved = seen.id in left or seen.state in ("running.active", "running.paused")
@@ -468,7 +454,6 @@ class Containers:
         """Record the exits a restore found (container, exit code, pid), all at once."""
         requests = []
         for container_id, exit_code, pid in exits:
-            self._inherited.discard((container_id, pid))
             params = {
                 "exit_code": exit_code,
                 "pid": pid,
@@ -482,6 +467,10 @@ class Containers:
             if isinstance(result, ChartdError):
                 # Expected when the runtime's report of the same exit came first.
                 log.debug("restore of %s: %s", container_id[:12], result.message)
+        # Only now: a report of the runtime read before this point is a restored exit too
+        # (one read after is refused, this exit being recorded), whichever commits first.
+        for container_id, _, pid in exits:
+            self._inherited.discard((container_id, pid))
 
     # -- inspect ---------------------------------------------------------------------------
 

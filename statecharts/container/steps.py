@@ -12,6 +12,11 @@ Layout under ``root``::
     containers/<id>/mounts/     hostname and hosts files (made by start)
     containers/<id>/<id>-json.log   stdout and stderr
     run/<id>/                   the task's runtime directory, with config.json
+    trash/                      what the exits removed, until a thread deletes it
+
+A start's directories are made by its steps and removed by the exit's
+``cleanup`` (or by the undos); removed means renamed into the trash
+(:class:`~statecharts.container.trash.Trash`), deleted in the background.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from engine.errors import ChartdError, Conflict, NotFound, System
 from statecharts.container import moby
 from statecharts.container.network import AddressPool
 from statecharts.container.runtime import ContainerSpec, Runtime
+from statecharts.container.trash import Trash
 
 __all__ = ["ContainerSteps", "container_dir", "log_path"]
 
@@ -68,6 +74,7 @@ class ContainerSteps:
         self.pool = pool
         self.root = root
         self.clock = clock
+        self.trash = Trash(root / "trash")
 
     def _dir(self, ctx: engine.Context) -> Path:
         return container_dir(self.root, _cid(ctx))
@@ -85,7 +92,7 @@ class ContainerSteps:
 
     def unmount_rootfs(self, ctx: engine.Context, payload: Any) -> None:
         """Remove the root filesystem directory."""
-        shutil.rmtree(self._dir(ctx) / "rootfs", ignore_errors=True)
+        self.trash.discard(self._dir(ctx) / "rootfs")
 
     def network_sandbox(self, ctx: engine.Context) -> dict[str, str]:
         """Lease the container an address."""
@@ -107,7 +114,7 @@ class ContainerSteps:
 
     def remove_dirs(self, ctx: engine.Context, payload: Any) -> None:
         """Remove the task's runtime directory."""
-        shutil.rmtree(self._run_dir(ctx), ignore_errors=True)
+        self.trash.discard(self._run_dir(ctx))
 
     def mounts(self, ctx: engine.Context) -> None:
         """Write the container's hostname and hosts files."""
@@ -120,7 +127,7 @@ class ContainerSteps:
 
     def unmount(self, ctx: engine.Context, payload: Any) -> None:
         """Remove the hostname and hosts files."""
-        shutil.rmtree(self._dir(ctx) / "mounts", ignore_errors=True)
+        self.trash.discard(self._dir(ctx) / "mounts")
 
     def spec(self, ctx: engine.Context) -> None:
         """Write the task's OCI-like ``config.json``."""
@@ -346,9 +353,8 @@ class ContainerSteps:
         """Undo the start: runtime container, address, directories."""
         self.runtime.delete(_cid(ctx))
         self.pool.release(_cid(ctx))
-        shutil.rmtree(self._run_dir(ctx), ignore_errors=True)
-        shutil.rmtree(self._dir(ctx) / "mounts", ignore_errors=True)
-        shutil.rmtree(self._dir(ctx) / "rootfs", ignore_errors=True)
+        for folder in (self._run_dir(ctx), self._dir(ctx) / "mounts", self._dir(ctx) / "rootfs"):
+            self.trash.discard(folder)
         ctx.data.pop("address", None)
 
     def _die(self, ctx: engine.Context) -> None:
@@ -383,7 +389,7 @@ class ContainerSteps:
 
     def release_layer(self, ctx: engine.Context) -> None:
         """Remove the root filesystem directory."""
-        shutil.rmtree(self._dir(ctx) / "rootfs", ignore_errors=True)
+        self.trash.discard(self._dir(ctx) / "rootfs")
 
     def remove_filesystem(self, ctx: engine.Context) -> None:
         """Remove the container's directory and the task's runtime directory."""
@@ -394,7 +400,7 @@ class ContainerSteps:
             pass
         except OSError as exc:
             raise System(f"unable to remove filesystem for {_cid(ctx)}: {exc}") from exc
-        shutil.rmtree(self._run_dir(ctx), ignore_errors=True)
+        self.trash.discard(self._run_dir(ctx))
 
     def unregister(self, ctx: engine.Context) -> None:
         """Forget the container in the runtime and the address pool."""

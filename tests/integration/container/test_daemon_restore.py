@@ -224,3 +224,27 @@ def test_a_restored_daemon_kills_what_a_crashed_one_left_and_reconciles(
         assert daemon.leftovers(ids[name]) == []
     assert sorted(daemon.pool.leases().values()) == sorted([ids["keeper"], ids["unless"]])
     assert {t.container_id for t in daemon.process.tasks()} == {ids["keeper"], ids["unless"]}
+
+
+def test_restore_gives_back_the_leases_a_power_loss_brought_back(
+    open_daemon: Callable[..., Daemon],
+) -> None:
+    daemon = open_daemon()
+    svc = daemon.containers
+    stopped = svc.create(FOREVER, name="stopped").id
+    removed = svc.create(FOREVER, name="removed").id
+    always = svc.create(FOREVER, name="always", restart="always").id
+    for name in ("stopped", "removed", "always"):
+        svc.start(name)
+    svc.stop("stopped")
+    svc.remove("removed", force=True)
+    # Leases are not fsynced: a power loss may undo their releases.
+    (daemon.pool.lease_dir / "10.88.0.200").write_text(stopped)
+    (daemon.pool.lease_dir / "10.88.0.201").write_text(removed)
+    daemon.shutdown()
+
+    after = open_daemon()
+    assert after.containers.restore() == [always]
+    after.settled(always, "running")
+    assert list(after.pool.leases().values()) == [always]  # leased again by its restart
+    assert after.leftovers(stopped) == []

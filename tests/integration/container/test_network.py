@@ -51,6 +51,15 @@ def test_allocate_is_idempotent_per_container_and_release_frees_the_address(
     assert pool.allocate("db") == first  # the lowest free address again
 
 
+def test_release_all_but_gives_back_every_other_lease(tmp_path: Path) -> None:
+    pool = AddressPool("10.1.2.0/29", tmp_path)
+    for name in ("web", "db", "cache"):
+        pool.allocate(name)
+
+    assert sorted(pool.release_all_but({"db"})) == ["cache", "web"]
+    assert pool.leases() == {"10.1.2.3": "db"}
+
+
 def test_leases_survive_a_new_pool_on_the_same_directory(tmp_path: Path) -> None:
     AddressPool("10.1.2.0/28", tmp_path).allocate("web")
 
