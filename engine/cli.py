@@ -457,6 +457,15 @@ def serve(
     tls_key: Annotated[
         Path | None, typer.Option("--tls-key", help="TLS private key (tcp://).", show_default=False)
     ] = None,
+    tls_client_ca: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-client-ca",
+            help="Require client certificates signed by this CA (mutual TLS; "
+            "needed beyond loopback).",
+            show_default=False,
+        ),
+    ] = None,
     insecure: Annotated[
         bool, typer.Option("--insecure", help="Plain tcp:// without TLS, loopback only.")
     ] = False,
@@ -486,6 +495,7 @@ def serve(
             listen=listen,
             tls_cert=tls_cert,
             tls_key=tls_key,
+            tls_client_ca=tls_client_ca,
             insecure=insecure,
             otel=exporter,
         )

@@ -1,7 +1,9 @@
 """A client verb's connection to the daemon, and what its errors mean for the exit status.
 
-The global ``-H/--host`` and ``--tls-ca`` options say where the daemon is;
-a :class:`Session` opens the gRPC client for one verb. A call the daemon
+The global ``-H/--host`` option says where the daemon is, ``--tls-ca``
+which CA signed a ``tcp://`` daemon's certificate and ``--tls-cert`` and
+``--tls-key`` the client's own (for a daemon that requires one); a
+:class:`Session` opens the gRPC client for one verb. A call the daemon
 refuses prints ``Error response from daemon: <message>`` on stderr and the
 verb exits 1 at the end; a daemon that cannot be reached ends the verb at
 once; NotModified is success, as in docker.
@@ -38,10 +40,12 @@ NamesArg = Annotated[list[str], typer.Argument(help="Container names or IDs.")]
 
 @dataclass(frozen=True, slots=True)
 class DaemonAddress:
-    """Where the verbs find the daemon: the global options of ``chartd``."""
+    """Where the verbs find the daemon, and how they prove who they are: the global options."""
 
     host: str | None = None
     tls_ca: Path | None = None
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
 
 def global_options(
@@ -65,9 +69,27 @@ def global_options(
             show_default=False,
         ),
     ] = None,
+    tls_cert: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-cert",
+            envvar="CHARTD_TLS_CERT",
+            help="Client certificate, for a daemon that requires one (--tls-client-ca).",
+            show_default=False,
+        ),
+    ] = None,
+    tls_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--tls-key",
+            envvar="CHARTD_TLS_KEY",
+            help="The client certificate's private key.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """An explicit state-machine engine for control planes."""
-    ctx.obj = DaemonAddress(host=host, tls_ca=tls_ca)
+    ctx.obj = DaemonAddress(host=host, tls_ca=tls_ca, tls_cert=tls_cert, tls_key=tls_key)
 
 
 class CallFailed(Exception):
@@ -85,7 +107,9 @@ class Session:
         address = ctx.obj if isinstance(ctx.obj, DaemonAddress) else DaemonAddress()
         self.host = address.host or default_host()
         try:
-            self.client = Client(self.host, tls_ca=address.tls_ca)
+            self.client = Client(
+                self.host, tls_ca=address.tls_ca, tls_cert=address.tls_cert, tls_key=address.tls_key
+            )
         except ChartdError as exc:
             err.print(f"error: {exc.message}", markup=False)
             raise typer.Exit(1) from None

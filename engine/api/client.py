@@ -19,6 +19,7 @@ from grpc_health.v1 import health_pb2
 
 from engine.api.address import Address, default_host, parse_address
 from engine.api.chartd.v1 import containers_pb2_grpc, engine_pb2_grpc
+from engine.api.tls import ClientTLS
 from engine.errors import Unavailable
 
 __all__ = ["Client"]
@@ -28,15 +29,23 @@ class Client:
     """A connection to a chartd daemon at ``host`` (default :func:`default_host`).
 
     A ``tcp://`` host is reached over TLS when ``tls_ca`` (the CA that signed
-    the daemon's certificate) is given, in the clear otherwise (a daemon
-    started with ``--insecure``, on loopback).
+    the daemon's certificate) or a client certificate (``tls_cert`` and
+    ``tls_key``, for a daemon that requires one) is given, in the clear
+    otherwise (a daemon started with ``--insecure``, on loopback).
     """
 
-    def __init__(self, host: str | None = None, *, tls_ca: Path | None = None) -> None:
+    def __init__(
+        self,
+        host: str | None = None,
+        *,
+        tls_ca: Path | None = None,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
+    ) -> None:
         self.address: Address = parse_address(host or default_host())
-        if self.address.scheme == "tcp" and tls_ca is not None:
-            credentials = grpc.ssl_channel_credentials(root_certificates=tls_ca.read_bytes())
-            self.channel = grpc.secure_channel(self.address.target, credentials)
+        tls = ClientTLS(tls_ca, tls_cert, tls_key)
+        if self.address.scheme == "tcp" and tls.wanted:
+            self.channel = grpc.secure_channel(self.address.target, tls.credentials())
         else:
             self.channel = grpc.insecure_channel(self.address.target)
         self.engine = engine_pb2_grpc.EngineStub(self.channel)

@@ -20,6 +20,7 @@ from engine.api.address import Address
 from engine.api.chartd.v1 import containers_pb2, engine_pb2
 from engine.api.containers_service import ContainerService, ContainersServicer, StatusOf
 from engine.api.engine_service import EngineServicer, Exporter
+from engine.api.tls import ServerTLS
 from engine.errors import Conflict, InvalidParameter, Unavailable
 
 __all__ = ["SERVICES", "ApiServer"]
@@ -79,8 +80,8 @@ class ApiServer:
         add_service(self.server, CONTAINERS, servicer)
         self.services += (CONTAINERS.full_name,)
 
-    def bind(self, address: Address, *, cert: Path | None = None, key: Path | None = None) -> None:
-        """Listen on ``address``; TLS with ``cert`` and ``key`` (TCP only).
+    def bind(self, address: Address, tls: ServerTLS | None = None) -> None:
+        """Listen on ``address``; with ``tls`` (TCP only), TLS or mutual TLS.
 
         A unix socket is created with mode 0600; a stale one (no daemon
         answers on it) is replaced; a live one is a Conflict.
@@ -89,8 +90,8 @@ class ApiServer:
             assert address.path is not None
             self._bind_unix(address.path)
             return
-        if cert is not None and key is not None:
-            credentials = grpc.ssl_server_credentials([(key.read_bytes(), cert.read_bytes())])
+        if tls is not None:
+            credentials = tls.credentials()
             bound = self._bind(lambda: self.server.add_secure_port(address.target, credentials))
         else:
             bound = self._bind(lambda: self.server.add_insecure_port(address.target))

@@ -15,7 +15,7 @@ from statecharts.container import moby
 NOT_AN_INTEGER = "invalid restart policy format: maximum retry count must be an integer"
 
 
-@pytest.mark.parametrize("text", ["٩", "²", "９", "𝟗", "1٥", "9" * 5000, "", " "])
+@pytest.mark.parametrize("text", ["٩", "²", "\uff19", "\U0001d7d7", "1\u0665", "9" * 5000, "", " "])
 def test_only_ascii_digits_and_docker_names_are_signals(text: str) -> None:
     with pytest.raises(InvalidParameter) as refused:
         moby.parse_signal(text)
