@@ -22,6 +22,7 @@ import logging
 import os
 import pwd
 import signal
+import stat
 import threading
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
@@ -29,11 +30,13 @@ from importlib.metadata import version as _package_version
 from pathlib import Path
 from types import FrameType
 
+import sqlalchemy as sa
+
 import engine
 from engine.api import ApiServer, parse_address
 from engine.api.address import Address
 from engine.api.tls import ServerTLS
-from engine.errors import InvalidParameter
+from engine.errors import Forbidden, InvalidParameter
 from engine.export import FORMATS
 from engine.telemetry import Telemetry, check_exporter, providers
 from statecharts.container.process import ProcessRuntime
@@ -42,6 +45,8 @@ from statecharts.container.service import Containers, status_of
 __all__ = ["DaemonConfig", "chartd_version", "serve"]
 
 log = logging.getLogger("chartd.daemon")
+
+_JOURNALS = ("-wal", "-shm", "-journal")  # SQLite's files beside a database
 
 
 def chartd_version() -> str:
@@ -159,7 +164,8 @@ def serve(config: DaemonConfig, *, stop: threading.Event | None = None) -> None:
     telemetry is flushed.
     """
     stop = stop or threading.Event()
-    config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _private_state_dir(config.state_dir)
+    _private_database(config.db)
 
     def on_signal(number: int, frame: FrameType | None) -> None:
         if stop.is_set():
@@ -227,6 +233,61 @@ def _serve(config: DaemonConfig, stop: threading.Event, observer: Telemetry | No
             api.stop(0)  # again, harmlessly; removes the socket if serving never began
     finally:
         eng.close()
+
+
+def _private_state_dir(path: Path) -> None:
+    """Make the state directory (0700), tightening one others may enter.
+
+    It holds the database and every container's environment (secrets among
+    them): a directory of another user is refused, one others may read or
+    enter is narrowed to 0700, with a warning.
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        found = path.stat()
+    except OSError as exc:
+        raise InvalidParameter(
+            f"cannot use {path} as the state directory: {exc.strerror}"
+        ) from None
+    if not stat.S_ISDIR(found.st_mode):
+        raise InvalidParameter(f"cannot use {path} as the state directory: not a directory")
+    if found.st_uid != os.geteuid():
+        raise Forbidden(
+            f"the state directory {path} belongs to uid {found.st_uid}, not to uid "
+            f"{os.geteuid()} that runs chartd serve: chown it, or use another --state-dir"
+        )
+    mode = stat.S_IMODE(found.st_mode)
+    if mode & 0o077:
+        os.chmod(path, 0o700)
+        log.warning(
+            "the state directory %s was mode %04o: now 0700, since it holds the database "
+            "and the containers' environments",
+            path,
+            mode,
+        )
+
+
+def _private_database(url: str) -> None:
+    """An SQLite database file and its journals readable by the daemon's user only.
+
+    Made before SQLite opens it, so that the WAL and shared-memory files,
+    which SQLite creates with the database's own mode, are private too.
+    """
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        return  # the engine says what is wrong with it
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return  # a server's database, or one in memory
+    database = Path(parsed.database)
+    try:
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        for path in (database, *(database.with_name(database.name + s) for s in _JOURNALS)):
+            if path.exists() and stat.S_IMODE(path.stat().st_mode) & 0o077:
+                os.chmod(path, 0o600)
+                log.warning("%s was readable by others: now mode 0600", path)
+    except OSError as exc:
+        raise InvalidParameter(f"cannot open the database {database}: {exc.strerror}") from None
 
 
 def _exposure(config: DaemonConfig) -> str | None:

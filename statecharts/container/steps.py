@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import signal as _signal
 from collections.abc import Callable
@@ -135,7 +136,12 @@ class ContainerSteps:
             "annotations": dict(data.get("labels") or {}),
         }
         try:
-            (self._run_dir(ctx) / "config.json").write_text(json.dumps(document, indent=2))
+            # The environment may hold secrets: the spec is for the daemon's user alone.
+            path = self._run_dir(ctx) / "config.json"
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+            with os.fdopen(os.open(path, flags, 0o600), "w") as f:
+                os.fchmod(f.fileno(), 0o600)  # a spec an older daemon left keeps its mode
+                f.write(json.dumps(document, indent=2))
         except OSError as exc:
             # A spec that cannot be made is the daemon's fault, not the request's.
             raise System(f"cannot write the container spec: {exc}") from exc
