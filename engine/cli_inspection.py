@@ -55,8 +55,8 @@ def ps(
     with Session(ctx) as s:
         try:
             found = s.call(
-                s.client.containers.List, c_pb2.ListContainersRequest(all=all, filters=filters)
-            ).containers
+                s.client.list_containers, c_pb2.ListContainersRequest(all=all, filters=filters)
+            )
         except CallFailed:
             raise typer.Exit(1) from None
     now = time.time()
@@ -187,9 +187,8 @@ def history(
                 s.client.containers.Inspect, c_pb2.InspectContainerRequest(container=container)
             )
             journal = s.call(
-                s.client.engine.GetHistory,
-                engine_pb2.GetHistoryRequest(entity=found.id, chart="container"),
-            ).transitions
+                s.client.history, engine_pb2.GetHistoryRequest(entity=found.id, chart="container")
+            )
         except CallFailed:
             raise typer.Exit(1) from None
     if fmt == "json":

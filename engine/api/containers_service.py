@@ -7,6 +7,7 @@ daemon's composition root hands it ``statecharts.container.service.Containers``.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any, Protocol
 import grpc
 
 import engine
-from engine.api import _fields
+from engine.api import _fields, paging
 from engine.api._convert import timestamp
 from engine.api.chartd.v1 import containers_pb2, containers_pb2_grpc
 from engine.errors import InvalidParameter, NotFound
@@ -149,15 +150,10 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
     def Create(
         self, request: containers_pb2.CreateContainerRequest, context: grpc.ServicerContext
     ) -> containers_pb2.CreateContainerResponse:
-        size = _fields.check_args(request.cmd, "cmd")
+        # Their shape here; what a container may store in all is the service's cap.
+        _fields.check_args(request.cmd, "cmd")
         _fields.check_map(request.env, "env", forbid_eq=True)
         _fields.check_map(request.labels, "label")
-        size += sum(len(k) + len(v) + 2 for k, v in request.env.items())
-        if size > _fields.MAX_ARGS_TOTAL:
-            raise InvalidParameter(
-                f"the command and environment are too long: {size} bytes, "
-                f"at most {_fields.MAX_ARGS_TOTAL}"
-            )
         created = self.containers.create(
             list(request.cmd),
             name=_fields.optional_text(request.name, "container name"),
@@ -276,23 +272,30 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
             raise InvalidParameter(
                 f"invalid filter 'status={status}': use one of {', '.join(STATUSES)}"
             )
+        limit = paging.page_size(request.page_size)
+        after = _position(request.page_token)
         # As docker: a status filter lists stopped containers without --all.
-        found = self.containers.list(all=request.all or bool(statuses))
-        out = []
-        for e in found:
-            status = self.status_of(e.configuration, e.data)
-            name = str(e.data.get("name", "")).lstrip("/")
-            labels = e.data.get("labels") or {}
-            if statuses and status not in statuses:
-                continue
-            if "id" in filters and not any(e.id.startswith(v) for v in filters["id"]):
-                continue
-            if "name" in filters and not any(v.lstrip("/") in name for v in filters["name"]):
-                continue
-            if "label" in filters and not all(_label(labels, v) for v in filters["label"]):
-                continue
-            out.append(self._summary(e))
-        return containers_pb2.ListContainersResponse(containers=out)
+        found = sorted(self.containers.list(all=request.all or bool(statuses)), key=_order)
+        listed = (
+            (e, self._summary(e))
+            for e in reversed(found)
+            if (after is None or _order(e) < after) and self._matches(e, filters, statuses)
+        )
+        page, more = paging.fill(listed, lambda pair: pair[1].ByteSize(), limit)
+        return containers_pb2.ListContainersResponse(
+            containers=[summary for _, summary in page],
+            next_page_token=_token(page[-1][0]) if more else "",
+        )
+
+    def _matches(self, e: engine.Entity, filters: Mapping[str, _Ids], statuses: set[str]) -> bool:
+        name = str(e.data.get("name", "")).lstrip("/")
+        labels = e.data.get("labels") or {}
+        return (
+            (not statuses or self.status_of(e.configuration, e.data) in statuses)
+            and ("id" not in filters or any(e.id.startswith(v) for v in filters["id"]))
+            and ("name" not in filters or any(v.lstrip("/") in name for v in filters["name"]))
+            and ("label" not in filters or all(_label(labels, v) for v in filters["label"]))
+        )
 
     def Wait(
         self, request: containers_pb2.WaitContainerRequest, context: grpc.ServicerContext
@@ -407,6 +410,31 @@ def _filters(given: Sequence[containers_pb2.Filter], known: Sequence[str]) -> di
             raise InvalidParameter(f"invalid filter '{key}' (use {', '.join(known)})")
         out.setdefault(key, []).append(_fields.check_text(f.value, f"filter {key}", limit=512))
     return out
+
+
+def _order(e: engine.Entity) -> tuple[float, str]:
+    """Where a container stands in a listing (newest first: the highest goes first)."""
+    return (float(e.created_at), e.id)
+
+
+def _token(e: engine.Entity) -> str:
+    """The page token of a listing that ended with ``e``: exact, as repr keeps a float."""
+    created, cid = _order(e)
+    return f"{created!r}/{cid}"
+
+
+def _position(token: str) -> tuple[float, str] | None:
+    """The position a page token stands for (None: the start)."""
+    if not token:
+        return None
+    created, _, cid = _fields.check_text(token, "page token", limit=200).partition("/")
+    try:
+        position = (float(created), cid)
+    except ValueError:
+        position = (math.nan, "")
+    if not math.isfinite(position[0]) or not cid:
+        raise InvalidParameter(f"invalid page token {token[:40]!r}: pass next_page_token back")
+    return position
 
 
 def _label(labels: Mapping[str, Any], spec: str) -> bool:

@@ -17,6 +17,7 @@ from engine.errors import InvalidParameter
 __all__ = [
     "DEFAULT_STOP_SIGNAL",
     "DEFAULT_STOP_TIMEOUT",
+    "MAX_NAME",
     "RestartPolicy",
     "backoff",
     "ends",
@@ -28,6 +29,7 @@ __all__ = [
 
 DEFAULT_STOP_SIGNAL = int(_signal.SIGTERM)
 DEFAULT_STOP_TIMEOUT = 10  # seconds, moby's default on Linux
+MAX_NAME = 253  # moby has no bound; a DNS name's, so that every listing stays small
 _NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 _POLICIES = ("no", "always", "unless-stopped", "on-failure")
 # Go's strconv.Atoi, which moby parses numbers with: ASCII digits only (Python's int()
@@ -45,8 +47,13 @@ BACKOFF_RESET_AFTER = 10.0
 def valid_name(name: str) -> str:
     """The canonical name (``/web``) of a valid container name, or InvalidParameter."""
     if not isinstance(name, str) or not _NAME.match(name):
+        shown = name if not isinstance(name, str) or len(name) <= 64 else name[:64] + "…"
         raise InvalidParameter(
-            f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            f"Invalid container name ({shown}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )
+    if len(name.lstrip("/")) > MAX_NAME:
+        raise InvalidParameter(
+            f"Invalid container name ({name[:64]}…): at most {MAX_NAME} characters"
         )
     return name if name.startswith("/") else "/" + name
 
@@ -95,11 +102,7 @@ def parse_restart_policy(text: str | None) -> RestartPolicy:
         raise InvalidParameter("invalid restart policy format: no policy provided before colon")
     count = 0
     if count_text:
-        if (
-            not _COUNT.fullmatch(count_text)
-            or len(count_text) > 20
-            or int(count_text) > _COUNT_MAX
-        ):
+        if not _COUNT.fullmatch(count_text) or len(count_text) > 20 or int(count_text) > _COUNT_MAX:
             raise InvalidParameter(
                 "invalid restart policy format: maximum retry count must be an integer"
             )
