@@ -18,6 +18,7 @@ import grpc
 import engine
 from engine.api import _fields, paging
 from engine.api._convert import timestamp
+from engine.api.admission import time_left
 from engine.api.chartd.v1 import containers_pb2, containers_pb2_grpc
 from engine.errors import InvalidParameter, NotFound
 
@@ -39,6 +40,9 @@ _FOLLOW_POLL = 0.1  # seconds between looks at a followed log that has no new ou
 _SLICE = 1.0  # seconds a stream waits for events before it checks its client is there
 _Ids = list[str]
 
+TimeLeft = Callable[[], float | None]
+"""Seconds the caller still waits: None without a deadline; zero or less once it has gone."""
+
 StatusOf = Callable[[Sequence[str], Mapping[str, Any]], str]
 """moby's status string of a container from its configuration and data."""
 
@@ -48,6 +52,9 @@ class ContainerService(Protocol):
 
     Containers are named by ``ref``: a name with or without ``/``, an ID or
     a unique ID prefix. Errors are :mod:`engine.errors` categories.
+    ``time_left`` tells an operation how long its caller still waits
+    (:data:`TimeLeft`): it waits no longer, and does nothing once the caller
+    has gone (DeadlineExceeded).
     """
 
     def get(self, ref: str) -> engine.Entity:
@@ -72,42 +79,60 @@ class ContainerService(Protocol):
         """A new container in state created."""
         ...
 
-    def start(self, ref: str) -> engine.Entity:
+    def start(self, ref: str, *, time_left: TimeLeft | None = None) -> engine.Entity:
         """Start a created or exited container."""
         ...
 
     def stop(
-        self, ref: str, *, timeout: int | None = None, signal: str | int | None = None
+        self,
+        ref: str,
+        *,
+        timeout: int | None = None,
+        signal: str | int | None = None,
+        time_left: TimeLeft | None = None,
     ) -> engine.Entity:
         """Stop it and return once it stopped."""
         ...
 
-    def kill(self, ref: str, *, signal: str | int | None = None) -> engine.Entity:
+    def kill(
+        self, ref: str, *, signal: str | int | None = None, time_left: TimeLeft | None = None
+    ) -> engine.Entity:
         """Send a signal."""
         ...
 
-    def pause(self, ref: str) -> engine.Entity:
+    def pause(self, ref: str, *, time_left: TimeLeft | None = None) -> engine.Entity:
         """Freeze it."""
         ...
 
-    def unpause(self, ref: str) -> engine.Entity:
+    def unpause(self, ref: str, *, time_left: TimeLeft | None = None) -> engine.Entity:
         """Thaw it."""
         ...
 
-    def restart(self, ref: str, *, timeout: int | None = None) -> engine.Entity:
+    def restart(
+        self, ref: str, *, timeout: int | None = None, time_left: TimeLeft | None = None
+    ) -> engine.Entity:
         """Stop if running, then start."""
         ...
 
-    def remove(self, ref: str, *, force: bool = False) -> engine.Entity:
+    def remove(
+        self, ref: str, *, force: bool = False, time_left: TimeLeft | None = None
+    ) -> engine.Entity:
         """Remove it."""
         ...
 
-    def rename(self, ref: str, new_name: str) -> engine.Entity:
+    def rename(
+        self, ref: str, new_name: str, *, time_left: TimeLeft | None = None
+    ) -> engine.Entity:
         """Give it a new name."""
         ...
 
     def wait(
-        self, ref: str, condition: str = "not-running", timeout: float | None = None
+        self,
+        ref: str,
+        condition: str = "not-running",
+        timeout: float | None = None,
+        *,
+        time_left: TimeLeft | None = None,
     ) -> tuple[int, str]:
         """Block until ``condition`` holds; (exit code, error)."""
         ...
@@ -174,7 +199,8 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
     def Start(
         self, request: containers_pb2.StartContainerRequest, context: grpc.ServicerContext
     ) -> containers_pb2.ContainerSummary:
-        return self._summary(self.containers.start(_ref(request.container)))
+        ref = _ref(request.container)
+        return self._summary(self.containers.start(ref, time_left=_caller(context)))
 
     def Stop(
         self, request: containers_pb2.StopContainerRequest, context: grpc.ServicerContext
@@ -182,42 +208,52 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
         ref = _ref(request.container)
         timeout = request.timeout if request.HasField("timeout") else None
         signal = _fields.optional_text(request.signal, "signal", limit=32)
-        return self._summary(self.containers.stop(ref, timeout=timeout, signal=signal))
+        return self._summary(
+            self.containers.stop(ref, timeout=timeout, signal=signal, time_left=_caller(context))
+        )
 
     def Kill(
         self, request: containers_pb2.KillContainerRequest, context: grpc.ServicerContext
     ) -> containers_pb2.ContainerSummary:
         ref = _ref(request.container)
         signal = _fields.optional_text(request.signal, "signal", limit=32)
-        return self._summary(self.containers.kill(ref, signal=signal))
+        return self._summary(self.containers.kill(ref, signal=signal, time_left=_caller(context)))
 
     def Pause(
         self, request: containers_pb2.PauseContainerRequest, context: grpc.ServicerContext
     ) -> containers_pb2.ContainerSummary:
-        return self._summary(self.containers.pause(_ref(request.container)))
+        ref = _ref(request.container)
+        return self._summary(self.containers.pause(ref, time_left=_caller(context)))
 
     def Unpause(
         self, request: containers_pb2.UnpauseContainerRequest, context: grpc.ServicerContext
     ) -> containers_pb2.ContainerSummary:
-        return self._summary(self.containers.unpause(_ref(request.container)))
+        ref = _ref(request.container)
+        return self._summary(self.containers.unpause(ref, time_left=_caller(context)))
 
     def Restart(
         self, request: containers_pb2.RestartContainerRequest, context: grpc.ServicerContext
     ) -> containers_pb2.ContainerSummary:
         timeout = request.timeout if request.HasField("timeout") else None
-        return self._summary(self.containers.restart(_ref(request.container), timeout=timeout))
+        ref = _ref(request.container)
+        return self._summary(
+            self.containers.restart(ref, timeout=timeout, time_left=_caller(context))
+        )
 
     def Remove(
         self, request: containers_pb2.RemoveContainerRequest, context: grpc.ServicerContext
     ) -> containers_pb2.ContainerSummary:
-        return self._summary(self.containers.remove(_ref(request.container), force=request.force))
+        ref = _ref(request.container)
+        return self._summary(
+            self.containers.remove(ref, force=request.force, time_left=_caller(context))
+        )
 
     def Rename(
         self, request: containers_pb2.RenameContainerRequest, context: grpc.ServicerContext
     ) -> containers_pb2.ContainerSummary:
         ref = _ref(request.container)
         new_name = _fields.check_text(request.new_name, "new name")
-        return self._summary(self.containers.rename(ref, new_name))
+        return self._summary(self.containers.rename(ref, new_name, time_left=_caller(context)))
 
     # -- looking -----------------------------------------------------------------------
 
@@ -305,12 +341,10 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
             raise InvalidParameter(
                 f'invalid condition: "{condition}" (use {", ".join(CONDITIONS)})'
             )
-        # By ID from here on: a rename must not lose the waiter. One call, bounded by
-        # the call's deadline: conditions are relative to the moment they are asked
-        # (the next exit), so they cannot be asked again in slices; a waiter whose
-        # client left holds its thread until the condition holds or the daemon stops.
+        # By ID from here on: a rename must not lose the waiter. One call, that ends
+        # when its client goes: at its deadline, or when it cancels.
         container = self.containers.get(_ref(request.container)).id
-        code, error = self.containers.wait(container, condition, context.time_remaining())
+        code, error = self.containers.wait(container, condition, time_left=_caller(context))
         return containers_pb2.WaitContainerResponse(status_code=code, error=error)
 
     def Logs(
@@ -396,6 +430,11 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
             restart_count=int(d.get("restart_count") or 0),
             pid=int(d.get("pid") or 0) if running else 0,
         )
+
+
+def _caller(context: grpc.ServicerContext) -> TimeLeft:
+    """How long the call's client still waits, asked afresh each time."""
+    return lambda: time_left(context)
 
 
 def _ref(value: str) -> str:

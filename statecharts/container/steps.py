@@ -27,7 +27,7 @@ from typing import Any
 
 import engine
 from engine.errors import ChartdError, Conflict, NotFound, System
-from statecharts.container import moby
+from statecharts.container import calls, moby
 from statecharts.container.network import AddressPool
 from statecharts.container.runtime import ContainerSpec, Runtime
 
@@ -269,7 +269,11 @@ class ContainerSteps:
             data["manually_stopped"] = True  # moby sets it for any signal
 
     def task_stop(self, ctx: engine.Context) -> None:
-        """Stop synchronously (restart): the stop signal, the timeout, then SIGKILL."""
+        """Stop synchronously (restart): the stop signal, the timeout, then SIGKILL.
+
+        Its waits end when the operation's caller goes (DeadlineExceeded):
+        the restart then fails, and the container keeps running.
+        """
         signal = int(ctx.data.get("stop_signal") or moby.DEFAULT_STOP_SIGNAL)
         timeout = self._send_stop(ctx, signal)
         if ctx.source.in_state("running.paused"):
@@ -294,7 +298,9 @@ class ContainerSteps:
     def _wait(self, container_id: str, timeout: float | None) -> object | None:
         # The exit handler may have deleted the task already: that is an exit too.
         try:
-            return self.runtime.wait(container_id, timeout)
+            return calls.wait_for(
+                lambda seconds: self.runtime.wait(container_id, seconds), timeout, calls.caller()
+            )
         except NotFound:
             return True
 
