@@ -23,6 +23,7 @@ from engine.api.chartd.v1 import containers_pb2 as c
 from engine.api.chartd.v1 import engine_pb2 as e
 
 _names = (f"cap{n}" for n in itertools.count())
+NOT_AN_INTEGER = "invalid restart policy format: maximum retry count must be an integer"
 KIB = 1024
 # One container near the caps: a command and environment of almost 1 MiB, 64 KiB of labels.
 BIG_CMD = ["sleep", "1000", *("a" * (100 * KIB) for _ in range(9))]
@@ -51,8 +52,8 @@ def names(client: Client) -> set[str]:
         ({"env": {f"E{i}": "v" * (120 * KIB) for i in range(9)}}, "command and environment"),
         ({"cmd": ["true", *("a" * (128 * KIB) for _ in range(8))]}, "command and environment"),
         ({"name": "n" * 254}, "at most 253 characters"),
-        ({"restart_policy": "on-failure:2147483648"}, "maximum retry count must be an integer"),
-        ({"restart_policy": "on-failure:٣"}, "maximum retry count must be an integer"),
+        ({"restart_policy": "on-failure:2147483648"}, NOT_AN_INTEGER),
+        ({"restart_policy": "on-failure:٣"}, NOT_AN_INTEGER),
     ],
     ids=["28x128KiB", "257", "one-big", "env", "cmd", "name", "int32", "arabic"],
 )
@@ -64,6 +65,17 @@ def test_create_refuses_what_exceeds_the_caps(
     code, message = refused(client.containers.Create, request)
     assert code == "INVALID_ARGUMENT" and says in message, message
     assert len(message) < 400
+    assert names(client) == before
+
+
+def test_a_retry_count_past_int32_is_refused_at_create_by_the_cli(
+    client: Client, daemon: Daemon
+) -> None:
+    before = names(client)
+    for verb in (["create"], ["run", "-d"]):
+        refused = daemon.cli(*verb, "--restart", "on-failure:2147483648", "sleep", "1")
+        assert refused.returncode != 0
+        assert refused.stderr == f"Error response from daemon: {NOT_AN_INTEGER}\n"
     assert names(client) == before
 
 
