@@ -47,6 +47,7 @@ def _serve(args: argparse.Namespace) -> None:
             listen=args.listen,
             tls_cert=args.tls_cert,
             tls_key=args.tls_key,
+            tls_client_ca=args.tls_client_ca,
             insecure=args.insecure,
             otel=exporter,
         )
@@ -94,6 +95,12 @@ SERVE = Verb(
         ),
         arg("--tls-cert", type=Path, help="TLS certificate (tcp://)."),
         arg("--tls-key", type=Path, help="TLS private key (tcp://)."),
+        arg(
+            "--tls-client-ca",
+            type=Path,
+            help="Require client certificates signed by this CA (mutual TLS; "
+            "needed beyond loopback).",
+        ),
         arg("--insecure", action="store_true", help="Plain tcp:// without TLS, loopback only."),
         arg(
             "--log-level",

@@ -45,9 +45,9 @@ def _ps(args: argparse.Namespace) -> None:
     with Session(args) as s:
         try:
             found = s.call(
-                s.client.containers.List,
+                s.client.list_containers,
                 c_pb2.ListContainersRequest(all=args.all, filters=filters),
-            ).containers
+            )
         except CallFailed:
             raise SystemExit(1) from None
     now = time.time()
@@ -157,9 +157,9 @@ def _history(args: argparse.Namespace) -> None:
                 c_pb2.InspectContainerRequest(container=args.container),
             )
             journal = s.call(
-                s.client.engine.GetHistory,
+                s.client.history,
                 engine_pb2.GetHistoryRequest(entity=found.id, chart="container"),
-            ).transitions
+            )
         except CallFailed:
             raise SystemExit(1) from None
     if args.fmt == "json":

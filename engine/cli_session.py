@@ -1,9 +1,10 @@
 """A client verb's connection to the daemon, and what its errors mean for the exit status.
 
-The global ``-H/--host`` and ``--tls-ca`` options say where the daemon is
-(``args.host`` and ``args.tls_ca`` of every verb); a :class:`Session` opens
-the gRPC client for one verb. A call the daemon
-refuses prints ``Error response from daemon: <message>`` on stderr and the
+The global ``-H/--host`` option says where the daemon is, ``--tls-ca``
+which CA signed a ``tcp://`` daemon's certificate, and ``--tls-cert`` and
+``--tls-key`` the client's own, for a daemon that requires one (every verb's
+``args``); a :class:`Session` opens the gRPC client for one verb. A call the
+daemon refuses prints ``Error response from daemon: <message>`` on stderr and the
 verb exits 1 at the end; a daemon that cannot be reached ends the verb at
 once; NotModified is success, as in docker.
 """
@@ -48,6 +49,12 @@ GLOBAL_OPTIONS: tuple[Arg, ...] = (
         "--tls-ca",
         help="CA certificate of a tcp:// daemon that serves TLS (default: $CHARTD_TLS_CA).",
     ),
+    arg(
+        "--tls-cert",
+        help="Client certificate, for a daemon that requires one (--tls-client-ca) "
+        "(default: $CHARTD_TLS_CERT).",
+    ),
+    arg("--tls-key", help="The client certificate's private key (default: $CHARTD_TLS_KEY)."),
 )
 """Where the daemon is: options of ``chartd`` itself, before the verb."""
 
@@ -72,8 +79,15 @@ class Session:
     def __init__(self, args: argparse.Namespace) -> None:
         self.host = args.host or default_host()
         tls_ca = args.tls_ca or os.environ.get("CHARTD_TLS_CA")
+        cert = args.tls_cert or os.environ.get("CHARTD_TLS_CERT")
+        key = args.tls_key or os.environ.get("CHARTD_TLS_KEY")
         try:
-            self.client = Client(self.host, tls_ca=Path(tls_ca) if tls_ca else None)
+            self.client = Client(
+                self.host,
+                tls_ca=Path(tls_ca) if tls_ca else None,
+                tls_cert=Path(cert) if cert else None,
+                tls_key=Path(key) if key else None,
+            )
         except ChartdError as exc:
             fail(exc.message)
         self.failed = False

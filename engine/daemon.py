@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import logging
 import os
+import pwd
 import signal
+import stat
 import threading
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
@@ -28,10 +30,13 @@ from importlib.metadata import version as _package_version
 from pathlib import Path
 from types import FrameType
 
+import sqlalchemy as sa
+
 import engine
 from engine.api import ApiServer, parse_address
 from engine.api.address import Address
-from engine.errors import InvalidParameter
+from engine.api.tls import ServerTLS
+from engine.errors import Forbidden, InvalidParameter
 from engine.export import FORMATS
 from engine.telemetry import Telemetry, check_exporter, providers
 from statecharts.container.process import ProcessRuntime
@@ -40,6 +45,8 @@ from statecharts.container.service import Containers, status_of
 __all__ = ["DaemonConfig", "chartd_version", "serve"]
 
 log = logging.getLogger("chartd.daemon")
+
+_JOURNALS = ("-wal", "-shm", "-journal")  # SQLite's files beside a database
 
 
 def chartd_version() -> str:
@@ -59,6 +66,7 @@ class DaemonConfig:
     listen: Address
     tls_cert: Path | None = None
     tls_key: Path | None = None
+    tls_client_ca: Path | None = None
     insecure: bool = False
     otel: str = "off"
     shutdown_grace: float = 2.0
@@ -73,6 +81,7 @@ class DaemonConfig:
         listen: str | None = None,
         tls_cert: Path | None = None,
         tls_key: Path | None = None,
+        tls_client_ca: Path | None = None,
         insecure: bool = False,
         otel: str = "off",
     ) -> DaemonConfig:
@@ -80,7 +89,9 @@ class DaemonConfig:
 
         TCP needs ``tls_cert`` and ``tls_key``, or ``insecure``, which is
         accepted on a loopback host only: an API that starts processes is
-        never offered in the clear beyond this machine. ``otel`` is one of
+        never offered in the clear beyond this machine. Beyond loopback it
+        needs ``tls_client_ca`` too (mutual TLS): a client without a
+        certificate that CA signed is refused. ``otel`` is one of
         ``engine.telemetry.EXPORTERS``, and its exporter package is installed.
         """
         check_exporter(otel)
@@ -88,35 +99,57 @@ class DaemonConfig:
         address = parse_address(listen or f"unix://{state_dir / 'chartd.sock'}")
         if (tls_cert is None) != (tls_key is None):
             raise InvalidParameter("--tls-cert and --tls-key go together")
-        tls = tls_cert is not None
-        if address.scheme == "unix" and (tls or insecure):
-            raise InvalidParameter(
-                "--tls-cert/--tls-key and --insecure apply to tcp:// addresses only"
-            )
-        if address.scheme == "tcp":
-            if tls and insecure:
-                raise InvalidParameter("--insecure and --tls-cert/--tls-key exclude each other")
-            if not tls and not insecure:
-                raise InvalidParameter(
-                    f"listening on {address} needs --tls-cert and --tls-key, "
-                    "or --insecure (loopback only)"
-                )
-            if insecure and not address.loopback:
-                raise InvalidParameter(
-                    f"--insecure listens on loopback only, not on {address.host}: "
-                    "use 127.0.0.1 or ::1, or TLS"
-                )
-        for path in (tls_cert, tls_key):
+        if tls_client_ca is not None and tls_cert is None:
+            raise InvalidParameter("--tls-client-ca needs --tls-cert and --tls-key")
+        for path in (tls_cert, tls_key, tls_client_ca):
             if path is not None and not path.is_file():
                 raise InvalidParameter(f"no such file: {path}")
+        mutual = tls_client_ca is not None
+        _check_listen(address, tls=tls_cert is not None, mutual=mutual, insecure=insecure)
         return cls(
             state_dir=state_dir,
             db=db or f"sqlite:///{state_dir / 'chartd.db'}",
             listen=address,
             tls_cert=tls_cert,
             tls_key=tls_key,
+            tls_client_ca=tls_client_ca,
             insecure=insecure,
             otel=otel,
+        )
+
+    @property
+    def tls(self) -> ServerTLS | None:
+        """The TLS the daemon serves, if any."""
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        return ServerTLS(self.tls_cert, self.tls_key, self.tls_client_ca)
+
+
+def _check_listen(address: Address, *, tls: bool, mutual: bool, insecure: bool) -> None:
+    """Refuse a listener that would let someone run processes without credentials."""
+    if address.scheme == "unix":
+        if tls or insecure:
+            raise InvalidParameter(
+                "--tls-cert/--tls-key, --tls-client-ca and --insecure "
+                "apply to tcp:// addresses only"
+            )
+        return
+    if tls and insecure:
+        raise InvalidParameter("--insecure and --tls-cert/--tls-key exclude each other")
+    if insecure and not address.loopback:
+        raise InvalidParameter(
+            f"--insecure listens on loopback only, not on {address.host}: "
+            "use 127.0.0.1 or ::1, or mutual TLS"
+        )
+    if address.loopback and not tls and not insecure:
+        raise InvalidParameter(
+            f"listening on {address} needs --tls-cert and --tls-key, or --insecure (loopback only)"
+        )
+    if not address.loopback and not mutual:
+        raise InvalidParameter(
+            f"listening on {address} needs --tls-cert, --tls-key and --tls-client-ca: "
+            "beyond loopback every client must show a certificate that CA signed "
+            "(mutual TLS), or anyone who reaches the port runs processes as this daemon's user"
         )
 
 
@@ -131,7 +164,8 @@ def serve(config: DaemonConfig, *, stop: threading.Event | None = None) -> None:
     telemetry is flushed.
     """
     stop = stop or threading.Event()
-    config.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    _private_state_dir(config.state_dir)
+    _private_database(config.db)
 
     def on_signal(number: int, frame: FrameType | None) -> None:
         if stop.is_set():
@@ -169,7 +203,7 @@ def _serve(config: DaemonConfig, stop: threading.Event, observer: Telemetry | No
     try:
         api = ApiServer(eng, version=chartd_version(), exporters=FORMATS)
         # Bound first: a daemon that cannot listen fails before it touches a container.
-        api.bind(config.listen, cert=config.tls_cert, key=config.tls_key)
+        api.bind(config.listen, config.tls)
         try:
             runtime = ProcessRuntime(config.state_dir / "runtime")
             try:
@@ -181,6 +215,9 @@ def _serve(config: DaemonConfig, stop: threading.Event, observer: Telemetry | No
                     log.info("restart policies started %d container(s) again", len(restarted))
                 api.start()
                 log.info("serving the API on %s (pid %d)", config.listen, os.getpid())
+                exposure = _exposure(config)
+                if exposure is not None:
+                    log.warning("%s", exposure)
                 try:
                     # In slices: a wait without a timeout would not let the handler run.
                     while not stop.wait(0.5):
@@ -196,6 +233,78 @@ def _serve(config: DaemonConfig, stop: threading.Event, observer: Telemetry | No
             api.stop(0)  # again, harmlessly; removes the socket if serving never began
     finally:
         eng.close()
+
+
+def _private_state_dir(path: Path) -> None:
+    """Make the state directory (0700), tightening one others may enter.
+
+    It holds the database and every container's environment (secrets among
+    them): a directory of another user is refused, one others may read or
+    enter is narrowed to 0700, with a warning.
+    """
+    try:
+        path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        found = path.stat()
+    except OSError as exc:
+        raise InvalidParameter(
+            f"cannot use {path} as the state directory: {exc.strerror}"
+        ) from None
+    if not stat.S_ISDIR(found.st_mode):
+        raise InvalidParameter(f"cannot use {path} as the state directory: not a directory")
+    if found.st_uid != os.geteuid():
+        raise Forbidden(
+            f"the state directory {path} belongs to uid {found.st_uid}, not to uid "
+            f"{os.geteuid()} that runs chartd serve: chown it, or use another --state-dir"
+        )
+    mode = stat.S_IMODE(found.st_mode)
+    if mode & 0o077:
+        os.chmod(path, 0o700)
+        log.warning(
+            "the state directory %s was mode %04o: now 0700, since it holds the database "
+            "and the containers' environments",
+            path,
+            mode,
+        )
+
+
+def _private_database(url: str) -> None:
+    """An SQLite database file and its journals readable by the daemon's user only.
+
+    Made before SQLite opens it, so that the WAL and shared-memory files,
+    which SQLite creates with the database's own mode, are private too.
+    """
+    try:
+        parsed = sa.make_url(url)
+    except sa.exc.ArgumentError:
+        return  # the engine says what is wrong with it
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return  # a server's database, or one in memory
+    database = Path(parsed.database)
+    try:
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        for path in (database, *(database.with_name(database.name + s) for s in _JOURNALS)):
+            if path.exists() and stat.S_IMODE(path.stat().st_mode) & 0o077:
+                os.chmod(path, 0o600)
+                log.warning("%s was readable by others: now mode 0600", path)
+    except OSError as exc:
+        raise InvalidParameter(f"cannot open the database {database}: {exc.strerror}") from None
+
+
+def _exposure(config: DaemonConfig) -> str | None:
+    """What a listener without client authentication gives away, for the startup log."""
+    if config.listen.scheme == "unix" or config.tls_client_ca is not None:
+        return None  # the socket is 0600; mutual TLS checks every client
+    how = "--insecure" if config.insecure else "TLS without --tls-client-ca"
+    uid = os.geteuid()
+    try:
+        user = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        user = f"uid {uid}"
+    power = "root" if uid == 0 else f"the rights of {user}"
+    return (
+        f"{how} on {config.listen} gives every local user {power}: anyone who can "
+        f"connect to it runs processes as {user} without credentials (docs/security.md)"
+    )
 
 
 def _safe(url: str) -> str:

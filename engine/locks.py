@@ -17,6 +17,7 @@ takes the current one.
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -53,8 +54,13 @@ class KeyedLock:
         """Whether a lock is kept for ``key`` now."""
         return key in self._entries
 
-    def acquire(self, key: str) -> None:
-        """Block until the calling thread holds ``key``'s lock; release it with :meth:`release`."""
+    def acquire(self, key: str, timeout: float | None = None) -> bool:
+        """Block until the calling thread holds ``key``'s lock; release it with :meth:`release`.
+
+        False, holding nothing, if that did not happen within ``timeout``
+        seconds (None: wait as long as it takes).
+        """
+        end = None if timeout is None else time.monotonic() + timeout
         while True:
             entry = self._entries.get(key)  # reading the dict is atomic: no guard needed
             if entry is None:
@@ -62,10 +68,13 @@ class KeyedLock:
                     if len(self._entries) >= self._prune_at:
                         self._prune()
                     entry = self._entries.setdefault(key, _Entry())
-            entry.lock.acquire()
+            if not entry.lock.acquire(
+                timeout=-1 if end is None else max(0.0, end - time.monotonic())
+            ):
+                return False
             if self._entries.get(key) is entry:
                 entry.owner = threading.get_ident()
-                return
+                return True
             # Forgotten while this thread waited for it: another thread may hold the
             # key's new lock, so take that one.
             entry.lock.release()

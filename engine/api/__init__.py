@@ -7,6 +7,9 @@ Rooms inside:
   codes, with the category carried as a ``google.rpc.ErrorInfo`` reason;
 * :mod:`engine.api.engine_service` and :mod:`engine.api.containers_service`:
   thin servicers; :mod:`engine.api.server`: them plus health and reflection;
+* :mod:`engine.api.admission`: which calls are taken on (clients gone,
+  quotas per kind of call); :mod:`engine.api.paging`: listings in pages that
+  fit in a response; :mod:`engine.api.tls`: TLS and mutual TLS credentials;
 * :mod:`engine.api.client`: a channel and stubs, for the CLI and other clients.
 
 The API depends inward only (the public ``engine`` API and ``engine.errors``);

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from google.protobuf.message import Message
+
 from engine.errors import InvalidParameter
 
 __all__ = [
     "MAX_NAME",
     "check_args",
     "check_map",
+    "check_struct",
     "check_text",
     "optional_text",
     "page_token",
@@ -24,8 +27,10 @@ __all__ = [
 
 MAX_NAME = 256  # names and IDs: 253 characters at most, a leading "/", some slack
 MAX_ARG = 128 * 1024  # Linux's MAX_ARG_STRLEN: execve refuses a longer argument
-MAX_ARGS_TOTAL = 1024 * 1024  # command and environment together (ARG_MAX is 2 MiB)
 MAX_PATH = 4096  # PATH_MAX
+# An entity's data or an event's params, encoded: an entity must fit in a response with
+# room to spare, and one request may not grow the database by more.
+MAX_STRUCT = 1024 * 1024
 _SEQ_MAX = 2**63 - 1  # the database's integer
 
 
@@ -54,9 +59,8 @@ def optional_text(value: str, what: str, *, limit: int = MAX_NAME) -> str | None
     return check_text(value, what, limit=limit, required=False) or None
 
 
-def check_args(args: Iterable[str], what: str) -> int:
-    """Check command arguments or environment entries for execve; their total size."""
-    total = 0
+def check_args(args: Iterable[str], what: str) -> None:
+    """Check command arguments or environment entries for execve."""
     for i, arg in enumerate(args):
         if len(arg) > MAX_ARG:
             raise InvalidParameter(
@@ -64,8 +68,6 @@ def check_args(args: Iterable[str], what: str) -> int:
             )
         if "\x00" in arg:
             raise InvalidParameter(f"{what}[{i}] may not contain a NUL character")
-        total += len(arg) + 1
-    return total
 
 
 def check_map(
@@ -83,6 +85,13 @@ def check_map(
                 f"{what} value of {_show(key)} is too long: {len(val)} characters, "
                 f"at most {MAX_ARG}"
             )
+
+
+def check_struct(value: Message, what: str) -> None:
+    """A Struct (an entity's data, an event's params) of at most MAX_STRUCT bytes."""
+    size = value.ByteSize()
+    if size > MAX_STRUCT:
+        raise InvalidParameter(f"{what} is too large: {size} bytes, at most {MAX_STRUCT}")
 
 
 def sequence(value: int, what: str) -> int:

@@ -1,14 +1,16 @@
 """Putting servicers on a server: where every call's errors are mapped.
 
 Each method is registered from the service's descriptor with two wrappers,
-so no servicer method handles errors itself:
+so no servicer method handles errors or admission itself:
 
 * the request deserializer turns bytes that are not a valid message (bad
   wire format, a string that is not UTF-8) into INVALID_ARGUMENT, where gRPC
   alone would answer INTERNAL;
-* the behaviour turns a :class:`~engine.errors.ChartdError` into its status
-  through :func:`engine.api.status.to_status`, and anything else into
-  INTERNAL (category ``system``), logged with its traceback.
+* the behaviour is run only if :class:`~engine.api.admission.Admission`
+  admits the call (its client is still there, its kind has room); it turns
+  a :class:`~engine.errors.ChartdError` into its status through
+  :func:`engine.api.status.to_status`, and anything else into INTERNAL
+  (category ``system``), logged with its traceback.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import grpc
 from google.protobuf import message, message_factory
 from google.protobuf.descriptor import ServiceDescriptor
 
+from engine.api.admission import Admission
 from engine.api.status import to_status
 from engine.errors import ChartdError, InvalidParameter, System
 
@@ -63,29 +66,35 @@ def _check(name: str, request: Any) -> None:
         raise InvalidParameter(f"malformed {name} request: {request.why}")
 
 
-def _unary(name: str, fn: _Behaviour) -> _Behaviour:
+def _unary(name: str, fn: _Behaviour, admission: Admission) -> _Behaviour:
     def handle(request: Any, context: grpc.ServicerContext) -> Any:
         try:
-            _check(name, request)
-            return fn(request, context)
+            with admission.admit(name, context):
+                _check(name, request)
+                return fn(request, context)
         except Exception as exc:  # every error leaves through one mapping
             _abort(context, name, exc)
 
     return handle
 
 
-def _streaming(name: str, fn: _Behaviour) -> Callable[[Any, grpc.ServicerContext], Iterator[Any]]:
+def _streaming(
+    name: str, fn: _Behaviour, admission: Admission
+) -> Callable[[Any, grpc.ServicerContext], Iterator[Any]]:
     def handle(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         try:
-            _check(name, request)
-            yield from fn(request, context)
+            with admission.admit(name, context):
+                _check(name, request)
+                yield from fn(request, context)
         except Exception as exc:  # every error leaves through one mapping
             _abort(context, name, exc)
 
     return handle
 
 
-def add_service(server: grpc.Server, descriptor: ServiceDescriptor, servicer: object) -> None:
+def add_service(
+    server: grpc.Server, descriptor: ServiceDescriptor, servicer: object, admission: Admission
+) -> None:
     """Serve every method of ``descriptor`` by the servicer's method of the same name.
 
     Only unary and server-streaming methods exist in chartd's API.
@@ -100,13 +109,13 @@ def add_service(server: grpc.Server, descriptor: ServiceDescriptor, servicer: ob
             raise TypeError(f"{name}: client streaming is not supported")
         if method.server_streaming:
             handlers[method.name] = grpc.unary_stream_rpc_method_handler(
-                _streaming(name, fn),
+                _streaming(name, fn, admission),
                 request_deserializer=_parser(request),
                 response_serializer=response.SerializeToString,
             )
         else:
             handlers[method.name] = grpc.unary_unary_rpc_method_handler(
-                _unary(name, fn),
+                _unary(name, fn, admission),
                 request_deserializer=_parser(request),
                 response_serializer=response.SerializeToString,
             )

@@ -12,13 +12,16 @@ turns it into the :class:`~engine.errors.ChartdError` the daemon raised.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import grpc
 from grpc_health.v1 import health_pb2
 
 from engine.api.address import Address, default_host, parse_address
-from engine.api.chartd.v1 import containers_pb2_grpc, engine_pb2_grpc
+from engine.api.chartd.v1 import containers_pb2, containers_pb2_grpc, engine_pb2, engine_pb2_grpc
+from engine.api.tls import ClientTLS
 from engine.errors import Unavailable
 
 __all__ = ["Client"]
@@ -28,15 +31,23 @@ class Client:
     """A connection to a chartd daemon at ``host`` (default :func:`default_host`).
 
     A ``tcp://`` host is reached over TLS when ``tls_ca`` (the CA that signed
-    the daemon's certificate) is given, in the clear otherwise (a daemon
-    started with ``--insecure``, on loopback).
+    the daemon's certificate) or a client certificate (``tls_cert`` and
+    ``tls_key``, for a daemon that requires one) is given, in the clear
+    otherwise (a daemon started with ``--insecure``, on loopback).
     """
 
-    def __init__(self, host: str | None = None, *, tls_ca: Path | None = None) -> None:
+    def __init__(
+        self,
+        host: str | None = None,
+        *,
+        tls_ca: Path | None = None,
+        tls_cert: Path | None = None,
+        tls_key: Path | None = None,
+    ) -> None:
         self.address: Address = parse_address(host or default_host())
-        if self.address.scheme == "tcp" and tls_ca is not None:
-            credentials = grpc.ssl_channel_credentials(root_certificates=tls_ca.read_bytes())
-            self.channel = grpc.secure_channel(self.address.target, credentials)
+        tls = ClientTLS(tls_ca, tls_cert, tls_key)
+        if self.address.scheme == "tcp" and tls.wanted:
+            self.channel = grpc.secure_channel(self.address.target, tls.credentials())
         else:
             self.channel = grpc.insecure_channel(self.address.target)
         self.engine = engine_pb2_grpc.EngineStub(self.channel)
@@ -60,6 +71,16 @@ class Client:
         """Close the channel; calls in flight are cancelled."""
         self.channel.close()
 
+    def list_containers(
+        self, request: containers_pb2.ListContainersRequest
+    ) -> list[containers_pb2.ContainerSummary]:
+        """Every container a List request matches, page after page."""
+        return _every_page(self.containers.List, request, "containers")
+
+    def history(self, request: engine_pb2.GetHistoryRequest) -> list[engine_pb2.Transition]:
+        """An entity's whole journal, page after page."""
+        return _every_page(self.engine.GetHistory, request, "transitions")
+
     def wait_ready(self, timeout: float = 10.0, service: str = "") -> None:
         """Return once the daemon reports SERVING; Unavailable after ``timeout`` seconds."""
         deadline = time.monotonic() + timeout
@@ -78,3 +99,16 @@ class Client:
             if time.monotonic() >= deadline:
                 raise Unavailable(f"the daemon at {self.address} is not serving ({last})")
             time.sleep(0.05)
+
+
+def _every_page(call: Callable[[Any], Any], request: Any, field: str) -> list[Any]:
+    """The items of ``field`` on every page of a paged listing, from ``request`` on."""
+    page = type(request)()
+    page.CopyFrom(request)
+    items: list[Any] = []
+    while True:
+        answer = call(page)
+        items.extend(getattr(answer, field))
+        if not answer.next_page_token:
+            return items
+        page.page_token = answer.next_page_token

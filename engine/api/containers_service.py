@@ -7,6 +7,7 @@ daemon's composition root hands it ``statecharts.container.service.Containers``.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -16,9 +17,10 @@ import grpc
 from google.protobuf import timestamp_pb2
 
 import engine
-from engine.api import _fields
+from engine.api import _fields, paging
 from engine.api._convert import timestamp
 from engine.api._event_times import EventClock, Window, earlier_events
+from engine.api.admission import time_left
 from engine.api.chartd.v1 import containers_pb2, containers_pb2_grpc
 from engine.errors import InvalidParameter, NotFound
 
@@ -40,6 +42,9 @@ _FOLLOW_POLL = 0.1  # seconds between looks at a followed log that has no new ou
 _SLICE = 1.0  # seconds a stream waits for events before it checks its client is there
 _Ids = list[str]
 
+TimeLeft = Callable[[], float | None]
+"""Seconds the caller still waits: None without a deadline; zero or less once it has gone."""
+
 StatusOf = Callable[[Sequence[str], Mapping[str, Any]], str]
 """moby's status string of a container from its configuration and data."""
 
@@ -49,6 +54,9 @@ class ContainerService(Protocol):
 
     Containers are named by ``ref``: a name with or without ``/``, an ID or
     a unique ID prefix. Errors are :mod:`engine.errors` categories.
+    ``time_left`` tells an operation how long its caller still waits
+    (:data:`TimeLeft`): it waits no longer, and does nothing once the caller
+    has gone (DeadlineExceeded).
     """
 
     def get(self, ref: str) -> engine.Entity:
@@ -73,42 +81,60 @@ class ContainerService(Protocol):
         """A new container in state created."""
         ...
 
-    def start(self, ref: str) -> engine.Entity:
+    def start(self, ref: str, *, time_left: TimeLeft | None = None) -> engine.Entity:
         """Start a created or exited container."""
         ...
 
     def stop(
-        self, ref: str, *, timeout: int | None = None, signal: str | int | None = None
+        self,
+        ref: str,
+        *,
+        timeout: int | None = None,
+        signal: str | int | None = None,
+        time_left: TimeLeft | None = None,
     ) -> engine.Entity:
         """Stop it and return once it stopped."""
         ...
 
-    def kill(self, ref: str, *, signal: str | int | None = None) -> engine.Entity:
+    def kill(
+        self, ref: str, *, signal: str | int | None = None, time_left: TimeLeft | None = None
+    ) -> engine.Entity:
         """Send a signal."""
         ...
 
-    def pause(self, ref: str) -> engine.Entity:
+    def pause(self, ref: str, *, time_left: TimeLeft | None = None) -> engine.Entity:
         """Freeze it."""
         ...
 
-    def unpause(self, ref: str) -> engine.Entity:
+    def unpause(self, ref: str, *, time_left: TimeLeft | None = None) -> engine.Entity:
         """Thaw it."""
         ...
 
-    def restart(self, ref: str, *, timeout: int | None = None) -> engine.Entity:
+    def restart(
+        self, ref: str, *, timeout: int | None = None, time_left: TimeLeft | None = None
+    ) -> engine.Entity:
         """Stop if running, then start."""
         ...
 
-    def remove(self, ref: str, *, force: bool = False) -> engine.Entity:
+    def remove(
+        self, ref: str, *, force: bool = False, time_left: TimeLeft | None = None
+    ) -> engine.Entity:
         """Remove it."""
         ...
 
-    def rename(self, ref: str, new_name: str) -> engine.Entity:
+    def rename(
+        self, ref: str, new_name: str, *, time_left: TimeLeft | None = None
+    ) -> engine.Entity:
         """Give it a new name."""
         ...
 
     def wait(
-        self, ref: str, condition: str = "not-running", timeout: float | None = None
+        self,
+        ref: str,
+        condition: str = "not-running",
+        timeout: float | None = None,
+        *,
+        time_left: TimeLeft | None = None,
     ) -> tuple[int, str]:
         """Block until ``condition`` holds; (exit code, error)."""
         ...
@@ -151,15 +177,10 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
     def Create(
         self, request: containers_pb2.CreateContainerRequest, context: grpc.ServicerContext
     ) -> containers_pb2.CreateContainerResponse:
-        size = _fields.check_args(request.cmd, "cmd")
+        # Their shape here; what a container may store in all is the service's cap.
+        _fields.check_args(request.cmd, "cmd")
         _fields.check_map(request.env, "env", forbid_eq=True)
         _fields.check_map(request.labels, "label")
-        size += sum(len(k) + len(v) + 2 for k, v in request.env.items())
-        if size > _fields.MAX_ARGS_TOTAL:
-            raise InvalidParameter(
-                f"the command and environment are too long: {size} bytes, "
-                f"at most {_fields.MAX_ARGS_TOTAL}"
-            )
         created = self.containers.create(
             list(request.cmd),
             name=_fields.optional_text(request.name, "container name"),
@@ -180,7 +201,8 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
     def Start(
         self, request: containers_pb2.StartContainerRequest, context: grpc.ServicerContext
     ) -> containers_pb2.ContainerSummary:
-        return self._summary(self.containers.start(_ref(request.container)))
+        ref = _ref(request.container)
+        return self._summary(self.containers.start(ref, time_left=_caller(context)))
 
     def Stop(
         self, request: containers_pb2.StopContainerRequest, context: grpc.ServicerContext
@@ -188,42 +210,52 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
         ref = _ref(request.container)
         timeout = request.timeout if request.HasField("timeout") else None
         signal = _fields.optional_text(request.signal, "signal", limit=32)
-        return self._summary(self.containers.stop(ref, timeout=timeout, signal=signal))
+        return self._summary(
+            self.containers.stop(ref, timeout=timeout, signal=signal, time_left=_caller(context))
+        )
 
     def Kill(
         self, request: containers_pb2.KillContainerRequest, context: grpc.ServicerContext
     ) -> containers_pb2.ContainerSummary:
         ref = _ref(request.container)
         signal = _fields.optional_text(request.signal, "signal", limit=32)
-        return self._summary(self.containers.kill(ref, signal=signal))
+        return self._summary(self.containers.kill(ref, signal=signal, time_left=_caller(context)))
 
     def Pause(
         self, request: containers_pb2.PauseContainerRequest, context: grpc.ServicerContext
     ) -> containers_pb2.ContainerSummary:
-        return self._summary(self.containers.pause(_ref(request.container)))
+        ref = _ref(request.container)
+        return self._summary(self.containers.pause(ref, time_left=_caller(context)))
 
     def Unpause(
         self, request: containers_pb2.UnpauseContainerRequest, context: grpc.ServicerContext
     ) -> containers_pb2.ContainerSummary:
-        return self._summary(self.containers.unpause(_ref(request.container)))
+        ref = _ref(request.container)
+        return self._summary(self.containers.unpause(ref, time_left=_caller(context)))
 
     def Restart(
         self, request: containers_pb2.RestartContainerRequest, context: grpc.ServicerContext
     ) -> containers_pb2.ContainerSummary:
         timeout = request.timeout if request.HasField("timeout") else None
-        return self._summary(self.containers.restart(_ref(request.container), timeout=timeout))
+        ref = _ref(request.container)
+        return self._summary(
+            self.containers.restart(ref, timeout=timeout, time_left=_caller(context))
+        )
 
     def Remove(
         self, request: containers_pb2.RemoveContainerRequest, context: grpc.ServicerContext
     ) -> containers_pb2.ContainerSummary:
-        return self._summary(self.containers.remove(_ref(request.container), force=request.force))
+        ref = _ref(request.container)
+        return self._summary(
+            self.containers.remove(ref, force=request.force, time_left=_caller(context))
+        )
 
     def Rename(
         self, request: containers_pb2.RenameContainerRequest, context: grpc.ServicerContext
     ) -> containers_pb2.ContainerSummary:
         ref = _ref(request.container)
         new_name = _fields.check_text(request.new_name, "new name")
-        return self._summary(self.containers.rename(ref, new_name))
+        return self._summary(self.containers.rename(ref, new_name, time_left=_caller(context)))
 
     # -- looking -----------------------------------------------------------------------
 
@@ -278,23 +310,30 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
             raise InvalidParameter(
                 f"invalid filter 'status={status}': use one of {', '.join(STATUSES)}"
             )
+        limit = paging.page_size(request.page_size)
+        after = _position(request.page_token)
         # As docker: a status filter lists stopped containers without --all.
-        found = self.containers.list(all=request.all or bool(statuses))
-        out = []
-        for e in found:
-            status = self.status_of(e.configuration, e.data)
-            name = str(e.data.get("name", "")).lstrip("/")
-            labels = e.data.get("labels") or {}
-            if statuses and status not in statuses:
-                continue
-            if "id" in filters and not any(e.id.startswith(v) for v in filters["id"]):
-                continue
-            if "name" in filters and not any(v.lstrip("/") in name for v in filters["name"]):
-                continue
-            if "label" in filters and not all(_label(labels, v) for v in filters["label"]):
-                continue
-            out.append(self._summary(e))
-        return containers_pb2.ListContainersResponse(containers=out)
+        found = sorted(self.containers.list(all=request.all or bool(statuses)), key=_order)
+        listed = (
+            (e, self._summary(e))
+            for e in reversed(found)
+            if (after is None or _order(e) < after) and self._matches(e, filters, statuses)
+        )
+        page, more = paging.fill(listed, lambda pair: pair[1].ByteSize(), limit)
+        return containers_pb2.ListContainersResponse(
+            containers=[summary for _, summary in page],
+            next_page_token=_token(page[-1][0]) if more else "",
+        )
+
+    def _matches(self, e: engine.Entity, filters: Mapping[str, _Ids], statuses: set[str]) -> bool:
+        name = str(e.data.get("name", "")).lstrip("/")
+        labels = e.data.get("labels") or {}
+        return (
+            (not statuses or self.status_of(e.configuration, e.data) in statuses)
+            and ("id" not in filters or any(e.id.startswith(v) for v in filters["id"]))
+            and ("name" not in filters or any(v.lstrip("/") in name for v in filters["name"]))
+            and ("label" not in filters or all(_label(labels, v) for v in filters["label"]))
+        )
 
     def Wait(
         self, request: containers_pb2.WaitContainerRequest, context: grpc.ServicerContext
@@ -304,12 +343,10 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
             raise InvalidParameter(
                 f'invalid condition: "{condition}" (use {", ".join(CONDITIONS)})'
             )
-        # By ID from here on: a rename must not lose the waiter. One call, bounded by
-        # the call's deadline: conditions are relative to the moment they are asked
-        # (the next exit), so they cannot be asked again in slices; a waiter whose
-        # client left holds its thread until the condition holds or the daemon stops.
+        # By ID from here on: a rename must not lose the waiter. One call, that ends
+        # when its client goes: at its deadline, or when it cancels.
         container = self.containers.get(_ref(request.container)).id
-        code, error = self.containers.wait(container, condition, context.time_remaining())
+        code, error = self.containers.wait(container, condition, time_left=_caller(context))
         return containers_pb2.WaitContainerResponse(status_code=code, error=error)
 
     def Logs(
@@ -398,6 +435,11 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
         )
 
 
+def _caller(context: grpc.ServicerContext) -> TimeLeft:
+    """How long the call's client still waits, asked afresh each time."""
+    return lambda: time_left(context)
+
+
 def _ref(value: str) -> str:
     return _fields.check_text(value, "container name or ID")
 
@@ -410,6 +452,31 @@ def _filters(given: Sequence[containers_pb2.Filter], known: Sequence[str]) -> di
             raise InvalidParameter(f"invalid filter '{key}' (use {', '.join(known)})")
         out.setdefault(key, []).append(_fields.check_text(f.value, f"filter {key}", limit=512))
     return out
+
+
+def _order(e: engine.Entity) -> tuple[float, str]:
+    """Where a container stands in a listing (newest first: the highest goes first)."""
+    return (float(e.created_at), e.id)
+
+
+def _token(e: engine.Entity) -> str:
+    """The page token of a listing that ended with ``e``: exact, as repr keeps a float."""
+    created, cid = _order(e)
+    return f"{created!r}/{cid}"
+
+
+def _position(token: str) -> tuple[float, str] | None:
+    """The position a page token stands for (None: the start)."""
+    if not token:
+        return None
+    created, _, cid = _fields.check_text(token, "page token", limit=200).partition("/")
+    try:
+        position = (float(created), cid)
+    except ValueError:
+        position = (math.nan, "")
+    if not math.isfinite(position[0]) or not cid:
+        raise InvalidParameter(f"invalid page token {token[:40]!r}: pass next_page_token back")
+    return position
 
 
 def _label(labels: Mapping[str, Any], spec: str) -> bool:

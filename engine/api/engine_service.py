@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator, Mapping
 import grpc
 
 import engine
-from engine.api import _fields
+from engine.api import _fields, paging
 from engine.api._convert import (
     chart_message,
     entity_message,
@@ -78,11 +78,13 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
     ) -> engine_pb2.Entity:
         chart = _fields.check_text(request.chart, "chart")
         name = _fields.check_text(request.name, "entity name")
+        _fields.check_struct(request.data, "data")
         return entity_message(self.engine.create(chart, name, plain(request.data)))
 
     def Fire(
         self, request: engine_pb2.FireRequest, context: grpc.ServicerContext
     ) -> engine_pb2.FireResponse:
+        _fields.check_struct(request.params, "params")
         entity = self._entity(request.entity, request.chart)
         event = _fields.check_text(request.event, "event")
         key = _fields.optional_text(request.idempotency_key, "idempotency key", limit=300)
@@ -149,27 +151,33 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
         chart = _fields.optional_text(request.chart, "chart")
         status = _fields.optional_text(request.status, "status")
         _fields.check_map(request.labels, "label")
-        if request.page_size < 0:
-            raise InvalidParameter(f"page_size must be between 1 and 1000, got {request.page_size}")
-        page = self.engine.list(
-            chart,
-            status,
-            after=_fields.page_token(request.page_token),
-            limit=request.page_size or 100,
-        )
+        limit = paging.page_size(request.page_size, most=1000) or 100
+        after = _fields.page_token(request.page_token)
+        page = self.engine.list(chart, status, after=after, limit=limit)
         wanted = dict(request.labels)
-        items = [e for e in page.items if _has_labels(e, wanted)]
+        # Every entity of the page is read (the next token moves past those the labels
+        # leave out), but only those that fit in one response are sent.
+        read = ((i, entity_message(e)) for i, e in enumerate(page.items) if _has_labels(e, wanted))
+        sent, more = paging.fill(read, lambda pair: pair[1].ByteSize(), None)
+        next_after = page.after
+        if more:
+            # The position of the last entity sent: the page it ends, listed again.
+            next_after = self.engine.list(chart, status, after=after, limit=sent[-1][0] + 1).after
         return engine_pb2.ListEntitiesResponse(
-            entities=[entity_message(e) for e in items],
-            next_page_token="" if page.after is None else str(page.after),
+            entities=[message for _, message in sent],
+            next_page_token="" if next_after is None else str(next_after),
         )
 
     def GetHistory(
         self, request: engine_pb2.GetHistoryRequest, context: grpc.ServicerContext
     ) -> engine_pb2.GetHistoryResponse:
         entity = self._entity(request.entity, request.chart)
+        limit = paging.page_size(request.page_size)
+        after = _fields.page_token(request.page_token)
+        journal = (transition_message(t) for t in self.engine.history(entity) if t.seq > after)
+        page, more = paging.fill(journal, lambda t: t.ByteSize(), limit)
         return engine_pb2.GetHistoryResponse(
-            transitions=[transition_message(t) for t in self.engine.history(entity)]
+            transitions=page, next_page_token=str(page[-1].seq) if more else ""
         )
 
     def GetSequence(

@@ -17,9 +17,11 @@ from grpc_reflection.v1alpha import reflection
 import engine
 from engine.api._rpc import add_service
 from engine.api.address import Address
+from engine.api.admission import Admission
 from engine.api.chartd.v1 import containers_pb2, engine_pb2
 from engine.api.containers_service import ContainerService, ContainersServicer, StatusOf
 from engine.api.engine_service import EngineServicer, Exporter
+from engine.api.tls import ServerTLS
 from engine.errors import Conflict, InvalidParameter, Unavailable
 
 __all__ = ["SERVICES", "ApiServer"]
@@ -38,9 +40,11 @@ class ApiServer:
     """chartd's services on a gRPC server, with the standard health and reflection services.
 
     ``containers`` (with ``status_of``), here or by :meth:`add_containers`,
-    adds the Containers service. Bind with :meth:`bind`, then :meth:`start`;
-    :meth:`stop` reports NOT_SERVING, refuses new calls and cancels the ones
-    left after the grace period.
+    adds the Containers service. Calls run on ``workers`` threads, of which
+    the calls that may wait take at most half (:mod:`engine.api.admission`).
+    Bind with :meth:`bind`, then :meth:`start`; :meth:`stop` reports
+    NOT_SERVING, refuses new calls and cancels the ones left after the grace
+    period.
     """
 
     def __init__(
@@ -51,9 +55,10 @@ class ApiServer:
         containers: ContainerService | None = None,
         status_of: StatusOf | None = None,
         exporters: Mapping[str, Exporter] | None = None,
-        workers: int = 64,
+        workers: int = 128,
     ) -> None:
         self.engine = eng
+        self.admission = Admission(workers)
         self.server = grpc.server(
             ThreadPoolExecutor(max_workers=workers, thread_name_prefix="chartd-rpc"),
             options=[
@@ -63,7 +68,12 @@ class ApiServer:
                 ("grpc.so_reuseport", 0),
             ],
         )
-        add_service(self.server, ENGINE, EngineServicer(eng, version=version, exporters=exporters))
+        add_service(
+            self.server,
+            ENGINE,
+            EngineServicer(eng, version=version, exporters=exporters),
+            self.admission,
+        )
         self.services: tuple[str, ...] = (ENGINE.full_name,)
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
@@ -76,11 +86,11 @@ class ApiServer:
     def add_containers(self, containers: ContainerService, status_of: StatusOf) -> None:
         """Serve the Containers service on ``containers`` (before :meth:`start`)."""
         servicer = ContainersServicer(containers, self.engine, status_of=status_of)
-        add_service(self.server, CONTAINERS, servicer)
+        add_service(self.server, CONTAINERS, servicer, self.admission)
         self.services += (CONTAINERS.full_name,)
 
-    def bind(self, address: Address, *, cert: Path | None = None, key: Path | None = None) -> None:
-        """Listen on ``address``; TLS with ``cert`` and ``key`` (TCP only).
+    def bind(self, address: Address, tls: ServerTLS | None = None) -> None:
+        """Listen on ``address``; with ``tls`` (TCP only), TLS or mutual TLS.
 
         A unix socket is created with mode 0600; a stale one (no daemon
         answers on it) is replaced; a live one is a Conflict.
@@ -89,8 +99,8 @@ class ApiServer:
             assert address.path is not None
             self._bind_unix(address.path)
             return
-        if cert is not None and key is not None:
-            credentials = grpc.ssl_server_credentials([(key.read_bytes(), cert.read_bytes())])
+        if tls is not None:
+            credentials = tls.credentials()
             bound = self._bind(lambda: self.server.add_secure_port(address.target, credentials))
         else:
             bound = self._bind(lambda: self.server.add_insecure_port(address.target))

@@ -18,6 +18,17 @@ from statecharts.container import moby
 
 __all__ = ["CreateOptions", "check_keywords", "generated_name", "initial_data", "name_in_use"]
 
+# What one container may store. moby sets no such bounds; without them a create could
+# grow the database without end and make every listing too large for the API.
+MAX_ARGS_BYTES = 1024 * 1024
+"""The command and environment together, in bytes as execve counts them (ARG_MAX is 2 MiB)."""
+MAX_LABELS = 256
+"""Labels per container."""
+MAX_LABELS_BYTES = 64 * 1024
+"""Label keys and values together, in bytes."""
+MAX_PATH = 4096  # PATH_MAX
+_INT32 = 2**31  # the API carries the stop timeout as an int32
+
 _ADJECTIVES = ("brave", "calm", "eager", "gentle", "jolly", "keen", "lucid", "quiet", "swift")
 _NOUNS = ("curie", "darwin", "euler", "galois", "hopper", "lovelace", "noether", "turing")
 
@@ -54,6 +65,7 @@ def initial_data(cmd: Sequence[str], options: CreateOptions) -> dict[str, Any]:
         raise InvalidParameter("No command specified")
     if not all(isinstance(a, str) for a in cmd):
         raise InvalidParameter("the command must be a list of strings")
+    _check_sizes(cmd, options)
     policy = moby.parse_restart_policy(options.get("restart"))
     auto_remove = options.get("auto_remove", False)
     if auto_remove and policy.name != "no":
@@ -61,7 +73,9 @@ def initial_data(cmd: Sequence[str], options: CreateOptions) -> dict[str, Any]:
     stop_signal = options.get("stop_signal")
     signal = moby.parse_signal(stop_signal) if stop_signal not in (None, "") else None
     stop_timeout = options.get("stop_timeout")
-    if stop_timeout is not None and not isinstance(stop_timeout, int):
+    if stop_timeout is not None and (
+        not isinstance(stop_timeout, int) or not -_INT32 <= stop_timeout < _INT32
+    ):
         raise InvalidParameter(f"invalid stop timeout: {stop_timeout!r}")
     working_dir = options.get("working_dir")
     if working_dir and not working_dir.startswith("/"):
@@ -83,6 +97,33 @@ def initial_data(cmd: Sequence[str], options: CreateOptions) -> dict[str, Any]:
         "error": "",
         "pid": 0,
     }
+
+
+def _bytes(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _check_sizes(cmd: Sequence[str], options: CreateOptions) -> None:
+    """Refuse a container larger than the caps allow (InvalidParameter, sizes in the message)."""
+    env = options.get("env") or {}
+    size = sum(_bytes(a) + 1 for a in cmd) + sum(_bytes(f"{k}={v}") + 1 for k, v in env.items())
+    if size > MAX_ARGS_BYTES:
+        raise InvalidParameter(
+            f"the command and environment are too long: {size} bytes, at most {MAX_ARGS_BYTES}"
+        )
+    labels = options.get("labels") or {}
+    if len(labels) > MAX_LABELS:
+        raise InvalidParameter(f"too many labels: {len(labels)}, at most {MAX_LABELS}")
+    size = sum(_bytes(k) + _bytes(v) for k, v in labels.items())
+    if size > MAX_LABELS_BYTES:
+        raise InvalidParameter(
+            f"the labels are too large: {size} bytes, at most {MAX_LABELS_BYTES}"
+        )
+    working_dir = options.get("working_dir") or ""
+    if len(working_dir) > MAX_PATH:
+        raise InvalidParameter(
+            f"the working directory is too long: {len(working_dir)} characters, at most {MAX_PATH}"
+        )
 
 
 def generated_name() -> str:

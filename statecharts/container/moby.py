@@ -17,6 +17,7 @@ from engine.errors import InvalidParameter
 __all__ = [
     "DEFAULT_STOP_SIGNAL",
     "DEFAULT_STOP_TIMEOUT",
+    "MAX_NAME",
     "RestartPolicy",
     "backoff",
     "ends",
@@ -28,8 +29,15 @@ __all__ = [
 
 DEFAULT_STOP_SIGNAL = int(_signal.SIGTERM)
 DEFAULT_STOP_TIMEOUT = 10  # seconds, moby's default on Linux
+MAX_NAME = 253  # moby has no bound; a DNS name's, so that every listing stays small
 _NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
 _POLICIES = ("no", "always", "unless-stopped", "on-failure")
+# Go's strconv.Atoi, which moby parses numbers with: ASCII digits only (Python's int()
+# also takes "٣", "²", " 3" and "3_0"), a sign for the retry count.
+_DIGITS = re.compile(r"[0-9]+", re.ASCII)
+_COUNT = re.compile(r"[+-]?[0-9]+", re.ASCII)
+# The API carries the retry count as an int32: a larger one could be stored but never shown.
+_COUNT_MAX = 2**31 - 1
 # moby's restart manager: 100 ms doubling to a minute, reset after 10 s of running.
 BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 60.0
@@ -39,8 +47,13 @@ BACKOFF_RESET_AFTER = 10.0
 def valid_name(name: str) -> str:
     """The canonical name (``/web``) of a valid container name, or InvalidParameter."""
     if not isinstance(name, str) or not _NAME.match(name):
+        shown = name if not isinstance(name, str) or len(name) <= 64 else name[:64] + "…"
         raise InvalidParameter(
-            f"Invalid container name ({name}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+            f"Invalid container name ({shown}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )
+    if len(name.lstrip("/")) > MAX_NAME:
+        raise InvalidParameter(
+            f"Invalid container name ({name[:64]}…): at most {MAX_NAME} characters"
         )
     return name if name.startswith("/") else "/" + name
 
@@ -49,8 +62,8 @@ def parse_signal(value: Any) -> int:
     """A signal number from ``9``, ``"9"``, ``"KILL"`` or ``"SIGKILL"`` (any case)."""
     text = str(value).strip()
     number: int | None = None
-    if text.isdigit():
-        number = int(text)
+    if _DIGITS.fullmatch(text):
+        number = int(text) if len(text) <= 20 else None  # int() refuses 4300 digits
     else:
         name = text.upper()
         name = name if name.startswith("SIG") else "SIG" + name
@@ -89,12 +102,11 @@ def parse_restart_policy(text: str | None) -> RestartPolicy:
         raise InvalidParameter("invalid restart policy format: no policy provided before colon")
     count = 0
     if count_text:
-        try:
-            count = int(count_text)
-        except ValueError:
+        if not _COUNT.fullmatch(count_text) or len(count_text) > 20 or int(count_text) > _COUNT_MAX:
             raise InvalidParameter(
                 "invalid restart policy format: maximum retry count must be an integer"
-            ) from None
+            )
+        count = int(count_text)
     if name not in _POLICIES:
         raise InvalidParameter(
             f"invalid restart policy: unknown policy '{name}'; use one of 'no', 'always', "

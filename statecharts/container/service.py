@@ -21,13 +21,15 @@ import engine
 from engine.errors import (
     ChartdError,
     Conflict,
+    DeadlineExceeded,
     InvalidParameter,
     NotFound,
     NotModified,
     Unavailable,
 )
-from statecharts.container import load_chart, moby
+from statecharts.container import calls, load_chart, moby
 from statecharts.container.bindings import container_bindings, log_path
+from statecharts.container.calls import TimeLeft
 from statecharts.container.creation import (
     CreateOptions,
     check_keywords,
@@ -77,6 +79,7 @@ class Containers:
         eng.register(load_chart(), container_bindings(runtime, self.pool, root, clock=clock))
         self._closing = False
         self._exits: Worker[ExitEvent] = Worker("chartd-exits", self._apply_exit)
+        self._turns = calls.Turns()
         # Tasks a previous daemon left (it crashed): their exits are reconciled as
         # moby's restore does, whether restore() or the runtime reports them first.
         self._inherited = {(t.container_id, t.pid) for t in runtime.tasks()}
@@ -168,14 +171,33 @@ class Containers:
     # -- operations ----------------------------------------------------------------
 
     def _fire(
-        self, ref: str | engine.Entity, event: str, params: Mapping[str, Any] | None = None
+        self,
+        ref: str | engine.Entity,
+        event: str,
+        params: Mapping[str, Any] | None = None,
+        time_left: TimeLeft | None = None,
     ) -> engine.Entity:
-        container = self.get(ref)
-        return self.engine.fire(container, event, dict(params or {})).entity
+        return self._fire_on(self.get(ref), event, params, time_left)
 
-    def start(self, ref: str | engine.Entity) -> engine.Entity:
+    def _fire_on(
+        self,
+        container: engine.Entity,
+        event: str,
+        params: Mapping[str, Any] | None,
+        time_left: TimeLeft | None,
+    ) -> engine.Entity:
+        """Fire on the container in its turn; a step that waits sees the caller's time."""
+        with self._turns.hold(container.id, time_left), calls.calling(time_left):
+            return self.engine.fire(container, event, dict(params or {})).entity
+
+    # Every operation below takes ``time_left``: how long its caller still waits
+    # (see statecharts.container.calls). Without it, it waits as long as it must.
+
+    def start(
+        self, ref: str | engine.Entity, *, time_left: TimeLeft | None = None
+    ) -> engine.Entity:
         """Start a created or exited container (NotModified if it runs already)."""
-        return self._fire(ref, "start")
+        return self._fire(ref, "start", time_left=time_left)
 
     def stop(
         self,
@@ -183,6 +205,7 @@ class Containers:
         *,
         timeout: int | None = None,
         signal: str | int | None = None,
+        time_left: TimeLeft | None = None,
     ) -> engine.Entity:
         """Send the stop signal, kill after ``timeout`` seconds, and wait until it stopped."""
         params: dict[str, Any] = {}
@@ -192,9 +215,9 @@ class Containers:
             params["timeout"] = int(timeout)
         container = self.get(ref)
         try:
-            after = self.engine.fire(container, "stop", params).entity
+            after = self._fire_on(container, "stop", params, time_left)
         except ChartdError as exc:
-            if isinstance(exc, NotModified):
+            if isinstance(exc, (NotModified, DeadlineExceeded)):
                 raise
             raise exc.wrap(
                 f"cannot stop container: {container.data.get('name', '').lstrip('/')}"
@@ -204,40 +227,55 @@ class Containers:
         limit = params.get("timeout", container.data.get("stop_timeout"))
         limit = moby.DEFAULT_STOP_TIMEOUT if limit is None else limit
         deadline = None if limit < 0 else time.monotonic() + limit + 5.0
-        return self._until(container.id, lambda e: not e.in_state("running"), deadline)
+        return self._until(container.id, _stopped, deadline, time_left)
 
-    def kill(self, ref: str | engine.Entity, *, signal: str | int | None = None) -> engine.Entity:
+    def kill(
+        self,
+        ref: str | engine.Entity,
+        *,
+        signal: str | int | None = None,
+        time_left: TimeLeft | None = None,
+    ) -> engine.Entity:
         """Send ``signal`` (SIGKILL by default); with an ending signal, wait for the exit."""
         params: dict[str, Any] = {}
         if signal not in (None, ""):
             params["signal"] = signal
-        container = self.get(ref)
-        after = self.engine.fire(container, "kill", params).entity
+        after = self._fire_on(self.get(ref), "kill", params, time_left)
         number = moby.parse_signal(signal) if signal not in (None, "") else 9
         if number == 9 and after.in_state("running"):
-            return self._until(
-                container.id, lambda e: not e.in_state("running"), time.monotonic() + 10.0
-            )
+            return self._until(after.id, _stopped, time.monotonic() + 10.0, time_left)
         return after
 
-    def pause(self, ref: str | engine.Entity) -> engine.Entity:
+    def pause(
+        self, ref: str | engine.Entity, *, time_left: TimeLeft | None = None
+    ) -> engine.Entity:
         """Freeze every process of the container."""
-        return self._fire(ref, "pause")
+        return self._fire(ref, "pause", time_left=time_left)
 
-    def unpause(self, ref: str | engine.Entity) -> engine.Entity:
+    def unpause(
+        self, ref: str | engine.Entity, *, time_left: TimeLeft | None = None
+    ) -> engine.Entity:
         """Thaw a paused container."""
-        return self._fire(ref, "unpause")
+        return self._fire(ref, "unpause", time_left=time_left)
 
-    def restart(self, ref: str | engine.Entity, *, timeout: int | None = None) -> engine.Entity:
+    def restart(
+        self,
+        ref: str | engine.Entity,
+        *,
+        timeout: int | None = None,
+        time_left: TimeLeft | None = None,
+    ) -> engine.Entity:
         """Stop (if running) and start again, with the restart count reset."""
         params = {} if timeout is None else {"timeout": int(timeout)}
-        return self._fire(ref, "restart", params)
+        return self._fire(ref, "restart", params, time_left)
 
-    def remove(self, ref: str | engine.Entity, *, force: bool = False) -> engine.Entity:
+    def remove(
+        self, ref: str | engine.Entity, *, force: bool = False, time_left: TimeLeft | None = None
+    ) -> engine.Entity:
         """Remove a stopped container (or, with ``force``, kill it first)."""
         container = self.get(ref)
         try:
-            return self.engine.fire(container, "remove", {"force": bool(force)}).entity
+            return self._fire_on(container, "remove", {"force": bool(force)}, time_left)
         except ChartdError as exc:
             if getattr(exc, "transition_id", None) is None:
                 raise  # a refusal: the chart's message is moby's already
@@ -246,7 +284,9 @@ class Containers:
             name = container.data.get("name", "")
             raise exc.wrap(f'cannot remove container "{name}"') from exc
 
-    def rename(self, ref: str | engine.Entity, new_name: str) -> engine.Entity:
+    def rename(
+        self, ref: str | engine.Entity, new_name: str, *, time_left: TimeLeft | None = None
+    ) -> engine.Entity:
         """Give the container a new name (moby's checks and messages)."""
         if not new_name or not ref:
             raise InvalidParameter("Neither old nor new names may be empty")
@@ -263,10 +303,15 @@ class Containers:
         holder = self._taken(canonical)
         if holder is not None and holder.id != container.id:
             raise Conflict(f"Error when allocating new name: {name_in_use(canonical, holder.id)}")
-        return self.engine.fire(container, "rename", {"new_name": new_name.lstrip("/")}).entity
+        return self._fire_on(container, "rename", {"new_name": new_name.lstrip("/")}, time_left)
 
     def wait(
-        self, ref: str | engine.Entity, condition: str = "not-running", timeout: float | None = None
+        self,
+        ref: str | engine.Entity,
+        condition: str = "not-running",
+        timeout: float | None = None,
+        *,
+        time_left: TimeLeft | None = None,
     ) -> tuple[int, str]:
         """Block until ``condition`` holds; the exit code and error, as moby's wait returns.
 
@@ -274,7 +319,8 @@ class Containers:
         (created, exited, dead); otherwise, like ``next-exit``, it waits for the
         container's next exit, a restarting one's too (moby wakes the stop
         waiters at every exit), and returns that exit's code. ``removed`` waits
-        until the container is removed. Unavailable after ``timeout`` seconds.
+        until the container is removed. Unavailable after ``timeout`` seconds,
+        DeadlineExceeded once the caller has gone.
         """
         if condition not in _CONDITIONS:
             raise InvalidParameter(f'invalid condition: "{condition}"')
@@ -284,7 +330,7 @@ class Containers:
         if condition == "not-running" and not running:
             return _outcome(container)
         deadline = None if timeout is None else time.monotonic() + timeout
-        for event in self._events(container.id, since, deadline):
+        for event in self._events(container.id, since, deadline, time_left):
             if condition != "removed" and event.type == "die":
                 # Every exit of the process (to exited or restarting, or ended by a
                 # restart or rm -f) emits die with its code, even if the container
@@ -302,9 +348,12 @@ class Containers:
                 running = "running" in (event.attributes.get("to") or ())
         raise Unavailable(f"timed out waiting for container {container.id[:12]}")
 
-    def _events(self, entity_id: str, since: int, deadline: float | None) -> Iterator[engine.Event]:
+    def _events(
+        self, entity_id: str, since: int, deadline: float | None, time_left: TimeLeft | None
+    ) -> Iterator[engine.Event]:
         """The entity's outbox events after ``since`` until ``deadline`` (or the engine closes)."""
         while True:
+            calls.check(time_left)
             remaining = None if deadline is None else deadline - time.monotonic()
             if remaining is not None and remaining <= 0:
                 return
@@ -316,10 +365,16 @@ class Containers:
                 break
 
     def _until(
-        self, entity_id: str, holds: Callable[[engine.Entity], bool], deadline: float | None
+        self,
+        entity_id: str,
+        holds: Callable[[engine.Entity], bool],
+        deadline: float | None,
+        time_left: TimeLeft | None = None,
     ) -> engine.Entity:
         timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-        found = self.engine.until(entity_id, holds, timeout=timeout)
+        found = calls.wait_for(
+            lambda seconds: self.engine.until(entity_id, holds, timeout=seconds), timeout, time_left
+        )
         if found is None:
             raise Unavailable(f"timed out waiting for container {entity_id[:12]}")
         return found
@@ -399,9 +454,7 @@ class Containers:
             self.engine.fire(container, "stop", {"shutdown": True})
             limit = container.data.get("stop_timeout")
             limit = moby.DEFAULT_STOP_TIMEOUT if limit is None else max(0, limit)
-            self._until(
-                container.id, lambda e: not e.in_state("running"), time.monotonic() + limit + 5
-            )
+            self._until(container.id, _stopped, time.monotonic() + limit + 5)
         except ChartdError as exc:
             log.warning("shutdown of %s: %s", container.id[:12], exc.message)
 
@@ -491,6 +544,10 @@ def _restarts_on_restore(container: engine.Entity) -> bool:
         bool(data.get("manually_stopped")),
         int(data.get("restart_count") or 0),
     )
+
+
+def _stopped(container: engine.Entity) -> bool:
+    return not container.in_state("running")
 
 
 def _outcome(container: engine.Entity) -> tuple[int, str]:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import shutil
 import signal as _signal
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from typing import Any
 
 import engine
 from engine.errors import ChartdError, Conflict, NotFound, System
-from statecharts.container import moby
+from statecharts.container import calls, moby
 from statecharts.container.network import AddressPool
 from statecharts.container.runtime import ContainerSpec, Runtime
 from statecharts.container.trash import Trash
@@ -142,7 +143,12 @@ class ContainerSteps:
             "annotations": dict(data.get("labels") or {}),
         }
         try:
-            (self._run_dir(ctx) / "config.json").write_text(json.dumps(document, indent=2))
+            # The environment may hold secrets: the spec is for the daemon's user alone.
+            path = self._run_dir(ctx) / "config.json"
+            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+            with os.fdopen(os.open(path, flags, 0o600), "w") as f:
+                os.fchmod(f.fileno(), 0o600)  # a spec an older daemon left keeps its mode
+                f.write(json.dumps(document, indent=2))
         except OSError as exc:
             # A spec that cannot be made is the daemon's fault, not the request's.
             raise System(f"cannot write the container spec: {exc}") from exc
@@ -270,7 +276,11 @@ class ContainerSteps:
             data["manually_stopped"] = True  # moby sets it for any signal
 
     def task_stop(self, ctx: engine.Context) -> None:
-        """Stop synchronously (restart): the stop signal, the timeout, then SIGKILL."""
+        """Stop synchronously (restart): the stop signal, the timeout, then SIGKILL.
+
+        Its waits end when the operation's caller goes (DeadlineExceeded):
+        the restart then fails, and the container keeps running.
+        """
         signal = int(ctx.data.get("stop_signal") or moby.DEFAULT_STOP_SIGNAL)
         timeout = self._send_stop(ctx, signal)
         if ctx.source.in_state("running.paused"):
@@ -295,7 +305,9 @@ class ContainerSteps:
     def _wait(self, container_id: str, timeout: float | None) -> object | None:
         # The exit handler may have deleted the task already: that is an exit too.
         try:
-            return self.runtime.wait(container_id, timeout)
+            return calls.wait_for(
+                lambda seconds: self.runtime.wait(container_id, seconds), timeout, calls.caller()
+            )
         except NotFound:
             return True
 

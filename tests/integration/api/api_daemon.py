@@ -46,17 +46,20 @@ class Daemon:
         self,
         *extra: str,
         host: str | None = None,
-        tls_ca: Path | None = None,
         timeout: float = 30.0,
+        **tls: Path,
     ) -> None:
-        """Start the daemon; return once its health service (at ``host``) reports SERVING."""
+        """Start the daemon; return once its health service (at ``host``) reports SERVING.
+
+        ``tls``: the Client's ``tls_ca``, ``tls_cert`` and ``tls_key``.
+        """
         args = [*CHARTD, "serve", "--state-dir", str(self.state_dir), *extra]
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
                 args, cwd=REPO, env=self.env, stdout=log, stderr=subprocess.STDOUT
             )
         deadline = time.monotonic() + timeout
-        with Client(host or self.host, tls_ca=tls_ca) as c:
+        with Client(host or self.host, **tls) as c:
             while True:
                 if self.proc.poll() is not None:
                     pytest.fail(f"chartd serve exited with {self.proc.returncode}:\n{self.logs()}")

@@ -79,5 +79,7 @@ def test_listen_rules(tmp_path: Path) -> None:
         )
     ok = DaemonConfig.resolve(tmp_path, listen="tcp://[::1]:1", insecure=True)
     assert ok.listen.loopback
-    tls = DaemonConfig.resolve(tmp_path, listen="tcp://0.0.0.0:1", tls_cert=cert, tls_key=cert)
+    tls = DaemonConfig.resolve(
+        tmp_path, listen="tcp://0.0.0.0:1", tls_cert=cert, tls_key=cert, tls_client_ca=cert
+    )
     assert tls.tls_key == cert

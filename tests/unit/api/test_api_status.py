@@ -37,7 +37,7 @@ EXPECTED = {
 class Raising:
     """A container service whose start raises the category its ref names."""
 
-    def start(self, ref: str) -> engine.Entity:
+    def start(self, ref: str, **options: Any) -> engine.Entity:
         if ref == "crash":
             raise RuntimeError("a bug")
         if ref == "long":

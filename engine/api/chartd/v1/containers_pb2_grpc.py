@@ -182,7 +182,7 @@ class ContainersServicer:
         raise NotImplementedError('Method not implemented!')
 
     def List(self, request, context):
-        """Live containers, newest first.
+        """Live containers, newest first, one page at a time.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

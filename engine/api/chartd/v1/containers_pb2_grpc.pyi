@@ -62,7 +62,7 @@ class ContainersStub:
     Inspect: _grpc.UnaryUnaryMultiCallable[_containers_pb2.InspectContainerRequest, _containers_pb2.ContainerInspect]
     """The container as `docker inspect` shows it."""
     List: _grpc.UnaryUnaryMultiCallable[_containers_pb2.ListContainersRequest, _containers_pb2.ListContainersResponse]
-    """Live containers, newest first."""
+    """Live containers, newest first, one page at a time."""
     Wait: _grpc.UnaryUnaryMultiCallable[_containers_pb2.WaitContainerRequest, _containers_pb2.WaitContainerResponse]
     """Block until the condition holds; the exit code."""
     Logs: _grpc.UnaryStreamMultiCallable[_containers_pb2.LogsRequest, _containers_pb2.LogChunk]
@@ -96,7 +96,7 @@ class ContainersAsyncStub(ContainersStub):
     Inspect: _aio.UnaryUnaryMultiCallable[_containers_pb2.InspectContainerRequest, _containers_pb2.ContainerInspect]  # type: ignore[assignment]
     """The container as `docker inspect` shows it."""
     List: _aio.UnaryUnaryMultiCallable[_containers_pb2.ListContainersRequest, _containers_pb2.ListContainersResponse]  # type: ignore[assignment]
-    """Live containers, newest first."""
+    """Live containers, newest first, one page at a time."""
     Wait: _aio.UnaryUnaryMultiCallable[_containers_pb2.WaitContainerRequest, _containers_pb2.WaitContainerResponse]  # type: ignore[assignment]
     """Block until the condition holds; the exit code."""
     Logs: _aio.UnaryStreamMultiCallable[_containers_pb2.LogsRequest, _containers_pb2.LogChunk]  # type: ignore[assignment]
@@ -193,7 +193,7 @@ class ContainersServicer(metaclass=_abc_1.ABCMeta):
         request: _containers_pb2.ListContainersRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_containers_pb2.ListContainersResponse, _abc.Awaitable[_containers_pb2.ListContainersResponse]]:
-        """Live containers, newest first."""
+        """Live containers, newest first, one page at a time."""
 
     @_abc_1.abstractmethod
     def Wait(

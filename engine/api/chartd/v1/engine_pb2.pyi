@@ -604,7 +604,8 @@ class ListEntitiesRequest(_message.Message):
     """Only entities in this state, ancestors included ("running" lists paused ones too)."""
     page_size: _builtins.int
     """At most this many entities (1 to 1000; 0 means 100). A page may hold
-    fewer when labels filter some out: go on while next_page_token is set.
+    fewer when labels filter some out, or when more would near gRPC's
+    message limit: go on while next_page_token is set.
     """
     page_token: _builtins.str
     """The next_page_token of the previous page; empty for the first."""
@@ -659,18 +660,26 @@ class GetHistoryRequest(_message.Message):
 
     ENTITY_FIELD_NUMBER: _builtins.int
     CHART_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
     entity: _builtins.str
     """The entity's ID or name."""
     chart: _builtins.str
+    page_size: _builtins.int
+    """At most this many transitions (0: as many as one response holds)."""
+    page_token: _builtins.str
+    """The next_page_token of the previous page; empty for the first."""
     def __init__(
         self,
         *,
         entity: _builtins.str = ...,
         chart: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chart", b"chart", "entity", b"entity"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chart", b"chart", "entity", b"entity", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -681,16 +690,22 @@ class GetHistoryResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     TRANSITIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """Set when more transitions follow: pass it back as page_token. A page
+    ends before the response would near gRPC's message limit.
+    """
     @_builtins.property
     def transitions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Transition]: ...
     def __init__(
         self,
         *,
         transitions: _abc.Iterable[Global___Transition] | None = ...,
+        next_page_token: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["transitions", b"transitions"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "transitions", b"transitions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -167,7 +167,7 @@ class EngineServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetHistory(self, request, context):
-        """An entity's journal, oldest first: every transition with its steps.
+        """An entity's journal, oldest first: every transition with its steps, by pages.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -64,7 +64,7 @@ class EngineStub:
     ListEntities: _grpc.UnaryUnaryMultiCallable[_engine_pb2.ListEntitiesRequest, _engine_pb2.ListEntitiesResponse]
     """Entities in creation order, filtered, one page at a time."""
     GetHistory: _grpc.UnaryUnaryMultiCallable[_engine_pb2.GetHistoryRequest, _engine_pb2.GetHistoryResponse]
-    """An entity's journal, oldest first: every transition with its steps."""
+    """An entity's journal, oldest first: every transition with its steps, by pages."""
     GetSequence: _grpc.UnaryUnaryMultiCallable[_engine_pb2.GetSequenceRequest, _engine_pb2.GetSequenceResponse]
     """The sequence number of the newest event: Watch from it to see only what follows."""
     Watch: _grpc.UnaryStreamMultiCallable[_engine_pb2.WatchRequest, _engine_pb2.Event]
@@ -101,7 +101,7 @@ class EngineAsyncStub(EngineStub):
     ListEntities: _aio.UnaryUnaryMultiCallable[_engine_pb2.ListEntitiesRequest, _engine_pb2.ListEntitiesResponse]  # type: ignore[assignment]
     """Entities in creation order, filtered, one page at a time."""
     GetHistory: _aio.UnaryUnaryMultiCallable[_engine_pb2.GetHistoryRequest, _engine_pb2.GetHistoryResponse]  # type: ignore[assignment]
-    """An entity's journal, oldest first: every transition with its steps."""
+    """An entity's journal, oldest first: every transition with its steps, by pages."""
     GetSequence: _aio.UnaryUnaryMultiCallable[_engine_pb2.GetSequenceRequest, _engine_pb2.GetSequenceResponse]  # type: ignore[assignment]
     """The sequence number of the newest event: Watch from it to see only what follows."""
     Watch: _aio.UnaryStreamMultiCallable[_engine_pb2.WatchRequest, _engine_pb2.Event]  # type: ignore[assignment]
@@ -195,7 +195,7 @@ class EngineServicer(metaclass=_abc_1.ABCMeta):
         request: _engine_pb2.GetHistoryRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_engine_pb2.GetHistoryResponse, _abc.Awaitable[_engine_pb2.GetHistoryResponse]]:
-        """An entity's journal, oldest first: every transition with its steps."""
+        """An entity's journal, oldest first: every transition with its steps, by pages."""
 
     @_abc_1.abstractmethod
     def GetSequence(
