@@ -108,3 +108,19 @@ def page_token(token: str) -> int:
     if len(token) > 20 or not token.isdigit():
         raise InvalidParameter(f"invalid page token {_show(token)}: pass next_page_token back")
     return sequence(int(token), "page token")
+
+
+def timestamp_ns(message: Message, field: str, what: str) -> int | None:
+    """A Timestamp field as nanoseconds since the epoch, None if unset; InvalidParameter if
+    it is not a valid time (nanos outside 0..999,999,999, seconds outside year 1..9999)."""
+    if not message.HasField(field):
+        return None
+    stamp = getattr(message, field)
+    if not 0 <= stamp.nanos <= 999_999_999 or not _MIN_SECONDS <= stamp.seconds <= _MAX_SECONDS:
+        raise InvalidParameter(f"{what} is not a valid time: {stamp.seconds}s {stamp.nanos}ns")
+    return int(stamp.seconds) * 1_000_000_000 + int(stamp.nanos)
+
+
+# The range protobuf's Timestamp allows: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
+_MIN_SECONDS = -62_135_596_800
+_MAX_SECONDS = 253_402_300_799

@@ -384,8 +384,8 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
         last = _fields.sequence(request.since, "since")
         until = _fields.sequence(request.until, "until") or None
         window = Window(
-            request.since_time.ToNanoseconds() if request.HasField("since_time") else None,
-            request.until_time.ToNanoseconds() if request.HasField("until_time") else None,
+            _fields.timestamp_ns(request, "since_time", "since"),
+            _fields.timestamp_ns(request, "until_time", "until"),
         )
         wanted = _event_filter(request.filters, self.chart)
         if window.after(time.time_ns()):
