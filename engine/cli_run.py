@@ -3,7 +3,8 @@
 ``run`` without ``-d`` stays attached as docker's does: it copies the
 container's output, exits with the container's exit code (125 when the
 container could not be made or started, 126/127 when its command could not
-be executed), and with ``--rm`` removes the container itself.
+be executed, read from the failure as docker's CLI does), and with ``--rm``
+removes the container itself.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import errno
 import os
 import sys
 import threading
@@ -149,8 +151,8 @@ def _run(args: argparse.Namespace) -> None:
             finally:
                 output.finish()
             raise SystemExit(code)
-        except CallFailed:
-            raise SystemExit(_start_failure_code(s, created)) from None
+        except CallFailed as failed:
+            raise SystemExit(_start_failure_code(failed.message)) from None
         except KeyboardInterrupt:
             raise SystemExit(130) from None
         finally:
@@ -161,15 +163,20 @@ def _run(args: argparse.Namespace) -> None:
                     )
 
 
-def _start_failure_code(s: Session, created: c_pb2.CreateContainerResponse | None) -> int:
-    """docker run's status for a container that did not start: 126/127 from exec, else 125."""
-    if created is None:
-        return 125
-    try:
-        found = s.client.containers.Inspect(c_pb2.InspectContainerRequest(container=created.id))
-    except grpc.RpcError:
-        return 125
-    return found.state.exit_code if found.state.exit_code in (126, 127) else 125
+def _start_failure_code(message: str) -> int:
+    """docker run's status for a container that was not made or did not start.
+
+    As docker's CLI (``runStartContainerErr``), from the daemon's message
+    itself: the container may be gone already (auto-remove) when it is read.
+    127 for a command not found, 126 for one that cannot be run, else 125.
+    """
+    if any(m in message for m in ("executable file not found", "no such file or directory")):
+        return 127
+    if any(
+        m in message for m in (os.strerror(errno.EACCES).lower(), os.strerror(errno.EISDIR).lower())
+    ):
+        return 126
+    return 125
 
 
 def _exit_code(s: Session, container: str, since: int) -> int:
