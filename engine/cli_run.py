@@ -14,10 +14,13 @@ import contextlib
 import dataclasses
 import errno
 import os
+import queue
+import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
@@ -124,6 +127,11 @@ def _create(args: argparse.Namespace) -> None:
 def _run(args: argparse.Namespace) -> None:
     """Create and start a container; without -d, show its output and exit with its code.
 
+    Without -d, the signals the CLI receives go to the container (docker's
+    --sig-proxy, on by default): Ctrl-C interrupts the container, and run
+    returns once it exited, with its code. With --sig-proxy=false, Ctrl-C
+    ends run at once (130) and the container runs on.
+
     With --rm and without -d, the CLI removes the container itself once its
     output is read (as docker's CLI did before 1.13): the daemon's auto-remove
     would delete the log before a short-lived command's output is read.
@@ -141,19 +149,24 @@ def _run(args: argparse.Namespace) -> None:
             # nothing is missed between the start and the first look.
             since = s.call(s.client.engine.GetSequence, engine_pb2.GetSequenceRequest()).sequence
             created = s.call(containers.Create, request)
-            s.call(containers.Start, c_pb2.StartContainerRequest(container=created.id))
             if detach:
+                s.call(containers.Start, c_pb2.StartContainerRequest(container=created.id))
                 echo(created.id)
                 return
-            output = _follow_logs(s, created.id)
-            try:
-                code = _exit_code(s, created.id, since)
-            finally:
+            with _SignalProxy(s, created.id) if args.sig_proxy else contextlib.nullcontext():
+                s.call(containers.Start, c_pb2.StartContainerRequest(container=created.id))
+                output = _follow_logs(s, created.id)
+                try:
+                    code = _exit_code(s, created.id, since)
+                except BaseException:
+                    output.finish(timeout=0)  # Ctrl-C without sig-proxy: no waiting for output
+                    raise
                 output.finish()
             raise SystemExit(code)
         except CallFailed as failed:
             raise SystemExit(_start_failure_code(failed.message)) from None
         except KeyboardInterrupt:
+            attached_rm = False  # without --sig-proxy: the container runs on, as docker's
             raise SystemExit(130) from None
         finally:
             if attached_rm and created is not None:
@@ -161,6 +174,51 @@ def _run(args: argparse.Namespace) -> None:
                     containers.Remove(
                         c_pb2.RemoveContainerRequest(container=created.id, force=True)
                     )
+
+
+# What docker's ForwardAllSignals passes on: every signal but SIGCHLD, SIGPIPE
+# and the Go runtime's own; here, too, the ones a fault raises (a handler in
+# Python cannot return from those) and the two no process can catch.
+_NOT_PROXIED = {"SIGKILL", "SIGSTOP", "SIGCHLD", "SIGPIPE", "SIGURG"} | {
+    "SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGTRAP", "SIGSYS",
+}  # fmt: skip
+
+
+class _SignalProxy:
+    """While entered, every signal the CLI receives is sent to the container (docker's sig-proxy).
+
+    The handler only queues the signal: the Kill call goes from a thread of its
+    own, so a signal never waits for the daemon on the main thread.
+    """
+
+    def __init__(self, s: Session, container: str) -> None:
+        self.kill = s.client.containers.Kill
+        self.container = container
+        self.pending: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self.previous: dict[signal.Signals, Any] = {}
+        self.thread = threading.Thread(target=self._forward, daemon=True)
+
+    def __enter__(self) -> _SignalProxy:
+        self.thread.start()
+        for sig in signal.Signals:
+            if sig.name not in _NOT_PROXIED:
+                with contextlib.suppress(OSError, ValueError):
+                    self.previous[sig] = signal.signal(sig, self._received)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        self.pending.put(None)
+
+    def _received(self, signum: int, frame: object) -> None:
+        self.pending.put(signal.Signals(signum).name)
+
+    def _forward(self) -> None:
+        while (name := self.pending.get()) is not None:
+            # A container that exited meanwhile refuses it; docker's CLI only logs that.
+            with contextlib.suppress(grpc.RpcError):
+                self.kill(c_pb2.KillContainerRequest(container=self.container, signal=name))
 
 
 def _start_failure_code(message: str) -> int:
@@ -216,16 +274,21 @@ class _LogPump:
 
     def finish(self, timeout: float = 5.0) -> None:
         # The stream ends by itself once the container stopped and all output was sent.
-        self.thread.join(timeout)
+        if timeout:
+            self.thread.join(timeout)
         cancel = getattr(self.stream, "cancel", None)
         if cancel is not None:
             cancel()
-        self.thread.join(1.0)
+        if timeout:
+            self.thread.join(1.0)
 
 
 def _follow_logs(s: Session, container: str) -> _LogPump:
     return _LogPump(s.client.containers.Logs(c_pb2.LogsRequest(container=container, follow=True)))
 
+
+_TRUE = ("1", "t", "T", "true", "TRUE", "True")
+_FALSE = ("0", "f", "F", "false", "FALSE", "False")
 
 VERBS = (
     Verb(
@@ -240,6 +303,25 @@ VERBS = (
         _run,
         (
             arg("-d", "--detach", action="store_true", help="Print the ID and leave it running."),
+            arg(
+                "--sig-proxy",
+                dest="sig_proxy",
+                action="store_true",
+                default=True,
+                help="Send the signals run receives to the container (the default);"
+                " --sig-proxy=false: do not.",
+            ),
+            # docker's bool flag spellings (Go's strconv.ParseBool), which
+            # argparse matches whole before it splits at "=".
+            *(
+                arg(
+                    *(f"--sig-proxy={v}" for v in spellings),
+                    dest="sig_proxy",
+                    action=action,
+                    help=argparse.SUPPRESS,
+                )
+                for spellings, action in ((_TRUE, "store_true"), (_FALSE, "store_false"))
+            ),
             *_CREATE_OPTIONS,
         ),
         description=_run.__doc__,

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import signal
+import subprocess
+import time
 from pathlib import Path
 
-from api_daemon import Daemon
+import pytest
+from api_daemon import CHARTD, REPO, Daemon
 
 
 def test_run_detached_with_rm_exits_with_the_exec_failures_code(
@@ -24,3 +29,65 @@ def test_run_detached_with_rm_exits_with_the_exec_failures_code(
     folder = daemon.cli("run", "-d", "--rm", "--", str(tmp_path))
     assert folder.returncode == 126, folder.stderr
     assert daemon.cli("ps", "-a", "-q").stdout == ""
+
+
+def _attached(daemon: Daemon, *args: str) -> subprocess.Popen[str]:
+    """A foreground ``chartd run ARGS...``, once the container's first line came through."""
+    proc = subprocess.Popen(
+        [*CHARTD, "run", *args],
+        cwd=REPO,
+        env=daemon.env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "tick\n", proc.stderr
+    return proc
+
+
+def _exit_after(proc: subprocess.Popen[str], sig: int) -> tuple[int, float]:
+    """Send ``sig`` to the CLI; its exit status and how long it took to exit."""
+    began = time.monotonic()
+    proc.send_signal(sig)
+    code = proc.wait(timeout=30)
+    return code, time.monotonic() - began
+
+
+TICKING = ("sh", "-c", "while :; do echo tick; sleep 0.05; done")
+
+
+def test_ctrl_c_on_run_goes_to_the_container_and_returns_with_its_exit(daemon: Daemon) -> None:
+    # docker's sig-proxy: the signal goes to the container, and run returns once
+    # it exited, with its code (130: killed by SIGINT); --rm removes it.
+    proc = _attached(daemon, "--rm", "--name", "ctrl-c-rm", "--", *TICKING)
+    code, took = _exit_after(proc, signal.SIGINT)
+    assert code == 130
+    assert took < 2.0, f"run took {took:.1f}s to return after Ctrl-C"
+    assert "ctrl-c-rm" not in daemon.cli("ps", "-a").stdout
+
+    proc = _attached(daemon, "--name", "ctrl-c-kept", "--", *TICKING)
+    code, took = _exit_after(proc, signal.SIGINT)
+    assert (code, took < 2.0) == (130, True), took
+    state = json.loads(daemon.cli("inspect", "ctrl-c-kept").stdout)[0]["State"]
+    assert (state["Status"], state["ExitCode"]) == ("exited", 130)
+
+
+def test_run_waits_for_a_container_that_ignores_the_signal(daemon: Daemon) -> None:
+    ignoring = ("sh", "-c", "trap '' INT; while :; do echo tick; sleep 0.05; done")
+    proc = _attached(daemon, "--rm", "--name", "deaf", "--", *ignoring)
+    proc.send_signal(signal.SIGINT)
+    with pytest.raises(subprocess.TimeoutExpired):
+        proc.wait(timeout=1.0)  # as docker's: the container decides
+    assert "deaf" in daemon.cli("ps").stdout
+    code, _ = _exit_after(proc, signal.SIGTERM)
+    assert code == 143
+    assert "deaf" not in daemon.cli("ps", "-a").stdout
+
+
+def test_run_without_sig_proxy_leaves_the_container_running(daemon: Daemon) -> None:
+    proc = _attached(daemon, "--sig-proxy=false", "--name", "unproxied", "--", *TICKING)
+    code, took = _exit_after(proc, signal.SIGINT)
+    assert (code, took < 2.0) == (130, True), took
+    assert "unproxied" in daemon.cli("ps").stdout
+    assert daemon.cli("rm", "-f", "unproxied").returncode == 0
