@@ -257,7 +257,7 @@ def _exit_code(s: Session, container: str, since: int) -> int:
 
 
 class _LogPump:
-    """Copies a container's output to stdout from a thread, until told to finish."""
+    """Copies a container's output (stdout and stderr apart) from a thread, until told to finish."""
 
     def __init__(self, stream: Iterator[c_pb2.LogChunk]) -> None:
         self.stream = stream
@@ -267,8 +267,9 @@ class _LogPump:
     def _run(self) -> None:
         try:
             for chunk in self.stream:
-                sys.stdout.buffer.write(chunk.data)
-                sys.stdout.buffer.flush()
+                out = sys.stderr if chunk.stream == "stderr" else sys.stdout
+                out.buffer.write(chunk.data)
+                out.buffer.flush()
         except grpc.RpcError:
             pass  # cancelled by finish(), or the container is gone: the exit code says it
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import time
@@ -91,3 +92,27 @@ def test_run_without_sig_proxy_leaves_the_container_running(daemon: Daemon) -> N
     assert (code, took < 2.0) == (130, True), took
     assert "unproxied" in daemon.cli("ps").stdout
     assert daemon.cli("rm", "-f", "unproxied").returncode == 0
+
+
+_RFC3339_NANO = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,9})?Z")
+
+
+def test_logs_keep_the_streams_apart_in_dockers_json_file(daemon: Daemon) -> None:
+    script = "echo out; echo err >&2; echo '<&>' ; printf partial"
+    done = daemon.cli("run", "--name", "streams", "--", "sh", "-c", script)
+    assert done.returncode == 0, done.stderr
+    assert (done.stdout, done.stderr) == ("out\n<&>\npartial", "err\n")
+    logs = daemon.cli("logs", "streams")
+    assert (logs.stdout, logs.stderr) == ("out\n<&>\npartial", "err\n")
+
+    path = Path(json.loads(daemon.cli("inspect", "streams").stdout)[0]["LogPath"])
+    assert path.name.endswith("-json.log")
+    text = path.read_text()
+    assert "\\u003c\\u0026\\u003e" in text  # Go's encoding/json, as docker writes it
+    entries = [json.loads(line) for line in text.splitlines()]
+    assert all(set(e) == {"log", "stream", "time"} for e in entries)
+    assert all(_RFC3339_NANO.fullmatch(e["time"]) for e in entries), entries
+    out = [e["log"] for e in entries if e["stream"] == "stdout"]
+    assert out == ["out\n", "<&>\n", "partial"]
+    assert [e["log"] for e in entries if e["stream"] == "stderr"] == ["err\n"]
+    assert daemon.cli("rm", "streams").returncode == 0
