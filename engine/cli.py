@@ -65,6 +65,10 @@ def _start_logging(log_level: str) -> None:
         level=getattr(logging, log_level.upper()),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if log_level.lower() != "debug":
+        # Alembic tells every migration step and plugin at INFO: noise on a first
+        # start, where what matters is that the daemon serves.
+        logging.getLogger("alembic").setLevel(logging.WARNING)
 
 
 def _otel_exporter(otel: str | None) -> str:

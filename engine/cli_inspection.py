@@ -94,14 +94,15 @@ def _wait(args: argparse.Namespace) -> None:
 
 
 def _logs(args: argparse.Namespace) -> None:
-    """Print a container's output (stdout and stderr)."""
+    """Print a container's output: its stdout on stdout, its stderr on stderr."""
     with Session(args) as s:
         request = c_pb2.LogsRequest(container=args.container, follow=args.follow)
         stream = s.client.containers.Logs(request)
         try:
             for chunk in stream:
-                sys.stdout.buffer.write(chunk.data)
-                sys.stdout.buffer.flush()
+                out = sys.stderr if chunk.stream == "stderr" else sys.stdout
+                out.buffer.write(chunk.data)
+                out.buffer.flush()
         except grpc.RpcError as exc:
             s.report(exc)
         except KeyboardInterrupt:

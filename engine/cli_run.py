@@ -3,7 +3,8 @@
 ``run`` without ``-d`` stays attached as docker's does: it copies the
 container's output, exits with the container's exit code (125 when the
 container could not be made or started, 126/127 when its command could not
-be executed), and with ``--rm`` removes the container itself.
+be executed, read from the failure as docker's CLI does), and with ``--rm``
+removes the container itself.
 """
 
 from __future__ import annotations
@@ -11,11 +12,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import errno
 import os
+import queue
+import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import grpc
 
@@ -122,6 +127,11 @@ def _create(args: argparse.Namespace) -> None:
 def _run(args: argparse.Namespace) -> None:
     """Create and start a container; without -d, show its output and exit with its code.
 
+    Without -d, the signals the CLI receives go to the container (docker's
+    --sig-proxy, on by default): Ctrl-C interrupts the container, and run
+    returns once it exited, with its code. With --sig-proxy=false, Ctrl-C
+    ends run at once (130) and the container runs on.
+
     With --rm and without -d, the CLI removes the container itself once its
     output is read (as docker's CLI did before 1.13): the daemon's auto-remove
     would delete the log before a short-lived command's output is read.
@@ -139,19 +149,24 @@ def _run(args: argparse.Namespace) -> None:
             # nothing is missed between the start and the first look.
             since = s.call(s.client.engine.GetSequence, engine_pb2.GetSequenceRequest()).sequence
             created = s.call(containers.Create, request)
-            s.call(containers.Start, c_pb2.StartContainerRequest(container=created.id))
             if detach:
+                s.call(containers.Start, c_pb2.StartContainerRequest(container=created.id))
                 echo(created.id)
                 return
-            output = _follow_logs(s, created.id)
-            try:
-                code = _exit_code(s, created.id, since)
-            finally:
+            with _SignalProxy(s, created.id) if args.sig_proxy else contextlib.nullcontext():
+                s.call(containers.Start, c_pb2.StartContainerRequest(container=created.id))
+                output = _follow_logs(s, created.id)
+                try:
+                    code = _exit_code(s, created.id, since)
+                except BaseException:
+                    output.finish(timeout=0)  # Ctrl-C without sig-proxy: no waiting for output
+                    raise
                 output.finish()
             raise SystemExit(code)
-        except CallFailed:
-            raise SystemExit(_start_failure_code(s, created)) from None
+        except CallFailed as failed:
+            raise SystemExit(_start_failure_code(failed.message)) from None
         except KeyboardInterrupt:
+            attached_rm = False  # without --sig-proxy: the container runs on, as docker's
             raise SystemExit(130) from None
         finally:
             if attached_rm and created is not None:
@@ -161,15 +176,65 @@ def _run(args: argparse.Namespace) -> None:
                     )
 
 
-def _start_failure_code(s: Session, created: c_pb2.CreateContainerResponse | None) -> int:
-    """docker run's status for a container that did not start: 126/127 from exec, else 125."""
-    if created is None:
-        return 125
-    try:
-        found = s.client.containers.Inspect(c_pb2.InspectContainerRequest(container=created.id))
-    except grpc.RpcError:
-        return 125
-    return found.state.exit_code if found.state.exit_code in (126, 127) else 125
+# What docker's ForwardAllSignals passes on: every signal but SIGCHLD, SIGPIPE
+# and the Go runtime's own; here, too, the ones a fault raises (a handler in
+# Python cannot return from those) and the two no process can catch.
+_NOT_PROXIED = {"SIGKILL", "SIGSTOP", "SIGCHLD", "SIGPIPE", "SIGURG"} | {
+    "SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGTRAP", "SIGSYS",
+}  # fmt: skip
+
+
+class _SignalProxy:
+    """While entered, every signal the CLI receives is sent to the container (docker's sig-proxy).
+
+    The handler only queues the signal: the Kill call goes from a thread of its
+    own, so a signal never waits for the daemon on the main thread.
+    """
+
+    def __init__(self, s: Session, container: str) -> None:
+        self.kill = s.client.containers.Kill
+        self.container = container
+        self.pending: queue.SimpleQueue[str | None] = queue.SimpleQueue()
+        self.previous: dict[signal.Signals, Any] = {}
+        self.thread = threading.Thread(target=self._forward, daemon=True)
+
+    def __enter__(self) -> _SignalProxy:
+        self.thread.start()
+        for sig in signal.Signals:
+            if sig.name not in _NOT_PROXIED:
+                with contextlib.suppress(OSError, ValueError):
+                    self.previous[sig] = signal.signal(sig, self._received)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        self.pending.put(None)
+
+    def _received(self, signum: int, frame: object) -> None:
+        self.pending.put(signal.Signals(signum).name)
+
+    def _forward(self) -> None:
+        while (name := self.pending.get()) is not None:
+            # A container that exited meanwhile refuses it; docker's CLI only logs that.
+            with contextlib.suppress(grpc.RpcError):
+                self.kill(c_pb2.KillContainerRequest(container=self.container, signal=name))
+
+
+def _start_failure_code(message: str) -> int:
+    """docker run's status for a container that was not made or did not start.
+
+    As docker's CLI (``runStartContainerErr``), from the daemon's message
+    itself: the container may be gone already (auto-remove) when it is read.
+    127 for a command not found, 126 for one that cannot be run, else 125.
+    """
+    if any(m in message for m in ("executable file not found", "no such file or directory")):
+        return 127
+    if any(
+        m in message for m in (os.strerror(errno.EACCES).lower(), os.strerror(errno.EISDIR).lower())
+    ):
+        return 126
+    return 125
 
 
 def _exit_code(s: Session, container: str, since: int) -> int:
@@ -192,7 +257,7 @@ def _exit_code(s: Session, container: str, since: int) -> int:
 
 
 class _LogPump:
-    """Copies a container's output to stdout from a thread, until told to finish."""
+    """Copies a container's output (stdout and stderr apart) from a thread, until told to finish."""
 
     def __init__(self, stream: Iterator[c_pb2.LogChunk]) -> None:
         self.stream = stream
@@ -202,23 +267,29 @@ class _LogPump:
     def _run(self) -> None:
         try:
             for chunk in self.stream:
-                sys.stdout.buffer.write(chunk.data)
-                sys.stdout.buffer.flush()
+                out = sys.stderr if chunk.stream == "stderr" else sys.stdout
+                out.buffer.write(chunk.data)
+                out.buffer.flush()
         except grpc.RpcError:
             pass  # cancelled by finish(), or the container is gone: the exit code says it
 
     def finish(self, timeout: float = 5.0) -> None:
         # The stream ends by itself once the container stopped and all output was sent.
-        self.thread.join(timeout)
+        if timeout:
+            self.thread.join(timeout)
         cancel = getattr(self.stream, "cancel", None)
         if cancel is not None:
             cancel()
-        self.thread.join(1.0)
+        if timeout:
+            self.thread.join(1.0)
 
 
 def _follow_logs(s: Session, container: str) -> _LogPump:
     return _LogPump(s.client.containers.Logs(c_pb2.LogsRequest(container=container, follow=True)))
 
+
+_TRUE = ("1", "t", "T", "true", "TRUE", "True")
+_FALSE = ("0", "f", "F", "false", "FALSE", "False")
 
 VERBS = (
     Verb(
@@ -233,6 +304,25 @@ VERBS = (
         _run,
         (
             arg("-d", "--detach", action="store_true", help="Print the ID and leave it running."),
+            arg(
+                "--sig-proxy",
+                dest="sig_proxy",
+                action="store_true",
+                default=True,
+                help="Send the signals run receives to the container (the default);"
+                " --sig-proxy=false: do not.",
+            ),
+            # docker's bool flag spellings (Go's strconv.ParseBool), which
+            # argparse matches whole before it splits at "=".
+            *(
+                arg(
+                    *(f"--sig-proxy={v}" for v in spellings),
+                    dest="sig_proxy",
+                    action=action,
+                    help=argparse.SUPPRESS,
+                )
+                for spellings, action in ((_TRUE, "store_true"), (_FALSE, "store_false"))
+            ),
             *_CREATE_OPTIONS,
         ),
         description=_run.__doc__,

@@ -66,7 +66,14 @@ _AT_ONCE = 50  # docker's CLI acts on at most 50 containers at once
 
 
 class CallFailed(Exception):
-    """A daemon error already printed; the verb exits 1 at the end."""
+    """A daemon error already printed; the verb exits 1 at the end.
+
+    ``message`` is the daemon's message, which ``run`` reads its exit code from.
+    """
+
+    def __init__(self, message: str = "") -> None:
+        super().__init__(message)
+        self.message = message
 
 
 class EndStateHeld(Exception):
@@ -116,11 +123,11 @@ class Session:
         try:
             return method(request)
         except grpc.RpcError as exc:
-            category = describe(exc).category
-            if not_modified_ok and category == Category.NOT_MODIFIED:
+            failure = describe(exc)
+            if not_modified_ok and failure.category == Category.NOT_MODIFIED:
                 raise EndStateHeld from None
-            self.report(exc, failed=not (missing_ok and category == Category.NOT_FOUND))
-            raise CallFailed from None
+            self.report(exc, failed=not (missing_ok and failure.category == Category.NOT_FOUND))
+            raise CallFailed(failure.message) from None
 
     def report(self, exc: grpc.RpcError, *, failed: bool = True) -> None:
         """Print a failed call (the verb exits 1 at the end if ``failed``).

@@ -43,6 +43,7 @@ from engine.errors import ChartdError, Conflict, NotFound, System, Unavailable
 from engine.locks import KeyedLock
 from statecharts.container import cgroups, shim
 from statecharts.container.exits import ExitDispatcher, TaskMonitor
+from statecharts.container.logcopy import LogCopier
 from statecharts.container.procfs import TIMEOUT, boot_id, decode_exit, proc_stat
 from statecharts.container.runtime import (
     EXIT_UNKNOWN,
@@ -116,6 +117,7 @@ class ProcessRuntime:
         self._closed = False
         self._dispatcher = ExitDispatcher()
         self._monitor = TaskMonitor(self._on_exit)
+        self._logs = LogCopier()
         try:
             self._restore()
         except BaseException:
@@ -319,6 +321,7 @@ class ProcessRuntime:
         if self._cgroup_parent is not None:
             with contextlib.suppress(OSError):  # only succeeds when no task cgroup is left
                 self._cgroup_parent.rmdir()
+        self._logs.close()
         shim.close_fd(self._lock_fd)
 
     def __enter__(self) -> ProcessRuntime:
@@ -394,13 +397,21 @@ class ProcessRuntime:
             # Our child cannot be reaped by anyone else, so the pid is stable here.
             stat = proc_stat(task.pid)
             task.start_ticks = stat.start_ticks if stat else 0
+            self._attach_logs(spec, records)
             task.save()
             shim.await_ready(spawned.status_r, spec, cwd, self._timeout)
         except BaseException:
             # Undo everything here, synchronously: the monitor never saw this task.
             task.discard_unwatched(self._timeout)
+            self._logs.drain(spec.id)
             raise
         return task
+
+    def _attach_logs(self, spec: ContainerSpec, records: Path) -> None:
+        try:
+            self._logs.attach(spec.id, records, spec.log_path)
+        except OSError as exc:
+            raise System(f"cannot create task {spec.id}: its output: {exc}") from exc
 
     def _enter_cgroup(self, task: Task) -> None:
         """Move the task's blocked shim into a cgroup of its own, if the runtime uses cgroups."""
@@ -447,6 +458,8 @@ class ProcessRuntime:
             write_json(task.record_dir / "exit.json", event.to_json())
         except OSError:
             _log.warning("cannot record the exit of %s", task.container_id, exc_info=True)
+        # Its output before its exit, as docker's copier ends before the exit is handled.
+        self._logs.drain(task.container_id)
         task.done.set()
 
     def _delete_task(self, task: Task) -> ExitEvent | None:
@@ -489,6 +502,8 @@ class ProcessRuntime:
                 continue
             task = restored_task(spec.id, root / "runtime", record, self._boot_id)
             if not task.done.is_set():
+                with contextlib.suppress(OSError):  # a task from before the FIFOs: no copy
+                    self._logs.attach(spec.id, root / "runtime", spec.log_path)
                 self._monitor.watch(task)
             self._tasks[spec.id] = task
 

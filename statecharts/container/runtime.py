@@ -112,7 +112,8 @@ class ContainerSpec:
     missing, as docker does. ``working_dir`` must exist when the task is
     created (``None``: the runtime's choice, ``/`` for processes).
     ``stop_signal`` is recorded for the service's stop; the runtime does not
-    use it. ``log_path`` receives stdout and stderr (appended). ``root`` is
+    use it. ``log_path`` receives stdout and stderr (docker's json-file
+    lines, appended). ``root`` is
     the container's state directory (moby's ``/var/lib/docker/containers/<id>``);
     the runtime keeps its records there, under ``root/"runtime"``.
     """
@@ -332,7 +333,7 @@ class Runtime(Protocol):
 
         The process is the leader of its own session and process group (the
         container's group: signals go to the whole group), has stdin from
-        ``/dev/null`` and stdout and stderr appended to ``spec.log_path``,
+        ``/dev/null`` and stdout and stderr, apart, to ``spec.log_path``,
         the exact environment :meth:`ContainerSpec.process_env`, no other
         open files, and ``spec.working_dir`` as its directory. Its ``pid`` is
         final: the exec in ``start_task`` keeps it. Nothing of the command

@@ -3,8 +3,9 @@
 ``spawn`` starts (``posix_spawn``, its own session, every signal disposition
 at its default, no descriptor but 0 to 4) ``/bin/sh`` running a script of a
 dozen lines, with fd 3 the read end of a *release* pipe and fd 4 the write
-end of a *status* pipe, the container's log file as stdout and stderr, and
-the command's exact environment. The shim enters the working directory,
+end of a *status* pipe, as stdout and stderr two FIFOs the daemon copies to
+the json-file log (:mod:`~statecharts.container.logcopy`), and the
+command's exact environment. The shim enters the working directory,
 writes ``R`` on the status pipe and blocks reading the release pipe: the
 process exists, with its final pid, but nothing of the command has run
 (runc's ``create`` with its exec fifo). Before the release the runtime looks
@@ -39,6 +40,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import ChartdError, DeadlineExceeded, System
+from statecharts.container import logcopy
 from statecharts.container.runtime import ContainerSpec, ExecFailed
 
 __all__ = [
@@ -205,10 +207,12 @@ class Shim:
 
 
 def _open_ends(spec: ContainerSpec, fds: dict[str, int]) -> None:
-    """Open, into ``fds``, the log, /dev/null and both pipes (what is opened stays in ``fds``)."""
+    """Open, into ``fds``, the output FIFOs, /dev/null and both pipes (each kept in ``fds``)."""
     spec.log_path.parent.mkdir(parents=True, exist_ok=True)
-    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC
-    fds["log"] = _high_fd(os.open(spec.log_path, flags, 0o640))
+    records = spec.root.resolve() / "runtime"
+    logcopy.make_fifos(records)
+    fds["stdout"] = _high_fd(logcopy.open_for_writer(records, "stdout"))
+    fds["stderr"] = _high_fd(logcopy.open_for_writer(records, "stderr"))
     fds["null"] = _high_fd(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
     release_r, fds["release_w"] = os.pipe()
     fds["release_r"] = _high_fd(release_r)
@@ -230,8 +234,8 @@ def spawn(spec: ContainerSpec, cwd: str) -> Shim:
             env,
             file_actions=[
                 (os.POSIX_SPAWN_DUP2, fds["null"], 0),
-                (os.POSIX_SPAWN_DUP2, fds["log"], 1),
-                (os.POSIX_SPAWN_DUP2, fds["log"], 2),
+                (os.POSIX_SPAWN_DUP2, fds["stdout"], 1),
+                (os.POSIX_SPAWN_DUP2, fds["stderr"], 2),
                 (os.POSIX_SPAWN_DUP2, fds["release_r"], 3),
                 (os.POSIX_SPAWN_DUP2, fds["status_w"], 4),
                 *((os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds()),
@@ -246,7 +250,7 @@ def spawn(spec: ContainerSpec, cwd: str) -> Shim:
         for fd in fds.values():
             close_fd(fd)
         raise System(f"cannot create task {spec.id}: {exc}") from exc
-    for name in ("log", "null", "release_r", "status_w"):
+    for name in ("stdout", "stderr", "null", "release_r", "status_w"):
         close_fd(fds[name])
     return Shim(pid=pid, release_w=fds["release_w"], status_r=fds["status_r"])
 

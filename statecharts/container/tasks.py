@@ -209,7 +209,7 @@ class Task:
         for fd in (self.release_w, self.status_r):
             shim.close_fd(fd)
         self.release_w = self.status_r = None
-        for name in ("task.json", "exit.json", "process.json"):
+        for name in ("task.json", "exit.json", "process.json", "init-stdout", "init-stderr"):
             unlink(self.record_dir / name)
 
     def same_process(self, boot_id: str) -> ProcStat | None:

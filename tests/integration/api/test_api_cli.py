@@ -110,7 +110,7 @@ def test_the_lifecycle_of_a_real_process(daemon: Daemon) -> None:
 def test_run_waits_and_exits_with_the_code_of_the_container(daemon: Daemon) -> None:
     done = daemon.cli("run", "--rm", "--name", "once", "sh", "-c", "echo out; echo err >&2; exit 3")
     assert done.returncode == 3, done.stderr
-    assert sorted(done.stdout.split()) == ["err", "out"]
+    assert (done.stdout, done.stderr) == ("out\n", "err\n")
     assert "once" not in ok(daemon, "ps", "-a")  # --rm removed it
     missing = daemon.cli("run", "--name", "nocmd", "no-such-command-here")
     assert missing.returncode == 127

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import json
 import os
 import threading
 from collections.abc import Callable, Iterator
@@ -656,7 +657,11 @@ def test_a_running_container_has_its_directories_address_and_log(lab: Lab) -> No
     log = svc.logs("logged")
     assert log == Path(svc.inspect("logged")["LogPath"])
     eventually(lambda: log.exists() and len(log.read_text().splitlines()) == 2, "both lines")
-    assert sorted(log.read_text().splitlines()) == ["hello", "oops"]
+    entries = [json.loads(line) for line in log.read_text().splitlines()]
+    assert sorted((e["stream"], e["log"]) for e in entries) == [
+        ("stderr", "oops\n"),
+        ("stdout", "hello\n"),
+    ]
 
     svc.stop("logged")
     assert daemon.leftovers(cid) == []  # exit's cleanup: rootfs, mounts, run dir, lease

@@ -504,7 +504,7 @@ def test_pause_and_resume_need_a_started_live_task(runtime: ProcessRuntime, tmp_
 # -- logs, environment, working directory, descriptors ---------------------------------
 
 
-def test_stdout_and_stderr_are_appended_to_the_log_file(
+def test_stdout_and_stderr_are_appended_to_the_log_file_apart(
     runtime: ProcessRuntime, tmp_path: Path
 ) -> None:
     log = tmp_path / "containers" / "c1" / "c1-json.log"
@@ -517,7 +517,13 @@ def test_stdout_and_stderr_are_appended_to_the_log_file(
     runtime.start_task("c1")
     runtime.wait("c1", WAIT)
 
-    assert log.read_text() == "earlier\n" + "to-stdout\nto-stderr\n" * 2
+    lines = log.read_text().splitlines()
+    assert lines[0] == "earlier"
+    entries = [json.loads(line) for line in lines[1:]]
+    # docker's json-file lines; each stream in its order (the two interleave as copied)
+    for stream in ("stdout", "stderr"):
+        mine = [e["log"] for e in entries if e["stream"] == stream]
+        assert mine == [f"to-{stream}\n"] * 2
 
 
 def test_the_environment_is_exactly_the_spec_plus_the_default_path(
@@ -620,7 +626,8 @@ def test_the_process_has_only_stdio_open(runtime: ProcessRuntime, tmp_path: Path
     eventually(lambda: sorted(open_fds()) == ["0", "1", "2"], "only stdio is open")
     fds = open_fds()
     assert fds["0"] == os.devnull
-    assert fds["1"] == fds["2"] == str(tmp_path / "containers" / "c1" / "c1-json.log")
+    records = tmp_path / "containers" / "c1" / "runtime"
+    assert (fds["1"], fds["2"]) == (str(records / "init-stdout"), str(records / "init-stderr"))
 
 
 # -- idempotency and errors ------------------------------------------------------------
