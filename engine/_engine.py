@@ -16,8 +16,8 @@ class Engine(_Engine):
 
         with engine.Engine.open("sqlite:///var/lib/chartd/chartd.db") as eng:
             eng.register(chart, bindings)
-            web = eng.create("container", "web", {"image": "nginx"})
-            eng.fire(web, "start")
+            nightly = eng.create("job", "nightly", {"cmd": ["backup"]})
+            eng.fire(nightly, "run")
     """
 
     @classmethod

@@ -168,9 +168,11 @@ class Entities:
                 "at most 253 characters"
             )
         data = json_value(dict(data or {}), "entity data")
+        entity_id = entity_id or secrets.token_hex(32)
+        data = reg.chart.model.schema.check_data(data, entity=name, id=entity_id)
         snapshot = reg.chart.initial_snapshot(data, conditions=reg.bindings.conditions)
         return EntityRow(
-            id=entity_id or secrets.token_hex(32),
+            id=entity_id,
             chart=reg.chart.name,
             name=name,
             configuration=snapshot.configuration,

@@ -61,6 +61,11 @@ class Firing:
         ):
             raise InvalidParameter("an idempotency key is a string of 1 to 300 characters")
         row = s.cached(entity)
+        # Before anything is decided or reported: params the chart's schema refuses are
+        # refused on every path (the API's, a timer's, a follow-up's) alike.
+        params = s.registry[row.chart].chart.model.schema.check_params(
+            event, params, entity=row.name, id=row.id
+        )
         if s.locks.held_here(row.id):
             # The entity's lock is this thread's own: waiting for it would never end.
             raise Conflict(

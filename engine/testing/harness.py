@@ -271,7 +271,7 @@ class Harness:
         outbox = self.proxy.last_event()
         data = json.loads(json.dumps(action.data))
         try:
-            expected = self.oracle.initial_snapshot(data)
+            expected = self.oracle.initial_snapshot(data, name)
         except ChartdError as refused:
             with raises(refused):
                 self.engine.create(self.chart.name, name, data)
@@ -335,7 +335,9 @@ class Harness:
             enabled = [
                 e
                 for e in self.pickable
-                if isinstance(self.oracle.decide(pre.snapshot, e, params, fields), Plan)
+                if isinstance(
+                    self.oracle.decide(pre.snapshot, e, self.oracle.fit(e, params), fields), Plan
+                )
             ]
             if not enabled:
                 tally("fire: no event is enabled")
@@ -344,6 +346,7 @@ class Harness:
             note(f"{action!r} fires {picked!r}")
             action = replace(action, event=picked)
         assert action.event is not None
+        params = self.oracle.fit(action.event, params)
         if remember and action.key is not None:
             self.requests.append(action)
         fault = action.fault if self.faults else None
