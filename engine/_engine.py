@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from engine.ports import Clock, Observer
 from engine.runtime.engine import Engine as _Engine
+from engine.runtime.limits import Limits
 from engine.store import open_store
 
 __all__ = ["Engine"]
@@ -28,6 +29,7 @@ class Engine(_Engine):
         clock: Clock | None = None,
         observer: Observer | None = None,
         timers: bool = True,
+        limits: Limits | None = None,
     ) -> Engine:
         """An engine on the database at ``url``, migrated to the current schema.
 
@@ -35,5 +37,13 @@ class Engine(_Engine):
         ``sqlite:///path`` URL is the embedded default; a
         ``postgresql+psycopg://`` URL is shared by several replicas.
         ``timers=False`` leaves due timers to :meth:`run_due_timers`.
+        ``limits`` bounds what the engine keeps (:class:`~engine.runtime.limits.Limits`:
+        e.g. ``retain_finished``, how long finished entities are kept).
         """
-        return cls(open_store(url or "sqlite://"), clock=clock, observer=observer, timers=timers)
+        return cls(
+            open_store(url or "sqlite://"),
+            clock=clock,
+            observer=observer,
+            timers=timers,
+            limits=limits,
+        )

@@ -463,6 +463,14 @@ def serve(
     log_level: Annotated[
         str, typer.Option("--log-level", help="debug, info, warning, error.")
     ] = "info",
+    retain_removed: Annotated[
+        str,
+        typer.Option(
+            "--retain-removed",
+            help="How long removed containers and their history are kept: "
+            "a duration (90m, 24h, 7d) or forever.",
+        ),
+    ] = "24h",
     otel: Annotated[
         str | None,
         typer.Option(
@@ -488,6 +496,7 @@ def serve(
             tls_key=tls_key,
             insecure=insecure,
             otel=exporter,
+            retain_removed=retain_removed,
         )
         daemon.serve(config)
     except ChartdError as exc:

@@ -33,6 +33,7 @@ from engine.api import ApiServer, parse_address
 from engine.api.address import Address
 from engine.errors import InvalidParameter
 from engine.export import FORMATS
+from engine.runtime.limits import Limits, parse_retention
 from engine.telemetry import Telemetry, check_exporter, providers
 from statecharts.container.process import ProcessRuntime
 from statecharts.container.service import Containers, status_of
@@ -40,6 +41,9 @@ from statecharts.container.service import Containers, status_of
 __all__ = ["DaemonConfig", "chartd_version", "serve"]
 
 log = logging.getLogger("chartd.daemon")
+
+RETAIN_REMOVED = "24h"
+"""How long a removed container and its history are kept unless ``--retain-removed`` says."""
 
 
 def chartd_version() -> str:
@@ -62,6 +66,7 @@ class DaemonConfig:
     insecure: bool = False
     otel: str = "off"
     shutdown_grace: float = 2.0
+    retain_removed: float | None = parse_retention(RETAIN_REMOVED)
 
     # More than six parameters: one keyword per option of chartd serve, a signature tests pin.
     @classmethod
@@ -75,6 +80,7 @@ class DaemonConfig:
         tls_key: Path | None = None,
         insecure: bool = False,
         otel: str = "off",
+        retain_removed: str = RETAIN_REMOVED,
     ) -> DaemonConfig:
         """Defaults filled in and the listen rules enforced (InvalidParameter otherwise).
 
@@ -82,6 +88,7 @@ class DaemonConfig:
         accepted on a loopback host only: an API that starts processes is
         never offered in the clear beyond this machine. ``otel`` is one of
         ``engine.telemetry.EXPORTERS``, and its exporter package is installed.
+        ``retain_removed`` is how long removed containers are kept (``24h``, ``forever``).
         """
         check_exporter(otel)
         state_dir = state_dir.expanduser().absolute()
@@ -117,6 +124,7 @@ class DaemonConfig:
             tls_key=tls_key,
             insecure=insecure,
             otel=otel,
+            retain_removed=parse_retention(retain_removed),
         )
 
 
@@ -165,7 +173,8 @@ def serve(config: DaemonConfig, *, stop: threading.Event | None = None) -> None:
 
 def _serve(config: DaemonConfig, stop: threading.Event, observer: Telemetry | None) -> None:
     """The engine, the API and the containers, from start to shutdown."""
-    eng = engine.Engine.open(config.db, observer=observer)
+    limits = Limits(retain_finished=config.retain_removed)
+    eng = engine.Engine.open(config.db, observer=observer, limits=limits)
     try:
         api = ApiServer(eng, version=chartd_version(), exporters=FORMATS)
         # Bound first: a daemon that cannot listen fails before it touches a container.

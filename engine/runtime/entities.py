@@ -183,12 +183,16 @@ class Entities:
             updated_at=now,
         )
 
-    def list(self, chart: str | None, status: str | None, after: int, limit: int) -> Page[Entity]:
+    def list(
+        self, chart: str | None, status: str | None, after: int, limit: int, live: bool
+    ) -> Page[Entity]:
         """See :meth:`engine.Engine.list`."""
         self._s.check_open()
         if not 1 <= limit <= 1000:
             raise InvalidParameter(f"limit must be between 1 and 1000, got {limit}")
-        rows = self._s.store.entities(chart=chart, state=status, after=after, limit=limit + 1)
+        rows = self._s.store.entities(
+            chart=chart, state=status, after=after, limit=limit + 1, live=live
+        )
         more = len(rows) > limit
         rows = rows[:limit]
         return Page(

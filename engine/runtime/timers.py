@@ -2,7 +2,9 @@
 
 One thread per engine. It sleeps until the next timer is due or the next
 beat, whichever comes first, and is woken early only by a new timer due
-before it would look again.
+before it would look again. With a retention (``Limits.retain_finished``)
+it also deletes finished entities that finished longer ago than that, a
+bounded batch a beat.
 """
 
 from __future__ import annotations
@@ -105,8 +107,16 @@ class Housekeeping:
             count += 1
         return count
 
+    def purge(self) -> int:
+        """Delete one batch of entities that finished before the retention; how many."""
+        s = self._s
+        retain = s.limits.retain_finished
+        if retain is None:
+            return 0
+        return s.store.purge_finished(s.clock.now() - retain, s.limits.purge_batch)
+
     def _loop(self) -> None:
-        """Beat, recover what dead engines left, and (if enabled) fire due timers."""
+        """Beat, recover what dead engines left, (if enabled) fire due timers, purge."""
         s, beat = self._s, self._s.limits.beat
         last_beat = last_sweep = time.monotonic()
         while not s.closed:
@@ -117,6 +127,9 @@ class Housekeeping:
                 mono = time.monotonic()
                 if mono - last_beat >= beat:
                     self._recovery.beat()
+                    # A batch a beat, each its own short transaction: a backlog (a
+                    # retention newly set) never holds the database from the fires.
+                    self.purge()
                     last_beat = mono
                 if mono - last_sweep >= 5 * beat:
                     self._recovery.recover()

@@ -112,9 +112,10 @@ class Containers:
         return matches[0]
 
     def _all(self) -> Iterator[engine.Entity]:
+        """Every container that exists: removed ones (kept for their history) are not read."""
         after = 0
         while True:
-            page = self.engine.list(CHART, after=after, limit=1000)
+            page = self.engine.list(CHART, after=after, limit=1000, live=True)
             yield from page.items
             if page.after is None:
                 return

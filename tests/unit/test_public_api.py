@@ -131,6 +131,7 @@ def test_engine_methods() -> None:
         "clock",
         "observer",
         "timers",
+        "limits",
     ]
 
 
