@@ -146,10 +146,15 @@ class Firing:
                 except SagaFailed as failed:
                     outcome[0], outcome[1] = "failed", failed.follow_up
                     raise failed.error from None
-                except ChartdError:
+                except ChartdError as exc:
                     # A refusal writes nothing, so no version check caught a stale
-                    # cache: decide again if another engine moved the entity.
-                    if decided_on is None or not self._moved(decided_on):
+                    # cache: decide again if another engine moved the entity. (An
+                    # entity that cannot be decided on now is no stale decision.)
+                    if (
+                        isinstance(exc, Unavailable)
+                        or decided_on is None
+                        or not self._moved(decided_on)
+                    ):
                         raise
             raise Contended(
                 f"{row.name} changed concurrently {s.limits.retries} times while {event!r} "
@@ -212,7 +217,7 @@ class Firing:
                         "params on this entity; a retry must repeat the request, or use a new key"
                     )
                 return self._replay(row, recorded), None
-        if row.id in s.recovering:
+        if row.id in s.recovering or row.id in s.stranded:
             raise Unavailable(f"{row.name} is being recovered; try again")
         source = core.Snapshot(row.configuration, row.data, row.version, row.history)
         plan = core.step(

@@ -6,6 +6,11 @@ opened again) claims it with a version-checked commit, so that exactly one
 engine recovers it, then commits it if every step was journaled done, or
 undoes every step not known to be undone, newest first, and records the
 failure. Engines heartbeat so that a live one's sagas are never taken.
+
+A live engine's own saga is recovered the same way when its end could not be
+recorded (it is *stranded*, see :mod:`engine.runtime.saga`): the sweep finds
+it once the database answers, and what the engine knows of its steps and of
+its failure, newer than the journal, goes with it.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from dataclasses import replace
 from typing import Any
 
 from engine import core
-from engine.errors import Unavailable
+from engine.errors import ChartdError, Unavailable
 from engine.ports import (
     EntityRow,
     EventRow,
@@ -30,6 +35,7 @@ from engine.ports import (
 )
 from engine.runtime.bindings import Context
 from engine.runtime.journal import failed_event, transition_event
+from engine.runtime.outcomes import Stranded
 from engine.runtime.registry import Registered
 from engine.runtime.saga import Saga
 from engine.runtime.shared import Shared
@@ -69,12 +75,14 @@ class Recovery:
         return alive
 
     def recover(self, chart: str | None = None) -> int:
-        """See :meth:`engine.Engine.recover`."""
+        """See :meth:`engine.Engine.recover`; this engine's stranded sagas are recovered too."""
         s = self._s
         alive = self.alive()
+        stranded = {k.transition_id for k in s.stranded.values()}
         count = 0
-        for tr in s.store.unfinished():
-            if tr.owner in alive:
+        unfinished = s.store.unfinished()
+        for tr in unfinished:
+            if tr.owner in alive and tr.id not in stranded:
                 continue
             row = s.store.entity(tr.entity_id)
             if row is None or (chart is not None and row.chart != chart):
@@ -85,18 +93,34 @@ class Recovery:
             s.locks.acquire(row.id)
             s.recovering.add(row.id)
             try:
-                claimed = self._claim(tr, alive)
+                known = s.stranded.get(row.id)
+                claimed = self._claim(tr, alive, stranded)
                 if claimed is not None:
-                    self._recover_one(reg, *claimed)
+                    mine = known if known is not None and known.transition_id == tr.id else None
+                    self._recover_one(reg, *claimed, mine)
                     count += 1
+                if known is not None and known.transition_id == tr.id:
+                    del s.stranded[row.id]
             finally:
                 s.recovering.discard(row.id)
                 s.cache.pop(row.id, None)
                 s.locks.release(row.id)
+        self._forget_recorded(unfinished)
         return count
 
+    def _forget_recorded(self, unfinished: list[TransitionRow]) -> None:
+        """Drop stranded sagas the journal no longer lists as unfinished.
+
+        A commit the database reported as failed may have been made after all
+        (a connection lost during COMMIT): then there is nothing to recover.
+        """
+        s, listed = self._s, {tr.id for tr in unfinished}
+        for entity_id, known in list(s.stranded.items()):
+            if known.transition_id not in listed:
+                s.stranded.pop(entity_id, None)
+
     def _claim(
-        self, listed: TransitionRow, alive: set[str]
+        self, listed: TransitionRow, alive: set[str], stranded: set[str]
     ) -> tuple[EntityRow, TransitionRow] | None:
         """Take over a dead engine's transition, or None if another engine got it first.
 
@@ -112,7 +136,7 @@ class Recovery:
         )
         if row is None or current is None or current.status not in ("running", "compensating"):
             return None
-        if current.owner in alive:
+        if current.owner in alive and current.id not in stranded:
             return None
         claimed = replace(current, owner=s.id, steps=())
         ahead = replace(row, version=row.version + 1, updated_at=s.clock.now())
@@ -129,20 +153,41 @@ class Recovery:
             return None
         return ahead, current  # the dead owner stays on record; the plan names the recoverer
 
-    def _recover_one(self, reg: Registered, row: EntityRow, tr: TransitionRow) -> None:
+    def _recover_one(
+        self, reg: Registered, row: EntityRow, tr: TransitionRow, known: Stranded | None
+    ) -> None:
         journal = {step.index: step for step in tr.steps}
+        if known is not None:
+            journal.update(known.steps)
         names: list[str] = tr.plan["steps"]
-        if tr.status == "running" and all(
-            journal.get(i) is not None and journal[i].status == "done" for i in range(len(names))
+        failed = known.error if known is not None else None
+        if (
+            failed is None
+            and tr.status == "running"
+            and all(
+                journal.get(i) is not None and journal[i].status == "done"
+                for i in range(len(names))
+            )
         ):
-            self._commit_complete(reg, row, tr, [journal[i] for i in range(len(names))])
+            done = [journal[i] for i in range(len(names))]
+            self._commit_complete(reg, row, tr, done, rewrite=known is not None)
         else:
-            self._undo(reg, row, tr, journal)
+            self._undo(reg, row, tr, journal, failed, ran=None if known is None else known.steps)
 
     def _commit_complete(
-        self, reg: Registered, row: EntityRow, tr: TransitionRow, done: list[StepRow]
+        self,
+        reg: Registered,
+        row: EntityRow,
+        tr: TransitionRow,
+        done: list[StepRow],
+        *,
+        rewrite: bool,
     ) -> None:
-        """Every step completed before the crash: commit the transition as its engine would."""
+        """Every step completed: commit the transition as its engine would.
+
+        With ``rewrite`` the steps' rows go too: they are this engine's own,
+        which the journal may have missed.
+        """
         s, plan = self._s, tr.plan
         now = s.clock.now()
         source = core.Snapshot.from_json(json.dumps(plan["source"]))
@@ -168,6 +213,8 @@ class Recovery:
             steps=(),
         )
         write = Write(entity=after, expect_version=row.version, transition_updates=[record])
+        if rewrite:
+            write.steps.extend(done)
         moved = (source.configuration, target.configuration)
         write.events.append(transition_event(row, tr.event, moved, tr.id, now))
         write.events.extend(
@@ -184,9 +231,22 @@ class Recovery:
         log.warning("recovered %s on %s: every step had completed; committed", tr.event, row.name)
 
     def _undo(
-        self, reg: Registered, row: EntityRow, tr: TransitionRow, journal: dict[int, StepRow]
+        self,
+        reg: Registered,
+        row: EntityRow,
+        tr: TransitionRow,
+        journal: dict[int, StepRow],
+        failed: ChartdError | None,
+        *,
+        ran: Mapping[int, StepRow] | None,
     ) -> None:
-        """Undo every step not known to be undone, newest first, and record the failure."""
+        """Undo every step not known to be undone, newest first, and record the failure.
+
+        A dead engine's steps may have run whatever the journal says. A live
+        engine whose saga stranded knows: ``ran`` holds a row for each step
+        that began, and ``failed`` the failure it could not record; only those
+        steps are undone (if they were not yet), and their rows go with the record.
+        """
         s, plan = self._s, tr.plan
         names: list[str] = plan["steps"]
         source = core.Snapshot.from_json(json.dumps(plan["source"]))
@@ -204,12 +264,15 @@ class Recovery:
         undo = [
             (i, journal[i].payload if i in journal else None)
             for i in reversed(range(len(names)))
-            if i not in journal or journal[i].status not in ("compensated", "failed")
+            if (i not in journal or journal[i].status not in ("compensated", "failed"))
+            and (ran is None or i in ran)
         ]
         steps = [(n, reg.bindings.steps[n]) for n in names]
         undone = self._saga.compensate(row, ctx, steps, undo, journal=True)
         errors = [r.compensation_error for r in undone if r.compensation_error]
-        if tr.status == "compensating" and tr.error_message:
+        if failed is not None:
+            category, message = failed.category.value, failed.message
+        elif tr.status == "compensating" and tr.error_message:
             # It had failed already; the crash only interrupted its undo.
             category, message = tr.error_category or "system", tr.error_message
         else:
@@ -241,6 +304,10 @@ class Recovery:
             steps=(),
         )
         write = Write(entity=after, expect_version=row.version, transition_updates=[record])
+        if ran is not None:
+            # The undos just run are queued apart; a row written here must not replace one.
+            again = {r.index for r in undone}
+            write.steps.extend(r for i, r in ran.items() if i not in again)
         write.events.append(failed_event(row, tr.event, (category, message), tr.id, now))
         s.commit.commit(write)
         log.warning("recovered %s on %s: compensated %d step(s)", tr.event, row.name, len(undo))

@@ -6,6 +6,11 @@ the transition ``running`` and the entity in its transient state, the steps
 run with each end journaled, and a last commit writes the target
 (:meth:`Saga.written`). A failed step, or a final commit refused, undoes the
 completed steps newest first and records the failure (:meth:`Saga.fail`).
+
+A saga whose end cannot be recorded because the database does not answer (a
+full disk) is *stranded*: what this engine knows of it goes to
+``Shared.stranded``, fires on the entity wait, and recovery finishes it as it
+finishes a dead engine's once the database answers (:mod:`engine.runtime.recovery`).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from engine import core
-from engine.errors import ChartdError, Conflict
+from engine.errors import ChartdError, Conflict, Unavailable
 from engine.model.chart import FailurePolicy
 from engine.ports import (
     EntityRow,
@@ -30,7 +35,7 @@ from engine.ports import (
 )
 from engine.runtime.bindings import Context, Step
 from engine.runtime.journal import as_error, failed_event, json_value, plan_json, transition_event
-from engine.runtime.outcomes import SagaFailed, Stale
+from engine.runtime.outcomes import SagaFailed, Stale, Stranded
 from engine.runtime.records import Entity, Result
 from engine.runtime.registry import Registered
 from engine.runtime.shared import Shared
@@ -123,6 +128,10 @@ class Saga:
             self._run_steps(fire)
         try:
             return self._finish(fire)
+        except Unavailable as exc:
+            # Every step ran; only the record of it is missing. Undoing the steps would
+            # lose work the database merely failed to hear of: recovery commits it.
+            raise SagaFailed(self._strand(fire, fire.step_rows, None, exc), None) from exc
         except Stale:
             # Someone changed the entity while the saga ran: undo, and say so.
             error = Conflict(
@@ -180,8 +189,12 @@ class Saga:
             fire.step_rows.append(finished)
             if fire.written and i == plan.failure_from - 1:
                 # The failure policy's `after` step: recovery must know for sure that it
-                # completed, so its end is on disk before the next step runs.
-                s.commit.commit(Write(steps=[finished]))
+                # completed, so its end is on disk before the next step runs; if it
+                # cannot be, the saga goes no further.
+                try:
+                    s.commit.commit(Write(steps=[finished]))
+                except ChartdError as exc:
+                    raise self.fail(fire, exc, exc) from exc
             elif fire.written:
                 s.commit.later(Write(steps=[finished]))
 
@@ -304,11 +317,12 @@ class Saga:
         )
         errors = [r.compensation_error for r in undone if r.compensation_error]
         after, policy = self._failure_row(fire, error, cause)
-        self._record_failure(fire, after, error, undone, entity_write=entity_write)
+        recorded = self._record_failure(fire, after, error, undone, entity_write=entity_write)
         if errors:
             error.compensation_errors = tuple(errors)  # type: ignore[attr-defined]
         error.transition_id = fire.ctx.transition_id  # type: ignore[attr-defined]
-        then = policy.then if policy else None
+        # A failure left to recovery fires no follow-up: the entity is not placed yet.
+        then = policy.then if policy and recorded else None
         if then is not None and core.holds(
             then.when,
             core.Snapshot(after.configuration, after.data, after.version),
@@ -368,8 +382,12 @@ class Saga:
         undone: list[StepRow],
         *,
         entity_write: bool,
-    ) -> None:
-        """Commit the failed transition and, with ``entity_write``, the entity as ``after``."""
+    ) -> bool:
+        """Commit the failed transition and, with ``entity_write``, the entity as ``after``.
+
+        Whether it was recorded: a saga whose failure the database would not
+        take is stranded, for recovery to record.
+        """
         s, row, plan, tid = self._s, fire.row, fire.plan, fire.ctx.transition_id
         now = after.updated_at
         errors = [r.compensation_error for r in undone if r.compensation_error]
@@ -400,16 +418,50 @@ class Saga:
         )
         try:
             s.commit.commit(write)
-            if entity_write:
-                s.cache[row.id] = after
         except VersionConflict:
             s.cache.pop(row.id, None)
             log.error(
                 "could not record the failure of %s on %s: the entity moved", plan.event, row.name
             )
+            return False
         except ChartdError as exc:
             s.cache.pop(row.id, None)
-            log.error("could not record the failure of %s on %s: %s", plan.event, row.name, exc)
+            if fire.written and entity_write:
+                self._strand(fire, [*fire.step_rows, *undone], error, exc)
+            else:
+                log.error("could not record the failure of %s on %s: %s", plan.event, row.name, exc)
+            return False
+        if entity_write:
+            s.cache[row.id] = after
+        return True
+
+    def _strand(
+        self,
+        fire: Fire,
+        steps: Sequence[StepRow],
+        error: ChartdError | None,
+        cause: ChartdError,
+    ) -> Unavailable:
+        """Leave a written-ahead saga to recovery; the error its caller gets.
+
+        ``steps`` are the journal rows of its steps as this engine knows them
+        (a later row of a step replaces an earlier one: an undo's its do's),
+        ``error`` the failure it could not record, ``cause`` why not.
+        """
+        s, row, event = self._s, fire.row, fire.plan.event
+        known = {r.index: r for r in steps}
+        s.stranded[row.id] = Stranded(fire.ctx.transition_id, known, error)
+        s.cache.pop(row.id, None)
+        log.error(
+            "%s on %s could not be recorded (%s); it is finished once the database answers",
+            event,
+            row.name,
+            cause.message,
+        )
+        return Unavailable(
+            f"{event!r} on {row.name} could not be recorded: {cause.message}; "
+            "the engine finishes it once the database answers"
+        )
 
 
 def _effects(ctx: Context, step: str) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 One thread per engine. It sleeps until the next timer is due or the next
 beat, whichever comes first, and is woken early only by a new timer due
-before it would look again. With a retention (``Limits.retain_finished``)
+before it would look again. It looks for dead engines' unfinished sagas
+every few beats, and for this engine's stranded ones (their end could not be
+recorded) every beat. With a retention (``Limits.retain_finished``)
 it also deletes finished entities that finished longer ago than that, a
 bounded batch a beat.
 """
@@ -119,6 +121,7 @@ class Housekeeping:
         """Beat, recover what dead engines left, (if enabled) fire due timers, purge."""
         s, beat = self._s, self._s.limits.beat
         last_beat = last_sweep = time.monotonic()
+        away = False  # the database did not answer last turn (said once, not every turn)
         while not s.closed:
             due = None
             try:
@@ -131,11 +134,18 @@ class Housekeeping:
                     # retention newly set) never holds the database from the fires.
                     self.purge()
                     last_beat = mono
-                if mono - last_sweep >= 5 * beat:
+                # A saga of this engine left unrecorded is looked for every beat: it
+                # holds its entity until the database answers again.
+                since = mono - last_sweep
+                if since >= 5 * beat or (s.stranded and since >= beat):
                     self._recovery.recover()
                     last_sweep = mono
                 if self._timers:
                     due = s.store.next_timer(charts=s.registry.names())
+                away = False
+            except Unavailable as exc:  # the database is away (a full disk): the next turn retries
+                log.log(logging.DEBUG if away else logging.WARNING, "housekeeping: %s", exc.message)
+                away = True
             except Exception:  # keep the loop alive; the next turn retries
                 log.exception("housekeeping")
             wait = beat if due is None else min(beat, max(0.0, due - s.clock.now()))

@@ -9,6 +9,7 @@ shutdown and restore.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import signal as _signal
 import threading
@@ -368,25 +369,38 @@ class Containers:
         if (event.container_id, event.pid) in self._inherited:
             params["restored"] = True
             self._inherited.discard((event.container_id, event.pid))
-        # A process may exit while its start is still committing (the entity is held
-        # in `starting`): try again shortly, then give up.
-        for attempt in range(100):
+        # An exit happened: it is retried until it is recorded. The database may be
+        # away (a full disk), the container in recovery, or its start still committing
+        # (held in `starting`); a Conflict in any other state is the chart's answer.
+        delay, waiting = 0.05, False
+        for attempt in itertools.count():
             if self._closing:
                 return
             try:
                 self.engine.fire(event.container_id, "exit", params)
+                if waiting:
+                    log.info("exit of %s recorded", event.container_id[:12])
                 return
             except (NotModified, NotFound):
                 return  # a duplicate or stale exit, or one of a container removed by rm -f
-            except (Conflict, Unavailable) as exc:
+            except Unavailable as exc:
+                if not waiting:
+                    log.warning(
+                        "exit of %s not recorded yet, retrying: %s",
+                        event.container_id[:12],
+                        exc.message,
+                    )
+                    waiting = True
+            except Conflict as exc:
                 current = self._current(event.container_id)
                 if current is None or not (current.in_state("starting") or attempt < 3):
                     log.info("exit of %s not applied: %s", event.container_id[:12], exc.message)
                     return
-                time.sleep(0.05)
             except ChartdError as exc:
                 log.warning("exit of %s failed: %s", event.container_id[:12], exc.message)
                 return
+            time.sleep(delay)
+            delay = min(1.0, delay * 2)
 
     def _current(self, entity_id: str) -> engine.Entity | None:
         try:
