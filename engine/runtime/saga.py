@@ -188,15 +188,36 @@ class Saga:
             )  # fmt: skip
             fire.step_rows.append(finished)
             if fire.written and i == plan.failure_from - 1:
-                # The failure policy's `after` step: recovery must know for sure that it
-                # completed, so its end is on disk before the next step runs; if it
-                # cannot be, the saga goes no further.
-                try:
-                    s.commit.commit(Write(steps=[finished]))
-                except ChartdError as exc:
-                    raise self.fail(fire, exc, exc) from exc
+                self._checkpoint(fire, finished, effects["data"])
             elif fire.written:
                 s.commit.later(Write(steps=[finished]))
+
+    def _checkpoint(self, fire: Fire, finished: StepRow, data: Any) -> None:
+        """The saga's point of no return (the failure policy's ``after`` step) is reached.
+
+        Recovery must know for sure that the step completed, so its end is on
+        disk before the next step runs, and with it the entity's data as the
+        steps left it: what happened so far (a restart's old process stopped,
+        its exit code) is what readers see while the rest of the saga runs. If
+        it cannot be written, the saga goes no further.
+        """
+        s, row = self._s, fire.row
+        mark = replace(row, data=data, version=row.version + 1, updated_at=s.clock.now())
+        write = Write(
+            entity=mark, expect_version=row.version, steps=[finished], keys_changed=False
+        )
+        try:
+            s.commit.commit(write)
+        except VersionConflict:
+            error = Conflict(
+                f"{row.name} was changed by another writer while {fire.plan.event!r} ran; "
+                "its steps were undone"
+            )
+            fire.row = s.row(row.id)
+            raise self.fail(fire, error, error, entity_write=False) from None
+        except ChartdError as exc:
+            raise self.fail(fire, exc, exc) from exc
+        s.cache[row.id] = fire.row = mark
 
     def _finish(self, fire: Fire) -> Result:
         """The success commit: the target snapshot, the data, events, timers; or raise Stale."""

@@ -107,10 +107,18 @@ class Oracle:
         """The user's steps ``plan`` runs, in order."""
         return [self.steps[n] for n in plan.steps]
 
-    def bump(self, plan: Plan) -> int:
-        """How much a run of ``plan`` moves the version: two for a saga (write-ahead, commit)."""
+    def bump(self, plan: Plan, done: int | None = None) -> int:
+        """How much a run of ``plan`` moves the version, ``done`` of its steps completed.
+
+        One for a direct transition; two for a saga (write-ahead, end), three
+        once its point of no return (``on_failure.after``) was reached. ``done``
+        None: every step.
+        """
         saga = any(s.external for s in self.steps_of(plan)) or plan.via is not None
-        return 2 if saga else 1
+        if not saga:
+            return 1
+        done = len(plan.steps) if done is None else done
+        return 3 if 0 < plan.failure_from <= done else 2
 
 
 @dataclass(slots=True)

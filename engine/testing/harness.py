@@ -24,8 +24,9 @@ After a fire, with ``pre`` the entity as stored before:
   oracle says so, with the category it says.
 * **a saga that commits**: every step ran once, in order; the entity is in
   the plan's configuration and history, with the data the last step left
-  (or the plan's), its version bumped twice (write-ahead and commit) or
-  once (every step internal, no ``via``); one journal entry, ``committed``,
+  (or the plan's), its version bumped twice (write-ahead and commit), three
+  times past a point of no return (``on_failure.after``), or once (every
+  step internal, no ``via``); one journal entry, ``committed``,
   each step ``done``; outbox: one ``transition`` event with the from/to
   configurations, then the steps' own events.
 * **a saga that fails**: the completed steps were undone newest first,
