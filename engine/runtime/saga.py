@@ -133,16 +133,20 @@ class Saga:
             # lose work the database merely failed to hear of: recovery commits it.
             raise SagaFailed(self._strand(fire, fire.step_rows, None, exc), None) from exc
         except Stale:
-            # Someone changed the entity while the saga ran: undo, and say so.
-            error = Conflict(
-                f"{row.name} was changed by another writer while {plan.event!r} ran; "
-                "its steps were undone"
-            )
-            fire.row = s.row(row.id)
-            raise self.fail(fire, error, error, entity_write=False) from None
+            raise self._moved(fire) from None
         except ChartdError as exc:
             # The final commit was refused (a new name taken meanwhile, say): undo.
             raise self.fail(fire, exc, exc) from exc
+
+    def _moved(self, fire: Fire) -> SagaFailed:
+        """Someone changed the entity while the saga ran: undo, and say so."""
+        row = fire.row
+        error = Conflict(
+            f"{row.name} was changed by another writer while {fire.plan.event!r} ran; "
+            "its steps were undone"
+        )
+        fire.row = self._s.row(row.id)
+        return self.fail(fire, error, error, entity_write=False)
 
     def _run_steps(self, fire: Fire) -> None:
         """Run the steps in order, their journal rows in ``fire.step_rows``; or raise SagaFailed.
@@ -203,18 +207,11 @@ class Saga:
         """
         s, row = self._s, fire.row
         mark = replace(row, data=data, version=row.version + 1, updated_at=s.clock.now())
-        write = Write(
-            entity=mark, expect_version=row.version, steps=[finished], keys_changed=False
-        )
+        write = Write(entity=mark, expect_version=row.version, steps=[finished], keys_changed=False)
         try:
             s.commit.commit(write)
         except VersionConflict:
-            error = Conflict(
-                f"{row.name} was changed by another writer while {fire.plan.event!r} ran; "
-                "its steps were undone"
-            )
-            fire.row = s.row(row.id)
-            raise self.fail(fire, error, error, entity_write=False) from None
+            raise self._moved(fire) from None
         except ChartdError as exc:
             raise self.fail(fire, exc, exc) from exc
         s.cache[row.id] = fire.row = mark
