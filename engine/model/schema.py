@@ -152,16 +152,7 @@ def _node_problems(node: SchemaDocument, where: str, found: list[Problem]) -> No
         if given and types and not set(applies) & set(types):
             alias = SchemaDocument.model_fields[key].alias or key
             found.append((f"{where}.{alias}", f"applies to {' and '.join(applies)} values only"))
-    for low, high, alias in (
-        ("minimum", "maximum", "minimum"),
-        ("min_length", "max_length", "minLength"),
-        ("min_items", "max_items", "minItems"),
-    ):
-        lo, hi = getattr(node, low), getattr(node, high)
-        if lo is not None and hi is not None and lo > hi:
-            found.append(
-                (f"{where}.{alias}", f"is greater than its maximum ({_number(lo)} > {_number(hi)})")
-            )
+    _bounds_problems(node, where, found)
     closed = node.additional_properties is False
     for name in node.required:
         if closed and name not in node.properties:
@@ -174,6 +165,20 @@ def _node_problems(node: SchemaDocument, where: str, found: list[Problem]) -> No
         _node_problems(child, f"{where}.properties.{name}", found)
     if isinstance(node.additional_properties, SchemaDocument):
         _node_problems(node.additional_properties, f"{where}.additionalProperties", found)
+
+
+def _bounds_problems(node: SchemaDocument, where: str, found: list[Problem]) -> None:
+    """A lower bound above its upper one."""
+    for low, high, alias in (
+        ("minimum", "maximum", "minimum"),
+        ("min_length", "max_length", "minLength"),
+        ("min_items", "max_items", "minItems"),
+    ):
+        lo, hi = getattr(node, low), getattr(node, high)
+        if lo is not None and hi is not None and lo > hi:
+            found.append(
+                (f"{where}.{alias}", f"is greater than its maximum ({_number(lo)} > {_number(hi)})")
+            )
 
 
 # -- the compiled checks -----------------------------------------------------------------------
@@ -297,22 +302,26 @@ def _fill(node: _Node, value: Any, fields: Mapping[str, str]) -> Any:
     return out
 
 
+# Python's types of plain values and their JSON names, in the order to ask (a bool is
+# an int; a str is a Sequence).
+_KINDS: tuple[tuple[Any, str], ...] = (
+    (type(None), "null"),
+    (bool, "boolean"),
+    (int, "integer"),
+    (float, "number"),
+    (str, "string"),
+    (Mapping, "object"),
+    (Sequence, "array"),
+)
+
+
 def _kind(value: Any) -> str:
     """The JSON type of a plain value (``integer`` for a whole float, as JSON Schema says)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "boolean"
-    if isinstance(value, int):
-        return "integer"
-    if isinstance(value, float):
-        return "integer" if math.isfinite(value) and value.is_integer() else "number"
-    if isinstance(value, str):
-        return "string"
-    if isinstance(value, Mapping):
-        return "object"
-    if isinstance(value, Sequence):
-        return "array"
+    for python, name in _KINDS:
+        if isinstance(value, python):
+            if name == "number" and math.isfinite(value) and value.is_integer():
+                return "integer"
+            return name
     return type(value).__name__
 
 
@@ -343,8 +352,25 @@ def _template(value: Any, fields: Mapping[str, str]) -> Any:
 
 def _check(node: _Node, value: Any, path: str, fields: Mapping[str, str]) -> str | None:
     """The first way ``value`` (at ``path``) breaks ``node``, as a message; None if none."""
-    where = _prefix(path)
-    kind = _kind(value)
+    where, kind = _prefix(path), _kind(value)
+    problem = _check_shape(node, value, kind, where, fields)
+    if problem is not None:
+        return problem
+    if kind in ("integer", "number"):
+        problem = _check_number(node, value, where)
+    elif kind == "string":
+        problem = _check_length(node.min_length, node.max_length, len(value), where, "character")
+    elif kind == "array":
+        problem = _check_array(node, value, path, fields)
+    elif kind == "object":
+        problem = _check_object(node, value, path, fields)
+    return problem
+
+
+def _check_shape(
+    node: _Node, value: Any, kind: str, where: str, fields: Mapping[str, str]
+) -> str | None:
+    """``value``'s type, against ``type``, ``const`` and ``enum``."""
     if node.types and not _fits(kind, node.types):
         expected = " or ".join(_ARTICLE[t] for t in node.types)
         return f"{where}expected {expected}, got {_ARTICLE.get(kind, kind)} ({_show(value)})"
@@ -357,14 +383,6 @@ def _check(node: _Node, value: Any, path: str, fields: Mapping[str, str]) -> str
     ):
         allowed = ", ".join(_show(v) for v in node.enum)
         return f"{where}expected one of {allowed}, got {_show(value)}"
-    if kind in ("integer", "number"):
-        return _check_number(node, value, where)
-    if kind == "string":
-        return _check_length(node.min_length, node.max_length, len(value), where, "character")
-    if kind == "array":
-        return _check_array(node, value, path, fields)
-    if kind == "object":
-        return _check_object(node, value, path, fields)
     return None
 
 

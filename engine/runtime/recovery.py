@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import Any
 
 from engine import core
-from engine.errors import ChartdError, Unavailable
+from engine.errors import Unavailable
 from engine.ports import (
     EntityRow,
     EventRow,
@@ -160,19 +160,17 @@ class Recovery:
         if known is not None:
             journal.update(known.steps)
         names: list[str] = tr.plan["steps"]
-        failed = known.error if known is not None else None
         if (
-            failed is None
+            (known is None or known.error is None)
             and tr.status == "running"
             and all(
                 journal.get(i) is not None and journal[i].status == "done"
                 for i in range(len(names))
             )
         ):
-            done = [journal[i] for i in range(len(names))]
-            self._commit_complete(reg, row, tr, done, rewrite=known is not None)
+            self._commit_complete(reg, row, tr, [journal[i] for i in range(len(names))], known)
         else:
-            self._undo(reg, row, tr, journal, failed, ran=None if known is None else known.steps)
+            self._undo(reg, row, tr, journal, known)
 
     def _commit_complete(
         self,
@@ -180,13 +178,12 @@ class Recovery:
         row: EntityRow,
         tr: TransitionRow,
         done: list[StepRow],
-        *,
-        rewrite: bool,
+        known: Stranded | None,
     ) -> None:
         """Every step completed: commit the transition as its engine would.
 
-        With ``rewrite`` the steps' rows go too: they are this engine's own,
-        which the journal may have missed.
+        A stranded saga's step rows go too: they are this engine's own, which
+        the journal may have missed.
         """
         s, plan = self._s, tr.plan
         now = s.clock.now()
@@ -213,20 +210,11 @@ class Recovery:
             steps=(),
         )
         write = Write(entity=after, expect_version=row.version, transition_updates=[record])
-        if rewrite:
+        if known is not None:
             write.steps.extend(done)
         moved = (source.configuration, target.configuration)
         write.events.append(transition_event(row, tr.event, moved, tr.id, now))
-        write.events.extend(
-            EventRow(row.id, row.name, row.chart, t, a, tr.id, now)
-            for t, a in last.get("events", [])
-        )
-        write.timers.extend(
-            TimerRow(i, row.id, e, p, due, tr.id) for i, e, due, p in last.get("timers", [])
-        )
-        cancelled = last.get("cancel") or ()
-        if last.get("cancel_all") or cancelled:
-            write.cancel_timers = (row.id, None if last.get("cancel_all") else frozenset(cancelled))
+        _add_effects(write, row, tr.id, last, now)
         s.commit.commit(write)
         log.warning("recovered %s on %s: every step had completed; committed", tr.event, row.name)
 
@@ -236,51 +224,23 @@ class Recovery:
         row: EntityRow,
         tr: TransitionRow,
         journal: dict[int, StepRow],
-        failed: ChartdError | None,
-        *,
-        ran: Mapping[int, StepRow] | None,
+        known: Stranded | None,
     ) -> None:
         """Undo every step not known to be undone, newest first, and record the failure.
 
         A dead engine's steps may have run whatever the journal says. A live
-        engine whose saga stranded knows: ``ran`` holds a row for each step
-        that began, and ``failed`` the failure it could not record; only those
-        steps are undone (if they were not yet), and their rows go with the record.
+        engine whose saga stranded (``known``) knows which began and the
+        failure it could not record: only those steps are undone (if they
+        were not yet), and its rows of them go with the record.
         """
         s, plan = self._s, tr.plan
-        names: list[str] = plan["steps"]
         source = core.Snapshot.from_json(json.dumps(plan["source"]))
-        ctx = Context(
-            entity_id=row.id,
-            entity_name=row.name,
-            chart=row.chart,
-            event=tr.event,
-            params=tr.params,
-            transition_id=tr.id,
-            source=source,
-            target=core.Snapshot.from_json(json.dumps(plan["target"])),
-            now=s.clock.now(),
-        )
-        undo = [
-            (i, journal[i].payload if i in journal else None)
-            for i in reversed(range(len(names)))
-            if (i not in journal or journal[i].status not in ("compensated", "failed"))
-            and (ran is None or i in ran)
-        ]
+        names: list[str] = plan["steps"]
         steps = [(n, reg.bindings.steps[n]) for n in names]
-        undone = self._saga.compensate(row, ctx, steps, undo, journal=True)
+        owed = _owed(names, journal, known)
+        undone = self._saga.compensate(row, self._context(row, tr), steps, owed, journal=True)
         errors = [r.compensation_error for r in undone if r.compensation_error]
-        if failed is not None:
-            category, message = failed.category.value, failed.message
-        elif tr.status == "compensating" and tr.error_message:
-            # It had failed already; the crash only interrupted its undo.
-            category, message = tr.error_category or "system", tr.error_message
-        else:
-            category = Unavailable.category.value
-            message = (
-                f"{tr.event!r} was interrupted: engine {tr.owner} stopped while it ran; "
-                "its steps were undone on recovery"
-            )
+        category, message = _why(tr, known)
         configuration, data = _placed(plan, journal, source, message)
         now = s.clock.now()
         after = replace(
@@ -304,13 +264,76 @@ class Recovery:
             steps=(),
         )
         write = Write(entity=after, expect_version=row.version, transition_updates=[record])
-        if ran is not None:
+        if known is not None:
             # The undos just run are queued apart; a row written here must not replace one.
             again = {r.index for r in undone}
-            write.steps.extend(r for i, r in ran.items() if i not in again)
+            write.steps.extend(r for i, r in known.steps.items() if i not in again)
         write.events.append(failed_event(row, tr.event, (category, message), tr.id, now))
         s.commit.commit(write)
-        log.warning("recovered %s on %s: compensated %d step(s)", tr.event, row.name, len(undo))
+        log.warning("recovered %s on %s: compensated %d step(s)", tr.event, row.name, len(undone))
+
+    def _context(self, row: EntityRow, tr: TransitionRow) -> Context:
+        """What the undos of ``tr`` see, rebuilt from its journaled plan."""
+        plan = tr.plan
+        return Context(
+            entity_id=row.id,
+            entity_name=row.name,
+            chart=row.chart,
+            event=tr.event,
+            params=tr.params,
+            transition_id=tr.id,
+            source=core.Snapshot.from_json(json.dumps(plan["source"])),
+            target=core.Snapshot.from_json(json.dumps(plan["target"])),
+            now=self._s.clock.now(),
+        )
+
+
+def _owed(
+    names: list[str], journal: dict[int, StepRow], known: Stranded | None
+) -> list[tuple[int, Any]]:
+    """The undos a transition is owed, newest first, as (index, payload).
+
+    Every step not known to be undone (a dead engine's may have run whatever
+    the journal says); of a stranded saga, only those its engine saw begin.
+    """
+    return [
+        (i, journal[i].payload if i in journal else None)
+        for i in reversed(range(len(names)))
+        if (i not in journal or journal[i].status not in ("compensated", "failed"))
+        and (known is None or i in known.steps)
+    ]
+
+
+def _why(tr: TransitionRow, known: Stranded | None) -> tuple[str, str]:
+    """The error category and message an undone transition is recorded with."""
+    if known is not None and known.error is not None:
+        return known.error.category.value, known.error.message
+    if tr.status == "compensating" and tr.error_message:
+        # It had failed already; the crash only interrupted its undo.
+        return tr.error_category or "system", tr.error_message
+    return Unavailable.category.value, (
+        f"{tr.event!r} was interrupted: engine {tr.owner} stopped while it ran; "
+        "its steps were undone on recovery"
+    )
+
+
+def _add_effects(
+    write: Write, row: EntityRow, transition_id: str, effects: Mapping[str, Any], now: float
+) -> None:
+    """The events, timers and cancellations a completed saga's steps asked for, to ``write``."""
+    write.events.extend(
+        EventRow(row.id, row.name, row.chart, t, a, transition_id, now)
+        for t, a in effects.get("events", [])
+    )
+    write.timers.extend(
+        TimerRow(i, row.id, e, p, due, transition_id) for i, e, due, p in effects.get("timers", [])
+    )
+    cancelled = effects.get("cancel") or ()
+    if effects.get("cancel_all") or cancelled:
+        write.cancel_timers = (
+            row.id,
+            None if effects.get("cancel_all") else frozenset(cancelled),
+        )
 
 
 def _placed(

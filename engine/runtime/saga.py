@@ -401,11 +401,8 @@ class Saga:
         *,
         entity_write: bool,
     ) -> bool:
-        """Commit the failed transition and, with ``entity_write``, the entity as ``after``.
-
-        Whether it was recorded: a saga whose failure the database would not
-        take is stranded, for recovery to record.
-        """
+        """Commit the failed transition (with ``entity_write``, the entity as ``after``); whether
+        it was. A failure the database would not take is stranded, for recovery to record."""
         s, row, plan, tid = self._s, fire.row, fire.plan, fire.ctx.transition_id
         now = after.updated_at
         errors = [r.compensation_error for r in undone if r.compensation_error]
@@ -436,17 +433,11 @@ class Saga:
         )
         try:
             s.commit.commit(write)
-        except VersionConflict:
+        except (VersionConflict, ChartdError) as exc:
             s.cache.pop(row.id, None)
-            log.error(
-                "could not record the failure of %s on %s: the entity moved", plan.event, row.name
-            )
-            return False
-        except ChartdError as exc:
-            s.cache.pop(row.id, None)
-            if fire.written and entity_write:
+            if isinstance(exc, ChartdError) and fire.written and entity_write:
                 self._strand(fire, [*fire.step_rows, *undone], error, exc)
-            else:
+            else:  # the entity moved, or nothing was written ahead to finish
                 log.error("could not record the failure of %s on %s: %s", plan.event, row.name, exc)
             return False
         if entity_write:

@@ -372,35 +372,38 @@ class Containers:
         # An exit happened: it is retried until it is recorded. The database may be
         # away (a full disk), the container in recovery, or its start still committing
         # (held in `starting`); a Conflict in any other state is the chart's answer.
-        delay, waiting = 0.05, False
+        cid, delay, waiting = event.container_id, 0.05, False
         for attempt in itertools.count():
             if self._closing:
                 return
             try:
-                self.engine.fire(event.container_id, "exit", params)
+                self.engine.fire(cid, "exit", params)
                 if waiting:
-                    log.info("exit of %s recorded", event.container_id[:12])
+                    log.info("exit of %s recorded", cid[:12])
                 return
             except (NotModified, NotFound):
                 return  # a duplicate or stale exit, or one of a container removed by rm -f
-            except Unavailable as exc:
-                if not waiting:
-                    log.warning(
-                        "exit of %s not recorded yet, retrying: %s",
-                        event.container_id[:12],
-                        exc.message,
-                    )
-                    waiting = True
-            except Conflict as exc:
-                current = self._current(event.container_id)
-                if current is None or not (current.in_state("starting") or attempt < 3):
-                    log.info("exit of %s not applied: %s", event.container_id[:12], exc.message)
-                    return
             except ChartdError as exc:
-                log.warning("exit of %s failed: %s", event.container_id[:12], exc.message)
-                return
+                if not self._retry_exit(cid, exc, attempt, waiting):
+                    return
+                waiting = waiting or isinstance(exc, Unavailable)
             time.sleep(delay)
             delay = min(1.0, delay * 2)
+
+    def _retry_exit(self, cid: str, exc: ChartdError, attempt: int, waiting: bool) -> bool:
+        """Whether an exit that failed with ``exc`` is tried again (a first wait is logged)."""
+        if isinstance(exc, Unavailable):
+            if not waiting:
+                log.warning("exit of %s not recorded yet, retrying: %s", cid[:12], exc.message)
+            return True
+        if isinstance(exc, Conflict):
+            current = self._current(cid)
+            if current is not None and (current.in_state("starting") or attempt < 3):
+                return True
+            log.info("exit of %s not applied: %s", cid[:12], exc.message)
+            return False
+        log.warning("exit of %s failed: %s", cid[:12], exc.message)
+        return False
 
     def _current(self, entity_id: str) -> engine.Entity | None:
         try:
