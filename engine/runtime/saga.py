@@ -418,9 +418,7 @@ class Saga:
             compensation_errors=tuple(errors),
             finished_at=now,
         )
-        write = Write()
-        if entity_write:
-            write.entity, write.expect_version = after, row.version
+        write = Write(entity=after, expect_version=row.version) if entity_write else Write()
         if fire.written:
             write.transition_updates.append(record)
         else:

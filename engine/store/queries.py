@@ -131,12 +131,6 @@ class ReadStatements:
         self.timers_of = c(
             t.timers.select().where(_tm.entity_id == sa.bindparam("entity")).order_by(_tm.due_at)
         )
-        self.finished_before = c(
-            sa.select(_e.id)
-            .where(sa.not_(_LIVE), _e.updated_at < sa.bindparam("before"))
-            .order_by(_e.seq)
-            .limit(sa.bindparam("limit"))
-        )
 
     def compile(self, stmt: Any) -> Prepared:
         """``stmt`` compiled for this database."""
@@ -160,6 +154,22 @@ class ReadStatements:
         return self.shape(
             ("entities", chart, state, live), lambda: _entities_page(chart, state, live)
         )
+
+    def finished_before(self) -> Prepared:
+        """Finished entities last changed before ``:before``, oldest first, ``:limit`` of them.
+
+        Built on first use: only the retention sweep asks.
+        """
+
+        def build() -> Any:
+            return (
+                sa.select(_e.id)
+                .where(sa.not_(_LIVE), _e.updated_at < sa.bindparam("before"))
+                .order_by(_e.seq)
+                .limit(sa.bindparam("limit"))
+            )
+
+        return self.shape("finished", build)
 
     def live_names(self, count: int) -> Prepared:
         """The names among ``:name0`` .. ``:name{count-1}`` live in ``:chart``."""

@@ -66,7 +66,7 @@ class JournalWrites:
         """Delete finished entities, their journals and timers; see the Store port."""
         db = self._db
         with db.writing() as conn:
-            cursor = db.run(conn, self._reads.finished_before, {"before": before, "limit": limit})
+            cursor = db.run(conn, self._reads.finished_before(), {"before": before, "limit": limit})
             ids = [row[0] for row in cursor.fetchall()]
             cursor.close()
             if not ids:
