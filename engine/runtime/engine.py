@@ -138,6 +138,11 @@ class Engine:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def closed(self) -> bool:
+        """Whether the engine was closed (every call on it is Unavailable then)."""
+        return self._shared.closed
+
     def close(self) -> None:
         """Stop the timer thread, flush the journal and release the database."""
         s = self._shared

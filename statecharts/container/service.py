@@ -3,18 +3,16 @@
 The chart decides what each operation may do in each state (with moby's
 refusals); this service adds what lies outside one transition: validating a
 create, looking containers up by name or ID prefix, waiting for a stop to
-take effect, feeding the runtime's exits to the chart, and the daemon's
-shutdown and restore.
+take effect, feeding the runtime's exits to the chart (through
+:mod:`~statecharts.container.exit_recorder`), and the daemon's shutdown and
+restore.
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
 import signal as _signal
-import threading
 import time
-from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -38,8 +36,9 @@ from statecharts.container.creation import (
     initial_data,
     name_in_use,
 )
+from statecharts.container.exit_recorder import ExitRecorder
 from statecharts.container.network import AddressPool
-from statecharts.container.runtime import ExitEvent, Runtime
+from statecharts.container.runtime import Runtime
 from statecharts.container.status import RUNNING, inspect_document, status_of
 
 __all__ = ["Containers", "status_of"]
@@ -77,14 +76,11 @@ class Containers:
         self.pool = pool or AddressPool("10.88.0.0/16", root / "network")
         self._clock = clock
         eng.register(load_chart(), container_bindings(runtime, self.pool, root, clock=clock))
-        self._closing = False
-        self._exits: deque[ExitEvent] = deque()
-        self._exits_lock = threading.Lock()
-        self._exits_thread: threading.Thread | None = None
         # Tasks a previous daemon left (it crashed): their exits are reconciled as
         # moby's restore does, whether restore() or the runtime reports them first.
         self._inherited = {(t.container_id, t.pid) for t in runtime.tasks()}
-        runtime.subscribe(self._on_exit)
+        self._exits = ExitRecorder(eng, self._inherited)
+        runtime.subscribe(self._exits.put)
 
     # -- lookup ------------------------------------------------------------------
 
@@ -333,84 +329,6 @@ class Containers:
         """The file that holds the container's stdout and stderr."""
         return log_path(self.root, self.get(ref).id)
 
-    # -- the runtime's exits ---------------------------------------------------------
-
-    def _on_exit(self, event: ExitEvent) -> None:
-        """The runtime's callback: queue the exit; a thread of the service fires it.
-
-        A runtime may report an exit on the thread that caused it (FakeRuntime
-        does, inside the stop's, kill's or rm -f's own step, which holds the
-        entity's lock): firing ``exit`` there would wait for that lock forever.
-        Exits are fired in the order they were reported.
-        """
-        with self._exits_lock:
-            self._exits.append(event)
-            if self._exits_thread is None:
-                self._exits_thread = threading.Thread(
-                    target=self._apply_exits, name="chartd-exits", daemon=True
-                )
-                self._exits_thread.start()
-
-    def _apply_exits(self) -> None:
-        while True:
-            with self._exits_lock:
-                if not self._exits:
-                    self._exits_thread = None  # the next exit starts another
-                    return
-                event = self._exits.popleft()
-            self._apply_exit(event)
-
-    def _apply_exit(self, event: ExitEvent) -> None:
-        params: dict[str, Any] = {
-            "exit_code": event.exit_code,
-            "pid": event.pid,
-            "exited_at": event.exited_at,
-        }
-        if (event.container_id, event.pid) in self._inherited:
-            params["restored"] = True
-            self._inherited.discard((event.container_id, event.pid))
-        # An exit happened: it is retried until it is recorded. The database may be
-        # away (a full disk), the container in recovery, or its start still committing
-        # (held in `starting`); a Conflict in any other state is the chart's answer.
-        cid, delay, waiting = event.container_id, 0.05, False
-        for attempt in itertools.count():
-            if self._closing:
-                return
-            try:
-                self.engine.fire(cid, "exit", params)
-                if waiting:
-                    log.info("exit of %s recorded", cid[:12])
-                return
-            except (NotModified, NotFound):
-                return  # a duplicate or stale exit, or one of a container removed by rm -f
-            except ChartdError as exc:
-                if not self._retry_exit(cid, exc, attempt, waiting):
-                    return
-                waiting = waiting or isinstance(exc, Unavailable)
-            time.sleep(delay)
-            delay = min(1.0, delay * 2)
-
-    def _retry_exit(self, cid: str, exc: ChartdError, attempt: int, waiting: bool) -> bool:
-        """Whether an exit that failed with ``exc`` is tried again (a first wait is logged)."""
-        if isinstance(exc, Unavailable):
-            if not waiting:
-                log.warning("exit of %s not recorded yet, retrying: %s", cid[:12], exc.message)
-            return True
-        if isinstance(exc, Conflict):
-            current = self._current(cid)
-            if current is not None and (current.in_state("starting") or attempt < 3):
-                return True
-            log.info("exit of %s not applied: %s", cid[:12], exc.message)
-            return False
-        log.warning("exit of %s failed: %s", cid[:12], exc.message)
-        return False
-
-    def _current(self, entity_id: str) -> engine.Entity | None:
-        try:
-            return self.engine.get(entity_id)
-        except ChartdError:
-            return None
-
     # -- the daemon's life ------------------------------------------------------------
 
     def shutdown(self) -> None:
@@ -425,7 +343,7 @@ class Containers:
         width = max(1, min(len(running), 4 * _IN_PARALLEL))
         with ThreadPoolExecutor(width, "chartd-shutdown") as pool:
             list(pool.map(self._shutdown_one, running))
-        self._closing = True
+        self._exits.close()
 
     def _shutdown_one(self, container: engine.Entity) -> None:
         try:

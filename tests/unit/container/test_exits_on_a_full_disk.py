@@ -3,7 +3,7 @@
 The exit cannot be dropped: the container would stay recorded running with a
 dead PID, and stop and kill would wait for an exit that never comes. Once
 the database takes commits again, the exit is recorded; inspect says exited,
-and every operation works.
+and every operation works. An exit that waits holds up no other container's.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from engine.errors import Conflict, NotModified
+from engine.errors import Conflict, NotModified, Unavailable
 from engine.runtime.engine import Engine
 from engine.runtime.limits import Limits
 from engine.store import open_store
@@ -71,3 +71,27 @@ def test_an_exit_while_the_disk_is_full_is_recorded_once_it_is_not(
         svc.kill("web")
     assert svc.start("web").in_state("running")
     assert svc.remove("web", force=True).state == "removed"
+
+
+def test_an_exit_that_waits_holds_up_no_other_container(
+    svc: Containers, runtime: FakeRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    held, free = (svc.create(["sleep", "100"], name=name) for name in ("held", "free"))
+    for name in ("held", "free"):
+        svc.start(name)
+    waiting = {held.id}  # the held container's exit cannot be recorded, for now
+    fire = svc.engine.fire
+
+    def fire_unless_waiting(ref: Any, event: str, params: Any = None, **kw: Any) -> Any:
+        if event == "exit" and ref in waiting:
+            raise Unavailable(f"{ref[:12]} is being recovered; try again")
+        return fire(ref, event, params, **kw)
+
+    monkeypatch.setattr(svc.engine, "fire", fire_unless_waiting)
+    runtime.exit(held.id, 1)  # reported first
+    runtime.exit(free.id, 2)
+    eventually(lambda: svc.inspect("free")["State"]["Status"] == "exited", "the second recorded")
+    assert svc.inspect("held")["State"]["Status"] == "running"
+    waiting.clear()
+    eventually(lambda: svc.inspect("held")["State"]["Status"] == "exited", "the first recorded")
+    assert svc.inspect("held")["State"]["ExitCode"] == 1
