@@ -226,13 +226,9 @@ class Recovery:
         journal: dict[int, StepRow],
         known: Stranded | None,
     ) -> None:
-        """Undo every step not known to be undone, newest first, and record the failure.
+        """Undo the steps the transition is owed (:func:`_owed`), record the failure.
 
-        A dead engine's steps may have run whatever the journal says. A live
-        engine whose saga stranded (``known``) knows which began and the
-        failure it could not record: only those steps are undone (if they
-        were not yet), and its rows of them go with the record.
-        """
+        Of a stranded saga (``known``), the engine's own rows of its steps go too."""
         s, plan = self._s, tr.plan
         source = core.Snapshot.from_json(json.dumps(plan["source"]))
         names: list[str] = plan["steps"]
