@@ -17,8 +17,8 @@ class Engine(_Engine):
 
         with engine.Engine.open("sqlite:///var/lib/chartd/chartd.db") as eng:
             eng.register(chart, bindings)
-            web = eng.create("container", "web", {"image": "nginx"})
-            eng.fire(web, "start")
+            nightly = eng.create("job", "nightly", {"cmd": ["backup"]})
+            eng.fire(nightly, "run")
     """
 
     @classmethod
@@ -37,7 +37,9 @@ class Engine(_Engine):
         ``sqlite:///path`` URL is the embedded default; a
         ``postgresql+psycopg://`` URL is shared by several replicas.
         ``timers=False`` leaves due timers to :meth:`run_due_timers`;
-        ``limits`` paces heartbeats and takeover (docs/replicas.md).
+        ``limits`` paces heartbeats and takeover (docs/replicas.md) and bounds what
+        the engine keeps (:class:`~engine.runtime.limits.Limits`: e.g.
+        ``retain_finished``, how long finished entities are kept).
         """
         return cls(
             open_store(url or "sqlite://"),

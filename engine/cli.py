@@ -49,6 +49,7 @@ def _serve(args: argparse.Namespace) -> None:
             tls_key=args.tls_key,
             tls_client_ca=args.tls_client_ca,
             insecure=args.insecure,
+            retain_removed=args.retain_removed,
             otel=exporter,
         )
         daemon.serve(config)
@@ -106,6 +107,12 @@ SERVE = Verb(
             "needed beyond loopback).",
         ),
         arg("--insecure", action="store_true", help="Plain tcp:// without TLS, loopback only."),
+        arg(
+            "--retain-removed",
+            default="24h",
+            help="How long removed containers and their history are kept: "
+            "a duration (90m, 24h, 7d) or forever (default: 24h).",
+        ),
         arg(
             "--log-level",
             type=str.lower,

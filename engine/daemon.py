@@ -38,6 +38,7 @@ from engine.api.address import Address
 from engine.api.tls import ServerTLS
 from engine.errors import Forbidden, InvalidParameter
 from engine.export import FORMATS
+from engine.runtime.limits import Limits, parse_retention
 from engine.telemetry import Telemetry, check_exporter, providers
 from statecharts.container.process import ProcessRuntime
 from statecharts.container.service import Containers, status_of
@@ -47,6 +48,8 @@ __all__ = ["DaemonConfig", "chartd_version", "serve"]
 log = logging.getLogger("chartd.daemon")
 
 _JOURNALS = ("-wal", "-shm", "-journal")  # SQLite's files beside a database
+RETAIN_REMOVED = "24h"
+"""How long a removed container and its history are kept unless ``--retain-removed`` says."""
 
 
 def chartd_version() -> str:
@@ -70,6 +73,7 @@ class DaemonConfig:
     insecure: bool = False
     otel: str = "off"
     shutdown_grace: float = 2.0
+    retain_removed: float | None = parse_retention(RETAIN_REMOVED)
 
     # More than six parameters: one keyword per option of chartd serve, a signature tests pin.
     @classmethod
@@ -84,6 +88,7 @@ class DaemonConfig:
         tls_client_ca: Path | None = None,
         insecure: bool = False,
         otel: str = "off",
+        retain_removed: str = RETAIN_REMOVED,
     ) -> DaemonConfig:
         """Defaults filled in and the listen rules enforced (InvalidParameter otherwise).
 
@@ -93,6 +98,7 @@ class DaemonConfig:
         needs ``tls_client_ca`` too (mutual TLS): a client without a
         certificate that CA signed is refused. ``otel`` is one of
         ``engine.telemetry.EXPORTERS``, and its exporter package is installed.
+        ``retain_removed`` is how long removed containers are kept (``24h``, ``forever``).
         """
         check_exporter(otel)
         state_dir = state_dir.expanduser().absolute()
@@ -115,6 +121,7 @@ class DaemonConfig:
             tls_client_ca=tls_client_ca,
             insecure=insecure,
             otel=otel,
+            retain_removed=parse_retention(retain_removed),
         )
 
     @property
@@ -199,7 +206,8 @@ def serve(config: DaemonConfig, *, stop: threading.Event | None = None) -> None:
 
 def _serve(config: DaemonConfig, stop: threading.Event, observer: Telemetry | None) -> None:
     """The engine, the API and the containers, from start to shutdown."""
-    eng = engine.Engine.open(config.db, observer=observer)
+    limits = Limits(retain_finished=config.retain_removed)
+    eng = engine.Engine.open(config.db, observer=observer, limits=limits)
     try:
         api = ApiServer(eng, version=chartd_version(), exporters=FORMATS)
         # Bound first: a daemon that cannot listen fails before it touches a container.

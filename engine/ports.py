@@ -201,8 +201,13 @@ class Store(Protocol):
         state: str | None = None,
         after: int = 0,
         limit: int = 100,
+        live: bool = False,
     ) -> list[EntityRow]:
-        """Entities in creation order after ``after`` (a seq), optionally in one chart or state."""
+        """Entities in creation order after ``after`` (a seq), optionally in one chart or state.
+
+        With ``live`` only entities that are not finished; a store reads no
+        finished one to find them.
+        """
 
     def transition(self, entity_id: str, idempotency_key: str) -> TransitionRow | None:
         """The transition recorded for this idempotency key on this entity."""
@@ -253,6 +258,14 @@ class Store(Protocol):
         """When the earliest pending timer (of entities of ``charts``, if given) is due.
 
         Given ``now``, timers another engine's claim holds past ``now`` are left out.
+        """
+
+    def purge_finished(self, before: float, limit: int) -> int:
+        """Delete up to ``limit`` finished entities last changed before ``before``; how many.
+
+        An entity goes with its journal (transitions and steps) and its
+        timers, in one transaction; live entities are never touched. The
+        oldest (by creation) go first.
         """
 
     def heartbeat(self, owner: str, pid: int, host: str, now: float) -> None:

@@ -419,13 +419,15 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
 
     def _summary(self, e: engine.Entity) -> containers_pb2.ContainerSummary:
         d = e.data
-        running = e.in_state("running.active") or e.in_state("running.paused")
+        state = self.status_of(e.configuration, e.data)
+        # As inspect: the pid of a process that runs (a restart's old one, until it stops).
+        running = state in ("running", "paused")
         return containers_pb2.ContainerSummary(
             id=e.id,
             name=str(d.get("name", "")),
             cmd=[str(a) for a in d.get("cmd") or ()],
             created=timestamp(e.created_at),
-            state=self.status_of(e.configuration, e.data),
+            state=state,
             labels={str(k): str(v) for k, v in (d.get("labels") or {}).items()},
             exit_code=int(d.get("exit_code") or 0),
             started_at=timestamp(d.get("started_at")),

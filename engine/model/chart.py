@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from engine.errors import Category
 from engine.model.document import ChartDocument
+from engine.model.schema import EMPTY, ChartSchema
 
 __all__ = [
     "ChartModel",
@@ -151,6 +152,8 @@ class ChartModel:
     events: frozenset[str]
     document: ChartDocument
     description: str | None = None
+    schema: ChartSchema = EMPTY
+    """What the entities' data and the events' params must hold (``schema:``)."""
 
     @property
     def top(self) -> tuple[str, ...]:

@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
 from engine.errors import Category
+from engine.model.schema import SchemaSection
 
 __all__ = [
     "ChartDocument",
@@ -104,3 +105,5 @@ class ChartDocument(_Strict):
     states: dict[str, StateDocument] = Field(min_length=1)
     transitions: list[TransitionDocument] = Field(default_factory=list)
     rejections: list[RejectionDocument] = Field(default_factory=list)
+    # `schema` is a name BaseModel keeps for itself: the attribute is spelled schema_.
+    schema_: SchemaSection | None = Field(default=None, alias="schema")

@@ -28,6 +28,8 @@ from engine.model.chart import (
     Transition,
 )
 from engine.model.document import ChartDocument, StateDocument
+from engine.model.schema import compile_schema
+from engine.model.schema import problems as schema_problems
 
 __all__ = ["build", "parse_document"]
 
@@ -544,8 +546,6 @@ class _Builder:
         rejections = self.build_rejections()
         if not self.problems:
             self.check_eventless_cycles(transitions)
-        if self.problems:
-            raise ChartError(self.problems, source=source)
         events = {t.event for t in transitions if t.event is not None}
         events.update(e for r in rejections if r.events for e in r.events)
         events.update(
@@ -555,6 +555,9 @@ class _Builder:
         for state in self.states.values():
             if state.kind in ("compound", "parallel"):
                 events.add(f"done.state.{state.path}")
+        self.problems.extend(schema_problems(doc.schema_, frozenset(events)))
+        if self.problems:
+            raise ChartError(self.problems, source=source)
         assert initial is not None
         return ChartModel(
             name=doc.chart,
@@ -566,4 +569,5 @@ class _Builder:
             events=frozenset(events),
             document=doc,
             description=doc.description,
+            schema=compile_schema(doc.schema_),
         )

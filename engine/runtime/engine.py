@@ -138,6 +138,11 @@ class Engine:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    @property
+    def closed(self) -> bool:
+        """Whether the engine was closed (every call on it is Unavailable then)."""
+        return self._shared.closed
+
     def close(self) -> None:
         """Stop the timer thread, flush the journal and release the database."""
         s = self._shared
@@ -215,13 +220,16 @@ class Engine:
         *,
         after: int = 0,
         limit: int = 100,
+        live: bool = False,
     ) -> Page[Entity]:
         """Entities in creation order, in ``chart`` and in state ``status`` if given.
 
         ``status`` is a state path, ancestors included (``running`` lists
-        paused entities too). Pass the page's ``after`` to get the next page.
+        paused entities too). With ``live`` only entities that are not in a
+        top-level final state, found without reading the finished ones. Pass
+        the page's ``after`` to get the next page.
         """
-        return self._entities.list(chart, status, after, limit)
+        return self._entities.list(chart, status, after, limit, live)
 
     def history(self, entity: str | Entity) -> _Records:
         """The entity's journal, oldest first: every transition with its steps."""

@@ -170,9 +170,11 @@ class Entities:
                 "at most 253 characters"
             )
         data = json_value(dict(data or {}), "entity data")
+        entity_id = entity_id or secrets.token_hex(32)
+        data = reg.chart.model.schema.check_data(data, entity=name, id=entity_id)
         snapshot = reg.chart.initial_snapshot(data, conditions=reg.bindings.conditions)
         return EntityRow(
-            id=entity_id or secrets.token_hex(32),
+            id=entity_id,
             chart=reg.chart.name,
             name=name,
             configuration=snapshot.configuration,
@@ -183,12 +185,16 @@ class Entities:
             updated_at=now,
         )
 
-    def list(self, chart: str | None, status: str | None, after: int, limit: int) -> Page[Entity]:
+    def list(
+        self, chart: str | None, status: str | None, after: int, limit: int, live: bool
+    ) -> Page[Entity]:
         """See :meth:`engine.Engine.list`."""
         self._s.check_open()
         if not 1 <= limit <= 1000:
             raise InvalidParameter(f"limit must be between 1 and 1000, got {limit}")
-        rows = self._s.store.entities(chart=chart, state=status, after=after, limit=limit + 1)
+        rows = self._s.store.entities(
+            chart=chart, state=status, after=after, limit=limit + 1, live=live
+        )
         more = len(rows) > limit
         rows = rows[:limit]
         return Page(

@@ -61,6 +61,11 @@ class Firing:
         ):
             raise InvalidParameter("an idempotency key is a string of 1 to 300 characters")
         row = s.cached(entity)
+        # Before anything is decided or reported: params the chart's schema refuses are
+        # refused on every path (the API's, a timer's, a follow-up's) alike.
+        params = s.registry[row.chart].chart.model.schema.check_params(
+            event, params, entity=row.name, id=row.id
+        )
         if s.locks.held_here(row.id):
             # The entity's lock is this thread's own: waiting for it would never end.
             raise Conflict(
@@ -127,8 +132,9 @@ class Firing:
         way out, whichever way that is.
         """
         s = self._s
-        if row.id in s.recovering:
-            # Recovery holds the entity's lock until it is done: say so rather than wait.
+        if row.id in s.recovering or row.id in s.stranded:
+            # Recovery holds the entity's lock until it is done, and a stranded saga (its
+            # end not recorded) holds the entity until housekeeping finishes it: say so.
             raise Unavailable(f"{row.name} is being recovered; try again")
         s.locks.acquire(row.id)
         try:
@@ -144,10 +150,15 @@ class Firing:
                 except SagaFailed as failed:
                     outcome[0], outcome[1] = "failed", failed.follow_up
                     raise failed.error from None
-                except ChartdError:
+                except ChartdError as exc:
                     # A refusal writes nothing, so no version check caught a stale
-                    # cache: decide again if another engine moved the entity.
-                    if decided_on is None or not self._moved(decided_on):
+                    # cache: decide again if another engine moved the entity. (An
+                    # entity that cannot be decided on now is no stale decision.)
+                    if (
+                        isinstance(exc, Unavailable)
+                        or decided_on is None
+                        or not self._moved(decided_on)
+                    ):
                         raise
             raise Contended(
                 f"{row.name} changed concurrently {s.limits.retries} times while {event!r} "

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
-__all__ = ["MAX_FOLLOW_UPS", "Limits"]
+from engine.errors import InvalidParameter
+
+__all__ = ["MAX_FOLLOW_UPS", "Limits", "parse_retention"]
 
 MAX_FOLLOW_UPS = 100
 """The longest chain of follow-ups (``then``) one fire sets off; the rest are dropped.
@@ -37,3 +40,26 @@ class Limits:
     A timer whose claimer died (or left it pending) is fired by another engine
     once the claim lapses.
     """
+    retain_finished: float | None = None
+    """Seconds a finished entity (in a top-level final state) and its journal are kept
+    after it finished; None keeps them for good. Housekeeping deletes the older ones."""
+    purge_batch: int = 100
+    """Finished entities deleted a beat at most, in one transaction (about 100 a second)."""
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
+_SECONDS = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_retention(text: str, option: str = "--retain-removed") -> float | None:
+    """A retention as people write it (``90m``, ``24h``, ``7d``, ``0``) in seconds, or None
+    for ``forever``; InvalidParameter naming ``option`` otherwise."""
+    spelled = text.strip().lower()
+    if spelled == "forever":
+        return None
+    found = _DURATION.fullmatch(spelled)
+    if found is None:
+        raise InvalidParameter(
+            f"invalid {option} {text!r}: a duration such as 90m, 24h or 7d, or forever"
+        )
+    return float(found.group(1)) * _SECONDS[found.group(2)]

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from engine.errors import ChartdError, Conflict
+from collections.abc import Mapping
+from dataclasses import dataclass
 
-__all__ = ["Contended", "SagaFailed", "Stale"]
+from engine.errors import ChartdError, Conflict
+from engine.ports import StepRow
+
+__all__ = ["Contended", "SagaFailed", "Stale", "Stranded"]
 
 
 class Contended(Conflict):
@@ -21,3 +25,20 @@ class SagaFailed(Exception):
     def __init__(self, error: ChartdError, follow_up: tuple[str, str] | None) -> None:
         self.error = error
         self.follow_up = follow_up
+
+
+@dataclass(frozen=True, slots=True)
+class Stranded:
+    """A saga of this engine whose end could not be recorded (the database did not answer).
+
+    The journal still says ``running`` (or ``compensating``), and the entity
+    may be held in its transient state. Recovery finishes it as it finishes a
+    dead engine's, once the database answers, with what this engine knows
+    that the journal may not: ``steps``, the latest row of each step (done,
+    failed, compensated), and ``error``, the failure it could not record
+    (None: every step completed, only the final commit is missing).
+    """
+
+    transition_id: str
+    steps: Mapping[int, StepRow]
+    error: ChartdError | None

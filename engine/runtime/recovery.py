@@ -6,6 +6,11 @@ opened again) claims it with a version-checked commit, so that exactly one
 engine recovers it, then commits it if every step was journaled done, or
 undoes every step not known to be undone, newest first, and records the
 failure. Engines heartbeat so that a live one's sagas are never taken.
+
+A live engine's own saga is recovered the same way when its end could not be
+recorded (it is *stranded*, see :mod:`engine.runtime.saga`): the sweep finds
+it once the database answers, and what the engine knows of its steps and of
+its failure, newer than the journal, goes with it.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from engine.ports import (
 )
 from engine.runtime.bindings import Context
 from engine.runtime.journal import failed_event, transition_event
+from engine.runtime.outcomes import Stranded
 from engine.runtime.registry import Registered
 from engine.runtime.saga import Saga
 from engine.runtime.shared import Shared
@@ -69,12 +75,14 @@ class Recovery:
         return alive
 
     def recover(self, chart: str | None = None) -> int:
-        """See :meth:`engine.Engine.recover`."""
+        """See :meth:`engine.Engine.recover`; this engine's stranded sagas are recovered too."""
         s = self._s
         alive = self.alive()
+        stranded = {k.transition_id for k in s.stranded.values()}
         count = 0
-        for tr in s.store.unfinished():
-            if tr.owner in alive:
+        unfinished = s.store.unfinished()
+        for tr in unfinished:
+            if tr.owner in alive and tr.id not in stranded:
                 continue
             row = s.store.entity(tr.entity_id)
             if row is None or (chart is not None and row.chart != chart):
@@ -85,18 +93,34 @@ class Recovery:
             s.locks.acquire(row.id)
             s.recovering.add(row.id)
             try:
-                claimed = self._claim(tr, alive)
+                known = s.stranded.get(row.id)
+                claimed = self._claim(tr, alive, stranded)
                 if claimed is not None:
-                    self._recover_one(reg, *claimed)
+                    mine = known if known is not None and known.transition_id == tr.id else None
+                    self._recover_one(reg, *claimed, mine)
                     count += 1
+                if known is not None and known.transition_id == tr.id:
+                    del s.stranded[row.id]
             finally:
                 s.recovering.discard(row.id)
                 s.cache.pop(row.id, None)
                 s.locks.release(row.id)
+        self._forget_recorded(unfinished)
         return count
 
+    def _forget_recorded(self, unfinished: list[TransitionRow]) -> None:
+        """Drop stranded sagas the journal no longer lists as unfinished.
+
+        A commit the database reported as failed may have been made after all
+        (a connection lost during COMMIT): then there is nothing to recover.
+        """
+        s, listed = self._s, {tr.id for tr in unfinished}
+        for entity_id, known in list(s.stranded.items()):
+            if known.transition_id not in listed:
+                s.stranded.pop(entity_id, None)
+
     def _claim(
-        self, listed: TransitionRow, alive: set[str]
+        self, listed: TransitionRow, alive: set[str], stranded: set[str]
     ) -> tuple[EntityRow, TransitionRow] | None:
         """Take over a dead engine's transition, or None if another engine got it first.
 
@@ -112,7 +136,7 @@ class Recovery:
         )
         if row is None or current is None or current.status not in ("running", "compensating"):
             return None
-        if current.owner in alive:
+        if current.owner in alive and current.id not in stranded:
             return None
         claimed = replace(current, owner=s.id, steps=())
         ahead = replace(row, version=row.version + 1, updated_at=s.clock.now())
@@ -129,20 +153,38 @@ class Recovery:
             return None
         return ahead, current  # the dead owner stays on record; the plan names the recoverer
 
-    def _recover_one(self, reg: Registered, row: EntityRow, tr: TransitionRow) -> None:
+    def _recover_one(
+        self, reg: Registered, row: EntityRow, tr: TransitionRow, known: Stranded | None
+    ) -> None:
         journal = {step.index: step for step in tr.steps}
+        if known is not None:
+            journal.update(known.steps)
         names: list[str] = tr.plan["steps"]
-        if tr.status == "running" and all(
-            journal.get(i) is not None and journal[i].status == "done" for i in range(len(names))
+        if (
+            (known is None or known.error is None)
+            and tr.status == "running"
+            and all(
+                journal.get(i) is not None and journal[i].status == "done"
+                for i in range(len(names))
+            )
         ):
-            self._commit_complete(reg, row, tr, [journal[i] for i in range(len(names))])
+            self._commit_complete(reg, row, tr, [journal[i] for i in range(len(names))], known)
         else:
-            self._undo(reg, row, tr, journal)
+            self._undo(reg, row, tr, journal, known)
 
     def _commit_complete(
-        self, reg: Registered, row: EntityRow, tr: TransitionRow, done: list[StepRow]
+        self,
+        reg: Registered,
+        row: EntityRow,
+        tr: TransitionRow,
+        done: list[StepRow],
+        known: Stranded | None,
     ) -> None:
-        """Every step completed before the crash: commit the transition as its engine would."""
+        """Every step completed: commit the transition as its engine would.
+
+        A stranded saga's step rows go too: they are this engine's own, which
+        the journal may have missed.
+        """
         s, plan = self._s, tr.plan
         now = s.clock.now()
         source = core.Snapshot.from_json(json.dumps(plan["source"]))
@@ -168,56 +210,33 @@ class Recovery:
             steps=(),
         )
         write = Write(entity=after, expect_version=row.version, transition_updates=[record])
+        if known is not None:
+            write.steps.extend(done)
         moved = (source.configuration, target.configuration)
         write.events.append(transition_event(row, tr.event, moved, tr.id, now))
-        write.events.extend(
-            EventRow(row.id, row.name, row.chart, t, a, tr.id, now)
-            for t, a in last.get("events", [])
-        )
-        write.timers.extend(
-            TimerRow(i, row.id, e, p, due, tr.id) for i, e, due, p in last.get("timers", [])
-        )
-        cancelled = last.get("cancel") or ()
-        if last.get("cancel_all") or cancelled:
-            write.cancel_timers = (row.id, None if last.get("cancel_all") else frozenset(cancelled))
+        _add_effects(write, row, tr.id, last, now)
         s.commit.commit(write)
         log.warning("recovered %s on %s: every step had completed; committed", tr.event, row.name)
 
     def _undo(
-        self, reg: Registered, row: EntityRow, tr: TransitionRow, journal: dict[int, StepRow]
+        self,
+        reg: Registered,
+        row: EntityRow,
+        tr: TransitionRow,
+        journal: dict[int, StepRow],
+        known: Stranded | None,
     ) -> None:
-        """Undo every step not known to be undone, newest first, and record the failure."""
+        """Undo the steps the transition is owed (:func:`_owed`), record the failure.
+
+        Of a stranded saga (``known``), the engine's own rows of its steps go too."""
         s, plan = self._s, tr.plan
-        names: list[str] = plan["steps"]
         source = core.Snapshot.from_json(json.dumps(plan["source"]))
-        ctx = Context(
-            entity_id=row.id,
-            entity_name=row.name,
-            chart=row.chart,
-            event=tr.event,
-            params=tr.params,
-            transition_id=tr.id,
-            source=source,
-            target=core.Snapshot.from_json(json.dumps(plan["target"])),
-            now=s.clock.now(),
-        )
-        undo = [
-            (i, journal[i].payload if i in journal else None)
-            for i in reversed(range(len(names)))
-            if i not in journal or journal[i].status not in ("compensated", "failed")
-        ]
+        names: list[str] = plan["steps"]
         steps = [(n, reg.bindings.steps[n]) for n in names]
-        undone = self._saga.compensate(row, ctx, steps, undo, journal=True)
+        owed = _owed(names, journal, known)
+        undone = self._saga.compensate(row, self._context(row, tr), steps, owed, journal=True)
         errors = [r.compensation_error for r in undone if r.compensation_error]
-        if tr.status == "compensating" and tr.error_message:
-            # It had failed already; the crash only interrupted its undo.
-            category, message = tr.error_category or "system", tr.error_message
-        else:
-            category = Unavailable.category.value
-            message = (
-                f"{tr.event!r} was interrupted: engine {tr.owner} stopped while it ran; "
-                "its steps were undone on recovery"
-            )
+        category, message = _why(tr, known)
         configuration, data = _placed(plan, journal, source, message)
         now = s.clock.now()
         after = replace(
@@ -241,9 +260,76 @@ class Recovery:
             steps=(),
         )
         write = Write(entity=after, expect_version=row.version, transition_updates=[record])
+        if known is not None:
+            # The undos just run are queued apart; a row written here must not replace one.
+            again = {r.index for r in undone}
+            write.steps.extend(r for i, r in known.steps.items() if i not in again)
         write.events.append(failed_event(row, tr.event, (category, message), tr.id, now))
         s.commit.commit(write)
-        log.warning("recovered %s on %s: compensated %d step(s)", tr.event, row.name, len(undo))
+        log.warning("recovered %s on %s: compensated %d step(s)", tr.event, row.name, len(undone))
+
+    def _context(self, row: EntityRow, tr: TransitionRow) -> Context:
+        """What the undos of ``tr`` see, rebuilt from its journaled plan."""
+        plan = tr.plan
+        return Context(
+            entity_id=row.id,
+            entity_name=row.name,
+            chart=row.chart,
+            event=tr.event,
+            params=tr.params,
+            transition_id=tr.id,
+            source=core.Snapshot.from_json(json.dumps(plan["source"])),
+            target=core.Snapshot.from_json(json.dumps(plan["target"])),
+            now=self._s.clock.now(),
+        )
+
+
+def _owed(
+    names: list[str], journal: dict[int, StepRow], known: Stranded | None
+) -> list[tuple[int, Any]]:
+    """The undos a transition is owed, newest first, as (index, payload).
+
+    Every step not known to be undone (a dead engine's may have run whatever
+    the journal says); of a stranded saga, only those its engine saw begin.
+    """
+    return [
+        (i, journal[i].payload if i in journal else None)
+        for i in reversed(range(len(names)))
+        if (i not in journal or journal[i].status not in ("compensated", "failed"))
+        and (known is None or i in known.steps)
+    ]
+
+
+def _why(tr: TransitionRow, known: Stranded | None) -> tuple[str, str]:
+    """The error category and message an undone transition is recorded with."""
+    if known is not None and known.error is not None:
+        return known.error.category.value, known.error.message
+    if tr.status == "compensating" and tr.error_message:
+        # It had failed already; the crash only interrupted its undo.
+        return tr.error_category or "system", tr.error_message
+    return Unavailable.category.value, (
+        f"{tr.event!r} was interrupted: engine {tr.owner} stopped while it ran; "
+        "its steps were undone on recovery"
+    )
+
+
+def _add_effects(
+    write: Write, row: EntityRow, transition_id: str, effects: Mapping[str, Any], now: float
+) -> None:
+    """The events, timers and cancellations a completed saga's steps asked for, to ``write``."""
+    write.events.extend(
+        EventRow(row.id, row.name, row.chart, t, a, transition_id, now)
+        for t, a in effects.get("events", [])
+    )
+    write.timers.extend(
+        TimerRow(i, row.id, e, p, due, transition_id) for i, e, due, p in effects.get("timers", [])
+    )
+    cancelled = effects.get("cancel") or ()
+    if effects.get("cancel_all") or cancelled:
+        write.cancel_timers = (
+            row.id,
+            None if effects.get("cancel_all") else frozenset(cancelled),
+        )
 
 
 def _placed(

@@ -6,6 +6,11 @@ the transition ``running`` and the entity in its transient state, the steps
 run with each end journaled, and a last commit writes the target
 (:meth:`Saga.written`). A failed step, or a final commit refused, undoes the
 completed steps newest first and records the failure (:meth:`Saga.fail`).
+
+A saga whose end cannot be recorded because the database does not answer (a
+full disk) is *stranded*: what this engine knows of it goes to
+``Shared.stranded``, fires on the entity wait, and recovery finishes it as it
+finishes a dead engine's once the database answers (:mod:`engine.runtime.recovery`).
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from engine import core
-from engine.errors import ChartdError, Conflict
+from engine.errors import ChartdError, Conflict, Unavailable
 from engine.model.chart import FailurePolicy
 from engine.ports import (
     EntityRow,
@@ -30,7 +35,7 @@ from engine.ports import (
 )
 from engine.runtime.bindings import Context, Step
 from engine.runtime.journal import as_error, failed_event, json_value, plan_json, transition_event
-from engine.runtime.outcomes import SagaFailed, Stale
+from engine.runtime.outcomes import SagaFailed, Stale, Stranded
 from engine.runtime.records import Entity, Result
 from engine.runtime.registry import Registered
 from engine.runtime.shared import Shared
@@ -123,17 +128,25 @@ class Saga:
             self._run_steps(fire)
         try:
             return self._finish(fire)
+        except Unavailable as exc:
+            # Every step ran; only the record of it is missing. Undoing the steps would
+            # lose work the database merely failed to hear of: recovery commits it.
+            raise SagaFailed(self._strand(fire, fire.step_rows, None, exc), None) from exc
         except Stale:
-            # Someone changed the entity while the saga ran: undo, and say so.
-            error = Conflict(
-                f"{row.name} was changed by another writer while {plan.event!r} ran; "
-                "its steps were undone"
-            )
-            fire.row = s.row(row.id)
-            raise self.fail(fire, error, error, entity_write=False) from None
+            raise self._moved(fire) from None
         except ChartdError as exc:
             # The final commit was refused (a new name taken meanwhile, say): undo.
             raise self.fail(fire, exc, exc) from exc
+
+    def _moved(self, fire: Fire) -> SagaFailed:
+        """Someone changed the entity while the saga ran: undo, and say so."""
+        row = fire.row
+        error = Conflict(
+            f"{row.name} was changed by another writer while {fire.plan.event!r} ran; "
+            "its steps were undone"
+        )
+        fire.row = self._s.row(row.id)
+        return self.fail(fire, error, error, entity_write=False)
 
     def _run_steps(self, fire: Fire) -> None:
         """Run the steps in order, their journal rows in ``fire.step_rows``; or raise SagaFailed.
@@ -179,11 +192,29 @@ class Saga:
             )  # fmt: skip
             fire.step_rows.append(finished)
             if fire.written and i == plan.failure_from - 1:
-                # The failure policy's `after` step: recovery must know for sure that it
-                # completed, so its end is on disk before the next step runs.
-                s.commit.commit(Write(steps=[finished]))
+                self._checkpoint(fire, finished, effects["data"])
             elif fire.written:
                 s.commit.later(Write(steps=[finished]))
+
+    def _checkpoint(self, fire: Fire, finished: StepRow, data: Any) -> None:
+        """The saga's point of no return (the failure policy's ``after`` step) is reached.
+
+        Recovery must know for sure that the step completed, so its end is on
+        disk before the next step runs, and with it the entity's data as the
+        steps left it: what happened so far (a restart's old process stopped,
+        its exit code) is what readers see while the rest of the saga runs. If
+        it cannot be written, the saga goes no further.
+        """
+        s, row = self._s, fire.row
+        mark = replace(row, data=data, version=row.version + 1, updated_at=s.clock.now())
+        write = Write(entity=mark, expect_version=row.version, steps=[finished], keys_changed=False)
+        try:
+            s.commit.commit(write)
+        except VersionConflict:
+            raise self._moved(fire) from None
+        except ChartdError as exc:
+            raise self.fail(fire, exc, exc) from exc
+        s.cache[row.id] = fire.row = mark
 
     def _finish(self, fire: Fire) -> Result:
         """The success commit: the target snapshot, the data, events, timers; or raise Stale."""
@@ -304,11 +335,12 @@ class Saga:
         )
         errors = [r.compensation_error for r in undone if r.compensation_error]
         after, policy = self._failure_row(fire, error, cause)
-        self._record_failure(fire, after, error, undone, entity_write=entity_write)
+        recorded = self._record_failure(fire, after, error, undone, entity_write=entity_write)
         if errors:
             error.compensation_errors = tuple(errors)  # type: ignore[attr-defined]
         error.transition_id = fire.ctx.transition_id  # type: ignore[attr-defined]
-        then = policy.then if policy else None
+        # A failure left to recovery fires no follow-up: the entity is not placed yet.
+        then = policy.then if policy and recorded else None
         if then is not None and core.holds(
             then.when,
             core.Snapshot(after.configuration, after.data, after.version),
@@ -368,8 +400,9 @@ class Saga:
         undone: list[StepRow],
         *,
         entity_write: bool,
-    ) -> None:
-        """Commit the failed transition and, with ``entity_write``, the entity as ``after``."""
+    ) -> bool:
+        """Commit the failed transition (with ``entity_write``, the entity as ``after``); whether
+        it was. A failure the database would not take is stranded, for recovery to record."""
         s, row, plan, tid = self._s, fire.row, fire.plan, fire.ctx.transition_id
         now = after.updated_at
         errors = [r.compensation_error for r in undone if r.compensation_error]
@@ -385,9 +418,7 @@ class Saga:
             compensation_errors=tuple(errors),
             finished_at=now,
         )
-        write = Write()
-        if entity_write:
-            write.entity, write.expect_version = after, row.version
+        write = Write(entity=after, expect_version=row.version) if entity_write else Write()
         if fire.written:
             write.transition_updates.append(record)
         else:
@@ -400,16 +431,44 @@ class Saga:
         )
         try:
             s.commit.commit(write)
-            if entity_write:
-                s.cache[row.id] = after
-        except VersionConflict:
+        except (VersionConflict, ChartdError) as exc:
             s.cache.pop(row.id, None)
-            log.error(
-                "could not record the failure of %s on %s: the entity moved", plan.event, row.name
-            )
-        except ChartdError as exc:
-            s.cache.pop(row.id, None)
-            log.error("could not record the failure of %s on %s: %s", plan.event, row.name, exc)
+            if isinstance(exc, ChartdError) and fire.written and entity_write:
+                self._strand(fire, [*fire.step_rows, *undone], error, exc)
+            else:  # the entity moved, or nothing was written ahead to finish
+                log.error("could not record the failure of %s on %s: %s", plan.event, row.name, exc)
+            return False
+        if entity_write:
+            s.cache[row.id] = after
+        return True
+
+    def _strand(
+        self,
+        fire: Fire,
+        steps: Sequence[StepRow],
+        error: ChartdError | None,
+        cause: ChartdError,
+    ) -> Unavailable:
+        """Leave a written-ahead saga to recovery; the error its caller gets.
+
+        ``steps`` are the journal rows of its steps as this engine knows them
+        (a later row of a step replaces an earlier one: an undo's its do's),
+        ``error`` the failure it could not record, ``cause`` why not.
+        """
+        s, row, event = self._s, fire.row, fire.plan.event
+        known = {r.index: r for r in steps}
+        s.stranded[row.id] = Stranded(fire.ctx.transition_id, known, error)
+        s.cache.pop(row.id, None)
+        log.error(
+            "%s on %s could not be recorded (%s); it is finished once the database answers",
+            event,
+            row.name,
+            cause.message,
+        )
+        return Unavailable(
+            f"{event!r} on {row.name} could not be recorded: {cause.message}; "
+            "the engine finishes it once the database answers"
+        )
 
 
 def _effects(ctx: Context, step: str) -> dict[str, Any]:

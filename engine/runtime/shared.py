@@ -11,6 +11,7 @@ from engine.locks import KeyedLock
 from engine.ports import Clock, EntityRow, Observer, Store
 from engine.runtime.commit import GroupCommit
 from engine.runtime.limits import Limits
+from engine.runtime.outcomes import Stranded
 from engine.runtime.records import Entity
 from engine.runtime.registry import Registry
 
@@ -57,6 +58,8 @@ class Shared:
         self.cache = RowCache(limits.cached_rows)
         self.locks = KeyedLock(limits.idle_locks)
         self.recovering: set[str] = set()  # entities whose transition recovery is finishing
+        # Entities whose saga ended unrecorded, by id: fires on them wait for recovery.
+        self.stranded: dict[str, Stranded] = {}
         self.closed = False
 
     def check_open(self) -> None:

@@ -5,7 +5,11 @@ beat, whichever comes first, and is woken early only by a new timer due
 before it would look again. Due timers are claimed before they are fired, so
 that of several engines on one database one fires each; a timer left
 pending (the engine closing, the entity in recovery, a lost race) is tried
-again once its claim lapses, ``Limits.timer_claim`` later.
+again once its claim lapses, ``Limits.timer_claim`` later. It looks for
+dead engines' unfinished sagas every few beats, and for this engine's
+stranded ones (their end could not be recorded) every beat. With a
+retention (``Limits.retain_finished``) it also deletes finished entities
+that finished longer ago than that, a bounded batch a beat.
 """
 
 from __future__ import annotations
@@ -120,10 +124,19 @@ class Housekeeping:
                 log.exception("releasing timer claims")
         return count
 
+    def purge(self) -> int:
+        """Delete one batch of entities that finished before the retention; how many."""
+        s = self._s
+        retain = s.limits.retain_finished
+        if retain is None:
+            return 0
+        return s.store.purge_finished(s.clock.now() - retain, s.limits.purge_batch)
+
     def _loop(self) -> None:
-        """Beat, recover what dead engines left, and (if enabled) fire due timers."""
+        """Beat, recover what dead engines left, (if enabled) fire due timers, purge."""
         s, beat = self._s, self._s.limits.beat
         last_beat = last_sweep = time.monotonic()
+        away = False  # the database did not answer last turn (said once, not every turn)
         while not s.closed:
             due = None
             try:
@@ -132,12 +145,22 @@ class Housekeeping:
                 mono = time.monotonic()
                 if mono - last_beat >= beat:
                     self._recovery.beat()
+                    # A batch a beat, each its own short transaction: a backlog (a
+                    # retention newly set) never holds the database from the fires.
+                    self.purge()
                     last_beat = mono
-                if mono - last_sweep >= 5 * beat:
+                # A saga of this engine left unrecorded is looked for every beat: it
+                # holds its entity until the database answers again.
+                since = mono - last_sweep
+                if since >= 5 * beat or (s.stranded and since >= beat):
                     self._recovery.recover()
                     last_sweep = mono
                 if self._timers:
                     due = s.store.next_timer(charts=s.registry.names(), now=s.clock.now())
+                away = False
+            except Unavailable as exc:  # the database is away (a full disk): the next turn retries
+                log.log(logging.DEBUG if away else logging.WARNING, "housekeeping: %s", exc.message)
+                away = True
             except Exception:  # keep the loop alive; the next turn retries
                 log.exception("housekeeping")
             wait = beat if due is None else min(beat, max(0.0, due - s.clock.now()))

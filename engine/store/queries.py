@@ -36,8 +36,15 @@ def _steps_of(transitions: Any) -> Any:
     return t.steps.select().where(_st.transition_id.in_(transitions)).order_by(*_STEPS_ORDER)
 
 
-def _entities_page(chart: bool, state: bool) -> Any:
+# "WHERE live" and "WHERE NOT live" as the partial indexes on them say it, so that the
+# indexes serve the queries (SQLite would not see that "live = 1" implies "live").
+_LIVE: sa.ColumnClause[Any] = sa.literal_column("entities.live")
+
+
+def _entities_page(chart: bool, state: bool, live: bool) -> Any:
     query = t.entities.select().where(_e.seq > sa.bindparam("after"))
+    if live:
+        query = query.where(_LIVE)
     if chart:
         query = query.where(_e.chart == sa.bindparam("chart"))
     if state:
@@ -148,21 +155,35 @@ class ReadStatements:
                 found = self._shapes.setdefault(key, self.compile(build()))
         return found
 
-    def entities_page(self, *, chart: bool, state: bool) -> Prepared:
-        """A page of entities after ``:after``, filtered by ``:chart`` and ``:pattern``."""
-        return self.shape(("entities", chart, state), lambda: _entities_page(chart, state))
+    def entities_page(self, *, chart: bool, state: bool, live: bool) -> Prepared:
+        """A page of entities after ``:after``, filtered by ``:chart``, ``:pattern``, liveness."""
+        return self.shape(
+            ("entities", chart, state, live), lambda: _entities_page(chart, state, live)
+        )
+
+    def finished_before(self) -> Prepared:
+        """Finished entities last changed before ``:before``, oldest first, ``:limit`` of them.
+
+        Built on first use: only the retention sweep asks.
+        """
+
+        def build() -> Any:
+            return (
+                sa.select(_e.id)
+                .where(sa.not_(_LIVE), _e.updated_at < sa.bindparam("before"))
+                .order_by(_e.seq)
+                .limit(sa.bindparam("limit"))
+            )
+
+        return self.shape("finished", build)
 
     def live_names(self, count: int) -> Prepared:
         """The names among ``:name0`` .. ``:name{count-1}`` live in ``:chart``."""
 
         def build() -> Any:
             names: list[Any] = [sa.bindparam(f"name{i}") for i in range(count)]
-            # "WHERE live" as the partial unique index on live names says it, so that the
-            # index serves the query (SQLite would not see that "live = 1" implies it).
             return sa.select(_e.name).where(
-                _e.chart == sa.bindparam("chart"),
-                sa.literal_column("entities.live"),
-                _e.name.in_(names),
+                _e.chart == sa.bindparam("chart"), _LIVE, _e.name.in_(names)
             )
 
         return self.shape(("names", count), build)

@@ -71,14 +71,17 @@ class JournalReads:
         state: str | None = None,
         after: int = 0,
         limit: int = 100,
+        live: bool = False,
     ) -> list[EntityRow]:
-        """Entities in creation order after ``after``, optionally in one chart or state."""
+        """Entities in creation order after ``after``, optionally in one chart or state, live."""
         params: dict[str, Any] = {"after": after, "limit": limit}
         if chart is not None:
             params["chart"] = chart
         if state is not None:
             params["pattern"] = f"%|{_like(state)}|%"
-        query = self._reads.entities_page(chart=chart is not None, state=state is not None)
+        query = self._reads.entities_page(
+            chart=chart is not None, state=state is not None, live=live
+        )
         with self._db.querying() as conn:
             rows = self._db.query(conn, query, params)
         return [to_entity(r) for r in rows]

@@ -63,6 +63,21 @@ sa.Index(
 # Reads that must cost the same at a thousand entities and at a million (0003).
 sa.Index("ix_entities_name_seq", entities.c.name, entities.c.seq)
 sa.Index("ix_entities_chart_seq", entities.c.chart, entities.c.seq)
+# Finished entities cost a listing of live ones nothing, and the retention sweep
+# finds them without reading the live ones (0005).
+sa.Index(
+    "ix_entities_live_chart_seq",
+    entities.c.chart,
+    entities.c.seq,
+    sqlite_where=entities.c.live,
+    postgresql_where=entities.c.live,
+)
+sa.Index(
+    "ix_entities_finished_seq",
+    entities.c.seq,
+    sqlite_where=sa.not_(entities.c.live),
+    postgresql_where=sa.not_(entities.c.live),
+)
 
 transitions = sa.Table(
     "transitions",

@@ -17,6 +17,7 @@ from engine.ports import EntityRow, TransitionRow, VersionConflict, Write
 from engine.store import schema as t
 from engine.store.database import Database
 from engine.store.notify import CHANNEL
+from engine.store.queries import ReadStatements
 from engine.store.rows import (
     entity_changes,
     entity_values,
@@ -45,6 +46,7 @@ class JournalWrites:
 
     _db: Database
     _statements: WriteStatements
+    _reads: ReadStatements
 
     def apply(self, batch: Sequence[Write]) -> list[Exception | None]:
         """Commit ``batch`` in one transaction; see :meth:`engine.ports.Store.apply`.
@@ -69,6 +71,24 @@ class JournalWrites:
                 except (Conflict, Unavailable) as failure:
                     results.append(failure)
             return results
+
+    def purge_finished(self, before: float, limit: int) -> int:
+        """Delete finished entities, their journals and timers; see the Store port."""
+        db = self._db
+        with db.writing() as conn:
+            cursor = db.run(conn, self._reads.finished_before(), {"before": before, "limit": limit})
+            ids = [row[0] for row in cursor.fetchall()]
+            cursor.close()
+            if not ids:
+                return 0
+            tr, tm, e = t.transitions.c, t.timers.c, t.entities.c
+            journal = sa.select(tr.id).where(tr.entity_id.in_(ids))
+            db.run_statement(conn, t.steps.delete().where(t.steps.c.transition_id.in_(journal)))
+            db.run_statement(conn, t.transitions.delete().where(tr.entity_id.in_(ids)))
+            db.run_statement(conn, t.timers.delete().where(tm.entity_id.in_(ids)))
+            # Finished stays finished; the test is the rule, should anything ever revive one.
+            db.run_statement(conn, t.entities.delete().where(e.id.in_(ids), e.live.is_(False)))
+        return len(ids)
 
     def heartbeat(self, owner: str, pid: int, host: str, now: float) -> None:
         """Record that engine ``owner`` is alive at ``now``."""

@@ -136,9 +136,10 @@ class CrashableStore:
         state: str | None = None,
         after: int = 0,
         limit: int = 100,
+        live: bool = False,
     ) -> list[EntityRow]:
         """Delegated."""
-        return self.store.entities(chart=chart, state=state, after=after, limit=limit)
+        return self.store.entities(chart=chart, state=state, after=after, limit=limit, live=live)
 
     def transition(self, entity_id: str, idempotency_key: str) -> TransitionRow | None:
         """Delegated."""
@@ -195,6 +196,12 @@ class CrashableStore:
     ) -> float | None:
         """Delegated."""
         return self.store.next_timer(charts=charts, now=now)
+
+    def purge_finished(self, before: float, limit: int) -> int:
+        """Delegated, unless the process is dead: it writes no more."""
+        if self.dead or self.crashed:
+            return 0
+        return self.store.purge_finished(before, limit)
 
     def heartbeat(self, owner: str, pid: int, host: str, now: float) -> None:
         """Delegated, unless the process is dead: a dead engine beats no more."""

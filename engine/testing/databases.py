@@ -14,15 +14,27 @@ import atexit
 import shutil
 import tempfile
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from engine.errors import Unavailable
+from engine.ports import Store, Write
 from engine.runtime import Engine
 from engine.store import SqlStore, open_store
 from engine.testing.crashable import CrashableStore
 
-__all__ = ["POOL", "REUSES", "Clock", "KeptStore", "Pool", "Pooled", "copy_template"]
+__all__ = [
+    "POOL",
+    "REUSES",
+    "Clock",
+    "FullStore",
+    "KeptStore",
+    "Pool",
+    "Pooled",
+    "copy_template",
+]
 
 
 class Clock:
@@ -47,6 +59,44 @@ class KeptStore:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)
+
+
+class FullStore:
+    """A store whose writes fail, while ``full`` is set, as SQLite's do on a full disk.
+
+    Reads go on (a full disk still reads); every commit, heartbeat and purge
+    raises the Unavailable the SQL store raises for ``database or disk is full``.
+    ``refused`` counts the commits (``apply``) refused so far.
+    """
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.full = False
+        self.refused = 0
+
+    def _write(self) -> None:
+        if self.full:
+            raise Unavailable("the database is unavailable: database or disk is full")
+
+    def apply(self, batch: Sequence[Write]) -> list[Exception | None]:
+        """Delegated, unless the disk is full."""
+        if self.full:
+            self.refused += 1
+        self._write()
+        return self.store.apply(batch)
+
+    def heartbeat(self, owner: str, pid: int, host: str, now: float) -> None:
+        """Delegated, unless the disk is full."""
+        self._write()
+        self.store.heartbeat(owner, pid, host, now)
+
+    def purge_finished(self, before: float, limit: int) -> int:
+        """Delegated, unless the disk is full."""
+        self._write()
+        return self.store.purge_finished(before, limit)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.store, name)
 
 
 @dataclass(slots=True)

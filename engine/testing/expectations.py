@@ -66,8 +66,13 @@ class Oracle:
         self.steps = bindings.steps
         self.guarded = frozenset(guarded)  # the guards that have a guard oracle
 
-    def initial_snapshot(self, data: Mapping[str, Any]) -> Snapshot:
-        """A new entity's snapshot with ``data``; raises what the chart refuses it with."""
+    def initial_snapshot(self, data: Mapping[str, Any], name: str) -> Snapshot:
+        """A new entity's snapshot with ``data``; raises what the chart refuses it with.
+
+        The chart's schema sees no ID (the engine makes it): a ``const`` or
+        ``default`` that names ``{id}`` is not predicted.
+        """
+        data = self.chart.model.schema.check_data(data, entity=name, id="")
         return self.chart.initial_snapshot(data, conditions=self.conditions)
 
     def decide(
@@ -75,11 +80,24 @@ class Oracle:
     ) -> Plan | ChartdError:
         """The plan for ``event`` on ``snapshot``, or the error the chart refuses it with."""
         try:
+            params = self.chart.model.schema.check_params(
+                event, params, entity=str(fields["entity"]), id=str(fields["id"])
+            )
             return core.step(
                 self.chart, snapshot, event, params, conditions=self.conditions, fields=fields
             )
         except ChartdError as refused:
             return refused
+
+    def fit(self, event: str, params: Mapping[str, Any]) -> dict[str, Any]:
+        """``params`` without the names the event's schema does not take.
+
+        The kit draws one set of params for every event; a chart whose
+        schema closes an event's params would refuse nearly every fire of it
+        for a name meant for another event, before any step ran.
+        """
+        keys = self.chart.model.schema.keys_of(event)
+        return {k: v for k, v in params.items() if keys is None or k in keys}
 
     def holds(self, when: Condition | None, snapshot: Snapshot, params: Mapping[str, Any]) -> bool:
         """Whether a ``when`` holds, as the core decides it."""
@@ -89,10 +107,18 @@ class Oracle:
         """The user's steps ``plan`` runs, in order."""
         return [self.steps[n] for n in plan.steps]
 
-    def bump(self, plan: Plan) -> int:
-        """How much a run of ``plan`` moves the version: two for a saga (write-ahead, commit)."""
+    def bump(self, plan: Plan, done: int | None = None) -> int:
+        """How much a run of ``plan`` moves the version, ``done`` of its steps completed.
+
+        One for a direct transition; two for a saga (write-ahead, end), three
+        once its point of no return (``on_failure.after``) was reached. ``done``
+        None: every step.
+        """
         saga = any(s.external for s in self.steps_of(plan)) or plan.via is not None
-        return 2 if saga else 1
+        if not saga:
+            return 1
+        done = len(plan.steps) if done is None else done
+        return 3 if 0 < plan.failure_from <= done else 2
 
 
 @dataclass(slots=True)

@@ -306,8 +306,9 @@ class FireCheck:
                 data[name] = record.error_message
             else:
                 data[name] = getattr(error if failed is None else failed.error, name, None)
+        reached = len(plan.steps) if failed is None else failed.index
         after = Snapshot(
-            configuration, data, source.version + self.oracle.bump(plan), source.history
+            configuration, data, source.version + self.oracle.bump(plan, reached), source.history
         )
         assert record.target == after.configuration, (
             f"{what}: a failed saga is journaled to {record.target}, the plan's failure "

@@ -24,8 +24,9 @@ After a fire, with ``pre`` the entity as stored before:
   oracle says so, with the category it says.
 * **a saga that commits**: every step ran once, in order; the entity is in
   the plan's configuration and history, with the data the last step left
-  (or the plan's), its version bumped twice (write-ahead and commit) or
-  once (every step internal, no ``via``); one journal entry, ``committed``,
+  (or the plan's), its version bumped twice (write-ahead and commit), three
+  times past a point of no return (``on_failure.after``), or once (every
+  step internal, no ``via``); one journal entry, ``committed``,
   each step ``done``; outbox: one ``transition`` event with the from/to
   configurations, then the steps' own events.
 * **a saga that fails**: the completed steps were undone newest first,
@@ -271,7 +272,7 @@ class Harness:
         outbox = self.proxy.last_event()
         data = json.loads(json.dumps(action.data))
         try:
-            expected = self.oracle.initial_snapshot(data)
+            expected = self.oracle.initial_snapshot(data, name)
         except ChartdError as refused:
             with raises(refused):
                 self.engine.create(self.chart.name, name, data)
@@ -335,7 +336,9 @@ class Harness:
             enabled = [
                 e
                 for e in self.pickable
-                if isinstance(self.oracle.decide(pre.snapshot, e, params, fields), Plan)
+                if isinstance(
+                    self.oracle.decide(pre.snapshot, e, self.oracle.fit(e, params), fields), Plan
+                )
             ]
             if not enabled:
                 tally("fire: no event is enabled")
@@ -344,6 +347,7 @@ class Harness:
             note(f"{action!r} fires {picked!r}")
             action = replace(action, event=picked)
         assert action.event is not None
+        params = self.oracle.fit(action.event, params)
         if remember and action.key is not None:
             self.requests.append(action)
         fault = action.fault if self.faults else None

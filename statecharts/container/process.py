@@ -120,6 +120,7 @@ class ProcessRuntime:
         self._logs = LogCopier()
         try:
             self._restore()
+            self._sweep_cgroups()
         except BaseException:
             self.close()
             raise
@@ -478,6 +479,29 @@ class ProcessRuntime:
     def _signal_group_quiet(self, task: Task) -> None:
         with contextlib.suppress(Conflict):  # exited meanwhile: the monitor is reaping it
             task.signal_group(signal.SIGKILL)
+
+    def _sweep_cgroups(self) -> None:
+        """Remove the cgroups of this state directory that no task owns.
+
+        A runtime that died between making a task's cgroup and recording the
+        task left a cgroup nobody knows of (its shim, blocked until start,
+        exits when its releaser dies): the start is rolled back by recovery,
+        which finds no task to delete. The parent cgroup is this runtime's
+        alone (one runtime per state directory), so whatever in it is not a
+        restored task's is such a leftover: its processes are killed and it
+        goes.
+        """
+        if self._cgroup_parent is None:
+            return
+        owned = {t.cgroup for t in self._tasks.values() if t.cgroup is not None}
+        for path in self._cgroup_parent.iterdir():
+            if path.is_dir() and path not in owned:
+                try:
+                    cgroups.remove(path, self._timeout)
+                except (OSError, ChartdError):
+                    _log.warning("cannot remove the leftover cgroup %s", path, exc_info=True)
+                else:
+                    _log.info("removed the leftover cgroup %s", path)
 
     def _restore(self) -> None:
         """Find the containers and tasks recorded by a previous runtime on this state."""

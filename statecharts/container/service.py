@@ -3,8 +3,9 @@
 The chart decides what each operation may do in each state (with moby's
 refusals); this service adds what lies outside one transition: validating a
 create, looking containers up by name or ID prefix, waiting for a stop to
-take effect, feeding the runtime's exits to the chart, and the daemon's
-shutdown and restore.
+take effect, feeding the runtime's exits to the chart (through
+:mod:`~statecharts.container.exit_recorder`), and the daemon's shutdown and
+restore.
 """
 
 from __future__ import annotations
@@ -37,10 +38,10 @@ from statecharts.container.creation import (
     initial_data,
     name_in_use,
 )
+from statecharts.container.exit_recorder import ExitRecorder
 from statecharts.container.network import AddressPool
-from statecharts.container.runtime import ExitEvent, Runtime
+from statecharts.container.runtime import Runtime
 from statecharts.container.status import RUNNING, inspect_document, status_of
-from statecharts.container.worker import Worker
 
 __all__ = ["Containers", "status_of"]
 
@@ -77,13 +78,12 @@ class Containers:
         self.pool = pool or AddressPool("10.88.0.0/16", root / "network")
         self._clock = clock
         eng.register(load_chart(), container_bindings(runtime, self.pool, root, clock=clock))
-        self._closing = False
-        self._exits: Worker[ExitEvent] = Worker("chartd-exits", self._apply_exit)
         self._turns = calls.Turns()
         # Tasks a previous daemon left (it crashed): their exits are reconciled as
         # moby's restore does, whether restore() or the runtime reports them first.
         self._inherited = {(t.container_id, t.pid) for t in runtime.tasks()}
-        runtime.subscribe(self._on_exit)
+        self._exits = ExitRecorder(eng, self._inherited)
+        runtime.subscribe(self._exits.put)
 
     # -- lookup ------------------------------------------------------------------
 
@@ -112,9 +112,10 @@ class Containers:
         return matches[0]
 
     def _all(self) -> Iterator[engine.Entity]:
+        """Every container that exists: removed ones (kept for their history) are not read."""
         after = 0
         while True:
-            page = self.engine.list(CHART, after=after, limit=1000)
+            page = self.engine.list(CHART, after=after, limit=1000, live=True)
             yield from page.items
             if page.after is None:
                 return
@@ -383,53 +384,6 @@ class Containers:
         """The file that holds the container's stdout and stderr."""
         return log_path(self.root, self.get(ref).id)
 
-    # -- the runtime's exits ---------------------------------------------------------
-
-    def _on_exit(self, event: ExitEvent) -> None:
-        """The runtime's callback: queue the exit; a thread of the service fires it.
-
-        A runtime may report an exit on the thread that caused it (FakeRuntime
-        does, inside the stop's, kill's or rm -f's own step, which holds the
-        entity's lock): firing ``exit`` there would wait for that lock forever.
-        Exits are fired in the order they were reported.
-        """
-        self._exits.put(event)
-
-    def _apply_exit(self, event: ExitEvent) -> None:
-        params: dict[str, Any] = {
-            "exit_code": event.exit_code,
-            "pid": event.pid,
-            "exited_at": event.exited_at,
-        }
-        if (event.container_id, event.pid) in self._inherited:
-            params["restored"] = True
-            self._inherited.discard((event.container_id, event.pid))
-        # A process may exit while its start is still committing (the entity is held
-        # in `starting`): try again shortly, then give up.
-        for attempt in range(100):
-            if self._closing:
-                return
-            try:
-                self.engine.fire(event.container_id, "exit", params)
-                return
-            except (NotModified, NotFound):
-                return  # a duplicate or stale exit, or one of a container removed by rm -f
-            except (Conflict, Unavailable) as exc:
-                current = self._current(event.container_id)
-                if current is None or not (current.in_state("starting") or attempt < 3):
-                    log.info("exit of %s not applied: %s", event.container_id[:12], exc.message)
-                    return
-                time.sleep(0.05)
-            except ChartdError as exc:
-                log.warning("exit of %s failed: %s", event.container_id[:12], exc.message)
-                return
-
-    def _current(self, entity_id: str) -> engine.Entity | None:
-        try:
-            return self.engine.get(entity_id)
-        except ChartdError:
-            return None
-
     # -- the daemon's life ------------------------------------------------------------
 
     def shutdown(self) -> None:
@@ -444,7 +398,7 @@ class Containers:
         width = max(1, min(len(running), 4 * _IN_PARALLEL))
         with ThreadPoolExecutor(width, "chartd-shutdown") as pool:
             list(pool.map(self._shutdown_one, running))
-        self._closing = True
+        self._exits.close()
 
     def _shutdown_one(self, container: engine.Entity) -> None:
         try:

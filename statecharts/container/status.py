@@ -28,13 +28,17 @@ def status_of(configuration: Sequence[str], data: Mapping[str, Any] | None = Non
 
     While a start saga runs (``starting``), moby's view still shows the state
     the start began from, which the container's ``data`` tells: restarting
-    (the restart policy's retry), exited (it ran before) or created.
+    (the restart policy's retry), running (a restart still stopping the old
+    process, whose pid the data keeps until the saga records it deleted),
+    exited (it ran before) or created.
     """
     leaf = configuration[-1] if configuration else "created"
     if leaf == "starting":
         data = data or {}
         if data.get("restarting"):
             return "restarting"
+        if data.get("pid"):
+            return "running"
         return "exited" if data.get("has_been_started_before") else "created"
     return {
         "running.active": "running",

@@ -135,6 +135,7 @@ def test_engine_methods() -> None:
     assert public == {
         "charts",
         "close",
+        "closed",
         "create",
         "create_many",
         "fire",

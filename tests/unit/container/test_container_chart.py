@@ -422,6 +422,7 @@ class Legal:
 
 
 START_GUARDS = ("checkpoint_allowed", "settings_valid")
+SIGNAL = ("valid_signal",)
 
 MANUAL = {"manually_stopped": True}
 UNSET = {"manually_stopped": False}
@@ -467,19 +468,21 @@ LEGAL: list[Legal] = [
     Legal("running.active", "pause", PAUSED, ("task_pause",)),
     Legal("running.paused", "unpause", ACTIVE, ("task_resume",)),
     # stop: the signal now, the container stays until its process exits; the
-    # manual stop is the step's to record (not during a daemon shutdown)
-    Legal("running.active", "stop", ACTIVE, ("stop_signal",)),
+    # manual stop is the step's to record (not during a daemon shutdown); a signal
+    # moby cannot parse is refused before anything is sent
+    Legal("running.active", "stop", ACTIVE, ("stop_signal",), SIGNAL),
     Legal(
         "running.active",
         "stop",
         ACTIVE,
         ("stop_signal",),
+        SIGNAL,
         params={"signal": "SIGINT", "timeout": 3},
     ),
-    Legal("running.active", "stop", ACTIVE, ("stop_signal",), params={"shutdown": True}),
+    Legal("running.active", "stop", ACTIVE, ("stop_signal",), SIGNAL, params={"shutdown": True}),
     # a paused container is thawed after an ending signal (moby resumes it)
-    Legal("running.paused", "stop", ACTIVE, ("stop_signal",), conditions=CONDITIONS),
-    Legal("running.paused", "stop", PAUSED, ("stop_signal",)),
+    Legal("running.paused", "stop", ACTIVE, ("stop_signal",), SIGNAL, conditions=CONDITIONS),
+    Legal("running.paused", "stop", PAUSED, ("stop_signal",), SIGNAL),
     Legal("running.restarting", "stop", ("exited",), ("cancel_restart",), assign=MANUAL),
     # a daemon shutdown is no manual stop
     Legal(
