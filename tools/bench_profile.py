@@ -97,8 +97,8 @@ def _instrument(spans: Spans) -> None:
     """Wrap the classes and modules a round trip goes through (before any is instantiated)."""
     from engine.runtime.commit import GroupCommit  # noqa: PLC0415
     from statecharts.container import process, shim, tasks  # noqa: PLC0415
+    from statecharts.container.exit_recorder import ExitRecorder  # noqa: PLC0415
     from statecharts.container.network import AddressPool  # noqa: PLC0415
-    from statecharts.container.service import Containers  # noqa: PLC0415
     from statecharts.container.steps import ContainerSteps  # noqa: PLC0415
 
     spans.wrap(GroupCommit, "commit", "engine: waited commit (GroupCommit.commit)")
@@ -123,9 +123,9 @@ def _instrument(spans: Spans) -> None:
     )
     spans.wrap(runtime, "_on_exit", "exit: runtime's handler (reap, exit.json)", mark="reaped")
     spans.before(
-        Containers, "_apply_exit", lambda: spans.gap("exit: runtime -> exit fire", "reaped")
+        ExitRecorder, "_try", lambda: spans.gap("exit: runtime -> exit fire", "reaped")
     )
-    spans.wrap(Containers, "_apply_exit", "exit: the exit fire")
+    spans.wrap(ExitRecorder, "_try", "exit: the exit fire")
 
 
 def profile(cycles: int) -> dict[str, Any]:

@@ -141,12 +141,23 @@ class ExitRecorder:
                 item.waiting = True
             return True
         if isinstance(exc, Conflict):
-            if item.tries < 3 or self._starting(cid):
+            # Refused while a saga holds the container: tried again while the record still
+            # says this process runs (a stop whose end was stranded, then undone, must not
+            # leave it running with a dead pid), or while its start is committing.
+            if item.tries < 3 or self._starting(cid) or self._runs(cid, item.params["pid"]):
                 return True
             log.info("exit of %s not applied: %s", cid[:12], exc.message)
             return False
         log.warning("exit of %s failed: %s", cid[:12], exc.message)
         return False
+
+    def _runs(self, container_id: str, pid: object) -> bool:
+        """Whether the container is recorded as running this very process."""
+        try:
+            current = self._engine.get(container_id)
+        except ChartdError:
+            return False
+        return current.in_state("running") and current.data.get("pid") == pid
 
     def _starting(self, container_id: str) -> bool:
         try:
