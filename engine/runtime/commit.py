@@ -140,20 +140,7 @@ class GroupCommit:
         Raises the unit's own failure (e.g. VersionConflict) or the commit's.
         """
         pending = _Pending([write], waited=True)
-        with self._mutex:
-            self._queue.append(pending)
-            if not self._leading:
-                self._leading = pending.lead = True
-            else:
-                # Made before the mutex is let go: no wake-up can come before it exists.
-                pending.wake = _asleep()
-                self._gathered()
-        while not pending.done:
-            if pending.lead:
-                self._lead()
-            else:
-                assert pending.wake is not None
-                pending.wake.acquire()
+        self._wait(pending)
         if pending.error is not None:
             raise pending.error
 
@@ -168,11 +155,17 @@ class GroupCommit:
         # One place in the queue for all of them: they commit in one batch, and the
         # writer sleeps once, not once per unit.
         pending = _Pending(list(writes), waited=True)
+        self._wait(pending)
+        return pending.errors
+
+    def _wait(self, pending: _Pending) -> None:
+        """Queue ``pending`` and return once its units are committed (or failed)."""
         with self._mutex:
             self._queue.append(pending)
             if not self._leading:
                 self._leading = pending.lead = True
             else:
+                # Made before the mutex is let go: no wake-up can come before it exists.
                 pending.wake = _asleep()
                 self._gathered()
         while not pending.done:
@@ -181,7 +174,6 @@ class GroupCommit:
             else:
                 assert pending.wake is not None
                 pending.wake.acquire()
-        return pending.errors
 
     def later(self, write: Write) -> None:
         """Queue ``write`` to commit with the next batch; do not wait for it."""
