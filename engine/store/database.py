@@ -1,8 +1,9 @@
 """One SQL database as the store uses it: its transactions, and driver SQL run in them.
 
-Reads run in pooled SQLAlchemy connections. Writes run their prepared driver
-SQL (see :mod:`engine.store.statements`) on the driver's cursor, inside a
-transaction begun here; a driver error is raised as SQLAlchemy's, so that
+Reads and writes run their prepared driver SQL (see
+:mod:`engine.store.queries` and :mod:`engine.store.statements`) on the
+driver's cursor: reads on pooled connections, writes inside a transaction
+begun here; a driver error is raised as SQLAlchemy's, so that
 callers catch one family of errors whichever way a statement ran.
 """
 
@@ -43,14 +44,14 @@ class Database:
         )
 
     @contextmanager
-    def reading(self) -> Iterator[sa.Connection]:
-        """A pooled connection in a read transaction."""
+    def _guarded(self) -> Iterator[None]:
+        """Around every transaction: one at a time on a shared connection (in-memory
+        SQLite), and a database that cannot be reached raised as Unavailable."""
         lock = self._serial
         if lock is not None:
             lock.acquire()
         try:
-            with self.engine.connect() as conn, conn.begin():
-                yield conn
+            yield
         except sa.exc.OperationalError as exc:
             raise Unavailable(f"the database is unavailable: {exc.orig or exc}") from exc
         finally:
@@ -68,10 +69,7 @@ class Database:
         connection, pinged on checkout, so that one the server dropped is
         replaced before it can fail a write.
         """
-        lock = self._serial
-        if lock is not None:
-            lock.acquire()
-        try:
+        with self._guarded():
             if self.dialect == "sqlite":
                 with self._write_lock:
                     raw = self._writer()
@@ -92,11 +90,6 @@ class Database:
                     conn.execution_options(chartd_write=True)
                     with conn.begin():
                         yield conn.connection.dbapi_connection
-        except sa.exc.OperationalError as exc:
-            raise Unavailable(f"the database is unavailable: {exc.orig or exc}") from exc
-        finally:
-            if lock is not None:
-                lock.release()
 
     @contextmanager
     def querying(self, *, snapshot: bool = False) -> Iterator[Any]:
@@ -105,10 +98,7 @@ class Database:
         With ``snapshot`` its reads share one read transaction (a journal and
         its steps agree); otherwise each statement sees the latest commit.
         """
-        lock = self._serial
-        if lock is not None:
-            lock.acquire()
-        try:
+        with self._guarded():
             conn = self.engine.raw_connection()
             try:
                 if snapshot and self.dialect == "sqlite":
@@ -120,11 +110,6 @@ class Database:
             finally:
                 # Back to the pool, which rolls the read transaction back.
                 conn.close()
-        except sa.exc.OperationalError as exc:
-            raise Unavailable(f"the database is unavailable: {exc.orig or exc}") from exc
-        finally:
-            if lock is not None:
-                lock.release()
 
     def query(self, conn: Any, prepared: Prepared, params: dict[str, Any]) -> list[dict[str, Any]]:
         """Run a prepared read on ``conn`` (from :meth:`querying`); its rows by column name."""
