@@ -51,6 +51,7 @@ def _serve(args: argparse.Namespace) -> None:
             insecure=args.insecure,
             retain_removed=args.retain_removed,
             otel=exporter,
+            metrics_addr=args.metrics_addr,
         )
         daemon.serve(config)
     except ChartdError as exc:
@@ -125,6 +126,12 @@ SERVE = Verb(
             help="Traces and metrics: off, console (to stderr) or otlp "
             "(set by the OTEL_EXPORTER_OTLP_* variables; needs opentelemetry-exporter-otlp). "
             "Default: OTEL_TRACES_EXPORTER (none, console, otlp), else off.",
+        ),
+        arg(
+            "--metrics-addr",
+            metavar="HOST:PORT",
+            help="Serve the engine's metrics for Prometheus at http://HOST:PORT/metrics "
+            "(loopback; another host needs mutual TLS: --tls-cert, --tls-key, --tls-client-ca).",
         ),
     ),
 )

@@ -174,8 +174,18 @@ def container_table(found: Sequence[c_pb2.ContainerSummary], now: float, full: b
 
 
 def journal_table(journal: Sequence[engine_pb2.Transition]) -> Table:
-    """``history``'s table: a row per transition, then one per step and failed undo."""
-    table = Table("SEQ", "EVENT / STEP", "STATUS", "FROM", "TO", "STARTED", "ERROR")
+    """``history``'s table: a row per transition, then one per step and failed undo.
+
+    The columns added later come last, so a script that reads the first ones
+    reads what it did: CAUSED BY (the SEQ of the transition whose timer,
+    follow-up or process fired this one; a short id when that one is not in
+    this journal) and TRACE ID (whole: a trace is looked up by all of it).
+    """
+    table = Table(
+        "SEQ", "EVENT / STEP", "STATUS", "FROM", "TO", "STARTED", "ERROR", "CAUSED BY", "TRACE ID"
+    )
+    seqs = {t.id: str(t.seq) for t in journal}
+    blank = ("",) * 4
     for t in journal:
         table.add_row(
             str(t.seq),
@@ -185,6 +195,8 @@ def journal_table(journal: Sequence[engine_pb2.Transition]) -> Table:
             _leaves(t.target) if t.target else "",
             _iso(t.started_at, t.HasField("started_at")),
             f"{t.error_category}: {t.error_message}" if t.error_category else "",
+            seqs.get(t.caused_by, t.caused_by[:12]),
+            t.trace_id,
         )
         for step in t.steps:
             status = step.status
@@ -193,9 +205,9 @@ def journal_table(journal: Sequence[engine_pb2.Transition]) -> Table:
             error = step.error
             if step.compensation_error:
                 error = f"{error}; undo failed: {step.compensation_error}".lstrip("; ")
-            table.add_row("", f"  {step.index}. {step.name}", status, "", "", "", error)
+            table.add_row("", f"  {step.index}. {step.name}", status, *blank, error, "", "")
         for problem in t.compensation_errors:
-            table.add_row("", "  compensation", "failed", "", "", "", problem)
+            table.add_row("", "  compensation", "failed", *blank, problem, "", "")
     return table
 
 
@@ -313,6 +325,8 @@ def transition_json(t: engine_pb2.Transition) -> dict[str, Any]:
         "idempotency_key": t.idempotency_key or None,
         "started_at": when(t.started_at, t.HasField("started_at")),
         "finished_at": when(t.finished_at, t.HasField("finished_at")),
+        "caused_by": t.caused_by or None,
+        "trace_id": t.trace_id or None,
         "steps": [
             {
                 "index": s.index,

@@ -7,14 +7,20 @@ which CA signed a ``tcp://`` daemon's certificate, and ``--tls-cert`` and
 daemon refuses prints ``Error response from daemon: <message>`` on stderr and the
 verb exits 1 at the end; a daemon that cannot be reached ends the verb at
 once; NotModified is success, as in docker.
+
+Every call carries the trace context of the CLI's environment: ``TRACEPARENT``
+and ``TRACESTATE``, the variables OpenTelemetry's environment carrier names,
+go as gRPC ``traceparent`` and ``tracestate`` metadata, so that a script
+run inside a traced job (a CI step) finds its fires in that job's trace.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -34,6 +40,7 @@ __all__ = [
     "EndStateHeld",
     "Session",
     "each_container",
+    "trace_metadata",
 ]
 
 T = TypeVar("T")
@@ -63,6 +70,28 @@ NAMES = arg("containers", nargs="+", metavar="CONTAINER", help="Container names 
 
 
 _AT_ONCE = 50  # docker's CLI acts on at most 50 containers at once
+
+# W3C trace context: version-traceid-parentid-flags, lowercase hex (a later version may
+# append fields). tracestate: printable ASCII, at most 32 members of a few hundred bytes.
+_TRACEPARENT = re.compile(r"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}(-[ -~]*)?")
+_TRACESTATE = re.compile(r"[ -~]{0,8192}")
+
+
+def trace_metadata(environ: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The gRPC metadata of the trace context ``environ`` holds (TRACEPARENT, TRACESTATE).
+
+    A value that is not W3C trace context is left out, as a propagator
+    ignores it: tracing never stops a command. TRACESTATE goes only with
+    a TRACEPARENT.
+    """
+    parent = environ.get("TRACEPARENT", "").strip()
+    if not _TRACEPARENT.fullmatch(parent):
+        return []
+    found = [("traceparent", parent)]
+    state = environ.get("TRACESTATE", "").strip()
+    if state and _TRACESTATE.fullmatch(state):
+        found.append(("tracestate", state))
+    return found
 
 
 class CallFailed(Exception):
@@ -94,6 +123,7 @@ class Session:
                 tls_ca=Path(tls_ca) if tls_ca else None,
                 tls_cert=Path(cert) if cert else None,
                 tls_key=Path(key) if key else None,
+                metadata=trace_metadata(os.environ),
             )
         except ChartdError as exc:
             fail(exc.message)

@@ -24,6 +24,8 @@ import pwd
 import signal
 import stat
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _package_version
@@ -31,6 +33,9 @@ from pathlib import Path
 from types import FrameType
 
 import sqlalchemy as sa
+from opentelemetry.metrics import NoOpMeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.trace import NoOpTracerProvider
 
 import engine
 from engine.api import ApiServer, parse_address
@@ -39,7 +44,16 @@ from engine.api.tls import ServerTLS
 from engine.errors import Forbidden, InvalidParameter
 from engine.export import FORMATS
 from engine.runtime.limits import Limits, parse_retention
-from engine.telemetry import Telemetry, check_exporter, providers
+from engine.telemetry import (
+    MetricsEndpoint,
+    MetricsTLS,
+    Providers,
+    StoreGauges,
+    Telemetry,
+    check_exporter,
+    providers,
+    scrape_reader,
+)
 from statecharts.container.process import ProcessRuntime
 from statecharts.container.service import Containers, status_of
 
@@ -74,6 +88,8 @@ class DaemonConfig:
     otel: str = "off"
     shutdown_grace: float = 2.0
     retain_removed: float | None = parse_retention(RETAIN_REMOVED)
+    metrics_addr: Address | None = None
+    """Where Prometheus scrapes the engine's metrics (a tcp:// address), if anywhere."""
 
     # More than six parameters: one keyword per option of chartd serve, a signature tests pin.
     @classmethod
@@ -89,6 +105,7 @@ class DaemonConfig:
         insecure: bool = False,
         otel: str = "off",
         retain_removed: str = RETAIN_REMOVED,
+        metrics_addr: str | None = None,
     ) -> DaemonConfig:
         """Defaults filled in and the listen rules enforced (InvalidParameter otherwise).
 
@@ -99,6 +116,8 @@ class DaemonConfig:
         certificate that CA signed is refused. ``otel`` is one of
         ``engine.telemetry.EXPORTERS``, and its exporter package is installed.
         ``retain_removed`` is how long removed containers are kept (``24h``, ``forever``).
+        ``metrics_addr`` (``HOST:PORT``) is on loopback, or the daemon has mutual TLS,
+        whose certificates the scrape endpoint then serves and requires.
         """
         check_exporter(otel)
         state_dir = state_dir.expanduser().absolute()
@@ -112,6 +131,9 @@ class DaemonConfig:
                 raise InvalidParameter(f"no such file: {path}")
         mutual = tls_client_ca is not None
         _check_listen(address, tls=tls_cert is not None, mutual=mutual, insecure=insecure)
+        metrics = None
+        if metrics_addr is not None:
+            metrics = _metrics_address(metrics_addr, mutual=mutual)
         return cls(
             state_dir=state_dir,
             db=db or f"sqlite:///{state_dir / 'chartd.db'}",
@@ -122,6 +144,7 @@ class DaemonConfig:
             insecure=insecure,
             otel=otel,
             retain_removed=parse_retention(retain_removed),
+            metrics_addr=metrics,
         )
 
     @property
@@ -130,6 +153,32 @@ class DaemonConfig:
         if self.tls_cert is None or self.tls_key is None:
             return None
         return ServerTLS(self.tls_cert, self.tls_key, self.tls_client_ca)
+
+    @property
+    def metrics_tls(self) -> MetricsTLS | None:
+        """The scrape endpoint's mutual TLS: the daemon's, beyond loopback; none on it."""
+        if self.metrics_addr is None or self.metrics_addr.loopback:
+            return None
+        if self.tls_cert is None or self.tls_key is None or self.tls_client_ca is None:
+            return None
+        return MetricsTLS(self.tls_cert, self.tls_key, self.tls_client_ca)
+
+
+def _metrics_address(text: str, *, mutual: bool) -> Address:
+    """``--metrics-addr HOST:PORT``; beyond loopback only with the daemon's mutual TLS."""
+    try:
+        address = parse_address(f"tcp://{text}")
+    except InvalidParameter:
+        raise InvalidParameter(
+            f"invalid --metrics-addr {text!r}: use HOST:PORT, e.g. 127.0.0.1:9464"
+        ) from None
+    if not address.loopback and not mutual:
+        raise InvalidParameter(
+            f"--metrics-addr {text} is not a loopback address: serving metrics beyond this "
+            "machine needs mutual TLS (--tls-cert, --tls-key and --tls-client-ca), "
+            "or use 127.0.0.1"
+        )
+    return address
 
 
 def _check_listen(address: Address, *, tls: bool, mutual: bool, insecure: bool) -> None:
@@ -189,14 +238,18 @@ def serve(config: DaemonConfig, *, stop: threading.Event | None = None) -> None:
         config.state_dir,
         _safe(config.db),
     )
-    telemetry = providers(config.otel, version=chartd_version())
-    observer = None
-    if telemetry is not None:
-        observer = Telemetry(
-            tracer_provider=telemetry.tracer_provider, meter_provider=telemetry.meter_provider
-        )
+    scrape = scrape_reader() if config.metrics_addr is not None else None
+    telemetry = providers(
+        config.otel, version=chartd_version(), metric_readers=[scrape] if scrape else ()
+    )
+    # Always an observer: with tracing off its tracer does nothing but hand on a caller's
+    # trace context (a traceparent), whose trace id the journal then keeps.
+    observer = Telemetry(
+        tracer_provider=(telemetry and telemetry.tracer_provider) or NoOpTracerProvider(),
+        meter_provider=telemetry.meter_provider if telemetry else NoOpMeterProvider(),
+    )
     try:
-        _serve(config, stop, observer)
+        _serve(config, stop, observer, (telemetry, scrape))
     finally:
         # Last: the engine's final spans (the containers stopped at shutdown) go too.
         if telemetry is not None:
@@ -204,7 +257,12 @@ def serve(config: DaemonConfig, *, stop: threading.Event | None = None) -> None:
     log.info("chartd stopped")
 
 
-def _serve(config: DaemonConfig, stop: threading.Event, observer: Telemetry | None) -> None:
+def _serve(
+    config: DaemonConfig,
+    stop: threading.Event,
+    observer: Telemetry,
+    metrics: tuple[Providers | None, InMemoryMetricReader | None],
+) -> None:
     """The engine, the API and the containers, from start to shutdown."""
     limits = Limits(retain_finished=config.retain_removed)
     eng = engine.Engine.open(config.db, observer=observer, limits=limits)
@@ -213,34 +271,63 @@ def _serve(config: DaemonConfig, stop: threading.Event, observer: Telemetry | No
         # Bound first: a daemon that cannot listen fails before it touches a container.
         api.bind(config.listen, config.tls)
         try:
-            runtime = ProcessRuntime(config.state_dir / "runtime")
-            try:
-                containers = Containers(eng, runtime, config.state_dir)
-                log.info("process runtime ready (freezer: %s)", runtime.freezer)
-                api.add_containers(containers, status_of)
-                restarted = containers.restore()
-                if restarted:
-                    log.info("restart policies started %d container(s) again", len(restarted))
-                api.start()
-                log.info("serving the API on %s (pid %d)", config.listen, os.getpid())
-                exposure = _exposure(config)
-                if exposure is not None:
-                    log.warning("%s", exposure)
-                try:
-                    # In slices: a wait without a timeout would not let the handler run.
-                    while not stop.wait(0.5):
-                        pass
-                finally:
-                    log.info("shutting down: the API stops taking calls")
-                    api.stop(config.shutdown_grace)
-                    log.info("stopping the running containers")
-                    containers.shutdown()
-            finally:
-                runtime.close()
+            # Before any container is touched too: a taken metrics port ends the start.
+            with _metrics(config, eng, *metrics):
+                _run(config, stop, eng, api)
         finally:
             api.stop(0)  # again, harmlessly; removes the socket if serving never began
     finally:
         eng.close()
+
+
+@contextmanager
+def _metrics(
+    config: DaemonConfig,
+    eng: engine.Engine,
+    telemetry: Providers | None,
+    scrape: InMemoryMetricReader | None,
+) -> Iterator[None]:
+    """The store's gauges, and the scrape endpoint if asked for, while the body runs."""
+    if telemetry is not None:
+        StoreGauges(eng.store, telemetry.meter_provider)
+    if scrape is None or config.metrics_addr is None:
+        yield
+        return
+    address = config.metrics_addr
+    endpoint = MetricsEndpoint(scrape, address.host, address.port, config.metrics_tls)
+    log.info("serving metrics on %s", endpoint.url)
+    try:
+        yield
+    finally:
+        endpoint.close()
+
+
+def _run(config: DaemonConfig, stop: threading.Event, eng: engine.Engine, api: ApiServer) -> None:
+    """The containers and the API, from restore to shutdown."""
+    runtime = ProcessRuntime(config.state_dir / "runtime")
+    try:
+        containers = Containers(eng, runtime, config.state_dir)
+        log.info("process runtime ready (freezer: %s)", runtime.freezer)
+        api.add_containers(containers, status_of)
+        restarted = containers.restore()
+        if restarted:
+            log.info("restart policies started %d container(s) again", len(restarted))
+        api.start()
+        log.info("serving the API on %s (pid %d)", config.listen, os.getpid())
+        exposure = _exposure(config)
+        if exposure is not None:
+            log.warning("%s", exposure)
+        try:
+            # In slices: a wait without a timeout would not let the handler run.
+            while not stop.wait(0.5):
+                pass
+        finally:
+            log.info("shutting down: the API stops taking calls")
+            api.stop(config.shutdown_grace)
+            log.info("stopping the running containers")
+            containers.shutdown()
+    finally:
+        runtime.close()
 
 
 def _private_state_dir(path: Path) -> None:

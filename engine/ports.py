@@ -23,16 +23,19 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
+    "Census",
     "Clock",
     "EntityRow",
     "EventRow",
     "Observer",
+    "SpanRef",
     "StepRow",
     "Store",
     "TimerRow",
     "TransitionRow",
     "VersionConflict",
     "Write",
+    "innermost",
 ]
 
 JSON = Any
@@ -53,6 +56,19 @@ class EntityRow:
     updated_at: float
     seq: int = 0  # creation order, assigned by the store
     live: bool = True  # False in a top-level final state: the name is free again
+
+
+@dataclass(frozen=True, slots=True)
+class SpanRef:
+    """Where a fire sits in a distributed trace: W3C trace and span ids, lowercase hex.
+
+    An observer that traces hands it back when a fire starts; the journal
+    keeps it with the transition, so a later fire that the transition caused
+    (a timer it set, its follow-up, a process's exit) can link to it.
+    """
+
+    trace_id: str  # 32 hex digits
+    span_id: str  # 16 hex digits
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +121,8 @@ class TransitionRow:
     finished_at: float | None = None
     seq: int = 0  # journal order, assigned by the store
     steps: tuple[StepRow, ...] = ()
+    trace: SpanRef | None = None  # the fire's span, when an observer traced it
+    caused_by: str | None = None  # the transition whose timer, follow-up or process fired this
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +152,21 @@ class TimerRow:
     status: str = "pending"  # pending | fired | cancelled
     fired_transition: str | None = None
     error: str | None = None
+
+
+def innermost(configuration: Sequence[str]) -> str:
+    """The innermost active states of a configuration, comma-separated: ``running.paused``."""
+    conf = configuration
+    return ",".join(s for s in conf if not any(o.startswith(s + ".") for o in conf))
+
+
+@dataclass(frozen=True, slots=True)
+class Census:
+    """What a store holds now, for gauges: live entities by chart and configuration,
+    and the timers still pending."""
+
+    entities: Mapping[tuple[str, tuple[str, ...]], int]
+    pending_timers: int
 
 
 @dataclass(slots=True)
@@ -215,6 +248,9 @@ class Store(Protocol):
     def transitions(self, entity_id: str) -> list[TransitionRow]:
         """The entity's journal, oldest first, with its steps."""
 
+    def transition_by_id(self, transition_id: str) -> TransitionRow | None:
+        """The journal entry with this id, with its steps; None if there is none."""
+
     def unfinished(self) -> list[TransitionRow]:
         """Transitions left running or compensating, with their steps, oldest first."""
 
@@ -268,6 +304,12 @@ class Store(Protocol):
         oldest (by creation) go first.
         """
 
+    def census(self) -> Census:
+        """How many live entities are in each (chart, configuration); how many timers pend.
+
+        For gauges read every few seconds: one pass over the live entities.
+        """
+
     def heartbeat(self, owner: str, pid: int, host: str, now: float) -> None:
         """Record that engine ``owner`` (process ``pid`` on ``host``) is alive at ``now``."""
 
@@ -312,8 +354,16 @@ class Observer(Protocol):
     cheap, and hand slow work (exporting) to another thread.
     """
 
-    def transition_started(self, chart: str, entity_id: str, event: str, name: str) -> None:
-        """A fire of ``event`` on the entity (named ``name``) begins; :meth:`transition` follows."""
+    def transition_started(
+        self, chart: str, entity_id: str, event: str, name: str, cause: SpanRef | None
+    ) -> SpanRef | None:
+        """A fire of ``event`` on the entity (named ``name``) begins; :meth:`transition` follows.
+
+        ``cause`` is the span of the transition that caused this fire (the
+        one whose timer, follow-up or process this fire records), for a
+        link. Returns where the fire sits in a trace, which the journal
+        keeps with it, or None when it is not traced.
+        """
 
     def transition(
         self,

@@ -132,6 +132,8 @@ def transition_message(t: engine.TransitionRecord) -> engine_pb2.Transition:
             )
             for s in t.steps
         ],
+        trace_id=t.trace_id or "",
+        caused_by=t.caused_by or "",
     )
 
 

@@ -6,6 +6,8 @@ so no servicer method handles errors or admission itself:
 * the request deserializer turns bytes that are not a valid message (bad
   wire format, a string that is not UTF-8) into INVALID_ARGUMENT, where gRPC
   alone would answer INTERNAL;
+* the behaviour runs in the caller's trace context, when the call's
+  metadata carries a W3C ``traceparent`` (:mod:`engine.api._trace`);
 * the behaviour is run only if :class:`~engine.api.admission.Admission`
   admits the call (its client is still there, its kind has room); it turns
   a :class:`~engine.errors.ChartdError` into its status through
@@ -23,6 +25,7 @@ import grpc
 from google.protobuf import message, message_factory
 from google.protobuf.descriptor import ServiceDescriptor
 
+from engine.api._trace import caller_trace
 from engine.api.admission import Admission
 from engine.api.status import to_status
 from engine.errors import ChartdError, InvalidParameter, System
@@ -69,7 +72,7 @@ def _check(name: str, request: Any) -> None:
 def _unary(name: str, fn: _Behaviour, admission: Admission) -> _Behaviour:
     def handle(request: Any, context: grpc.ServicerContext) -> Any:
         try:
-            with admission.admit(name, context):
+            with admission.admit(name, context), caller_trace(context):
                 _check(name, request)
                 return fn(request, context)
         except Exception as exc:  # every error leaves through one mapping
@@ -83,7 +86,7 @@ def _streaming(
 ) -> Callable[[Any, grpc.ServicerContext], Iterator[Any]]:
     def handle(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         try:
-            with admission.admit(name, context):
+            with admission.admit(name, context), caller_trace(context):
                 _check(name, request)
                 yield from fn(request, context)
         except Exception as exc:  # every error leaves through one mapping

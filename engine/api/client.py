@@ -12,9 +12,9 @@ turns it into the :class:`~engine.errors.ChartdError` the daemon raised.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 from grpc_health.v1 import health_pb2
@@ -34,6 +34,8 @@ class Client:
     the daemon's certificate) or a client certificate (``tls_cert`` and
     ``tls_key``, for a daemon that requires one) is given, in the clear
     otherwise (a daemon started with ``--insecure``, on loopback).
+    ``metadata`` goes with every call: the CLI's trace context
+    (``traceparent``, ``tracestate``), for one.
     """
 
     def __init__(
@@ -43,13 +45,17 @@ class Client:
         tls_ca: Path | None = None,
         tls_cert: Path | None = None,
         tls_key: Path | None = None,
+        metadata: Sequence[tuple[str, str]] = (),
     ) -> None:
         self.address: Address = parse_address(host or default_host())
         tls = ClientTLS(tls_ca, tls_cert, tls_key)
         if self.address.scheme == "tcp" and tls.wanted:
-            self.channel = grpc.secure_channel(self.address.target, tls.credentials())
+            self._raw = grpc.secure_channel(self.address.target, tls.credentials())
         else:
-            self.channel = grpc.insecure_channel(self.address.target)
+            self._raw = grpc.insecure_channel(self.address.target)
+        self.channel: grpc.Channel = self._raw
+        if metadata:
+            self.channel = grpc.intercept_channel(self._raw, _WithMetadata(tuple(metadata)))
         self.engine = engine_pb2_grpc.EngineStub(self.channel)
         self.containers = containers_pb2_grpc.ContainersStub(self.channel)
         # The health stub's published types lack its methods: the one call, typed here.
@@ -69,7 +75,7 @@ class Client:
 
     def close(self) -> None:
         """Close the channel; calls in flight are cancelled."""
-        self.channel.close()
+        self._raw.close()
 
     def list_containers(
         self, request: containers_pb2.ListContainersRequest
@@ -99,6 +105,42 @@ class Client:
             if time.monotonic() >= deadline:
                 raise Unavailable(f"the daemon at {self.address} is not serving ({last})")
             time.sleep(0.05)
+
+
+class _Details(NamedTuple):
+    """A call's details with other metadata (grpc's ClientCallDetails is an interface)."""
+
+    method: str
+    timeout: float | None
+    metadata: Sequence[tuple[str, str | bytes]] | None
+    credentials: grpc.CallCredentials | None
+    wait_for_ready: bool | None
+    compression: grpc.Compression | None
+
+
+class _WithMetadata(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor):
+    """Adds fixed metadata to every unary and server-streaming call (chartd has no other)."""
+
+    def __init__(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        self._metadata = metadata
+
+    def _details(self, details: grpc.ClientCallDetails) -> _Details:
+        return _Details(
+            details.method,
+            details.timeout,
+            (*(details.metadata or ()), *self._metadata),
+            details.credentials,
+            getattr(details, "wait_for_ready", None),
+            getattr(details, "compression", None),
+        )
+
+    def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
+        """The call, with the metadata."""
+        return continuation(self._details(details), request)
+
+    def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
+        """The call, with the metadata."""
+        return continuation(self._details(details), request)
 
 
 def _every_page(call: Callable[[Any], Any], request: Any, field: str) -> list[Any]:

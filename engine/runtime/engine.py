@@ -35,11 +35,12 @@ from typing import Any
 
 from engine import core
 from engine.errors import ChartdError, InvalidParameter
-from engine.ports import Clock, Observer, Store
+from engine.ports import Clock, Observer, SpanRef, Store
 from engine.runtime.bindings import Bindings
 from engine.runtime.commit import GroupCommit
 from engine.runtime.entities import Entities
 from engine.runtime.firing import Firing
+from engine.runtime.journal import Cause
 from engine.runtime.limits import MAX_FOLLOW_UPS, Limits
 from engine.runtime.records import Entity, Event, Page, Result, TransitionRecord
 from engine.runtime.recovery import Recovery
@@ -65,8 +66,10 @@ class SystemClock:
 
 
 class _QuietObserver:
-    def transition_started(self, chart: str, entity_id: str, event: str, name: str) -> None:
-        pass
+    def transition_started(
+        self, chart: str, entity_id: str, event: str, name: str, cause: SpanRef | None
+    ) -> SpanRef | None:
+        return None
 
     def transition(
         self,
@@ -244,6 +247,7 @@ class Engine:
         params: Mapping[str, Any] | None = None,
         *,
         idempotency_key: str | None = None,
+        caused_by: str | None = None,
     ) -> Result:
         """Fire ``event`` on ``entity``; return what committed, or raise why not.
 
@@ -251,8 +255,17 @@ class Engine:
         (nothing written), or the error of a failed step after the saga was
         compensated and the failure recorded. A repeated ``idempotency_key``
         returns (or raises) what was recorded the first time, and runs nothing.
+        ``caused_by`` names the transition that made this fire happen (the
+        start of a process whose exit it records): the journal keeps it, and
+        the fire's span links to that transition's. Timers and follow-ups
+        name theirs on their own.
         """
-        return self._firing.fire(entity, event, params, idempotency_key)
+        if caused_by is not None and (
+            not isinstance(caused_by, str) or not 0 < len(caused_by) <= 64
+        ):
+            raise InvalidParameter("caused_by is a transition id: a string of 1 to 64 characters")
+        cause = Cause(caused_by) if caused_by is not None else None
+        return self._firing.fire(entity, event, params, idempotency_key, cause)
 
     def fire_many(self, requests: Iterable[Sequence[Any]], *, concurrency: int = 16) -> _Results:
         """Fire many events, each unit on its own: one result per request, in order.

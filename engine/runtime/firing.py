@@ -10,6 +10,7 @@ lock, and a chain of them runs in a loop on the first fire's thread.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import threading
 import time
@@ -20,9 +21,9 @@ from typing import Any
 
 from engine import core
 from engine.errors import ChartdError, Conflict, InvalidParameter, Unavailable, error_for
-from engine.ports import EntityRow, TransitionRow
+from engine.ports import EntityRow, SpanRef, TransitionRow
 from engine.runtime.bindings import Context
-from engine.runtime.journal import as_error, json_value
+from engine.runtime.journal import Cause, Origin, as_error, json_value
 from engine.runtime.limits import MAX_FOLLOW_UPS
 from engine.runtime.outcomes import Contended, SagaFailed, Stale
 from engine.runtime.records import Entity, Result
@@ -33,7 +34,7 @@ __all__ = ["Firing"]
 
 log = logging.getLogger("chartd.engine")
 
-_FollowUp = tuple[str, str]  # (entity id, event)
+_FollowUp = tuple[str, str, Cause]  # (entity id, event, the transition that declared it)
 
 
 class Firing:
@@ -50,8 +51,9 @@ class Firing:
         event: str,
         params: Mapping[str, Any] | None,
         idempotency_key: str | None,
+        cause: Cause | None = None,
     ) -> Result:
-        """See :meth:`engine.Engine.fire`."""
+        """See :meth:`engine.Engine.fire`; ``cause``: the transition that caused this fire."""
         s = self._s
         s.check_open()
         started = time.perf_counter()
@@ -74,9 +76,10 @@ class Firing:
             )
         outcome: list[Any] = ["rejected", None]  # what the observer hears, and the follow-up
         error: BaseException | None = None
-        s.observer.transition_started(row.chart, row.id, event, row.name)
+        span = s.observer.transition_started(row.chart, row.id, event, row.name, self._link(cause))
+        origin = Origin(span, cause.transition_id if cause is not None else None)
         try:
-            return self._locked(row, event, params, idempotency_key, outcome)
+            return self._locked(row, event, params, idempotency_key, outcome, origin)
         except BaseException as exc:
             error = exc
             raise
@@ -85,7 +88,7 @@ class Firing:
                 row.chart, row.id, event, outcome[0], time.perf_counter() - started, error
             )
             if outcome[1] is not None:
-                self._follow(*outcome[1])
+                self._follow(outcome[1])
 
     def fire_many(
         self, requests: Iterable[Sequence[Any]], concurrency: int
@@ -113,9 +116,12 @@ class Firing:
                 run(i)
         else:
             # Concurrent fires share commits (group commit), and sagas run their steps
-            # side by side; a unit's lock still serialises fires on one entity.
+            # side by side; a unit's lock still serialises fires on one entity. Each
+            # unit runs in a copy of the caller's context: its span (an RPC's) parents
+            # the fires on the pool's threads too.
+            caller = contextvars.copy_context()
             with ThreadPoolExecutor(min(concurrency, len(units)), "chartd-fire-many") as pool:
-                list(pool.map(run, range(len(units))))
+                list(pool.map(lambda i: caller.copy().run(run, i), range(len(units))))
         return [r for r in out if r is not None]
 
     def _locked(
@@ -125,11 +131,12 @@ class Firing:
         params: Mapping[str, Any],
         key: str | None,
         outcome: list[Any],
+        origin: Origin,
     ) -> Result:
         """Decide and run the fire with the entity's lock held, retrying a stale decision.
 
         ``outcome`` is filled in as [observed outcome, follow-up or None] on the
-        way out, whichever way that is.
+        way out, whichever way that is; ``origin`` is journaled with the transition.
         """
         s = self._s
         if row.id in s.recovering or row.id in s.stranded:
@@ -142,7 +149,7 @@ class Firing:
                 decided_on = s.cache.get(row.id)
                 try:
                     with s.commit.busy():
-                        result, outcome[1] = self._fire_once(row.id, event, params, key)
+                        result, outcome[1] = self._fire_once(row.id, event, params, key, origin)
                     outcome[0] = "replayed" if result.replayed else "committed"
                     return result
                 except Stale:
@@ -175,21 +182,32 @@ class Firing:
         self._s.cache[cached.id] = fresh
         return True
 
-    def _follow(self, entity_id: str, event: str) -> None:
+    def _link(self, cause: Cause | None) -> SpanRef | None:
+        """The span of the transition ``cause`` names: as given, else as journaled."""
+        if cause is None or cause.span is not None:
+            return cause.span if cause is not None else None
+        try:
+            row = self._s.store.transition_by_id(cause.transition_id)
+        except ChartdError as exc:  # the link is worth no failed fire
+            log.debug("no link to %s: %s", cause.transition_id, exc.message)
+            return None
+        return row.trace if row is not None else None
+
+    def _follow(self, follow_up: _FollowUp) -> None:
         pending: deque[_FollowUp] | None = getattr(self._chain, "pending", None)
         if pending is not None:
             # A follow-up of a follow-up: the loop below fires it, so that a chain
             # of them runs in a loop, not on an ever deeper stack.
-            pending.append((entity_id, event))
+            pending.append(follow_up)
             return
-        pending = self._chain.pending = deque([(entity_id, event)])
+        pending = self._chain.pending = deque([follow_up])
         try:
             for _ in range(MAX_FOLLOW_UPS):
                 if not pending:
                     return
-                entity_id, event = pending.popleft()
+                entity_id, event, cause = pending.popleft()
                 try:
-                    self.fire(entity_id, event, None, None)
+                    self.fire(entity_id, event, None, None, cause)
                 except ChartdError as exc:
                     log.warning("follow-up %r on %s failed: %s", event, entity_id[:12], exc.message)
             if pending:
@@ -205,7 +223,12 @@ class Firing:
             self._chain.pending = None
 
     def _fire_once(
-        self, entity_id: str, event: str, params: Mapping[str, Any], key: str | None
+        self,
+        entity_id: str,
+        event: str,
+        params: Mapping[str, Any],
+        key: str | None,
+        origin: Origin,
     ) -> tuple[Result, _FollowUp | None]:
         """Decide and run one fire; its result and the follow-up event it declares, if any."""
         s = self._s
@@ -247,12 +270,12 @@ class Firing:
             except Exception as exc:
                 raise as_error(exc, f"guard {name}") from exc
         steps = [reg.bindings.steps[name] for name in plan.steps]
-        result = self._saga.run(Fire(reg, row, plan, ctx, steps, key))
+        result = self._saga.run(Fire(reg, row, plan, ctx, steps, key, origin=origin))
         for t in plan.transitions:
             if t.then is not None and core.holds(
                 t.then.when, result.entity.snapshot, params, reg.bindings.conditions
             ):
-                return result, (row.id, t.then.event)
+                return result, (row.id, t.then.event, Cause(ctx.transition_id, origin.trace))
         return result, None
 
     def _replay(self, row: EntityRow, recorded: TransitionRow) -> Result:

@@ -7,13 +7,16 @@ finished by recovery reads in the journal as one finished by its own engine.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from engine import core
 from engine.errors import ChartdError, InvalidParameter, System
-from engine.ports import EntityRow, EventRow
+from engine.ports import EntityRow, EventRow, SpanRef
 
 __all__ = [
+    "Cause",
+    "Origin",
     "as_error",
     "failed_event",
     "json_value",
@@ -21,6 +24,26 @@ __all__ = [
     "snapshot_dict",
     "transition_event",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class Cause:
+    """The transition that caused a fire (its timer, its follow-up, its process's exit).
+
+    ``span`` is where that transition sat in a trace, when known here (a
+    follow-up's); otherwise the fire reads it from the journal.
+    """
+
+    transition_id: str
+    span: SpanRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Origin:
+    """What the journal keeps of where a fire came from: its span, and its cause's id."""
+
+    trace: SpanRef | None = None
+    caused_by: str | None = None
 
 
 _PLAIN = frozenset((str, int, float, bool, type(None)))

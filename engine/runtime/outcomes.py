@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from engine.errors import ChartdError, Conflict
 from engine.ports import StepRow
+from engine.runtime.journal import Cause
 
 __all__ = ["Contended", "SagaFailed", "Stale", "Stranded"]
 
@@ -20,9 +21,10 @@ class Stale(Exception):
 
 
 class SagaFailed(Exception):
-    """A saga failed and was compensated; carries the error to raise and any follow-up."""
+    """A saga failed and was compensated; carries the error to raise and any follow-up
+    (entity id, event, and the failed transition as its cause)."""
 
-    def __init__(self, error: ChartdError, follow_up: tuple[str, str] | None) -> None:
+    def __init__(self, error: ChartdError, follow_up: tuple[str, str, Cause] | None) -> None:
         self.error = error
         self.follow_up = follow_up
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from engine.core import Snapshot
-from engine.ports import EntityRow, EventRow, StepRow, TransitionRow
+from engine.ports import EntityRow, EventRow, StepRow, TransitionRow, innermost
 
 __all__ = ["Entity", "Event", "Page", "Result", "StepRecord", "TransitionRecord"]
 
@@ -36,8 +36,7 @@ class Entity:
     @property
     def state(self) -> str:
         """The innermost active state(s), comma-separated: ``running.paused``."""
-        conf = self.configuration
-        return ",".join(s for s in conf if not any(o.startswith(s + ".") for o in conf))
+        return innermost(self.configuration)
 
     def in_state(self, path: str) -> bool:
         """Whether ``path`` is active (ancestors count: a paused entity is ``running``)."""
@@ -125,6 +124,12 @@ class TransitionRecord:
     started_at: float
     finished_at: float | None
     steps: tuple[StepRecord, ...]
+    trace_id: str | None = None
+    """The W3C trace id of the fire (32 hex digits), when it was traced."""
+    span_id: str | None = None
+    """The fire's own span in that trace (16 hex digits)."""
+    caused_by: str | None = None
+    """The transition whose timer, follow-up or process fired this one, if one did."""
 
     @classmethod
     def from_row(cls, row: TransitionRow) -> TransitionRecord:
@@ -148,6 +153,9 @@ class TransitionRecord:
             row.started_at,
             row.finished_at,
             tuple(StepRecord.from_row(s) for s in row.steps),
+            row.trace.trace_id if row.trace else None,
+            row.trace.span_id if row.trace else None,
+            row.caused_by,
         )
 
 

@@ -34,7 +34,15 @@ from engine.ports import (
     Write,
 )
 from engine.runtime.bindings import Context, Step
-from engine.runtime.journal import as_error, failed_event, json_value, plan_json, transition_event
+from engine.runtime.journal import (
+    Cause,
+    Origin,
+    as_error,
+    failed_event,
+    json_value,
+    plan_json,
+    transition_event,
+)
 from engine.runtime.outcomes import SagaFailed, Stale, Stranded
 from engine.runtime.records import Entity, Result
 from engine.runtime.registry import Registered
@@ -65,6 +73,8 @@ class Fire:
     """(index, payload) of each step whose ``do`` returned, in order."""
     step_rows: list[StepRow] = field(default_factory=list)
     """The journal rows of the steps run so far."""
+    origin: Origin = field(default_factory=Origin)
+    """The fire's span and cause, journaled with it."""
 
     def transition_row(self, owner: str, **fields: Any) -> TransitionRow:
         """This fire's journal row, with ``fields`` (status and what goes with it) set."""
@@ -78,6 +88,8 @@ class Fire:
             version_from=plan.source.version,
             owner=owner,
             idempotency_key=self.key,
+            trace=self.origin.trace,
+            caused_by=self.origin.caused_by,
             **fields,
         )
 
@@ -347,7 +359,8 @@ class Saga:
             fire.plan.params,
             fire.reg.bindings.conditions,
         ):
-            return SagaFailed(error, (fire.row.id, then.event))
+            origin = Cause(fire.ctx.transition_id, fire.origin.trace)
+            return SagaFailed(error, (fire.row.id, then.event, origin))
         return SagaFailed(error, None)
 
     def _journal_compensating(self, fire: Fire, error: ChartdError) -> None:

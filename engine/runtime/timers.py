@@ -22,6 +22,7 @@ from dataclasses import replace
 from engine.errors import ChartdError, Unavailable
 from engine.ports import Clock, Write
 from engine.runtime.firing import Firing
+from engine.runtime.journal import Cause
 from engine.runtime.outcomes import Contended
 from engine.runtime.recovery import Recovery
 from engine.runtime.shared import Shared
@@ -104,8 +105,9 @@ class Housekeeping:
             fired: str | None = None
             error: str | None = None
             try:
+                cause = Cause(timer.created_by) if timer.created_by else None
                 result = self._firing.fire(
-                    timer.entity_id, timer.event, timer.params, f"timer:{timer.id}"
+                    timer.entity_id, timer.event, timer.params, f"timer:{timer.id}", cause
                 )
                 fired = result.transition_id
             except (Unavailable, Contended):

@@ -123,6 +123,16 @@ class ReadStatements:
                 )
             )
         )
+        self.transition_by_id = c(t.transitions.select().where(_tr.id == sa.bindparam("id")))
+        self.transition_by_id_steps = c(
+            t.steps.select().where(_st.transition_id == sa.bindparam("id")).order_by(*_STEPS_ORDER)
+        )
+        self.census_entities = c(
+            sa.select(_e.chart, _e.configuration, sa.func.count().label("n"))
+            .where(_LIVE)
+            .group_by(_e.chart, _e.configuration)
+        )
+        self.census_timers = c(sa.select(sa.func.count().label("n")).where(_tm.status == "pending"))
         unfinished = _tr.status.in_(("running", "compensating"))
         self.unfinished = c(t.transitions.select().where(unfinished).order_by(_tr.seq))
         self.unfinished_steps = c(_steps_of(sa.select(_tr.id).where(unfinished)))

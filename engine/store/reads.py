@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from engine.ports import EntityRow, EventRow, StepRow, TransitionRow
+from engine.ports import Census, EntityRow, EventRow, StepRow, TransitionRow
 from engine.store.database import Database
 from engine.store.queries import ReadStatements
-from engine.store.rows import to_entity, to_event, to_step, to_transition
+from engine.store.rows import loads, to_entity, to_event, to_step, to_transition
 
 __all__ = ["JournalReads"]
 
@@ -97,6 +97,12 @@ class JournalReads:
         q = self._reads
         return self._journal(q.journal, q.journal_steps, {"entity": entity_id})
 
+    def transition_by_id(self, transition_id: str) -> TransitionRow | None:
+        """The journal entry with this id, with its steps; None if there is none."""
+        q = self._reads
+        found = self._journal(q.transition_by_id, q.transition_by_id_steps, {"id": transition_id})
+        return found[0] if found else None
+
     def unfinished(self) -> list[TransitionRow]:
         """Transitions left running or compensating, with their steps, oldest first."""
         q = self._reads
@@ -114,6 +120,18 @@ class JournalReads:
             rows = self._db.query(conn, self._reads.last_event, {})
         value = next(iter(rows[0].values())) if rows else None
         return int(value or 0)
+
+    def census(self) -> Census:
+        """How many live entities are in each (chart, configuration); how many timers pend."""
+        q = self._reads
+        with self._db.querying(snapshot=True) as conn:
+            groups = self._db.query(conn, q.census_entities, {})
+            timers = self._db.query(conn, q.census_timers, {})
+        entities: dict[tuple[str, tuple[str, ...]], int] = {}
+        for r in groups:
+            key = (r["chart"], tuple(loads(r["configuration"])))
+            entities[key] = entities.get(key, 0) + int(r["n"])
+        return Census(entities, int(timers[0]["n"]) if timers else 0)
 
     def owners(self) -> dict[str, tuple[int, str, float]]:
         """Every engine that ever beat: owner -> (pid, host, last beat)."""

@@ -11,7 +11,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from engine.ports import EntityRow, EventRow, StepRow, TimerRow, TransitionRow
+from engine.ports import EntityRow, EventRow, SpanRef, StepRow, TimerRow, TransitionRow
 
 ENTITY_CHANGES = (
     "name",
@@ -160,6 +160,9 @@ def transition_values(tr: TransitionRow) -> dict[str, Any]:
         "compensation_errors": dumps(list(tr.compensation_errors)),
         "started_at": tr.started_at,
         "finished_at": tr.finished_at,
+        "trace_id": tr.trace.trace_id if tr.trace else None,
+        "span_id": tr.trace.span_id if tr.trace else None,
+        "caused_by": tr.caused_by,
     }
 
 
@@ -191,6 +194,8 @@ def to_transition(r: Mapping[str, Any], steps: tuple[StepRow, ...]) -> Transitio
         finished_at=r["finished_at"],
         seq=r["seq"],
         steps=steps,
+        trace=SpanRef(r["trace_id"], r["span_id"]) if r["trace_id"] and r["span_id"] else None,
+        caused_by=r["caused_by"],
     )
 
 

@@ -100,6 +100,10 @@ transitions = sa.Table(
     sa.Column("compensation_errors", sa.Text, nullable=False),
     sa.Column("started_at", sa.Float, nullable=False),
     sa.Column("finished_at", sa.Float),
+    # Where the fire sat in a distributed trace, and the transition that caused it (0007).
+    sa.Column("trace_id", sa.String(32)),
+    sa.Column("span_id", sa.String(16)),
+    sa.Column("caused_by", sa.String(64)),
     sa.UniqueConstraint("entity_id", "idempotency_key"),
 )
 

@@ -12,6 +12,7 @@ from opentelemetry.context import Context
 from opentelemetry.util.types import AttributeValue
 
 from engine.errors import Category, ChartdError
+from engine.ports import SpanRef
 
 __all__ = ["DURATION_BUCKETS", "Telemetry"]
 
@@ -54,6 +55,16 @@ def _error_type(error: BaseException) -> str:
     cls = type(error)
     return (
         cls.__qualname__ if cls.__module__ == "builtins" else f"{cls.__module__}.{cls.__qualname__}"
+    )
+
+
+def _span_context(ref: SpanRef) -> trace.SpanContext:
+    """The span context a journaled :class:`SpanRef` names, as a link's target."""
+    return trace.SpanContext(
+        int(ref.trace_id, 16),
+        int(ref.span_id, 16),
+        is_remote=True,
+        trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED),
     )
 
 
@@ -117,10 +128,20 @@ class Telemetry:
             stack = self._local.stack = []
         return stack
 
-    def _open(self, name: str, attributes: dict[str, AttributeValue], *, fire: bool) -> None:
-        span = self._tracer.start_span(name, kind=trace.SpanKind.INTERNAL, attributes=attributes)
+    def _open(
+        self,
+        name: str,
+        attributes: dict[str, AttributeValue],
+        *,
+        fire: bool,
+        links: Sequence[trace.Link] = (),
+    ) -> trace.Span:
+        span = self._tracer.start_span(
+            name, kind=trace.SpanKind.INTERNAL, attributes=attributes, links=links
+        )
         token = context.attach(trace.set_span_in_context(span))
         self._stack().append(_Open(span, token, fire))
+        return span
 
     def _close(self, *, fire: bool) -> trace.Span | None:
         """The innermost open span of this kind, made current no more; None if there is none.
@@ -140,9 +161,19 @@ class Telemetry:
             top.span.set_status(trace.StatusCode.ERROR, "its end was never reported")
             top.span.end()
 
-    def transition_started(self, chart: str, entity_id: str, event: str, name: str) -> None:
-        """Open the fire's span and make it current."""
-        self._open(
+    def transition_started(
+        self, chart: str, entity_id: str, event: str, name: str, cause: SpanRef | None
+    ) -> SpanRef | None:
+        """Open the fire's span, linked to ``cause``'s, and make it current; where it sits.
+
+        The span is a child of the current one (an RPC's, whose parent a
+        ``traceparent`` may name); a fire with none starts a trace of its
+        own. What is returned is the span's context, also when the tracer
+        does not record: a no-op tracer hands on its parent's, so the journal
+        keeps a caller's trace id even with tracing off.
+        """
+        links = [trace.Link(_span_context(cause))] if cause is not None else []
+        span = self._open(
             f"chartd.fire {chart}.{event}",
             {
                 "chartd.chart": chart,
@@ -151,7 +182,12 @@ class Telemetry:
                 "chartd.event": event,
             },
             fire=True,
+            links=links,
         )
+        ctx = span.get_span_context()
+        if not ctx.is_valid:
+            return None
+        return SpanRef(trace.format_trace_id(ctx.trace_id), trace.format_span_id(ctx.span_id))
 
     def transition(
         self,

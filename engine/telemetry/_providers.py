@@ -12,6 +12,7 @@ import importlib.util
 import logging
 import os
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,6 +20,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
     ConsoleMetricExporter,
     MetricExporter,
+    MetricReader,
     PeriodicExportingMetricReader,
 )
 from opentelemetry.sdk.resources import SERVICE_NAME, SERVICE_VERSION, Resource
@@ -50,14 +52,18 @@ _OTLP_EXPORTERS = {
 
 @dataclass(frozen=True, slots=True)
 class Providers:
-    """A tracer provider and a meter provider with their exporters; shut down to flush them."""
+    """A tracer provider and a meter provider with their exporters; shut down to flush them.
 
-    tracer_provider: TracerProvider
+    No tracer provider when spans go nowhere (only metrics are read, by a scrape).
+    """
+
+    tracer_provider: TracerProvider | None
     meter_provider: MeterProvider
 
     def shutdown(self) -> None:
         """Export what is buffered, then stop the exporters' threads."""
-        self.tracer_provider.shutdown()
+        if self.tracer_provider is not None:
+            self.tracer_provider.shutdown()
         self.meter_provider.shutdown()
 
 
@@ -101,35 +107,45 @@ def _otlp(signal: str) -> Any:
     return getattr(importlib.import_module(f"{_OTLP_MODULES[_protocol(signal)]}.{module}"), name)()
 
 
-def providers(exporter: str, *, version: str) -> Providers | None:
-    """Providers exporting to ``exporter`` (see EXPORTERS); None for off or OTEL_SDK_DISABLED.
+def providers(
+    exporter: str, *, version: str, metric_readers: Sequence[MetricReader] = ()
+) -> Providers | None:
+    """Providers exporting to ``exporter`` (see EXPORTERS), and read by ``metric_readers``.
 
-    The resource is the SDK's (OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME)
-    with service.name ``chartd`` unless one was given, and ``version``.
-    Spans go through a batch processor and metrics are exported every
-    OTEL_METRIC_EXPORT_INTERVAL (60 s by default) and at shutdown.
+    None when there is nothing to do: ``exporter`` off (or OTEL_SDK_DISABLED)
+    and no reader. Readers alone (a Prometheus scrape) give a meter
+    provider and no tracer provider. The resource is the SDK's
+    (OTEL_RESOURCE_ATTRIBUTES, OTEL_SERVICE_NAME) with service.name
+    ``chartd`` unless one was given, and ``version``. Spans go through a
+    batch processor and metrics are exported every OTEL_METRIC_EXPORT_INTERVAL
+    (60 s by default) and at shutdown.
     """
     check_exporter(exporter)
-    if exporter == "off":
-        return None
-    if sdk_disabled():
-        log.info("OTEL_SDK_DISABLED is true: no telemetry")
+    exporting = exporter != "off"
+    if exporting and sdk_disabled():
+        log.info("OTEL_SDK_DISABLED is true: no telemetry exported")
+        exporting = False
+    if not exporting and not metric_readers:
         return None
     resource = Resource.create({SERVICE_VERSION: version})
     if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
         resource = resource.merge(Resource({SERVICE_NAME: "chartd"}))
-    spans: SpanExporter
-    metrics: MetricExporter
-    if exporter == "console":
-        spans, metrics = ConsoleSpanExporter(out=sys.stderr), ConsoleMetricExporter(out=sys.stderr)
-    else:
-        spans, metrics = _otlp("TRACES"), _otlp("METRICS")
-    tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-    tracer_provider.add_span_processor(BatchSpanProcessor(spans))
+    readers = list(metric_readers)
+    tracer_provider = None
+    if exporting:
+        spans, metrics = _exporters(exporter)
+        tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+        tracer_provider.add_span_processor(BatchSpanProcessor(spans))
+        readers.append(PeriodicExportingMetricReader(metrics))
+        log.info("telemetry: spans and metrics to %s", exporter)
     meter_provider = MeterProvider(
-        resource=resource,
-        metric_readers=[PeriodicExportingMetricReader(metrics)],
-        shutdown_on_exit=False,
+        resource=resource, metric_readers=readers, shutdown_on_exit=False
     )
-    log.info("telemetry: spans and metrics to %s", exporter)
     return Providers(tracer_provider, meter_provider)
+
+
+def _exporters(exporter: str) -> tuple[SpanExporter, MetricExporter]:
+    """The span and metric exporters of ``exporter`` (console or otlp)."""
+    if exporter == "console":
+        return ConsoleSpanExporter(out=sys.stderr), ConsoleMetricExporter(out=sys.stderr)
+    return _otlp("TRACES"), _otlp("METRICS")

@@ -21,7 +21,7 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from engine.ports import EntityRow, EventRow, Store, TimerRow, TransitionRow, Write
+from engine.ports import Census, EntityRow, EventRow, Store, TimerRow, TransitionRow, Write
 from engine.testing.faults import CrashPoint, SimulatedCrash
 
 __all__ = ["CrashableStore"]
@@ -148,6 +148,14 @@ class CrashableStore:
     def transitions(self, entity_id: str) -> list[TransitionRow]:
         """Delegated."""
         return self.store.transitions(entity_id)
+
+    def census(self) -> Census:
+        """Delegated."""
+        return self.store.census()
+
+    def transition_by_id(self, transition_id: str) -> TransitionRow | None:
+        """Delegated."""
+        return self.store.transition_by_id(transition_id)
 
     def unfinished(self) -> list[TransitionRow]:
         """Delegated."""

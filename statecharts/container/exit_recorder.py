@@ -118,7 +118,8 @@ class ExitRecorder:
         """Fire the exit once; whether it is done with (recorded, or refused for good)."""
         cid = item.container_id
         try:
-            self._engine.fire(cid, "exit", item.params)
+            cause = self._started_by(cid, item.params["pid"])
+            self._engine.fire(cid, "exit", item.params, caused_by=cause)
         except (NotModified, NotFound):
             return True  # a duplicate or stale exit, or one of a container removed by rm -f
         except ChartdError as exc:
@@ -150,6 +151,25 @@ class ExitRecorder:
             return False
         log.warning("exit of %s failed: %s", cid[:12], exc.message)
         return False
+
+    def _started_by(self, container_id: str, pid: object) -> str | None:
+        """The transition that started the exited process ``pid``: the cause of its exit.
+
+        Raises Conflict while a start is still being recorded (a process that
+        exits at once): the exit waits for it, as its fire would wait for the
+        entity's lock, and then names it. None when no recorded start is that
+        process's (an exit a restore found, a stale one).
+        """
+        try:
+            current = self._engine.get(container_id)
+        except ChartdError:
+            return None  # the fire says what is wrong
+        started_by = current.data.get("started_by")
+        if current.data.get("pid") == pid and isinstance(started_by, str) and started_by:
+            return started_by
+        if current.in_state("starting"):
+            raise Conflict(f"the start of {container_id[:12]} is still being recorded")
+        return None
 
     def _runs(self, container_id: str, pid: object) -> bool:
         """Whether the container is recorded as running this very process."""

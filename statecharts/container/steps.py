@@ -206,6 +206,8 @@ class ContainerSteps:
             has_been_started_before=True,
             stopping=False,
             restarting=False,  # moby's SetRunning clears Restarting
+            # The process's exit is recorded as caused by this transition (a span link).
+            started_by=ctx.transition_id,
         )
         ctx.emit("start")
         if ctx.event == "restart":

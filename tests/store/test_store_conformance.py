@@ -24,8 +24,10 @@ import sqlalchemy as sa
 
 from engine.errors import Conflict, InvalidParameter, Unavailable
 from engine.ports import (
+    Census,
     EntityRow,
     EventRow,
+    SpanRef,
     StepRow,
     Store,
     TimerRow,
@@ -415,6 +417,45 @@ def test_a_transition_update_keeps_what_the_fire_was(store: SqlStore) -> None:
     assert (got.event, got.params) == (tr.event, tr.params)
     # The owner moves: an engine that recovers a dead engine's transition claims it.
     assert got.owner == "engine-b"
+
+
+def test_a_transition_keeps_its_trace_and_its_cause_and_reads_back_by_id(
+    store: SqlStore,
+) -> None:
+    create(store, entity("e1"))
+    span = SpanRef("4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7")
+    first = dataclasses.replace(transition("t1", "e1"), trace=span)
+    caused = dataclasses.replace(transition("t2", "e1"), caused_by="t1")
+    steps = [step("t1", 1), step("t1", 0)]
+    assert store.apply([Write(transitions=[first, caused], steps=steps)]) == [None]
+    got = store.transition_by_id("t1")
+    assert got == dataclasses.replace(first, seq=got.seq, steps=(step("t1", 0), step("t1", 1)))
+    assert (got.trace, got.caused_by) == (span, None)
+    later = store.transition_by_id("t2")
+    assert later is not None and (later.trace, later.caused_by) == (None, "t1")
+    # An update (the outcome) leaves both as the fire wrote them.
+    assert store.apply([Write(transition_updates=[dataclasses.replace(first, trace=None)])]) == [
+        None
+    ]
+    assert store.transitions("e1")[0].trace == span
+    assert store.transition_by_id("missing") is None
+
+
+def test_a_census_counts_live_entities_by_configuration_and_pending_timers(
+    store: SqlStore,
+) -> None:
+    assert store.census() == Census({}, 0)
+    running = ("running", "running.active")
+    rows = [
+        entity("e1", configuration=running),
+        entity("e2", configuration=running),
+        entity("e3", chart="job", configuration=("idle",)),
+        dataclasses.replace(entity("e4", configuration=("removed",)), live=False),
+    ]
+    create(store, *rows)
+    timers = [timer("k1", "e1", 10.0), timer("k2", "e2", 20.0, status="fired")]
+    assert store.apply([Write(timers=timers)]) == [None]
+    assert store.census() == Census({("container", running): 2, ("job", ("idle",)): 1}, 1)
 
 
 def test_an_idempotency_key_finds_its_transition(store: SqlStore) -> None:

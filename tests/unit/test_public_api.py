@@ -157,6 +157,7 @@ def test_engine_methods() -> None:
         "event",
         "params",
         "idempotency_key",
+        "caused_by",
     ]
     assert list(inspect.signature(engine.Engine.create_many).parameters) == [
         "self",
@@ -229,10 +230,14 @@ def test_the_telemetry_room_exports_exactly_its_public_names() -> None:
 
     assert sorted(engine.telemetry.__all__) == [
         "EXPORTERS",
+        "MetricsEndpoint",
+        "MetricsTLS",
         "Providers",
+        "StoreGauges",
         "Telemetry",
         "check_exporter",
         "providers",
+        "scrape_reader",
     ]
     assert engine.telemetry.EXPORTERS == ("off", "console", "otlp")
     assert list(inspect.signature(engine.telemetry.Telemetry).parameters) == [
@@ -242,6 +247,7 @@ def test_the_telemetry_room_exports_exactly_its_public_names() -> None:
     assert list(inspect.signature(engine.telemetry.providers).parameters) == [
         "exporter",
         "version",
+        "metric_readers",
     ]
     for name in engine.telemetry.__all__:
         obj = getattr(engine.telemetry, name)

@@ -14,7 +14,7 @@ import signal
 from collections.abc import Sequence
 from typing import Any
 
-from engine.ports import Store, Write
+from engine.ports import SpanRef, Store, Write
 from tools.crash.crashbox import STEP_EVENT, TERMINAL
 
 
@@ -78,8 +78,10 @@ class CrashingStore:
 class CrashingObserver:
     """Crash points right after a step's do or undo returned, before its end is journaled."""
 
-    def transition_started(self, chart: str, entity_id: str, event: str, name: str) -> None:
-        pass
+    def transition_started(
+        self, chart: str, entity_id: str, event: str, name: str, cause: SpanRef | None
+    ) -> SpanRef | None:
+        return None
 
     def transition(
         self,

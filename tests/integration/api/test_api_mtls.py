@@ -12,11 +12,13 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from api_daemon import Daemon
 
@@ -172,3 +174,43 @@ def test_the_startup_log_says_what_insecure_gives_away(tmp_path: Path) -> None:
     assert daemon.stop() == 0
     power = "root" if os.geteuid() == 0 else "the rights of"
     assert f"--insecure on {host} gives every local user {power}" in daemon.logs()
+
+
+def test_metrics_beyond_loopback_are_served_over_mutual_tls_only(
+    tmp_path: Path, certs: Certificates
+) -> None:
+    daemon = Daemon(tmp_path / "state")
+    port, metrics = _free_port(), _free_port()
+    host = f"tcp://127.0.0.1:{port}"
+    mine = {"tls_ca": certs.ca.cert, "tls_cert": certs.client.cert, "tls_key": certs.client.key}
+    server_tls = ("--tls-cert", str(certs.server.cert), "--tls-key", str(certs.server.key))
+    # TLS without client certificates is not enough for metrics beyond loopback.
+    refused = daemon.cli(
+        "serve", "--state-dir", str(daemon.state_dir), "--listen", host, *server_tls,
+        "--metrics-addr", f"0.0.0.0:{metrics}",
+    )  # fmt: skip
+    assert refused.returncode == 1 and "is not a loopback address" in refused.stderr
+    daemon.start(
+        "--listen", f"tcp://0.0.0.0:{port}", *server_tls,
+        "--tls-client-ca", str(certs.ca.cert), "--metrics-addr", f"0.0.0.0:{metrics}",
+        host=host, **mine,
+    )  # fmt: skip
+    url = f"https://127.0.0.1:{metrics}/metrics"
+    try:
+        assert f"serving metrics on https://0.0.0.0:{metrics}/metrics" in daemon.logs()
+        trusted = ssl.create_default_context(cafile=str(certs.ca.cert))
+        trusted.load_cert_chain(str(certs.client.cert), str(certs.client.key))
+        # A client that connects and never says a word holds up nobody else's scrape.
+        with socket.create_connection(("127.0.0.1", metrics)):
+            answer = httpx.get(url, verify=trusted, timeout=30)
+        assert answer.status_code == 200 and "chartd_timers_pending" in answer.text
+        anonymous = ssl.create_default_context(cafile=str(certs.ca.cert))
+        stranger = ssl.create_default_context(cafile=str(certs.ca.cert))
+        stranger.load_cert_chain(str(certs.stranger.cert), str(certs.stranger.key))
+        for context in (anonymous, stranger):
+            with pytest.raises(httpx.TransportError):
+                httpx.get(url, verify=context, timeout=30)
+        with pytest.raises(httpx.TransportError):
+            httpx.get(f"http://127.0.0.1:{metrics}/metrics", timeout=30)
+    finally:
+        assert daemon.stop() == 0, daemon.logs()

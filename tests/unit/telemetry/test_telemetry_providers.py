@@ -36,7 +36,7 @@ def test_console_names_the_service_and_flushes_on_shutdown(
     built = providers("console", version="1.2.3")
     assert built is not None
     observer = Telemetry(tracer_provider=built.tracer_provider, meter_provider=built.meter_provider)
-    observer.transition_started("job", "e1", "start", "first")
+    observer.transition_started("job", "e1", "start", "first", None)
     observer.transition("job", "e1", "start", "committed", 0.01, None)
     built.shutdown()
     err = capsys.readouterr().err

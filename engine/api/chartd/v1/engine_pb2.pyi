@@ -733,6 +733,8 @@ class Transition(_message.Message):
     STARTED_AT_FIELD_NUMBER: _builtins.int
     FINISHED_AT_FIELD_NUMBER: _builtins.int
     STEPS_FIELD_NUMBER: _builtins.int
+    TRACE_ID_FIELD_NUMBER: _builtins.int
+    CAUSED_BY_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     seq: _builtins.int
     event: _builtins.str
@@ -743,6 +745,14 @@ class Transition(_message.Message):
     error_category: _builtins.str
     error_message: _builtins.str
     idempotency_key: _builtins.str
+    trace_id: _builtins.str
+    """The W3C trace id (32 hex digits) of the fire, when it was traced: the
+    caller's, when its call carried a traceparent. Empty otherwise.
+    """
+    caused_by: _builtins.str
+    """The transition whose timer, follow-up or process exit fired this one
+    (its id); empty for a fire someone asked for.
+    """
     @_builtins.property
     def params(self) -> _struct_pb2.Struct: ...
     @_builtins.property
@@ -778,10 +788,12 @@ class Transition(_message.Message):
         started_at: _timestamp_pb2.Timestamp | None = ...,
         finished_at: _timestamp_pb2.Timestamp | None = ...,
         steps: _abc.Iterable[Global___Step] | None = ...,
+        trace_id: _builtins.str = ...,
+        caused_by: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_version_to", b"_version_to", "finished_at", b"finished_at", "params", b"params", "started_at", b"started_at", "version_to", b"version_to"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_version_to", b"_version_to", "compensation_errors", b"compensation_errors", "error_category", b"error_category", "error_message", b"error_message", "event", b"event", "finished_at", b"finished_at", "id", b"id", "idempotency_key", b"idempotency_key", "params", b"params", "seq", b"seq", "source", b"source", "started_at", b"started_at", "status", b"status", "steps", b"steps", "target", b"target", "version_from", b"version_from", "version_to", b"version_to"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_version_to", b"_version_to", "caused_by", b"caused_by", "compensation_errors", b"compensation_errors", "error_category", b"error_category", "error_message", b"error_message", "event", b"event", "finished_at", b"finished_at", "id", b"id", "idempotency_key", b"idempotency_key", "params", b"params", "seq", b"seq", "source", b"source", "started_at", b"started_at", "status", b"status", "steps", b"steps", "target", b"target", "trace_id", b"trace_id", "version_from", b"version_from", "version_to", b"version_to"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__version_to: _TypeAlias = _typing.Literal["version_to"]  # noqa: Y015
     _WhichOneofArgType__version_to: _TypeAlias = _typing.Literal["_version_to", b"_version_to"]  # noqa: Y015
