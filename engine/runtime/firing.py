@@ -184,7 +184,7 @@ class Firing:
 
     def _link(self, cause: Cause | None) -> SpanRef | None:
         """The span of the transition ``cause`` names: as given, else as journaled."""
-        if cause is None or cause.span is not None:
+        if cause is None or cause.span is not None or cause.known:
             return cause.span if cause is not None else None
         try:
             row = self._s.store.transition_by_id(cause.transition_id)
@@ -275,7 +275,8 @@ class Firing:
             if t.then is not None and core.holds(
                 t.then.when, result.entity.snapshot, params, reg.bindings.conditions
             ):
-                return result, (row.id, t.then.event, Cause(ctx.transition_id, origin.trace))
+                cause = Cause(ctx.transition_id, origin.trace, known=True)
+                return result, (row.id, t.then.event, cause)
         return result, None
 
     def _replay(self, row: EntityRow, recorded: TransitionRow) -> Result:

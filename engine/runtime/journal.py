@@ -30,12 +30,14 @@ __all__ = [
 class Cause:
     """The transition that caused a fire (its timer, its follow-up, its process's exit).
 
-    ``span`` is where that transition sat in a trace, when known here (a
-    follow-up's); otherwise the fire reads it from the journal.
+    ``span`` is where that transition sat in a trace; unless ``known``, the
+    fire reads it from the journal when it is not given (a timer's cause).
     """
 
     transition_id: str
     span: SpanRef | None = None
+    known: bool = False
+    """Whether ``span`` is all there is to know (a follow-up's: None when it was not traced)."""
 
 
 @dataclass(frozen=True, slots=True)

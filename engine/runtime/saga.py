@@ -359,7 +359,7 @@ class Saga:
             fire.plan.params,
             fire.reg.bindings.conditions,
         ):
-            origin = Cause(fire.ctx.transition_id, fire.origin.trace)
+            origin = Cause(fire.ctx.transition_id, fire.origin.trace, known=True)
             return SagaFailed(error, (fire.row.id, then.event, origin))
         return SagaFailed(error, None)
 
