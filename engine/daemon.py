@@ -24,8 +24,6 @@ import pwd
 import signal
 import stat
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _package_version
@@ -270,64 +268,57 @@ def _serve(
         api = ApiServer(eng, version=chartd_version(), exporters=FORMATS)
         # Bound first: a daemon that cannot listen fails before it touches a container.
         api.bind(config.listen, config.tls)
+        endpoint = None
         try:
             # Before any container is touched too: a taken metrics port ends the start.
-            with _metrics(config, eng, *metrics):
-                _run(config, stop, eng, api)
+            endpoint = _metrics(config, eng, *metrics)
+            runtime = ProcessRuntime(config.state_dir / "runtime")
+            try:
+                containers = Containers(eng, runtime, config.state_dir)
+                log.info("process runtime ready (freezer: %s)", runtime.freezer)
+                api.add_containers(containers, status_of)
+                restarted = containers.restore()
+                if restarted:
+                    log.info("restart policies started %d container(s) again", len(restarted))
+                api.start()
+                log.info("serving the API on %s (pid %d)", config.listen, os.getpid())
+                exposure = _exposure(config)
+                if exposure is not None:
+                    log.warning("%s", exposure)
+                try:
+                    # In slices: a wait without a timeout would not let the handler run.
+                    while not stop.wait(0.5):
+                        pass
+                finally:
+                    log.info("shutting down: the API stops taking calls")
+                    api.stop(config.shutdown_grace)
+                    log.info("stopping the running containers")
+                    containers.shutdown()
+            finally:
+                runtime.close()
         finally:
+            if endpoint is not None:
+                endpoint.close()
             api.stop(0)  # again, harmlessly; removes the socket if serving never began
     finally:
         eng.close()
 
 
-@contextmanager
 def _metrics(
     config: DaemonConfig,
     eng: engine.Engine,
     telemetry: Providers | None,
     scrape: InMemoryMetricReader | None,
-) -> Iterator[None]:
-    """The store's gauges, and the scrape endpoint if asked for, while the body runs."""
+) -> MetricsEndpoint | None:
+    """The store's gauges, and the scrape endpoint if one was asked for (serving)."""
     if telemetry is not None:
         StoreGauges(eng.store, telemetry.meter_provider)
     if scrape is None or config.metrics_addr is None:
-        yield
-        return
+        return None
     address = config.metrics_addr
     endpoint = MetricsEndpoint(scrape, address.host, address.port, config.metrics_tls)
     log.info("serving metrics on %s", endpoint.url)
-    try:
-        yield
-    finally:
-        endpoint.close()
-
-
-def _run(config: DaemonConfig, stop: threading.Event, eng: engine.Engine, api: ApiServer) -> None:
-    """The containers and the API, from restore to shutdown."""
-    runtime = ProcessRuntime(config.state_dir / "runtime")
-    try:
-        containers = Containers(eng, runtime, config.state_dir)
-        log.info("process runtime ready (freezer: %s)", runtime.freezer)
-        api.add_containers(containers, status_of)
-        restarted = containers.restore()
-        if restarted:
-            log.info("restart policies started %d container(s) again", len(restarted))
-        api.start()
-        log.info("serving the API on %s (pid %d)", config.listen, os.getpid())
-        exposure = _exposure(config)
-        if exposure is not None:
-            log.warning("%s", exposure)
-        try:
-            # In slices: a wait without a timeout would not let the handler run.
-            while not stop.wait(0.5):
-                pass
-        finally:
-            log.info("shutting down: the API stops taking calls")
-            api.stop(config.shutdown_grace)
-            log.info("stopping the running containers")
-            containers.shutdown()
-    finally:
-        runtime.close()
+    return endpoint
 
 
 def _private_state_dir(path: Path) -> None:
