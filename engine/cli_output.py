@@ -185,7 +185,7 @@ def journal_table(journal: Sequence[engine_pb2.Transition]) -> Table:
         "SEQ", "EVENT / STEP", "STATUS", "FROM", "TO", "STARTED", "ERROR", "CAUSED BY", "TRACE ID"
     )
     seqs = {t.id: str(t.seq) for t in journal}
-    blank = ("",) * 4
+    blank = ("",) * 3  # FROM, TO, STARTED
     for t in journal:
         table.add_row(
             str(t.seq),
