@@ -141,7 +141,12 @@ def test_a_traceparent_in_the_metadata_parents_the_fire_and_history_shows_its_tr
             c.StartContainerRequest(container="traced"),
             metadata=[("traceparent", TRACEPARENT), ("tracestate", "chartd=t1,other=x")],
         )
-        client.containers.Stop(c.StopContainerRequest(container="traced", timeout=5))
+        # An invalid trace context (W3C forbids all-zero ids) is ignored, not refused.
+        zero = f"00-{'0' * 32}-{'0' * 16}-01"
+        client.containers.Stop(
+            c.StopContainerRequest(container="traced", timeout=5),
+            metadata=[("traceparent", zero), ("tracestate", "=,not valid")],
+        )
         journal = client.history(e.GetHistoryRequest(entity=cid, chart="container"))
 
     [start] = served.fires("start", cid)
@@ -151,7 +156,7 @@ def test_a_traceparent_in_the_metadata_parents_the_fire_and_history_shows_its_tr
     assert start.context.trace_state.get("chartd") == "t1"
     steps = [s for s in served.spans.get_finished_spans() if s.name == "chartd.step task_start"]
     assert [s.parent.span_id for s in steps if s.parent] == [start.context.span_id]
-    # A call without a traceparent: the fire starts a trace of its own, journaled too.
+    # A call without a valid traceparent: the fire starts a trace of its own, journaled too.
     [stop] = served.fires("stop", cid)
     assert stop.parent is None
     own = format_trace_id(stop.context.trace_id)
