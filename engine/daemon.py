@@ -40,6 +40,8 @@ from engine.errors import Forbidden, InvalidParameter
 from engine.export import FORMATS
 from engine.runtime.limits import Limits, parse_retention
 from engine.telemetry import Telemetry, check_exporter, providers
+from engine.web import Source
+from engine.web.serve import HttpTLS, Served, check_exposure, parse_http_address, serve_inspector
 from statecharts.container.process import ProcessRuntime
 from statecharts.container.service import Containers, status_of
 
@@ -74,6 +76,8 @@ class DaemonConfig:
     otel: str = "off"
     shutdown_grace: float = 2.0
     retain_removed: float | None = parse_retention(RETAIN_REMOVED)
+    http: Address | None = None  # where the inspector is served (None: not at all)
+    http_allow_fire: bool = False
 
     # More than six parameters: one keyword per option of chartd serve, a signature tests pin.
     @classmethod
@@ -89,6 +93,8 @@ class DaemonConfig:
         insecure: bool = False,
         otel: str = "off",
         retain_removed: str = RETAIN_REMOVED,
+        http: str | None = None,
+        http_allow_fire: bool = False,
     ) -> DaemonConfig:
         """Defaults filled in and the listen rules enforced (InvalidParameter otherwise).
 
@@ -99,6 +105,8 @@ class DaemonConfig:
         certificate that CA signed is refused. ``otel`` is one of
         ``engine.telemetry.EXPORTERS``, and its exporter package is installed.
         ``retain_removed`` is how long removed containers are kept (``24h``, ``forever``).
+        ``http`` (``HOST:PORT``) serves the inspector there, on loopback or with mutual
+        TLS (the same files); ``http_allow_fire`` lets its pages fire events.
         """
         check_exporter(otel)
         state_dir = state_dir.expanduser().absolute()
@@ -112,6 +120,17 @@ class DaemonConfig:
                 raise InvalidParameter(f"no such file: {path}")
         mutual = tls_client_ca is not None
         _check_listen(address, tls=tls_cert is not None, mutual=mutual, insecure=insecure)
+        inspector = None
+        if http is not None:
+            inspector = parse_http_address(http)
+            https = (
+                None
+                if tls_cert is None or tls_key is None
+                else HttpTLS(tls_cert, tls_key, tls_client_ca)
+            )
+            check_exposure(inspector, https)
+        elif http_allow_fire:
+            raise InvalidParameter("--http-allow-fire needs --http")
         return cls(
             state_dir=state_dir,
             db=db or f"sqlite:///{state_dir / 'chartd.db'}",
@@ -122,6 +141,8 @@ class DaemonConfig:
             insecure=insecure,
             otel=otel,
             retain_removed=parse_retention(retain_removed),
+            http=inspector,
+            http_allow_fire=http_allow_fire,
         )
 
     @property
@@ -130,6 +151,13 @@ class DaemonConfig:
         if self.tls_cert is None or self.tls_key is None:
             return None
         return ServerTLS(self.tls_cert, self.tls_key, self.tls_client_ca)
+
+    @property
+    def http_tls(self) -> HttpTLS | None:
+        """The inspector's HTTPS: the daemon's own certificate, key and client CA."""
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        return HttpTLS(self.tls_cert, self.tls_key, self.tls_client_ca)
 
 
 def _check_listen(address: Address, *, tls: bool, mutual: bool, insecure: bool) -> None:
@@ -212,7 +240,9 @@ def _serve(config: DaemonConfig, stop: threading.Event, observer: Telemetry | No
         api = ApiServer(eng, version=chartd_version(), exporters=FORMATS)
         # Bound first: a daemon that cannot listen fails before it touches a container.
         api.bind(config.listen, config.tls)
+        inspector = None
         try:
+            inspector = _inspector(eng, config)
             runtime = ProcessRuntime(config.state_dir / "runtime")
             try:
                 containers = Containers(eng, runtime, config.state_dir)
@@ -238,9 +268,22 @@ def _serve(config: DaemonConfig, stop: threading.Event, observer: Telemetry | No
             finally:
                 runtime.close()
         finally:
+            if inspector is not None:
+                inspector.close()
             api.stop(0)  # again, harmlessly; removes the socket if serving never began
     finally:
         eng.close()
+
+
+def _inspector(eng: engine.Engine, config: DaemonConfig) -> Served | None:
+    """The inspector served at ``--http`` (None without it)."""
+    if config.http is None:
+        return None
+    source = Source.of_engine(eng, fire=config.http_allow_fire)
+    served = serve_inspector(source, config.http, config.http_tls)
+    mode = "may fire events" if config.http_allow_fire else "read-only"
+    log.info("serving the inspector on %s (%s)", served.url, mode)
+    return served
 
 
 def _private_state_dir(path: Path) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -12,6 +12,12 @@ from engine.ports import EntityRow, EventRow, StepRow, TransitionRow
 __all__ = ["Entity", "Event", "Page", "Result", "StepRecord", "TransitionRecord"]
 
 T = TypeVar("T")
+
+
+def innermost(configuration: Sequence[str]) -> str:
+    """The innermost states of a configuration, comma-separated: ``running.paused``."""
+    conf = configuration
+    return ",".join(s for s in conf if not any(o.startswith(s + ".") for o in conf))
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +42,7 @@ class Entity:
     @property
     def state(self) -> str:
         """The innermost active state(s), comma-separated: ``running.paused``."""
-        conf = self.configuration
-        return ",".join(s for s in conf if not any(o.startswith(s + ".") for o in conf))
+        return innermost(self.configuration)
 
     def in_state(self, path: str) -> bool:
         """Whether ``path`` is active (ancestors count: a paused entity is ``running``)."""

@@ -1,0 +1,242 @@
+"""One feed of the engine's events for every open page: live counts, entity views, rows.
+
+A single thread follows the outbox (:attr:`Source.events`). For each event
+it keeps the live entity counts by configuration (counted once when it
+starts, then moved by each ``transition`` event's ``from`` and ``to``), and
+hands each subscribed page what changed: an entity page gets the entity's
+new view, rendered once for all its viewers; a chart page gets the moved
+row and, at most every quarter second, its chart's counts. So a hundred
+open pages cost the engine one reader of the outbox, not a hundred.
+
+An event that does not say where its entity went (a failed saga may move
+it to a failure state; an entity created and moved before the feed read
+it) marks the counts dirty: they are counted again, once, a second later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from engine.errors import ChartdError
+from engine.runtime.records import Event, innermost
+from engine.web.source import Source
+
+__all__ = ["Feed", "Subscription"]
+
+log = logging.getLogger("chartd.inspector")
+
+Topic = tuple[str, str]
+"""``("charts", "")``, ``("chart", NAME)`` or ``("entity", ID)``."""
+
+_IDLE = 0.2  # seconds without events before the feed flushes what it holds
+_FLUSH = 0.25  # counts go to chart pages at most this often
+_RECOUNT = 1.0  # dirty counts are counted again at most this often
+_QUEUE = 256  # messages a slow page may be behind before it is told to reload
+
+
+class Subscription:
+    """What one open page receives: messages on an asyncio queue of its event loop."""
+
+    def __init__(self, topic: Topic, loop: asyncio.AbstractEventLoop) -> None:
+        self.topic = topic
+        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(_QUEUE)
+        self._loop = loop
+
+    def put(self, message: dict[str, Any] | None) -> None:
+        """Hand ``message`` (None: the feed ends) to the page, from any thread."""
+        with contextlib.suppress(RuntimeError):  # the page's loop is gone: it left
+            self._loop.call_soon_threadsafe(self._put, message)
+
+    def _put(self, message: dict[str, Any] | None) -> None:
+        if self.queue.full():
+            # Too far behind to catch up message by message: start over from a reload.
+            while not self.queue.empty():
+                self.queue.get_nowait()
+            message = {"type": "reload"}
+        self.queue.put_nowait(message)
+
+
+class Feed:
+    """The shared follower of the outbox; :meth:`start` it, :meth:`close` it."""
+
+    def __init__(self, source: Source, view: Callable[[str], dict[str, Any] | None]) -> None:
+        self._source = source
+        self._view = view  # an entity's live view, rendered once per change
+        self._lock = threading.Lock()
+        self._subs: dict[Topic, set[Subscription]] = {}
+        self._counts: dict[tuple[str, tuple[str, ...]], int] = {}
+        self._counted_through = 0
+        self._changed: set[str] = set()  # charts whose counts pages have not been sent
+        self._dirty = False
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.seq = 0  # the last event the feed has handled
+
+    # -- pages ---------------------------------------------------------------------------
+
+    def subscribe(self, topic: Topic, loop: asyncio.AbstractEventLoop) -> Subscription:
+        """A new subscription of a page to ``topic``."""
+        sub = Subscription(topic, loop)
+        with self._lock:
+            self._subs.setdefault(topic, set()).add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        """The page left."""
+        with self._lock:
+            subs = self._subs.get(sub.topic)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self._subs[sub.topic]
+
+    def clients(self) -> int:
+        """How many pages follow the feed now."""
+        with self._lock:
+            return sum(len(s) for s in self._subs.values())
+
+    def counts(self, chart: str) -> dict[str, int]:
+        """Live entities of ``chart`` in each state (ancestors count their descendants')."""
+        with self._lock:
+            return _by_state(self._counts, chart)
+
+    def charts(self) -> dict[str, dict[str, int]]:
+        """:meth:`counts` of every chart that has live entities."""
+        with self._lock:
+            names = {c for c, _ in self._counts}
+            return {c: _by_state(self._counts, c) for c in sorted(names)}
+
+    # -- the thread ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Count the live entities, then follow the outbox on a thread of its own."""
+        self._recount()
+        self.seq = self._counted_through
+        thread = threading.Thread(target=self._run, name="chartd-inspector-feed", daemon=True)
+        self._thread = thread
+        thread.start()
+
+    def close(self) -> None:
+        """Stop following and end every page's stream."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(10)
+        with self._lock:
+            subs = [s for group in self._subs.values() for s in group]
+        for sub in subs:
+            sub.put(None)
+
+    def _run(self) -> None:
+        last_flush = last_count = time.monotonic()
+        while not self._stop.is_set():
+            try:
+                for ev in self._source.events(self.seq, _IDLE):
+                    self.seq = ev.seq
+                    self._handle(ev)
+                    if time.monotonic() - last_flush > _FLUSH:
+                        self._flush()
+                        last_flush = time.monotonic()
+                    if self._stop.is_set():
+                        return
+            except ChartdError as exc:  # the engine closed, the database went away
+                if self._stop.wait(1.0):
+                    return
+                log.warning("the inspector's feed lost the outbox: %s", exc.message)
+            self._flush()
+            last_flush = time.monotonic()
+            if self._dirty and time.monotonic() - last_count > _RECOUNT:
+                self._recount()
+                last_count = time.monotonic()
+
+    def _recount(self) -> None:
+        try:
+            seq, counts = self._source.counts()
+        except ChartdError as exc:
+            log.warning("the inspector could not count the entities: %s", exc.message)
+            return
+        with self._lock:
+            self._changed.update(c for c, _ in self._counts)
+            self._changed.update(c for c, _ in counts)
+            self._counts = counts
+            self._counted_through = max(seq, 0)
+            self._dirty = seq < 0
+
+    def _handle(self, ev: Event) -> None:
+        if ev.seq > self._counted_through:
+            self._count(ev)
+        with self._lock:
+            viewers = list(self._subs.get(("entity", ev.entity_id), ()))
+            rows = list(self._subs.get(("chart", ev.chart), ()))
+        if viewers:
+            view = self._view(ev.entity_id)
+            if view is not None:
+                for sub in viewers:
+                    sub.put({"type": "entity", **view})
+        if rows and ev.type == "transition":
+            row = {"type": "row", "id": ev.entity_id, "state": innermost(ev.attributes["to"])}
+            for sub in rows:
+                sub.put(row)
+
+    def _count(self, ev: Event) -> None:
+        """Move the counts as ``ev`` says, or mark them dirty where it does not say."""
+        chart = self._source.charts().get(ev.chart)
+        if ev.type == "create":
+            row = self._source.store.entity(ev.entity_id)
+            if row is None or row.version != 0:
+                self._dirty = True  # gone, or moved already: its first place is unknown
+                return
+            moves: list[tuple[tuple[str, ...], int]] = [(row.configuration, 1)] if row.live else []
+        elif ev.type == "transition":
+            source, target = tuple(ev.attributes["from"]), tuple(ev.attributes["to"])
+            moves = [(source, -1)]
+            if chart is None:
+                self._dirty = True  # cannot tell whether the target finishes it
+            elif not chart.finished(target):
+                moves.append((target, 1))
+        elif ev.type == "transition.failed":
+            self._dirty = True
+            return
+        else:
+            return
+        with self._lock:
+            for conf, delta in moves:
+                key = (ev.chart, conf)
+                n = self._counts.get(key, 0) + delta
+                if n < 0:
+                    self._dirty = True
+                if n > 0:
+                    self._counts[key] = n
+                else:
+                    self._counts.pop(key, None)
+            self._changed.add(ev.chart)
+
+    def _flush(self) -> None:
+        """Send the counts of the charts that changed to the pages that show them."""
+        with self._lock:
+            changed, self._changed = self._changed, set()
+            if not changed:
+                return
+            sends: list[tuple[Subscription, dict[str, Any]]] = []
+            overview = list(self._subs.get(("charts", ""), ()))
+            for chart in sorted(changed):
+                counts = _by_state(self._counts, chart)
+                message = {"type": "counts", "chart": chart, "counts": counts}
+                sends.extend((s, message) for s in self._subs.get(("chart", chart), ()))
+                sends.extend((s, message) for s in overview)
+        for sub, message in sends:
+            sub.put(message)
+
+
+def _by_state(counts: Mapping[tuple[str, tuple[str, ...]], int], chart: str) -> dict[str, int]:
+    found: dict[str, int] = {}
+    for (c, conf), n in counts.items():
+        if c == chart:
+            for state in conf:
+                found[state] = found.get(state, 0) + n
+    return found

@@ -1,0 +1,146 @@
+"""An entity's parts of a page: its data, and its journal as a timeline.
+
+Each transition shows its event, outcome, the states it moved between, its
+duration, idempotency key and trace id, its error, its steps (each with its
+duration and error) and, when it failed, its compensations in the order
+they ran (newest step first, as the saga undoes them). Everything here goes
+through :func:`engine.web.markup.html`, so every value shows as text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from engine.runtime.records import Entity, StepRecord, TransitionRecord, innermost
+from engine.web.markup import Html, html, join
+
+__all__ = ["data_block", "entity_view", "moment", "timeline"]
+
+
+def moment(seconds: float | None) -> str:
+    """A time of the journal in UTC, to the millisecond (``-`` for none)."""
+    if seconds is None:
+        return "-"
+    return datetime.fromtimestamp(seconds, UTC).isoformat(timespec="milliseconds")
+
+
+def lasted(start: float | None, end: float | None) -> str:
+    """How long from ``start`` to ``end``: ``12.3 ms``, ``4.56 s`` (empty if either is missing)."""
+    if start is None or end is None:
+        return ""
+    seconds = max(end - start, 0.0)
+    return f"{seconds * 1000:.1f} ms" if seconds < 1 else f"{seconds:.2f} s"
+
+
+def data_block(data: Mapping[str, Any]) -> Html:
+    """The entity's data as indented JSON."""
+    return html("<pre>{}</pre>", json.dumps(data, indent=2, sort_keys=True, default=str))
+
+
+def timeline(history: Sequence[TransitionRecord]) -> Html:
+    """The journal, oldest first; a note when it is empty."""
+    if not history:
+        return html('<p class="note">No transitions yet.</p>')
+    return html('<ol class="timeline">{}</ol>', join(_transition(t) for t in history))
+
+
+def _transition(t: TransitionRecord) -> Html:
+    target = innermost(t.target) if t.target is not None else ""
+    facts = [("started", moment(t.started_at)), ("finished", moment(t.finished_at))]
+    if t.idempotency_key:
+        facts.append(("idempotency key", t.idempotency_key))
+    # The journal keeps a trace id once traces are recorded; older entries have none.
+    trace = getattr(t, "trace_id", None)
+    if trace:
+        facts.append(("trace id", trace))
+    if t.params:
+        facts.append(("params", json.dumps(t.params, sort_keys=True, default=str)))
+    parts = [
+        html(
+            '<div class="head"><span class="event">{}</span> <span class="status">{}</span> '
+            '<span class="moved">{} → {}</span> <span class="duration">{}</span></div>',
+            t.event,
+            t.status,
+            innermost(t.source),
+            target or "-",
+            lasted(t.started_at, t.finished_at),
+        ),
+        html(
+            '<dl class="facts">{}</dl>',
+            join(
+                html('<dt>{}</dt><dd class="{}">{}</dd>', k, k.replace(" ", "-"), v)
+                for k, v in facts
+            ),
+        ),
+    ]
+    if t.error_message is not None:
+        parts.append(
+            html('<p class="error"><b>{}</b> {}</p>', t.error_category or "error", t.error_message)
+        )
+    if t.steps:
+        parts.append(html('<ol class="steps">{}</ol>', join(_step(s) for s in t.steps)))
+    undone = sorted((s for s in t.steps if s.compensated_at is not None), key=_undone_at)
+    if undone:
+        parts.append(
+            html(
+                '<p class="label">compensations</p><ol class="compensations">{}</ol>',
+                join(_compensation(s) for s in undone),
+            )
+        )
+    for message in t.compensation_errors:
+        parts.append(html('<p class="error compensation-error">{}</p>', message))
+    return html(
+        '<li class="transition status-{}" data-transition="{}">{}</li>',
+        t.status,
+        t.id,
+        join(parts),
+    )
+
+
+def _undone_at(s: StepRecord) -> tuple[float, int]:
+    # Ties (a clock too coarse) fall back to the saga's order: newest step first.
+    return (s.compensated_at or 0.0, -s.index)
+
+
+def _step(s: StepRecord) -> Html:
+    error = html(' <span class="error">{}</span>', s.error) if s.error else ""
+    return html(
+        '<li class="step status-{}"><span class="name">{}</span> <span class="status">{}</span> '
+        '<span class="duration">{}</span>{}</li>',
+        s.status,
+        s.name,
+        s.status,
+        lasted(s.started_at, s.finished_at),
+        error,
+    )
+
+
+def _compensation(s: StepRecord) -> Html:
+    outcome = (
+        html('<span class="error">{}</span>', s.compensation_error)
+        if s.compensation_error
+        else html('<span class="status">undone</span>')
+    )
+    return html(
+        '<li class="compensation"><span class="name">{}</span> {} '
+        '<span class="when">{}</span></li>',
+        s.name,
+        outcome,
+        moment(s.compensated_at),
+    )
+
+
+def entity_view(entity: Entity, history: Sequence[TransitionRecord]) -> dict[str, Any]:
+    """What an entity page shows that changes: sent to it live on every event of the entity."""
+    return {
+        "id": entity.id,
+        "configuration": list(entity.configuration),
+        "state": entity.state,
+        "version": entity.version,
+        "updated": moment(entity.updated_at),
+        "data": str(data_block(entity.data)),
+        "timeline": str(timeline(history)),
+    }

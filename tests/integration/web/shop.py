@@ -1,0 +1,81 @@
+"""The chart the inspector's tests look at: orders, a saga that can fail, hostile text."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import engine
+from engine import Bindings, Context, Step
+from engine.errors import System
+
+HOSTILE = "<img src=x onerror=alert(1)>"
+"""What an attacker puts wherever a page shows text."""
+
+CHART = engine.parse_chart(
+    f"""
+chart: order
+version: 3
+description: "Orders {HOSTILE}"
+initial: new
+states:
+  new: {{}}
+  paid: {{}}
+  shipped: {{}}
+  cancelled: {{final: true}}
+transitions:
+  - event: pay
+    from: new
+    to: paid
+  - event: ship
+    from: paid
+    to: shipped
+    steps: [reserve, pack, label]
+  - event: cancel
+    from: [new, paid]
+    to: cancelled
+"""
+)
+
+
+def _label(ctx: Context) -> Any:
+    if ctx.data.get("fail"):
+        raise System(f"the printer says {HOSTILE}")
+    return None
+
+
+def _nothing(ctx: Context, payload: Any) -> None:
+    pass
+
+
+BINDINGS = Bindings(
+    steps={
+        "reserve": Step(lambda ctx: "r", _nothing),
+        "pack": Step(lambda ctx: "p", _nothing),
+        "label": Step(_label, _nothing),
+    }
+)
+
+
+def open_shop(url: str) -> engine.Engine:
+    """An engine on ``url`` with the order chart registered."""
+    eng = engine.Engine.open(url)
+    eng.register(CHART, BINDINGS)
+    return eng
+
+
+WAIT = 60.0
+"""How long a test waits for a condition: generous, for a loaded 2-core machine."""
+
+
+def eventually(check: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:
+    """``check()``'s first truthy value, asked until ``timeout``; fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = check()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.02)
