@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
-from shop import open_shop
+from playwright.sync_api import Browser, Page, sync_playwright
+from shop import WAIT, open_shop
 from starlette.testclient import TestClient
 
 import engine
@@ -52,5 +54,27 @@ def client(inspector: Inspector) -> Iterator[TestClient]:
 def served(shop: engine.Engine) -> Iterator[Served]:
     """The inspector of ``shop`` on uvicorn, on a loopback port of the system's choice."""
     found = serve_inspector(Source.of_engine(shop, fire=True), Address("tcp", host="127.0.0.1"))
+    yield found
+    found.close()
+
+
+@pytest.fixture(scope="session")
+def browser(prerequisites: Any) -> Iterator[Browser]:
+    """Headless Chromium: Debian's binary, never one Playwright downloads."""
+    chromium = prerequisites.command("chromium", "chromium")
+    with sync_playwright() as p:
+        found = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"], headless=True)
+        yield found
+        found.close()
+
+
+@pytest.fixture
+def page(browser: Browser) -> Iterator[Page]:
+    """A fresh page; any alert(), confirm() or prompt() it opens is recorded in page.dialogs."""
+    found = browser.new_page(viewport={"width": 1400, "height": 1000})
+    dialogs: list[str] = []
+    found.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    found.dialogs = dialogs  # type: ignore[attr-defined]
+    found.set_default_timeout(WAIT * 1000)
     yield found
     found.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import engine
@@ -13,30 +14,8 @@ from engine.errors import System
 HOSTILE = "<img src=x onerror=alert(1)>"
 """What an attacker puts wherever a page shows text."""
 
-CHART = engine.parse_chart(
-    f"""
-chart: order
-version: 3
-description: "Orders {HOSTILE}"
-initial: new
-states:
-  new: {{}}
-  paid: {{}}
-  shipped: {{}}
-  cancelled: {{final: true}}
-transitions:
-  - event: pay
-    from: new
-    to: paid
-  - event: ship
-    from: paid
-    to: shipped
-    steps: [reserve, pack, label]
-  - event: cancel
-    from: [new, paid]
-    to: cancelled
-"""
-)
+CHART_FILE = Path(__file__).with_name("order.yaml")
+CHART = engine.load_chart(CHART_FILE)
 
 
 def _label(ctx: Context) -> Any:

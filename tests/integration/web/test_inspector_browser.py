@@ -8,41 +8,14 @@ docs/inspector.md shows two of them).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
-
 import pytest
 from conftest import ARTIFACTS
-from shop import HOSTILE, WAIT
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Page
+from shop import HOSTILE
 
 import engine
 from engine.errors import System
 from engine.web.serve import Served
-
-TIMEOUT_MS = WAIT * 1000
-
-
-@pytest.fixture(scope="module")
-def browser(prerequisites: Any) -> Iterator[Browser]:
-    """Headless Chromium: Debian's binary, never one Playwright downloads."""
-    chromium = prerequisites.command("chromium", "chromium")
-    with sync_playwright() as p:
-        found = p.chromium.launch(executable_path=chromium, args=["--no-sandbox"], headless=True)
-        yield found
-        found.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    """A fresh page; any alert(), confirm() or prompt() it opens is recorded in page.dialogs."""
-    found = browser.new_page(viewport={"width": 1400, "height": 1000})
-    dialogs: list[str] = []
-    found.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-    found.dialogs = dialogs  # type: ignore[attr-defined]
-    found.set_default_timeout(TIMEOUT_MS)
-    yield found
-    found.close()
 
 
 def _shot(page: Page, name: str) -> None:

@@ -121,9 +121,7 @@ def test_an_entity_page_shows_its_state_data_and_timeline(
     assert client.get("/entities/nobody").status_code == 404
 
 
-def test_every_value_from_the_engine_shows_as_text(
-    shop: engine.Engine, client: TestClient
-) -> None:
+def test_every_value_from_the_engine_shows_as_text(shop: engine.Engine, client: TestClient) -> None:
     e = shop.create("order", "x", {"fail": True, "note": HOSTILE, HOSTILE: "</script>"})
     shop.fire(e, "pay")
     with pytest.raises(System):
@@ -141,7 +139,9 @@ def test_every_value_from_the_engine_shows_as_text(
     ]
     for text in pages:
         assert "<img" not in text
-        assert text.count("</script>") == 2  # the page's data and its script: nothing ends them early
+        assert (
+            text.count("</script>") == 2
+        )  # the page's data and its script: nothing ends them early
     assert "&lt;img src=x onerror=alert(1)&gt;" in pages[1]  # the chart's description
     assert "the printer says &lt;img" in pages[2]  # the step's error
     assert _page_data(pages[3])["configuration"] == ["new"]
