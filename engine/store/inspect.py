@@ -17,18 +17,18 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.errors import InvalidParameter, Unavailable
-from engine.ports import EntityRow
+from engine.ports import EntityRow, TransitionRow
 from engine.store import schema as t
 from engine.store.dialect import parse_url
 from engine.store.migrate import HEAD, current
-from engine.store.queries import _LIVE, _entities_page
+from engine.store.queries import _LIVE, _entities_page, _steps_of
 from engine.store.reads import _like
 from engine.store.rows import loads, to_entity
 from engine.store.sql import SqlStore
 
-__all__ = ["entity_page", "live_counts", "open_reader"]
+__all__ = ["entity_page", "live_counts", "open_reader", "recent_transitions"]
 
-_e = t.entities.c
+_e, _tr = t.entities.c, t.transitions.c
 
 
 def live_counts(store: SqlStore) -> dict[tuple[str, tuple[str, ...]], int]:
@@ -111,3 +111,30 @@ def open_reader(url: str) -> SqlStore:
             "open it once with chartd serve or engine.Engine.open to migrate it"
         )
     return store
+
+
+def recent_transitions(store: SqlStore, entity_id: str, limit: int) -> list[TransitionRow]:
+    """The newest ``limit`` transitions of the entity's journal, with their steps, oldest first.
+
+    An entity fired a million times must not make its page read a million
+    journal entries: this reads the newest ones by the journal's order.
+    """
+
+    def newest() -> Any:
+        return (
+            sa.select(_tr.id)
+            .where(_tr.entity_id == sa.bindparam("entity"))
+            .order_by(_tr.seq.desc())
+            .limit(sa.bindparam("limit"))
+        )
+
+    def build_journal() -> Any:
+        return t.transitions.select().where(_tr.id.in_(newest())).order_by(_tr.seq)
+
+    def build_steps() -> Any:
+        return _steps_of(newest())
+
+    reads = store._reads
+    query = reads.shape("inspect.recent", build_journal)
+    steps = reads.shape("inspect.recent_steps", build_steps)
+    return store._journal(query, steps, {"entity": entity_id, "limit": limit})

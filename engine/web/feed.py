@@ -74,6 +74,8 @@ class Feed:
         self._counted_through = 0
         self._changed: set[str] = set()  # charts whose counts pages have not been sent
         self._dirty = False
+        self._rendered: dict[str, float] = {}  # when each watched entity's view was last sent
+        self._pending: set[str] = set()  # entities whose last change no view has shown yet
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.seq = 0  # the last event the feed has handled
@@ -174,14 +176,28 @@ class Feed:
             viewers = list(self._subs.get(("entity", ev.entity_id), ()))
             rows = list(self._subs.get(("chart", ev.chart), ()))
         if viewers:
-            view = self._view(ev.entity_id)
-            if view is not None:
-                for sub in viewers:
-                    sub.put({"type": "entity", **view})
+            # At most one view per entity per _FLUSH: an entity fired a thousand times a
+            # second is shown as it stands every quarter second, not a thousand times.
+            if time.monotonic() - self._rendered.get(ev.entity_id, 0.0) >= _FLUSH:
+                self._send_view(ev.entity_id)
+            else:
+                self._pending.add(ev.entity_id)
         if rows and ev.type == "transition":
             row = {"type": "row", "id": ev.entity_id, "state": innermost(ev.attributes["to"])}
             for sub in rows:
                 sub.put(row)
+
+    def _send_view(self, entity_id: str) -> None:
+        self._rendered[entity_id] = time.monotonic()
+        self._pending.discard(entity_id)
+        view = self._view(entity_id)
+        if view is None:
+            return
+        message = {"type": "entity", **view}
+        with self._lock:
+            viewers = list(self._subs.get(("entity", entity_id), ()))
+        for sub in viewers:
+            sub.put(message)
 
     def _count(self, ev: Event) -> None:
         """Move the counts as ``ev`` says, or mark them dirty where it does not say."""
@@ -217,7 +233,12 @@ class Feed:
             self._changed.add(ev.chart)
 
     def _flush(self) -> None:
-        """Send the counts of the charts that changed to the pages that show them."""
+        """Send the views held back, and the counts of the charts that changed."""
+        for entity_id in list(self._pending):
+            self._send_view(entity_id)
+        with self._lock:
+            watched = {key for kind, key in self._subs if kind == "entity"}
+        self._rendered = {k: v for k, v in self._rendered.items() if k in watched}
         with self._lock:
             changed, self._changed = self._changed, set()
             if not changed:

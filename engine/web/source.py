@@ -21,8 +21,9 @@ import engine
 from engine.core import Chart
 from engine.errors import InvalidParameter
 from engine.runtime.records import Entity, Event, Result, TransitionRecord
-from engine.store.inspect import entity_page, live_counts, open_reader
+from engine.store.inspect import entity_page, live_counts, open_reader, recent_transitions
 from engine.store.sql import SqlStore
+from engine.web.timeline import HISTORY
 
 __all__ = ["Source"]
 
@@ -101,9 +102,10 @@ class Source:
         row = self.store.entity(key)
         return None if row is None else Entity.from_row(row)
 
-    def history(self, entity_id: str) -> list[TransitionRecord]:
-        """The entity's journal, oldest first."""
-        return [TransitionRecord.from_row(r) for r in self.store.transitions(entity_id)]
+    def history(self, entity_id: str, limit: int = HISTORY) -> list[TransitionRecord]:
+        """The newest ``limit`` entries of the entity's journal, oldest first."""
+        rows = recent_transitions(self.store, entity_id, limit)
+        return [TransitionRecord.from_row(r) for r in rows]
 
     def page(
         self, chart: str, *, state: str | None, name: str | None, after: int, limit: int

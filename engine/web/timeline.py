@@ -17,7 +17,11 @@ from typing import Any
 from engine.runtime.records import Entity, StepRecord, TransitionRecord, innermost
 from engine.web.markup import Html, html, join
 
-__all__ = ["data_block", "entity_view", "moment", "timeline"]
+__all__ = ["HISTORY", "data_block", "entity_view", "moment", "timeline"]
+
+HISTORY = 200
+"""How many of an entity's newest transitions its page shows (an entity fired a million
+times must not make its page read, render and send a million)."""
 
 
 def moment(seconds: float | None) -> str:
@@ -41,10 +45,15 @@ def data_block(data: Mapping[str, Any]) -> Html:
 
 
 def timeline(history: Sequence[TransitionRecord]) -> Html:
-    """The journal, oldest first; a note when it is empty."""
+    """The journal, oldest first; a note when it is empty or holds only the newest entries."""
     if not history:
         return html('<p class="note">No transitions yet.</p>')
-    return html('<ol class="timeline">{}</ol>', join(_transition(t) for t in history))
+    cut = ""
+    if len(history) >= HISTORY:
+        cut = html(
+            '<p class="note">The newest {} transitions; older ones are not shown.</p>', HISTORY
+        )
+    return html('{}<ol class="timeline">{}</ol>', cut, join(_transition(t) for t in history))
 
 
 def _transition(t: TransitionRecord) -> Html:

@@ -208,3 +208,41 @@ def test_responses_forbid_framing_foreign_scripts_and_other_host_names(
 
 def test_the_chart_of_the_page_is_the_chart_registered() -> None:
     assert CHART.name == "order" and CHART.version == 3
+
+
+def test_an_entity_page_shows_the_newest_transitions_of_a_long_history(
+    shop: engine.Engine, client: TestClient
+) -> None:
+    from engine.web.timeline import HISTORY  # noqa: PLC0415
+
+    e = shop.create("order", "busy")
+    for i in range(HISTORY + 5):
+        shop.fire(e, "touch", {"n": i})
+    page = client.get(f"/entities/{e.id}").text
+    assert page.count('<li class="transition') == HISTORY
+    assert f"The newest {HISTORY} transitions; older ones are not shown." in page
+    assert "{&quot;n&quot;: 5}" in page and "{&quot;n&quot;: 4}" not in page
+
+
+def test_the_inspector_reads_a_postgresql_database_it_does_not_own(
+    pg_url: str, graphviz: str
+) -> None:
+    from shop import CHART, open_shop  # noqa: PLC0415
+
+    from engine.web import Source  # noqa: PLC0415
+
+    writer = open_shop(pg_url)
+    try:
+        writer.create("order", "pg1")
+        inspector = Inspector(Source.open(pg_url, {"order": CHART}), hosts=["testserver"])
+        inspector.start()
+        try:
+            with TestClient(inspector.app) as client:
+                assert ">pg1</a>" in client.get("/charts/order").text
+                writer.fire("pg1", "pay")  # heard through LISTEN/NOTIFY
+                eventually(lambda: inspector.feed.counts("order") == {"paid": 1}, "the fire")
+                assert '<dd id="entity-state">paid</dd>' in client.get("/entities/pg1").text
+        finally:
+            inspector.close()
+    finally:
+        writer.close()
