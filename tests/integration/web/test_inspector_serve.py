@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -22,9 +24,15 @@ import pytest
 from shop import CHART_FILE, WAIT, eventually, open_shop
 
 import engine
+from engine.api.address import Address
 from engine.daemon import DaemonConfig
 from engine.errors import InvalidParameter
 from engine.web.serve import Served
+
+# The daemon's tests' real daemon, CA and certificates (made by openssl).
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "api"))
+from api_daemon import Daemon
+from test_api_mtls import Certificates, certs  # noqa: F401 - a fixture
 
 CHARTD = [
     sys.executable,
@@ -196,3 +204,57 @@ def test_serve_http_follows_the_listen_rules_of_the_grpc_api(tmp_path: Path) -> 
         DaemonConfig.resolve(tmp_path, http_allow_fire=True)
     with pytest.raises(InvalidParameter, match="invalid --http"):
         DaemonConfig.resolve(tmp_path, http="127.0.0.1")
+
+
+def test_beyond_loopback_the_inspector_serves_mutual_tls_clients_only(
+    shop: engine.Engine,
+    certs: Certificates,  # noqa: F811 - the fixture imported above
+) -> None:
+    from engine.web import Source  # noqa: PLC0415
+    from engine.web.serve import HttpTLS, serve_inspector  # noqa: PLC0415
+
+    shop.create("order", "t1")
+    with pytest.raises(InvalidParameter, match="not a loopback address"):
+        serve_inspector(
+            Source.of_engine(shop),
+            Address("tcp", host="0.0.0.0"),
+            HttpTLS(certs.server.cert, certs.server.key),
+        )
+    tls = HttpTLS(certs.server.cert, certs.server.key, certs.ca.cert)
+    served = serve_inspector(Source.of_engine(shop), Address("tcp", host="0.0.0.0"), tls)
+    try:
+        url = f"https://127.0.0.1:{served.server.port}/charts/order"
+
+        def trusting(client: Any = None) -> ssl.SSLContext:
+            context = ssl.create_default_context(cafile=str(certs.ca.cert))
+            if client is not None:
+                context.load_cert_chain(str(client.cert), str(client.key))
+            return context
+
+        page = httpx.get(url, verify=trusting(certs.client), timeout=WAIT)
+        assert page.status_code == 200 and ">t1</a>" in page.text
+        for refused in (trusting(), trusting(certs.stranger)):
+            with pytest.raises(httpx.HTTPError):
+                httpx.get(url, verify=refused, timeout=WAIT)
+    finally:
+        served.close()
+
+
+def test_chartd_serve_http_serves_the_inspector_beside_the_api(tmp_path: Path) -> None:
+    daemon = Daemon(tmp_path / "state")
+    port = _free_port()
+    daemon.start("--http", f"127.0.0.1:{port}")
+    try:
+        created = daemon.cli("create", "--name", "web", "sleep", "60")
+        assert created.returncode == 0, created.stderr
+        base = f"http://127.0.0.1:{port}"
+        assert '<tr data-chart="container">' in httpx.get(f"{base}/", timeout=WAIT).text
+        page = httpx.get(f"{base}/charts/container", timeout=WAIT).text
+        assert ">web</a>" in page and 'data-state="created"' in page
+        entity = re.search(r'<a href="(/entities/[^"]+)">web</a>', page)
+        assert entity is not None
+        assert httpx.get(base + entity.group(1), timeout=WAIT).status_code == 200
+        assert httpx.post(base + entity.group(1) + "/fire", json={}).status_code == 403
+        assert "serving the inspector on http://127.0.0.1:" in daemon.logs()
+    finally:
+        assert daemon.stop() == 0
