@@ -41,7 +41,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.errors import ChartdError, InvalidParameter
 from engine.web.diagram import Diagrams
-from engine.web.feed import Feed, Subscription, Topic
+from engine.web.feed import Feed, Subscription, Topic, frame
 from engine.web.markup import html
 from engine.web.pages import Listing, Page, chart_href, chart_page, charts_page, entity_page
 from engine.web.source import Source
@@ -90,7 +90,7 @@ class Inspector:
     def __init__(self, source: Source, *, hosts: Sequence[str] = LOOPBACK_HOSTS) -> None:
         self.source = source
         self.diagrams = Diagrams()
-        self.feed = Feed(source, self.view)
+        self.feed = Feed(source)
         # Fresh per process: a page of an earlier run cannot fire on this one.
         self.csrf = secrets.token_urlsafe(32) if source.fire is not None else None
         static = Path(__file__).with_name("static")
@@ -188,7 +188,7 @@ class Inspector:
             try:
                 yield ": live\n\n"
                 for current in first:
-                    yield _sse(current)
+                    yield frame(current)
                 while True:
                     try:
                         message = await asyncio.wait_for(_next(sub), _KEEPALIVE)
@@ -197,7 +197,7 @@ class Inspector:
                         continue
                     if message is None:
                         return
-                    yield _sse(message)
+                    yield message
             finally:
                 self.feed.unsubscribe(sub)
 
@@ -250,9 +250,5 @@ def _problem(status: int, message: str) -> Response:
     return JSONResponse({"error": "request", "message": message}, status)
 
 
-async def _next(sub: Subscription) -> dict[str, Any] | None:
+async def _next(sub: Subscription) -> str | None:
     return await sub.queue.get()
-
-
-def _sse(message: dict[str, Any]) -> str:
-    return f"data: {json.dumps(message)}\n\n"

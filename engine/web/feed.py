@@ -4,9 +4,11 @@ A single thread follows the outbox (:attr:`Source.events`). For each event
 it keeps the live entity counts by configuration (counted once when it
 starts, then moved by each ``transition`` event's ``from`` and ``to``), and
 hands each subscribed page what changed: an entity page gets the entity's
-new view, rendered once for all its viewers; a chart page gets the moved
-row and, at most every quarter second, its chart's counts. So a hundred
-open pages cost the engine one reader of the outbox, not a hundred.
+facts and its new or changed transitions (at most every quarter second
+while it changes, rendered and encoded once for all its viewers); a chart
+page gets the moved rows and, at most every quarter second, its chart's
+counts. So a hundred open pages cost the engine one reader of the outbox
+and one rendering per change, not a hundred.
 
 An event that does not say where its entity went (a failed saga may move
 it to a failure state; an entity created and moved before the feed read
@@ -17,17 +19,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from engine.errors import ChartdError
 from engine.runtime.records import Event, innermost
 from engine.web.source import Source
+from engine.web.timeline import LIVE, entity_change
 
-__all__ = ["Feed", "Subscription"]
+__all__ = ["Feed", "Subscription", "frame"]
 
 log = logging.getLogger("chartd.inspector")
 
@@ -40,34 +44,38 @@ _RECOUNT = 1.0  # dirty counts are counted again at most this often
 _QUEUE = 256  # messages a slow page may be behind before it is told to reload
 
 
+def frame(message: Mapping[str, Any]) -> str:
+    """``message`` as one Server-Sent Event."""
+    return f"data: {json.dumps(message)}\n\n"
+
+
 class Subscription:
-    """What one open page receives: messages on an asyncio queue of its event loop."""
+    """What one open page receives: framed messages (:func:`frame`) on its loop's queue."""
 
     def __init__(self, topic: Topic, loop: asyncio.AbstractEventLoop) -> None:
         self.topic = topic
-        self.queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue(_QUEUE)
+        self.queue: asyncio.Queue[str | None] = asyncio.Queue(_QUEUE)
         self._loop = loop
 
-    def put(self, message: dict[str, Any] | None) -> None:
-        """Hand ``message`` (None: the feed ends) to the page, from any thread."""
+    def put(self, message: str | None) -> None:
+        """Hand a :func:`frame` (None: the feed ends) to the page, from any thread."""
         with contextlib.suppress(RuntimeError):  # the page's loop is gone: it left
             self._loop.call_soon_threadsafe(self._put, message)
 
-    def _put(self, message: dict[str, Any] | None) -> None:
+    def _put(self, message: str | None) -> None:
         if self.queue.full():
             # Too far behind to catch up message by message: start over from a reload.
             while not self.queue.empty():
                 self.queue.get_nowait()
-            message = {"type": "reload"}
+            message = frame({"type": "reload"})
         self.queue.put_nowait(message)
 
 
 class Feed:
     """The shared follower of the outbox; :meth:`start` it, :meth:`close` it."""
 
-    def __init__(self, source: Source, view: Callable[[str], dict[str, Any] | None]) -> None:
+    def __init__(self, source: Source) -> None:
         self._source = source
-        self._view = view  # an entity's live view, rendered once per change
         self._lock = threading.Lock()
         self._subs: dict[Topic, set[Subscription]] = {}
         self._counts: dict[tuple[str, tuple[str, ...]], int] = {}
@@ -76,6 +84,8 @@ class Feed:
         self._dirty = False
         self._rendered: dict[str, float] = {}  # when each watched entity's view was last sent
         self._pending: set[str] = set()  # entities whose last change no view has shown yet
+        # Per watched entity, the newest transition seq sent and those sent unfinished.
+        self._sent: dict[str, tuple[int, frozenset[str]]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.seq = 0  # the last event the feed has handled
@@ -183,17 +193,29 @@ class Feed:
             else:
                 self._pending.add(ev.entity_id)
         if rows and ev.type == "transition":
-            row = {"type": "row", "id": ev.entity_id, "state": innermost(ev.attributes["to"])}
+            row = frame(
+                {"type": "row", "id": ev.entity_id, "state": innermost(ev.attributes["to"])}
+            )
             for sub in rows:
                 sub.put(row)
 
     def _send_view(self, entity_id: str) -> None:
+        """The entity's change since the last one sent, to every page that shows it."""
         self._rendered[entity_id] = time.monotonic()
         self._pending.discard(entity_id)
-        view = self._view(entity_id)
-        if view is None:
+        entity = self._source.entity(entity_id)
+        if entity is None:
             return
-        message = {"type": "entity", **view}
+        recent = self._source.history(entity.id, LIVE)
+        last, unfinished = self._sent.get(entity_id, (0, frozenset()))
+        changed = [t for t in recent if t.seq > last or t.id in unfinished]
+        # More new transitions than one change carries: the page shows where they were left out.
+        gap = bool(last) and len(changed) == LIVE and recent[0].seq > last
+        self._sent[entity_id] = (
+            max((t.seq for t in recent), default=last),
+            frozenset(t.id for t in recent if t.status in ("running", "compensating")),
+        )
+        message = frame({"type": "entity", **entity_change(entity, changed, gap)})
         with self._lock:
             viewers = list(self._subs.get(("entity", entity_id), ()))
         for sub in viewers:
@@ -239,15 +261,16 @@ class Feed:
         with self._lock:
             watched = {key for kind, key in self._subs if kind == "entity"}
         self._rendered = {k: v for k, v in self._rendered.items() if k in watched}
+        self._sent = {k: v for k, v in self._sent.items() if k in watched}
         with self._lock:
             changed, self._changed = self._changed, set()
             if not changed:
                 return
-            sends: list[tuple[Subscription, dict[str, Any]]] = []
+            sends: list[tuple[Subscription, str]] = []
             overview = list(self._subs.get(("charts", ""), ()))
             for chart in sorted(changed):
                 counts = _by_state(self._counts, chart)
-                message = {"type": "counts", "chart": chart, "counts": counts}
+                message = frame({"type": "counts", "chart": chart, "counts": counts})
                 sends.extend((s, message) for s in self._subs.get(("chart", chart), ()))
                 sends.extend((s, message) for s in overview)
         for sub, message in sends:

@@ -22,7 +22,7 @@ from urllib.parse import quote, urlencode
 from engine.core import Chart
 from engine.runtime.records import Entity, TransitionRecord
 from engine.web.markup import Html, html, join, json_script
-from engine.web.timeline import data_block, entity_view, moment, timeline
+from engine.web.timeline import HISTORY, data_block, entity_view, moment, timeline
 
 __all__ = ["Page", "chart_page", "charts_page", "diagram_page", "entity_page", "static_text"]
 
@@ -260,7 +260,13 @@ def entity_page(
         data_block(entity.data),
         timeline(history),
     )
-    data = {"kind": "entity", "chart": entity.chart, "entity": entity.id, **view}
+    data = {
+        "kind": "entity",
+        "chart": entity.chart,
+        "entity": entity.id,
+        "history": HISTORY,
+        **view,
+    }
     # The fragments are in the body already; the page data needs only what the script reads.
     del data["data"], data["timeline"]
     return page.wrap(entity.name, body, data)

@@ -17,11 +17,23 @@ from typing import Any
 from engine.runtime.records import Entity, StepRecord, TransitionRecord, innermost
 from engine.web.markup import Html, html, join
 
-__all__ = ["HISTORY", "data_block", "entity_view", "moment", "timeline"]
+__all__ = [
+    "HISTORY",
+    "LIVE",
+    "data_block",
+    "entity_change",
+    "entity_facts",
+    "entity_view",
+    "moment",
+    "timeline",
+]
 
 HISTORY = 200
 """How many of an entity's newest transitions its page shows (an entity fired a million
 times must not make its page read, render and send a million)."""
+
+LIVE = 20
+"""How many new transitions one live change of an entity page carries at most."""
 
 
 def moment(seconds: float | None) -> str:
@@ -142,8 +154,8 @@ def _compensation(s: StepRecord) -> Html:
     )
 
 
-def entity_view(entity: Entity, history: Sequence[TransitionRecord]) -> dict[str, Any]:
-    """What an entity page shows that changes: sent to it live on every event of the entity."""
+def entity_facts(entity: Entity) -> dict[str, Any]:
+    """What an entity page shows of the entity itself, for the page's script."""
     return {
         "id": entity.id,
         "configuration": list(entity.configuration),
@@ -151,5 +163,22 @@ def entity_view(entity: Entity, history: Sequence[TransitionRecord]) -> dict[str
         "version": entity.version,
         "updated": moment(entity.updated_at),
         "data": str(data_block(entity.data)),
-        "timeline": str(timeline(history)),
+    }
+
+
+def entity_view(entity: Entity, history: Sequence[TransitionRecord]) -> dict[str, Any]:
+    """The whole of an entity page that changes: its facts and its timeline (to replace)."""
+    return {**entity_facts(entity), "timeline": str(timeline(history))}
+
+
+def entity_change(entity: Entity, changed: Sequence[TransitionRecord], gap: bool) -> dict[str, Any]:
+    """A change of an entity page: its facts, and the transitions new or changed since the last.
+
+    The page puts each in its timeline (replacing one of the same id), and
+    marks a ``gap`` where more transitions came than one change carries.
+    """
+    return {
+        **entity_facts(entity),
+        "transitions": str(join(_transition(t) for t in changed)),
+        "gap": gap,
     }

@@ -61,8 +61,42 @@
     setText("entity-updated", view.updated);
     // Rendered and escaped by the server, as the page was.
     document.getElementById("entity-data").innerHTML = view.data;
-    document.getElementById("timeline").innerHTML = view.timeline;
+    if (typeof view.timeline === "string") {
+      document.getElementById("timeline").innerHTML = view.timeline;
+    } else if (view.transitions) {
+      merge(view.transitions, view.gap);
+    }
     document.body.setAttribute("data-version", String(view.version));
+  }
+
+  // New and changed transitions into the timeline: one already there (by id) is
+  // replaced, a new one goes at the end; the oldest go beyond page.history.
+  function merge(fragment, gap) {
+    var box = document.getElementById("timeline");
+    var list = box.querySelector("ol.timeline");
+    if (!list) {
+      box.textContent = "";
+      list = document.createElement("ol");
+      list.className = "timeline";
+      box.appendChild(list);
+    }
+    var holder = document.createElement("ol");
+    holder.innerHTML = fragment;
+    if (gap) {
+      var note = document.createElement("li");
+      note.className = "gap note";
+      note.textContent = "More transitions came than a live update carries: reload to see them all.";
+      list.appendChild(note);
+    }
+    Array.prototype.slice.call(holder.children).forEach(function (item) {
+      var id = item.getAttribute("data-transition");
+      var old = null;
+      Array.prototype.forEach.call(list.children, function (li) {
+        if (li.getAttribute("data-transition") === id) { old = li; }
+      });
+      if (old) { list.replaceChild(item, old); } else { list.appendChild(item); }
+    });
+    while (list.children.length > (page.history || 200)) { list.removeChild(list.firstElementChild); }
   }
 
   function showOverview(chart, counts) {

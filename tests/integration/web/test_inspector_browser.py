@@ -46,6 +46,13 @@ def test_an_entity_page_follows_a_fire_without_reloading(
     page.wait_for_selector("#timeline li.transition .event:text-is('pay')")
     assert page.text_content("#entity-state") == "paid"
     assert page.text_content("#timeline dd.idempotency-key") == "checkout-7"
+    shop.fire(e, "touch", {"note": 1})
+    shop.fire(e, "touch", {"note": 2})
+    page.wait_for_selector(
+        "#timeline li.transition:nth-child(3) dd.params:text-is('{\"note\": 2}')"
+    )
+    events = page.locator("#timeline li.transition .event").all_text_contents()
+    assert events == ["pay", "touch", "touch"]  # each once, oldest first
     assert page.evaluate("window.__same_document") is True  # no reload happened
     _shot(page, "entity-after")
 

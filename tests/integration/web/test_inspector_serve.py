@@ -60,7 +60,10 @@ def test_an_entity_stream_sends_the_view_then_each_change(
         shop.fire(e, "pay")
         second = next(messages)
         assert second["configuration"] == ["paid"] and second["version"] == 1
-        assert ">pay<" in second["timeline"]
+        assert ">pay<" in second["transitions"] and not second["gap"]
+        shop.fire(e, "touch")
+        third = next(messages)  # only what is new since the last change
+        assert ">touch<" in third["transitions"] and ">pay<" not in third["transitions"]
 
 
 def test_every_page_is_fed_by_one_reader_of_the_outbox(shop: engine.Engine, served: Served) -> None:
