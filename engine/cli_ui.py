@@ -52,6 +52,8 @@ def _ui(args: argparse.Namespace) -> None:
 
     for number in (signal.SIGTERM, signal.SIGINT):
         signal.signal(number, on_signal)
+    if served.exposure is not None:
+        sys.stderr.write(f"Warning: {served.exposure}\n")
     sys.stdout.write(f"chartd inspector (read-only) on {served.url}\n")
     sys.stdout.flush()
     try:

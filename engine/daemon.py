@@ -283,6 +283,8 @@ def _inspector(eng: engine.Engine, config: DaemonConfig) -> Served | None:
     served = serve_inspector(source, config.http, config.http_tls)
     mode = "may fire events" if config.http_allow_fire else "read-only"
     log.info("serving the inspector on %s (%s)", served.url, mode)
+    if served.exposure is not None:
+        log.warning("%s", served.exposure)
     return served
 
 

@@ -57,10 +57,13 @@ def check_exposure(address: Address, tls: HttpTLS | None, option: str = "--http"
 class Served:
     """An inspector and the uvicorn server that serves it."""
 
-    def __init__(self, inspector: Inspector, server: HttpServer, scheme: str) -> None:
+    def __init__(
+        self, inspector: Inspector, server: HttpServer, tls: HttpTLS | None = None
+    ) -> None:
         self.inspector = inspector
         self.server = server
-        self._scheme = scheme
+        self._scheme = "https" if tls is not None else "http"
+        self._mutual = tls is not None and tls.client_ca is not None
 
     @property
     def url(self) -> str:
@@ -68,6 +71,17 @@ class Served:
         listener = self.server.listener
         host = f"[{listener.host}]" if ":" in listener.host else listener.host
         return f"{self._scheme}://{host}:{self.server.port}/"
+
+    @property
+    def exposure(self) -> str | None:
+        """What serving without client certificates gives every local user, for the log."""
+        if self._mutual:
+            return None
+        what = "fire events on every entity" if self.inspector.csrf else "read every entity's data"
+        return (
+            f"the inspector on {self.url} lets every local user {what} without credentials: "
+            "use mutual TLS to limit it (docs/inspector.md)"
+        )
 
     def close(self) -> None:
         """End the pages' streams, stop serving, release what the source holds."""
@@ -99,4 +113,4 @@ def serve_inspector(
         with contextlib.suppress(Exception):
             inspector.close()
         raise
-    return Served(inspector, server, "https" if tls is not None else "http")
+    return Served(inspector, server, tls)

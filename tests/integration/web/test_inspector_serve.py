@@ -259,5 +259,6 @@ def test_chartd_serve_http_serves_the_inspector_beside_the_api(tmp_path: Path) -
         assert httpx.get(base + entity.group(1), timeout=WAIT).status_code == 200
         assert httpx.post(base + entity.group(1) + "/fire", json={}).status_code == 403
         assert "serving the inspector on http://127.0.0.1:" in daemon.logs()
+        assert "lets every local user read every entity's data" in daemon.logs()
     finally:
         assert daemon.stop() == 0
