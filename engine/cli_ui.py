@@ -99,12 +99,13 @@ VERB = Verb(
             action="append",
             help="A chart file or installed chart to draw (repeatable; default: all installed).",
         ),
-        arg("--tls-cert", type=Path, help="HTTPS certificate."),
-        arg("--tls-key", type=Path, help="HTTPS private key."),
-        arg(
-            "--tls-client-ca",
-            type=Path,
-            help="Require client certificates this CA signed (mutual TLS; needed beyond loopback).",
+        *(
+            arg(f"--tls-{name}", type=Path, help=text)
+            for name, text in (
+                ("cert", "HTTPS certificate."),
+                ("key", "HTTPS private key."),
+                ("client-ca", "Require client certificates this CA signed (mutual TLS)."),
+            )
         ),
     ),
 )

@@ -4,8 +4,8 @@ A single thread follows the outbox (:attr:`Source.events`). For each event
 it keeps the live entity counts by configuration (counted once when it
 starts, then moved by each ``transition`` event's ``from`` and ``to``), and
 hands each subscribed page what changed: an entity page gets the entity's
-facts and its new or changed transitions (at most every quarter second
-while it changes, rendered and encoded once for all its viewers); a chart
+facts and its new or changed transitions (at most twice a second while
+it changes, rendered and encoded once for all its viewers); a chart
 page gets the moved rows and, at most every quarter second, its chart's
 counts. So a hundred open pages cost the engine one reader of the outbox
 and one rendering per change, not a hundred.
@@ -40,6 +40,9 @@ Topic = tuple[str, str]
 
 _IDLE = 0.2  # seconds without events before the feed flushes what it holds
 _FLUSH = 0.25  # counts go to chart pages at most this often
+# A busy entity's page gets its change at most this often: rendering is Python work that
+# holds the GIL, and a fire waiting for it is a slower fire.
+_VIEW = 0.5
 _RECOUNT = 1.0  # dirty counts are counted again at most this often
 _QUEUE = 256  # messages a slow page may be behind before it is told to reload
 
@@ -186,9 +189,9 @@ class Feed:
             viewers = list(self._subs.get(("entity", ev.entity_id), ()))
             rows = list(self._subs.get(("chart", ev.chart), ()))
         if viewers:
-            # At most one view per entity per _FLUSH: an entity fired a thousand times a
-            # second is shown as it stands every quarter second, not a thousand times.
-            if time.monotonic() - self._rendered.get(ev.entity_id, 0.0) >= _FLUSH:
+            # At most one view per entity per _VIEW: an entity fired a thousand times a
+            # second is shown as it stands twice a second, not a thousand times.
+            if time.monotonic() - self._rendered.get(ev.entity_id, 0.0) >= _VIEW:
                 self._send_view(ev.entity_id)
             else:
                 self._pending.add(ev.entity_id)
@@ -255,9 +258,11 @@ class Feed:
             self._changed.add(ev.chart)
 
     def _flush(self) -> None:
-        """Send the views held back, and the counts of the charts that changed."""
+        """Send the views held back (when due), and the counts of the charts that changed."""
+        now = time.monotonic()
         for entity_id in list(self._pending):
-            self._send_view(entity_id)
+            if now - self._rendered.get(entity_id, 0.0) >= _VIEW:
+                self._send_view(entity_id)
         with self._lock:
             watched = {key for kind, key in self._subs if kind == "entity"}
         self._rendered = {k: v for k, v in self._rendered.items() if k in watched}
