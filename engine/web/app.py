@@ -27,14 +27,20 @@ import secrets
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    Response,
+    StreamingResponse,
+)
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -65,6 +71,26 @@ _HEADERS = {
 }
 # How a fire's error category is answered over HTTP.
 _STATUS = {"invalid_parameter": 400, "not_found": 404, "conflict": 409, "forbidden": 403}
+
+
+class _KnownHosts:
+    """Answers 400 to a request whose Host is not one of ``hosts`` (``*``: any)."""
+
+    def __init__(self, app: ASGIApp, hosts: Sequence[str]) -> None:
+        self.app = app
+        self.hosts = {h.strip("[]").lower() for h in hosts}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and "*" not in self.hosts:
+            named = Headers(scope=scope).get("host", "")
+            try:
+                host = urlsplit(f"//{named}").hostname or ""
+            except ValueError:
+                host = ""
+            if host not in self.hosts:
+                await PlainTextResponse("Invalid host header", 400)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class _SecurityHeaders:
@@ -105,7 +131,7 @@ class Inspector:
             ],
             middleware=[
                 Middleware(_SecurityHeaders),
-                Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts)),
+                Middleware(_KnownHosts, hosts=list(hosts)),
             ],
         )
 

@@ -44,6 +44,7 @@ _FLUSH = 0.25  # counts go to chart pages at most this often
 # holds the GIL, and a fire waiting for it is a slower fire.
 _VIEW = 0.5
 _RECOUNT = 1.0  # dirty counts are counted again at most this often
+_CREATES_READ = 200  # creates the feed reads one by one between two counts
 _QUEUE = 256  # messages a slow page may be behind before it is told to reload
 
 
@@ -85,6 +86,7 @@ class Feed:
         self._counted_through = 0
         self._changed: set[str] = set()  # charts whose counts pages have not been sent
         self._dirty = False
+        self._creates = 0  # entities read for their first place since the last count
         self._rendered: dict[str, float] = {}  # when each watched entity's view was last sent
         self._pending: set[str] = set()  # entities whose last change no view has shown yet
         # Per watched entity, the newest transition seq sent and those sent unfinished.
@@ -163,6 +165,11 @@ class Feed:
                 if self._stop.wait(1.0):
                     return
                 log.warning("the inspector's feed lost the outbox: %s", exc.message)
+            except Exception:  # an event the feed cannot handle must not end every page's feed
+                log.exception("the inspector's feed failed after event %d; it goes on", self.seq)
+                self._dirty = True
+                if self._stop.wait(1.0):
+                    return
             self._flush()
             last_flush = time.monotonic()
             if self._dirty and time.monotonic() - last_count > _RECOUNT:
@@ -181,6 +188,7 @@ class Feed:
             self._counts = counts
             self._counted_through = max(seq, 0)
             self._dirty = seq < 0
+            self._creates = 0
 
     def _handle(self, ev: Event) -> None:
         if ev.seq > self._counted_through:
@@ -196,9 +204,8 @@ class Feed:
             else:
                 self._pending.add(ev.entity_id)
         if rows and ev.type == "transition":
-            row = frame(
-                {"type": "row", "id": ev.entity_id, "state": innermost(ev.attributes["to"])}
-            )
+            state = innermost(ev.attributes.get("to", ()))
+            row = frame({"type": "row", "id": ev.entity_id, "state": state})
             for sub in rows:
                 sub.put(row)
 
@@ -228,13 +235,20 @@ class Feed:
         """Move the counts as ``ev`` says, or mark them dirty where it does not say."""
         chart = self._source.charts().get(ev.chart)
         if ev.type == "create":
+            if self._creates > _CREATES_READ:
+                self._dirty = True  # a bulk create: one count costs less than a read each
+                return
+            self._creates += 1
             row = self._source.store.entity(ev.entity_id)
             if row is None or row.version != 0:
                 self._dirty = True  # gone, or moved already: its first place is unknown
                 return
             moves: list[tuple[tuple[str, ...], int]] = [(row.configuration, 1)] if row.live else []
         elif ev.type == "transition":
-            source, target = tuple(ev.attributes["from"]), tuple(ev.attributes["to"])
+            source, target = (
+                tuple(ev.attributes.get("from", ())),
+                tuple(ev.attributes.get("to", ())),
+            )
             moves = [(source, -1)]
             if chart is None:
                 self._dirty = True  # cannot tell whether the target finishes it

@@ -202,6 +202,8 @@ def test_responses_forbid_framing_foreign_scripts_and_other_host_names(
     assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
     assert page.headers["x-content-type-options"] == "nosniff"
     assert client.get("/", headers={"Host": "evil.example"}).status_code == 400
+    assert client.get("/", headers={"Host": "evil.example:80"}).status_code == 400
+    assert client.get("/", headers={"Host": "[::1"}).status_code == 400
     script = client.get("/static/inspector.js")
     assert script.status_code == 200 and "EventSource" in script.text
 
@@ -246,3 +248,24 @@ def test_the_inspector_reads_a_postgresql_database_it_does_not_own(
             inspector.close()
     finally:
         writer.close()
+
+
+def test_a_loopback_inspector_answers_to_its_names_only(shop: engine.Engine) -> None:
+    from engine.web import LOOPBACK_HOSTS, Source  # noqa: PLC0415
+
+    inspector = Inspector(Source.of_engine(shop), hosts=LOOPBACK_HOSTS)
+    with TestClient(inspector.app, base_url="http://127.0.0.1:7480") as client:
+        for host in ("127.0.0.1:7480", "localhost:7480", "[::1]:7480", "LOCALHOST"):
+            assert client.get("/", headers={"Host": host}).status_code == 200, host
+        for host in ("attacker.example:7480", "127.0.0.2", ""):
+            assert client.get("/", headers={"Host": host}).status_code == 400, host
+
+
+def test_an_event_the_feed_cannot_read_does_not_stop_it(
+    shop: engine.Engine, inspector: Inspector
+) -> None:
+    e = shop.create("order", "after-the-odd-one")
+    odd = EventRow(e.id, e.name, "order", "transition", {"event": "pay"}, None, 0.0)
+    assert shop.store.apply([Write(events=[odd])]) == [None]
+    shop.fire(e, "pay")
+    eventually(lambda: inspector.feed.counts("order") == {"paid": 1}, "the feed to go on")
