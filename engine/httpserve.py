@@ -69,6 +69,7 @@ class Listener:
                 sock.bind(str(path))
             finally:
                 os.umask(old)
+            os.chmod(path, 0o600)  # the daemon's user only, as its gRPC socket
             sock.listen(128)
         except OSError as exc:
             sock.close()
