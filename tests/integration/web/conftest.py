@@ -17,7 +17,7 @@ from engine.web import Inspector, Source
 from engine.web.serve import Served, serve_inspector
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "inspector"
-"""Where the browser tests keep their screenshots (git-ignored; CI keeps them)."""
+"""Where the browser tests keep their screenshots (git-ignored; each path is printed)."""
 
 
 @pytest.fixture
