@@ -269,3 +269,23 @@ def test_an_event_the_feed_cannot_read_does_not_stop_it(
     assert shop.store.apply([Write(events=[odd])]) == [None]
     shop.fire(e, "pay")
     eventually(lambda: inspector.feed.counts("order") == {"paid": 1}, "the feed to go on")
+
+
+def test_a_chart_without_its_definition_is_listed_without_a_diagram(
+    shop: engine.Engine, db_url: str
+) -> None:
+    from engine.web import Source  # noqa: PLC0415
+
+    e = shop.create("order", "undrawn")
+    inspector = Inspector(Source.open(db_url, {}), hosts=["testserver"])
+    inspector.start()
+    try:
+        with TestClient(inspector.app) as client:
+            charts = client.get("/").text
+            assert '<tr data-chart="order">' in charts and "<td>-</td>" in charts
+            page = client.get("/charts/order").text
+            assert "no definition" in page and "<svg" not in page and ">undrawn</a>" in page
+            entity = client.get(f"/entities/{e.id}")
+            assert entity.status_code == 200 and "<svg" not in entity.text
+    finally:
+        inspector.close()

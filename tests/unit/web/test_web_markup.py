@@ -69,3 +69,16 @@ def test_an_entry_without_a_trace_id_shows_none() -> None:
     text = timeline([plain])
     assert "trace-id" not in text and "idempotency-key" not in text
     assert '<span class="duration">1.0 ms</span>' in text
+
+
+def test_every_state_of_a_compound_chart_is_marked_on_its_diagram(graphviz: str) -> None:
+    import engine  # noqa: PLC0415
+    from engine.web.diagram import Diagrams  # noqa: PLC0415
+
+    chart = engine.load_chart("container")
+    svg = Diagrams().of(chart)
+    marked = set(re.findall(r'data-state="([^"]+)"', svg))
+    drawn = {p for p, s in chart.model.states.items() if s.kind != "history"}
+    assert drawn <= marked <= set(chart.model.states)
+    assert any("." in p for p in marked)  # nested states, and their clusters
+    assert "<script" not in svg and "<!DOCTYPE" not in svg and "<?xml" not in svg
