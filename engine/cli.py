@@ -21,7 +21,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from engine import cli_client, cli_export
+from engine import cli_client, cli_export, cli_ui
 from engine.cli_output import fail
 from engine.cli_session import GLOBAL_OPTIONS
 from engine.cli_verbs import Parser, Verb, arg, positive
@@ -52,6 +52,8 @@ def _serve(args: argparse.Namespace) -> None:
             retain_removed=args.retain_removed,
             otel=exporter,
             metrics_addr=args.metrics_addr,
+            http=args.http,
+            http_allow_fire=args.http_allow_fire,
         )
         daemon.serve(config)
     except ChartdError as exc:
@@ -133,6 +135,16 @@ SERVE = Verb(
             help="Serve the engine's metrics for Prometheus at http://HOST:PORT/metrics "
             "(loopback; another host needs mutual TLS: --tls-cert, --tls-key, --tls-client-ca).",
         ),
+        arg(
+            "--http",
+            help="Serve the inspector at HOST:PORT (loopback, or with mutual TLS: "
+            "--tls-cert, --tls-key, --tls-client-ca).",
+        ),
+        arg(
+            "--http-allow-fire",
+            action="store_true",
+            help="Let the inspector's pages fire events (CSRF-checked); read-only otherwise.",
+        ),
     ),
 )
 
@@ -211,7 +223,7 @@ def parser() -> Parser:
     for a in GLOBAL_OPTIONS:
         top.add_argument(*a.flags, **a.options)
     top.set_defaults(run=_help_of, parser=top)
-    top.add_verbs((SERVE, *cli_client.VERBS, CHART))
+    top.add_verbs((SERVE, cli_ui.VERB, *cli_client.VERBS, CHART))
     return top
 
 

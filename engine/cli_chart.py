@@ -157,17 +157,33 @@ def check(args: argparse.Namespace) -> NoReturn:
     _report(name, findings, args.fmt)
 
 
-def export(chart: str, fmt: str, output: Path | None) -> None:
-    """``chart export``: the chart in one of :data:`engine.export.FORMATS`, to stdout or a file."""
-    check_format(fmt, tuple(FORMATS))
+def export(
+    chart: str, fmt: str, output: Path | None, *, entity: str | None = None, db: str | None = None
+) -> None:
+    """``chart export``: the chart in one of :data:`engine.export.FORMATS` or ``html``.
+
+    ``html`` is the inspector's page as one file: ``entity``'s (read from
+    ``db``, by default the daemon's database) or the chart's diagram alone.
+    """
+    check_format(fmt, (*FORMATS, "html"))
     try:
-        text = FORMATS[fmt](engine.load_chart(chart))
+        loaded = engine.load_chart(chart)
+        text = _html(loaded, entity, db) if fmt == "html" else FORMATS[fmt](loaded)
     except ChartdError as exc:  # a chart that does not load; svg without Graphviz
         _fail(exc)
     if output is None:
         sys.stdout.write(text)
     else:
         output.write_text(text, encoding="utf-8")
+
+
+def _html(chart: engine.Chart, entity: str | None, db: str | None) -> str:
+    from engine.api import default_state_dir  # noqa: PLC0415 - only for this format
+    from engine.web.export import standalone  # noqa: PLC0415
+
+    if entity is not None and db is None:
+        db = f"sqlite:///{default_state_dir() / 'chartd.db'}"
+    return standalone(chart, db=db, entity=entity)
 
 
 def _binding_findings(c: engine.Chart, spec: str) -> list[Finding]:

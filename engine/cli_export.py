@@ -14,19 +14,23 @@ from engine.cli_verbs import Verb, arg
 
 __all__ = ["FORMAT_NAMES", "VERB"]
 
-FORMAT_NAMES = ("json", "dot", "mermaid", "svg", "plantuml", "scxml", "xstate")
-"""The names of :data:`engine.export.FORMATS`, for the help, without importing the exporters."""
+FORMAT_NAMES = ("json", "dot", "mermaid", "svg", "plantuml", "scxml", "xstate", "html")
+"""The names of :data:`engine.export.FORMATS` and ``html`` (the inspector's page), for the help."""
 
 
 def _export(args: argparse.Namespace) -> None:
     from engine import cli_chart  # noqa: PLC0415 - the exporters load the model
 
-    cli_chart.export(args.chart, args.fmt, args.output)
+    if args.entity is not None and args.fmt != "html":
+        from engine.cli_output import fail  # noqa: PLC0415
+
+        fail("--entity goes with --format html", 2)
+    cli_chart.export(args.chart, args.fmt, args.output, entity=args.entity, db=args.db)
 
 
 VERB = Verb(
     "export",
-    "Export a chart as JSON, DOT, SVG, Mermaid, PlantUML, SCXML or XState JSON.",
+    "Export a chart as JSON, DOT, SVG, Mermaid, PlantUML, SCXML, XState JSON or HTML.",
     _export,
     (
         arg(
@@ -37,6 +41,16 @@ VERB = Verb(
         ),
         arg("--format", dest="fmt", default="json", help=", ".join(FORMAT_NAMES) + "."),
         arg("-o", "--output", type=Path, help="Write to this file."),
+        arg(
+            "--entity",
+            help="With --format html: this entity's page (its state, data and history), "
+            "read from --db.",
+        ),
+        arg(
+            "--db",
+            help="The engine database --entity is read from "
+            "(default sqlite:///STATE_DIR/chartd.db, the daemon's).",
+        ),
     ),
 )
 """``chart export``."""

@@ -52,6 +52,8 @@ from engine.telemetry import (
     providers,
     scrape_reader,
 )
+from engine.web import Source
+from engine.web.serve import HttpTLS, Served, check_exposure, parse_http_address, serve_inspector
 from statecharts.container.process import ProcessRuntime
 from statecharts.container.service import Containers, status_of
 
@@ -88,6 +90,8 @@ class DaemonConfig:
     retain_removed: float | None = parse_retention(RETAIN_REMOVED)
     metrics_addr: Address | None = None
     """Where Prometheus scrapes the engine's metrics (a tcp:// address), if anywhere."""
+    http: Address | None = None  # where the inspector is served (None: not at all)
+    http_allow_fire: bool = False
 
     # More than six parameters: one keyword per option of chartd serve, a signature tests pin.
     @classmethod
@@ -104,6 +108,8 @@ class DaemonConfig:
         otel: str = "off",
         retain_removed: str = RETAIN_REMOVED,
         metrics_addr: str | None = None,
+        http: str | None = None,
+        http_allow_fire: bool = False,
     ) -> DaemonConfig:
         """Defaults filled in and the listen rules enforced (InvalidParameter otherwise).
 
@@ -116,6 +122,8 @@ class DaemonConfig:
         ``retain_removed`` is how long removed containers are kept (``24h``, ``forever``).
         ``metrics_addr`` (``HOST:PORT``) is on loopback, or the daemon has mutual TLS,
         whose certificates the scrape endpoint then serves and requires.
+        ``http`` (``HOST:PORT``) serves the inspector there, on loopback or with mutual
+        TLS (the same files); ``http_allow_fire`` lets its pages fire events.
         """
         check_exporter(otel)
         state_dir = state_dir.expanduser().absolute()
@@ -132,6 +140,17 @@ class DaemonConfig:
         metrics = None
         if metrics_addr is not None:
             metrics = _metrics_address(metrics_addr, mutual=mutual)
+        inspector = None
+        if http is not None:
+            inspector = parse_http_address(http)
+            https = (
+                None
+                if tls_cert is None or tls_key is None
+                else HttpTLS(tls_cert, tls_key, tls_client_ca)
+            )
+            check_exposure(inspector, https)
+        elif http_allow_fire:
+            raise InvalidParameter("--http-allow-fire needs --http")
         return cls(
             state_dir=state_dir,
             db=db or f"sqlite:///{state_dir / 'chartd.db'}",
@@ -143,6 +162,8 @@ class DaemonConfig:
             otel=otel,
             retain_removed=parse_retention(retain_removed),
             metrics_addr=metrics,
+            http=inspector,
+            http_allow_fire=http_allow_fire,
         )
 
     @property
@@ -160,6 +181,13 @@ class DaemonConfig:
         if self.tls_cert is None or self.tls_key is None or self.tls_client_ca is None:
             return None
         return MetricsTLS(self.tls_cert, self.tls_key, self.tls_client_ca)
+
+    @property
+    def http_tls(self) -> HttpTLS | None:
+        """The inspector's HTTPS: the daemon's own certificate, key and client CA."""
+        if self.tls_cert is None or self.tls_key is None:
+            return None
+        return HttpTLS(self.tls_cert, self.tls_key, self.tls_client_ca)
 
 
 def _metrics_address(text: str, *, mutual: bool) -> Address:
@@ -269,9 +297,11 @@ def _serve(
         # Bound first: a daemon that cannot listen fails before it touches a container.
         api.bind(config.listen, config.tls)
         endpoint = None
+        inspector = None
         try:
             # Before any container is touched too: a taken metrics port ends the start.
             endpoint = _metrics(config, eng, *metrics)
+            inspector = _inspector(eng, config)
             runtime = ProcessRuntime(config.state_dir / "runtime")
             try:
                 containers = Containers(eng, runtime, config.state_dir)
@@ -299,6 +329,8 @@ def _serve(
         finally:
             if endpoint is not None:
                 endpoint.close()
+            if inspector is not None:
+                inspector.close()
             api.stop(0)  # again, harmlessly; removes the socket if serving never began
     finally:
         eng.close()
@@ -319,6 +351,19 @@ def _metrics(
     endpoint = MetricsEndpoint(scrape, address.host, address.port, config.metrics_tls)
     log.info("serving metrics on %s", endpoint.url)
     return endpoint
+
+
+def _inspector(eng: engine.Engine, config: DaemonConfig) -> Served | None:
+    """The inspector served at ``--http`` (None without it)."""
+    if config.http is None:
+        return None
+    source = Source.of_engine(eng, fire=config.http_allow_fire)
+    served = serve_inspector(source, config.http, config.http_tls)
+    mode = "may fire events" if config.http_allow_fire else "read-only"
+    log.info("serving the inspector on %s (%s)", served.url, mode)
+    if served.exposure is not None:
+        log.warning("%s", served.exposure)
+    return served
 
 
 def _private_state_dir(path: Path) -> None:

@@ -75,7 +75,7 @@ def test_every_cli_error_starts_with_Error() -> None:
     for done in (export, show, ps):
         assert done.stderr.startswith("Error: "), done.stderr
     assert export.stderr.splitlines()[0] == (
-        "Error: invalid --format 'xx': use json, dot, mermaid, svg, plantuml, scxml or xstate"
+        "Error: invalid --format 'xx': use json, dot, mermaid, svg, plantuml, scxml, xstate or html"
     )
     assert export.returncode == ps.returncode == 2 and show.returncode == 1
 
