@@ -16,9 +16,6 @@ from engine.api.address import Address
 from engine.web import Inspector, Source
 from engine.web.serve import Served, serve_inspector
 
-ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "inspector"
-"""Where the browser tests keep their screenshots (git-ignored; each path is printed)."""
-
 
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:

@@ -11,6 +11,9 @@ import engine
 from engine import Bindings, Context, Step
 from engine.errors import System
 
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts" / "inspector"
+"""Where the browser tests keep their screenshots (git-ignored; each path is printed)."""
+
 HOSTILE = "<img src=x onerror=alert(1)>"
 """What an attacker puts wherever a page shows text."""
 

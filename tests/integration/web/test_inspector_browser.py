@@ -9,9 +9,8 @@ docs/inspector.md shows two of them).
 from __future__ import annotations
 
 import pytest
-from conftest import ARTIFACTS
 from playwright.sync_api import Page
-from shop import HOSTILE
+from shop import ARTIFACTS, HOSTILE
 
 import engine
 from engine.errors import System
