@@ -12,6 +12,7 @@ Layout of the state directory (mode 0700)::
 
     chartd.db        the SQLite database (unless --db names another)
     chartd.sock      the API's unix socket (unless --listen names another)
+    docker.sock      docker's Engine API (unless --docker-socket names another)
     runtime/         the process runtime's index, lock and task records
     containers/ run/ network/   the container chart's directories
 """
@@ -36,8 +37,10 @@ import engine
 from engine.api import ApiServer, parse_address
 from engine.api.address import Address
 from engine.api.tls import ServerTLS
+from engine.dockerapi import HijackingH11, docker_app
 from engine.errors import Forbidden, InvalidParameter
 from engine.export import FORMATS
+from engine.httpserve import HttpServer, serve_in_thread
 from engine.runtime.limits import Limits, parse_retention
 from engine.telemetry import Telemetry, check_exporter, providers
 from statecharts.container.process import ProcessRuntime
@@ -74,6 +77,7 @@ class DaemonConfig:
     otel: str = "off"
     shutdown_grace: float = 2.0
     retain_removed: float | None = parse_retention(RETAIN_REMOVED)
+    docker_socket: Address | None = None
 
     # More than six parameters: one keyword per option of chartd serve, a signature tests pin.
     @classmethod
@@ -89,6 +93,7 @@ class DaemonConfig:
         insecure: bool = False,
         otel: str = "off",
         retain_removed: str = RETAIN_REMOVED,
+        docker_socket: str | None = None,
     ) -> DaemonConfig:
         """Defaults filled in and the listen rules enforced (InvalidParameter otherwise).
 
@@ -99,6 +104,8 @@ class DaemonConfig:
         certificate that CA signed is refused. ``otel`` is one of
         ``engine.telemetry.EXPORTERS``, and its exporter package is installed.
         ``retain_removed`` is how long removed containers are kept (``24h``, ``forever``).
+        ``docker_socket`` is where docker's Engine API listens (``none``: nowhere);
+        on TCP it follows the same rules, with the same TLS files.
         """
         check_exporter(otel)
         state_dir = state_dir.expanduser().absolute()
@@ -112,6 +119,13 @@ class DaemonConfig:
                 raise InvalidParameter(f"no such file: {path}")
         mutual = tls_client_ca is not None
         _check_listen(address, tls=tls_cert is not None, mutual=mutual, insecure=insecure)
+        docker = None
+        if docker_socket != "none":
+            docker = parse_address(docker_socket or f"unix://{state_dir / 'docker.sock'}")
+            if docker.scheme == "tcp":
+                _check_listen(docker, tls=tls_cert is not None, mutual=mutual, insecure=insecure)
+            if docker == address:
+                raise InvalidParameter(f"--docker-socket and --listen are both {address}")
         return cls(
             state_dir=state_dir,
             db=db or f"sqlite:///{state_dir / 'chartd.db'}",
@@ -122,6 +136,7 @@ class DaemonConfig:
             insecure=insecure,
             otel=otel,
             retain_removed=parse_retention(retain_removed),
+            docker_socket=docker,
         )
 
     @property
@@ -218,29 +233,60 @@ def _serve(config: DaemonConfig, stop: threading.Event, observer: Telemetry | No
                 containers = Containers(eng, runtime, config.state_dir)
                 log.info("process runtime ready (freezer: %s)", runtime.freezer)
                 api.add_containers(containers, status_of)
-                restarted = containers.restore()
-                if restarted:
-                    log.info("restart policies started %d container(s) again", len(restarted))
-                api.start()
-                log.info("serving the API on %s (pid %d)", config.listen, os.getpid())
-                exposure = _exposure(config)
-                if exposure is not None:
-                    log.warning("%s", exposure)
+                docker = _serve_docker(config, eng, containers)
                 try:
-                    # In slices: a wait without a timeout would not let the handler run.
-                    while not stop.wait(0.5):
-                        pass
+                    _run(config, stop, api, containers, docker)
                 finally:
-                    log.info("shutting down: the API stops taking calls")
-                    api.stop(config.shutdown_grace)
-                    log.info("stopping the running containers")
-                    containers.shutdown()
+                    if docker is not None:
+                        docker.stop(0)  # again, harmlessly; if serving never began
             finally:
                 runtime.close()
         finally:
             api.stop(0)  # again, harmlessly; removes the socket if serving never began
     finally:
         eng.close()
+
+
+def _run(
+    config: DaemonConfig,
+    stop: threading.Event,
+    api: ApiServer,
+    containers: Containers,
+    docker: HttpServer | None,
+) -> None:
+    """Restore, serve until ``stop``, then stop taking calls and stop the containers."""
+    restarted = containers.restore()
+    if restarted:
+        log.info("restart policies started %d container(s) again", len(restarted))
+    api.start()
+    log.info("serving the API on %s (pid %d)", config.listen, os.getpid())
+    exposure = _exposure(config)
+    if exposure is not None:
+        log.warning("%s", exposure)
+    try:
+        # In slices: a wait without a timeout would not let the handler run.
+        while not stop.wait(0.5):
+            pass
+    finally:
+        log.info("shutting down: the API stops taking calls")
+        if docker is not None:
+            docker.stop(config.shutdown_grace)
+        api.stop(config.shutdown_grace)
+        log.info("stopping the running containers")
+        containers.shutdown()
+
+
+def _serve_docker(
+    config: DaemonConfig, eng: engine.Engine, containers: Containers
+) -> HttpServer | None:
+    """docker's Engine API on the same container service, if asked for; serving."""
+    if config.docker_socket is None:
+        return None
+    app = docker_app(containers, eng, status_of=status_of, version=chartd_version())
+    tls = config.tls if config.docker_socket.scheme == "tcp" else None
+    served = serve_in_thread(app, config.docker_socket, tls, http=HijackingH11)
+    log.info("serving docker's Engine API on %s", config.docker_socket)
+    return served
 
 
 def _private_state_dir(path: Path) -> None:
