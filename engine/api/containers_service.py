@@ -88,6 +88,9 @@ class ContainerService(Protocol):
         stop_timeout: int | None = None,
         restart: str | None = None,
         auto_remove: bool = False,
+        entrypoint: Sequence[str] | None = None,
+        image: str | None = None,
+        healthcheck: Mapping[str, Any] | None = None,
     ) -> engine.Entity:
         """A new container in state created."""
         ...
@@ -146,12 +149,17 @@ class ContainerService(Protocol):
         timeout: float | None = None,
         *,
         time_left: TimeLeft | None = None,
+        since: int | None = None,
     ) -> tuple[int, str]:
-        """Block until ``condition`` holds; (exit code, error)."""
+        """Block until ``condition`` holds (counting exits after ``since``); (exit code, error)."""
         ...
 
     def logs(self, ref: str) -> Path:
         """The file of its stdout and stderr."""
+        ...
+
+    def open_log(self, ref: str) -> BinaryIO:
+        """That file open at its end, readable after a removal (an attach reads on)."""
         ...
 
     def inspect(self, ref: str) -> dict[str, Any]:

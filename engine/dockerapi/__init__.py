@@ -24,18 +24,20 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 
 import engine
-from engine.api.containers_service import StatusOf
+from engine.api.containers_service import ContainerService, StatusOf
 from engine.dockerapi import containers, errors, streams, system
-from engine.dockerapi.backend import Backend, Daemon
+from engine.dockerapi.backend import Daemon
 from engine.dockerapi.calls import THREADS
 from engine.dockerapi.hijack import HijackingH11
 from engine.dockerapi.versions import API_VERSION, MIN_API_VERSION, VersionMiddleware
 from engine.errors import ChartdError
 
-__all__ = ["API_VERSION", "MIN_API_VERSION", "Backend", "HijackingH11", "docker_app"]
+__all__ = ["API_VERSION", "MIN_API_VERSION", "HijackingH11", "docker_app"]
 
 
-def docker_app(backend: Backend, eng: engine.Engine, *, status_of: StatusOf, version: str) -> Any:
+def docker_app(
+    backend: ContainerService, eng: engine.Engine, *, status_of: StatusOf, version: str
+) -> Any:
     """The Engine API as an ASGI app, on the container service ``backend`` and ``eng``.
 
     Serve it with :func:`engine.httpserve.serve_in_thread` and
