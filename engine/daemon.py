@@ -118,14 +118,15 @@ class DaemonConfig:
             if path is not None and not path.is_file():
                 raise InvalidParameter(f"no such file: {path}")
         mutual = tls_client_ca is not None
-        _check_listen(address, tls=tls_cert is not None, mutual=mutual, insecure=insecure)
         docker = None
         if docker_socket != "none":
             docker = parse_address(docker_socket or f"unix://{state_dir / 'docker.sock'}")
-            if docker.scheme == "tcp":
-                _check_listen(docker, tls=tls_cert is not None, mutual=mutual, insecure=insecure)
             if docker == address:
                 raise InvalidParameter(f"--docker-socket and --listen are both {address}")
+        # The TLS options serve whichever listener is on TCP; on unix sockets only, none.
+        listeners = [a for a in (address, docker) if a is not None]
+        for where in [a for a in listeners if a.scheme == "tcp"] or [address]:
+            _check_listen(where, tls=tls_cert is not None, mutual=mutual, insecure=insecure)
         return cls(
             state_dir=state_dir,
             db=db or f"sqlite:///{state_dir / 'chartd.db'}",

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import socket
 import time
+from pathlib import Path
 
+import httpx
 from api_daemon import Daemon
 from docker_side import DockerCli
 
@@ -134,3 +138,23 @@ def test_refusals_carry_dockers_messages_and_exit_codes(docker: DockerCli) -> No
 
 def test_the_engine_api_socket_is_private(daemon: Daemon, docker: DockerCli) -> None:
     assert docker.socket.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_engine_api_on_loopback_tcp(tmp_path: Path, docker: DockerCli) -> None:
+    with socket.socket() as probe:  # a free port (the daemon binds it moments later)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    other = Daemon(tmp_path / "state")
+    other.start("--docker-socket", f"tcp://127.0.0.1:{port}", "--insecure")
+    try:
+        host = ("-H", f"tcp://127.0.0.1:{port}")
+        assert docker.ok(*host, "run", "--rm", "alpine", "echo", "over tcp") == "over tcp\n"
+        assert not (other.state_dir / "docker.sock").exists()
+        # A follower still open when the daemon stops: its stream is ended, the daemon exits.
+        with httpx.stream("GET", f"http://127.0.0.1:{port}/events", timeout=60) as events:
+            assert events.status_code == 200
+            assert other.stop() == 0, other.logs()
+            with contextlib.suppress(httpx.RemoteProtocolError):
+                assert b"".join(events.iter_bytes()) == b""
+    finally:
+        assert other.stop() == 0, other.logs()
