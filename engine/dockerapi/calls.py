@@ -19,14 +19,29 @@ from starlette.requests import Request
 from engine.dockerapi.backend import Daemon
 from engine.errors import InvalidParameter
 
-__all__ = ["THREADS", "blocking", "daemon", "filters", "flag", "integer", "text"]
+__all__ = [
+    "MAX_BODY",
+    "THREADS",
+    "blocking",
+    "body",
+    "daemon",
+    "filters",
+    "flag",
+    "integer",
+    "ref",
+    "text",
+]
 
 T = TypeVar("T")
 
 THREADS = 64
 """Worker threads for the service's blocking calls, shared by every request."""
 
+MAX_BODY = 4 * 1024 * 1024
+"""The largest request body read (a create's JSON: the service caps what it stores)."""
+
 _FALSE = ("", "0", "no", "false", "none")  # moby's httputils.BoolValue
+_MAX_REF = 256  # past any name or ID
 
 
 def daemon(request: Request) -> Daemon:
@@ -39,6 +54,25 @@ async def blocking(request: Request, fn: Callable[..., T], *args: Any, **kwargs:
     """``fn(*args, **kwargs)`` on a worker thread of the bounded pool."""
     limiter: anyio.CapacityLimiter = request.app.state.limiter
     return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=limiter)
+
+
+async def body(request: Request) -> bytes:
+    """The request's body, read no further than :data:`MAX_BODY` bytes."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise InvalidParameter(f"the request body is too large: more than {MAX_BODY} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def ref(request: Request) -> str:
+    """The container the path names (a name or an ID), bounded and printable."""
+    found = str(request.path_params["ref"])
+    if not found or len(found) > _MAX_REF or not found.isprintable():
+        raise InvalidParameter(f"invalid name or ID supplied: {found[:40]!r}".replace("'", '"'))
+    return found
 
 
 def flag(request: Request, name: str) -> bool:

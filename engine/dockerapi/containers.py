@@ -16,7 +16,7 @@ from starlette.routing import Route
 import engine
 from engine.api.containers_service import STATUSES, matches
 from engine.dockerapi import shapes
-from engine.dockerapi.calls import blocking, daemon, filters, flag, integer, text
+from engine.dockerapi.calls import blocking, body, daemon, filters, flag, integer, ref, text
 from engine.errors import InvalidParameter
 from engine.errors import NotImplemented as Unsupported
 
@@ -38,79 +38,72 @@ PENDING = {
 """Endpoints whose service capability this chartd lacks: 501 until it lands."""
 
 
-def _ref(request: Request) -> str:
-    ref = request.path_params["ref"]
-    if not ref or len(ref) > 256 or not ref.isprintable():
-        raise InvalidParameter(f"invalid name or ID supplied: {ref[:40]!r}".replace("'", '"'))
-    return str(ref)
-
-
 def _done() -> Response:
     return Response(status_code=204)
 
 
 async def create(request: Request) -> Response:
-    body = shapes.decode_json(await request.body())
-    options = shapes.create_options(text(request, "name"), body)
+    given = shapes.decode_json(await body(request))
+    options = shapes.create_options(text(request, "name"), given)
     created = await blocking(request, daemon(request).backend.create, **options)
     return JSONResponse({"Id": created.id, "Warnings": []}, status_code=201)
 
 
 async def start(request: Request) -> Response:
-    await blocking(request, daemon(request).backend.start, _ref(request))
+    await blocking(request, daemon(request).backend.start, ref(request))
     return _done()
 
 
 async def stop(request: Request) -> Response:
-    ref, timeout = _ref(request), integer(request, "t")
+    container, timeout = ref(request), integer(request, "t")
     signal = text(request, "signal", 32) or None
-    await blocking(request, daemon(request).backend.stop, ref, timeout=timeout, signal=signal)
+    await blocking(request, daemon(request).backend.stop, container, timeout=timeout, signal=signal)
     return _done()
 
 
 async def restart(request: Request) -> Response:
-    ref, timeout = _ref(request), integer(request, "t")
+    container, timeout = ref(request), integer(request, "t")
     if text(request, "signal", 32):
         raise Unsupported(
             "restart with a signal is not supported: chartd stops with the container's stop signal"
         )
-    await blocking(request, daemon(request).backend.restart, ref, timeout=timeout)
+    await blocking(request, daemon(request).backend.restart, container, timeout=timeout)
     return _done()
 
 
 async def kill(request: Request) -> Response:
-    ref, signal = _ref(request), text(request, "signal", 32) or None
-    await blocking(request, daemon(request).backend.kill, ref, signal=signal)
+    container, signal = ref(request), text(request, "signal", 32) or None
+    await blocking(request, daemon(request).backend.kill, container, signal=signal)
     return _done()
 
 
 async def pause(request: Request) -> Response:
-    await blocking(request, daemon(request).backend.pause, _ref(request))
+    await blocking(request, daemon(request).backend.pause, ref(request))
     return _done()
 
 
 async def unpause(request: Request) -> Response:
-    await blocking(request, daemon(request).backend.unpause, _ref(request))
+    await blocking(request, daemon(request).backend.unpause, ref(request))
     return _done()
 
 
 async def rename(request: Request) -> Response:
-    ref, name = _ref(request), text(request, "name")
-    await blocking(request, daemon(request).backend.rename, ref, name)
+    container, name = ref(request), text(request, "name")
+    await blocking(request, daemon(request).backend.rename, container, name)
     return _done()
 
 
 async def remove(request: Request) -> Response:
-    ref = _ref(request)
+    container = ref(request)
     if flag(request, "link"):
         raise InvalidParameter("chartd has no container links: there is no link to remove")
     # v (remove anonymous volumes) has nothing to act on: chartd makes no volumes.
-    await blocking(request, daemon(request).backend.remove, ref, force=flag(request, "force"))
+    await blocking(request, daemon(request).backend.remove, container, force=flag(request, "force"))
     return _done()
 
 
 async def inspect(request: Request) -> Response:
-    found = await blocking(request, daemon(request).backend.inspect, _ref(request))
+    found = await blocking(request, daemon(request).backend.inspect, ref(request))
     document = shapes.inspect_document(found)
     if flag(request, "size"):
         document.update(SizeRw=0, SizeRootFs=0)

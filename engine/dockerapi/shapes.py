@@ -28,14 +28,9 @@ __all__ = [
     "summary",
 ]
 
-MAX_BODY = 4 * 1024 * 1024
-"""The largest request body read (a create's JSON: the service caps what it stores)."""
-
 
 def decode_json(body: bytes) -> dict[str, Any]:
     """A request body as a JSON object; InvalidParameter naming what is wrong."""
-    if len(body) > MAX_BODY:
-        raise InvalidParameter(f"the request body is too large: more than {MAX_BODY} bytes")
     if not body.strip():
         return {}
     try:

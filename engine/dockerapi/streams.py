@@ -28,7 +28,7 @@ from engine.api._event_times import EventClock, Window, earlier_events
 from engine.api.containers_service import CONDITIONS, has_label, log_entries
 from engine.dockerapi import shapes
 from engine.dockerapi.backend import Daemon
-from engine.dockerapi.calls import blocking, daemon, filters, flag, text
+from engine.dockerapi.calls import blocking, daemon, filters, flag, ref, text
 from engine.dockerapi.versions import parse_version
 from engine.errors import ChartdError, InvalidParameter, NotFound
 from engine.errors import NotImplemented as Unsupported
@@ -109,7 +109,7 @@ async def wait(request: Request) -> Response:
     d = daemon(request)
     # Read before the answer starts: every exit from here on counts.
     since = await blocking(request, d.engine.sequence)
-    found = await blocking(request, d.backend.get, request.path_params["ref"])
+    found = await blocking(request, d.backend.get, ref(request))
     return _Waiting(d, request.app.state.limiter, (found.id, condition, since))
 
 
@@ -154,7 +154,7 @@ async def logs(request: Request) -> Response:
     if text(request, "tail", 32) not in ("", "all"):
         raise Unsupported("logs with tail are not supported by this chartd yet")
     d = daemon(request)
-    found = await blocking(request, d.backend.get, request.path_params["ref"])
+    found = await blocking(request, d.backend.get, ref(request))
     path = d.backend.logs(found.id)
 
     async def stream() -> AsyncIterator[bytes]:
@@ -182,7 +182,7 @@ async def attach(request: Request) -> Response:
     chosen = {s for s in _STREAMS if flag(request, s)}
     d = daemon(request)
     since = await blocking(request, d.engine.sequence)
-    found = await blocking(request, d.backend.get, request.path_params["ref"])
+    found = await blocking(request, d.backend.get, ref(request))
     log = await blocking(request, d.backend.open_log, found.id)
     if flag(request, "logs"):
         log.seek(0)

@@ -9,7 +9,6 @@ import docker as docker_sdk
 import pytest
 from api_daemon import Daemon
 from docker.errors import APIError, NotFound
-from docker_side import http
 
 from engine.api.chartd.v1 import containers_pb2 as c
 
@@ -100,52 +99,3 @@ def test_grpc_and_engine_api_side_by_side(daemon: Daemon, sdk: docker_sdk.Docker
         grpc_client.containers.Remove(c.RemoveContainerRequest(container=box.id, force=True))
         with pytest.raises(NotFound):
             box.reload()
-
-
-def test_the_http_layer_speaks_mobys_dialect(daemon: Daemon) -> None:
-    with http(daemon) as h:
-        head = h.head("/_ping")
-        assert (head.status_code, head.text, head.headers["API-Version"]) == (200, "", "1.51")
-        assert h.get("/v1.24/_ping").text == "OK"
-        old = h.get("/v1.12/version")
-        assert (old.status_code, old.json()) == (
-            400,
-            {
-                "message": "client version 1.12 is too old. Minimum supported API version "
-                "is 1.24, please upgrade your client to a newer version"
-            },
-        )
-        new = h.get("/v9.1/info")
-        assert new.status_code == 400
-        assert new.json()["message"].startswith("client version 9.1 is too new")
-        assert h.get("/nowhere").json() == {"message": "page not found"}
-        assert h.get("/images/registry.example/team/app:1.2/json").json()["RepoTags"] == [
-            "registry.example/team/app:1.2"
-        ]
-        for body, why in (
-            (b"{", "invalid JSON"),
-            (b"[]", "invalid JSON: the body must be an object"),
-            (b'{"Cmd": [1]}', "invalid Cmd"),
-            (b'{"Cmd": ["x"], "Tty": true}', "Tty is not supported"),
-            (b'{"Cmd": ["x"], "HostConfig": {"RestartPolicy": {"Name": "sometimes"}}}',
-             "invalid restart policy: unknown policy 'sometimes'"),
-            (b'{}', "No command specified"),
-        ):  # fmt: skip
-            bad = h.post("/containers/create", content=body)
-            assert bad.status_code == 400, body
-            assert why in bad.json()["message"], body
-        taken = h.post("/containers/create?name=dup", json={"Cmd": ["true"]})
-        assert taken.status_code == 201
-        again = h.post("/containers/create?name=dup", json={"Cmd": ["true"]})
-        assert again.status_code == 409
-        assert again.json()["message"].startswith('Conflict. The container name "/dup"')
-        assert h.post("/containers/dup/stop").status_code == 304
-        assert h.get("/containers/json?filters={bad").status_code == 400
-        assert h.get('/containers/json?filters={"color":["red"]}').json() == {
-            "message": "invalid filter 'color'"
-        }
-        wait = h.post("/containers/dup/wait?condition=sometime")
-        assert wait.json() == {"message": 'invalid condition: "sometime"'}
-        assert h.delete("/containers/dup").status_code == 204
-        pending = h.post("/containers/dup/exec", json={"Cmd": ["true"]})
-        assert pending.status_code == 501
