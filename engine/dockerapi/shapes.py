@@ -100,7 +100,7 @@ def _restart(host: Mapping[str, Any]) -> str | None:
 def create_options(name: str | None, body: Mapping[str, Any]) -> dict[str, Any]:
     """The service's create keywords (with ``cmd``) for docker's create body and ``name``.
 
-    A TTY is refused (chartd's processes have none); what else docker's
+    A TTY and an open stdin are refused (chartd's processes have neither); what else docker's
     body holds and chartd has no use for (ports, mounts, resources) is
     ignored, as docs/docker-api.md lists.
     """
@@ -109,6 +109,10 @@ def create_options(name: str | None, body: Mapping[str, Any]) -> dict[str, Any]:
         raise InvalidParameter("invalid HostConfig: an object is expected")
     if _typed(body, "Tty", bool):
         raise InvalidParameter("chartd runs processes without a terminal: Tty is not supported")
+    if _typed(body, "OpenStdin", bool):
+        raise InvalidParameter(
+            "chartd's processes read /dev/null: OpenStdin (docker run -i) is not supported"
+        )
     stop_signal = _typed(body, "StopSignal", str)
     working_dir = _typed(body, "WorkingDir", str)
     healthcheck = body.get("Healthcheck")

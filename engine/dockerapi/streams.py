@@ -178,7 +178,10 @@ async def logs(request: Request) -> Response:
 
 async def attach(request: Request) -> Response:
     if flag(request, "stdin"):
-        raise Unsupported("attaching stdin is not supported: chartd's processes read /dev/null")
+        raise Unsupported(
+            "attaching stdin is not supported: chartd's processes read /dev/null "
+            "(docker attach --no-stdin)"
+        )
     chosen = {s for s in _STREAMS if flag(request, s)}
     d = daemon(request)
     since = await blocking(request, d.engine.sequence)
