@@ -285,7 +285,9 @@ def _serve_docker(
         return None
     app = docker_app(containers, eng, status_of=status_of, version=chartd_version())
     tls = config.tls if config.docker_socket.scheme == "tcp" else None
-    served = serve_in_thread(app, config.docker_socket, tls, http=HijackingH11)
+    served = serve_in_thread(
+        app, config.docker_socket, tls, http=HijackingH11, on_stop=app.stopping
+    )
     log.info("serving docker's Engine API on %s", config.docker_socket)
     return served
 

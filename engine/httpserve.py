@@ -20,6 +20,7 @@ import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +42,15 @@ _BACKLOG = 128
 class HttpServer:
     """One uvicorn server on its thread: :meth:`stop` ends it and removes its unix socket."""
 
-    def __init__(self, server: uvicorn.Server, sock: socket.socket, address: Address) -> None:
+    def __init__(
+        self,
+        server: uvicorn.Server,
+        sock: socket.socket,
+        address: Address,
+        on_stop: Callable[[], None] | None = None,
+    ) -> None:
         self.address = address
+        self._on_stop = on_stop
         self._server = server
         self._socket = sock
         self._failed: BaseException | None = None
@@ -65,7 +73,13 @@ class HttpServer:
             time.sleep(0.01)
 
     def stop(self, grace: float = 2.0) -> None:
-        """Stop taking connections; streams still open are ended after ``grace`` seconds."""
+        """Stop taking connections; streams still open are ended after ``grace`` seconds.
+
+        ``on_stop`` (of :func:`serve_in_thread`) is called first: the app's
+        chance to end its streams itself, before they are cancelled.
+        """
+        if self._on_stop is not None:
+            self._on_stop()
         self._server.config.timeout_graceful_shutdown = max(0, round(grace))
         self._server.should_exit = True
         if self._thread.ident is not None and self._thread.is_alive():
@@ -84,12 +98,14 @@ def serve_in_thread(
     tls: ServerTLS | None = None,
     *,
     http: type[asyncio.Protocol] | str = "h11",
+    on_stop: Callable[[], None] | None = None,
 ) -> HttpServer:
     """Serve the ASGI ``app`` on ``address`` from a background thread; started and ready.
 
     ``http`` is uvicorn's HTTP protocol (a class for protocols of one's own,
-    as the Engine API's connection hijack). Conflict if another daemon
-    answers on the unix socket; Unavailable if the address cannot be bound.
+    as the Engine API's connection hijack); ``on_stop`` is called when the
+    server is asked to stop. Conflict if another daemon answers on the unix
+    socket; Unavailable if the address cannot be bound.
     """
     sock = _bind(address)
     config = uvicorn.Config(
@@ -101,7 +117,7 @@ def serve_in_thread(
         server_header=False,
         **_tls_options(tls),
     )
-    server = HttpServer(uvicorn.Server(config), sock, address)
+    server = HttpServer(uvicorn.Server(config), sock, address, on_stop)
     server.start()
     return server
 

@@ -17,6 +17,7 @@ docs/docker-api.md lists the endpoints and what each ignores.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import anyio
@@ -32,12 +33,12 @@ from engine.dockerapi.hijack import HijackingH11
 from engine.dockerapi.versions import API_VERSION, MIN_API_VERSION, VersionMiddleware
 from engine.errors import ChartdError
 
-__all__ = ["API_VERSION", "MIN_API_VERSION", "HijackingH11", "docker_app"]
+__all__ = ["API_VERSION", "MIN_API_VERSION", "DockerApp", "HijackingH11", "docker_app"]
 
 
 def docker_app(
     backend: ContainerService, eng: engine.Engine, *, status_of: StatusOf, version: str
-) -> Any:
+) -> DockerApp:
     """The Engine API as an ASGI app, on the container service ``backend`` and ``eng``.
 
     Serve it with :func:`engine.httpserve.serve_in_thread` and
@@ -53,4 +54,20 @@ def docker_app(
     )
     app.state.daemon = Daemon(backend, eng, status_of=status_of, version=version)
     app.state.limiter = anyio.CapacityLimiter(THREADS)
-    return VersionMiddleware(app, version, errors.error_response)
+    app.state.stopping = threading.Event()
+    return DockerApp(VersionMiddleware(app, version, errors.error_response), app.state.stopping)
+
+
+class DockerApp:
+    """The Engine API's ASGI app; :meth:`stopping` ends its streams (before the server stops)."""
+
+    def __init__(self, app: Any, stopping: threading.Event) -> None:
+        self._app = app
+        self._stopping = stopping
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self._app(scope, receive, send)
+
+    def stopping(self) -> None:
+        """End the streams (logs -f, attach, events, waits) at their next look."""
+        self._stopping.set()

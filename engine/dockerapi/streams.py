@@ -66,31 +66,39 @@ def _stamp(time_text: str) -> bytes:
 class _Waiting(Response):
     """200 at once (the caller may start the container then), the outcome when it comes."""
 
-    def __init__(self, d: Daemon, limiter: anyio.CapacityLimiter, args: tuple[str, str, int]):
+    def __init__(self, request: Request, args: tuple[str, str, int]):
         super().__init__(media_type="application/json")
-        self.daemon, self.limiter, self.args = d, limiter, args
+        self.daemon, self.args = daemon(request), args
+        self.limiter, self.stopping = request.app.state.limiter, request.app.state.stopping
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         # Not the Response's headers: they say the body is empty.
         headers = [(b"content-type", b"application/json")]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
-        gone = threading.Event()
+        gone = threading.Event()  # the client went, or the server cancelled the answer
         container, condition, since = self.args
 
         def wait() -> tuple[int, str]:
-            left = lambda: 0.0 if gone.is_set() else None  # noqa: E731
+            left = lambda: 0.0 if gone.is_set() or self.stopping.is_set() else None  # noqa: E731
             return self.daemon.backend.wait(container, condition, time_left=left, since=since)
 
-        async with anyio.create_task_group() as group:
-            group.start_soon(_note_disconnect, receive, gone)
-            try:
-                code, error = await anyio.to_thread.run_sync(wait, limiter=self.limiter)
-                outcome: dict[str, Any] = {"StatusCode": code}
-                if error:
-                    outcome["Error"] = {"Message": error}
-            except ChartdError as exc:
-                outcome = {"StatusCode": -1, "Error": {"Message": exc.message}}
-            group.cancel_scope.cancel()
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(_note_disconnect, receive, gone)
+                try:
+                    code, error = await anyio.to_thread.run_sync(
+                        wait, limiter=self.limiter, abandon_on_cancel=True
+                    )
+                    outcome: dict[str, Any] = {"StatusCode": code}
+                    if error:
+                        outcome["Error"] = {"Message": error}
+                except ChartdError as exc:
+                    why = "chartd is shutting down" if self.stopping.is_set() else exc.message
+                    outcome = {"StatusCode": -1, "Error": {"Message": why}}
+                group.cancel_scope.cancel()
+        except BaseException:
+            gone.set()  # cancelled (a server that stops): the thread ends within its slice
+            raise
         if not gone.is_set():
             body = (json.dumps(outcome) + "\n").encode()
             await send({"type": "http.response.body", "body": body, "more_body": False})
@@ -110,7 +118,7 @@ async def wait(request: Request) -> Response:
     # Read before the answer starts: every exit from here on counts.
     since = await blocking(request, d.engine.sequence)
     found = await blocking(request, d.backend.get, ref(request))
-    return _Waiting(d, request.app.state.limiter, (found.id, condition, since))
+    return _Waiting(request, (found.id, condition, since))
 
 
 # -- logs and attach ----------------------------------------------------------------------
@@ -133,6 +141,12 @@ def _frames(log: BinaryIO, chosen: set[str], timestamps: bool) -> bytes:
                 data = _stamp(str(entry.get("time", ""))) + data
             out.append(frame(entry["stream"], data))
     return b"".join(out)
+
+
+def _stopping(request: Request) -> bool:
+    """Whether the server is stopping: a stream ends (as dockerd's do at its shutdown)."""
+    stopping: threading.Event = request.app.state.stopping
+    return stopping.is_set()
 
 
 async def _running(request: Request, container: str) -> bool:
@@ -168,7 +182,7 @@ async def logs(request: Request) -> Response:
                 if data:
                     yield data
                     continue
-                if not follow or not await _running(request, found.id):
+                if not follow or _stopping(request) or not await _running(request, found.id):
                     yield _frames(log, chosen, timestamps)  # written before the exit
                     return
                 await asyncio.sleep(_POLL)
@@ -199,7 +213,7 @@ async def attach(request: Request) -> Response:
                 if data:
                     yield data
                     continue
-                if ended:
+                if ended or _stopping(request):
                     return
                 ended = await _exited(request, found.id, since)
                 if not ended:
@@ -271,7 +285,7 @@ async def _events(
                 image = str(data.get("image") or "")
                 yield (json.dumps(shapes.event_document(ev, at, image)) + "\n").encode()
         if not batch:
-            if window.after(time.time_ns()):
+            if window.after(time.time_ns()) or _stopping(request):
                 return
             await asyncio.sleep(_POLL)
 
