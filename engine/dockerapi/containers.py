@@ -7,6 +7,7 @@ answered by :mod:`engine.dockerapi.errors`.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -25,6 +26,8 @@ __all__ = ["PENDING", "routes"]
 _LIST_FILTERS = ("status", "id", "name", "label", "exited", "ancestor", "before", "since")
 # Filters moby knows whose subject chartd has not (or not yet): refused, not ignored.
 _UNSUPPORTED_FILTERS = ("expose", "health", "isolation", "is-task", "network", "publish", "volume")
+
+_SAFE_PATTERN = re.compile(r"\^?[\w./-]*\$?")
 
 PENDING = {
     "exec create": ("POST", "/containers/{ref}/exec"),
@@ -123,8 +126,9 @@ async def listing(request: Request) -> Response:
     d = daemon(request)
     found = await blocking(request, d.backend.list, all=wide)
     bounds = await blocking(request, _bounds, d.backend, given)
+    shared = {k: v for k, v in given.items() if k != "name"}  # docker's name filter is its own
     kept = [
-        e for e in found if matches(e, given, statuses, d.status_of) and _more(e, given, bounds)
+        e for e in found if matches(e, shared, statuses, d.status_of) and _more(e, given, bounds)
     ]
     if limit > 0:
         kept = kept[:limit]
@@ -154,10 +158,30 @@ def _more(e: engine.Entity, given: dict[str, list[str]], bounds: dict[str, float
         image = str(data.get("image") or "")
         if not any(image == a or image.partition(":")[0] == a for a in given["ancestor"]):
             return False
+    if "name" in given and not any(
+        _name_matches(v, str(data.get("name") or "")) for v in given["name"]
+    ):
+        return False
     created = float(e.created_at)
     return created < bounds.get("before", float("inf")) and created > bounds.get(
         "since", float("-inf")
     )
+
+
+def _name_matches(pattern: str, name: str) -> bool:
+    """moby's name filter: the name with or without its slash, equal or matched by ``pattern``.
+
+    moby takes the value as a (linear-time) Go regular expression. Python's
+    backtracks, so only the safe part is a pattern here: letters, digits,
+    ``_ . - /`` (``.`` any character) between optional ``^`` and ``$``; any
+    other value matches as a part of the name.
+    """
+    names = (name, name.lstrip("/"))
+    if pattern in names:
+        return True
+    if _SAFE_PATTERN.fullmatch(pattern):
+        return any(re.search(pattern, n) for n in names)
+    return any(pattern in n for n in names)
 
 
 async def pending(request: Request) -> Response:

@@ -41,6 +41,10 @@ def test_a_whole_lifecycle_through_the_docker_cli(docker: DockerCli) -> None:
     filtered = docker.ok("ps", "-a", "--filter", "label=app=dweb", "--format", "{{.ID}}")
     assert filtered.split() == [cid[:12]]
     assert docker.ok("ps", "-a", "--filter", "label=app=other", "-q") == ""
+    for pattern, found in (("^/dweb$", [cid[:12]]), ("^dweb$", [cid[:12]]), ("^dwe$", [])):
+        assert docker.ok("ps", "--filter", f"name={pattern}", "-q").split() == found, pattern
+    exited = docker.ok("ps", "-a", "--filter", "status=exited", "--format", "{{.Names}}")
+    assert "dweb" not in exited.split()
     assert docker.ok("inspect", "-f", "{{.Name}} {{.Config.Image}} {{.State.Running}}", "dweb") == (
         "/dweb alpine:3 true\n"
     )
