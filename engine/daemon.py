@@ -289,6 +289,9 @@ def _serve_docker(
         app, config.docker_socket, tls, http=HijackingH11, on_stop=app.stopping
     )
     log.info("serving docker's Engine API on %s", config.docker_socket)
+    exposure = _exposure(config, config.docker_socket)
+    if exposure is not None:
+        log.warning("%s", exposure)
     return served
 
 
@@ -347,9 +350,10 @@ def _private_database(url: str) -> None:
         raise InvalidParameter(f"cannot open the database {database}: {exc.strerror}") from None
 
 
-def _exposure(config: DaemonConfig) -> str | None:
-    """What a listener without client authentication gives away, for the startup log."""
-    if config.listen.scheme == "unix" or config.tls_client_ca is not None:
+def _exposure(config: DaemonConfig, listen: Address | None = None) -> str | None:
+    """What a listener (``--listen``'s by default) without client authentication gives away."""
+    listen = listen or config.listen
+    if listen.scheme == "unix" or config.tls_client_ca is not None:
         return None  # the socket is 0600; mutual TLS checks every client
     how = "--insecure" if config.insecure else "TLS without --tls-client-ca"
     uid = os.geteuid()
@@ -359,7 +363,7 @@ def _exposure(config: DaemonConfig) -> str | None:
         user = f"uid {uid}"
     power = "root" if uid == 0 else f"the rights of {user}"
     return (
-        f"{how} on {config.listen} gives every local user {power}: anyone who can "
+        f"{how} on {listen} gives every local user {power}: anyone who can "
         f"connect to it runs processes as {user} without credentials (docs/security.md)"
     )
 

@@ -15,6 +15,7 @@ import socket
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -172,3 +173,34 @@ def test_the_startup_log_says_what_insecure_gives_away(tmp_path: Path) -> None:
     assert daemon.stop() == 0
     power = "root" if os.geteuid() == 0 else "the rights of"
     assert f"--insecure on {host} gives every local user {power}" in daemon.logs()
+
+
+def test_dockers_engine_api_over_mutual_tls(
+    tmp_path: Path, certs: Certificates, prerequisites: Any
+) -> None:
+    docker = prerequisites.command("docker", "docker.io")
+    daemon = Daemon(tmp_path / "state")
+    port = _free_port()
+    daemon.start(
+        "--docker-socket", f"tcp://0.0.0.0:{port}",
+        "--tls-cert", str(certs.server.cert), "--tls-key", str(certs.server.key),
+        "--tls-client-ca", str(certs.ca.cert),
+    )  # fmt: skip
+    env = {**daemon.env, "DOCKER_CONFIG": str(tmp_path / "docker-config")}
+    host = ("-H", f"tcp://127.0.0.1:{port}", "--tlsverify", "--tlscacert", str(certs.ca.cert))
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [docker, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+
+    try:
+        mine = ("--tlscert", str(certs.client.cert), "--tlskey", str(certs.client.key))
+        done = run(*host, *mine, "version", "-f", "{{.Server.APIVersion}}")
+        assert (done.returncode, done.stdout) == (0, "1.51\n"), done.stderr
+        theirs = ("--tlscert", str(certs.stranger.cert), "--tlskey", str(certs.stranger.key))
+        for refused in (run(*host, *theirs, "ps"), run(*host, "ps")):
+            assert refused.returncode == 1 and refused.stdout == "", refused.stderr
+    finally:
+        assert daemon.stop() == 0, daemon.logs()
+    assert "gives every local user" not in daemon.logs()

@@ -162,3 +162,4 @@ def test_the_engine_api_on_loopback_tcp(tmp_path: Path, docker: DockerCli) -> No
                 assert b"".join(events.iter_bytes()) == b""
     finally:
         assert other.stop() == 0, other.logs()
+    assert f"--insecure on tcp://127.0.0.1:{port} gives every local user" in other.logs()
