@@ -28,7 +28,7 @@ import engine
 from engine.api.containers_service import ContainerService, StatusOf
 from engine.dockerapi import containers, errors, streams, system
 from engine.dockerapi.backend import Daemon
-from engine.dockerapi.calls import THREADS
+from engine.dockerapi.calls import THREADS, WAITERS
 from engine.dockerapi.hijack import HijackingH11
 from engine.dockerapi.versions import API_VERSION, MIN_API_VERSION, VersionMiddleware
 from engine.errors import ChartdError
@@ -54,6 +54,7 @@ def docker_app(
     )
     app.state.daemon = Daemon(backend, eng, status_of=status_of, version=version)
     app.state.limiter = anyio.CapacityLimiter(THREADS)
+    app.state.waiters = anyio.CapacityLimiter(WAITERS)
     app.state.stopping = threading.Event()
     return DockerApp(VersionMiddleware(app, version, errors.error_response), app.state.stopping)
 

@@ -22,6 +22,7 @@ from engine.errors import InvalidParameter
 __all__ = [
     "MAX_BODY",
     "THREADS",
+    "WAITERS",
     "blocking",
     "body",
     "daemon",
@@ -36,6 +37,9 @@ T = TypeVar("T")
 
 THREADS = 64
 """Worker threads for the service's blocking calls, shared by every request."""
+WAITERS = 128
+"""Worker threads for waits, apart: waits that never end cannot starve the other calls.
+A wait past them queues (its exits are counted from its request on, none is missed)."""
 
 MAX_BODY = 4 * 1024 * 1024
 """The largest request body read (a create's JSON: the service caps what it stores)."""

@@ -4,7 +4,7 @@ None holds a thread while it waits: each is an async generator that sleeps
 on the event loop between looks, and takes a worker thread of the bounded
 pool only for a short read (the engine's events, a container's state).
 The exception is wait, which blocks in the service until the condition
-holds (on the same bounded pool); it ends when its client goes.
+holds, on a bounded pool of its own; it ends when its client goes.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class _Waiting(Response):
     def __init__(self, request: Request, args: tuple[str, str, int]):
         super().__init__(media_type="application/json")
         self.daemon, self.args = daemon(request), args
-        self.limiter, self.stopping = request.app.state.limiter, request.app.state.stopping
+        self.limiter, self.stopping = request.app.state.waiters, request.app.state.stopping
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         # Not the Response's headers: they say the body is empty.
