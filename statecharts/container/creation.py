@@ -153,6 +153,11 @@ def _healthcheck(given: Mapping[str, Any] | None) -> dict[str, Any] | None:
         not isinstance(test, list) or not all(isinstance(a, str) for a in test)
     ):
         raise InvalidParameter("invalid healthcheck: Test is a list of strings")
+    size = sum(_bytes(a) for a in test or ())
+    if size > MAX_LABELS_BYTES:
+        raise InvalidParameter(
+            f"the healthcheck is too large: {size} bytes, at most {MAX_LABELS_BYTES}"
+        )
     for key in (*_HEALTH_DURATIONS, "Retries"):
         value = given.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
