@@ -99,3 +99,24 @@ def test_grpc_and_engine_api_side_by_side(daemon: Daemon, sdk: docker_sdk.Docker
         grpc_client.containers.Remove(c.RemoveContainerRequest(container=box.id, force=True))
         with pytest.raises(NotFound):
             box.reload()
+
+
+def test_events_and_followed_logs_through_the_sdk(sdk: docker_sdk.DockerClient) -> None:
+    began = time.time() - 1
+    box = sdk.containers.run(
+        "alpine", ["sh", "-c", "echo one; echo two >&2; exit 2"], name="sdkstream", detach=True
+    )
+    assert box.wait()["StatusCode"] == 2
+    followed = b"".join(box.logs(stream=True, follow=True, stdout=True, stderr=True))
+    assert followed == b"one\ntwo\n"
+    assert box.logs(stderr=False) == b"one\n"
+    seen = sdk.events(
+        since=began, until=time.time() + 0.5, decode=True, filters={"container": "sdkstream"}
+    )
+    actions = [(e["Type"], e["Action"], e["Actor"]["Attributes"]["name"]) for e in seen]
+    assert actions == [
+        ("container", "create", "sdkstream"),
+        ("container", "start", "sdkstream"),
+        ("container", "die", "sdkstream"),
+    ]
+    box.remove()
