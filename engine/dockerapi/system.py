@@ -57,6 +57,7 @@ def _versions(version: str) -> dict[str, str]:
 async def version(request: Request) -> Response:
     found = _versions(daemon(request).version)
     engine_details = {k: v for k, v in found.items() if k != "Version"}
+    engine_details["Experimental"] = "false"
     return JSONResponse(
         {
             "Platform": {"Name": f"chartd {found['Version']}"},
