@@ -51,7 +51,9 @@ class DockerCli:
         )
 
 
-def http(daemon: Daemon) -> httpx.Client:
+def http(daemon: Daemon, limits: httpx.Limits | None = None) -> httpx.Client:
     """An HTTP client on the daemon's Engine API socket."""
-    transport = httpx.HTTPTransport(uds=str(daemon.state_dir / "docker.sock"))
+    transport = httpx.HTTPTransport(
+        uds=str(daemon.state_dir / "docker.sock"), limits=limits or httpx.Limits()
+    )
     return httpx.Client(transport=transport, base_url="http://docker", timeout=60.0)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 
+import httpx
 from api_daemon import Daemon
 from docker_side import http
+
+from engine.dockerapi.calls import THREADS
 
 
 def test_the_http_layer_speaks_mobys_dialect(daemon: Daemon) -> None:
@@ -109,3 +113,23 @@ def test_wait_limit_and_list_shapes(daemon: Daemon) -> None:
         assert h.get("/containers/json").json() == []  # none runs
         for name in ("shape1", "shape2"):
             assert h.delete(f"/containers/{name}").status_code == 204
+
+
+def test_idle_followers_hold_no_worker_thread(daemon: Daemon) -> None:
+    followers = 2 * (THREADS + 8)  # of each kind, more than the worker threads
+    with http(daemon) as h:
+        made = h.post("/containers/create?name=followed", json={"Cmd": ["sleep", "60"]})
+        assert made.status_code == 201
+        assert h.post("/containers/followed/start").status_code == 204
+    limits = httpx.Limits(max_connections=2 * followers + 8)
+    with http(daemon, limits=limits) as h, contextlib.ExitStack() as streams:
+        for i in range(followers):
+            path = "/events" if i % 2 else "/containers/followed/logs?follow=1&stdout=1"
+            opened = streams.enter_context(h.stream("GET", path))
+            assert opened.status_code == 200
+        # Every follower is open and idle: the other calls are still served.
+        listed = h.get("/containers/json").json()
+        assert [c["Names"] for c in listed] == [["/followed"]]
+        assert h.post("/containers/followed/stop?t=1").status_code == 204
+    with http(daemon) as h:
+        assert h.delete("/containers/followed").status_code == 204
