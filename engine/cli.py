@@ -50,6 +50,7 @@ def _serve(args: argparse.Namespace) -> None:
             tls_client_ca=args.tls_client_ca,
             insecure=args.insecure,
             retain_removed=args.retain_removed,
+            docker_socket=args.docker_socket,
             otel=exporter,
             metrics_addr=args.metrics_addr,
             http=args.http,
@@ -100,6 +101,11 @@ SERVE = Verb(
         arg(
             "--listen",
             help="unix:///path (default STATE_DIR/chartd.sock, mode 0600) or tcp://HOST:PORT.",
+        ),
+        arg(
+            "--docker-socket",
+            help="Where docker's Engine API listens: unix:///path (default "
+            "STATE_DIR/docker.sock, mode 0600), tcp://HOST:PORT (as --listen), or none.",
         ),
         arg("--tls-cert", type=Path, help="TLS certificate (tcp://)."),
         arg("--tls-key", type=Path, help="TLS private key (tcp://)."),

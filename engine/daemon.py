@@ -12,6 +12,7 @@ Layout of the state directory (mode 0700)::
 
     chartd.db        the SQLite database (unless --db names another)
     chartd.sock      the API's unix socket (unless --listen names another)
+    docker.sock      docker's Engine API (unless --docker-socket names another)
     runtime/         the process runtime's index, lock and task records
     containers/ run/ network/   the container chart's directories
 """
@@ -39,8 +40,10 @@ import engine
 from engine.api import ApiServer, parse_address
 from engine.api.address import Address
 from engine.api.tls import ServerTLS
+from engine.dockerapi import HijackingH11, docker_app
 from engine.errors import Forbidden, InvalidParameter
 from engine.export import FORMATS
+from engine.httpserve import HttpServer, serve_in_thread
 from engine.runtime.limits import Limits, parse_retention
 from engine.telemetry import (
     MetricsEndpoint,
@@ -92,6 +95,7 @@ class DaemonConfig:
     """Where Prometheus scrapes the engine's metrics (a tcp:// address), if anywhere."""
     http: Address | None = None  # where the inspector is served (None: not at all)
     http_allow_fire: bool = False
+    docker_socket: Address | None = None
 
     # More than six parameters: one keyword per option of chartd serve, a signature tests pin.
     @classmethod
@@ -110,6 +114,7 @@ class DaemonConfig:
         metrics_addr: str | None = None,
         http: str | None = None,
         http_allow_fire: bool = False,
+        docker_socket: str | None = None,
     ) -> DaemonConfig:
         """Defaults filled in and the listen rules enforced (InvalidParameter otherwise).
 
@@ -124,6 +129,8 @@ class DaemonConfig:
         whose certificates the scrape endpoint then serves and requires.
         ``http`` (``HOST:PORT``) serves the inspector there, on loopback or with mutual
         TLS (the same files); ``http_allow_fire`` lets its pages fire events.
+        ``docker_socket`` is where docker's Engine API listens (``none``: nowhere);
+        on TCP it follows the same rules, with the same TLS files.
         """
         check_exporter(otel)
         state_dir = state_dir.expanduser().absolute()
@@ -136,7 +143,15 @@ class DaemonConfig:
             if path is not None and not path.is_file():
                 raise InvalidParameter(f"no such file: {path}")
         mutual = tls_client_ca is not None
-        _check_listen(address, tls=tls_cert is not None, mutual=mutual, insecure=insecure)
+        docker = None
+        if docker_socket != "none":
+            docker = parse_address(docker_socket or f"unix://{state_dir / 'docker.sock'}")
+            if docker == address:
+                raise InvalidParameter(f"--docker-socket and --listen are both {address}")
+        # The TLS options serve whichever listener is on TCP; on unix sockets only, none.
+        listeners = [a for a in (address, docker) if a is not None]
+        for where in [a for a in listeners if a.scheme == "tcp"] or [address]:
+            _check_listen(where, tls=tls_cert is not None, mutual=mutual, insecure=insecure)
         metrics = None
         if metrics_addr is not None:
             metrics = _metrics_address(metrics_addr, mutual=mutual)
@@ -164,6 +179,7 @@ class DaemonConfig:
             metrics_addr=metrics,
             http=inspector,
             http_allow_fire=http_allow_fire,
+            docker_socket=docker,
         )
 
     @property
@@ -307,23 +323,12 @@ def _serve(
                 containers = Containers(eng, runtime, config.state_dir)
                 log.info("process runtime ready (freezer: %s)", runtime.freezer)
                 api.add_containers(containers, status_of)
-                restarted = containers.restore()
-                if restarted:
-                    log.info("restart policies started %d container(s) again", len(restarted))
-                api.start()
-                log.info("serving the API on %s (pid %d)", config.listen, os.getpid())
-                exposure = _exposure(config)
-                if exposure is not None:
-                    log.warning("%s", exposure)
+                docker = _serve_docker(config, eng, containers)
                 try:
-                    # In slices: a wait without a timeout would not let the handler run.
-                    while not stop.wait(0.5):
-                        pass
+                    _run(config, stop, api, containers, docker)
                 finally:
-                    log.info("shutting down: the API stops taking calls")
-                    api.stop(config.shutdown_grace)
-                    log.info("stopping the running containers")
-                    containers.shutdown()
+                    if docker is not None:
+                        docker.stop(0)  # again, harmlessly; if serving never began
             finally:
                 runtime.close()
         finally:
@@ -363,6 +368,53 @@ def _inspector(eng: engine.Engine, config: DaemonConfig) -> Served | None:
     log.info("serving the inspector on %s (%s)", served.url, mode)
     if served.exposure is not None:
         log.warning("%s", served.exposure)
+    return served
+
+
+def _run(
+    config: DaemonConfig,
+    stop: threading.Event,
+    api: ApiServer,
+    containers: Containers,
+    docker: HttpServer | None,
+) -> None:
+    """Restore, serve until ``stop``, then stop taking calls and stop the containers."""
+    restarted = containers.restore()
+    if restarted:
+        log.info("restart policies started %d container(s) again", len(restarted))
+    api.start()
+    log.info("serving the API on %s (pid %d)", config.listen, os.getpid())
+    exposure = _exposure(config)
+    if exposure is not None:
+        log.warning("%s", exposure)
+    try:
+        # In slices: a wait without a timeout would not let the handler run.
+        while not stop.wait(0.5):
+            pass
+    finally:
+        log.info("shutting down: the API stops taking calls")
+        if docker is not None:
+            docker.stop(config.shutdown_grace)
+        api.stop(config.shutdown_grace)
+        log.info("stopping the running containers")
+        containers.shutdown()
+
+
+def _serve_docker(
+    config: DaemonConfig, eng: engine.Engine, containers: Containers
+) -> HttpServer | None:
+    """docker's Engine API on the same container service, if asked for; serving."""
+    if config.docker_socket is None:
+        return None
+    app = docker_app(containers, eng, status_of=status_of, version=chartd_version())
+    tls = config.tls if config.docker_socket.scheme == "tcp" else None
+    served = serve_in_thread(
+        app, config.docker_socket, tls, http=HijackingH11, on_stop=app.stopping
+    )
+    log.info("serving docker's Engine API on %s", config.docker_socket)
+    exposure = _exposure(config, config.docker_socket)
+    if exposure is not None:
+        log.warning("%s", exposure)
     return served
 
 
@@ -421,9 +473,10 @@ def _private_database(url: str) -> None:
         raise InvalidParameter(f"cannot open the database {database}: {exc.strerror}") from None
 
 
-def _exposure(config: DaemonConfig) -> str | None:
-    """What a listener without client authentication gives away, for the startup log."""
-    if config.listen.scheme == "unix" or config.tls_client_ca is not None:
+def _exposure(config: DaemonConfig, listen: Address | None = None) -> str | None:
+    """What a listener (``--listen``'s by default) without client authentication gives away."""
+    listen = listen or config.listen
+    if listen.scheme == "unix" or config.tls_client_ca is not None:
         return None  # the socket is 0600; mutual TLS checks every client
     how = "--insecure" if config.insecure else "TLS without --tls-client-ca"
     uid = os.geteuid()
@@ -433,7 +486,7 @@ def _exposure(config: DaemonConfig) -> str | None:
         user = f"uid {uid}"
     power = "root" if uid == 0 else f"the rights of {user}"
     return (
-        f"{how} on {config.listen} gives every local user {power}: anyone who can "
+        f"{how} on {listen} gives every local user {power}: anyone who can "
         f"connect to it runs processes as {user} without credentials (docs/security.md)"
     )
 

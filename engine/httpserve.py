@@ -1,177 +1,182 @@
-"""An ASGI app served by uvicorn on a background thread of the daemon.
+"""An ASGI application served by uvicorn on a background thread of the daemon.
 
-The daemon's HTTP sides (the inspector, and any other ASGI app it serves)
-run beside the gRPC server in the same process: each on a thread of its own
-with its own event loop. :class:`HttpServer` binds the socket itself, before
-the thread starts, so that an address in use or a socket path that cannot be
-made is an error of :meth:`HttpServer.start` naming it (uvicorn, binding on
-its own, would log it and exit the thread). ``start`` returns once uvicorn
-serves; ``stop`` asks it to finish and waits for the thread.
-
-TLS: a certificate and key make it HTTPS; a client CA makes it mutual TLS
-(every client shows a certificate that CA signed), the rule beyond loopback
-(docs/security.md).
+The daemon's main thread waits for its stop signal; the HTTP side (the
+Engine API, and whatever else speaks HTTP) runs in a thread of its own with
+its own event loop, so a slow request never holds the gRPC server or the
+shutdown. :func:`serve_in_thread` binds the socket itself before uvicorn
+sees it: a unix socket gets mode 0600 from the moment it exists (uvicorn
+would make it 0666), a stale one is replaced and a live one refused, as the
+gRPC socket is; TCP is served with TLS (mutual with a client CA) or in the
+clear, as the caller decided.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import os
 import socket
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 
-from engine.errors import InvalidParameter, Unavailable
+from engine.api.address import Address
+from engine.api.server import _answers
+from engine.api.tls import ServerTLS
+from engine.errors import Conflict, Unavailable
 
-__all__ = ["HttpServer", "Listener"]
+__all__ = ["HttpServer", "serve_in_thread"]
 
-_READY_TIMEOUT = 30.0
+log = logging.getLogger("chartd.http")
 
-
-class Listener:
-    """Where an :class:`HttpServer` listens: ``host`` and ``port``, or a unix socket ``path``."""
-
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, path: Path | None = None) -> None:
-        self.host = host
-        self.port = port
-        self.path = path
-
-    def bind(self) -> socket.socket:
-        """A listening socket here; InvalidParameter naming the address if it cannot be had."""
-        if self.path is not None:
-            return self._bind_unix(self.path)
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        try:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.bind((self.host, self.port))
-            sock.listen(128)
-        except OSError as exc:
-            sock.close()
-            raise InvalidParameter(f"cannot listen on {self}: {exc.strerror or exc}") from None
-        sock.set_inheritable(True)
-        return sock
-
-    def _bind_unix(self, path: Path) -> socket.socket:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        try:
-            with contextlib.suppress(FileNotFoundError):
-                if path.is_socket():
-                    path.unlink()  # a socket a previous run left behind
-            # Made private before anyone can connect: bind under a umask of 077.
-            old = os.umask(0o077)
-            try:
-                sock.bind(str(path))
-            finally:
-                os.umask(old)
-            os.chmod(path, 0o600)  # the daemon's user only, as its gRPC socket
-            sock.listen(128)
-        except OSError as exc:
-            sock.close()
-            raise InvalidParameter(f"cannot listen on {self}: {exc.strerror or exc}") from None
-        return sock
-
-    def __str__(self) -> str:
-        if self.path is not None:
-            return f"unix://{self.path}"
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+_READY_TIMEOUT = 10.0  # seconds for uvicorn to start serving on a socket already bound
+_BACKLOG = 128
 
 
 class HttpServer:
-    """``app`` served by uvicorn at ``listener`` on a daemon thread, until :meth:`stop`.
-
-    ``tls`` is ``(cert, key, client_ca)``: HTTPS with ``cert`` and ``key``,
-    and mutual TLS when ``client_ca`` is given; None serves plain HTTP.
-    """
+    """One uvicorn server on its thread: :meth:`stop` ends it and removes its unix socket."""
 
     def __init__(
         self,
-        app: Any,
-        listener: Listener,
-        *,
-        tls: tuple[Path, Path, Path | None] | None = None,
+        server: uvicorn.Server,
+        sock: socket.socket,
+        address: Address,
+        on_stop: Callable[[], None] | None = None,
         name: str = "http",
     ) -> None:
-        self.listener = listener
-        options: dict[str, Any] = {}
-        if tls is not None:
-            cert, key, client_ca = tls
-            options = {"ssl_certfile": str(cert), "ssl_keyfile": str(key)}
-            if client_ca is not None:
-                options |= {"ssl_ca_certs": str(client_ca), "ssl_cert_reqs": ssl.CERT_REQUIRED}
-        config = uvicorn.Config(
-            app,
-            lifespan="off",
-            log_level="warning",
-            access_log=False,
-            # Long-lived responses (an event stream) must not hold a shutdown for long.
-            timeout_graceful_shutdown=2,
-            **options,
-        )
-        self._server = uvicorn.Server(config)
-        self._name = name
-        self._thread: threading.Thread | None = None
-        self._sock: socket.socket | None = None
+        self.address = address
+        self._on_stop = on_stop
+        self._server = server
+        self._socket = sock
         self._failed: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"chartd-{name}", daemon=True)
 
     @property
     def port(self) -> int:
-        """The TCP port served (the one the system chose, when asked for port 0)."""
-        if self._sock is None or self.listener.path is not None:
-            return self.listener.port
-        return int(self._sock.getsockname()[1])
-
-    def start(self) -> None:
-        """Bind, start the thread, return once uvicorn serves (InvalidParameter, Unavailable)."""
-        sock = self.listener.bind()
-        self._sock = sock
-        if self.listener.path is None:
-            self.listener.port = self.port
-        try:
-            # uvicorn builds the TLS context when it loads the config: bad files fail here.
-            self._server.config.load()
-        except (OSError, ssl.SSLError) as exc:
-            sock.close()
-            raise InvalidParameter(f"cannot serve HTTPS on {self.listener}: {exc}") from None
-        thread = threading.Thread(target=self._run, name=f"chartd-{self._name}", daemon=True)
-        self._thread = thread
-        thread.start()
-        deadline = time.monotonic() + _READY_TIMEOUT
-        while not self._server.started:
-            if not thread.is_alive():
-                why = self._failed or "the server thread ended"
-                raise Unavailable(f"cannot serve on {self.listener}: {why}")
-            if time.monotonic() > deadline:  # a server that never starts is an error, not a hang
-                self.stop()
-                raise Unavailable(f"the {self._name} server on {self.listener} did not start")
-            time.sleep(0.01)
+        """The TCP port served (the one the system chose when asked for port 0); 0 on unix."""
+        if self.address.scheme == "unix":
+            return 0
+        return int(self._socket.getsockname()[1]) if self._socket.fileno() >= 0 else 0
 
     def _run(self) -> None:
-        assert self._sock is not None
         try:
-            self._server.run(sockets=[self._sock])
-        except BaseException as exc:  # reported by start(); the thread ends either way
+            asyncio.run(self._server.serve(sockets=[self._socket]))
+        except BaseException as exc:  # reported by start(), or logged at stop()
             self._failed = exc
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Ask uvicorn to finish its responses and stop; wait up to ``timeout`` seconds."""
+    def start(self) -> None:
+        """Serve; returns once uvicorn accepts connections (Unavailable if it could not)."""
+        self._thread.start()
+        deadline = time.monotonic() + _READY_TIMEOUT
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.stop(0)
+                raise Unavailable(f"cannot serve HTTP on {self.address}: {self._failed}")
+            time.sleep(0.01)
+
+    def stop(self, grace: float = 2.0) -> None:
+        """Stop taking connections; streams still open are ended after ``grace`` seconds.
+
+        ``on_stop`` (of :func:`serve_in_thread`) is called first: the app's
+        chance to end its streams itself, before they are cancelled.
+        """
+        if self._on_stop is not None:
+            self._on_stop()
+        self._server.config.timeout_graceful_shutdown = max(0, round(grace))
         self._server.should_exit = True
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-            if thread.is_alive():
-                self._server.force_exit = True
-                thread.join(timeout)
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
-        path = self.listener.path
-        if path is not None:
-            with contextlib.suppress(OSError):
-                path.unlink()
+        if self._thread.ident is not None and self._thread.is_alive():
+            self._thread.join(grace + 5.0)
+        if self._failed is not None and not isinstance(self._failed, SystemExit):
+            log.warning("the HTTP server on %s ended with %r", self.address, self._failed)
+        self._socket.close()
+        if self.address.scheme == "unix" and self.address.path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                self.address.path.unlink()
+
+
+def serve_in_thread(
+    app: Any,
+    address: Address,
+    tls: ServerTLS | None = None,
+    *,
+    http: type[asyncio.Protocol] | str = "h11",
+    on_stop: Callable[[], None] | None = None,
+    name: str = "http",
+) -> HttpServer:
+    """Serve the ASGI ``app`` on ``address`` from a background thread; started and ready.
+
+    ``http`` is uvicorn's HTTP protocol (a class for protocols of one's own,
+    as the Engine API's connection hijack); ``on_stop`` is called when the
+    server is asked to stop; ``name`` names its thread (``chartd-NAME``).
+    Conflict if another daemon answers on the unix socket; Unavailable if the
+    address cannot be bound (a path that exists and is no socket is never removed).
+    """
+    sock = _bind(address)
+    config = uvicorn.Config(
+        app,
+        http=http,
+        lifespan="off",
+        log_config=None,
+        access_log=False,
+        server_header=False,
+        **_tls_options(tls),
+    )
+    server = HttpServer(uvicorn.Server(config), sock, address, on_stop, name)
+    server.start()
+    return server
+
+
+def _tls_options(tls: ServerTLS | None) -> dict[str, Any]:
+    if tls is None:
+        return {}
+    options: dict[str, Any] = {"ssl_certfile": str(tls.cert), "ssl_keyfile": str(tls.key)}
+    if tls.client_ca is not None:
+        options.update(ssl_ca_certs=str(tls.client_ca), ssl_cert_reqs=ssl.CERT_REQUIRED)
+    return options
+
+
+def _bind(address: Address) -> socket.socket:
+    if address.scheme == "unix":
+        assert address.path is not None
+        return _bind_unix(address.path)
+    family = socket.AF_INET6 if ":" in address.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((address.host, address.port))
+        sock.listen(_BACKLOG)
+    except OSError as exc:
+        sock.close()
+        raise Unavailable(f"cannot listen on {address}: {exc.strerror or exc}") from None
+    return sock
+
+
+def _bind_unix(path: Path) -> socket.socket:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() or path.is_symlink():
+        if not path.is_socket():
+            # Never deleted to make room: a mistyped path must not cost a user a file.
+            raise Unavailable(f"cannot listen on unix://{path}: it exists and is not a socket")
+        if _answers(path):
+            raise Conflict(f"another daemon is listening on unix://{path}")
+        path.unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    # bind(2) makes the file with the process umask: narrowed for this one call (the
+    # daemon binds before any container step runs), so it is never open to others.
+    previous = os.umask(0o177)
+    try:
+        sock.bind(str(path))
+        sock.listen(_BACKLOG)
+    except OSError as exc:
+        sock.close()
+        raise Unavailable(f"cannot listen on unix://{path}: {exc.strerror or exc}") from None
+    finally:
+        os.umask(previous)
+    os.chmod(path, 0o600)
+    return sock

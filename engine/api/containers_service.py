@@ -13,7 +13,7 @@ import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import grpc
 from google.protobuf import timestamp_pb2
@@ -26,7 +26,16 @@ from engine.api.admission import time_left
 from engine.api.chartd.v1 import containers_pb2, containers_pb2_grpc
 from engine.errors import InvalidParameter, NotFound
 
-__all__ = ["CONDITIONS", "STATUSES", "ContainerService", "ContainersServicer", "StatusOf"]
+__all__ = [
+    "CONDITIONS",
+    "STATUSES",
+    "ContainerService",
+    "ContainersServicer",
+    "StatusOf",
+    "has_label",
+    "log_entries",
+    "matches",
+]
 
 STATUSES = ("created", "running", "paused", "restarting", "removing", "exited", "dead")
 """moby's container statuses, as ``ps --filter status=`` accepts them."""
@@ -79,6 +88,9 @@ class ContainerService(Protocol):
         stop_timeout: int | None = None,
         restart: str | None = None,
         auto_remove: bool = False,
+        entrypoint: Sequence[str] | None = None,
+        image: str | None = None,
+        healthcheck: Mapping[str, Any] | None = None,
     ) -> engine.Entity:
         """A new container in state created."""
         ...
@@ -137,12 +149,17 @@ class ContainerService(Protocol):
         timeout: float | None = None,
         *,
         time_left: TimeLeft | None = None,
+        since: int | None = None,
     ) -> tuple[int, str]:
-        """Block until ``condition`` holds; (exit code, error)."""
+        """Block until ``condition`` holds (counting exits after ``since``); (exit code, error)."""
         ...
 
     def logs(self, ref: str) -> Path:
         """The file of its stdout and stderr."""
+        ...
+
+    def open_log(self, ref: str) -> BinaryIO:
+        """That file open at its end, readable after a removal (an attach reads on)."""
         ...
 
     def inspect(self, ref: str) -> dict[str, Any]:
@@ -328,14 +345,7 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
         )
 
     def _matches(self, e: engine.Entity, filters: Mapping[str, _Ids], statuses: set[str]) -> bool:
-        name = str(e.data.get("name", "")).lstrip("/")
-        labels = e.data.get("labels") or {}
-        return (
-            (not statuses or self.status_of(e.configuration, e.data) in statuses)
-            and ("id" not in filters or any(e.id.startswith(v) for v in filters["id"]))
-            and ("name" not in filters or any(v.lstrip("/") in name for v in filters["name"]))
-            and ("label" not in filters or all(_label(labels, v) for v in filters["label"]))
-        )
+        return matches(e, filters, statuses, self.status_of)
 
     def Wait(
         self, request: containers_pb2.WaitContainerRequest, context: grpc.ServicerContext
@@ -481,7 +491,23 @@ def _position(token: str) -> tuple[float, str] | None:
     return position
 
 
-def _label(labels: Mapping[str, Any], spec: str) -> bool:
+def matches(
+    e: engine.Entity, filters: Mapping[str, _Ids], statuses: set[str], status_of: StatusOf
+) -> bool:
+    """Whether a container passes a listing's filters: a status of ``statuses`` (if any),
+    an ID prefix, a part of its name, and every label (``key`` or ``key=value``) asked for."""
+    name = str(e.data.get("name", "")).lstrip("/")
+    labels = e.data.get("labels") or {}
+    return (
+        (not statuses or status_of(e.configuration, e.data) in statuses)
+        and ("id" not in filters or any(e.id.startswith(v) for v in filters["id"]))
+        and ("name" not in filters or any(v.lstrip("/") in name for v in filters["name"]))
+        and ("label" not in filters or all(has_label(labels, v) for v in filters["label"]))
+    )
+
+
+def has_label(labels: Mapping[str, Any], spec: str) -> bool:
+    """Whether ``labels`` has the label ``spec`` names: ``key``, or ``key=value``."""
     key, eq, val = spec.partition("=")
     return key in labels and (not eq or str(labels[key]) == val)
 
@@ -491,18 +517,27 @@ def _entries(path: Path, position: int) -> tuple[list[containers_pb2.LogChunk], 
     try:
         with path.open("rb") as f:
             f.seek(position)
-            data = f.read(_CHUNK)
+            found, read = log_entries(f)
     except FileNotFoundError:
         return [], position
+    chunks = [containers_pb2.LogChunk(data=e["log"].encode(), stream=e["stream"]) for e in found]
+    return chunks, position + read
+
+
+def log_entries(log: BinaryIO) -> tuple[list[dict[str, Any]], int]:
+    """The json-file log's whole entries from where ``log`` stands (``log``, ``stream``,
+    ``time``), and how many bytes they took; a torn last line is left for the next read."""
+    data = log.read(_CHUNK)
     whole = data[: data.rfind(b"\n") + 1]
-    chunks = []
+    if len(whole) < len(data):
+        log.seek(len(whole) - len(data), 1)
+    entries = []
     for line in whole.splitlines():
-        with contextlib.suppress(ValueError, KeyError, TypeError):  # a torn or foreign line
-            entry = json.loads(line)
-            chunks.append(
-                containers_pb2.LogChunk(data=entry["log"].encode(), stream=entry["stream"])
-            )
-    return chunks, position + len(whole)
+        with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
+            entry = json.loads(line)  # a torn or foreign line is skipped
+            if isinstance(entry["log"], str) and entry["stream"] in ("stdout", "stderr"):
+                entries.append(entry)
+    return entries, len(whole)
 
 
 def _event_filter(

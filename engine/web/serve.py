@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from engine.api.address import Address, parse_address
+from engine.api.tls import ServerTLS
 from engine.errors import InvalidParameter
-from engine.httpserve import HttpServer, Listener
+from engine.httpserve import HttpServer, serve_in_thread
 from engine.web.app import LOOPBACK_HOSTS, Inspector
 from engine.web.source import Source
 
@@ -68,8 +69,8 @@ class Served:
     @property
     def url(self) -> str:
         """The inspector's address, as a browser opens it."""
-        listener = self.server.listener
-        host = f"[{listener.host}]" if ":" in listener.host else listener.host
+        address = self.server.address
+        host = f"[{address.host}]" if ":" in address.host else address.host
         return f"{self._scheme}://{host}:{self.server.port}/"
 
     @property
@@ -100,15 +101,9 @@ def serve_inspector(
     hosts = [*LOOPBACK_HOSTS, address.host, f"[{address.host}]"] if address.loopback else ["*"]
     inspector = Inspector(source, hosts=hosts)
     inspector.start()
-    files = None if tls is None else (tls.cert, tls.key, tls.client_ca)
-    server = HttpServer(
-        inspector.app,
-        Listener(host=address.host, port=address.port),
-        tls=files,
-        name="inspector",
-    )
+    files = None if tls is None else ServerTLS(tls.cert, tls.key, tls.client_ca)
     try:
-        server.start()
+        server = serve_in_thread(inspector.app, address, files, name="inspector")
     except BaseException:
         with contextlib.suppress(Exception):
             inspector.close()

@@ -28,6 +28,8 @@ MAX_LABELS_BYTES = 64 * 1024
 """Label keys and values together, in bytes."""
 MAX_PATH = 4096  # PATH_MAX
 _INT32 = 2**31  # the API carries the stop timeout as an int32
+_MAX_IMAGE = 4096  # moby's reference grammar has no bound; a name is no place for more
+_HEALTH_DURATIONS = ("Interval", "Timeout", "StartPeriod", "StartInterval")
 
 _ADJECTIVES = ("brave", "calm", "eager", "gentle", "jolly", "keen", "lucid", "quiet", "swift")
 _NOUNS = ("curie", "darwin", "euler", "galois", "hopper", "lovelace", "noether", "turing")
@@ -40,6 +42,9 @@ class CreateOptions(TypedDict, total=False):
     ``working_dir`` (absolute), ``labels``, ``stop_signal`` (a name or a
     number), ``stop_timeout`` (seconds, negative for none), ``restart`` (moby's
     restart policy text, e.g. ``on-failure:3``) and ``auto_remove``.
+    ``entrypoint`` goes before ``cmd`` in what runs (docker's Entrypoint);
+    ``image`` (a name only: chartd runs processes on the host) and
+    ``healthcheck`` (docker's Healthcheck object) are recorded as given.
     """
 
     name: str | None
@@ -50,6 +55,9 @@ class CreateOptions(TypedDict, total=False):
     stop_timeout: int | None
     restart: str | None
     auto_remove: bool
+    entrypoint: Sequence[str] | None
+    image: str | None
+    healthcheck: Mapping[str, Any] | None
 
 
 def check_keywords(options: Mapping[str, Any]) -> None:
@@ -61,11 +69,16 @@ def check_keywords(options: Mapping[str, Any]) -> None:
 
 def initial_data(cmd: Sequence[str], options: CreateOptions) -> dict[str, Any]:
     """The container's first data but its name, once ``cmd`` and ``options`` pass moby's checks."""
+    entrypoint = list(options.get("entrypoint") or [])
+    cmd = [*entrypoint, *cmd]
     if not cmd:
         raise InvalidParameter("No command specified")
     if not all(isinstance(a, str) for a in cmd):
         raise InvalidParameter("the command must be a list of strings")
     _check_sizes(cmd, options)
+    image = options.get("image") or ""
+    if not isinstance(image, str) or len(image) > _MAX_IMAGE:
+        raise InvalidParameter(f"invalid image name: at most {_MAX_IMAGE} characters")
     policy = moby.parse_restart_policy(options.get("restart"))
     auto_remove = options.get("auto_remove", False)
     if auto_remove and policy.name != "no":
@@ -92,6 +105,9 @@ def initial_data(cmd: Sequence[str], options: CreateOptions) -> dict[str, Any]:
         "stop_timeout": stop_timeout,
         "restart_policy": policy.as_data(),
         "auto_remove": bool(auto_remove),
+        "entrypoint": entrypoint,
+        "image": image,
+        "healthcheck": _healthcheck(options.get("healthcheck")),
         "restart_count": 0,
         "exit_code": 0,
         "error": "",
@@ -124,6 +140,32 @@ def _check_sizes(cmd: Sequence[str], options: CreateOptions) -> None:
         raise InvalidParameter(
             f"the working directory is too long: {len(working_dir)} characters, at most {MAX_PATH}"
         )
+
+
+def _healthcheck(given: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """docker's Healthcheck object, checked for its shape (its durations in nanoseconds)."""
+    if given is None:
+        return None
+    if not isinstance(given, Mapping):
+        raise InvalidParameter("invalid healthcheck: an object is expected")
+    test = given.get("Test")
+    if test is not None and (
+        not isinstance(test, list) or not all(isinstance(a, str) for a in test)
+    ):
+        raise InvalidParameter("invalid healthcheck: Test is a list of strings")
+    size = sum(_bytes(a) for a in test or ())
+    if size > MAX_LABELS_BYTES:
+        raise InvalidParameter(
+            f"the healthcheck is too large: {size} bytes, at most {MAX_LABELS_BYTES}"
+        )
+    for key in (*_HEALTH_DURATIONS, "Retries"):
+        value = given.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise InvalidParameter(f"invalid healthcheck: {key} is an integer")
+        if isinstance(value, int) and value < 0:
+            raise InvalidParameter(f"{key} in Healthcheck cannot be negative")
+    known = ("Test", *_HEALTH_DURATIONS, "Retries")
+    return {key: given[key] for key in known if given.get(key) is not None}
 
 
 def generated_name() -> str:

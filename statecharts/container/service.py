@@ -11,12 +11,13 @@ restore.
 from __future__ import annotations
 
 import logging
+import os
 import signal as _signal
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Unpack
+from typing import Any, BinaryIO, Unpack
 
 import engine
 from engine.errors import (
@@ -313,6 +314,7 @@ class Containers:
         timeout: float | None = None,
         *,
         time_left: TimeLeft | None = None,
+        since: int | None = None,
     ) -> tuple[int, str]:
         """Block until ``condition`` holds; the exit code and error, as moby's wait returns.
 
@@ -321,11 +323,14 @@ class Containers:
         container's next exit, a restarting one's too (moby wakes the stop
         waiters at every exit), and returns that exit's code. ``removed`` waits
         until the container is removed. Unavailable after ``timeout`` seconds,
-        DeadlineExceeded once the caller has gone.
+        DeadlineExceeded once the caller has gone. ``since`` (an engine
+        sequence read before the caller was told it waits) counts the exits
+        after it: a caller that starts the container once told misses none.
         """
         if condition not in _CONDITIONS:
             raise InvalidParameter(f'invalid condition: "{condition}"')
-        since = self.engine.sequence()  # before the read: no event can slip between
+        if since is None:
+            since = self.engine.sequence()  # before the read: no event can slip between
         container = self.get(ref)
         running = status_of(container.configuration, container.data) in RUNNING
         if condition == "not-running" and not running:
@@ -383,6 +388,19 @@ class Containers:
     def logs(self, ref: str | engine.Entity) -> Path:
         """The file that holds the container's stdout and stderr."""
         return log_path(self.root, self.get(ref).id)
+
+    def open_log(self, ref: str | engine.Entity) -> BinaryIO:
+        """The container's log, open for reading at its end (an attach reads on from there).
+
+        Made empty if no start made it yet (the log is only ever appended to),
+        so that what a short-lived ``--rm`` container writes can still be read
+        once its removal has taken the file off its path.
+        """
+        path = log_path(self.root, self.get(ref).id)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o640), "rb")  # noqa: SIM115
+        log.seek(0, os.SEEK_END)
+        return log
 
     # -- the daemon's life ------------------------------------------------------------
 

@@ -61,10 +61,15 @@ def inspect_document(container: engine.Entity, root: Path) -> dict[str, Any]:
     data = container.data
     status = status_of(container.configuration, data)
     policy = moby.RestartPolicy.from_data(data.get("restart_policy"))
+    argv = list(data.get("cmd") or [])
+    entrypoint = list(data.get("entrypoint") or [])
     return {
         "Id": container.id,
         "Name": data.get("name"),
         "Created": _time(container.created_at),
+        "Path": argv[0] if argv else "",
+        "Args": argv[1:],
+        "Image": str(data.get("image") or ""),
         "State": {
             "Status": status,
             "Running": status in RUNNING,
@@ -80,7 +85,10 @@ def inspect_document(container: engine.Entity, root: Path) -> dict[str, Any]:
         },
         "RestartCount": int(data.get("restart_count") or 0),
         "Config": {
-            "Cmd": list(data.get("cmd") or []),
+            "Cmd": argv[len(entrypoint) :],
+            "Entrypoint": entrypoint or None,
+            "Image": str(data.get("image") or ""),
+            "Healthcheck": data.get("healthcheck"),
             "Env": [f"{k}={v}" for k, v in sorted((data.get("env") or {}).items())],
             "WorkingDir": data.get("working_dir") or "",
             "Labels": dict(data.get("labels") or {}),

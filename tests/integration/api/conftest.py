@@ -8,9 +8,11 @@ its containers uniquely.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from api_daemon import Daemon
+from docker_side import DockerCli
 
 from engine.api import Client
 
@@ -29,3 +31,12 @@ def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
 def client(daemon: Daemon) -> Iterator[Client]:
     with daemon.client() as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def docker(
+    daemon: Daemon, prerequisites: Any, tmp_path_factory: pytest.TempPathFactory
+) -> DockerCli:
+    """The real docker CLI on the module's daemon (its Engine API socket)."""
+    command = prerequisites.command("docker", "docker.io")
+    return DockerCli(command, daemon, tmp_path_factory.mktemp("docker-config"))

@@ -16,6 +16,7 @@ import ssl
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
 import httpx
@@ -214,3 +215,34 @@ def test_metrics_beyond_loopback_are_served_over_mutual_tls_only(
             httpx.get(f"http://127.0.0.1:{metrics}/metrics", timeout=30)
     finally:
         assert daemon.stop() == 0, daemon.logs()
+
+
+def test_dockers_engine_api_over_mutual_tls(
+    tmp_path: Path, certs: Certificates, prerequisites: Any
+) -> None:
+    docker = prerequisites.command("docker", "docker.io")
+    daemon = Daemon(tmp_path / "state")
+    port = _free_port()
+    daemon.start(
+        "--docker-socket", f"tcp://0.0.0.0:{port}",
+        "--tls-cert", str(certs.server.cert), "--tls-key", str(certs.server.key),
+        "--tls-client-ca", str(certs.ca.cert),
+    )  # fmt: skip
+    env = {**daemon.env, "DOCKER_CONFIG": str(tmp_path / "docker-config")}
+    host = ("-H", f"tcp://127.0.0.1:{port}", "--tlsverify", "--tlscacert", str(certs.ca.cert))
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [docker, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+        )
+
+    try:
+        mine = ("--tlscert", str(certs.client.cert), "--tlskey", str(certs.client.key))
+        done = run(*host, *mine, "version", "-f", "{{.Server.APIVersion}}")
+        assert (done.returncode, done.stdout) == (0, "1.51\n"), done.stderr
+        theirs = ("--tlscert", str(certs.stranger.cert), "--tlskey", str(certs.stranger.key))
+        for refused in (run(*host, *theirs, "ps"), run(*host, "ps")):
+            assert refused.returncode == 1 and refused.stdout == "", refused.stderr
+    finally:
+        assert daemon.stop() == 0, daemon.logs()
+    assert "gives every local user" not in daemon.logs()

@@ -83,3 +83,20 @@ def test_listen_rules(tmp_path: Path) -> None:
         tmp_path, listen="tcp://0.0.0.0:1", tls_cert=cert, tls_key=cert, tls_client_ca=cert
     )
     assert tls.tls_key == cert
+
+
+def test_the_docker_socket_follows_the_listen_rules(tmp_path: Path) -> None:
+    config = DaemonConfig.resolve(tmp_path)
+    assert str(config.docker_socket) == f"unix://{tmp_path / 'docker.sock'}"
+    assert DaemonConfig.resolve(tmp_path, docker_socket="none").docker_socket is None
+    on_tcp = DaemonConfig.resolve(tmp_path, docker_socket="tcp://127.0.0.1:2375", insecure=True)
+    assert (on_tcp.listen.scheme, str(on_tcp.docker_socket)) == ("unix", "tcp://127.0.0.1:2375")
+    for options, why in (
+        ({"docker_socket": "tcp://127.0.0.1:2375"}, "needs --tls-cert and --tls-key"),
+        ({"docker_socket": "tcp://0.0.0.0:2375", "insecure": True}, "loopback only"),
+        ({"insecure": True}, "apply to tcp:// addresses only"),
+        ({"docker_socket": "http://x"}, "invalid address"),
+        ({"docker_socket": str(tmp_path / "chartd.sock")}, "are both"),
+    ):
+        with pytest.raises(InvalidParameter, match=why):
+            DaemonConfig.resolve(tmp_path, **options)  # type: ignore[arg-type]

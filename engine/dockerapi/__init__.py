@@ -1,0 +1,74 @@
+"""Docker's Engine API on the container service: the docker CLI and SDKs drive chartd.
+
+``chartd serve`` serves it on a unix socket (``--docker-socket``) beside
+the gRPC API; both call the one container service, so a container made
+through one is seen, changed and removed through the other, with the same
+errors and messages (moby's HTTP codes here, :mod:`engine.dockerapi.errors`).
+
+* :mod:`.versions`: ``/v1.xx/`` paths and the version headers;
+* :mod:`.system`: ping, version, info, images (host images, no registry);
+* :mod:`.containers`: create, the lifecycle verbs, list, inspect;
+* :mod:`.streams`: wait, logs, attach, events;
+* :mod:`.hijack`: the raw connection ``docker run`` attaches on;
+* :mod:`.shapes`: docker's JSON shapes; :mod:`.calls`: queries, worker threads.
+
+docs/docker-api.md lists the endpoints and what each ignores.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+import anyio
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+
+import engine
+from engine.api.containers_service import ContainerService, StatusOf
+from engine.dockerapi import containers, errors, streams, system
+from engine.dockerapi.backend import Daemon
+from engine.dockerapi.calls import THREADS, WAITERS
+from engine.dockerapi.hijack import HijackingH11
+from engine.dockerapi.versions import API_VERSION, MIN_API_VERSION, VersionMiddleware
+from engine.errors import ChartdError
+
+__all__ = ["API_VERSION", "MIN_API_VERSION", "DockerApp", "HijackingH11", "docker_app"]
+
+
+def docker_app(
+    backend: ContainerService, eng: engine.Engine, *, status_of: StatusOf, version: str
+) -> DockerApp:
+    """The Engine API as an ASGI app, on the container service ``backend`` and ``eng``.
+
+    Serve it with :func:`engine.httpserve.serve_in_thread` and
+    ``http=HijackingH11``, which ``docker run``'s attach needs.
+    """
+    app = Starlette(
+        routes=[*system.routes(), *containers.routes(), *streams.routes()],
+        exception_handlers={
+            ChartdError: errors.on_error,
+            HTTPException: errors.page_not_found,
+            Exception: errors.on_unexpected,
+        },
+    )
+    app.state.daemon = Daemon(backend, eng, status_of=status_of, version=version)
+    app.state.limiter = anyio.CapacityLimiter(THREADS)
+    app.state.waiters = anyio.CapacityLimiter(WAITERS)
+    app.state.stopping = threading.Event()
+    return DockerApp(VersionMiddleware(app, version, errors.error_response), app.state.stopping)
+
+
+class DockerApp:
+    """The Engine API's ASGI app; :meth:`stopping` ends its streams (before the server stops)."""
+
+    def __init__(self, app: Any, stopping: threading.Event) -> None:
+        self._app = app
+        self._stopping = stopping
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self._app(scope, receive, send)
+
+    def stopping(self) -> None:
+        """End the streams (logs -f, attach, events, waits) at their next look."""
+        self._stopping.set()

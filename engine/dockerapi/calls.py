@@ -1,0 +1,129 @@
+"""How an endpoint reads its query and calls the blocking service without blocking the loop.
+
+The service's operations block (a stop waits for the exit): each runs on a
+worker thread of a bounded pool (:data:`THREADS`), so a burst of calls
+queues instead of starting a thread each. Streams wait on the event loop
+and take a thread only for a short read.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import anyio
+from starlette.requests import Request
+
+from engine.dockerapi.backend import Daemon
+from engine.errors import InvalidParameter
+
+__all__ = [
+    "MAX_BODY",
+    "THREADS",
+    "WAITERS",
+    "blocking",
+    "body",
+    "daemon",
+    "filters",
+    "flag",
+    "integer",
+    "ref",
+    "text",
+]
+
+T = TypeVar("T")
+
+THREADS = 64
+"""Worker threads for the service's blocking calls, shared by every request."""
+WAITERS = 128
+"""Worker threads for waits, apart: waits that never end cannot starve the other calls.
+A wait past them queues (its exits are counted from its request on, none is missed)."""
+
+MAX_BODY = 4 * 1024 * 1024
+"""The largest request body read (a create's JSON: the service caps what it stores)."""
+
+_FALSE = ("", "0", "no", "false", "none")  # moby's httputils.BoolValue
+_MAX_REF = 256  # past any name or ID
+
+
+def daemon(request: Request) -> Daemon:
+    """The daemon the app serves."""
+    found: Daemon = request.app.state.daemon
+    return found
+
+
+async def blocking(request: Request, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``fn(*args, **kwargs)`` on a worker thread of the bounded pool."""
+    limiter: anyio.CapacityLimiter = request.app.state.limiter
+    return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=limiter)
+
+
+async def body(request: Request) -> bytes:
+    """The request's body, read no further than :data:`MAX_BODY` bytes."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise InvalidParameter(f"the request body is too large: more than {MAX_BODY} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def ref(request: Request) -> str:
+    """The container the path names (a name or an ID), bounded and printable."""
+    found = str(request.path_params["ref"])
+    if not found or len(found) > _MAX_REF or not found.isprintable():
+        raise InvalidParameter(f"invalid name or ID supplied: {found[:40]!r}".replace("'", '"'))
+    return found
+
+
+def flag(request: Request, name: str) -> bool:
+    """A boolean query parameter as moby reads one (absent, 0, no, false, none: false)."""
+    return request.query_params.get(name, "").strip().lower() not in _FALSE
+
+
+def text(request: Request, name: str, limit: int = 256) -> str:
+    """A text query parameter ('' if absent), bounded and printable."""
+    value = request.query_params.get(name, "")
+    if len(value) > limit or not value.isprintable():
+        raise InvalidParameter(f"invalid {name}: at most {limit} printable characters")
+    return value
+
+
+def integer(request: Request, name: str) -> int | None:
+    """An integer query parameter, None if absent or empty."""
+    value = request.query_params.get(name, "")
+    if value == "":
+        return None
+    try:
+        number = int(value, 10)
+    except ValueError:
+        raise InvalidParameter(f'invalid {name}: "{value[:40]}" is not an integer') from None
+    if not -(2**31) <= number < 2**31:
+        raise InvalidParameter(f"invalid {name}: {number} is out of range")
+    return number
+
+
+def filters(request: Request, known: tuple[str, ...]) -> dict[str, list[str]]:
+    """The ``filters`` parameter: JSON ``{"key": ["v", ...]}`` or ``{"key": {"v": true}}``."""
+    raw = request.query_params.get("filters", "")
+    if not raw:
+        return {}
+    try:
+        given = json.loads(raw)
+    except ValueError as exc:
+        raise InvalidParameter(f"invalid filter: {exc}") from None
+    if not isinstance(given, dict):
+        raise InvalidParameter("invalid filter: an object of lists is expected")
+    out: dict[str, list[str]] = {}
+    for key, values in given.items():
+        if key not in known:
+            raise InvalidParameter(f"invalid filter '{key}'")
+        listed = [v for v, on in values.items() if on] if isinstance(values, dict) else values
+        if not isinstance(listed, list) or not all(isinstance(v, str) for v in listed):
+            raise InvalidParameter(f"invalid filter '{key}': a list of strings is expected")
+        if listed:
+            out[key] = listed
+    return out

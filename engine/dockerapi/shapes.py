@@ -1,0 +1,235 @@
+"""docker's JSON shapes: a create request read into the service's options, and the
+answers (a container in a listing, inspect's document, an event) built from the service's.
+
+Only shapes live here; what a container may be is the service's to decide.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import engine
+from engine.api import _fields
+from engine.api.containers_service import StatusOf
+from engine.cli_output import _human_duration
+from engine.errors import InvalidParameter
+
+__all__ = [
+    "create_options",
+    "decode_json",
+    "event_document",
+    "image_document",
+    "image_id",
+    "inspect_document",
+    "summary",
+]
+
+
+def decode_json(body: bytes) -> dict[str, Any]:
+    """A request body as a JSON object; InvalidParameter naming what is wrong."""
+    if not body.strip():
+        return {}
+    try:
+        found = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidParameter(f"invalid JSON: {exc}") from None
+    if not isinstance(found, dict):
+        raise InvalidParameter("invalid JSON: the body must be an object")
+    return found
+
+
+def _strings(value: Any, what: str) -> list[str]:
+    """docker's strslice: a list of strings, or one string (a list of one)."""
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise InvalidParameter(f"invalid {what}: a list of strings is expected")
+    _fields.check_args(value, what)
+    return value
+
+
+def _mapping(value: Any, what: str) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in value.items()
+    ):
+        raise InvalidParameter(f"invalid {what}: an object of strings is expected")
+    return value
+
+
+def _env(value: Any) -> dict[str, str]:
+    env = {}
+    for entry in _strings(value, "Env"):
+        key, eq, val = entry.partition("=")
+        if not key:
+            raise InvalidParameter(f"invalid environment variable: {entry}")
+        if eq:  # "KEY" alone asks a client to fill it in: nothing for the daemon
+            env[key] = val
+    _fields.check_map(env, "env", forbid_eq=True)
+    return env
+
+
+def _typed(config: Mapping[str, Any], key: str, kind: type) -> Any:
+    """``config[key]`` if it is of ``kind`` (a bool is no int), None if absent."""
+    value = config.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
+        raise InvalidParameter(f"invalid {key}: {json.dumps(value)[:40]}")
+    return value
+
+
+def _restart(host: Mapping[str, Any]) -> str | None:
+    policy = host.get("RestartPolicy") or {}
+    if not isinstance(policy, dict):
+        raise InvalidParameter("invalid RestartPolicy: an object is expected")
+    name = _typed(policy, "Name", str) or ""
+    count = _typed(policy, "MaximumRetryCount", int) or 0
+    if not name:
+        return None
+    return f"{name}:{count}" if count else name
+
+
+def create_options(name: str | None, body: Mapping[str, Any]) -> dict[str, Any]:
+    """The service's create keywords (with ``cmd``) for docker's create body and ``name``.
+
+    A TTY and an open stdin are refused (chartd's processes have neither); what else docker's
+    body holds and chartd has no use for (ports, mounts, resources) is
+    ignored, as docs/docker-api.md lists.
+    """
+    host = body.get("HostConfig") or {}
+    if not isinstance(host, dict):
+        raise InvalidParameter("invalid HostConfig: an object is expected")
+    if _typed(body, "Tty", bool):
+        raise InvalidParameter("chartd runs processes without a terminal: Tty is not supported")
+    if _typed(body, "OpenStdin", bool):
+        raise InvalidParameter(
+            "chartd's processes read /dev/null: OpenStdin (docker run -i) is not supported"
+        )
+    stop_signal = _typed(body, "StopSignal", str)
+    working_dir = _typed(body, "WorkingDir", str)
+    healthcheck = body.get("Healthcheck")
+    if healthcheck is not None and not isinstance(healthcheck, dict):
+        raise InvalidParameter("invalid Healthcheck: an object is expected")
+    return {
+        "cmd": _strings(body.get("Cmd"), "Cmd"),
+        "entrypoint": _strings(body.get("Entrypoint"), "Entrypoint"),
+        "name": _fields.optional_text(name or "", "container name"),
+        "env": _env(body.get("Env")),
+        "working_dir": _fields.optional_text(working_dir or "", "WorkingDir", limit=4096),
+        "labels": _mapping(body.get("Labels"), "Labels"),
+        "stop_signal": _fields.optional_text(stop_signal or "", "StopSignal", limit=32),
+        "stop_timeout": _typed(body, "StopTimeout", int),
+        "restart": _restart(host),
+        "auto_remove": bool(_typed(host, "AutoRemove", bool)),
+        "image": _fields.optional_text(_typed(body, "Image", str) or "", "Image", limit=4096),
+        "healthcheck": healthcheck,
+    }
+
+
+def image_id(name: str) -> str:
+    """The ID chartd gives an image name: a digest of the name (there is no image)."""
+    return "sha256:" + hashlib.sha256(name.encode()).hexdigest()
+
+
+def image_document(name: str) -> dict[str, Any]:
+    """``GET /images/{name}/json``: any name, as a local image of the host with no layers."""
+    return {
+        "Id": image_id(name),
+        "RepoTags": [name],
+        "RepoDigests": [],
+        "Created": "1970-01-01T00:00:00Z",
+        "Config": {"Cmd": None, "Entrypoint": None, "Env": [], "WorkingDir": "", "Labels": None},
+        "Architecture": "amd64",
+        "Os": "linux",
+        "Size": 0,
+        "RootFS": {"Type": "layers", "Layers": []},
+        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
+    }
+
+
+def _status_text(status: str, data: Mapping[str, Any], now: float) -> str:
+    """docker ps's STATUS column: ``Up 5 seconds``, ``Exited (0) 2 minutes ago``, ..."""
+    started, finished = data.get("started_at"), data.get("finished_at")
+    up = _human_duration(max(0.0, now - float(started))) if started else ""
+    ago = f"{_human_duration(max(0.0, now - float(finished)))} ago" if finished else ""
+    code = int(data.get("exit_code") or 0)
+    return {
+        "created": "Created",
+        "running": f"Up {up}",
+        "paused": f"Up {up} (Paused)",
+        "restarting": f"Restarting ({code}) {ago}",
+        "exited": f"Exited ({code}) {ago}",
+        "removing": "Removal In Progress",
+        "dead": "Dead",
+    }.get(status, status)
+
+
+def summary(e: engine.Entity, status_of: StatusOf, now: float | None = None) -> dict[str, Any]:
+    """A container as ``GET /containers/json`` lists it."""
+    data = e.data
+    image = str(data.get("image") or "")
+    status = status_of(e.configuration, data)
+    return {
+        "Id": e.id,
+        "Names": [str(data.get("name") or "")],
+        "Image": image,
+        "ImageID": image_id(image),
+        "Command": " ".join(str(a) for a in data.get("cmd") or ()),
+        "Created": int(e.created_at),
+        "Ports": [],
+        "Labels": dict(data.get("labels") or {}),
+        "State": status,
+        "Status": _status_text(status, data, time.time() if now is None else now),
+        "HostConfig": {"NetworkMode": "default"},
+        "NetworkSettings": {"Networks": {}},
+        "Mounts": [],
+    }
+
+
+def inspect_document(found: Mapping[str, Any]) -> dict[str, Any]:
+    """The service's inspect document, completed with the fields docker's clients read."""
+    config = {
+        "Hostname": str(found["Id"])[:12],
+        "Tty": False,
+        "OpenStdin": False,
+        "AttachStdin": False,
+        "AttachStdout": False,
+        "AttachStderr": False,
+        **found["Config"],
+    }
+    host = {"NetworkMode": "default", "LogConfig": {"Type": "json-file", "Config": {}}}
+    return {
+        **found,
+        "Image": image_id(str(found.get("Image") or "")),
+        "Driver": "chartd",
+        "Platform": "linux",
+        "Mounts": [],
+        "ExecIDs": None,
+        "Config": config,
+        "HostConfig": {**host, **found["HostConfig"]},
+    }
+
+
+def event_document(ev: engine.Event, at_ns: int, image: str) -> dict[str, Any]:
+    """One container event as ``GET /events`` streams it."""
+    attributes = {str(k): str(v) for k, v in ev.attributes.items()}
+    attributes.update(image=image, name=ev.entity_name)
+    return {
+        "status": ev.type,
+        "id": ev.entity_id,
+        "from": image,
+        "Type": "container",
+        "Action": ev.type,
+        "Actor": {"ID": ev.entity_id, "Attributes": attributes},
+        "scope": "local",
+        "time": at_ns // 10**9,
+        "timeNano": at_ns,
+    }

@@ -1,0 +1,329 @@
+"""The container endpoints that stream: wait, logs, attach, events.
+
+None holds a thread while it waits: each is an async generator that sleeps
+on the event loop between looks, and takes a worker thread of the bounded
+pool only for a short read (the engine's events, a container's state).
+The exception is wait, which blocks in the service until the condition
+holds, on a bounded pool of its own; it ends when its client goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import struct
+import threading
+import time
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, BinaryIO
+
+import anyio
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route
+
+import engine
+from engine.api._event_times import EventClock, Window, earlier_events
+from engine.api.containers_service import CONDITIONS, has_label, log_entries
+from engine.dockerapi import shapes
+from engine.dockerapi.backend import Daemon
+from engine.dockerapi.calls import blocking, daemon, filters, flag, ref, text
+from engine.dockerapi.versions import parse_version
+from engine.errors import ChartdError, InvalidParameter, NotFound
+from engine.errors import NotImplemented as Unsupported
+
+__all__ = ["frame", "routes"]
+
+_POLL = 0.1  # seconds between looks at a followed log or the event outbox
+_BATCH = 500  # events read in one look
+_STREAMS = {"stdout": 1, "stderr": 2}
+_EVENT_FILTERS = ("container", "event", "type", "label", "image")
+_ENGINE_EVENTS = ("transition", "transition.failed")  # the engine's own, not docker's
+
+
+def frame(stream: str, data: bytes) -> bytes:
+    """docker's stdcopy frame: the stream's number, three zeros, the length, the data."""
+    return struct.pack(">BxxxI", _STREAMS[stream], len(data)) + data
+
+
+def _media(request: Request) -> str:
+    version = request.scope.get("state", {}).get("api_version", "")
+    if parse_version(version) >= (1, 42):
+        return "application/vnd.docker.multiplexed-stream"
+    return "application/vnd.docker.raw-stream"
+
+
+def _stamp(time_text: str) -> bytes:
+    """A log entry's time as moby prints it with timestamps: nine digits of nanoseconds."""
+    head, _, rest = time_text.rstrip("Z").partition(".")
+    return f"{head}.{rest.ljust(9, '0')[:9]}Z ".encode()
+
+
+# -- wait ---------------------------------------------------------------------------------
+
+
+class _Waiting(Response):
+    """200 at once (the caller may start the container then), the outcome when it comes."""
+
+    def __init__(self, request: Request, args: tuple[str, str, int]):
+        super().__init__(media_type="application/json")
+        self.daemon, self.args = daemon(request), args
+        self.limiter, self.stopping = request.app.state.waiters, request.app.state.stopping
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        # Not the Response's headers: they say the body is empty.
+        headers = [(b"content-type", b"application/json")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        gone = threading.Event()  # the client went, or the server cancelled the answer
+        container, condition, since = self.args
+
+        def wait() -> tuple[int, str]:
+            left = lambda: 0.0 if gone.is_set() or self.stopping.is_set() else None  # noqa: E731
+            return self.daemon.backend.wait(container, condition, time_left=left, since=since)
+
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(_note_disconnect, receive, gone)
+                try:
+                    code, error = await anyio.to_thread.run_sync(
+                        wait, limiter=self.limiter, abandon_on_cancel=True
+                    )
+                    outcome: dict[str, Any] = {"StatusCode": code}
+                    if error:
+                        outcome["Error"] = {"Message": error}
+                except ChartdError as exc:
+                    why = "chartd is shutting down" if self.stopping.is_set() else exc.message
+                    outcome = {"StatusCode": -1, "Error": {"Message": why}}
+                group.cancel_scope.cancel()
+        except BaseException:
+            gone.set()  # cancelled (a server that stops): the thread ends within its slice
+            raise
+        if not gone.is_set():
+            body = (json.dumps(outcome) + "\n").encode()
+            await send({"type": "http.response.body", "body": body, "more_body": False})
+
+
+async def _note_disconnect(receive: Any, gone: threading.Event) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    gone.set()
+
+
+async def wait(request: Request) -> Response:
+    condition = text(request, "condition", 32) or "not-running"
+    if condition not in CONDITIONS:
+        raise InvalidParameter(f'invalid condition: "{condition}"')
+    d = daemon(request)
+    # Read before the answer starts: every exit from here on counts.
+    since = await blocking(request, d.engine.sequence)
+    found = await blocking(request, d.backend.get, ref(request))
+    return _Waiting(request, (found.id, condition, since))
+
+
+# -- logs and attach ----------------------------------------------------------------------
+
+
+def _chosen(request: Request) -> set[str]:
+    chosen = {s for s in _STREAMS if flag(request, s)}
+    if not chosen:
+        raise InvalidParameter("Bad parameters: you must choose at least one stream")
+    return chosen
+
+
+def _frames(log: BinaryIO, chosen: set[str], timestamps: bool) -> bytes:
+    entries, _ = log_entries(log)
+    out = []
+    for entry in entries:
+        if entry["stream"] in chosen:
+            data = entry["log"].encode("utf-8", "surrogateescape")
+            if timestamps:
+                data = _stamp(str(entry.get("time", ""))) + data
+            out.append(frame(entry["stream"], data))
+    return b"".join(out)
+
+
+def _stopping(request: Request) -> bool:
+    """Whether the server is stopping: a stream ends (as dockerd's do at its shutdown)."""
+    stopping: threading.Event = request.app.state.stopping
+    return stopping.is_set()
+
+
+async def _running(request: Request, container: str) -> bool:
+    def look() -> bool:
+        try:
+            return daemon(request).engine.get(container).in_state("running")
+        except NotFound:
+            return False
+
+    return await blocking(request, look)
+
+
+async def logs(request: Request) -> Response:
+    chosen, follow = _chosen(request), flag(request, "follow")
+    timestamps = flag(request, "timestamps")
+    for name in ("since", "until"):
+        if text(request, name, 64) not in ("", "0"):
+            raise Unsupported(f"logs with {name} are not supported by this chartd yet")
+    if text(request, "tail", 32) not in ("", "all"):
+        raise Unsupported("logs with tail are not supported by this chartd yet")
+    d = daemon(request)
+    found = await blocking(request, d.backend.get, ref(request))
+    path = d.backend.logs(found.id)
+
+    async def stream() -> AsyncIterator[bytes]:
+        try:
+            log = open(path, "rb")  # noqa: SIM115 - a local file: no wait
+        except FileNotFoundError:
+            return  # never started: no output yet
+        with log:
+            while True:
+                data = _frames(log, chosen, timestamps)
+                if data:
+                    yield data
+                    continue
+                if not follow or _stopping(request) or not await _running(request, found.id):
+                    yield _frames(log, chosen, timestamps)  # written before the exit
+                    return
+                await asyncio.sleep(_POLL)
+
+    return StreamingResponse(stream(), media_type=_media(request))
+
+
+async def attach(request: Request) -> Response:
+    if flag(request, "stdin"):
+        raise Unsupported(
+            "attaching stdin is not supported: chartd's processes read /dev/null "
+            "(docker attach --no-stdin)"
+        )
+    chosen = {s for s in _STREAMS if flag(request, s)}
+    d = daemon(request)
+    since = await blocking(request, d.engine.sequence)
+    found = await blocking(request, d.backend.get, ref(request))
+    log = await blocking(request, d.backend.open_log, found.id)
+    if flag(request, "logs"):
+        log.seek(0)
+    live = flag(request, "stream")
+
+    async def stream() -> AsyncIterator[bytes]:
+        with log:
+            ended = not live
+            while True:
+                data = _frames(log, chosen, False)
+                if data:
+                    yield data
+                    continue
+                if ended or _stopping(request):
+                    return
+                ended = await _exited(request, found.id, since)
+                if not ended:
+                    await asyncio.sleep(_POLL)
+
+    upgrade = request.headers.get("upgrade", "").lower() == "tcp"
+    headers = {"Connection": "Upgrade", "Upgrade": "tcp"} if upgrade else {}
+    return StreamingResponse(
+        stream(), status_code=101 if upgrade else 200, headers=headers, media_type=_media(request)
+    )
+
+
+async def _exited(request: Request, container: str, since: int) -> bool:
+    """Whether the container's process has ended (or it went) since the attach began."""
+
+    def look() -> bool:
+        events = daemon(request).engine.watch(since, filter={"entity": container}, timeout=0)
+        return any(ev.type in ("die", "destroy") for ev in itertools.islice(events, _BATCH))
+
+    return await blocking(request, look)
+
+
+# -- events -------------------------------------------------------------------------------
+
+
+def _time_ns(request: Request, name: str) -> int | None:
+    """``since``/``until``: seconds since the epoch, with up to nine decimals."""
+    value = text(request, name, 64)
+    if not value:
+        return None
+    seconds, _, fraction = value.partition(".")
+    if not seconds.lstrip("-").isdigit() or (fraction and not fraction.isdigit()):
+        raise InvalidParameter(f"invalid {name}: {value!r} is not a timestamp")
+    return int(seconds) * 10**9 + int((fraction or "0").ljust(9, "0")[:9])
+
+
+async def events(request: Request) -> Response:
+    given = filters(request, _EVENT_FILTERS)
+    for kind in given.get("type", ()):
+        if kind != "container":
+            raise InvalidParameter(f"chartd has only container events, not {kind!r} ones")
+    window = Window(_time_ns(request, "since"), _time_ns(request, "until"))
+    d = daemon(request)
+    # Where the stream starts: the oldest event if it looks back, else what comes next.
+    last = 0 if window.since_ns is not None else await blocking(request, d.engine.sequence)
+    stream = _events(request, d, given, window, last)
+    return StreamingResponse(stream, media_type="application/json")
+
+
+async def _events(
+    request: Request, d: Daemon, given: dict[str, list[str]], window: Window, last: int
+) -> AsyncIterator[bytes]:
+    clock = EventClock(earlier_events(d.engine))
+    images: dict[str, engine.Entity | None] = {}
+    while True:
+        batch = await blocking(request, _batch, d.engine, last)
+        for ev in batch:
+            last = ev.seq
+            at = clock.time_ns(ev)
+            if window.after(at):
+                return
+            if ev.chart != "container" or ev.type in _ENGINE_EVENTS or window.before(at):
+                continue
+            if ev.entity_id not in images:
+                images[ev.entity_id] = await blocking(request, _entity, d, ev.entity_id)
+            found = images[ev.entity_id]
+            data = found.data if found is not None else {}
+            if _wanted(ev, data, given):
+                image = str(data.get("image") or "")
+                yield (json.dumps(shapes.event_document(ev, at, image)) + "\n").encode()
+        if not batch:
+            if window.after(time.time_ns()) or _stopping(request):
+                return
+            await asyncio.sleep(_POLL)
+
+
+def _batch(eng: engine.Engine, last: int) -> list[engine.Event]:
+    return list(itertools.islice(eng.watch(last, timeout=0), _BATCH))
+
+
+def _entity(d: Daemon, entity_id: str) -> engine.Entity | None:
+    try:
+        return d.engine.get(entity_id)
+    except NotFound:
+        return None
+
+
+def _wanted(ev: engine.Event, data: Mapping[str, Any], given: dict[str, list[str]]) -> bool:
+    labels = data.get("labels") or {}
+    image = str(data.get("image") or "")
+    containers = given.get("container")
+    return (
+        (
+            not containers
+            or any(
+                ev.entity_name == c.lstrip("/") or ev.entity_id.startswith(c) for c in containers
+            )
+        )
+        and ("event" not in given or ev.type in given["event"])
+        and ("image" not in given or image in given["image"])
+        and all(has_label(labels, spec) for spec in given.get("label", ()))
+    )
+
+
+def routes() -> list[Route]:
+    """The routes of this module's endpoints."""
+    c = "/containers/{ref}"
+    return [
+        Route(f"{c}/wait", wait, methods=["POST"]),
+        Route(f"{c}/logs", logs, methods=["GET"]),
+        Route(f"{c}/attach", attach, methods=["POST"]),
+        Route("/events", events, methods=["GET"]),
+    ]

@@ -1,0 +1,135 @@
+"""The system and image endpoints: ping, version, info; images as host images; no registry.
+
+chartd runs processes on the host, so there are no images: any name is
+accepted and recorded, ``GET /images/{name}/json`` answers for it as a
+local image (so that ``docker run`` never pulls), and what needs a registry
+or a build (pull, push, build, load, ...) is refused with a message that
+says why.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+
+from engine.dockerapi import shapes
+from engine.dockerapi.calls import blocking, daemon
+from engine.dockerapi.versions import API_VERSION, MIN_API_VERSION
+from engine.errors import NotImplemented as Unsupported
+
+__all__ = ["NO_REGISTRY", "routes"]
+
+NO_REGISTRY = (
+    "chartd has no registry and no images: it runs commands on the host, so there is "
+    "nothing to pull, push or build (any image name is accepted by create and recorded)"
+)
+"""The answer to every endpoint that would need a registry or an image store."""
+
+_ARCH = {"x86_64": "amd64", "aarch64": "arm64", "armv7l": "arm", "i686": "386"}
+_NO_CACHE = {"Cache-Control": "no-cache, no-store, must-revalidate", "Pragma": "no-cache"}
+
+
+async def ping(request: Request) -> Response:
+    body = "" if request.method == "HEAD" else "OK"
+    headers = {**_NO_CACHE, "Swarm": "inactive", "Builder-Version": ""}
+    return PlainTextResponse(body, headers=headers)
+
+
+def _versions(version: str) -> dict[str, str]:
+    return {
+        "Version": version,
+        "ApiVersion": API_VERSION,
+        "MinAPIVersion": MIN_API_VERSION,
+        "GitCommit": "",
+        "GoVersion": f"python{platform.python_version()}",
+        "Os": "linux",
+        "Arch": _ARCH.get(platform.machine(), platform.machine()),
+        "KernelVersion": platform.release(),
+        "BuildTime": "",
+    }
+
+
+async def version(request: Request) -> Response:
+    found = _versions(daemon(request).version)
+    engine_details = {k: v for k, v in found.items() if k != "Version"}
+    engine_details["Experimental"] = "false"
+    return JSONResponse(
+        {
+            "Platform": {"Name": f"chartd {found['Version']}"},
+            "Components": [
+                {"Name": "Engine", "Version": found["Version"], "Details": engine_details}
+            ],
+            **found,
+        }
+    )
+
+
+async def info(request: Request) -> Response:
+    d = daemon(request)
+    listed = await blocking(request, d.backend.list, all=True)
+    states = [d.status_of(e.configuration, e.data) for e in listed]
+    running = sum(s in ("running", "restarting") for s in states)
+    paused = states.count("paused")
+    return JSONResponse(
+        {
+            "ID": "",
+            "Containers": len(states),
+            "ContainersRunning": running,
+            "ContainersPaused": paused,
+            "ContainersStopped": len(states) - running - paused,
+            "Images": 0,
+            "Driver": "chartd",
+            "DriverStatus": [],
+            "Name": socket.gethostname(),
+            "ServerVersion": d.version,
+            "OperatingSystem": f"{platform.system()} (chartd: processes on the host)",
+            "OSType": "linux",
+            "Architecture": platform.machine(),
+            "KernelVersion": platform.release(),
+            "NCPU": os.cpu_count() or 1,
+            "LoggingDriver": "json-file",
+            "CgroupDriver": "none",
+            "DefaultRuntime": "chartd",
+            "Runtimes": {"chartd": {"path": "chartd"}},
+            "Swarm": {"LocalNodeState": "inactive"},
+            "Plugins": {"Volume": [], "Network": [], "Authorization": None, "Log": ["json-file"]},
+            "SecurityOptions": [],
+            "Warnings": [],
+        }
+    )
+
+
+async def image(request: Request) -> Response:
+    return JSONResponse(shapes.image_document(request.path_params["name"]))
+
+
+async def images(request: Request) -> Response:
+    return JSONResponse([])
+
+
+async def no_registry(request: Request) -> Response:
+    raise Unsupported(NO_REGISTRY)
+
+
+def routes() -> list[Route]:
+    """The routes of this module's endpoints."""
+    return [
+        Route("/_ping", ping, methods=["GET", "HEAD"]),
+        Route("/version", version, methods=["GET"]),
+        Route("/info", info, methods=["GET"]),
+        Route("/images/json", images, methods=["GET"]),
+        Route("/images/{name:path}/json", image, methods=["GET"]),
+        Route("/images/create", no_registry, methods=["POST"]),
+        Route("/images/load", no_registry, methods=["POST"]),
+        Route("/images/search", no_registry, methods=["GET"]),
+        Route("/images/{name:path}/push", no_registry, methods=["POST"]),
+        Route("/images/{name:path}/tag", no_registry, methods=["POST"]),
+        Route("/images/{name:path}", no_registry, methods=["DELETE"]),
+        Route("/build", no_registry, methods=["POST"]),
+        Route("/commit", no_registry, methods=["POST"]),
+    ]

@@ -1,0 +1,59 @@
+"""The docker side of a chartd daemon: its Engine API socket, the docker CLI, an HTTP client."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import httpx
+from api_daemon import Daemon
+
+
+class DockerCli:
+    """The real ``docker`` command, pointed at a daemon's Engine API socket."""
+
+    def __init__(self, command: str, daemon: Daemon, config_dir: Path) -> None:
+        self.command = command
+        self.socket = daemon.state_dir / "docker.sock"
+        self.env = {
+            **daemon.env,
+            "DOCKER_HOST": f"unix://{self.socket}",
+            # Nothing of the user's own docker setup (contexts, credentials, hints).
+            "DOCKER_CONFIG": str(config_dir),
+            "DOCKER_CLI_HINTS": "false",
+        }
+
+    def run(self, *args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[str]:
+        """``docker ARGS...``; its status, stdout and stderr."""
+        return subprocess.run(
+            [self.command, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def ok(self, *args: str, timeout: float = 60.0) -> str:
+        """``docker ARGS...``, which must succeed; its stdout."""
+        done = self.run(*args, timeout=timeout)
+        assert done.returncode == 0, (args, done.stdout, done.stderr)
+        return done.stdout
+
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        """``docker ARGS...`` in the background (a follower), its stdout piped."""
+        return subprocess.Popen(
+            [self.command, *args],
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
+
+def http(daemon: Daemon, limits: httpx.Limits | None = None) -> httpx.Client:
+    """An HTTP client on the daemon's Engine API socket."""
+    transport = httpx.HTTPTransport(
+        uds=str(daemon.state_dir / "docker.sock"), limits=limits or httpx.Limits()
+    )
+    return httpx.Client(transport=transport, base_url="http://docker", timeout=60.0)

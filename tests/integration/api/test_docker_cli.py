@@ -1,0 +1,165 @@
+"""The real docker CLI drives a chartd daemon through its Engine API socket."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import re
+import socket
+import time
+from pathlib import Path
+
+import httpx
+from api_daemon import Daemon
+from docker_side import DockerCli
+
+
+def state(docker: DockerCli, name: str) -> str:
+    return docker.ok("inspect", "-f", "{{.State.Status}}", name).strip()
+
+
+def until(check: object, what: str, timeout: float = 60.0) -> None:
+    """Wait (generously) until ``check()`` is true."""
+    deadline = time.monotonic() + timeout
+    while not check():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def test_a_whole_lifecycle_through_the_docker_cli(docker: DockerCli) -> None:
+    assert docker.ok("version", "-f", "{{.Server.Os}}") == "linux\n"
+    began = time.time() - 1
+    cid = docker.ok(
+        "run", "-d", "--name", "dweb", "--label", "app=dweb", "-e", "GREETING=hello",
+        "alpine:3", "sh", "-c", 'echo "$GREETING"; echo oops >&2; exec sleep 60',
+    ).strip()  # fmt: skip
+    assert re.fullmatch(r"[0-9a-f]{64}", cid)
+
+    names = docker.ok("ps", "--format", "{{.Names}} {{.State}} {{.Image}}").splitlines()
+    assert "dweb running alpine:3" in names
+    assert cid[:12] in docker.ok("ps", "-q").split()
+    filtered = docker.ok("ps", "-a", "--filter", "label=app=dweb", "--format", "{{.ID}}")
+    assert filtered.split() == [cid[:12]]
+    assert docker.ok("ps", "-a", "--filter", "label=app=other", "-q") == ""
+    for pattern, found in (("^/dweb$", [cid[:12]]), ("^dweb$", [cid[:12]]), ("^dwe$", [])):
+        assert docker.ok("ps", "--filter", f"name={pattern}", "-q").split() == found, pattern
+    exited = docker.ok("ps", "-a", "--filter", "status=exited", "--format", "{{.Names}}")
+    assert "dweb" not in exited.split()
+    assert docker.ok("inspect", "-f", "{{.Name}} {{.Config.Image}} {{.State.Running}}", "dweb") == (
+        "/dweb alpine:3 true\n"
+    )
+
+    until(lambda: docker.run("logs", "dweb").stdout == "hello\n", "the container's output")
+    logs = docker.run("logs", "dweb")
+    assert (logs.stdout, logs.stderr) == ("hello\n", "oops\n")
+    stamped = docker.ok("logs", "-t", "dweb")
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z hello\n", stamped)
+
+    assert docker.ok("pause", "dweb") == "dweb\n"
+    assert state(docker, "dweb") == "paused"
+    assert "(Paused)" in docker.ok("ps", "--format", "{{.Status}}", "--filter", "name=dweb")
+    assert docker.ok("unpause", "dweb") == "dweb\n"
+
+    follower = docker.popen("logs", "-f", "dweb")
+    assert docker.ok("stop", "-t", "1", "dweb") == "dweb\n"
+    out, _ = follower.communicate(timeout=60)  # the follow ends with the container
+    assert (follower.returncode, out) == (0, "hello\n")
+    assert state(docker, "dweb") == "exited"
+    assert docker.ok("wait", "dweb") == "143\n"  # 128 + SIGTERM
+    assert docker.ok("restart", "-t", "1", "dweb") == "dweb\n"
+    assert state(docker, "dweb") == "running"
+
+    waiter = docker.popen("wait", "dweb")
+    assert docker.ok("kill", "-s", "USR1", "dweb") == "dweb\n"
+    out, _ = waiter.communicate(timeout=60)
+    assert out == "138\n"  # 128 + SIGUSR1: sleep does not catch it
+
+    assert docker.ok("rename", "dweb", "dweb2") == ""
+    assert docker.ok("inspect", "-f", "{{.Name}}", cid) == "/dweb2\n"
+    assert docker.ok("start", "dweb2") == "dweb2\n"
+    assert docker.ok("rm", "-f", "dweb2") == "dweb2\n"
+    assert cid[:12] not in docker.ok("ps", "-a", "-q").split()
+
+    check_events(docker, cid, began)
+
+
+def check_events(docker: DockerCli, cid: str, began: float) -> None:
+    """What ``docker events`` tells of the lifecycle above, filtered to the container."""
+    window = ("--since", str(began), "--until", str(time.time() + 0.5))
+    actions = docker.ok(
+        "events", *window, "--filter", f"container={cid}", "--filter", "type=container",
+        "--format", "{{.Action}}",
+    ).split()  # fmt: skip
+    assert actions[:4] == ["create", "start", "pause", "unpause"]
+    assert actions[-3:] == ["kill", "die", "destroy"]
+    assert {"stop", "restart", "rename"} <= set(actions)
+    lines = docker.ok(
+        "events", *window, "--filter", f"container={cid}", "--filter", "event=die",
+        "--format", "{{json .}}",
+    ).splitlines()  # fmt: skip
+    dies = [json.loads(line) for line in lines]
+    assert [d["Actor"]["Attributes"]["exitCode"] for d in dies] == ["143", "138", "137"]
+    assert {d["Actor"]["Attributes"]["image"] for d in dies} == {"alpine:3"}
+
+
+def test_run_attached_prints_the_output_and_exits_with_the_code(docker: DockerCli) -> None:
+    done = docker.run(
+        "run", "--name", "dattached", "alpine", "sh", "-c", "echo out; echo err >&2; exit 3"
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (3, "out\n", "err\n")
+    assert state(docker, "dattached") == "exited"
+    gone = docker.run("run", "--rm", "--name", "donce", "busybox", "sh", "-c", "echo bye; exit 4")
+    assert (gone.returncode, gone.stdout, gone.stderr) == (4, "bye\n", "")
+    assert "donce" not in docker.ok("ps", "-a", "--format", "{{.Names}}").split()
+    assert docker.run("run", "--rm", "alpine", "true").returncode == 0
+
+
+def test_refusals_carry_dockers_messages_and_exit_codes(docker: DockerCli) -> None:
+    docker.ok("run", "-d", "--name", "drefused", "alpine", "sleep", "60")
+    docker.ok("pause", "drefused")
+    start = docker.run("start", "drefused")
+    assert (start.returncode, start.stdout) == (1, "")
+    assert start.stderr == (
+        "Error response from daemon: cannot start a paused container, try unpause instead\n"
+        "Error: failed to start containers: drefused\n"
+    )
+    docker.ok("unpause", "drefused")
+    rm = docker.run("rm", "drefused")
+    assert (rm.returncode, rm.stdout) == (1, "")
+    assert rm.stderr == (
+        'Error response from daemon: cannot remove container "/drefused": container is '
+        "running: stop the container before removing or force remove\n"
+    )
+    for verb in ("start", "stop", "inspect", "logs", "rm"):
+        unknown = docker.run("container", verb, "dnosuch")
+        assert unknown.returncode == 1, verb
+        assert "Error response from daemon: No such container: dnosuch" in unknown.stderr, verb
+    pull = docker.run("pull", "alpine")
+    assert pull.returncode == 1
+    assert "Error response from daemon: chartd has no registry" in pull.stderr
+    assert docker.ok("rm", "-f", "drefused") == "drefused\n"
+
+
+def test_the_engine_api_socket_is_private(daemon: Daemon, docker: DockerCli) -> None:
+    assert docker.socket.stat().st_mode & 0o777 == 0o600
+
+
+def test_the_engine_api_on_loopback_tcp(tmp_path: Path, docker: DockerCli) -> None:
+    with socket.socket() as probe:  # a free port (the daemon binds it moments later)
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    other = Daemon(tmp_path / "state")
+    other.start("--docker-socket", f"tcp://127.0.0.1:{port}", "--insecure")
+    try:
+        host = ("-H", f"tcp://127.0.0.1:{port}")
+        assert docker.ok(*host, "run", "--rm", "alpine", "echo", "over tcp") == "over tcp\n"
+        assert not (other.state_dir / "docker.sock").exists()
+        # A follower still open when the daemon stops: its stream is ended, the daemon exits.
+        with httpx.stream("GET", f"http://127.0.0.1:{port}/events", timeout=60) as events:
+            assert events.status_code == 200
+            assert other.stop() == 0, other.logs()
+            with contextlib.suppress(httpx.RemoteProtocolError):
+                assert b"".join(events.iter_bytes()) == b""
+    finally:
+        assert other.stop() == 0, other.logs()
+    assert f"--insecure on tcp://127.0.0.1:{port} gives every local user" in other.logs()

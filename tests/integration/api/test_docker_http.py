@@ -1,0 +1,135 @@
+"""The Engine API's HTTP answers as moby gives them, hostile requests included."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+
+import httpx
+from api_daemon import Daemon
+from docker_side import http
+
+from engine.dockerapi.calls import THREADS
+
+
+def test_the_http_layer_speaks_mobys_dialect(daemon: Daemon) -> None:
+    with http(daemon) as h:
+        head = h.head("/_ping")
+        assert (head.status_code, head.text, head.headers["API-Version"]) == (200, "", "1.51")
+        assert h.get("/v1.24/_ping").text == "OK"
+        old = h.get("/v1.12/version")
+        assert (old.status_code, old.json()) == (
+            400,
+            {
+                "message": "client version 1.12 is too old. Minimum supported API version "
+                "is 1.24, please upgrade your client to a newer version"
+            },
+        )
+        new = h.get("/v9.1/info")
+        assert new.status_code == 400
+        assert new.json()["message"].startswith("client version 9.1 is too new")
+        assert h.get("/nowhere").json() == {"message": "page not found"}
+        assert h.get("/images/registry.example/team/app:1.2/json").json()["RepoTags"] == [
+            "registry.example/team/app:1.2"
+        ]
+        for body, why in (
+            (b"{", "invalid JSON"),
+            (b"[]", "invalid JSON: the body must be an object"),
+            (b'{"Cmd": [1]}', "invalid Cmd"),
+            (b'{"Cmd": ["x"], "Tty": true}', "Tty is not supported"),
+            (b'{"Cmd": ["x"], "HostConfig": {"RestartPolicy": {"Name": "sometimes"}}}',
+             "invalid restart policy: unknown policy 'sometimes'"),
+            (b'{}', "No command specified"),
+        ):  # fmt: skip
+            bad = h.post("/containers/create", content=body)
+            assert bad.status_code == 400, body
+            assert why in bad.json()["message"], body
+        taken = h.post("/containers/create?name=dup", json={"Cmd": ["true"]})
+        assert taken.status_code == 201
+        again = h.post("/containers/create?name=dup", json={"Cmd": ["true"]})
+        assert again.status_code == 409
+        assert again.json()["message"].startswith('Conflict. The container name "/dup"')
+        assert h.post("/containers/dup/stop").status_code == 304
+        assert h.get("/containers/json?filters={bad").status_code == 400
+        assert h.get('/containers/json?filters={"color":["red"]}').json() == {
+            "message": "invalid filter 'color'"
+        }
+        wait = h.post("/containers/dup/wait?condition=sometime")
+        assert wait.json() == {"message": 'invalid condition: "sometime"'}
+        assert h.delete("/containers/dup").status_code == 204
+        pending = h.post("/containers/dup/exec", json={"Cmd": ["true"]})
+        assert pending.status_code == 501
+
+
+def test_hostile_requests_are_refused_clearly(daemon: Daemon) -> None:
+    with http(daemon) as h:
+        made = h.post("/containers/create?name=hostile", json={"Cmd": ["sleep", "60"]})
+        assert made.status_code == 201
+        assert h.post("/containers/hostile/start").status_code == 204
+        for method, path, status, message in (
+            ("POST", "/containers/hostile/stop?t=abc", 400, 'invalid t: "abc" is not an integer'),
+            ("POST", "/containers/hostile/stop?t=99999999999", 400, "out of range"),
+            ("POST", "/containers/hostile/kill?signal=FOO", 400, "invalid signal: FOO"),
+            ("GET", "/containers/%01x/json", 400, "invalid name or ID supplied"),
+            ("GET", "/containers/" + "a" * 300 + "/json", 400, "invalid name or ID supplied"),
+            ("GET", "/containers/hostile/logs", 400, "you must choose at least one stream"),
+            ("GET", "/containers/hostile/logs?stdout=1&tail=5", 501, "tail"),
+            ("GET", "/events?since=yesterday", 400, "is not a timestamp"),
+            ("GET", '/events?filters={"type":["image"]}', 400, "only container events"),
+            ("GET", '/containers/json?filters={"status":["sleepy"]}', 400, "status=sleepy"),
+            ("GET", '/containers/json?filters={"status":[1]}', 400, "a list of strings"),
+            ("GET", '/containers/json?filters={"health":["healthy"]}', 400, "not supported"),
+            ("POST", "/containers/hostile/attach?stdin=1&stream=1", 501, "stdin"),
+            ("POST", "/images/create?fromImage=alpine", 501, "no registry"),
+        ):
+            answer = h.request(method, path)
+            assert answer.status_code == status, (path, answer.text)
+            assert message in answer.json()["message"], (path, answer.text)
+        huge = h.post("/containers/create", content=b" " * (5 * 1024 * 1024))
+        assert (huge.status_code, "too large" in huge.json()["message"]) == (400, True)
+        # Nothing of it was done: the container still runs, and listing still works.
+        assert h.get("/containers/hostile/json").json()["State"]["Status"] == "running"
+        old_style = json.dumps({"name": {"hostile": True}})
+        listed = h.get("/containers/json", params={"filters": old_style}).json()
+        assert [c["Names"] for c in listed] == [["/hostile"]]
+        assert h.delete("/containers/hostile?force=1").status_code == 204
+
+
+def test_wait_limit_and_list_shapes(daemon: Daemon) -> None:
+    with http(daemon) as h:
+        for name in ("shape1", "shape2"):
+            made = h.post(f"/containers/create?name={name}", json={"Cmd": ["true"], "Image": "x"})
+            assert made.status_code == 201
+        assert h.post("/containers/shape1/wait").json() == {"StatusCode": 0}
+        newest = h.get("/containers/json?limit=1").json()
+        assert [c["Names"] for c in newest] == [["/shape2"]]
+        summary = newest[0]
+        assert (summary["State"], summary["Status"], summary["Image"]) == (
+            "created",
+            "Created",
+            "x",
+        )
+        assert summary["Command"] == "true"
+        assert h.get("/containers/json").json() == []  # none runs
+        for name in ("shape1", "shape2"):
+            assert h.delete(f"/containers/{name}").status_code == 204
+
+
+def test_idle_followers_hold_no_worker_thread(daemon: Daemon) -> None:
+    followers = 2 * (THREADS + 8)  # of each kind, more than the worker threads
+    with http(daemon) as h:
+        made = h.post("/containers/create?name=followed", json={"Cmd": ["sleep", "60"]})
+        assert made.status_code == 201
+        assert h.post("/containers/followed/start").status_code == 204
+    limits = httpx.Limits(max_connections=2 * followers + 8)
+    with http(daemon, limits=limits) as h, contextlib.ExitStack() as streams:
+        for i in range(followers):
+            path = "/events" if i % 2 else "/containers/followed/logs?follow=1&stdout=1"
+            opened = streams.enter_context(h.stream("GET", path))
+            assert opened.status_code == 200
+        # Every follower is open and idle: the other calls are still served.
+        listed = h.get("/containers/json").json()
+        assert [c["Names"] for c in listed] == [["/followed"]]
+        assert h.post("/containers/followed/stop?t=1").status_code == 204
+    with http(daemon) as h:
+        assert h.delete("/containers/followed").status_code == 204
