@@ -26,6 +26,7 @@ import grpc
 
 from engine.api.chartd.v1 import containers_pb2 as c_pb2
 from engine.api.chartd.v1 import engine_pb2
+from engine.cli_health import HEALTH_OPTIONS, healthcheck
 from engine.cli_output import echo, echo_err
 from engine.cli_session import CallFailed, Session
 from engine.cli_verbs import Verb, arg
@@ -41,6 +42,7 @@ _CREATE_OPTIONS = (
     arg("-e", "--env", action="append", help="KEY=VALUE (or KEY: from here)."),
     arg("-w", "--workdir", help="Working directory (absolute)."),
     arg("-l", "--label", action="append", help="KEY=VALUE."),
+    *HEALTH_OPTIONS,
     # Options after the command belong to the command: `chartd run -d sh -c 'echo hi'`.
     arg("cmd", nargs=argparse.REMAINDER, metavar="CMD ...", help="The command and its arguments."),
 )
@@ -58,6 +60,7 @@ class CreateOptions:
     env: Sequence[str] | None = None
     workdir: str | None = None
     label: Sequence[str] | None = None
+    health: c_pb2.Healthcheck | None = None
 
     @classmethod
     def of(cls, args: argparse.Namespace) -> CreateOptions:
@@ -71,6 +74,7 @@ class CreateOptions:
             args.env,
             args.workdir,
             args.label,
+            healthcheck(args),
         )
         if options.rm and options.restart not in (None, "", "no"):
             echo_err("Conflicting options: cannot specify both --restart and --rm")
@@ -102,6 +106,8 @@ class CreateOptions:
         )
         if self.stop_timeout is not None:
             request.stop_timeout = self.stop_timeout
+        if self.health is not None:
+            request.healthcheck.CopyFrom(self.health)
         return request
 
 

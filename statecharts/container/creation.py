@@ -15,6 +15,7 @@ from typing import Any, TypedDict
 
 from engine.errors import InvalidParameter
 from statecharts.container import moby
+from statecharts.container.health import healthcheck_data
 
 __all__ = ["CreateOptions", "check_keywords", "generated_name", "initial_data", "name_in_use"]
 
@@ -39,7 +40,9 @@ class CreateOptions(TypedDict, total=False):
     ``name`` (with or without ``/``; generated when empty), ``env``,
     ``working_dir`` (absolute), ``labels``, ``stop_signal`` (a name or a
     number), ``stop_timeout`` (seconds, negative for none), ``restart`` (moby's
-    restart policy text, e.g. ``on-failure:3``) and ``auto_remove``.
+    restart policy text, e.g. ``on-failure:3``), ``auto_remove`` and
+    ``healthcheck`` (moby's HealthConfig: ``test``, durations in seconds,
+    ``retries``; see :func:`~statecharts.container.health.healthcheck_data`).
     """
 
     name: str | None
@@ -50,6 +53,7 @@ class CreateOptions(TypedDict, total=False):
     stop_timeout: int | None
     restart: str | None
     auto_remove: bool
+    healthcheck: Mapping[str, Any] | None
 
 
 def check_keywords(options: Mapping[str, Any]) -> None:
@@ -82,7 +86,9 @@ def initial_data(cmd: Sequence[str], options: CreateOptions) -> dict[str, Any]:
         raise InvalidParameter(
             f"the working directory '{working_dir}' is invalid, it needs to be an absolute path"
         )
+    healthcheck = healthcheck_data(options.get("healthcheck"))
     return {
+        **({"healthcheck": healthcheck} if healthcheck else {}),
         "cmd": list(cmd),
         "env": dict(options.get("env") or {}),
         "working_dir": working_dir,
