@@ -8,7 +8,7 @@ Protocol (:class:`ExecService`); the daemon hands it
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol
 
 import grpc
 
@@ -26,7 +26,6 @@ class ExecRun(Protocol):
     def __iter__(self) -> Iterator[tuple[str, bytes]]: ...
 
 
-@runtime_checkable
 class ExecService(Protocol):
     """What the servicer needs of the container service: moby's exec operations."""
 

@@ -192,11 +192,6 @@ def probes(snapshot: engine.Snapshot, params: Mapping[str, Any]) -> bool:
     return probe_command(snapshot.data.get("healthcheck") or {}) is not None
 
 
-def probe_ok(snapshot: engine.Snapshot, params: Mapping[str, Any]) -> bool:
-    """The probe passed (exit code 0)."""
-    return params.get("exit_code") == 0
-
-
 def in_start_period(snapshot: engine.Snapshot, params: Mapping[str, Any]) -> bool:
     """The probe began within the start period (its failure does not count while starting)."""
     data = snapshot.data
@@ -205,17 +200,21 @@ def in_start_period(snapshot: engine.Snapshot, params: Mapping[str, Any]) -> boo
     return since_start < _setting(hc, "start_period", DEFAULT_START_PERIOD)
 
 
+def counts(snapshot: engine.Snapshot, params: Mapping[str, Any]) -> bool:
+    """Whether a failure counts: not while starting within the start period (moby's rule)."""
+    starting = f"{_REGION}.starting" in snapshot.configuration
+    return not (starting and in_start_period(snapshot, params))
+
+
 def reaches_retries(snapshot: engine.Snapshot, params: Mapping[str, Any]) -> bool:
-    """One more failure makes the streak reach the retries."""
+    """The failure counts, and makes the streak reach the retries."""
     data = snapshot.data
     streak = int((data.get("health") or {}).get("failing_streak") or 0)
-    return streak + 1 >= retries_of(data.get("healthcheck") or {})
+    return counts(snapshot, params) and streak + 1 >= retries_of(data.get("healthcheck") or {})
 
 
 CONDITIONS: Mapping[str, engine.ConditionFn] = {
     "probes": probes,
-    "probe_ok": probe_ok,
-    "in_start_period": in_start_period,
     "reaches_retries": reaches_retries,
 }
 
@@ -224,7 +223,7 @@ CONDITIONS: Mapping[str, engine.ConditionFn] = {
 
 
 class Prober(Protocol):
-    """Runs probes in the background; each result comes back as a ``health_result`` event."""
+    """Runs probes in the background; each result comes back as ``probe_passed`` or ``probe_failed``."""
 
     def start(self, container_id: str, probe_id: str, cmd: list[str], timeout: float) -> None:
         """Run ``cmd`` in the container; report its result (killed after ``timeout`` s)."""
@@ -295,9 +294,9 @@ class HealthSteps:
         before = _region_status(ctx.source)
         after = _region_status(ctx.target) or before or "starting"
         code = int(params.get("exit_code", -1))
-        if code == 0:
+        if ctx.event == "probe_passed":
             health["failing_streak"] = 0
-        elif not (before == "starting" and in_start_period(ctx.source, params)):
+        elif counts(ctx.source, params):
             health["failing_streak"] = int(health.get("failing_streak") or 0) + 1
         entry = {
             "Start": float(params.get("start") or ctx.now),

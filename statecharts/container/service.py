@@ -434,7 +434,8 @@ class Containers:
         return self.engine.fire(container_id, event, dict(params)).entity
 
     def _probed(self, container_id: str, params: dict[str, Any]) -> None:
-        self.engine.fire(container_id, "health_result", params)
+        event = "probe_passed" if params["exit_code"] == 0 else "probe_failed"
+        self.engine.fire(container_id, event, params)
 
     # -- the daemon's life ------------------------------------------------------------
 

@@ -80,7 +80,9 @@ EVENTS = frozenset(
 )
 
 # Version 2's: the health region and exec (test_container_chart_health.py).
-NEW_EVENTS = frozenset({"health_check", "health_result", "exec_create", "exec_start", "exec_die"})
+NEW_EVENTS = frozenset(
+    {"health_check", "probe_passed", "probe_failed", "exec_create", "exec_start", "exec_die"}
+)
 
 
 # -- walking an entity through real events ---------------------------------------
