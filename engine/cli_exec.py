@@ -13,28 +13,16 @@ the command's stdin is ``/dev/null`` and no terminal is allocated.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 
 import grpc
 
 from engine.api.chartd.v1 import exec_pb2
+from engine.cli_run import env_option
 from engine.cli_session import CallFailed, Session
 from engine.cli_verbs import Verb, arg
 
 __all__ = ["VERBS"]
-
-
-def _env(items: list[str] | None) -> dict[str, str]:
-    """``-e KEY=VALUE``; ``-e KEY`` passes the client's value on, if it has one (docker's)."""
-    environment: dict[str, str] = {}
-    for item in items or ():
-        key, eq, val = item.partition("=")
-        if eq:
-            environment[key] = val
-        elif key in os.environ:
-            environment[key] = os.environ[key]
-    return environment
 
 
 def _exec(args: argparse.Namespace) -> None:
@@ -45,7 +33,7 @@ def _exec(args: argparse.Namespace) -> None:
     request = exec_pb2.CreateExecRequest(
         container=args.container,
         cmd=cmd,
-        env=_env(args.env),
+        env=env_option(args.env),
         working_dir=args.workdir or "",
         tty=args.tty,
         attach_stdin=args.interactive,

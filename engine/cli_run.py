@@ -31,7 +31,7 @@ from engine.cli_output import echo, echo_err
 from engine.cli_session import CallFailed, Session
 from engine.cli_verbs import Verb, arg
 
-__all__ = ["VERBS", "CreateOptions"]
+__all__ = ["VERBS", "CreateOptions", "env_option"]
 
 _CREATE_OPTIONS = (
     arg("--name", help="Name the container."),
@@ -83,13 +83,7 @@ class CreateOptions:
 
     def request(self, cmd: Sequence[str]) -> c_pb2.CreateContainerRequest:
         """The daemon's request for a container running ``cmd``."""
-        environment: dict[str, str] = {}
-        for item in self.env or ():
-            key, eq, val = item.partition("=")
-            if eq:
-                environment[key] = val
-            elif key in os.environ:  # docker: `-e KEY` passes the client's value on
-                environment[key] = os.environ[key]
+        environment = env_option(self.env)
         labels = {}
         for item in self.label or ():
             key, _, val = item.partition("=")
@@ -109,6 +103,18 @@ class CreateOptions:
         if self.health is not None:
             request.healthcheck.CopyFrom(self.health)
         return request
+
+
+def env_option(items: Sequence[str] | None) -> dict[str, str]:
+    """``-e KEY=VALUE`` options; ``-e KEY`` passes the client's value on, if it has one."""
+    environment: dict[str, str] = {}
+    for item in items or ():
+        key, eq, val = item.partition("=")
+        if eq:
+            environment[key] = val
+        elif key in os.environ:  # docker's
+            environment[key] = os.environ[key]
+    return environment
 
 
 def _command(args: argparse.Namespace) -> list[str]:

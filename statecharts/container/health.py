@@ -223,7 +223,7 @@ CONDITIONS: Mapping[str, engine.ConditionFn] = {
 
 
 class Prober(Protocol):
-    """Runs probes in the background; each result comes back as ``probe_passed`` or ``probe_failed``."""
+    """Runs probes in the background; results come back as ``probe_passed``, ``probe_failed``."""
 
     def start(self, container_id: str, probe_id: str, cmd: list[str], timeout: float) -> None:
         """Run ``cmd`` in the container; report its result (killed after ``timeout`` s)."""

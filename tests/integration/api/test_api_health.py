@@ -11,22 +11,11 @@ import json
 from pathlib import Path
 from typing import Any
 
-from api_daemon import Daemon
+from api_daemon import Daemon, inspect, ok
 
 from tests.integration.container.container_daemon import eventually
 
 FAST = ("--health-interval", "100ms")
-
-
-def ok(daemon: Daemon, *args: str) -> str:
-    done = daemon.cli(*args)
-    assert done.returncode == 0, (args, done.stdout, done.stderr)
-    return done.stdout
-
-
-def inspect(daemon: Daemon, name: str) -> dict[str, Any]:
-    found: dict[str, Any] = json.loads(ok(daemon, "inspect", name))[0]
-    return found
 
 
 def health(daemon: Daemon, name: str) -> dict[str, Any]:
