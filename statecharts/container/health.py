@@ -181,7 +181,9 @@ def health_status(container: engine.Entity) -> str | None:
     for status in STATUSES:
         if container.in_state(f"{_REGION}.{status}"):
             return status
-    return str((data.get("health") or {}).get("status") or "starting")
+    # Never started: moby sets State.Health at the first start.
+    recorded = (data.get("health") or {}).get("status")
+    return str(recorded) if recorded else None
 
 
 # -- the region's conditions ------------------------------------------------------------

@@ -10,7 +10,13 @@ import pytest
 import engine
 from engine.errors import ChartdError, Conflict, NotModified
 from statecharts.container import load_chart
-from statecharts.container.health import CONDITIONS, go_duration, healthcheck_data, next_delay
+from statecharts.container.health import (
+    CONDITIONS,
+    go_duration,
+    health_status,
+    healthcheck_data,
+    next_delay,
+)
 
 ID = "abc123"
 DATA = {"id": ID, "name": "/web"}
@@ -173,3 +179,16 @@ def test_the_wait_before_a_probe() -> None:
     assert next_delay(data, "starting", 106.0) == 10.0  # the period is over
     assert next_delay(data, "healthy", 101.0) == 10.0  # not starting any more
     assert next_delay({"healthcheck": {}, "started_at": 100.0}, "starting", 100.0) == 30.0
+
+
+def test_a_container_has_a_health_status_once_started() -> None:
+    created = engine.Entity("c1", "container", "web", ("created",), {**DATA, **HC}, 1, {}, 0.0, 0.0)
+    assert health_status(created) is None
+    conf = ("running", "running.active", "running.active.health", "running.active.health.healthy")
+    running = engine.Entity("c1", "container", "web", conf, {**DATA, **HC}, 2, {}, 0.0, 0.0)
+    assert health_status(running) == "healthy"
+    stopped = engine.Entity(
+        "c1", "container", "web", ("exited",), {**DATA, **HC, "health": {"status": "unhealthy"}},
+        3, {}, 0.0, 0.0,
+    )  # fmt: skip
+    assert health_status(stopped) == "unhealthy"
