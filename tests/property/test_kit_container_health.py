@@ -167,6 +167,12 @@ def test_status_and_streak_follow_moby_for_any_results(
             model = Model(retries or 3, start_period, float(c.data["started_at"]))
             for op, code, gap in ops:
                 _apply(eng, clock, recorder, model, op, code, gap)
+            # Once the process exited, no timer starts a probe, however long it waits.
+            eng.fire("web", "exit", {"exit_code": 0})
+            probes = len(recorder.started)
+            clock.t += 1000.0
+            eng.run_due_timers()
+            assert len(recorder.started) == probes, "a stopped container was probed"
         finally:
             eng.close()
 
