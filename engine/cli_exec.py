@@ -43,12 +43,21 @@ def _exec(args: argparse.Namespace) -> None:
             exec_id = s.call(s.client.exec.CreateExec, request).id
             start = exec_pb2.StartExecRequest(exec_id=exec_id, detach=args.detach)
             if args.detach:
-                for _ in s.call(s.client.exec.StartExec, start):
-                    pass
+                _detached(s, start)
                 return
         except CallFailed:
             raise SystemExit(1) from None
         raise SystemExit(_attached(s, start))
+
+
+def _detached(s: Session, start: exec_pb2.StartExecRequest) -> None:
+    """Start the exec and return; a start that fails is the daemon's error (exit 1)."""
+    try:
+        for _ in s.client.exec.StartExec(start):
+            pass
+    except grpc.RpcError as exc:
+        s.report(exc)
+        raise CallFailed from None
 
 
 def _attached(s: Session, start: exec_pb2.StartExecRequest) -> int:

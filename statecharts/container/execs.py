@@ -38,6 +38,9 @@ Fire = Callable[[str, str, Mapping[str, Any]], engine.Entity]
 """Fire an event (with params) on the container with this ID."""
 
 _READ = 65536
+# How long an ended exec can still be inspected: moby's garbage collection runs every
+# 5 minutes and drops what ended before the previous run.
+_KEEP_ENDED = 600.0
 
 
 @dataclass(slots=True)
@@ -53,6 +56,7 @@ class _Exec:
     exit_code: int | None = None
     pid: int = 0
     started: bool = False
+    ended_at: float | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
@@ -159,6 +163,12 @@ class Execs:
             self._execs[record.id] = record
         return record.id
 
+    def _forget_ended(self) -> None:
+        """Drop the execs that ended a while ago (moby's execCommandGC), under the lock."""
+        horizon = time.monotonic() - _KEEP_ENDED
+        for exec_id in [k for k, r in self._execs.items() if r.ended_at and r.ended_at < horizon]:
+            del self._execs[exec_id]
+
     def _get(self, exec_id: str) -> _Exec:
         with self._lock:
             record = self._execs.get(exec_id)
@@ -196,6 +206,7 @@ class Execs:
 
     def _ended(self, record: _Exec, process: subprocess.Popen[bytes] | None, code: int) -> None:
         record.running, record.exit_code, record.pid = False, code, 0
+        record.ended_at = time.monotonic()
         if process is not None:
             with contextlib.suppress(AttributeError):
                 self.runtime.execs.ended(record.container_id, process)

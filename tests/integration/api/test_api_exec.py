@@ -60,6 +60,13 @@ def test_a_command_that_cannot_run_is_126_or_127(daemon: Daemon, tmp_path: Path)
     assert done.returncode == 126 and "permission denied" in done.stdout
     done = daemon.cli("exec", "-w", str(tmp_path / "nowhere"), "ex-bad", "true")
     assert done.returncode == 127 and "chdir to cwd" in done.stdout
+    # Detached, the failure is the daemon's answer: on stderr, exit status 1.
+    done = daemon.cli("exec", "-d", "ex-bad", "no-such-command")
+    assert (done.returncode, done.stdout) == (1, "")
+    assert done.stderr == (
+        f'Error response from daemon: {prefix}exec: "no-such-command": '
+        "executable file not found in $PATH: unknown\n"
+    )
     ok(daemon, "rm", "-f", "ex-bad")
 
 
