@@ -8,7 +8,7 @@ in the default state directory). An error the daemon returns is printed as
 success, as in docker. Listings print tables, or JSON with ``--format json``.
 
 The verbs live in rooms of their own: :mod:`engine.cli_run` (create, run),
-:mod:`engine.cli_lifecycle` (start, stop, ..., rename),
+:mod:`engine.cli_exec` (exec), :mod:`engine.cli_lifecycle` (start, stop, ..., rename),
 :mod:`engine.cli_inspection` (ps, inspect, wait, logs, events, history,
 version), on :mod:`engine.cli_session` (the connection, errors to exit
 codes) and :mod:`engine.cli_output` (tables and JSON). :data:`VERBS` is
@@ -18,10 +18,15 @@ the one entry point, adds them to its parser.
 
 from __future__ import annotations
 
-from engine import cli_inspection, cli_lifecycle, cli_run
+from engine import cli_exec, cli_inspection, cli_lifecycle, cli_run
 from engine.cli_verbs import Verb
 
 __all__ = ["VERBS"]
 
-VERBS: tuple[Verb, ...] = (*cli_run.VERBS, *cli_lifecycle.VERBS, *cli_inspection.VERBS)
+VERBS: tuple[Verb, ...] = (
+    *cli_run.VERBS,
+    *cli_exec.VERBS,
+    *cli_lifecycle.VERBS,
+    *cli_inspection.VERBS,
+)
 """Every client verb."""

@@ -23,6 +23,7 @@ from google.protobuf import timestamp_pb2
 from engine.api._convert import plain_value
 from engine.api.chartd.v1 import containers_pb2 as c_pb2
 from engine.api.chartd.v1 import engine_pb2
+from engine.cli_health import health_json, health_suffix, healthcheck_json
 
 __all__ = [
     "Table",
@@ -137,7 +138,7 @@ def _status_text(c: c_pb2.ContainerSummary, now: float) -> str:
     up = _human_duration(max(0.0, now - started)) if started else ""
     return {
         "created": "Created",
-        "running": f"Up {up}",
+        "running": f"Up {up}{health_suffix(c.health)}",
         "paused": f"Up {up} (Paused)",
         "restarting": f"Restarting ({c.exit_code}) {_ago(finished, now)}",
         "exited": f"Exited ({c.exit_code}) {_ago(finished, now)}",
@@ -252,6 +253,7 @@ def inspect_json(i: c_pb2.ContainerInspect) -> dict[str, Any]:
             "Error": st.error,
             "StartedAt": st.started_at,
             "FinishedAt": st.finished_at,
+            **health_json(st),
         },
         "RestartCount": i.restart_count,
         "Config": {
@@ -261,6 +263,7 @@ def inspect_json(i: c_pb2.ContainerInspect) -> dict[str, Any]:
             "Labels": dict(cfg.labels),
             "StopSignal": cfg.stop_signal,
             "StopTimeout": cfg.stop_timeout if cfg.HasField("stop_timeout") else None,
+            **healthcheck_json(cfg),
         },
         "HostConfig": {
             "RestartPolicy": {
@@ -271,6 +274,7 @@ def inspect_json(i: c_pb2.ContainerInspect) -> dict[str, Any]:
         },
         "NetworkSettings": {"IPAddress": i.ip_address},
         "LogPath": i.log_path,
+        "ExecIDs": list(i.exec_ids) or None,
     }
 
 

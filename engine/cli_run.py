@@ -26,11 +26,12 @@ import grpc
 
 from engine.api.chartd.v1 import containers_pb2 as c_pb2
 from engine.api.chartd.v1 import engine_pb2
+from engine.cli_health import HEALTH_OPTIONS, healthcheck
 from engine.cli_output import echo, echo_err
 from engine.cli_session import CallFailed, Session
 from engine.cli_verbs import Verb, arg
 
-__all__ = ["VERBS", "CreateOptions"]
+__all__ = ["VERBS", "CreateOptions", "env_option"]
 
 _CREATE_OPTIONS = (
     arg("--name", help="Name the container."),
@@ -41,6 +42,7 @@ _CREATE_OPTIONS = (
     arg("-e", "--env", action="append", help="KEY=VALUE (or KEY: from here)."),
     arg("-w", "--workdir", help="Working directory (absolute)."),
     arg("-l", "--label", action="append", help="KEY=VALUE."),
+    *HEALTH_OPTIONS,
     # Options after the command belong to the command: `chartd run -d sh -c 'echo hi'`.
     arg("cmd", nargs=argparse.REMAINDER, metavar="CMD ...", help="The command and its arguments."),
 )
@@ -58,6 +60,7 @@ class CreateOptions:
     env: Sequence[str] | None = None
     workdir: str | None = None
     label: Sequence[str] | None = None
+    health: c_pb2.Healthcheck | None = None
 
     @classmethod
     def of(cls, args: argparse.Namespace) -> CreateOptions:
@@ -71,6 +74,7 @@ class CreateOptions:
             args.env,
             args.workdir,
             args.label,
+            healthcheck(args),
         )
         if options.rm and options.restart not in (None, "", "no"):
             echo_err("Conflicting options: cannot specify both --restart and --rm")
@@ -79,13 +83,7 @@ class CreateOptions:
 
     def request(self, cmd: Sequence[str]) -> c_pb2.CreateContainerRequest:
         """The daemon's request for a container running ``cmd``."""
-        environment: dict[str, str] = {}
-        for item in self.env or ():
-            key, eq, val = item.partition("=")
-            if eq:
-                environment[key] = val
-            elif key in os.environ:  # docker: `-e KEY` passes the client's value on
-                environment[key] = os.environ[key]
+        environment = env_option(self.env)
         labels = {}
         for item in self.label or ():
             key, _, val = item.partition("=")
@@ -102,7 +100,21 @@ class CreateOptions:
         )
         if self.stop_timeout is not None:
             request.stop_timeout = self.stop_timeout
+        if self.health is not None:
+            request.healthcheck.CopyFrom(self.health)
         return request
+
+
+def env_option(items: Sequence[str] | None) -> dict[str, str]:
+    """``-e KEY=VALUE`` options; ``-e KEY`` passes the client's value on, if it has one."""
+    environment: dict[str, str] = {}
+    for item in items or ():
+        key, eq, val = item.partition("=")
+        if eq:
+            environment[key] = val
+        elif key in os.environ:  # docker's
+            environment[key] = os.environ[key]
+    return environment
 
 
 def _command(args: argparse.Namespace) -> list[str]:

@@ -13,7 +13,7 @@ import re
 import time
 from datetime import UTC, datetime, timedelta, timezone
 
-__all__ = ["TimeError", "parse_time"]
+__all__ = ["TimeError", "parse_duration", "parse_time"]
 
 _NS = 1_000_000_000
 _UNITS = {
@@ -84,3 +84,18 @@ def parse_time(value: str, now_ns: int | None = None) -> int:
     if unix is None or "-" in value:
         raise TimeError(f'failed to parse value as time or duration: "{value}"')
     return int(unix.group(1)) * _NS + int((unix.group(2) or "0").ljust(9, "0"))
+
+
+def parse_duration(value: str) -> int:
+    """A Go duration (``30s``, ``1m30s``, ``500ms``, ``0``) in nanoseconds; Go's messages."""
+    if value in ("0", "+0", "-0"):
+        return 0
+    found = _duration_ns(value)
+    if found is not None:
+        return found
+    if re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)", value):
+        raise TimeError(f'time: missing unit in duration "{value}"')
+    unit = re.fullmatch(r"[+-]?(?:\d+\.?\d*|\.\d+)([^\d.]+)", value)
+    if unit is not None:
+        raise TimeError(f'time: unknown unit "{unit.group(1)}" in duration "{value}"')
+    raise TimeError(f'time: invalid duration "{value}"')

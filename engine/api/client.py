@@ -20,7 +20,13 @@ import grpc
 from grpc_health.v1 import health_pb2
 
 from engine.api.address import Address, default_host, parse_address
-from engine.api.chartd.v1 import containers_pb2, containers_pb2_grpc, engine_pb2, engine_pb2_grpc
+from engine.api.chartd.v1 import (
+    containers_pb2,
+    containers_pb2_grpc,
+    engine_pb2,
+    engine_pb2_grpc,
+    exec_pb2_grpc,
+)
 from engine.api.tls import ClientTLS
 from engine.errors import Unavailable
 
@@ -58,6 +64,7 @@ class Client:
             self.channel = grpc.intercept_channel(self._raw, _WithMetadata(tuple(metadata)))
         self.engine = engine_pb2_grpc.EngineStub(self.channel)
         self.containers = containers_pb2_grpc.ContainersStub(self.channel)
+        self.exec = exec_pb2_grpc.ExecStub(self.channel)
         # The health stub's published types lack its methods: the one call, typed here.
         self.health_check: grpc.UnaryUnaryMultiCallable[
             health_pb2.HealthCheckRequest, health_pb2.HealthCheckResponse

@@ -90,9 +90,14 @@ class ContainerService(Protocol):
         auto_remove: bool = False,
         entrypoint: Sequence[str] | None = None,
         image: str | None = None,
+
         healthcheck: Mapping[str, Any] | None = None,
     ) -> engine.Entity:
         """A new container in state created."""
+        ...
+
+    def health_of(self, container: engine.Entity) -> str | None:
+        """Its health status (starting, healthy, unhealthy); None without a health check."""
         ...
 
     def start(self, ref: str, *, time_left: TimeLeft | None = None) -> engine.Entity:
@@ -212,6 +217,7 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
             stop_timeout=request.stop_timeout if request.HasField("stop_timeout") else None,
             restart=_fields.optional_text(request.restart_policy, "restart policy", limit=64),
             auto_remove=request.auto_remove,
+            healthcheck=_healthcheck_of(request),
         )
         return containers_pb2.CreateContainerResponse(
             id=created.id, name=str(created.data.get("name", ""))
@@ -300,6 +306,7 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
                 error=state["Error"],
                 started_at=state["StartedAt"],
                 finished_at=state["FinishedAt"],
+                health=_health(state.get("Health")),
             ),
             restart_count=d["RestartCount"],
             config=containers_pb2.ContainerConfig(
@@ -309,6 +316,7 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
                 labels=config["Labels"],
                 stop_signal=config["StopSignal"],
                 stop_timeout=config["StopTimeout"],
+                healthcheck=_healthcheck(config.get("Healthcheck")),
             ),
             host_config=containers_pb2.HostConfig(
                 restart_policy=containers_pb2.RestartPolicy(
@@ -318,6 +326,7 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
             ),
             log_path=d.get("LogPath", ""),
             ip_address=(d.get("NetworkSettings") or {}).get("IPAddress", ""),
+            exec_ids=d.get("ExecIDs") or (),
         )
 
     def List(
@@ -444,7 +453,55 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
             finished_at=timestamp(d.get("finished_at")),
             restart_count=int(d.get("restart_count") or 0),
             pid=int(d.get("pid") or 0) if running else 0,
+            health=self.containers.health_of(e) or "",
         )
+
+
+_DURATIONS = ("interval", "timeout", "start_period", "start_interval")
+
+
+def _healthcheck_of(request: containers_pb2.CreateContainerRequest) -> dict[str, Any] | None:
+    """The create's HealthConfig, its shape checked (what it means is the service's to check)."""
+    if not request.HasField("healthcheck"):
+        return None
+    hc = request.healthcheck
+    _fields.check_args(hc.test, "healthcheck test")
+    out: dict[str, Any] = {"test": list(hc.test), "retries": hc.retries}
+    for key in _DURATIONS:
+        value = getattr(hc, key)
+        if not math.isfinite(value):
+            raise InvalidParameter(f"healthcheck {key} must be a finite number of seconds")
+        out[key] = value
+    return out
+
+
+def _health(health: Mapping[str, Any] | None) -> containers_pb2.Health | None:
+    if not health:
+        return None
+    return containers_pb2.Health(
+        status=health["Status"],
+        failing_streak=health["FailingStreak"],
+        log=[
+            containers_pb2.HealthLog(
+                start=e["Start"], end=e["End"], exit_code=e["ExitCode"], output=e["Output"]
+            )
+            for e in health["Log"]
+        ],
+    )
+
+
+def _healthcheck(config: Mapping[str, Any] | None) -> containers_pb2.Healthcheck | None:
+    """Config.Healthcheck (nanoseconds, as moby's JSON) back into seconds."""
+    if not config:
+        return None
+    return containers_pb2.Healthcheck(
+        test=config["Test"],
+        interval=config.get("Interval", 0) / 1e9,
+        timeout=config.get("Timeout", 0) / 1e9,
+        start_period=config.get("StartPeriod", 0) / 1e9,
+        start_interval=config.get("StartInterval", 0) / 1e9,
+        retries=config.get("Retries", 0),
+    )
 
 
 def _caller(context: grpc.ServicerContext) -> TimeLeft:

@@ -18,9 +18,10 @@ import engine
 from engine.api._rpc import add_service
 from engine.api.address import Address
 from engine.api.admission import Admission
-from engine.api.chartd.v1 import containers_pb2, engine_pb2
+from engine.api.chartd.v1 import containers_pb2, engine_pb2, exec_pb2
 from engine.api.containers_service import ContainerService, ContainersServicer, StatusOf
 from engine.api.engine_service import EngineServicer, Exporter
+from engine.api.exec_service import ExecService, ExecServicer
 from engine.api.tls import ServerTLS
 from engine.errors import Conflict, InvalidParameter, Unavailable
 
@@ -30,9 +31,11 @@ log = logging.getLogger("chartd.api")
 
 ENGINE = engine_pb2.DESCRIPTOR.services_by_name["Engine"]
 CONTAINERS = containers_pb2.DESCRIPTOR.services_by_name["Containers"]
-SERVICES = (ENGINE.full_name, CONTAINERS.full_name)
+EXEC = exec_pb2.DESCRIPTOR.services_by_name["Exec"]
+SERVICES = (ENGINE.full_name, CONTAINERS.full_name, EXEC.full_name)
 """The full names of chartd's services, as health and reflection list them."""
 
+_EXEC_METHODS = ("exec_create", "exec_start", "exec_inspect")
 MAX_MESSAGE = 4 * 1024 * 1024  # gRPC's default, stated: larger requests get RESOURCE_EXHAUSTED
 
 
@@ -88,6 +91,11 @@ class ApiServer:
         servicer = ContainersServicer(containers, self.engine, status_of=status_of)
         add_service(self.server, CONTAINERS, servicer, self.admission)
         self.services += (CONTAINERS.full_name,)
+        # Asked of the class: a service that answers any attribute is not one with exec.
+        if all(callable(getattr(type(containers), m, None)) for m in _EXEC_METHODS):
+            execs: ExecService = containers  # type: ignore[assignment]
+            add_service(self.server, EXEC, ExecServicer(execs), self.admission)
+            self.services += (EXEC.full_name,)
 
     def bind(self, address: Address, tls: ServerTLS | None = None) -> None:
         """Listen on ``address``; with ``tls`` (TCP only), TLS or mutual TLS.

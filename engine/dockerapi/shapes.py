@@ -86,6 +86,34 @@ def _typed(config: Mapping[str, Any], key: str, kind: type) -> Any:
     return value
 
 
+_HEALTH_DURATIONS = (
+    ("Interval", "interval"),
+    ("Timeout", "timeout"),
+    ("StartPeriod", "start_period"),
+    ("StartInterval", "start_interval"),
+)
+
+
+def _healthcheck(value: Any) -> dict[str, Any] | None:
+    """docker's Healthcheck (durations in nanoseconds) as the service's (in seconds).
+
+    The service checks the values as moby does; here only the JSON's shape.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise InvalidParameter("invalid Healthcheck: an object is expected")
+    out: dict[str, Any] = {"test": _strings(value.get("Test"), "Healthcheck.Test")}
+    for key, name in _HEALTH_DURATIONS:
+        nanoseconds = _typed(value, key, int)
+        if nanoseconds is not None:
+            out[name] = nanoseconds / 1e9
+    retries = _typed(value, "Retries", int)
+    if retries is not None:
+        out["retries"] = retries
+    return out if out["test"] else None
+
+
 def _restart(host: Mapping[str, Any]) -> str | None:
     policy = host.get("RestartPolicy") or {}
     if not isinstance(policy, dict):
@@ -115,9 +143,7 @@ def create_options(name: str | None, body: Mapping[str, Any]) -> dict[str, Any]:
         )
     stop_signal = _typed(body, "StopSignal", str)
     working_dir = _typed(body, "WorkingDir", str)
-    healthcheck = body.get("Healthcheck")
-    if healthcheck is not None and not isinstance(healthcheck, dict):
-        raise InvalidParameter("invalid Healthcheck: an object is expected")
+    healthcheck = _healthcheck(body.get("Healthcheck"))
     return {
         "cmd": _strings(body.get("Cmd"), "Cmd"),
         "entrypoint": _strings(body.get("Entrypoint"), "Entrypoint"),

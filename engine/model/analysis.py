@@ -306,13 +306,14 @@ def rejection_field_findings(model: ChartModel) -> list[Finding]:
     A message is filled from the event's params, the entity's data and
     :data:`ENGINE_FIELDS`; a field none of them has is shown as written
     (``{name}``). A field is known to be there when the chart declares it
-    (top-level ``data:``) or a transition sets it (``set:``).
+    (top-level ``data:``), a transition sets it (``set:``), or the params
+    schema of every event the rejection names requires it.
     """
     known = ENGINE_FIELDS | set(model.document.data)
     known |= {k for t in model.transitions for k in t.assign}
     users: dict[str, set[int]] = {}
     for r in model.rejections:
-        for name in _message_fields(r.message) - known:
+        for name in _message_fields(r.message) - known - _required_params(model, r.events):
             users.setdefault(name, set()).add(r.index)
     return [
         Finding(
@@ -326,6 +327,17 @@ def rejection_field_findings(model: ChartModel) -> list[Finding]:
         )
         for name, where in sorted(users.items())
     ]
+
+
+def _required_params(model: ChartModel, events: Iterable[str] | None) -> frozenset[str]:
+    """The params every one of ``events`` requires (none for a rejection of every event)."""
+    if events is None:
+        return frozenset()
+    required = [
+        frozenset(node.required) if (node := model.schema.params.get(e)) else frozenset()
+        for e in events
+    ]
+    return frozenset.intersection(*required) if required else frozenset()
 
 
 def _message_fields(message: str) -> set[str]:

@@ -14,7 +14,9 @@ from typing import Any
 
 import engine
 from engine.errors import ChartdError, System
+from statecharts.container import health
 from statecharts.container.conditions import CONDITIONS
+from statecharts.container.execs import exec_steps
 from statecharts.container.guards import (
     checkpoint_allowed,
     current_task,
@@ -61,11 +63,30 @@ def _nothing_to_undo(ctx: engine.Context, payload: Any) -> None:
     return None
 
 
+class _NoProbes:
+    """A prober that runs nothing (a service without one never reports a result)."""
+
+    def start(self, container_id: str, probe_id: str, cmd: list[str], timeout: float) -> None:
+        return None
+
+    def cancel(self, container_id: str, probe_id: str) -> None:
+        return None
+
+
 def container_bindings(
-    runtime: Runtime, pool: AddressPool, root: Path, *, clock: Callable[[], float]
+    runtime: Runtime,
+    pool: AddressPool,
+    root: Path,
+    *,
+    clock: Callable[[], float],
+    prober: health.Prober | None = None,
 ) -> engine.Bindings:
-    """The guards, steps and conditions of the container chart, on ``runtime``."""
+    """The guards, steps and conditions of the container chart, on ``runtime``.
+
+    ``prober`` runs the health probes (none without one).
+    """
     saga = ContainerSteps(runtime, pool, root, clock)
+    probing = health.HealthSteps(prober or _NoProbes())
     step, start, undone = engine.Step, _start_step, _nothing_to_undo
     return engine.Bindings(
         guards={
@@ -74,6 +95,7 @@ def container_bindings(
             "valid_signal": valid_signal,
             "current_task": current_task,
             "new_name_valid": new_name_valid,
+            "current_probe": probing.current_probe,
         },
         steps={
             "mount_rootfs": step(start(saga.mount_rootfs), saga.unmount_rootfs),
@@ -102,6 +124,12 @@ def container_bindings(
             "reserve_name": step(saga.reserve_name, external=False),
             "rename_endpoints": step(_nothing, external=False),
             "release_old_name": step(_nothing, external=False),
+            "health_reset": step(probing.health_reset, external=False),
+            "probe_start": step(probing.probe_start, probing.cancel_probe),
+            "record_probe": step(probing.record_probe, external=False),
+            "health_stop": step(probing.health_stop, external=False),
+            "health_resume": step(probing.health_resume, external=False),
+            **exec_steps(),
         },
-        conditions=CONDITIONS,
+        conditions={**CONDITIONS, **health.CONDITIONS},
     )

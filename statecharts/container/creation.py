@@ -15,6 +15,7 @@ from typing import Any, TypedDict
 
 from engine.errors import InvalidParameter
 from statecharts.container import moby
+from statecharts.container.health import healthcheck_data
 
 __all__ = ["CreateOptions", "check_keywords", "generated_name", "initial_data", "name_in_use"]
 
@@ -29,8 +30,6 @@ MAX_LABELS_BYTES = 64 * 1024
 MAX_PATH = 4096  # PATH_MAX
 _INT32 = 2**31  # the API carries the stop timeout as an int32
 _MAX_IMAGE = 4096  # moby's reference grammar has no bound; a name is no place for more
-_HEALTH_DURATIONS = ("Interval", "Timeout", "StartPeriod", "StartInterval")
-
 _ADJECTIVES = ("brave", "calm", "eager", "gentle", "jolly", "keen", "lucid", "quiet", "swift")
 _NOUNS = ("curie", "darwin", "euler", "galois", "hopper", "lovelace", "noether", "turing")
 
@@ -41,10 +40,11 @@ class CreateOptions(TypedDict, total=False):
     ``name`` (with or without ``/``; generated when empty), ``env``,
     ``working_dir`` (absolute), ``labels``, ``stop_signal`` (a name or a
     number), ``stop_timeout`` (seconds, negative for none), ``restart`` (moby's
-    restart policy text, e.g. ``on-failure:3``) and ``auto_remove``.
+    restart policy text, e.g. ``on-failure:3``), ``auto_remove`` and
+    ``healthcheck`` (moby's HealthConfig: ``test``, durations in seconds,
+    ``retries``; see :func:`~statecharts.container.health.healthcheck_data`).
     ``entrypoint`` goes before ``cmd`` in what runs (docker's Entrypoint);
-    ``image`` (a name only: chartd runs processes on the host) and
-    ``healthcheck`` (docker's Healthcheck object) are recorded as given.
+    ``image`` (a name only: chartd runs processes on the host) is recorded as given.
     """
 
     name: str | None
@@ -95,7 +95,9 @@ def initial_data(cmd: Sequence[str], options: CreateOptions) -> dict[str, Any]:
         raise InvalidParameter(
             f"the working directory '{working_dir}' is invalid, it needs to be an absolute path"
         )
+    healthcheck = healthcheck_data(options.get("healthcheck"))
     return {
+        **({"healthcheck": healthcheck} if healthcheck else {}),
         "cmd": list(cmd),
         "env": dict(options.get("env") or {}),
         "working_dir": working_dir,
@@ -107,7 +109,6 @@ def initial_data(cmd: Sequence[str], options: CreateOptions) -> dict[str, Any]:
         "auto_remove": bool(auto_remove),
         "entrypoint": entrypoint,
         "image": image,
-        "healthcheck": _healthcheck(options.get("healthcheck")),
         "restart_count": 0,
         "exit_code": 0,
         "error": "",
@@ -140,32 +141,6 @@ def _check_sizes(cmd: Sequence[str], options: CreateOptions) -> None:
         raise InvalidParameter(
             f"the working directory is too long: {len(working_dir)} characters, at most {MAX_PATH}"
         )
-
-
-def _healthcheck(given: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """docker's Healthcheck object, checked for its shape (its durations in nanoseconds)."""
-    if given is None:
-        return None
-    if not isinstance(given, Mapping):
-        raise InvalidParameter("invalid healthcheck: an object is expected")
-    test = given.get("Test")
-    if test is not None and (
-        not isinstance(test, list) or not all(isinstance(a, str) for a in test)
-    ):
-        raise InvalidParameter("invalid healthcheck: Test is a list of strings")
-    size = sum(_bytes(a) for a in test or ())
-    if size > MAX_LABELS_BYTES:
-        raise InvalidParameter(
-            f"the healthcheck is too large: {size} bytes, at most {MAX_LABELS_BYTES}"
-        )
-    for key in (*_HEALTH_DURATIONS, "Retries"):
-        value = given.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise InvalidParameter(f"invalid healthcheck: {key} is an integer")
-        if isinstance(value, int) and value < 0:
-            raise InvalidParameter(f"{key} in Healthcheck cannot be negative")
-    known = ("Test", *_HEALTH_DURATIONS, "Retries")
-    return {key: given[key] for key in known if given.get(key) is not None}
 
 
 def generated_name() -> str:

@@ -428,6 +428,12 @@ class FaultRuntime:
     def kill(self, container_id: str, signal: int) -> None:
         self._call("kill", container_id, lambda: self.inner.kill(container_id, signal))
 
+    def __getattr__(self, name: str) -> Any:
+        # Beyond the protocol, a ProcessRuntime's execs are the inner runtime's (never failed).
+        if name in ("exec_process", "execs"):
+            return getattr(self.inner, name)
+        raise AttributeError(name)
+
     def pause(self, container_id: str) -> None:
         self._call("pause", container_id, lambda: self.inner.pause(container_id))
 

@@ -32,9 +32,10 @@ import fcntl
 import logging
 import os
 import signal
+import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -42,6 +43,7 @@ from engine import errors
 from engine.errors import ChartdError, Conflict, NotFound, System, Unavailable
 from engine.locks import KeyedLock
 from statecharts.container import cgroups, shim
+from statecharts.container.execproc import ExecProcesses
 from statecharts.container.exits import ExitDispatcher, TaskMonitor
 from statecharts.container.logcopy import LogCopier
 from statecharts.container.procfs import TIMEOUT, boot_id, decode_exit, proc_stat
@@ -118,6 +120,7 @@ class ProcessRuntime:
         self._dispatcher = ExitDispatcher()
         self._monitor = TaskMonitor(self._on_exit)
         self._logs = LogCopier()
+        self.execs = ExecProcesses()
         try:
             self._restore()
             self._sweep_cgroups()
@@ -231,6 +234,29 @@ class ProcessRuntime:
             # Under the lock: the monitor records the exit (under it too) before it
             # reaps, so the group's ID cannot have been reused here.
             task.signal_group(signal)
+
+    def exec_process(
+        self,
+        container_id: str,
+        cmd: Sequence[str],
+        *,
+        env: Mapping[str, str],
+        working_dir: str | None,
+        attach: bool,
+    ) -> subprocess.Popen[bytes]:
+        """Run ``cmd`` in the container's running task (see :mod:`~statecharts.container.execproc`).
+
+        Conflict if the task is not running; ExecFailed (126/127) if ``cmd``
+        cannot be run. The caller reaps it, then tells ``execs.ended``.
+        """
+        self._check_open()
+        check_container_id(container_id)
+        with self._op(container_id):
+            task = self._started(container_id)
+            spec = self._containers[container_id]
+            return self.execs.spawn(
+                spec, cmd, env=env, working_dir=working_dir, cgroup=task.cgroup, attach=attach
+            )
 
     def pause(self, container_id: str) -> None:
         self._check_open()
@@ -437,6 +463,7 @@ class ProcessRuntime:
             # status went to its reaper. SIGKILL is the one outcome we know.
             result, ours = None, False
         task.kill_leftovers(leader_reaped=not ours)
+        self.execs.kill_all(task.container_id)  # without a cgroup, they are not in its group
         if ours:
             code, sig = decode_exit(result)
         elif task.sigkilled:

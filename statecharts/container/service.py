@@ -39,7 +39,9 @@ from statecharts.container.creation import (
     initial_data,
     name_in_use,
 )
+from statecharts.container.execs import ExecOutput, ExecProber, Execs
 from statecharts.container.exit_recorder import ExitRecorder
+from statecharts.container.health import health_status
 from statecharts.container.network import AddressPool
 from statecharts.container.runtime import Runtime
 from statecharts.container.status import RUNNING, inspect_document, status_of
@@ -78,7 +80,12 @@ class Containers:
         self.root = root
         self.pool = pool or AddressPool("10.88.0.0/16", root / "network")
         self._clock = clock
-        eng.register(load_chart(), container_bindings(runtime, self.pool, root, clock=clock))
+        self._prober = ExecProber(runtime, self._probed)
+        eng.register(
+            load_chart(),
+            container_bindings(runtime, self.pool, root, clock=clock, prober=self._prober),
+        )
+        self._execs = Execs(runtime, self._fire_by_id)
         self._turns = calls.Turns()
         # Tasks a previous daemon left (it crashed): their exits are reconciled as
         # moby's restore does, whether restore() or the runtime reports them first.
@@ -402,6 +409,52 @@ class Containers:
         log.seek(0, os.SEEK_END)
         return log
 
+    # -- exec (moby's exec.go) ------------------------------------------------------------
+
+    def exec_create(
+        self,
+        ref: str,
+        cmd: Sequence[str],
+        *,
+        env: Mapping[str, str] | None = None,
+        working_dir: str | None = None,
+        tty: bool = False,
+        attach_stdin: bool = False,
+    ) -> str:
+        """A new exec of ``cmd`` in the running container ``ref``; the exec's ID.
+
+        Refused as moby refuses it (Conflict: not running, paused, restarting).
+        """
+        return self._execs.create(
+            self.get(ref),
+            ref,
+            cmd,
+            env=env,
+            working_dir=working_dir,
+            tty=tty,
+            attach_stdin=attach_stdin,
+        )
+
+    def exec_start(self, exec_id: str, *, detach: bool = False) -> ExecOutput | None:
+        """Run the exec: its output as (stream, bytes), then its ``exit_code`` (None: detached).
+
+        A command that cannot be run raises ExecFailed (exit code 126 or 127).
+        """
+        return self._execs.start(exec_id, detach=detach)
+
+    def exec_inspect(self, exec_id: str) -> dict[str, Any]:
+        """The exec as moby's exec inspect shows it."""
+        return self._execs.inspect(exec_id)
+
+    def _fire_by_id(
+        self, container_id: str, event: str, params: Mapping[str, Any]
+    ) -> engine.Entity:
+        return self.engine.fire(container_id, event, dict(params)).entity
+
+    def _probed(self, container_id: str, params: dict[str, Any]) -> None:
+        event = "probe_passed" if params["exit_code"] == 0 else "probe_failed"
+        self.engine.fire(container_id, event, params)
+
     # -- the daemon's life ------------------------------------------------------------
 
     def shutdown(self) -> None:
@@ -450,18 +503,14 @@ class Containers:
         listed = self.list(all=True)
         # The engine says running, but there is no process: it exited unseen.
         self._reconcile(
-            [
-                (c.id, 255, c.data.get("pid"))
-                for c in listed
-                if c.state in ("running.active", "running.paused") and c.id not in left
-            ]
+            [(c.id, 255, c.data.get("pid")) for c in listed if _has_task(c) and c.id not in left]
         )
         # Leases are not fsynced (see statecharts.container.network): after a power loss a
         # released one may be back. Only a running container holds one now.
         self.pool.release_all_but({c.id for c in self.list()})
         restarting = []
         for seen in listed:
-            moved = seen.id in left or seen.state in ("running.active", "running.paused")
+            moved = seen.id in left or _has_task(seen)
             if _restarts_on_restore(self.engine.get(seen.id) if moved else seen):
                 restarting.append(seen.id)
         results = self.engine.fire_many(
@@ -499,6 +548,10 @@ class Containers:
 
     # -- inspect ---------------------------------------------------------------------------
 
+    def health_of(self, container: engine.Entity) -> str | None:
+        """Its health status (starting, healthy, unhealthy); None without a health check."""
+        return health_status(container)
+
     def inspect(self, ref: str | engine.Entity) -> dict[str, Any]:
         """The container as ``docker inspect`` shows it (the fields chartd has)."""
         return inspect_document(self.get(ref), self.root)
@@ -516,6 +569,11 @@ def _restarts_on_restore(container: engine.Entity) -> bool:
         bool(data.get("manually_stopped")),
         int(data.get("restart_count") or 0),
     )
+
+
+def _has_task(container: engine.Entity) -> bool:
+    """Running or paused: the engine says it has a process."""
+    return container.in_state("running.active") or container.in_state("running.paused")
 
 
 def _stopped(container: engine.Entity) -> bool:

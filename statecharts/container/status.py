@@ -15,6 +15,7 @@ from typing import Any
 
 import engine
 from statecharts.container import moby
+from statecharts.container.health import health_status
 from statecharts.container.steps import log_path
 
 __all__ = ["RUNNING", "inspect_document", "status_of"]
@@ -32,7 +33,15 @@ def status_of(configuration: Sequence[str], data: Mapping[str, Any] | None = Non
     process, whose pid the data keeps until the saga records it deleted),
     exited (it ran before) or created.
     """
-    leaf = configuration[-1] if configuration else "created"
+    # The process's state: the health region's states lie below running.active.
+    leaf = next(
+        (
+            s
+            for s in ("running.active", "running.paused", "running.restarting")
+            if s in configuration
+        ),
+        configuration[-1] if configuration else "created",
+    )
     if leaf == "starting":
         data = data or {}
         if data.get("restarting"):
@@ -82,13 +91,13 @@ def inspect_document(container: engine.Entity, root: Path) -> dict[str, Any]:
             "Error": str(data.get("error") or ""),
             "StartedAt": _time(data.get("started_at")),
             "FinishedAt": _time(data.get("finished_at")),
+            **_health(container),
         },
         "RestartCount": int(data.get("restart_count") or 0),
         "Config": {
             "Cmd": argv[len(entrypoint) :],
             "Entrypoint": entrypoint or None,
             "Image": str(data.get("image") or ""),
-            "Healthcheck": data.get("healthcheck"),
             "Env": [f"{k}={v}" for k, v in sorted((data.get("env") or {}).items())],
             "WorkingDir": data.get("working_dir") or "",
             "Labels": dict(data.get("labels") or {}),
@@ -96,6 +105,7 @@ def inspect_document(container: engine.Entity, root: Path) -> dict[str, Any]:
             if data.get("stop_signal_set")
             else "",
             "StopTimeout": data.get("stop_timeout"),
+            **_healthcheck(data.get("healthcheck")),
         },
         "HostConfig": {
             "RestartPolicy": {
@@ -106,7 +116,44 @@ def inspect_document(container: engine.Entity, root: Path) -> dict[str, Any]:
         },
         "NetworkSettings": {"IPAddress": data.get("address", "")},
         "LogPath": str(log_path(root, container.id)),
+        "ExecIDs": list(data.get("exec_ids") or []) or None,
     }
+
+
+def _health(container: engine.Entity) -> dict[str, Any]:
+    """``State.Health`` as moby shows it, for a container with a health check."""
+    status = health_status(container)
+    if status is None:
+        return {}
+    health = container.data.get("health") or {}
+    return {
+        "Health": {
+            "Status": status,
+            "FailingStreak": int(health.get("failing_streak") or 0),
+            "Log": [
+                {**entry, "Start": _time(entry.get("Start")), "End": _time(entry.get("End"))}
+                for entry in health.get("log") or []
+            ],
+        }
+    }
+
+
+def _healthcheck(config: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``Config.Healthcheck`` (durations in nanoseconds, as moby's JSON), if one was set."""
+    if not config:
+        return {}
+    out: dict[str, Any] = {"Test": list(config.get("test") or [])}
+    for key, name in (
+        ("interval", "Interval"),
+        ("timeout", "Timeout"),
+        ("start_period", "StartPeriod"),
+        ("start_interval", "StartInterval"),
+    ):
+        if config.get(key):
+            out[name] = round(float(config[key]) * 1e9)
+    if config.get("retries"):
+        out["Retries"] = int(config["retries"])
+    return {"Healthcheck": out}
 
 
 def _signal_name(number: Any) -> str:

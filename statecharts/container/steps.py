@@ -354,7 +354,11 @@ class ContainerSteps:
         data["exit_code"] = int(code) if code is not None else data.get("exit_code", 0)
         data["finished_at"] = params.get("exited_at") or self.clock()
         data["pid"] = 0
-        ctx.cancel_timers("stop_timeout")
+        # Its execs (and a health probe) ended with it: no more probes until it runs again.
+        data["exec_ids"] = []
+        if data.get("health"):
+            data["health"] = {**data["health"], "probe": None}
+        ctx.cancel_timers("stop_timeout", "health_check")
         if ctx.event != "exit":
             # restart and rm -f end the process inside their own saga: its exit
             # reaches a container that moved on, so the monitor's `die` (and the

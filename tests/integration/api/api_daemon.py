@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -99,6 +101,19 @@ class Daemon:
 
     def client(self) -> Client:
         return Client(self.host)
+
+
+def ok(daemon: Daemon, *args: str) -> str:
+    """``chartd ARGS...``'s stdout; the test fails unless it exits 0."""
+    done = daemon.cli(*args)
+    assert done.returncode == 0, (args, done.stdout, done.stderr)
+    return done.stdout
+
+
+def inspect(daemon: Daemon, name: str) -> dict[str, Any]:
+    """``chartd inspect NAME``: the one container's document."""
+    found: dict[str, Any] = json.loads(ok(daemon, "inspect", name))[0]
+    return found
 
 
 def failure(error: grpc.RpcError) -> tuple[grpc.StatusCode, str, str]:

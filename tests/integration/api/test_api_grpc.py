@@ -87,7 +87,7 @@ def test_the_engine_service(client: Client) -> None:
     exported = client.engine.GetChart(e.GetChartRequest(name="container", format="mermaid"))
     assert exported.export.startswith("stateDiagram-v2") and "running" in exported.chart.states
     got = client.engine.GetEntity(e.GetEntityRequest(entity=first.id))
-    assert got.state == "running.active" and got.data.fields["pid"].number_value > 0
+    assert got.state == "running.active.health.none" and got.data.fields["pid"].number_value > 0
     page = client.engine.ListEntities(
         e.ListEntitiesRequest(chart="container", status="running", page_size=1)
     )

@@ -407,7 +407,7 @@ def test_a_restart_of_a_running_container_that_fails_to_start_leaves_it_exited(
     box.script.write_text("#!/bin/sh\nexec sleep 1000\n")
     pid = daemon.containers.start("box").data["pid"]
     box.script.chmod(0o644)
-    assert daemon.entity(box.id).state == "running.active"
+    assert daemon.entity(box.id).in_state("running.active")
 
     with pytest.raises(InvalidParameter, match="permission denied"):
         daemon.containers.restart("box", timeout=5)

@@ -335,3 +335,22 @@ def test_a_recovery_in_a_passing_kit_run_prints_nothing() -> None:
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
+
+
+def test_a_param_every_named_event_requires_fills_a_message(tmp_path: Path) -> None:
+    # The container chart's exec refusal names `ref`, which exec_create's schema requires.
+    required = FINAL.replace('"job {name} is done"', '"job {by} is done"') + (
+        "schema:\n  params:\n    finish: {required: [by], properties: {by: {type: string}}}\n"
+    )
+    chart = tmp_path / "required.yaml"
+    chart.write_text(required)
+    assert chartd("chart", "check", str(chart)).returncode == 0
+    # Required by one event of the rejection but not the other: it may be missing.
+    chart.write_text(
+        required.replace(
+            "- {event: finish, in: done", "- {event: [finish, poke], in: done"
+        ).replace('  - {event: poke, in: done, error: conflict, message: "job {id} is done"}\n', "")
+    )
+    done = chartd("chart", "check", str(chart), "--format", "json")
+    [warning] = json.loads(done.stdout)["warnings"]
+    assert warning["kind"] == "unfilled" and warning["where"] == "{by}"

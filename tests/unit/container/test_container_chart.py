@@ -1,5 +1,10 @@
 """The declared container chart: every refusal with moby's exact message, every move.
 
+This file covers the lifecycle of the process (the events of the chart's
+version 1); the health region and exec are in test_container_chart_health.py.
+A running container without a health check is in ``running.active`` with its
+health region in ``none``.
+
 Each test drives an entity from the initial snapshot with real events
 (``engine.step`` only; a saga's transient or failure outcome is taken from
 the plan, as the runtime would commit it), then fires one event.
@@ -54,7 +59,7 @@ EXIT = ("task_delete", "cleanup", "record_exit")
 EXIT_TO_RESTART = ("task_delete", "cleanup", "schedule_retry")
 RENAME = ("reserve_name", "rename_endpoints", "release_old_name")
 
-ACTIVE = ("running", "running.active")
+ACTIVE = ("running", "running.active", "running.active.health", "running.active.health.none")
 PAUSED = ("running", "running.paused")
 RESTARTING = ("running", "running.restarting")
 
@@ -72,6 +77,11 @@ EVENTS = frozenset(
         "retry",
         "rename",
     }
+)
+
+# Version 2's: the health region and exec (test_container_chart_health.py).
+NEW_EVENTS = frozenset(
+    {"health_check", "probe_passed", "probe_failed", "exec_create", "exec_start", "exec_die"}
 )
 
 
@@ -128,6 +138,8 @@ def enter(chart: engine.Chart, state: str) -> engine.Snapshot:
         for s in snapshot.configuration
         if not any(o.startswith(s + ".") for o in snapshot.configuration)
     ]
+    if state == "running.active":  # its health region, without a health check
+        state = "running.active.health.none"
     assert leaves == [state], f"walking to {state} reached {snapshot.configuration}"
     return snapshot
 
@@ -152,6 +164,12 @@ def test_states_and_events(chart: engine.Chart) -> None:
         "starting",
         "running",
         "running.active",
+        "running.active.health",
+        "running.active.health.none",
+        "running.active.health.starting",
+        "running.active.health.healthy",
+        "running.active.health.unhealthy",
+        "running.active.health.last",
         "running.paused",
         "running.restarting",
         "exited",
@@ -162,7 +180,7 @@ def test_states_and_events(chart: engine.Chart) -> None:
     assert chart.state("starting").transient and chart.state("removing").transient
     assert chart.state("removed").kind == "final"
     assert chart.state("running").initial == "running.active"
-    assert {e for e in chart.events if not e.startswith("done.")} == EVENTS
+    assert {e for e in chart.events if not e.startswith("done.")} == EVENTS | NEW_EVENTS
 
 
 def test_a_new_container_is_created(chart: engine.Chart) -> None:
@@ -329,10 +347,10 @@ def test_rejection(
 
 def test_the_table_covers_every_declared_rejection(chart: engine.Chart) -> None:
     """Each (atomic state, event) a rejection of the chart applies to has a row above."""
-    atomic = [s for s in chart.states if chart.state(s).kind in ("atomic", "final")]
+    atomic = list(PATHS)
     declared: set[tuple[str, str]] = set()
     for r in chart.rejections:
-        events = r.events if r.events is not None else EVENTS
+        events = EVENTS if r.events is None else set(r.events) & EVENTS
         for leaf in atomic:
             if leaf == r.state or leaf.startswith(r.state + "."):
                 declared.update((leaf, e) for e in events)
@@ -465,8 +483,8 @@ LEGAL: list[Legal] = [
     # retry: the backoff elapsed
     Legal("running.restarting", "retry", ACTIVE, RETRY, via="starting", failure=("exited",)),
     # pause / unpause
-    Legal("running.active", "pause", PAUSED, ("task_pause",)),
-    Legal("running.paused", "unpause", ACTIVE, ("task_resume",)),
+    Legal("running.active", "pause", PAUSED, ("task_pause", "health_stop")),
+    Legal("running.paused", "unpause", ACTIVE, ("task_resume", "health_resume")),
     # stop: the signal now, the container stays until its process exits; the
     # manual stop is the step's to record (not during a daemon shutdown); a signal
     # moby cannot parse is refused before anything is sent
@@ -685,7 +703,12 @@ def test_a_stop_signals_now_kills_on_its_timer_and_the_exit_completes_it(
     assert timeout.steps == ("task_kill",)
     ended = engine.step(chart, timeout.snapshot, "exit", {"exit_code": 137, "pid": 4242})
     assert ended.snapshot.configuration == ("exited",)
-    assert ended.exited == ("running.active", "running")
+    assert ended.exited == (
+        "running.active.health.none",
+        "running.active.health",
+        "running.active",
+        "running",
+    )
     assert ended.guards == ("current_task",)  # an exit of an older process is refused
     assert ended.steps == EXIT
     # A timer that fires after the exit finds nothing to kill.

@@ -77,7 +77,7 @@ def test_an_exit_caused_inside_a_step_is_applied_after_it(
     bounded(lambda: operation(svc))  # raises what the operation raised
 
     entity = svc.engine.get(cid)
-    assert entity.state == {"running": "running.active"}.get(status, status)
+    assert entity.state == {"running": "running.active.health.none"}.get(status, status)
     assert entity.data["exit_code"] == exit_code
 
 

@@ -74,8 +74,11 @@ def test_svg_is_rendered_by_graphviz_and_names_every_state() -> None:
     assert root.tag == f"{SVG}svg"
     texts = {t.text for t in root.iter(f"{SVG}text")}
     for state in chart.model.states.values():
-        assert state.name in texts, state.path
+        # A history state is drawn as H (shallow) or H* (deep), as SMALL's below.
+        assert (state.name if state.kind != "history" else "H") in texts, state.path
     assert "pause" in texts and "start" in texts
+    # Version 2's health region, beside the process.
+    assert {"health", "starting", "healthy", "unhealthy", "probe_passed"} <= texts
     small = ET.fromstring(export(SMALL, "svg"))
     assert {"H*", "audio", "video"} <= {t.text for t in small.iter(f"{SVG}text")}
 
@@ -119,8 +122,19 @@ def test_plantuml_of_the_container_chart() -> None:
     assert "removed --> [*]" in lines
     arrows = [line for line in lines if " : " in line and " --> " in line]
     assert len(arrows) == len(chart.model.transitions)
-    assert "running__active --> running__paused : pause / task_pause" in lines
-    assert "running__paused --> running__active : stop [stop_ends] / stop_signal" in lines
+    assert "running__active --> running__paused : pause / task_pause, health_stop" in lines
+    # Unpause and a stop that thaws go back to the health status kept by the history.
+    assert (
+        "running__paused --> running__active__health[H] : unpause / task_resume, health_resume"
+        in lines
+    )
+    assert (
+        "running__paused --> running__active__health[H] : stop [stop_ends] / stop_signal" in lines
+    )
+    assert (
+        "running__active__health__none --> running__active__health__starting :"
+        " (eventless) [probes] / health_reset"
+    ) in lines
 
 
 # -- SCXML ----------------------------------------------------------------------------------
@@ -187,7 +201,10 @@ def test_scxml_of_the_container_chart() -> None:
     assert text == to_scxml(load_chart())  # deterministic
     root = ET.fromstring(text)
     assert list(_states(root)) == list(chart.model.states)
-    transitions = list(root.iter(f"{S}transition"))
+    # The history's default is a transition of its own in SCXML.
+    defaults = [t for h in root.iter(f"{S}history") for t in h.iter(f"{S}transition")]
+    assert len(defaults) == 1
+    transitions = [t for t in root.iter(f"{S}transition") if t not in defaults]
     assert len(transitions) == len(chart.model.transitions)
     rejects = list(root.iter(f"{C}reject"))
     assert len(rejects) == len(chart.model.rejections)
@@ -263,7 +280,8 @@ def test_xstate_of_the_container_chart() -> None:
     assert running["initial"] == "active"
     [pause] = running["states"]["active"]["on"]["pause"]
     assert pause == {
-        "target": "#container.running.paused", "reenter": True, "actions": ["task_pause"]
+        "target": "#container.running.paused", "reenter": True,
+        "actions": ["task_pause", "health_stop"],
     }  # fmt: skip
     paused = running["states"]["paused"]["on"]
     assert [t.get("guard") for t in paused["stop"]] == ["stop_ends", None]

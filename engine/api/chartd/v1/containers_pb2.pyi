@@ -80,6 +80,7 @@ class CreateContainerRequest(_message.Message):
     STOP_TIMEOUT_FIELD_NUMBER: _builtins.int
     RESTART_POLICY_FIELD_NUMBER: _builtins.int
     AUTO_REMOVE_FIELD_NUMBER: _builtins.int
+    HEALTHCHECK_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     """[a-zA-Z0-9][a-zA-Z0-9_.-]+, with or without a leading "/"; empty: a generated name."""
     working_dir: _builtins.str
@@ -100,6 +101,10 @@ class CreateContainerRequest(_message.Message):
     def env(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def healthcheck(self) -> Global___Healthcheck:
+        """moby's HealthConfig; unset: no health check."""
+
     def __init__(
         self,
         *,
@@ -112,16 +117,117 @@ class CreateContainerRequest(_message.Message):
         stop_timeout: _builtins.int | None = ...,
         restart_policy: _builtins.str = ...,
         auto_remove: _builtins.bool = ...,
+        healthcheck: Global___Healthcheck | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_stop_timeout", b"_stop_timeout", "stop_timeout", b"stop_timeout"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_stop_timeout", b"_stop_timeout", "healthcheck", b"healthcheck", "stop_timeout", b"stop_timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_stop_timeout", b"_stop_timeout", "auto_remove", b"auto_remove", "cmd", b"cmd", "env", b"env", "labels", b"labels", "name", b"name", "restart_policy", b"restart_policy", "stop_signal", b"stop_signal", "stop_timeout", b"stop_timeout", "working_dir", b"working_dir"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_stop_timeout", b"_stop_timeout", "auto_remove", b"auto_remove", "cmd", b"cmd", "env", b"env", "healthcheck", b"healthcheck", "labels", b"labels", "name", b"name", "restart_policy", b"restart_policy", "stop_signal", b"stop_signal", "stop_timeout", b"stop_timeout", "working_dir", b"working_dir"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__stop_timeout: _TypeAlias = _typing.Literal["stop_timeout"]  # noqa: Y015
     _WhichOneofArgType__stop_timeout: _TypeAlias = _typing.Literal["_stop_timeout", b"_stop_timeout"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType__stop_timeout) -> _WhichOneofReturnType__stop_timeout | None: ...
 
 Global___CreateContainerRequest: _TypeAlias = CreateContainerRequest  # noqa: Y015
+
+@_typing.final
+class Healthcheck(_message.Message):
+    """moby's HealthConfig. test: ["CMD", args...], ["CMD-SHELL", command] or
+    ["NONE"]. Durations in seconds; 0: moby's default (interval 30 s, timeout
+    30 s, start period 0, start interval 5 s); retries 0: 3.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TEST_FIELD_NUMBER: _builtins.int
+    INTERVAL_FIELD_NUMBER: _builtins.int
+    TIMEOUT_FIELD_NUMBER: _builtins.int
+    START_PERIOD_FIELD_NUMBER: _builtins.int
+    START_INTERVAL_FIELD_NUMBER: _builtins.int
+    RETRIES_FIELD_NUMBER: _builtins.int
+    interval: _builtins.float
+    timeout: _builtins.float
+    start_period: _builtins.float
+    start_interval: _builtins.float
+    retries: _builtins.int
+    @_builtins.property
+    def test(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        test: _abc.Iterable[_builtins.str] | None = ...,
+        interval: _builtins.float = ...,
+        timeout: _builtins.float = ...,
+        start_period: _builtins.float = ...,
+        start_interval: _builtins.float = ...,
+        retries: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["interval", b"interval", "retries", b"retries", "start_interval", b"start_interval", "start_period", b"start_period", "test", b"test", "timeout", b"timeout"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Healthcheck: _TypeAlias = Healthcheck  # noqa: Y015
+
+@_typing.final
+class Health(_message.Message):
+    """moby's State.Health."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    STATUS_FIELD_NUMBER: _builtins.int
+    FAILING_STREAK_FIELD_NUMBER: _builtins.int
+    LOG_FIELD_NUMBER: _builtins.int
+    status: _builtins.str
+    """starting, healthy or unhealthy."""
+    failing_streak: _builtins.int
+    @_builtins.property
+    def log(self) -> _containers.RepeatedCompositeFieldContainer[Global___HealthLog]: ...
+    def __init__(
+        self,
+        *,
+        status: _builtins.str = ...,
+        failing_streak: _builtins.int = ...,
+        log: _abc.Iterable[Global___HealthLog] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["failing_streak", b"failing_streak", "log", b"log", "status", b"status"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___Health: _TypeAlias = Health  # noqa: Y015
+
+@_typing.final
+class HealthLog(_message.Message):
+    """One probe's result."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    START_FIELD_NUMBER: _builtins.int
+    END_FIELD_NUMBER: _builtins.int
+    EXIT_CODE_FIELD_NUMBER: _builtins.int
+    OUTPUT_FIELD_NUMBER: _builtins.int
+    start: _builtins.str
+    """RFC 3339, UTC."""
+    end: _builtins.str
+    exit_code: _builtins.int
+    output: _builtins.str
+    def __init__(
+        self,
+        *,
+        start: _builtins.str = ...,
+        end: _builtins.str = ...,
+        exit_code: _builtins.int = ...,
+        output: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["end", b"end", "exit_code", b"exit_code", "output", b"output", "start", b"start"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___HealthLog: _TypeAlias = HealthLog  # noqa: Y015
 
 @_typing.final
 class CreateContainerResponse(_message.Message):
@@ -183,6 +289,7 @@ class ContainerSummary(_message.Message):
     FINISHED_AT_FIELD_NUMBER: _builtins.int
     RESTART_COUNT_FIELD_NUMBER: _builtins.int
     PID_FIELD_NUMBER: _builtins.int
+    HEALTH_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     state: _builtins.str
@@ -193,6 +300,8 @@ class ContainerSummary(_message.Message):
     restart_count: _builtins.int
     pid: _builtins.int
     """The main process while running, else 0."""
+    health: _builtins.str
+    """starting, healthy or unhealthy; empty without a health check."""
     @_builtins.property
     def cmd(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
     @_builtins.property
@@ -221,10 +330,11 @@ class ContainerSummary(_message.Message):
         finished_at: _timestamp_pb2.Timestamp | None = ...,
         restart_count: _builtins.int = ...,
         pid: _builtins.int = ...,
+        health: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created", b"created", "finished_at", b"finished_at", "started_at", b"started_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["cmd", b"cmd", "created", b"created", "exit_code", b"exit_code", "finished_at", b"finished_at", "id", b"id", "labels", b"labels", "name", b"name", "pid", b"pid", "restart_count", b"restart_count", "started_at", b"started_at", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cmd", b"cmd", "created", b"created", "exit_code", b"exit_code", "finished_at", b"finished_at", "health", b"health", "id", b"id", "labels", b"labels", "name", b"name", "pid", b"pid", "restart_count", b"restart_count", "started_at", b"started_at", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -442,6 +552,7 @@ class ContainerInspect(_message.Message):
     HOST_CONFIG_FIELD_NUMBER: _builtins.int
     LOG_PATH_FIELD_NUMBER: _builtins.int
     IP_ADDRESS_FIELD_NUMBER: _builtins.int
+    EXEC_IDS_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     name: _builtins.str
     created: _builtins.str
@@ -455,6 +566,10 @@ class ContainerInspect(_message.Message):
     def config(self) -> Global___ContainerConfig: ...
     @_builtins.property
     def host_config(self) -> Global___HostConfig: ...
+    @_builtins.property
+    def exec_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The execs created and not yet ended."""
+
     def __init__(
         self,
         *,
@@ -467,10 +582,11 @@ class ContainerInspect(_message.Message):
         host_config: Global___HostConfig | None = ...,
         log_path: _builtins.str = ...,
         ip_address: _builtins.str = ...,
+        exec_ids: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "host_config", b"host_config", "state", b"state"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "created", b"created", "host_config", b"host_config", "id", b"id", "ip_address", b"ip_address", "log_path", b"log_path", "name", b"name", "restart_count", b"restart_count", "state", b"state"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["config", b"config", "created", b"created", "exec_ids", b"exec_ids", "host_config", b"host_config", "id", b"id", "ip_address", b"ip_address", "log_path", b"log_path", "name", b"name", "restart_count", b"restart_count", "state", b"state"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -491,6 +607,7 @@ class ContainerState(_message.Message):
     ERROR_FIELD_NUMBER: _builtins.int
     STARTED_AT_FIELD_NUMBER: _builtins.int
     FINISHED_AT_FIELD_NUMBER: _builtins.int
+    HEALTH_FIELD_NUMBER: _builtins.int
     status: _builtins.str
     running: _builtins.bool
     paused: _builtins.bool
@@ -503,6 +620,10 @@ class ContainerState(_message.Message):
     started_at: _builtins.str
     """RFC 3339, UTC; "0001-01-01T00:00:00Z" when it never happened (as moby)."""
     finished_at: _builtins.str
+    @_builtins.property
+    def health(self) -> Global___Health:
+        """Unset without a health check."""
+
     def __init__(
         self,
         *,
@@ -517,10 +638,11 @@ class ContainerState(_message.Message):
         error: _builtins.str = ...,
         started_at: _builtins.str = ...,
         finished_at: _builtins.str = ...,
+        health: Global___Health | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["health", b"health"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["dead", b"dead", "error", b"error", "exit_code", b"exit_code", "finished_at", b"finished_at", "oom_killed", b"oom_killed", "paused", b"paused", "pid", b"pid", "restarting", b"restarting", "running", b"running", "started_at", b"started_at", "status", b"status"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["dead", b"dead", "error", b"error", "exit_code", b"exit_code", "finished_at", b"finished_at", "health", b"health", "oom_killed", b"oom_killed", "paused", b"paused", "pid", b"pid", "restarting", b"restarting", "running", b"running", "started_at", b"started_at", "status", b"status"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -556,6 +678,7 @@ class ContainerConfig(_message.Message):
     LABELS_FIELD_NUMBER: _builtins.int
     STOP_SIGNAL_FIELD_NUMBER: _builtins.int
     STOP_TIMEOUT_FIELD_NUMBER: _builtins.int
+    HEALTHCHECK_FIELD_NUMBER: _builtins.int
     working_dir: _builtins.str
     stop_signal: _builtins.str
     """Empty unless set at create."""
@@ -568,6 +691,8 @@ class ContainerConfig(_message.Message):
 
     @_builtins.property
     def labels(self) -> _containers.ScalarMap[_builtins.str, _builtins.str]: ...
+    @_builtins.property
+    def healthcheck(self) -> Global___Healthcheck: ...
     def __init__(
         self,
         *,
@@ -577,10 +702,11 @@ class ContainerConfig(_message.Message):
         labels: _abc.Mapping[_builtins.str, _builtins.str] | None = ...,
         stop_signal: _builtins.str = ...,
         stop_timeout: _builtins.int | None = ...,
+        healthcheck: Global___Healthcheck | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["_stop_timeout", b"_stop_timeout", "stop_timeout", b"stop_timeout"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_stop_timeout", b"_stop_timeout", "healthcheck", b"healthcheck", "stop_timeout", b"stop_timeout"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_stop_timeout", b"_stop_timeout", "cmd", b"cmd", "env", b"env", "labels", b"labels", "stop_signal", b"stop_signal", "stop_timeout", b"stop_timeout", "working_dir", b"working_dir"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_stop_timeout", b"_stop_timeout", "cmd", b"cmd", "env", b"env", "healthcheck", b"healthcheck", "labels", b"labels", "stop_signal", b"stop_signal", "stop_timeout", b"stop_timeout", "working_dir", b"working_dir"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__stop_timeout: _TypeAlias = _typing.Literal["stop_timeout"]  # noqa: Y015
     _WhichOneofArgType__stop_timeout: _TypeAlias = _typing.Literal["_stop_timeout", b"_stop_timeout"]  # noqa: Y015
