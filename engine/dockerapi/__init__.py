@@ -9,6 +9,7 @@ errors and messages (moby's HTTP codes here, :mod:`engine.dockerapi.errors`).
 * :mod:`.system`: ping, version, info, images (host images, no registry);
 * :mod:`.containers`: create, the lifecycle verbs, list, inspect;
 * :mod:`.streams`: wait, logs, attach, events;
+* :mod:`.execs`: exec create, start, inspect, resize;
 * :mod:`.hijack`: the raw connection ``docker run`` attaches on;
 * :mod:`.shapes`: docker's JSON shapes; :mod:`.calls`: queries, worker threads.
 
@@ -25,9 +26,9 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 
 import engine
-from engine.api.containers_service import ContainerService, StatusOf
-from engine.dockerapi import containers, errors, streams, system
-from engine.dockerapi.backend import Daemon
+from engine.api.containers_service import StatusOf
+from engine.dockerapi import containers, errors, execs, streams, system
+from engine.dockerapi.backend import Backend, Daemon
 from engine.dockerapi.calls import THREADS, WAITERS
 from engine.dockerapi.hijack import HijackingH11
 from engine.dockerapi.versions import API_VERSION, MIN_API_VERSION, VersionMiddleware
@@ -37,7 +38,7 @@ __all__ = ["API_VERSION", "MIN_API_VERSION", "DockerApp", "HijackingH11", "docke
 
 
 def docker_app(
-    backend: ContainerService, eng: engine.Engine, *, status_of: StatusOf, version: str
+    backend: Backend, eng: engine.Engine, *, status_of: StatusOf, version: str
 ) -> DockerApp:
     """The Engine API as an ASGI app, on the container service ``backend`` and ``eng``.
 
@@ -45,7 +46,7 @@ def docker_app(
     ``http=HijackingH11``, which ``docker run``'s attach needs.
     """
     app = Starlette(
-        routes=[*system.routes(), *containers.routes(), *streams.routes()],
+        routes=[*system.routes(), *containers.routes(), *execs.routes(), *streams.routes()],
         exception_handlers={
             ChartdError: errors.on_error,
             HTTPException: errors.page_not_found,

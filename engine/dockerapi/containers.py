@@ -23,17 +23,16 @@ from engine.errors import NotImplemented as Unsupported
 
 __all__ = ["PENDING", "routes"]
 
-_LIST_FILTERS = ("status", "id", "name", "label", "exited", "ancestor", "before", "since")
-# Filters moby knows whose subject chartd has not (or not yet): refused, not ignored.
-_UNSUPPORTED_FILTERS = ("expose", "health", "isolation", "is-task", "network", "publish", "volume")
+_LIST_FILTERS = (
+    "status", "id", "name", "label", "exited", "ancestor", "before", "since", "health",
+)  # fmt: skip
+# Filters moby knows whose subject chartd has not: refused, not ignored.
+_UNSUPPORTED_FILTERS = ("expose", "isolation", "is-task", "network", "publish", "volume")
+_HEALTH = ("starting", "healthy", "unhealthy", "none")  # moby's IsValidHealthString
 
 _SAFE_PATTERN = re.compile(r"\^?[\w./-]*\$?")
 
 PENDING = {
-    "exec create": ("POST", "/containers/{ref}/exec"),
-    "exec start": ("POST", "/exec/{ref}/start"),
-    "exec inspect": ("GET", "/exec/{ref}/json"),
-    "exec resize": ("POST", "/exec/{ref}/resize"),
     "top": ("GET", "/containers/{ref}/top"),
     "update": ("POST", "/containers/{ref}/update"),
     "prune": ("POST", "/containers/prune"),
@@ -120,6 +119,8 @@ async def listing(request: Request) -> Response:
     statuses = set(given.get("status", ()))
     for status in statuses - set(STATUSES):
         raise InvalidParameter(f"invalid filter 'status={status}'")
+    for health in set(given.get("health", ())) - set(_HEALTH):
+        raise InvalidParameter(f"Unrecognised filter value for health: {health}")
     limit = integer(request, "limit") or 0
     # As moby: a limit, or a filter on what stopped, lists stopped containers too.
     wide = flag(request, "all") or limit > 0 or bool(statuses) or "exited" in given
@@ -127,12 +128,17 @@ async def listing(request: Request) -> Response:
     found = await blocking(request, d.backend.list, all=wide)
     bounds = await blocking(request, _bounds, d.backend, given)
     shared = {k: v for k, v in given.items() if k != "name"}  # docker's name filter is its own
+    healths = {e.id: d.backend.health_of(e) or "none" for e in found}
     kept = [
-        e for e in found if matches(e, shared, statuses, d.status_of) and _more(e, given, bounds)
+        e
+        for e in found
+        if matches(e, shared, statuses, d.status_of)
+        and _more(e, given, bounds)
+        and healths[e.id] in given.get("health", (healths[e.id],))
     ]
     if limit > 0:
         kept = kept[:limit]
-    listed = [shapes.summary(e, d.status_of) for e in kept]
+    listed = [shapes.summary(e, d.status_of, health=healths[e.id]) for e in kept]
     if flag(request, "size"):
         for item in listed:
             item.update(SizeRw=0, SizeRootFs=0)

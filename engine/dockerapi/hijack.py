@@ -7,6 +7,10 @@ uvicorn's HTTP/1.1 protocol (h11) cannot send a 101 but to a WebSocket, so
 :class:`HijackingH11` takes such a request off h11: it runs the ASGI app
 for it with a send that writes the head and the body as they are, and
 closes the connection when the body ends. Every other request is h11's.
+
+The request's own body (``docker exec``'s start sends a JSON one) is read
+off the raw connection, as far as its ``Content-Length`` says: what h11
+had already received of it first.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import http
 from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from engine.dockerapi.calls import MAX_BODY
 
 __all__ = ["HijackingH11"]
 
@@ -31,7 +37,9 @@ class HijackingH11(H11Protocol):
             super().handle_websocket_upgrade(event)
             return
         self.connections.discard(self)
-        raw = _Raw(self.transport)
+        received, _ = self.conn.trailing_data
+        length = dict(self.headers).get(b"content-length", b"0")
+        raw = _Raw(self.transport, received, int(length) if length.isdigit() else 0)
         self.transport.set_protocol(raw)
         task = self.loop.create_task(raw.run(self.app, self.scope))
         task.add_done_callback(self.tasks.discard)
@@ -39,23 +47,36 @@ class HijackingH11(H11Protocol):
 
 
 class _Raw(asyncio.Protocol):
-    """One hijacked connection: the app's answer written raw; what the client sends, dropped."""
+    """One hijacked connection: the app's answer written raw; what the client sends
+    past the request's body, dropped."""
 
-    def __init__(self, transport: Any) -> None:
+    def __init__(self, transport: Any, received: bytes, length: int) -> None:
         self.transport = transport
+        # Read no further than one byte past the largest body: the endpoint refuses it.
+        self.length = min(length, MAX_BODY + 1)
+        self.body = bytearray(received[: self.length])
+        self.complete = asyncio.Event()
+        if len(self.body) >= self.length:
+            self.complete.set()
         self.gone = asyncio.Event()
         self.writable = asyncio.Event()
         self.writable.set()
         self.asked = False
 
     def data_received(self, data: bytes) -> None:
-        pass  # stdin is not attached (the endpoint refuses stdin=1)
+        # Past the body: stdin, which is not attached (the endpoints refuse it).
+        if not self.complete.is_set():
+            self.body += data[: self.length - len(self.body)]
+            if len(self.body) >= self.length:
+                self.complete.set()
 
     def eof_received(self) -> bool:
+        self.complete.set()  # a body cut short ends here
         return True  # a half-close (docker's CLI sends one without stdin): keep writing
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.gone.set()
+        self.complete.set()
         self.writable.set()
 
     def pause_writing(self) -> None:
@@ -67,7 +88,8 @@ class _Raw(asyncio.Protocol):
     async def receive(self) -> dict[str, Any]:
         if not self.asked:
             self.asked = True
-            return {"type": "http.request", "body": b"", "more_body": False}
+            await self.complete.wait()
+            return {"type": "http.request", "body": bytes(self.body), "more_body": False}
         await self.gone.wait()
         return {"type": "http.disconnect"}
 

@@ -15,6 +15,7 @@ from typing import Any
 import engine
 from engine.api import _fields
 from engine.api.containers_service import StatusOf
+from engine.cli_health import health_suffix
 from engine.cli_output import _human_duration
 from engine.errors import InvalidParameter
 
@@ -22,9 +23,12 @@ __all__ = [
     "create_options",
     "decode_json",
     "event_document",
+    "exec_options",
+    "exec_streams",
     "image_document",
     "image_id",
     "inspect_document",
+    "start_detach",
     "summary",
 ]
 
@@ -125,6 +129,54 @@ def _restart(host: Mapping[str, Any]) -> str | None:
     return f"{name}:{count}" if count else name
 
 
+_NO_TTY = "chartd runs processes without a terminal: Tty is not supported"
+
+
+def _no_terminal(body: Mapping[str, Any], stdin: str, flag: str) -> None:
+    """Refuse a TTY and an open stdin: chartd's processes have neither."""
+    if _typed(body, "Tty", bool):
+        raise InvalidParameter(_NO_TTY)
+    if _typed(body, stdin, bool):
+        raise InvalidParameter(
+            f"chartd's processes read /dev/null: {stdin} ({flag}) is not supported"
+        )
+
+
+def exec_options(body: Mapping[str, Any]) -> dict[str, Any]:
+    """The service's exec_create keywords (with ``cmd``) for docker's ExecConfig.
+
+    A TTY and stdin are refused, as create refuses them; ``User``,
+    ``Privileged``, ``DetachKeys`` and ``ConsoleSize`` are ignored (an exec
+    runs as its container's process does). The streams to attach are the
+    caller's to keep (:func:`exec_streams`).
+    """
+    _no_terminal(body, "AttachStdin", "docker exec -i")
+    for key in ("AttachStdout", "AttachStderr", "Detach", "Privileged"):
+        _typed(body, key, bool)
+    working_dir = _typed(body, "WorkingDir", str)
+    return {
+        "cmd": _strings(body.get("Cmd"), "Cmd"),
+        "env": _env(body.get("Env")),
+        "working_dir": _fields.optional_text(working_dir or "", "WorkingDir", limit=4096),
+    }
+
+
+def start_detach(body: Mapping[str, Any]) -> bool:
+    """Whether an exec start's body (``Detach``, ``Tty``, ``ConsoleSize``) detaches it."""
+    if _typed(body, "Tty", bool):
+        raise InvalidParameter(_NO_TTY)
+    return bool(_typed(body, "Detach", bool))
+
+
+def exec_streams(body: Mapping[str, Any]) -> frozenset[str]:
+    """The streams an ExecConfig attaches (``AttachStdout``, ``AttachStderr``)."""
+    return frozenset(
+        stream
+        for stream, key in (("stdout", "AttachStdout"), ("stderr", "AttachStderr"))
+        if body.get(key) is True
+    )
+
+
 def create_options(name: str | None, body: Mapping[str, Any]) -> dict[str, Any]:
     """The service's create keywords (with ``cmd``) for docker's create body and ``name``.
 
@@ -135,12 +187,7 @@ def create_options(name: str | None, body: Mapping[str, Any]) -> dict[str, Any]:
     host = body.get("HostConfig") or {}
     if not isinstance(host, dict):
         raise InvalidParameter("invalid HostConfig: an object is expected")
-    if _typed(body, "Tty", bool):
-        raise InvalidParameter("chartd runs processes without a terminal: Tty is not supported")
-    if _typed(body, "OpenStdin", bool):
-        raise InvalidParameter(
-            "chartd's processes read /dev/null: OpenStdin (docker run -i) is not supported"
-        )
+    _no_terminal(body, "OpenStdin", "docker run -i")
     stop_signal = _typed(body, "StopSignal", str)
     working_dir = _typed(body, "WorkingDir", str)
     healthcheck = _healthcheck(body.get("Healthcheck"))
@@ -181,15 +228,15 @@ def image_document(name: str) -> dict[str, Any]:
     }
 
 
-def _status_text(status: str, data: Mapping[str, Any], now: float) -> str:
-    """docker ps's STATUS column: ``Up 5 seconds``, ``Exited (0) 2 minutes ago``, ..."""
+def _status_text(status: str, data: Mapping[str, Any], now: float, health: str) -> str:
+    """docker ps's STATUS column: ``Up 5 seconds (healthy)``, ``Exited (0) 2 minutes ago``..."""
     started, finished = data.get("started_at"), data.get("finished_at")
     up = _human_duration(max(0.0, now - float(started))) if started else ""
     ago = f"{_human_duration(max(0.0, now - float(finished)))} ago" if finished else ""
     code = int(data.get("exit_code") or 0)
     return {
         "created": "Created",
-        "running": f"Up {up}",
+        "running": f"Up {up}{health_suffix(health)}",
         "paused": f"Up {up} (Paused)",
         "restarting": f"Restarting ({code}) {ago}",
         "exited": f"Exited ({code}) {ago}",
@@ -198,8 +245,10 @@ def _status_text(status: str, data: Mapping[str, Any], now: float) -> str:
     }.get(status, status)
 
 
-def summary(e: engine.Entity, status_of: StatusOf, now: float | None = None) -> dict[str, Any]:
-    """A container as ``GET /containers/json`` lists it."""
+def summary(
+    e: engine.Entity, status_of: StatusOf, now: float | None = None, *, health: str = "none"
+) -> dict[str, Any]:
+    """A container as ``GET /containers/json`` lists it (``health``: its health status)."""
     data = e.data
     image = str(data.get("image") or "")
     status = status_of(e.configuration, data)
@@ -213,7 +262,9 @@ def summary(e: engine.Entity, status_of: StatusOf, now: float | None = None) -> 
         "Ports": [],
         "Labels": dict(data.get("labels") or {}),
         "State": status,
-        "Status": _status_text(status, data, time.time() if now is None else now),
+        "Status": _status_text(
+            status, data, time.time() if now is None else now, "" if health == "none" else health
+        ),
         "HostConfig": {"NetworkMode": "default"},
         "NetworkSettings": {"Networks": {}},
         "Mounts": [],
@@ -238,7 +289,6 @@ def inspect_document(found: Mapping[str, Any]) -> dict[str, Any]:
         "Driver": "chartd",
         "Platform": "linux",
         "Mounts": [],
-        "ExecIDs": None,
         "Config": config,
         "HostConfig": {**host, **found["HostConfig"]},
     }

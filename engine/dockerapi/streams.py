@@ -33,13 +33,14 @@ from engine.dockerapi.versions import parse_version
 from engine.errors import ChartdError, InvalidParameter, NotFound
 from engine.errors import NotImplemented as Unsupported
 
-__all__ = ["frame", "routes"]
+__all__ = ["frame", "media", "routes"]
 
 _POLL = 0.1  # seconds between looks at a followed log or the event outbox
 _BATCH = 500  # events read in one look
 _STREAMS = {"stdout": 1, "stderr": 2}
 _EVENT_FILTERS = ("container", "event", "type", "label", "image")
 _ENGINE_EVENTS = ("transition", "transition.failed")  # the engine's own, not docker's
+_DETAILED = ("health_status", "exec_create", "exec_start")
 
 
 def frame(stream: str, data: bytes) -> bytes:
@@ -47,7 +48,8 @@ def frame(stream: str, data: bytes) -> bytes:
     return struct.pack(">BxxxI", _STREAMS[stream], len(data)) + data
 
 
-def _media(request: Request) -> str:
+def media(request: Request) -> str:
+    """The media type of a hijacked stream: multiplexed from API 1.42 on, raw before."""
     version = request.scope.get("state", {}).get("api_version", "")
     if parse_version(version) >= (1, 42):
         return "application/vnd.docker.multiplexed-stream"
@@ -187,7 +189,7 @@ async def logs(request: Request) -> Response:
                     return
                 await asyncio.sleep(_POLL)
 
-    return StreamingResponse(stream(), media_type=_media(request))
+    return StreamingResponse(stream(), media_type=media(request))
 
 
 async def attach(request: Request) -> Response:
@@ -222,7 +224,7 @@ async def attach(request: Request) -> Response:
     upgrade = request.headers.get("upgrade", "").lower() == "tcp"
     headers = {"Connection": "Upgrade", "Upgrade": "tcp"} if upgrade else {}
     return StreamingResponse(
-        stream(), status_code=101 if upgrade else 200, headers=headers, media_type=_media(request)
+        stream(), status_code=101 if upgrade else 200, headers=headers, media_type=media(request)
     )
 
 
@@ -312,10 +314,18 @@ def _wanted(ev: engine.Event, data: Mapping[str, Any], given: dict[str, list[str
                 ev.entity_name == c.lstrip("/") or ev.entity_id.startswith(c) for c in containers
             )
         )
-        and ("event" not in given or ev.type in given["event"])
+        and ("event" not in given or _action_matches(ev.type, given["event"]))
         and ("image" not in given or image in given["image"])
         and all(has_label(labels, spec) for spec in given.get("label", ()))
     )
+
+
+def _action_matches(action: str, wanted: list[str]) -> bool:
+    """moby's event filter: exact, but a prefix for the actions that carry a detail
+    (``health_status: healthy``, ``exec_start: sh -c ...``) once one of them is asked for."""
+    if any(w in _DETAILED for w in wanted):
+        return any(action == w or action.startswith(w) for w in wanted)
+    return action in wanted
 
 
 def routes() -> list[Route]:

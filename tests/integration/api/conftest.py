@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
+import docker as docker_sdk
 import pytest
 from api_daemon import Daemon
 from docker_side import DockerCli
@@ -40,3 +41,13 @@ def docker(
     """The real docker CLI on the module's daemon (its Engine API socket)."""
     command = prerequisites.command("docker", "docker.io")
     return DockerCli(command, daemon, tmp_path_factory.mktemp("docker-config"))
+
+
+@pytest.fixture
+def sdk(daemon: Daemon) -> Iterator[docker_sdk.DockerClient]:
+    """The Docker SDK for Python on the module's daemon (its Engine API socket)."""
+    client = docker_sdk.DockerClient(
+        base_url=f"unix://{daemon.state_dir / 'docker.sock'}", version="auto", timeout=60
+    )
+    yield client
+    client.close()

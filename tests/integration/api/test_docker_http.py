@@ -57,8 +57,9 @@ def test_the_http_layer_speaks_mobys_dialect(daemon: Daemon) -> None:
         wait = h.post("/containers/dup/wait?condition=sometime")
         assert wait.json() == {"message": 'invalid condition: "sometime"'}
         assert h.delete("/containers/dup").status_code == 204
-        pending = h.post("/containers/dup/exec", json={"Cmd": ["true"]})
-        assert pending.status_code == 501
+        gone = h.post("/containers/dup/exec", json={"Cmd": ["true"]})
+        assert (gone.status_code, gone.json()) == (404, {"message": "No such container: dup"})
+        assert h.get("/containers/dup/top").status_code == 501
 
 
 def test_hostile_requests_are_refused_clearly(daemon: Daemon) -> None:
@@ -78,7 +79,12 @@ def test_hostile_requests_are_refused_clearly(daemon: Daemon) -> None:
             ("GET", '/events?filters={"type":["image"]}', 400, "only container events"),
             ("GET", '/containers/json?filters={"status":["sleepy"]}', 400, "status=sleepy"),
             ("GET", '/containers/json?filters={"status":[1]}', 400, "a list of strings"),
-            ("GET", '/containers/json?filters={"health":["healthy"]}', 400, "not supported"),
+            ("GET", '/containers/json?filters={"health":["fine"]}', 400, "for health: fine"),
+            ("GET", '/containers/json?filters={"network":["x"]}', 400, "not supported"),
+            ("POST", "/containers/hostile/exec", 400, "No exec command specified"),
+            ("POST", "/exec/nosuch/start", 404, "No such exec instance: nosuch"),
+            ("POST", "/exec/nosuch/resize?h=1&w=1", 404, "No such exec instance: nosuch"),
+            ("GET", "/exec/" + "e" * 300 + "/json", 400, "invalid name or ID supplied"),
             ("POST", "/containers/hostile/attach?stdin=1&stream=1", 501, "stdin"),
             ("POST", "/images/create?fromImage=alpine", 501, "no registry"),
         ):

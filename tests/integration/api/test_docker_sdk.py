@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import docker as docker_sdk
 import pytest
@@ -11,15 +10,6 @@ from api_daemon import Daemon
 from docker.errors import APIError, NotFound
 
 from engine.api.chartd.v1 import containers_pb2 as c
-
-
-@pytest.fixture
-def sdk(daemon: Daemon) -> Iterator[docker_sdk.DockerClient]:
-    client = docker_sdk.DockerClient(
-        base_url=f"unix://{daemon.state_dir / 'docker.sock'}", version="auto", timeout=60
-    )
-    yield client
-    client.close()
 
 
 def test_a_lifecycle_through_the_sdk(sdk: docker_sdk.DockerClient) -> None:
