@@ -33,6 +33,9 @@ def test_docker_exec_streams_and_exits_with_the_code(docker: DockerCli, tmp_path
     missing = docker.run("exec", "dx", "no-such-command")
     assert missing.returncode == 127
     assert 'exec: "no-such-command": executable file not found in $PATH' in missing.stdout
+    detached = docker.run("exec", "-d", "dx", "no-such-command")
+    assert (detached.returncode, detached.stdout) == (1, "")
+    assert detached.stderr.startswith("Error response from daemon: OCI runtime exec failed: ")
     docker.ok("rm", "-f", "dx")
 
 
