@@ -60,7 +60,6 @@ async def start(request: Request) -> Response:
     exec_id = ref(request)
     detach = shapes.start_detach(given)
     d = daemon(request)
-    await blocking(request, d.backend.exec_inspect, exec_id)  # 404 before a hijack
     try:
         run = await blocking(request, d.backend.exec_start, exec_id, detach=detach)
     except ChartdError as exc:
