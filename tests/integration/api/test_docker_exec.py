@@ -74,12 +74,15 @@ def test_exec_run_through_the_sdk(sdk: docker_sdk.DockerClient) -> None:
     streamed = box.exec_run(["sh", "-c", "echo a; echo b"], stream=True)
     assert b"".join(streamed.output) == b"a\nb\n"
     assert box.exec_run(["true"], detach=True).output == ""  # moby's empty answer, as text
-    box.reload()
-    assert box.attrs["ExecIDs"] is None
+
+    def exec_ids() -> object:
+        box.reload()
+        return box.attrs["ExecIDs"]
+
+    until(lambda: exec_ids() is None, "the detached exec's end")
     running = sdk.api.exec_create("sdkx", ["sleep", "60"])["Id"]
     assert sdk.api.exec_start(running, detach=True) == ""
-    box.reload()
-    assert box.attrs["ExecIDs"] == [running]
+    assert exec_ids() == [running]
     assert sdk.api.exec_inspect(running)["Running"] is True
 
     api = sdk.api
