@@ -183,6 +183,7 @@ class Entities:
             version=0,
             created_at=now,
             updated_at=now,
+            chart_version=reg.chart.version,
         )
 
     def list(

@@ -27,6 +27,8 @@ class Entity:
     history: Mapping[str, tuple[str, ...]]
     created_at: float
     updated_at: float
+    chart_version: int = 0
+    """The version of its chart the entity runs on (0: not known, created before versions)."""
 
     @property
     def snapshot(self) -> Snapshot:
@@ -56,6 +58,7 @@ class Entity:
             row.history,
             row.created_at,
             row.updated_at,
+            row.chart_version,
         )
 
 
@@ -125,6 +128,8 @@ class TransitionRecord:
     started_at: float
     finished_at: float | None
     steps: tuple[StepRecord, ...]
+    chart_version: int = 0
+    """The version of the chart the transition ran under (for ``chart.migrate``: the new one)."""
 
     @classmethod
     def from_row(cls, row: TransitionRow) -> TransitionRecord:
@@ -148,6 +153,7 @@ class TransitionRecord:
             row.started_at,
             row.finished_at,
             tuple(StepRecord.from_row(s) for s in row.steps),
+            plan.get("chart_version", 0),
         )
 
 

@@ -87,9 +87,9 @@ class Recovery:
             row = s.store.entity(tr.entity_id)
             if row is None or (chart is not None and row.chart != chart):
                 continue
-            reg = s.registry.get(row.chart)
-            if reg is None:
+            if s.registry.get(row.chart) is None:
                 continue
+            reg = s.registered(row)
             s.locks.acquire(row.id)
             s.recovering.add(row.id)
             try:

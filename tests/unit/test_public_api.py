@@ -143,6 +143,8 @@ def test_engine_methods() -> None:
         "get",
         "history",
         "list",
+        "migrate",
+        "migration_plan",
         "open",
         "recover",
         "register",

@@ -1,0 +1,113 @@
+"""A daemon restarted with a newer container chart migrates its containers at startup.
+
+Containers are left created, running, paused and exited under the packaged
+chart; the daemon is stopped and started again with a version 2 derived
+from it (CHARTD_CONTAINER_CHART, documented for tests and operators). Every
+container must come back as a restart without a new version leaves it (moby's
+restore: a clean shutdown stops the running ones, ``always`` starts again),
+moved once, with one ``chart.migrate`` entry in its journal.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import yaml
+from api_daemon import Daemon
+
+from engine.api.chartd.v1 import containers_pb2 as c
+from engine.api.chartd.v1 import engine_pb2 as e
+from statecharts.container import CHART_ENV, CHART_PATH
+
+
+def version_2(path: Path) -> Path:
+    """The packaged container chart, one version on, with a state more under ``running``."""
+    document = yaml.safe_load(CHART_PATH.read_text())
+    document["version"] = document.get("version", 1) + 1
+    document["states"]["running"]["states"]["draining"] = {
+        "description": "A state version 2 adds: no entity of version 1 is in it."
+    }
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def inspect(daemon: Daemon, name: str) -> dict[str, Any]:
+    done = daemon.cli("inspect", name)
+    assert done.returncode == 0, done.stderr
+    found: dict[str, Any] = json.loads(done.stdout)[0]
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_a_newer_container_chart_migrates_every_container_at_startup(tmp_path: Path) -> None:
+    daemon = Daemon(tmp_path / "state")
+    daemon.start()
+    with daemon.client() as client:
+        for name, policy in (("made", "no"), ("up", "always"), ("frozen", "no"), ("done", "no")):
+            cmd = ["sh", "-c", "exit 3"] if name == "done" else ["sleep", "300"]
+            client.containers.Create(
+                c.CreateContainerRequest(cmd=cmd, name=name, restart_policy=policy)
+            )
+        first_up = client.containers.Start(c.StartContainerRequest(container="up")).pid
+        client.containers.Start(c.StartContainerRequest(container="frozen"))
+        client.containers.Pause(c.PauseContainerRequest(container="frozen"))
+        client.containers.Start(c.StartContainerRequest(container="done"))
+        client.containers.Wait(c.WaitContainerRequest(container="done"))
+    before = {n: inspect(daemon, n) for n in ("made", "up", "frozen", "done")}
+    assert before["frozen"]["State"]["Status"] == "paused"
+    assert daemon.stop(signal.SIGTERM) == 0, daemon.logs()
+
+    daemon.env[CHART_ENV] = str(version_2(tmp_path / "container-v2.yaml"))
+    daemon.start()
+    logs = daemon.logs()
+    assert "migrating 4 container(s) to container chart version 2" in logs, logs
+    assert "v1 created -> v2 created: 1" in logs, logs
+    assert "4 container(s) now run on container chart version 2" in logs, logs
+    after = {n: inspect(daemon, n) for n in before}
+    # What a restart leaves, as moby's restore does: only `always` runs again.
+    assert {n: a["State"]["Status"] for n, a in after.items()} == {
+        "made": "created",
+        "up": "running",
+        "frozen": "exited",
+        "done": "exited",
+    }
+    assert after["done"]["State"]["ExitCode"] == 3
+    for name, found in after.items():
+        assert found["Id"] == before[name]["Id"]
+        assert found["Created"] == before[name]["Created"]
+        assert found["Config"] == before[name]["Config"]
+    up = after["up"]["State"]["Pid"]
+    assert up not in (0, first_up) and alive(up)
+    ps = daemon.cli("ps", "-a", "--format", "json")
+    assert ps.returncode == 0, ps.stderr
+    rows = json.loads(ps.stdout)
+    assert sorted((r["Names"], r["State"]) for r in rows) == sorted(
+        [("made", "created"), ("up", "running"), ("frozen", "exited"), ("done", "exited")]
+    )
+    with daemon.client() as client:
+        for name in before:
+            journal = client.engine.GetHistory(e.GetHistoryRequest(entity=name)).transitions
+            moves = [t for t in journal if t.event == "chart.migrate"]
+            assert len(moves) == 1, (name, [t.event for t in journal])
+            params = moves[0].params.fields
+            assert params["from_version"].number_value == 1
+            assert params["to_version"].number_value == 2
+    assert daemon.stop(signal.SIGTERM) == 0, daemon.logs()
+
+    # Started again with the same version: nothing left to move.
+    mark = len(daemon.logs())
+    daemon.start()
+    assert "migrating" not in daemon.logs()[mark:]
+    assert inspect(daemon, "made")["State"]["Status"] == "created"
+    assert daemon.stop(signal.SIGTERM) == 0, daemon.logs()
