@@ -53,17 +53,23 @@ class MigrationPlan:
     moves: Counter[tuple[int, str, str]] = field(default_factory=Counter)
     illegal: dict[tuple[int, str], str] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    in_flight: Counter[tuple[int, str]] = field(default_factory=Counter)
+    """Entities held by a saga, per source configuration: they move once it ends."""
 
     @property
     def entities(self) -> int:
-        """How many entities the plan moves."""
-        return sum(self.moves.values())
+        """How many entities the plan moves (those in flight included)."""
+        return sum(self.moves.values()) + sum(self.in_flight.values())
 
     def lines(self) -> list[str]:
         """The plan as text, one line per source configuration."""
         out = [
             f"v{v} {src} -> v{self.version} {dst}: {n}"
             for (v, src, dst), n in sorted(self.moves.items())
+        ]
+        out += [
+            f"v{v} {src}: {n} in flight (moves once its saga ends)"
+            for (v, src), n in sorted(self.in_flight.items())
         ]
         out += [f"v{v} {src}: cannot migrate: {why}" for (v, src), why in self.illegal.items()]
         return out + self.problems
@@ -115,6 +121,9 @@ class Migrator:
                 plan.problems.extend(p for p in problems if p not in plan.problems)
                 continue
             src = _states(row.configuration)
+            if mapper.transient(row):
+                plan.in_flight[source, src] += 1
+                continue
             try:
                 moved = mapper.move(row)
             except Illegal as exc:
@@ -152,7 +161,7 @@ class Migrator:
         if plan.illegal or plan.problems:
             raise InvalidParameter(
                 f"cannot migrate chart {chart!r} to version {plan.version}: "
-                + "; ".join(plan.lines()[len(plan.moves) :])
+                + "; ".join(plan.lines()[len(plan.moves) + len(plan.in_flight) :])
             )
         report = MigrationReport(plan)
         deadline = time.monotonic() + wait
