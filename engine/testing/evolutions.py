@@ -61,11 +61,13 @@ class _Doc:
         return [p for p, d in _walk(self.doc["states"]) if not kinds or _kind(d) in kinds]
 
     def state(self, path: str) -> dict[str, Any]:
-        return dict(_walk(self.doc["states"]))[path]
+        found: dict[str, Any] = dict(_walk(self.doc["states"]))[path]
+        return found
 
     def siblings(self, path: str) -> dict[str, Any]:
         parent = path.rpartition(".")[0]
-        return self.state(parent)["states"] if parent else self.doc["states"]
+        found: dict[str, Any] = self.state(parent)["states"] if parent else self.doc["states"]
+        return found
 
     def fresh(self, parent: str) -> str:
         """A new state path under ``parent`` (``""``: the top)."""

@@ -24,7 +24,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import event as hypothesis_event
 from hypothesis import strategies as st
 
 import engine
@@ -34,8 +35,6 @@ from engine.ports import Store, Write
 from engine.runtime.bindings import Bindings, Context, Step
 from engine.testing import SimulatedCrash, StandIns, chart_documents
 from engine.testing.evolutions import evolutions
-
-hypothesis_event = event  # `event` names the fired event below
 
 DOCUMENTS = chart_documents(max_transitions=6, follow_ups=False, done_events=False)
 
@@ -231,7 +230,7 @@ def _check(
     for entity_id, entity in after.items():
         journal = eng.history(entity_id)
         moves = [t for t in journal if t.event == "chart.migrate"]
-        if not eng.get(entity_id).chart_version == new.version:
+        if eng.get(entity_id).chart_version != new.version:
             # Finished before the migration: finished entities stay on their version.
             assert not moves and old.finished(entity.configuration), entity
             continue
