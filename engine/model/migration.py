@@ -240,6 +240,12 @@ def _illegal(new: ChartModel, active: set[str]) -> str | None:
         state = new.states[path]
         children = [c for c in state.children if c in active]
         if state.kind == "compound" and len(children) > 1:
+            parent = new.states[state.parent] if state.parent else None
+            if parent is not None and parent.kind == "parallel":
+                return (
+                    f"region {path!r} of the parallel state {parent.path!r} is left with "
+                    f"{' and '.join(children)} at once, where it holds one"
+                )
             return f"{' and '.join(children)} are both active in {path!r}, which holds one"
         if state.kind == "parallel":
             missing = [

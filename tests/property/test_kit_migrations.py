@@ -33,8 +33,7 @@ from engine.errors import ChartdError
 from engine.model.migration import declared, migrate
 from engine.ports import Store, Write
 from engine.runtime.bindings import Bindings, Context, Step
-from engine.testing import SimulatedCrash, StandIns, chart_documents
-from engine.testing.evolutions import evolutions
+from engine.testing import SimulatedCrash, StandIns, chart_documents, evolutions
 
 DOCUMENTS = chart_documents(max_transitions=6, follow_ups=False, done_events=False)
 
