@@ -11,13 +11,13 @@ moved once, with one ``chart.migrate`` entry in its journal.
 from __future__ import annotations
 
 import json
-import os
 import signal
 from pathlib import Path
 from typing import Any
 
 import yaml
 from api_daemon import Daemon
+from test_api_restart import alive
 
 from engine.api.chartd.v1 import containers_pb2 as c
 from engine.api.chartd.v1 import engine_pb2 as e
@@ -40,14 +40,6 @@ def inspect(daemon: Daemon, name: str) -> dict[str, Any]:
     assert done.returncode == 0, done.stderr
     found: dict[str, Any] = json.loads(done.stdout)[0]
     return found
-
-
-def alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def test_a_newer_container_chart_migrates_every_container_at_startup(tmp_path: Path) -> None:

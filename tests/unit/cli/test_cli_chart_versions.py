@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import yaml
+from test_cli_chart import chartd
 
 import engine
 from statecharts.container import CHART_PATH
@@ -31,16 +30,6 @@ transitions:
   - {event: flip, from: lamp.power.dark, to: lamp.power.lit}
   - {event: tint, from: lamp.color.warm, to: lamp.color.cold}
 """
-
-
-def chartd(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from engine.cli import main; main()", *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def write(path: Path, text: str, **changes: object) -> str:
