@@ -17,7 +17,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -26,6 +26,7 @@ from engine.model.chart import ChartModel
 from engine.model.migration import Illegal, Migration, declared, leaves, migrate, source_problems
 from engine.model.validate import build
 from engine.ports import EntityRow, TimerRow, TransitionRow, VersionConflict, Write
+from engine.runtime.entities import chunks
 from engine.runtime.shared import Shared
 
 __all__ = ["MIGRATE_EVENT", "MigrationPlan", "MigrationReport", "Migrator"]
@@ -114,6 +115,7 @@ class Migrator:
             raise NotFound(f"chart {chart!r} has no version {to} (stored: {known})")
         mapper = _Mapper(models, to)
         plan = MigrationPlan(chart, to)
+        busy = {tr.entity_id for tr in self._s.store.unfinished()}
         for row in self._candidates(chart, to):
             source = mapper.source(row)
             problems = mapper.problems(source)
@@ -121,7 +123,7 @@ class Migrator:
                 plan.problems.extend(p for p in problems if p not in plan.problems)
                 continue
             src = _states(row.configuration)
-            if mapper.transient(row):
+            if row.id in busy or mapper.transient(row):
                 plan.in_flight[source, src] += 1
                 continue
             try:
@@ -166,58 +168,60 @@ class Migrator:
         report = MigrationReport(plan)
         deadline = time.monotonic() + wait
         pause = threading.Event()
+        rows: Iterable[EntityRow] = self._candidates(chart, plan.version)
         while True:
-            pending = list(self._candidates(chart, plan.version))
+            # Entities in flight, or moved by a fire meanwhile, wait for the next round.
             waiting: list[EntityRow] = []
-            for start in range(0, len(pending), batch):
-                chunk = pending[start : start + batch]
+            for chunk in chunks(rows, batch):
                 report.moved += self._move(mapper, chunk, waiting)
                 if progress is not None:
                     progress(report.moved, plan.entities)
             report.waiting = [r.name for r in waiting]
-            if not pending or time.monotonic() >= deadline:
+            if not waiting or time.monotonic() >= deadline:
                 return report
             # Sagas in flight end under their version; then their entities move.
             pause.wait(min(0.05, max(0.0, deadline - time.monotonic())))
             self._s.check_open()
+            rows = self._again(waiting, plan.version)
+
+    def _again(self, rows: list[EntityRow], to: int) -> list[EntityRow]:
+        """``rows`` as stored now, those still live and not on version ``to``."""
+        found = (self._s.store.entity(r.id) for r in rows)
+        return [r for r in found if r is not None and r.live and r.chart_version != to]
 
     def _move(self, mapper: _Mapper, rows: list[EntityRow], waiting: list[EntityRow]) -> int:
-        """Move ``rows`` in one shared commit; those in flight go to ``waiting``; how many moved."""
+        """Move ``rows`` in one shared commit; the others go to ``waiting``; how many moved."""
         s = self._s
         busy = {tr.entity_id for tr in s.store.unfinished()}
-        ids = sorted(r.id for r in rows)
+        ready: list[EntityRow] = []
+        for row in rows:
+            held = row.id in busy or row.id in s.recovering or row.id in s.stranded
+            (waiting if held or mapper.transient(row) else ready).append(row)
+        ids = sorted(r.id for r in ready)
         for entity_id in ids:
             s.locks.acquire(entity_id)
         try:
             writes: list[tuple[EntityRow, Write]] = []
-            for row in rows:
-                if (
-                    row.id in busy
-                    or row.id in s.recovering
-                    or row.id in s.stranded
-                    or mapper.transient(row)
-                ):
-                    waiting.append(row)
-                    continue
+            for row in ready:
                 try:
                     writes.append(self._write(mapper, row))
                 except Illegal as exc:  # moved since the plan, into what cannot migrate
                     raise InvalidParameter(f"cannot migrate {row.name}: {exc}") from None
             failures = s.commit.commit_many([w for _, w in writes]) if writes else []
-            moved = 0
-            for (after, _), failure in zip(writes, failures, strict=True):
-                if failure is None:
-                    s.cache[after.id] = after
-                    moved += 1
-                else:
-                    s.cache.pop(after.id, None)
-                    if not isinstance(failure, VersionConflict):
-                        raise failure
-                    # Moved by a fire meanwhile: the next round reads it again.
-            return moved
         finally:
             for entity_id in reversed(ids):
                 s.locks.release(entity_id)
+        moved = 0
+        for row, (after, _), failure in zip(ready, writes, failures, strict=True):
+            if failure is None:
+                s.cache[after.id] = after
+                moved += 1
+                continue
+            s.cache.pop(after.id, None)
+            if not isinstance(failure, VersionConflict):
+                raise failure
+            waiting.append(row)  # a fire moved it meanwhile: read again, next round
+        return moved
 
     def _write(self, mapper: _Mapper, row: EntityRow) -> tuple[EntityRow, Write]:
         """The entity's move as one unit: its new row, its journal entry, its timers."""

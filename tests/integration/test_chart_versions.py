@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import threading
+
 import pytest
 import sqlalchemy as sa
 
@@ -220,3 +222,39 @@ def test_entities_made_before_versions_are_adopted_by_the_first_version(
     assert again.get("early").chart_version == 0
     again.register(engine.parse_chart(V1), bindings("v1", []))
     assert again.get("early").chart_version == 1
+
+
+def test_an_entity_whose_saga_is_in_flight_moves_once_the_saga_ends_under_its_version(
+    url: str, open_engine: Callable[..., engine.Engine]
+) -> None:
+    entered, go = threading.Event(), threading.Event()
+    ran: list[str] = []
+
+    def work(ctx: Context) -> None:
+        entered.set()
+        assert go.wait(60)
+        ran.append(f"v1:{ctx.entity_name}")
+
+    eng = open_engine(url, timers=False)
+    eng.register(engine.parse_chart(V1), Bindings(steps={"work": Step(work)}))  # external
+    eng.create("job", "busy", {})
+    eng.create("job", "idle", {})
+    saga = threading.Thread(target=eng.fire, args=("busy", "go"))
+    saga.start()
+    assert entered.wait(30)
+    eng.register(engine.parse_chart(V2), bindings("v2", ran))
+    assert eng.migration_plan("job").lines() == [
+        "v1 idle -> v2 idle: 1",
+        "v1 idle: 1 in flight (moves once its saga ends)",
+    ]
+    # The first round moves `idle` and leaves `busy` waiting; the saga is let go then.
+    report = eng.migrate("job", batch=1, progress=lambda moved, total: go.set())
+    saga.join(30)
+    assert (report.moved, report.waiting) == (2, [])
+    assert ran == ["v1:busy"]
+    journal = eng.history("busy")
+    assert [(t.event, t.status, t.chart_version) for t in journal] == [
+        ("go", "committed", 1),
+        ("chart.migrate", "committed", 2),
+    ]
+    assert eng.get("busy").configuration == ("busy", "busy.working")
