@@ -9,10 +9,9 @@ the new version declares, and a second run moves nothing.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any
-
-import threading
 
 import pytest
 import sqlalchemy as sa
