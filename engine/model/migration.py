@@ -16,8 +16,9 @@ The rules (docs/chart-language.md, "Versions and migrations"):
   enters its initial child, a parallel state enters every region (so a leaf
   that became compound, or gained a parallel sibling, needs no line);
 * data: ``rename`` then ``drop`` then ``set``;
-* history: a history state keeps its path unless mapped (``null`` forgets
-  it); a record whose states do not map under the history's parent is forgotten;
+* history: a history state follows the state lines as any state does, unless
+  a ``history`` line maps it (``null`` forgets it); a record whose states do
+  not map under the history's parent is forgotten;
 * timers: a pending timer keeps its event unless mapped (``null`` cancels it).
 """
 
@@ -272,7 +273,7 @@ def _history(
 ) -> dict[str, tuple[str, ...]]:
     out: dict[str, tuple[str, ...]] = {}
     for old, recorded in history.items():
-        path = migration.history.get(old, old)
+        path = migration.history[old] if old in migration.history else migration.state(old)
         state = new.states.get(path) if path is not None else None
         if path is None or state is None or state.kind != "history" or state.parent is None:
             continue  # its state is gone, or it is declared forgotten

@@ -77,7 +77,7 @@ def walks(chart: engine.Chart, events: list[tuple[str, bool]]) -> list[engine.Sn
     return seen
 
 
-RANDOM_EVENTS = st.lists(st.tuples(st.sampled_from(["e0", "e1", "e2"]), st.booleans()), max_size=12)
+RANDOM_EVENTS = st.lists(st.tuples(st.sampled_from(["e0", "e1", "e2"]), st.booleans()), max_size=30)
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -91,6 +91,11 @@ def test_every_reached_configuration_migrates_to_a_legal_one(data: st.DataObject
         moved = migrate(new.model, migration, snapshot.configuration, {}, snapshot.history)
         why = illegal(new, moved.configuration)
         assert why is None, (evolution.kind, snapshot.configuration, moved.configuration, why)
+        if snapshot.history:
+            hypothesis_event(f"history recorded, {evolution.kind}")
+        if evolution.kind in ("rename", "split", "add-level", "add-region"):
+            # Nothing was removed: every recorded history follows its state.
+            assert set(moved.history) == {migration.state(h) for h in snapshot.history}
         for path, recorded in moved.history.items():
             state = new.model.states[path]
             assert state.kind == "history" and state.parent is not None
