@@ -203,9 +203,13 @@ _CHART_ARGS = {
         arg(
             "--state-dir",
             type=Path,
-            help="State directory whose database to open (default: the daemon's).",
+            help="Open this state directory's database directly instead of asking the daemon.",
         ),
-        arg("--db", help="Database URL (default sqlite:///STATE_DIR/chartd.db)."),
+        arg(
+            "--db",
+            help="Open this database URL directly instead of asking the daemon "
+            "(CHART may then be a chart file).",
+        ),
     ),
 }
 _CHECK_HELP = """Validate a chart and report what analysis finds.

@@ -1,12 +1,13 @@
 """``chartd chart migrate CHART --to N``: live entities moved to another version of their chart.
 
-It opens the database itself (``--db``, default the state directory's), so
-it needs no daemon and no code of the chart: moving entities runs no step.
-A daemon migrates its containers itself when it starts with a newer
-container chart; this verb is for other charts, for a plan before an
-upgrade (``--dry-run``), and for entities a daemon left waiting on a saga.
-It may run beside a daemon on the same database: each move is committed on
-the entity's version, as a replica's fire is.
+By default the daemon does it (``Engine.MigrateChart``, at ``-H``/
+``CHARTD_HOST``), streaming the plan and the progress back: what a user of
+a daemon needs. With ``--db`` or ``--state-dir`` it opens a database itself
+instead, with no daemon and no code of the chart (moving entities runs no
+step); CHART may then be a chart file, whose version is stored and is the
+target. It may run beside a daemon on the same database: each move is
+committed on the entity's version, as a replica's fire is. A daemon also
+migrates its containers itself when it starts with a newer container chart.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+
+import grpc
 
 import engine
 from engine._loading import installed_charts
@@ -36,9 +39,56 @@ def _target(chart: str) -> tuple[str, engine.Chart | None]:
 
 def migrate(args: argparse.Namespace) -> None:
     """Print the plan (``--dry-run``) or move the entities, with progress on stderr."""
-    from engine.api import default_state_dir  # noqa: PLC0415 - only this verb needs it
+    if args.db is None and args.state_dir is None:
+        _through_daemon(args)
+    else:
+        _on_database(args, args.db or f"sqlite:///{args.state_dir / 'chartd.db'}")
 
-    url = args.db or f"sqlite:///{(args.state_dir or default_state_dir()) / 'chartd.db'}"
+
+def _progress(moved: int, total: int) -> None:
+    print(f"migrated {moved}/{total}", file=sys.stderr, flush=True)
+
+
+def _through_daemon(args: argparse.Namespace) -> None:
+    from engine.api.chartd.v1 import engine_pb2  # noqa: PLC0415 - only this path needs it
+    from engine.cli_session import Session  # noqa: PLC0415
+
+    if Path(args.chart).exists():
+        fail(f"{args.chart} is a file: the daemon migrates to versions it keeps; pass --db")
+    request = engine_pb2.MigrateChartRequest(
+        chart=args.chart, to_version=args.to or 0, dry_run=args.dry_run, batch=args.batch
+    )
+    with Session(args) as s:
+        try:
+            for i, message in enumerate(s.client.engine.MigrateChart(request)):
+                if i == 0:  # the plan
+                    for line in message.plan:
+                        print(line, flush=True)
+                    if args.dry_run:
+                        print(
+                            f"{message.entities} entities would move to version {message.version}"
+                        )
+                elif message.done:
+                    _outcome(args.dry_run, message.version, message.moved, list(message.waiting))
+                else:
+                    _progress(message.moved, message.entities)
+        except grpc.RpcError as exc:
+            s.report(exc)
+        s.done()
+
+
+def _outcome(dry_run: bool, version: int, moved: int, waiting: list[str]) -> None:
+    if dry_run:
+        return
+    print(f"{moved} entities moved to version {version}")
+    if waiting:
+        fail(
+            f"{len(waiting)} entities still run a saga and did not move: "
+            f"{', '.join(waiting[:10])}; run the migration again once they are done"
+        )
+
+
+def _on_database(args: argparse.Namespace, url: str) -> None:
     name, chart = _target(args.chart)
     if chart is not None and args.to is not None and args.to != chart.version:
         fail(f"--to {args.to} is not the version of {args.chart} ({chart.version})")
@@ -53,16 +103,7 @@ def migrate(args: argparse.Namespace) -> None:
             if args.dry_run:
                 print(f"{plan.entities} entities would move to version {plan.version}")
                 return
-
-            def progress(moved: int, total: int) -> None:
-                print(f"migrated {moved}/{total}", file=sys.stderr, flush=True)
-
-            report = eng.migrate(target, args.to, batch=args.batch, progress=progress)
+            report = eng.migrate(target, args.to, batch=args.batch, progress=_progress)
     except ChartdError as exc:
         fail(exc.message)
-    print(f"{report.moved} entities moved to version {plan.version}")
-    if report.waiting:
-        fail(
-            f"{len(report.waiting)} entities still run a saga and did not move: "
-            f"{', '.join(report.waiting[:10])}; run the migration again once they are done"
-        )
+    _outcome(False, plan.version, report.moved, report.waiting)

@@ -103,3 +103,47 @@ def test_a_newer_container_chart_migrates_every_container_at_startup(tmp_path: P
     assert "migrating" not in daemon.logs()[mark:]
     assert inspect(daemon, "made")["State"]["Status"] == "created"
     assert daemon.stop(signal.SIGTERM) == 0, daemon.logs()
+
+
+def test_chart_migrate_through_the_daemon_streams_the_plan_and_the_progress(
+    tmp_path: Path,
+) -> None:
+    daemon = Daemon(tmp_path / "state")
+    daemon.start()
+    for name in ("one", "two", "three"):
+        assert daemon.cli("create", "--name", name, "sleep", "300").returncode == 0
+    missing = daemon.cli("chart", "migrate", "nope")
+    assert (missing.returncode, missing.stderr) == (
+        1,
+        "Error response from daemon: chart 'nope' has no stored version: register it first\n",
+    )
+    nothing = daemon.cli("chart", "migrate", "container", "--dry-run")
+    assert nothing.stdout.splitlines() == ["0 entities would move to version 1"], nothing.stderr
+    assert daemon.stop(signal.SIGTERM) == 0, daemon.logs()
+
+    # Version 2 stored beside the daemon's database (no daemon needed for that), while
+    # the daemon keeps running version 1: its containers move only when asked.
+    v2 = version_2(tmp_path / "container-v2.yaml")
+    db = f"sqlite:///{daemon.state_dir / 'chartd.db'}"
+    stored = daemon.cli("chart", "migrate", str(v2), "--db", db, "--dry-run")
+    assert stored.stdout.splitlines() == [
+        "v1 created -> v2 created: 3",
+        "3 entities would move to version 2",
+    ], stored.stderr
+    daemon.start()
+    moved = daemon.cli("chart", "migrate", "container", "--to", "2", "--batch", "2")
+    assert moved.returncode == 0, moved.stderr
+    assert moved.stdout.splitlines() == [
+        "v1 created -> v2 created: 3",
+        "3 entities moved to version 2",
+    ]
+    assert moved.stderr.splitlines() == ["migrated 2/3", "migrated 3/3"]
+    # Version 2 runs from its stored document with the daemon's code: start still works.
+    assert daemon.cli("start", "one").returncode == 0
+    assert inspect(daemon, "one")["State"]["Status"] == "running"
+    with daemon.client() as client:
+        journal = client.engine.GetHistory(e.GetHistoryRequest(entity="one")).transitions
+        assert [t.event for t in journal] == ["chart.migrate", "start"]
+    again = daemon.cli("chart", "migrate", "container", "--to", "2")
+    assert again.stdout.splitlines() == ["0 entities moved to version 2"]
+    assert daemon.stop(signal.SIGTERM) == 0, daemon.logs()

@@ -947,3 +947,77 @@ class Event(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Event: _TypeAlias = Event  # noqa: Y015
+
+@_typing.final
+class MigrateChartRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHART_FIELD_NUMBER: _builtins.int
+    TO_VERSION_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
+    chart: _builtins.str
+    """The chart's name."""
+    to_version: _builtins.int
+    """The target version (0: the newest stored)."""
+    dry_run: _builtins.bool
+    """Send the plan only; move nothing."""
+    batch: _builtins.int
+    """Entities per commit (0: 500; at most 10000)."""
+    def __init__(
+        self,
+        *,
+        chart: _builtins.str = ...,
+        to_version: _builtins.int = ...,
+        dry_run: _builtins.bool = ...,
+        batch: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "chart", b"chart", "dry_run", b"dry_run", "to_version", b"to_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MigrateChartRequest: _TypeAlias = MigrateChartRequest  # noqa: Y015
+
+@_typing.final
+class MigrateChartProgress(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    PLAN_FIELD_NUMBER: _builtins.int
+    ENTITIES_FIELD_NUMBER: _builtins.int
+    MOVED_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    WAITING_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    """The target version."""
+    entities: _builtins.int
+    """How many entities the plan moves."""
+    moved: _builtins.int
+    """How many have moved so far."""
+    done: _builtins.bool
+    """The last message: done, and the entities still running a saga (not moved)."""
+    @_builtins.property
+    def plan(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The first message: one line per source configuration, with its count."""
+
+    @_builtins.property
+    def waiting(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        plan: _abc.Iterable[_builtins.str] | None = ...,
+        entities: _builtins.int = ...,
+        moved: _builtins.int = ...,
+        done: _builtins.bool = ...,
+        waiting: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["done", b"done", "entities", b"entities", "moved", b"moved", "plan", b"plan", "version", b"version", "waiting", b"waiting"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MigrateChartProgress: _TypeAlias = MigrateChartProgress  # noqa: Y015
