@@ -35,10 +35,21 @@ def chart_document(chart: core.Chart) -> dict[str, Any]:
     return document
 
 
-def content_hash(document: dict[str, Any]) -> str:
-    """The SHA-256 of a chart document's canonical JSON."""
-    text = json.dumps(document, sort_keys=True, separators=(",", ":"))
+def content_hash(document: Mapping[str, Any]) -> str:
+    """The SHA-256 of a chart document's canonical JSON, its descriptions left out.
+
+    A description changes nothing an entity does: fixing one needs no new version.
+    """
+    text = json.dumps(_described_not(document), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _described_not(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _described_not(v) for k, v in value.items() if k != "description"}
+    if isinstance(value, list):
+        return [_described_not(v) for v in value]
+    return value
 
 
 class Versions:

@@ -94,6 +94,8 @@ def test_a_version_is_kept_and_never_registered_again_with_other_content(
     eng = open_engine(url)
     eng.register(engine.parse_chart(V1), bindings("v1", []))
     eng.register(engine.parse_chart(V1), bindings("v1", []))  # the same content: fine
+    described = V1.replace("  away: {}", "  away: {description: gone for the day}")
+    eng.register(engine.parse_chart(described), bindings("v1", []))  # descriptions: fine
     changed = V1.replace("away: {}", "away: {}\n  gone: {}")
     with pytest.raises(Conflict, match=r"version 1 is registered already.*state gone added"):
         eng.register(engine.parse_chart(changed), bindings("v1", []))
