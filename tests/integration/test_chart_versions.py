@@ -9,7 +9,9 @@ the new version declares, and a second run moves nothing.
 
 from __future__ import annotations
 
+import contextlib
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -17,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 import engine
-from engine.errors import Conflict, InvalidParameter
+from engine.errors import ChartdError, Conflict, InvalidParameter
 from engine.runtime.bindings import Bindings, Context, Step
 
 V1 = """
@@ -259,3 +261,52 @@ def test_an_entity_whose_saga_is_in_flight_moves_once_the_saga_ends_under_its_ve
         ("chart.migrate", "committed", 2),
     ]
     assert eng.get("busy").configuration == ("busy", "busy.working")
+
+
+class _AnHourLater:
+    """The clock of an engine that starts long after another one stopped beating."""
+
+    def now(self) -> float:
+        return time.time() + 3600
+
+
+def test_a_dead_engines_saga_is_recovered_under_its_version_before_the_entity_moves(
+    tmp_path: Any, open_engine: Callable[..., engine.Engine]
+) -> None:
+    url = f"sqlite:///{tmp_path / 'chartd.db'}"
+    entered, go = threading.Event(), threading.Event()
+    undone: list[str] = []
+
+    def stuck(ctx: Context) -> None:
+        entered.set()
+        go.wait(60)
+
+    def undo(ctx: Context, payload: Any) -> None:
+        undone.append(ctx.entity_name)
+
+    dead = open_engine(url, timers=False)
+    dead.register(engine.parse_chart(V1), Bindings(steps={"work": Step(stuck, undo)}))
+    dead.create("job", "stuck", {})
+
+    def fire() -> None:
+        with contextlib.suppress(ChartdError):  # the dead engine's commit is refused
+            dead.fire("stuck", "go")
+
+    saga = threading.Thread(target=fire)
+    saga.start()
+    try:
+        assert entered.wait(30)
+        later = open_engine(url, timers=False, clock=_AnHourLater())
+        # Registering version 1 recovers the dead engine's saga with version 1's code.
+        later.register(engine.parse_chart(V1), Bindings(steps={"work": Step(stuck, undo)}))
+        later.register(engine.parse_chart(V2), bindings("v2", []))
+        assert undone == ["stuck"]
+        report = later.migrate("job", wait=0)
+        assert (report.moved, report.waiting) == (1, [])
+        journal = later.history("stuck")
+        assert [(t.event, t.chart_version) for t in journal] == [("go", 1), ("chart.migrate", 2)]
+        assert journal[0].status != "running"
+        assert later.get("stuck").configuration == ("idle",)
+    finally:
+        go.set()
+        saga.join(30)
