@@ -95,6 +95,9 @@ def test_a_newer_container_chart_migrates_every_container_at_startup(tmp_path: P
             params = moves[0].params.fields
             assert params["from_version"].number_value == 1
             assert params["to_version"].number_value == 2
+            assert moves[0].chart_version == 2
+            got = client.engine.GetEntity(e.GetEntityRequest(entity=name, chart="container"))
+            assert got.chart_version == 2
     assert daemon.stop(signal.SIGTERM) == 0, daemon.logs()
 
     # Started again with the same version: nothing left to move.

@@ -208,12 +208,15 @@ class Entity(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     HISTORY_FIELD_NUMBER: _builtins.int
+    CHART_VERSION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     chart: _builtins.str
     name: _builtins.str
     state: _builtins.str
     """The innermost active state(s), comma-separated: "running.paused"."""
     version: _builtins.int
+    chart_version: _builtins.int
+    """The version of its chart the entity runs on (docs/engine.md)."""
     @_builtins.property
     def configuration(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Every active state, outermost first: ["running", "running.paused"]."""
@@ -243,10 +246,11 @@ class Entity(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         history: _struct_pb2.Struct | None = ...,
+        chart_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "data", b"data", "history", b"history", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chart", b"chart", "configuration", b"configuration", "created_at", b"created_at", "data", b"data", "history", b"history", "id", b"id", "name", b"name", "state", b"state", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chart", b"chart", "chart_version", b"chart_version", "configuration", b"configuration", "created_at", b"created_at", "data", b"data", "history", b"history", "id", b"id", "name", b"name", "state", b"state", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -733,6 +737,7 @@ class Transition(_message.Message):
     STARTED_AT_FIELD_NUMBER: _builtins.int
     FINISHED_AT_FIELD_NUMBER: _builtins.int
     STEPS_FIELD_NUMBER: _builtins.int
+    CHART_VERSION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     seq: _builtins.int
     event: _builtins.str
@@ -743,6 +748,8 @@ class Transition(_message.Message):
     error_category: _builtins.str
     error_message: _builtins.str
     idempotency_key: _builtins.str
+    chart_version: _builtins.int
+    """The version of the chart it ran under (chart.migrate: the version moved to)."""
     @_builtins.property
     def params(self) -> _struct_pb2.Struct: ...
     @_builtins.property
@@ -778,10 +785,11 @@ class Transition(_message.Message):
         started_at: _timestamp_pb2.Timestamp | None = ...,
         finished_at: _timestamp_pb2.Timestamp | None = ...,
         steps: _abc.Iterable[Global___Step] | None = ...,
+        chart_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_version_to", b"_version_to", "finished_at", b"finished_at", "params", b"params", "started_at", b"started_at", "version_to", b"version_to"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_version_to", b"_version_to", "compensation_errors", b"compensation_errors", "error_category", b"error_category", "error_message", b"error_message", "event", b"event", "finished_at", b"finished_at", "id", b"id", "idempotency_key", b"idempotency_key", "params", b"params", "seq", b"seq", "source", b"source", "started_at", b"started_at", "status", b"status", "steps", b"steps", "target", b"target", "version_from", b"version_from", "version_to", b"version_to"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_version_to", b"_version_to", "chart_version", b"chart_version", "compensation_errors", b"compensation_errors", "error_category", b"error_category", "error_message", b"error_message", "event", b"event", "finished_at", b"finished_at", "id", b"id", "idempotency_key", b"idempotency_key", "params", b"params", "seq", b"seq", "source", b"source", "started_at", b"started_at", "status", b"status", "steps", b"steps", "target", b"target", "version_from", b"version_from", "version_to", b"version_to"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__version_to: _TypeAlias = _typing.Literal["version_to"]  # noqa: Y015
     _WhichOneofArgType__version_to: _TypeAlias = _typing.Literal["_version_to", b"_version_to"]  # noqa: Y015
