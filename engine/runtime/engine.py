@@ -127,8 +127,8 @@ class Engine:
         self._watch = Watch(shared)
         shared.commit = GroupCommit(store, on_commit=self._watch.committed)
         self._entities = Entities(shared)
-        self._versions = Versions(shared)
         self._migrator = Migrator(shared)
+        self._versions = Versions(shared, self._migrator.adopt)
         alarm = Alarm(shared.clock)  # a saga that adds a timer wakes housekeeping with it
         saga = Saga(shared, alarm.timer_added)
         self._firing = Firing(shared, saga)

@@ -184,6 +184,41 @@ class Migrator:
             self._s.check_open()
             rows = self._again(waiting, plan.version)
 
+    def adopt(self, model: ChartModel) -> int:
+        """Move the live entities of unknown version (made before versions were kept) onto
+        ``model``'s version, presumed on version 1; how many moved.
+
+        Those whose snapshot the migration from version 1 changes (default
+        entry included) move with a ``chart.migrate`` entry each; the others
+        are left for the store to label. InvalidParameter, nothing moved, if
+        one would land in no legal configuration.
+        """
+        mapper = _Mapper({model.version: model}, model.version, presumed=1)
+        changed: list[EntityRow] = []
+        illegal: dict[str, str] = {}
+        for row in self._candidates(model.name, model.version):
+            if row.chart_version:
+                continue
+            try:
+                moved = mapper.move(row)
+            except Illegal as exc:
+                illegal.setdefault(_states(row.configuration), str(exc))
+                continue
+            if (moved.configuration, dict(moved.data), dict(moved.history)) != (
+                row.configuration,
+                dict(row.data),
+                dict(row.history),
+            ):
+                changed.append(row)
+        if illegal:
+            raise InvalidParameter(
+                f"entities of chart {model.name!r} made before versions were kept cannot "
+                f"move to version {model.version}: "
+                + "; ".join(f"{src}: {why}" for src, why in illegal.items())
+            )
+        waiting: list[EntityRow] = []
+        return sum(self._move(mapper, chunk, waiting) for chunk in chunks(changed, 500))
+
     def _again(self, rows: list[EntityRow], to: int) -> list[EntityRow]:
         """``rows`` as stored now, those still live and not on version ``to``."""
         found = (self._s.store.entity(r.id) for r in rows)
@@ -289,16 +324,18 @@ def _move_timers(s: Shared, migration: Migration, entity_id: str, write: Write) 
 class _Mapper:
     """The stored versions of one chart and the migrations into the target version."""
 
-    def __init__(self, models: dict[int, ChartModel], to: int) -> None:
+    def __init__(self, models: dict[int, ChartModel], to: int, presumed: int | None = None) -> None:
         self.models = models
         self.to = to
         self.target = models[to]
+        # The version an entity of unknown version is taken to run on (default: the oldest).
+        self.presumed = presumed if presumed is not None else min(models)
         self._migrations: dict[int, Migration] = {}
         self._problems: dict[int, list[str]] = {}
 
     def source(self, row: EntityRow) -> int:
-        """The version the entity runs on (one created before versions: the oldest)."""
-        return row.chart_version or min(self.models)
+        """The version the entity runs on (one created before versions: the presumed one)."""
+        return row.chart_version or self.presumed
 
     def migration(self, source: int) -> Migration:
         """The migration the target declares from ``source`` (defaults if none)."""

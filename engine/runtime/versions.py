@@ -15,6 +15,7 @@ from typing import Any
 
 from engine import core
 from engine.errors import ChartdError, Conflict
+from engine.model.chart import ChartModel
 from engine.model.diff import diff, document_differences
 from engine.model.validate import build
 from engine.ports import ChartVersionRow
@@ -55,8 +56,9 @@ def _described_not(value: Any) -> Any:
 class Versions:
     """Registers chart versions for one engine."""
 
-    def __init__(self, shared: Shared) -> None:
+    def __init__(self, shared: Shared, adopt: Callable[[ChartModel], int]) -> None:
         self._s = shared
+        self._adopt = adopt
 
     def register(self, chart: core.Chart, bindings: Bindings | None) -> None:
         """See :meth:`engine.Engine.register`."""
@@ -86,6 +88,10 @@ class Versions:
             )
         if then is not None:
             then()
+        if not stored:
+            # The chart's first version: entities made before versions were kept are
+            # presumed on version 1, and moved as this version declares from it.
+            self._adopt(chart.model)
         if same is None:
             s.store.add_chart_version(
                 ChartVersionRow(chart.name, chart.version, digest, document, s.clock.now())

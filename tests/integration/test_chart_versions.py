@@ -225,6 +225,7 @@ def test_entities_made_before_versions_are_adopted_by_the_first_version(
     assert again.get("early").chart_version == 0
     again.register(engine.parse_chart(V1), bindings("v1", []))
     assert again.get("early").chart_version == 1
+    assert again.history("early") == []  # nothing to move: only labelled
 
 
 def test_an_entity_whose_saga_is_in_flight_moves_once_the_saga_ends_under_its_version(
@@ -310,3 +311,29 @@ def test_a_dead_engines_saga_is_recovered_under_its_version_before_the_entity_mo
     finally:
         go.set()
         saga.join(30)
+
+
+def test_entities_made_before_versions_move_as_the_first_version_declares_from_1(
+    url: str, open_engine: Callable[..., engine.Engine]
+) -> None:
+    eng = open_engine(url, timers=False)
+    eng.register(engine.parse_chart(V1), bindings("v1", []))
+    eng.create("job", "resting", {"owner": "ann"})
+    eng.fire("resting", "go")
+    eng.fire("resting", "rest")
+    eng.create("job", "idle", {})
+    eng.close()
+    with sa.create_engine(url).begin() as conn:  # a database of revision 0005, upgraded
+        conn.execute(sa.text("UPDATE entities SET chart_version = NULL"))
+        conn.execute(sa.text("DELETE FROM chart_versions"))
+    # The first version registered is 2: what it declares from version 1 applies.
+    again = open_engine(url, timers=False)
+    again.register(engine.parse_chart(V2), bindings("v2", []))
+    resting, idle = again.get("resting"), again.get("idle")
+    assert (resting.configuration, resting.chart_version) == (("busy", "busy.napping"), 2)
+    assert dict(resting.data) == {"user": "ann", "plan": "b"}
+    assert (idle.configuration, idle.chart_version) == (("idle",), 2)
+    [move] = [t for t in again.history("resting") if t.event == "chart.migrate"]
+    assert (move.params["from_version"], move.params["to_version"]) == (1, 2)
+    assert dict(idle.data) == {"plan": "b"}  # the data lines apply to it too
+    assert [t.event for t in again.history("idle")] == ["chart.migrate"]
