@@ -15,6 +15,7 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import sqlalchemy as sa
 import yaml
 from api_daemon import Daemon
 from test_api_restart import alive
@@ -149,4 +150,32 @@ def test_chart_migrate_through_the_daemon_streams_the_plan_and_the_progress(
         assert [t.event for t in journal] == ["chart.migrate", "start"]
     again = daemon.cli("chart", "migrate", "container", "--to", "2")
     assert again.stdout.splitlines() == ["0 entities moved to version 2"]
+    assert daemon.stop(signal.SIGTERM) == 0, daemon.logs()
+
+
+def test_containers_of_a_chartd_without_versions_survive_an_upgrade(tmp_path: Path) -> None:
+    daemon = Daemon(tmp_path / "state")
+    daemon.start()
+    assert daemon.cli("create", "--name", "made", "sleep", "300").returncode == 0
+    assert daemon.cli("run", "--name", "done", "sh", "-c", "exit 4").returncode == 4
+    assert daemon.stop(signal.SIGTERM) == 0, daemon.logs()
+    with sa.create_engine(f"sqlite:///{daemon.state_dir / 'chartd.db'}").begin() as conn:
+        # What a chartd before versions left: no version stored, none on the containers.
+        conn.execute(sa.text("UPDATE entities SET chart_version = NULL"))
+        conn.execute(sa.text("DELETE FROM chart_versions"))
+    path = version_2(tmp_path / "container-v2.yaml")
+    document = yaml.safe_load(path.read_text())
+    document["migrations"] = {1: {"data": {"set": {"upgraded": True}}}}
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    daemon.env[CHART_ENV] = str(path)
+    daemon.start()
+    assert inspect(daemon, "made")["State"]["Status"] == "created"
+    assert inspect(daemon, "done")["State"]["ExitCode"] == 4
+    with daemon.client() as client:
+        for name in ("made", "done"):
+            got = client.engine.GetEntity(e.GetEntityRequest(entity=name, chart="container"))
+            assert (got.chart_version, got.data.fields["upgraded"].bool_value) == (2, True)
+            journal = client.engine.GetHistory(e.GetHistoryRequest(entity=name)).transitions
+            assert journal[-1].event == "chart.migrate"
+            assert journal[-1].params.fields["from_version"].number_value == 1
     assert daemon.stop(signal.SIGTERM) == 0, daemon.logs()
