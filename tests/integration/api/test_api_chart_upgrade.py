@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import json
 import signal
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 import sqlalchemy as sa
 import yaml
 from api_daemon import Daemon
@@ -43,8 +45,18 @@ def inspect(daemon: Daemon, name: str) -> dict[str, Any]:
     return found
 
 
-def test_a_newer_container_chart_migrates_every_container_at_startup(tmp_path: Path) -> None:
-    daemon = Daemon(tmp_path / "state")
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Daemon]:
+    """A daemon in the test's directory, stopped at the end whatever the test did."""
+    d = Daemon(tmp_path / "state")
+    yield d
+    if d.proc is not None and d.proc.poll() is None:
+        d.stop(signal.SIGKILL)
+
+
+def test_a_newer_container_chart_migrates_every_container_at_startup(
+    tmp_path: Path, daemon: Daemon
+) -> None:
     daemon.start()
     with daemon.client() as client:
         for name, policy in (("made", "no"), ("up", "always"), ("frozen", "no"), ("done", "no")):
@@ -110,9 +122,8 @@ def test_a_newer_container_chart_migrates_every_container_at_startup(tmp_path: P
 
 
 def test_chart_migrate_through_the_daemon_streams_the_plan_and_the_progress(
-    tmp_path: Path,
+    tmp_path: Path, daemon: Daemon
 ) -> None:
-    daemon = Daemon(tmp_path / "state")
     daemon.start()
     for name in ("one", "two", "three"):
         assert daemon.cli("create", "--name", name, "sleep", "300").returncode == 0
@@ -153,8 +164,9 @@ def test_chart_migrate_through_the_daemon_streams_the_plan_and_the_progress(
     assert daemon.stop(signal.SIGTERM) == 0, daemon.logs()
 
 
-def test_containers_of_a_chartd_without_versions_survive_an_upgrade(tmp_path: Path) -> None:
-    daemon = Daemon(tmp_path / "state")
+def test_containers_of_a_chartd_without_versions_survive_an_upgrade(
+    tmp_path: Path, daemon: Daemon
+) -> None:
     daemon.start()
     assert daemon.cli("create", "--name", "made", "sleep", "300").returncode == 0
     assert daemon.cli("run", "--name", "done", "sh", "-c", "exit 4").returncode == 4
