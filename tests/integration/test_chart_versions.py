@@ -114,6 +114,8 @@ def test_entities_run_on_their_version_with_its_code_until_migrated(
     eng = open_engine(url, timers=False)
     eng.register(engine.parse_chart(V1), bindings("v1", ran))
     eng.create("job", "old", {"owner": "ann", "scratch": 1})
+    eng.create("job", "spare1", {})
+    eng.create("job", "spare2", {})
     eng.register(engine.parse_chart(V2), bindings("v2", ran))
     eng.create("job", "new")
     assert (eng.get("old").chart_version, eng.get("new").chart_version) == (1, 2)
@@ -135,6 +137,17 @@ def test_entities_run_on_their_version_with_its_code_until_migrated(
     after.fire("old", "leave")
     assert after.get("old").history == {"busy.h": ("busy.resting",)}
     assert after.get("old").chart_version == 1
+    # Version 1 registered after version 2, with code of its own: its entities run
+    # that code; new entities still get version 2.
+    after.fire("spare1", "go")
+    # Version 1 registered after version 2, with code of its own: its entities run that
+    # code from now on; new entities still get version 2, and run version 2's.
+    after.register(engine.parse_chart(V1), bindings("v1 again", ran))
+    after.fire("spare2", "go")
+    after.create("job", "fifth")
+    after.fire("fifth", "go")
+    assert ran == ["v2:spare1", "v1 again:spare2", "v2:fifth"]
+    assert after.get("fifth").chart_version == 2
 
 
 def test_migrate_maps_states_data_history_and_timers_once(
