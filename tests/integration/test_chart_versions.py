@@ -137,9 +137,7 @@ def test_entities_run_on_their_version_with_its_code_until_migrated(
     after.fire("old", "leave")
     assert after.get("old").history == {"busy.h": ("busy.resting",)}
     assert after.get("old").chart_version == 1
-    # Version 1 registered after version 2, with code of its own: its entities run
-    # that code; new entities still get version 2.
-    after.fire("spare1", "go")
+    after.fire("spare1", "go")  # version 1's chart, version 2's code (shared)
     # Version 1 registered after version 2, with code of its own: its entities run that
     # code from now on; new entities still get version 2, and run version 2's.
     after.register(engine.parse_chart(V1), bindings("v1 again", ran))
