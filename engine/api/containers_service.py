@@ -90,7 +90,6 @@ class ContainerService(Protocol):
         auto_remove: bool = False,
         entrypoint: Sequence[str] | None = None,
         image: str | None = None,
-
         healthcheck: Mapping[str, Any] | None = None,
     ) -> engine.Entity:
         """A new container in state created."""
