@@ -127,23 +127,33 @@ def test_check_migrates_from_names_each_configuration_a_planted_mistake_breaks(
     assert "migrations.1.states.ajar: version 1 has no state 'ajar'" in result.stdout
 
 
-def test_a_container_chart_with_a_parallel_level_under_running_needs_no_line(
+CONTAINER_V1 = Path(__file__).parent / "charts" / "container-v1.yaml"
+"""The container chart as chartd shipped it before health checks (version 1)."""
+
+
+def test_the_container_charts_health_region_needs_no_migration_line() -> None:
+    # Version 2 made running.active a parallel state (the health region): every
+    # configuration version 1 reaches maps to it by default entry alone.
+    assert yaml.safe_load(CONTAINER_V1.read_text())["version"] == 1
+    assert yaml.safe_load(CHART_PATH.read_text())["version"] == 2
+    result = chartd(
+        "chart", "check", str(CHART_PATH), "--migrates-from", str(CONTAINER_V1), "--format", "json"
+    )
+    report = json.loads(result.stdout)
+    assert report["errors"] == [], result.stdout
+    assert any("maps to a legal configuration" in n["message"] for n in report["notes"])
+
+
+def test_a_health_region_with_a_state_of_a_migration_that_is_gone_is_named(
     tmp_path: Path,
 ) -> None:
     document = yaml.safe_load(CHART_PATH.read_text())
     document["version"] += 1
-    document["states"]["running"]["states"]["active"].update(
-        parallel=True,
-        states={
-            "main": {"initial": "up", "states": {"up": {}}},
-            "health": {"initial": "starting", "states": {"starting": {}, "healthy": {}}},
-        },
-    )
-    path = write(tmp_path / "container-v2.yaml", yaml.safe_dump(document))
-    result = chartd("chart", "check", path, "--migrates-from", "container", "--format", "json")
-    report = json.loads(result.stdout)
-    assert report["errors"] == [], result.stdout
-    assert any("maps to a legal configuration" in n["message"] for n in report["notes"])
+    document.setdefault("migrations", {})[2] = {"states": {"running.paused": "running.frozen"}}
+    path = write(tmp_path / "container-v3.yaml", yaml.safe_dump(document))
+    result = chartd("chart", "check", path, "--migrates-from", str(CHART_PATH))
+    assert result.returncode != 0
+    assert "running.frozen" in result.stdout + result.stderr
 
 
 def test_migrate_plans_moves_and_is_a_no_op_the_second_time(tmp_path: Path) -> None:
