@@ -1,7 +1,7 @@
 """A daemon restarted with a newer container chart migrates its containers at startup.
 
 Containers are left created, running, paused and exited under the packaged
-chart; the daemon is stopped and started again with a version 2 derived
+chart; the daemon is stopped and started again with the next version derived
 from it (CHARTD_CONTAINER_CHART, documented for tests and operators). Every
 container must come back as a restart without a new version leaves it (moby's
 restore: a clean shutdown stops the running ones, ``always`` starts again),
@@ -27,12 +27,17 @@ from engine.api.chartd.v1 import engine_pb2 as e
 from statecharts.container import CHART_ENV, CHART_PATH
 
 
-def version_2(path: Path) -> Path:
+CURRENT = int(yaml.safe_load(CHART_PATH.read_text())["version"])
+"""The version of the container chart this chartd ships."""
+NEXT = CURRENT + 1
+
+
+def next_version(path: Path) -> Path:
     """The packaged container chart, one version on, with a state more under ``running``."""
     document = yaml.safe_load(CHART_PATH.read_text())
-    document["version"] = document.get("version", 1) + 1
+    document["version"] = NEXT
     document["states"]["running"]["states"]["draining"] = {
-        "description": "A state version 2 adds: no entity of version 1 is in it."
+        "description": "A state the next version adds: no entity of the current one is in it."
     }
     path.write_text(yaml.safe_dump(document, sort_keys=False))
     return path
@@ -73,12 +78,12 @@ def test_a_newer_container_chart_migrates_every_container_at_startup(
     assert before["frozen"]["State"]["Status"] == "paused"
     assert daemon.stop(signal.SIGTERM) == 0, daemon.logs()
 
-    daemon.env[CHART_ENV] = str(version_2(tmp_path / "container-v2.yaml"))
+    daemon.env[CHART_ENV] = str(next_version(tmp_path / "container-v2.yaml"))
     daemon.start()
     logs = daemon.logs()
-    assert "migrating 4 container(s) to container chart version 2" in logs, logs
-    assert "v1 created -> v2 created: 1" in logs, logs
-    assert "4 container(s) now run on container chart version 2" in logs, logs
+    assert f"migrating 4 container(s) to container chart version {NEXT}" in logs, logs
+    assert f"v{CURRENT} created -> v{NEXT} created: 1" in logs, logs
+    assert f"4 container(s) now run on container chart version {NEXT}" in logs, logs
     after = {n: inspect(daemon, n) for n in before}
     # What a restart leaves, as moby's restore does: only `always` runs again.
     assert {n: a["State"]["Status"] for n, a in after.items()} == {
@@ -106,11 +111,11 @@ def test_a_newer_container_chart_migrates_every_container_at_startup(
             moves = [t for t in journal if t.event == "chart.migrate"]
             assert len(moves) == 1, (name, [t.event for t in journal])
             params = moves[0].params.fields
-            assert params["from_version"].number_value == 1
-            assert params["to_version"].number_value == 2
-            assert moves[0].chart_version == 2
+            assert params["from_version"].number_value == CURRENT
+            assert params["to_version"].number_value == NEXT
+            assert moves[0].chart_version == NEXT
             got = client.engine.GetEntity(e.GetEntityRequest(entity=name, chart="container"))
-            assert got.chart_version == 2
+            assert got.chart_version == NEXT
     assert daemon.stop(signal.SIGTERM) == 0, daemon.logs()
 
     # Started again with the same version: nothing left to move.
@@ -133,24 +138,26 @@ def test_chart_migrate_through_the_daemon_streams_the_plan_and_the_progress(
         "Error response from daemon: chart 'nope' has no stored version: register it first\n",
     )
     nothing = daemon.cli("chart", "migrate", "container", "--dry-run")
-    assert nothing.stdout.splitlines() == ["0 entities would move to version 1"], nothing.stderr
+    assert nothing.stdout.splitlines() == [f"0 entities would move to version {CURRENT}"], (
+        nothing.stderr
+    )
     assert daemon.stop(signal.SIGTERM) == 0, daemon.logs()
 
     # Version 2 stored beside the daemon's database (no daemon needed for that), while
     # the daemon keeps running version 1: its containers move only when asked.
-    v2 = version_2(tmp_path / "container-v2.yaml")
+    v2 = next_version(tmp_path / "container-v2.yaml")
     db = f"sqlite:///{daemon.state_dir / 'chartd.db'}"
     stored = daemon.cli("chart", "migrate", str(v2), "--db", db, "--dry-run")
     assert stored.stdout.splitlines() == [
-        "v1 created -> v2 created: 3",
-        "3 entities would move to version 2",
+        f"v{CURRENT} created -> v{NEXT} created: 3",
+        f"3 entities would move to version {NEXT}",
     ], stored.stderr
     daemon.start()
-    moved = daemon.cli("chart", "migrate", "container", "--to", "2", "--batch", "2")
+    moved = daemon.cli("chart", "migrate", "container", "--to", str(NEXT), "--batch", "2")
     assert moved.returncode == 0, moved.stderr
     assert moved.stdout.splitlines() == [
-        "v1 created -> v2 created: 3",
-        "3 entities moved to version 2",
+        f"v{CURRENT} created -> v{NEXT} created: 3",
+        f"3 entities moved to version {NEXT}",
     ]
     assert moved.stderr.splitlines() == ["migrated 2/3", "migrated 3/3"]
     # Version 2 runs from its stored document with the daemon's code: start still works.
@@ -159,8 +166,8 @@ def test_chart_migrate_through_the_daemon_streams_the_plan_and_the_progress(
     with daemon.client() as client:
         journal = client.engine.GetHistory(e.GetHistoryRequest(entity="one")).transitions
         assert [t.event for t in journal] == ["chart.migrate", "start"]
-    again = daemon.cli("chart", "migrate", "container", "--to", "2")
-    assert again.stdout.splitlines() == ["0 entities moved to version 2"]
+    again = daemon.cli("chart", "migrate", "container", "--to", str(NEXT))
+    assert again.stdout.splitlines() == [f"0 entities moved to version {NEXT}"]
     assert daemon.stop(signal.SIGTERM) == 0, daemon.logs()
 
 
@@ -175,7 +182,7 @@ def test_containers_of_a_chartd_without_versions_survive_an_upgrade(
         # What a chartd before versions left: no version stored, none on the containers.
         conn.execute(sa.text("UPDATE entities SET chart_version = NULL"))
         conn.execute(sa.text("DELETE FROM chart_versions"))
-    path = version_2(tmp_path / "container-v2.yaml")
+    path = next_version(tmp_path / "container-v2.yaml")
     document = yaml.safe_load(path.read_text())
     document["migrations"] = {1: {"data": {"set": {"upgraded": True}}}}
     path.write_text(yaml.safe_dump(document, sort_keys=False))
@@ -186,7 +193,7 @@ def test_containers_of_a_chartd_without_versions_survive_an_upgrade(
     with daemon.client() as client:
         for name in ("made", "done"):
             got = client.engine.GetEntity(e.GetEntityRequest(entity=name, chart="container"))
-            assert (got.chart_version, got.data.fields["upgraded"].bool_value) == (2, True)
+            assert (got.chart_version, got.data.fields["upgraded"].bool_value) == (NEXT, True)
             journal = client.engine.GetHistory(e.GetHistoryRequest(entity=name)).transitions
             assert journal[-1].event == "chart.migrate"
             assert journal[-1].params.fields["from_version"].number_value == 1
