@@ -7,8 +7,6 @@ daemon's composition root hands it ``statecharts.container.service.Containers``.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -24,7 +22,7 @@ from engine.api._convert import timestamp
 from engine.api._event_times import EventClock, Window, earlier_events
 from engine.api.admission import time_left
 from engine.api.chartd.v1 import containers_pb2, containers_pb2_grpc
-from engine.errors import InvalidParameter, NotFound
+from engine.errors import InvalidParameter
 
 __all__ = ["CONDITIONS", "STATUSES", "ContainerService", "ContainersServicer", "StatusOf"]
 
@@ -34,13 +32,10 @@ STATUSES = ("created", "running", "paused", "restarting", "removing", "exited", 
 CONDITIONS = ("not-running", "next-exit", "removed")
 """What Wait can wait for, as moby's wait conditions."""
 
-_LIST_FILTERS = ("status", "id", "name", "label")
 # The engine's own events (one per committed transition) are not docker's container
 # events: Events sends them only when a filter asks for them by name.
 _ENGINE_EVENTS = frozenset({"transition"})
 _EVENT_FILTERS = ("container", "event", "type")
-_CHUNK = 1024 * 1024  # past any json-file line: 16 KiB of output, each byte at most 6 escaped
-_FOLLOW_POLL = 0.1  # seconds between looks at a followed log that has no new output
 _SLICE = 1.0  # seconds a stream waits for events before it checks its client is there
 _Ids = list[str]
 
@@ -49,6 +44,39 @@ TimeLeft = Callable[[], float | None]
 
 StatusOf = Callable[[Sequence[str], Mapping[str, Any]], str]
 """moby's status string of a container from its configuration and data."""
+
+
+class LogLine(Protocol):
+    """One entry of a container's log."""
+
+    @property
+    def data(self) -> bytes:
+        """What the container wrote."""
+        ...
+
+    @property
+    def stream(self) -> str:
+        """stdout or stderr."""
+        ...
+
+    @property
+    def time_ns(self) -> int:
+        """When, in nanoseconds since the epoch."""
+        ...
+
+
+class ProcessTable(Protocol):
+    """``docker top``'s answer: column titles and a row per process."""
+
+    @property
+    def titles(self) -> list[str]:
+        """The columns."""
+        ...
+
+    @property
+    def processes(self) -> list[list[str]]:
+        """A row of cells per process."""
+        ...
 
 
 class ContainerService(Protocol):
@@ -145,12 +173,45 @@ class ContainerService(Protocol):
         """The file of its stdout and stderr."""
         ...
 
+    def read_logs(
+        self,
+        ref: str,
+        *,
+        follow: bool = False,
+        since_ns: int = 0,
+        until_ns: int = 0,
+        tail: int = -1,
+        time_left: TimeLeft | None = None,
+    ) -> Iterator[LogLine]:
+        """Its log entries: the last ``tail``, in a time window (ns), followed or not."""
+        ...
+
+    def update(
+        self, ref: str, *, restart: str | None = None, time_left: TimeLeft | None = None
+    ) -> engine.Entity:
+        """Change its restart policy."""
+        ...
+
+    def top(self, ref: str, ps_args: str = "") -> ProcessTable:
+        """Its processes, as ps shows them."""
+        ...
+
+    def prune(self, filters: Mapping[str, Sequence[str]] | None = None) -> _Ids:
+        """Remove every stopped container the filters select; the IDs removed."""
+        ...
+
     def inspect(self, ref: str) -> dict[str, Any]:
         """moby's inspect document."""
         ...
 
-    def list(self, *, all: bool = False, status: str | None = None) -> list[engine.Entity]:
-        """Live containers, newest first."""
+    def list(
+        self,
+        *,
+        all: bool = False,
+        status: str | None = None,
+        filters: Mapping[str, Sequence[str]] | None = None,
+    ) -> list[engine.Entity]:
+        """Live containers, newest first, as ``ps --filter`` selects them."""
         ...
 
 
@@ -306,35 +367,17 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
     def List(
         self, request: containers_pb2.ListContainersRequest, context: grpc.ServicerContext
     ) -> containers_pb2.ListContainersResponse:
-        filters = _filters(request.filters, _LIST_FILTERS)
-        statuses = set(filters.get("status", ()))
-        for status in statuses - set(STATUSES):
-            raise InvalidParameter(
-                f"invalid filter 'status={status}': use one of {', '.join(STATUSES)}"
-            )
+        filters = _filters(request.filters)
         limit = paging.page_size(request.page_size)
         after = _position(request.page_token)
-        # As docker: a status filter lists stopped containers without --all.
-        found = sorted(self.containers.list(all=request.all or bool(statuses)), key=_order)
+        found = sorted(self.containers.list(all=request.all, filters=filters), key=_order)
         listed = (
-            (e, self._summary(e))
-            for e in reversed(found)
-            if (after is None or _order(e) < after) and self._matches(e, filters, statuses)
+            (e, self._summary(e)) for e in reversed(found) if after is None or _order(e) < after
         )
         page, more = paging.fill(listed, lambda pair: pair[1].ByteSize(), limit)
         return containers_pb2.ListContainersResponse(
             containers=[summary for _, summary in page],
             next_page_token=_token(page[-1][0]) if more else "",
-        )
-
-    def _matches(self, e: engine.Entity, filters: Mapping[str, _Ids], statuses: set[str]) -> bool:
-        name = str(e.data.get("name", "")).lstrip("/")
-        labels = e.data.get("labels") or {}
-        return (
-            (not statuses or self.status_of(e.configuration, e.data) in statuses)
-            and ("id" not in filters or any(e.id.startswith(v) for v in filters["id"]))
-            and ("name" not in filters or any(v.lstrip("/") in name for v in filters["name"]))
-            and ("label" not in filters or all(_label(labels, v) for v in filters["label"]))
         )
 
     def Wait(
@@ -354,29 +397,49 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
     def Logs(
         self, request: containers_pb2.LogsRequest, context: grpc.ServicerContext
     ) -> Iterator[containers_pb2.LogChunk]:
-        ref = _ref(request.container)
-        path = self.containers.logs(ref)
-        container = self.containers.get(ref).id
-        position = 0
-        while context.is_active():
-            chunks, position = _entries(path, position)
-            if chunks:
-                yield from chunks
-                continue
-            if not request.follow or not self._running(container):
-                # One more read: output written between the last read and the exit.
-                chunks, position = _entries(path, position)
-                while chunks:
-                    yield from chunks
-                    chunks, position = _entries(path, position)
+        entries = self.containers.read_logs(
+            _ref(request.container),
+            follow=request.follow,
+            since_ns=_fields.timestamp_ns(request, "since_time", "since") or 0,
+            until_ns=_fields.timestamp_ns(request, "until_time", "until") or 0,
+            tail=request.tail if request.HasField("tail") else -1,
+            time_left=_caller(context),
+        )
+        for entry in entries:
+            if not context.is_active():
                 return
-            time.sleep(_FOLLOW_POLL)
+            yield containers_pb2.LogChunk(
+                data=entry.data,
+                stream=entry.stream,
+                time=timestamp_pb2.Timestamp(
+                    seconds=entry.time_ns // 10**9, nanos=entry.time_ns % 10**9
+                ),
+            )
 
-    def _running(self, container: str) -> bool:
-        try:
-            return self.engine.get(container).in_state("running")
-        except NotFound:
-            return False
+    def Update(
+        self, request: containers_pb2.UpdateContainerRequest, context: grpc.ServicerContext
+    ) -> containers_pb2.ContainerSummary:
+        ref = _ref(request.container)
+        policy = _fields.optional_text(request.restart_policy, "restart policy", limit=64)
+        return self._summary(
+            self.containers.update(ref, restart=policy, time_left=_caller(context))
+        )
+
+    def Top(
+        self, request: containers_pb2.TopRequest, context: grpc.ServicerContext
+    ) -> containers_pb2.TopResponse:
+        ps_args = _fields.optional_text(request.ps_args, "ps options", limit=4096) or ""
+        table = self.containers.top(_ref(request.container), ps_args)
+        return containers_pb2.TopResponse(
+            titles=table.titles,
+            processes=[containers_pb2.TopProcess(cells=row) for row in table.processes],
+        )
+
+    def Prune(
+        self, request: containers_pb2.PruneContainersRequest, context: grpc.ServicerContext
+    ) -> containers_pb2.PruneContainersResponse:
+        deleted = self.containers.prune(_filters(request.filters))
+        return containers_pb2.PruneContainersResponse(deleted=deleted, space_reclaimed=0)
 
     def Events(
         self, request: containers_pb2.EventsRequest, context: grpc.ServicerContext
@@ -446,11 +509,14 @@ def _ref(value: str) -> str:
     return _fields.check_text(value, "container name or ID")
 
 
-def _filters(given: Sequence[containers_pb2.Filter], known: Sequence[str]) -> dict[str, _Ids]:
+def _filters(
+    given: Sequence[containers_pb2.Filter], known: Sequence[str] | None = None
+) -> dict[str, _Ids]:
+    """Filter values by key; a key not in ``known`` is refused (None: the service checks)."""
     out: dict[str, _Ids] = {}
     for f in given:
         key = _fields.check_text(f.key, "filter key", limit=32)
-        if key not in known:
+        if known is not None and key not in known:
             raise InvalidParameter(f"invalid filter '{key}' (use {', '.join(known)})")
         out.setdefault(key, []).append(_fields.check_text(f.value, f"filter {key}", limit=512))
     return out
@@ -479,30 +545,6 @@ def _position(token: str) -> tuple[float, str] | None:
     if not math.isfinite(position[0]) or not cid:
         raise InvalidParameter(f"invalid page token {token[:40]!r}: pass next_page_token back")
     return position
-
-
-def _label(labels: Mapping[str, Any], spec: str) -> bool:
-    key, eq, val = spec.partition("=")
-    return key in labels and (not eq or str(labels[key]) == val)
-
-
-def _entries(path: Path, position: int) -> tuple[list[containers_pb2.LogChunk], int]:
-    """The json-file log's whole lines from ``position`` on, and the position after them."""
-    try:
-        with path.open("rb") as f:
-            f.seek(position)
-            data = f.read(_CHUNK)
-    except FileNotFoundError:
-        return [], position
-    whole = data[: data.rfind(b"\n") + 1]
-    chunks = []
-    for line in whole.splitlines():
-        with contextlib.suppress(ValueError, KeyError, TypeError):  # a torn or foreign line
-            entry = json.loads(line)
-            chunks.append(
-                containers_pb2.LogChunk(data=entry["log"].encode(), stream=entry["stream"])
-            )
-    return chunks, position + len(whole)
 
 
 def _event_filter(

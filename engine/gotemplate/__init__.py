@@ -22,16 +22,18 @@ Pure: no I/O, no clock.
 from __future__ import annotations
 
 from engine.gotemplate._exec import Template, parse
-from engine.gotemplate._functions import FUNCTIONS, HEADER_FUNCTIONS
-from engine.gotemplate._values import Fields, Limits, TemplateError, go_string
+from engine.gotemplate._functions import FUNCTIONS, HEADER_FUNCTIONS, ArgError
+from engine.gotemplate._values import Fields, Limits, TemplateError, go_string, go_type
 
 __all__ = [
     "FUNCTIONS",
     "HEADER_FUNCTIONS",
+    "ArgError",
     "Fields",
     "Limits",
     "Template",
     "TemplateError",
     "go_string",
+    "go_type",
     "parse",
 ]

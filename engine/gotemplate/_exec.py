@@ -108,7 +108,7 @@ class Template:
         try:
             self._run(state, self._nodes, data)
         except _ExecError as exc:
-            raise TemplateError(self._where(exc)) from None
+            raise TemplateError(self._where(exc), "".join(state.out)) from None
         except (_Break, _Continue):  # pragma: no cover - the parser keeps them in ranges
             raise TemplateError("template: break or continue outside range") from None
         except RecursionError:

@@ -9,7 +9,14 @@ from typing import Any
 
 
 class TemplateError(Exception):
-    """A template that does not parse, or an execution that failed; the message is Go's."""
+    """A template that does not parse, or an execution that failed; the message is Go's.
+
+    ``output`` is what a failed execution wrote before it failed.
+    """
+
+    def __init__(self, message: str, output: str = "") -> None:
+        super().__init__(message)
+        self.output = output
 
 
 class Fields:

@@ -25,6 +25,7 @@ from statecharts.container.guards import (
 from statecharts.container.network import AddressPool
 from statecharts.container.runtime import ExecFailed, Runtime, exit_code_from_start_error
 from statecharts.container.steps import ContainerSteps, container_dir, log_path
+from statecharts.container.updates import update_allowed, update_config
 
 __all__ = ["container_bindings", "container_dir", "log_path"]
 
@@ -74,6 +75,7 @@ def container_bindings(
             "valid_signal": valid_signal,
             "current_task": current_task,
             "new_name_valid": new_name_valid,
+            "update_allowed": update_allowed,
         },
         steps={
             "mount_rootfs": step(start(saga.mount_rootfs), saga.unmount_rootfs),
@@ -102,6 +104,7 @@ def container_bindings(
             "reserve_name": step(saga.reserve_name, external=False),
             "rename_endpoints": step(_nothing, external=False),
             "release_old_name": step(_nothing, external=False),
+            "update_config": step(update_config, external=False),
         },
         conditions=CONDITIONS,
     )

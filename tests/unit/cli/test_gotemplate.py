@@ -141,16 +141,16 @@ class Row(Fields):
     template_fields = ("ID", "Names", "Label", "Labels")
     type_name = "*formatter.ContainerContext"
 
-    def ID(self) -> str:  # noqa: N802 - docker's field names
+    def ID(self) -> str:
         return "abc"
 
-    def Names(self) -> str:  # noqa: N802
+    def Names(self) -> str:
         return "web"
 
-    def Labels(self) -> str:  # noqa: N802
+    def Labels(self) -> str:
         return "a=1"
 
-    def Label(self, name: str) -> str:  # noqa: N802
+    def Label(self, name: str) -> str:
         return {"a": "1"}.get(name, "")
 
 
