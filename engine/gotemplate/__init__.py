@@ -25,6 +25,9 @@ from engine.gotemplate._exec import Template, parse
 from engine.gotemplate._functions import FUNCTIONS, HEADER_FUNCTIONS, ArgError
 from engine.gotemplate._values import Fields, Limits, TemplateError, go_string, go_type
 
+for _public in (Fields, Limits, Template, TemplateError, ArgError):
+    _public.__module__ = __name__  # named where users import them from
+
 __all__ = [
     "FUNCTIONS",
     "HEADER_FUNCTIONS",

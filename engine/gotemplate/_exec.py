@@ -125,6 +125,8 @@ class Template:
         return f'template: :{line}:{column}: executing "" at <{shown}>: {exc.message}'
 
     def _node_text(self, node: Node) -> str:
+        if isinstance(node, Text):
+            return node.text[:40]
         end = self.source.find("}}", node.pos)
         text = self.source[node.pos : end if end >= 0 else len(self.source)].strip()
         return text.removesuffix("-").rstrip()
