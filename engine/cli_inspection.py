@@ -16,6 +16,7 @@ from google.protobuf.timestamp_pb2 import Timestamp
 
 from engine.api.chartd.v1 import containers_pb2 as c_pb2
 from engine.api.chartd.v1 import engine_pb2
+from engine.api.times import TimeError, parse_time
 from engine.cli_format import (
     FormatFailed,
     check_ps_format,
@@ -40,7 +41,6 @@ from engine.cli_output import (
     transition_json,
 )
 from engine.cli_session import NAMES, CallFailed, Session
-from engine.cli_times import TimeError, parse_time
 from engine.cli_verbs import Verb, arg, non_negative
 
 __all__ = ["VERBS"]

@@ -45,7 +45,6 @@ class ContainerVerbs:
     engine: Engine
     runtime: Runtime
     root: Path
-    _clock: Any
     _pruning: threading.Lock
 
     if TYPE_CHECKING:
@@ -143,11 +142,11 @@ class ContainerVerbs:
     def prune(self, filters: Filters | None = None) -> _Ids:
         """Remove every stopped container the filters select; the IDs removed.
 
-        ``until`` and ``label``/``label!`` filters (moby's); removals run in
+        ``until`` (a Unix timestamp) and ``label``/``label!`` filters (moby's); removals run in
         bulk, and one that fails is logged and skipped, as moby's prune does.
         Conflict while another prune runs.
         """
-        plan = Prune.of(filters or {}, self._clock())
+        plan = Prune.of(filters or {})
         if not self._pruning.acquire(blocking=False):
             raise Conflict("a prune operation is already running")
         try:

@@ -434,6 +434,16 @@ MANUAL = {"manually_stopped": True}
 UNSET = {"manually_stopped": False}
 AUTO_REMOVE = ("remove", "auto_remove")
 
+# Every settled state, with its configuration.
+SETTLED = [
+    ("created", ("created",)),
+    ("running.active", ACTIVE),
+    ("running.paused", PAUSED),
+    ("running.restarting", RESTARTING),
+    ("exited", ("exited",)),
+    ("dead", ("dead",)),
+]
+
 LEGAL: list[Legal] = [
     # start
     Legal("created", "start", ACTIVE, START, START_GUARDS, "starting", assign=UNSET),
@@ -598,14 +608,7 @@ LEGAL: list[Legal] = [
         Legal(
             state, "rename", configuration, RENAME, ("new_name_valid",), params={"new_name": "/x"}
         )
-        for state, configuration in [
-            ("created", ("created",)),
-            ("running.active", ACTIVE),
-            ("running.paused", PAUSED),
-            ("running.restarting", RESTARTING),
-            ("exited", ("exited",)),
-            ("dead", ("dead",)),
-        ]
+        for state, configuration in SETTLED
     ),
     # update: targetless, in every state but removal
     *(
@@ -617,13 +620,8 @@ LEGAL: list[Legal] = [
             ("update_allowed",),
             params={"restart_policy": {"name": "always", "maximum_retry_count": 0}},
         )
-        for state, configuration in [
-            ("created", ("created",)),
-            ("running.active", ACTIVE),
-            ("running.paused", PAUSED),
-            ("running.restarting", RESTARTING),
-            ("exited", ("exited",)),
-        ]
+        for state, configuration in SETTLED
+        if state != "dead"
     ),
 ]
 
