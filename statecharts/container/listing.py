@@ -47,10 +47,15 @@ LIST_FILTERS = ("status", "id", "name", "label", "health", "exited")
 PRUNE_FILTERS = ("until", "label", "label!")
 """The keys ``container prune --filter`` takes."""
 
-# A name filter is a regular expression run on every name: one that nests repetition
-# can take exponential time in Python's backtracking engine (Go's RE2 cannot).
-_NESTED_REPEAT = re.compile(r"\((?:[^()\\]|\\.)*[*+}](?:[^()\\]|\\.)*\)\s*[*+{?]")
+# A name filter is a regular expression run on every name. Python's engine backtracks
+# where Go's RE2 does not: a repeated group can take exponential time, and every
+# unbounded repetition multiplies the work by the name's length. Names are at most 253
+# characters; two repetitions and no repeated group keep any pattern quick.
+_REPEATED_GROUP = re.compile(r"(?<!\\)\)(?:\{[0-9,]*\}|[*+]|\{)")
+_UNBOUNDED = re.compile(r"(?<!\\)(?:[*+]|\{[0-9]*,\})")
+_CLASS = re.compile(r"\[(?:\\.|[^\]\\])*\]")
 _BACKREFERENCE = re.compile(r"\\[1-9]|\(\?P=|\(\?[=!<]")
+_MAX_REPEATS = 2
 _MAX_PATTERN = 512
 _RUNNING = ("running", "paused", "restarting")
 
@@ -73,10 +78,16 @@ def labels_match(labels: Mapping[str, Any], specs: Sequence[str]) -> bool:
 
 def _name_pattern(value: str) -> re.Pattern[str] | None:
     """The name filter's expression; None if it does not compile (moby skips it)."""
-    if len(value) > _MAX_PATTERN or _NESTED_REPEAT.search(value) or _BACKREFERENCE.search(value):
+    outside_classes = _CLASS.sub("x", value)
+    if (
+        len(value) > _MAX_PATTERN
+        or _REPEATED_GROUP.search(outside_classes)
+        or len(_UNBOUNDED.findall(outside_classes)) > _MAX_REPEATS
+        or _BACKREFERENCE.search(value)
+    ):
         raise InvalidParameter(
-            f"invalid filter 'name={value[:64]}': nested repetition and back-references "
-            "are not supported"
+            f"invalid filter 'name={value[:64]}': repeated groups, more than "
+            f"{_MAX_REPEATS} unbounded repetitions and back-references are not supported"
         )
     try:
         return re.compile(value)

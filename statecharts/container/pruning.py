@@ -55,4 +55,5 @@ class Prune:
             return False
         if not labels_match(labels, self.labels):
             return False
-        return not any(labels_match(labels, [spec]) for spec in self.not_labels)
+        # moby: a container is kept when it matches every label! filter at once
+        return not (self.not_labels and labels_match(labels, self.not_labels))
