@@ -7,6 +7,7 @@ import re
 import subprocess
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -371,3 +372,19 @@ def test_inspect_template_errors_as_docker(daemon: Daemon) -> None:
     out, err = refused(daemon, "inspect", "-f", "{{.Name}}", "ins-c", "ins-none")
     assert out == "/ins-c\n"
     assert err == "Error response from daemon: No such container: ins-none\n"
+
+
+def test_labels_from_files_then_from_the_command_line(daemon: Daemon, tmp_path: Path) -> None:
+    labels = tmp_path / "labels"
+    labels.write_text("# team labels\nteam=ops\n\n   env=prod\nflag\n")
+    ok(daemon, "create", "--name", "lbl-a", "--label-file", str(labels), "-l", "team=dev", "true")
+    assert inspect(daemon, "lbl-a")["Config"]["Labels"] == {
+        "team": "dev",
+        "env": "prod",
+        "flag": "",
+    }
+    missing = tmp_path / "none"
+    assert refused(daemon, "create", "--label-file", str(missing), "true", status=125) == (
+        "",
+        f"open {missing}: no such file or directory\n",
+    )
