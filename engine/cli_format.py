@@ -30,6 +30,7 @@ from engine.gotemplate import (
     HEADER_FUNCTIONS,
     ArgError,
     Fields,
+    StringMap,
     Template,
     TemplateError,
     go_type,
@@ -268,10 +269,19 @@ def inspect_output(
     out, errors = [], []
     for doc in documents:
         try:
-            out.append(tmpl.execute(doc, missing_key_error=True) + "\n")
+            out.append(tmpl.execute(_typed(doc), missing_key_error=True) + "\n")
         except TemplateError as exc:
             errors.append(f"template parsing error: {exc}")
     return "".join(out) or "\n", errors
+
+
+def _typed(doc: Mapping[str, Any]) -> Mapping[str, Any]:
+    """The document with its label map marked as Go's ``map[string]string``."""
+    config = doc.get("Config")
+    if not isinstance(config, Mapping) or not isinstance(config.get("Labels"), Mapping):
+        return doc
+    labels = StringMap({str(k): str(v) for k, v in config["Labels"].items()})
+    return {**doc, "Config": {**config, "Labels": labels}}
 
 
 def write(text: str) -> None:

@@ -23,7 +23,14 @@ from __future__ import annotations
 
 from engine.gotemplate._exec import Template, parse
 from engine.gotemplate._functions import FUNCTIONS, HEADER_FUNCTIONS, ArgError
-from engine.gotemplate._values import Fields, Limits, TemplateError, go_string, go_type
+from engine.gotemplate._values import (
+    Fields,
+    Limits,
+    StringMap,
+    TemplateError,
+    go_string,
+    go_type,
+)
 
 for _public in (Fields, Limits, Template, TemplateError, ArgError):
     _public.__module__ = __name__  # named where users import them from
@@ -34,6 +41,7 @@ __all__ = [
     "ArgError",
     "Fields",
     "Limits",
+    "StringMap",
     "Template",
     "TemplateError",
     "go_string",

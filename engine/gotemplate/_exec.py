@@ -22,6 +22,7 @@ from engine.gotemplate._parse import (
 from engine.gotemplate._values import (
     Fields,
     Limits,
+    StringMap,
     TemplateError,
     arity,
     go_string,
@@ -280,7 +281,8 @@ class Template:
         if isinstance(value, Mapping):
             if name in value:
                 return value[name]
-            if state.missing_error:
+            # A typed map (docker's map[string]string) is read with the default option.
+            if state.missing_error and not isinstance(value, StringMap):
                 raise _ExecError(op, op.text, f'map has no entry for key "{name}"')
             return MISSING
         if value is None or value is MISSING:

@@ -7,7 +7,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from engine.gotemplate._values import MAX_WIDTH, Fields, go_string, go_type, truth
+from engine.gotemplate._values import MAX_WIDTH, Fields, StringMap, go_string, go_type, truth
 
 # -- the functions -------------------------------------------------------------------
 
@@ -48,7 +48,7 @@ def _index(item: Any, *indexes: Any) -> Any:
         if isinstance(item, Mapping):
             if not isinstance(i, str):
                 raise CallError(f"value has type {go_type(i)}; should be string")
-            item = item.get(i)
+            item = item.get(i, "" if isinstance(item, StringMap) else None)
         elif isinstance(item, (list, tuple, str)):
             if not isinstance(i, int) or isinstance(i, bool):
                 raise CallError(f"cannot index slice/array with type {go_type(i)}")

@@ -46,6 +46,12 @@ MAX_WIDTH = 10_000
 """The widest a ``printf`` verb or a ``pad`` may make a value."""
 
 
+class StringMap(dict[str, str]):
+    """A Go ``map[string]string`` (docker's labels): a missing key is ``<no value>``
+    through a field (even under ``missingkey=error``, as docker's typed execution
+    reads it) and ``""`` through ``index``."""
+
+
 @dataclass(frozen=True, slots=True)
 class Limits:
     """What one template may cost: nesting depth, execution steps, output characters."""

@@ -344,6 +344,9 @@ def test_inspect_formats(daemon: Daemon) -> None:
         == "k=v\n"
     )
     assert ok(daemon, "inspect", "-f", '{{join .Config.Cmd " "}}', "ins-a") == "sh -c sleep 600\n"
+    # labels are a typed map in docker: a missing one is no error
+    missing = '{{.Config.Labels.nope}}|{{index .Config.Labels "nope"}}|'
+    assert ok(daemon, "inspect", "-f", missing, "ins-a") == "<no value>||\n"
     assert ok(daemon, "inspect", "-f", "{{upper .State.Status}}", "ins-b") == "EXITED\n"
     assert (
         ok(daemon, "inspect", "-f", "{{if eq .State.ExitCode 5}}five{{else}}other{{end}}", "ins-b")

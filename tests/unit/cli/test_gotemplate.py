@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.gotemplate import HEADER_FUNCTIONS, Fields, Limits, TemplateError, parse
+from engine.gotemplate import HEADER_FUNCTIONS, Fields, Limits, StringMap, TemplateError, parse
 
 INSPECT: dict[str, Any] = {
     "Id": "4f1c0ffee",
@@ -221,3 +221,15 @@ def test_any_text_parses_or_fails_with_a_template_error(source: str) -> None:
         assert str(exc).startswith("template: ")
     else:
         assert isinstance(out, str)
+
+
+def test_a_string_map_reads_a_missing_key_as_docker_s_typed_labels() -> None:
+    data = {"Labels": StringMap({"a": "1"}), "Raw": {"a": "1"}}
+    assert (
+        run('{{.Labels.a}}|{{.Labels.b}}|{{index .Labels "b"}}|', data, missing_key_error=True)
+        == "1|<no value>||"
+    )
+    assert run('{{index .Raw "b"}}', data) == "<nil>"
+    assert error("{{.Raw.b}}", data, missing_key_error=True).endswith(
+        'map has no entry for key "b"'
+    )
