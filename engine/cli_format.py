@@ -61,7 +61,6 @@ _HEADERS = {
     "Status": "STATUS",
     "Size": "SIZE",
     "Labels": "LABELS",
-    "Label": "LABEL",
     "Mounts": "MOUNTS",
     "LocalVolumes": "LOCAL VOLUMES",
     "Networks": "NETWORKS",
@@ -80,7 +79,7 @@ class FormatFailed(Exception):
 class ContainerContext(Fields):
     """One container as ``ps --format`` templates see it (docker's field names and texts)."""
 
-    template_fields = tuple(_HEADERS)
+    template_fields = (*_HEADERS, "Label")
     type_name = "*formatter.ContainerContext"
 
     def __init__(
