@@ -14,8 +14,9 @@ version), :mod:`engine.cli_update` (update), :mod:`engine.cli_top` (top),
 :mod:`engine.cli_prune` (container prune), on :mod:`engine.cli_session`
 (the connection, errors to exit codes), :mod:`engine.cli_output` (tables and
 JSON) and :mod:`engine.cli_format` (``--format`` templates). :data:`VERBS` is
-all of them, in the order ``chartd --help`` lists them; :mod:`engine.cli`,
-the one entry point, adds them to its parser.
+all of them, in the order ``chartd --help`` lists them, and ``container``
+with each of them (``container ls`` is ``ps``) and ``container prune``;
+:mod:`engine.cli`, the one entry point, adds them to its parser.
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from engine.cli_verbs import Verb
 
 __all__ = ["VERBS"]
 
-VERBS: tuple[Verb, ...] = (
+_VERBS: tuple[Verb, ...] = (
     *cli_run.VERBS,
     *cli_lifecycle.VERBS,
     *cli_update.VERBS,
     *cli_inspection.VERBS,
     *cli_top.VERBS,
-    *cli_prune.VERBS,
 )
+
+VERBS: tuple[Verb, ...] = (*_VERBS, cli_prune.container_group(_VERBS))
 """Every client verb."""

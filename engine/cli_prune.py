@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
+from dataclasses import replace
 
 from engine.api.chartd.v1 import containers_pb2 as c_pb2
 from engine.cli_output import echo, pairs
 from engine.cli_session import CallFailed, Session
 from engine.cli_verbs import Verb, arg
 
-__all__ = ["VERBS"]
+__all__ = ["PRUNE", "container_group"]
 
 WARNING = "WARNING! This will remove all stopped containers.\nAre you sure you want to continue?"
 
@@ -74,5 +76,14 @@ def _help_of(args: argparse.Namespace) -> None:
     args.parser.print_help()
 
 
-VERBS = (Verb("container", "Manage containers.", _help_of, children=(PRUNE,)),)
-"""``container`` and its sub-command ``prune``."""
+_NOT_CONTAINER_VERBS = ("events", "history", "version")
+
+
+def container_group(verbs: Sequence[Verb]) -> Verb:
+    """``container VERB``: docker's management command, over the container ``verbs``.
+
+    ``container ls`` is ``ps``; ``container prune`` exists only here, as in docker.
+    """
+    children = [v for v in verbs if v.name not in _NOT_CONTAINER_VERBS]
+    listing = [replace(v, name="ls") for v in children if v.name == "ps"]
+    return Verb("container", "Manage containers.", _help_of, children=(*children, *listing, PRUNE))

@@ -248,6 +248,9 @@ def test_ps_formats(daemon: Daemon) -> None:
         f"{cid}\n"
     )
     assert ok(daemon, "ps", "-q", "--filter", "name=fmt-a") == f"{cid[:12]}\n"
+    # docker's management command: `container ls` is ps, `container inspect` inspect
+    assert ok(daemon, "container", "ls", "-q", "--filter", "name=fmt-a") == f"{cid[:12]}\n"
+    assert ok(daemon, "container", "inspect", "-f", "{{.Name}}", "fmt-a") == "/fmt-a\n"
     assert inspect(daemon, "fmt-a")["Config"]["Labels"] == {"tier": "web", "team": "ops"}
 
 
