@@ -207,46 +207,47 @@ def tabwrite(text: str, min_width: int = 10, padding: int = 3) -> str:
     ends_open = lines and lines[-1] == [""]
     if ends_open:
         lines.pop()
-    out: list[str] = []
-    _blocks(lines, 0, len(lines), [], min_width, padding, out)
-    return "".join(line + "\n" for line in out) if ends_open else "\n".join(out)
+    writer = _TabWriter(lines, min_width, padding)
+    writer.blocks(0, len(lines), [])
+    return "".join(line + "\n" for line in writer.out) if ends_open else "\n".join(writer.out)
 
 
-def _blocks(
-    lines: list[list[str]],
-    start: int,
-    end: int,
-    widths: list[int],
-    min_width: int,
-    padding: int,
-    out: list[str],
-) -> None:
-    column = len(widths)
-    first = start
-    this = start
-    while this < end:
-        if column >= len(lines[this]) - 1:
-            this += 1
-            continue
-        _write(lines[first:this], widths, out)
-        first = this
-        width = min_width
-        while this < end and column < len(lines[this]) - 1:
-            width = max(width, len(lines[this][column]) + padding)
-            this += 1
-        _blocks(lines, first, this, [*widths, width], min_width, padding, out)
-        first = this
-    _write(lines[first:end], widths, out)
+class _TabWriter:
+    """Go's tabwriter's format pass: column blocks found recursively, lines written padded."""
 
+    def __init__(self, lines: list[list[str]], min_width: int, padding: int) -> None:
+        self.lines = lines
+        self.min_width = min_width
+        self.padding = padding
+        self.out: list[str] = []
 
-def _write(lines: list[list[str]], widths: list[int], out: list[str]) -> None:
-    for cells in lines:
-        out.append(
-            "".join(
-                cell.ljust(widths[j]) if j < len(widths) and j < len(cells) - 1 else cell
-                for j, cell in enumerate(cells)
+    def blocks(self, start: int, end: int, widths: list[int]) -> None:
+        """Lay out lines ``start`` to ``end`` whose first ``len(widths)`` columns are set."""
+        column = len(widths)
+        first = this = start
+        while this < end:
+            if column >= len(self.lines[this]) - 1:
+                this += 1
+                continue
+            self.write(first, this, widths)
+            first = this
+            width = self.min_width
+            while this < end and column < len(self.lines[this]) - 1:
+                width = max(width, len(self.lines[this][column]) + self.padding)
+                this += 1
+            self.blocks(first, this, [*widths, width])
+            first = this
+        self.write(first, end, widths)
+
+    def write(self, start: int, end: int, widths: list[int]) -> None:
+        """Lines ``start`` to ``end``, each cell but the last padded to its column's width."""
+        for cells in self.lines[start:end]:
+            self.out.append(
+                "".join(
+                    cell.ljust(widths[j]) if j < len(widths) and j < len(cells) - 1 else cell
+                    for j, cell in enumerate(cells)
+                )
             )
-        )
 
 
 def parse_inspect_format(fmt: str) -> Template | None:
