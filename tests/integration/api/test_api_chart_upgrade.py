@@ -26,7 +26,6 @@ from engine.api.chartd.v1 import containers_pb2 as c
 from engine.api.chartd.v1 import engine_pb2 as e
 from statecharts.container import CHART_ENV, CHART_PATH
 
-
 CURRENT = int(yaml.safe_load(CHART_PATH.read_text())["version"])
 """The version of the container chart this chartd ships."""
 NEXT = CURRENT + 1
