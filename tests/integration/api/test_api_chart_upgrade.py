@@ -11,6 +11,7 @@ moved once, with one ``chart.migrate`` entry in its journal.
 from __future__ import annotations
 
 import json
+import os
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -196,4 +197,47 @@ def test_containers_of_a_chartd_without_versions_survive_an_upgrade(
             journal = client.engine.GetHistory(e.GetHistoryRequest(entity=name)).transitions
             assert journal[-1].event == "chart.migrate"
             assert journal[-1].params.fields["from_version"].number_value == 1
+    assert daemon.stop(signal.SIGTERM) == 0, daemon.logs()
+
+
+def test_a_live_migration_leaves_the_processes_of_running_and_paused_containers_alone(
+    tmp_path: Path, daemon: Daemon
+) -> None:
+    # A restart stops running containers first, as moby does without live-restore;
+    # a migration through the live daemon moves them with the very processes they
+    # have, and they go on under the new version.
+    daemon.start()
+    with daemon.client() as client:
+        for name in ("up", "frozen", "made"):
+            client.containers.Create(c.CreateContainerRequest(cmd=["sleep", "300"], name=name))
+        pids = {
+            name: client.containers.Start(c.StartContainerRequest(container=name)).pid
+            for name in ("up", "frozen")
+        }
+        client.containers.Pause(c.PauseContainerRequest(container="frozen"))
+    db = f"sqlite:///{daemon.state_dir / 'chartd.db'}"
+    path = next_version(tmp_path / "container-next.yaml")
+    stored = daemon.cli("chart", "migrate", str(path), "--db", db, "--dry-run")
+    assert stored.returncode == 0, stored.stderr
+    moved = daemon.cli("chart", "migrate", "container", "--to", str(NEXT))
+    assert moved.returncode == 0, moved.stderr
+    assert moved.stdout.splitlines()[-1] == f"3 entities moved to version {NEXT}", moved.stdout
+    after = {name: inspect(daemon, name) for name in ("up", "frozen", "made")}
+    assert {n: (a["State"]["Status"], a["State"]["Pid"]) for n, a in after.items()} == {
+        "up": ("running", pids["up"]),
+        "frozen": ("paused", pids["frozen"]),
+        "made": ("created", 0),
+    }
+    for pid in pids.values():
+        os.kill(pid, 0)  # still there
+    listed = daemon.cli("ps", "-a", "--format", "{{.Names}} {{.State}}")
+    assert sorted(listed.stdout.split("\n")[:-1]) == ["frozen paused", "made created", "up running"]
+    with daemon.client() as client:
+        got = client.engine.GetEntity(e.GetEntityRequest(entity="frozen", chart="container"))
+        assert got.chart_version == NEXT
+        # The new version's rules drive them: unpause and stop, on the same processes.
+        client.containers.Unpause(c.UnpauseContainerRequest(container="frozen"))
+        assert inspect(daemon, "frozen")["State"]["Pid"] == pids["frozen"]
+        client.containers.Stop(c.StopContainerRequest(container="up", timeout=0))
+    assert inspect(daemon, "up")["State"]["Status"] == "exited"
     assert daemon.stop(signal.SIGTERM) == 0, daemon.logs()
