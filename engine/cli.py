@@ -159,7 +159,13 @@ def _chart_verb(name: str) -> Verb:
     """``chart NAME``, whose work is :mod:`engine.cli_chart`'s function of that name."""
 
     def run(args: argparse.Namespace) -> None:
-        from engine import cli_chart  # noqa: PLC0415 - the chart verbs' imports stay theirs
+        # The chart verbs' imports stay theirs.
+        if name == "migrate":
+            from engine import cli_migrate  # noqa: PLC0415
+
+            cli_migrate.migrate(args)
+            return
+        from engine import cli_chart  # noqa: PLC0415
 
         getattr(cli_chart, name)(args)
 
@@ -167,6 +173,8 @@ def _chart_verb(name: str) -> Verb:
         "ls": "List the installed charts.",
         "show": "Show a chart's states, transitions and rejections.",
         "check": "Validate a chart and report what analysis finds.",
+        "diff": "List what changed between two versions of a chart.",
+        "migrate": "Move a chart's live entities to another version of it.",
     }[name]
     description = _CHECK_HELP if name == "check" else None
     return Verb(name, text, run, _CHART_ARGS[name], description=description)
@@ -196,6 +204,37 @@ _CHART_ARGS = {
             default=10_000,
             help="Stop the exhaustive exploration after this many configurations.",
         ),
+        arg(
+            "--migrates-from",
+            metavar="OLD",
+            help="An older version of the chart (file or installed chart): prove that every "
+            "configuration it can reach maps to a legal configuration of this one.",
+        ),
+    ),
+    "diff": (
+        arg("old", help="The older version: a chart file or an installed chart's name."),
+        arg("new", help="The newer version: a chart file or an installed chart's name."),
+        _FORMAT,
+    ),
+    "migrate": (
+        arg(
+            "chart",
+            help="The chart's name in the database, or a chart file (or installed chart) "
+            "whose version is the target.",
+        ),
+        arg("--to", type=positive, help="The target version (default: the newest stored)."),
+        arg("--dry-run", action="store_true", help="Print the plan; move nothing."),
+        arg("--batch", type=positive, default=500, help="Entities per commit (default 500)."),
+        arg(
+            "--state-dir",
+            type=Path,
+            help="Open this state directory's database directly instead of asking the daemon.",
+        ),
+        arg(
+            "--db",
+            help="Open this database URL directly instead of asking the daemon "
+            "(CHART may then be a chart file).",
+        ),
     ),
 }
 _CHECK_HELP = """Validate a chart and report what analysis finds.
@@ -206,6 +245,10 @@ rejection, transitions their conditions do not tell apart, rejection
 messages naming fields the data may lack. With --bindings, guards and steps
 without code. Then a bounded exploration of every reachable configuration,
 every event and condition value.
+
+With --migrates-from OLD, every configuration OLD can reach (the same bounded
+exploration) must map to a legal configuration of this chart; each one that
+does not is an error naming it.
 
 Exit status: 0 clean, 1 errors, 2 warnings only."""
 
@@ -219,7 +262,10 @@ CHART = Verb(
     "chart",
     "Inspect and check charts.",
     _help_of,
-    children=(*(_chart_verb(n) for n in ("ls", "show", "check")), cli_export.VERB),
+    children=(
+        *(_chart_verb(n) for n in ("ls", "show", "check", "diff", "migrate")),
+        cli_export.VERB,
+    ),
 )
 
 

@@ -28,6 +28,7 @@ from engine.core.chart import holds
 from engine.errors import ChartdError, ChartError, InvalidParameter, System
 from engine.export import FORMATS, describe
 from engine.model.analysis import (
+    Exploration,
     Finding,
     analyse,
     binding_findings,
@@ -37,9 +38,11 @@ from engine.model.analysis import (
     rejection_field_findings,
 )
 from engine.model.chart import Transition
+from engine.model.diff import diff as chart_diff
+from engine.model.migration import Illegal, declared, migrate, source_problems
 from engine.runtime.engine import MAX_FOLLOW_UPS
 
-__all__ = ["check", "export", "ls", "show"]
+__all__ = ["check", "diff", "export", "ls", "show"]
 
 _out = Console(highlight=False, soft_wrap=True)
 
@@ -154,7 +157,73 @@ def check(args: argparse.Namespace) -> NoReturn:
         else:
             findings += _binding_findings(c, args.bindings)
         findings += _explore(c, args.max_configurations)
+        if args.migrates_from is not None:
+            findings += _migration_findings(load(args.migrates_from), c, args.max_configurations)
     _report(name, findings, args.fmt)
+
+
+def diff(args: argparse.Namespace) -> None:
+    """``chart diff OLD NEW``: states, transitions, rejections and steps added, removed, changed."""
+    check_format(args.fmt, ("text", "json"))
+    old, new = load(args.old), load(args.new)
+    changes = chart_diff(old.model, new.model)
+    if args.fmt == "json":
+        rows = [{"what": c.what, "how": c.how, "name": c.name, "detail": c.detail} for c in changes]
+        _out.print_json(json.dumps(rows))
+        return
+    _out.print(f"{old.name} v{old.version} -> {new.name} v{new.version}", markup=False)
+    marks = {"added": "+", "removed": "-", "changed": "~"}
+    for c in changes:
+        detail = f": {c.detail}" if c.detail else ""
+        _out.print(f"{marks[c.how]} {c.what} {c.name}{detail}", markup=False)
+    if not changes:
+        _out.print("no states, transitions, rejections or steps changed", markup=False)
+
+
+def _migration_findings(old: engine.Chart, new: engine.Chart, limit: int) -> list[Finding]:
+    """Errors for each configuration ``old`` can reach that maps to no legal one of ``new``."""
+    where = f"migrations.{old.version}"
+    if old.name != new.name or old.version >= new.version:
+        return [
+            Finding(
+                "error",
+                "migration",
+                where,
+                f"{new.name} v{new.version} cannot migrate from {old.name} v{old.version}: "
+                "a migration goes to a newer version of the same chart",
+            )
+        ]
+    migration = declared(new.model, old.version)
+    out = [Finding("error", "migration", where, p) for p in source_problems(old.model, migration)]
+    found = _exploration(old, limit)
+    illegal = 0
+    for key in found.configurations:
+        configuration, history = key if isinstance(key, tuple) else ((), ())
+        try:
+            migrate(new.model, migration, configuration, {}, dict(history))
+        except Illegal as exc:
+            illegal += 1
+            out.append(
+                Finding(
+                    "error",
+                    "migration",
+                    _describe_key(key),
+                    f"v{old.version} configuration {_describe_key(key)} maps to no legal "
+                    f"configuration of v{new.version}: {exc}",
+                )
+            )
+    if not illegal:
+        scope = "every" if found.complete else f"each of the first {limit}"
+        out.append(
+            Finding(
+                "note",
+                "migration",
+                "",
+                f"{scope} configuration of v{old.version} ({len(found.configurations)}) "
+                f"maps to a legal configuration of v{new.version}",
+            )
+        )
+    return out
 
 
 def export(
@@ -213,6 +282,12 @@ def _binding_findings(c: engine.Chart, spec: str) -> list[Finding]:
 
 def _explore(c: engine.Chart, limit: int) -> list[Finding]:
     """Explore ``c`` with :func:`engine.step`: every event, every condition value."""
+    found = _exploration(c, limit)
+    return exploration_findings(c.model, found, _describe_key, limit=limit)
+
+
+def _exploration(c: engine.Chart, limit: int) -> Exploration[engine.Snapshot]:
+    """The configurations (with history) ``c`` can reach, and the states held by sagas."""
     names = condition_names(c.model)
     events = sorted(e for e in c.events if not e.startswith("done.state."))
     held: set[str] = set()
@@ -246,7 +321,7 @@ def _explore(c: engine.Chart, limit: int) -> list[Finding]:
         limit=limit,
     )
     found.states |= held
-    return exploration_findings(c.model, found, _describe_key, limit=limit)
+    return found
 
 
 @dataclass(slots=True)

@@ -10,23 +10,38 @@ success, as in docker. Listings print tables, or JSON with ``--format json``.
 The verbs live in rooms of their own: :mod:`engine.cli_run` (create, run),
 :mod:`engine.cli_exec` (exec), :mod:`engine.cli_lifecycle` (start, stop, ..., rename),
 :mod:`engine.cli_inspection` (ps, inspect, wait, logs, events, history,
-version), on :mod:`engine.cli_session` (the connection, errors to exit
-codes) and :mod:`engine.cli_output` (tables and JSON). :data:`VERBS` is
-all of them, in the order ``chartd --help`` lists them; :mod:`engine.cli`,
-the one entry point, adds them to its parser.
+version), :mod:`engine.cli_update` (update), :mod:`engine.cli_top` (top),
+:mod:`engine.cli_prune` (container prune), on :mod:`engine.cli_session`
+(the connection, errors to exit codes), :mod:`engine.cli_output` (tables and
+JSON) and :mod:`engine.cli_format` (``--format`` templates). :data:`VERBS` is
+all of them, in the order ``chartd --help`` lists them, and ``container``
+with each of them (``container ls`` is ``ps``) and ``container prune``;
+:mod:`engine.cli`, the one entry point, adds them to its parser.
 """
 
 from __future__ import annotations
 
-from engine import cli_exec, cli_inspection, cli_lifecycle, cli_run
+from engine import (
+    cli_exec,
+    cli_inspection,
+    cli_lifecycle,
+    cli_prune,
+    cli_run,
+    cli_top,
+    cli_update,
+)
 from engine.cli_verbs import Verb
 
 __all__ = ["VERBS"]
 
-VERBS: tuple[Verb, ...] = (
+_VERBS: tuple[Verb, ...] = (
     *cli_run.VERBS,
     *cli_exec.VERBS,
     *cli_lifecycle.VERBS,
+    *cli_update.VERBS,
     *cli_inspection.VERBS,
+    *cli_top.VERBS,
 )
+
+VERBS: tuple[Verb, ...] = (*_VERBS, cli_prune.container_group(_VERBS))
 """Every client verb."""

@@ -15,7 +15,7 @@ import sys
 from typing import Any
 
 from engine.api.chartd.v1 import containers_pb2 as c_pb2
-from engine.cli_times import TimeError, parse_duration
+from engine.api.times import TimeError, parse_duration
 from engine.cli_verbs import arg
 
 __all__ = ["HEALTH_OPTIONS", "health_json", "health_suffix", "healthcheck", "healthcheck_json"]

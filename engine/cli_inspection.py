@@ -12,13 +12,25 @@ import sys
 import time
 
 import grpc
+from google.protobuf.timestamp_pb2 import Timestamp
 
 from engine.api.chartd.v1 import containers_pb2 as c_pb2
 from engine.api.chartd.v1 import engine_pb2
+from engine.api.times import TimeError, parse_time
+from engine.cli_format import (
+    FormatFailed,
+    check_ps_format,
+    fail_with,
+    inspect_output,
+    parse_inspect_format,
+    ps_output,
+    write,
+)
 from engine.cli_output import (
     check_format,
     container_table,
     echo,
+    echo_err,
     event_json,
     event_line,
     fail,
@@ -26,11 +38,9 @@ from engine.cli_output import (
     journal_table,
     pairs,
     print_json,
-    summary_json,
     transition_json,
 )
 from engine.cli_session import NAMES, CallFailed, Session
-from engine.cli_times import TimeError, parse_time
 from engine.cli_verbs import Verb, arg, non_negative
 
 __all__ = ["VERBS"]
@@ -39,8 +49,16 @@ _FORMAT = arg("--format", dest="fmt", default="table", help="table or json.")
 
 
 def _ps(args: argparse.Namespace) -> None:
-    """List containers."""
-    check_format(args.fmt)
+    """List containers (docker's table, a Go template, or JSON lines with --format json)."""
+    fmt: str = args.fmt or "table"
+    if args.quiet:
+        if args.fmt:
+            echo_err("WARNING: Ignoring custom format, because both --format and --quiet are set.")
+        fmt = "{{.ID}}"
+    try:
+        check_ps_format(fmt)
+    except FormatFailed as exc:
+        fail_with(exc)
     filters = [c_pb2.Filter(key=k, value=v) for k, v in pairs(args.filter or (), "filter")]
     with Session(args) as s:
         try:
@@ -51,18 +69,21 @@ def _ps(args: argparse.Namespace) -> None:
         except CallFailed:
             raise SystemExit(1) from None
     now = time.time()
-    if args.quiet:
-        for c in found:
-            echo(c.id if args.no_trunc else c.id[:12])
+    if fmt == "table":
+        container_table(found, now, full=args.no_trunc).print()
         return
-    if args.fmt == "json":
-        print_json([summary_json(c, now) for c in found])
-        return
-    container_table(found, now, full=args.no_trunc).print()
+    try:
+        write(ps_output(found, fmt, now, trunc=not args.no_trunc))
+    except FormatFailed as exc:
+        fail_with(exc)
 
 
 def _inspect(args: argparse.Namespace) -> None:
-    """Show containers in detail, as a JSON array."""
+    """Show containers in detail: a JSON array, or each through --format's template."""
+    try:
+        tmpl = parse_inspect_format(args.fmt) if args.fmt else None
+    except FormatFailed as exc:
+        fail_with(exc)
     found = []
     with Session(args) as s:
         for name in args.containers:
@@ -74,7 +95,15 @@ def _inspect(args: argparse.Namespace) -> None:
                 )
             except CallFailed:
                 continue
-        print_json([inspect_json(i) for i in found])
+        documents = [inspect_json(i) for i in found]
+        if not args.fmt:
+            print_json(documents)
+        else:
+            out, errors = inspect_output(documents, tmpl)
+            write(out)
+            for error in errors:
+                echo_err(error)
+            s.failed = s.failed or bool(errors)
         s.done()
 
 
@@ -94,13 +123,31 @@ def _wait(args: argparse.Namespace) -> None:
 
 
 def _logs(args: argparse.Namespace) -> None:
-    """Print a container's output: its stdout on stdout, its stderr on stderr."""
+    """Print a container's output: its stdout on stdout, its stderr on stderr.
+
+    --since and --until take docker's times (10m, 2025-01-02T15:04:05Z, a
+    Unix timestamp); --tail N the last N lines (all: every line); -t puts
+    each line's time first (RFC 3339 with nanoseconds).
+    """
+    request = c_pb2.LogsRequest(container=args.container, follow=args.follow)
+    for option in ("since", "until"):
+        value = getattr(args, option)
+        if value:
+            try:
+                getattr(request, f"{option}_time").FromNanoseconds(parse_time(value))
+            except TimeError as exc:
+                echo_err(f'invalid value for "{option}": {exc}')
+                raise SystemExit(1) from None
+    tail = _tail(args.tail)
+    if tail is not None:
+        request.tail = tail
     with Session(args) as s:
-        request = c_pb2.LogsRequest(container=args.container, follow=args.follow)
         stream = s.client.containers.Logs(request)
         try:
             for chunk in stream:
                 out = sys.stderr if chunk.stream == "stderr" else sys.stdout
+                if args.timestamps:
+                    out.buffer.write(_nano_fixed(chunk.time).encode() + b" ")
                 out.buffer.write(chunk.data)
                 out.buffer.flush()
         except grpc.RpcError as exc:
@@ -109,6 +156,21 @@ def _logs(args: argparse.Namespace) -> None:
             stream.cancel()
             raise SystemExit(130) from None
         s.done()
+
+
+def _tail(text: str) -> int | None:
+    """--tail as moby reads it: a whole number, else (``all``, anything else) every line."""
+    try:
+        value = int(text.strip()) if text.strip().lstrip("+-").isdigit() else None
+    except ValueError:
+        return None
+    return value if value is not None and value >= 0 else None
+
+
+def _nano_fixed(ts: Timestamp) -> str:
+    """Go's RFC3339NanoFixed in UTC, as docker prints a log line's time with -t."""
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts.seconds))
+    return f"{stamp}.{ts.nanos:09d}Z"
 
 
 def _events(args: argparse.Namespace) -> None:
@@ -204,12 +266,35 @@ VERBS = (
         (
             arg("-a", "--all", action="store_true", help="Show stopped containers too."),
             arg("-q", "--quiet", action="store_true", help="Only IDs."),
-            arg("-f", "--filter", action="append", help="status=X, id=X, name=X, label=K[=V]."),
-            _FORMAT,
+            arg(
+                "-f",
+                "--filter",
+                action="append",
+                help="status=S, id=ID, name=REGEXP, label=K[=V], health=H, exited=CODE.",
+            ),
+            arg(
+                "--format",
+                dest="fmt",
+                help="table (the default), json (a JSON object per line), "
+                "a Go template ('{{.ID}} {{.Status}}') or 'table TEMPLATE'.",
+            ),
             arg("--no-trunc", action="store_true", help="Full IDs and commands."),
         ),
     ),
-    Verb("inspect", "Show containers in detail, as a JSON array.", _inspect, (NAMES,)),
+    Verb(
+        "inspect",
+        "Show containers in detail, as a JSON array.",
+        _inspect,
+        (
+            arg(
+                "-f",
+                "--format",
+                dest="fmt",
+                help="json (a compact array) or a Go template ('{{.State.Status}}').",
+            ),
+            NAMES,
+        ),
+    ),
     Verb(
         "wait",
         "Block until containers stop; print their exit codes.",
@@ -227,7 +312,15 @@ VERBS = (
         "logs",
         "Print a container's output (stdout and stderr).",
         _logs,
-        (arg("-f", "--follow", action="store_true", help="Follow the output."), _CONTAINER),
+        (
+            arg("-f", "--follow", action="store_true", help="Follow the output."),
+            arg("--since", help="Only output since this time (10m, RFC 3339, Unix time)."),
+            arg("--until", help="Only output before this time (10m, RFC 3339, Unix time)."),
+            arg("-n", "--tail", default="all", help="The last N lines (default: all)."),
+            arg("-t", "--timestamps", action="store_true", help="Show each line's time."),
+            _CONTAINER,
+        ),
+        description=_logs.__doc__,
     ),
     Verb(
         "events",

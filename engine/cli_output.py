@@ -28,18 +28,20 @@ from engine.cli_health import health_json, health_suffix, healthcheck_json
 __all__ = [
     "Table",
     "check_format",
+    "command_text",
     "container_table",
     "echo",
     "echo_err",
     "event_json",
     "event_line",
     "fail",
+    "human_ago",
     "inspect_json",
     "journal_table",
     "one_of",
     "pairs",
     "print_json",
-    "summary_json",
+    "status_text",
     "transition_json",
 ]
 
@@ -128,11 +130,13 @@ def _human_duration(seconds: float) -> str:
     return f"{hours // 24 // 365} years"
 
 
-def _ago(when: float | None, now: float) -> str:
+def human_ago(when: float | None, now: float) -> str:
+    """``3 minutes ago``, as docker prints a time before ``now`` (empty if None)."""
     return "" if when is None else f"{_human_duration(max(0.0, now - when))} ago"
 
 
-def _status_text(c: c_pb2.ContainerSummary, now: float) -> str:
+def status_text(c: c_pb2.ContainerSummary, now: float) -> str:
+    """ps's STATUS: ``Up 3 minutes``, ``Exited (0) 2 seconds ago``, ``Created``, ..."""
     started = _seconds(c.started_at, c.HasField("started_at"))
     finished = _seconds(c.finished_at, c.HasField("finished_at"))
     up = _human_duration(max(0.0, now - started)) if started else ""
@@ -140,8 +144,8 @@ def _status_text(c: c_pb2.ContainerSummary, now: float) -> str:
         "created": "Created",
         "running": f"Up {up}{health_suffix(c.health)}",
         "paused": f"Up {up} (Paused)",
-        "restarting": f"Restarting ({c.exit_code}) {_ago(finished, now)}",
-        "exited": f"Exited ({c.exit_code}) {_ago(finished, now)}",
+        "restarting": f"Restarting ({c.exit_code}) {human_ago(finished, now)}",
+        "exited": f"Exited ({c.exit_code}) {human_ago(finished, now)}",
         "removing": "Removal In Progress",
         "dead": "Dead",
     }.get(c.state, c.state)
@@ -157,18 +161,23 @@ def _command(cmd: Sequence[str]) -> str:
     return " ".join(cmd)  # as docker joins Path and Args: no quoting
 
 
+def command_text(cmd: Sequence[str], *, full: bool) -> str:
+    """ps's COMMAND: the command quoted, cut to 20 characters unless ``full``."""
+    command = _command(cmd)
+    if not full and len(command) > 20:
+        command = command[:19] + "…"
+    return json.dumps(command, ensure_ascii=False)
+
+
 def container_table(found: Sequence[c_pb2.ContainerSummary], now: float, full: bool) -> Table:
     """``ps``'s table; IDs and commands shortened unless ``full`` (``--no-trunc``)."""
     table = Table("CONTAINER ID", "COMMAND", "CREATED", "STATUS", "NAMES")
     for c in found:
-        command = _command(c.cmd)
-        if not full and len(command) > 20:
-            command = command[:19] + "…"
         table.add_row(
             c.id if full else c.id[:12],
-            json.dumps(command, ensure_ascii=False),
-            _ago(_seconds(c.created, True), now),
-            _status_text(c, now),
+            command_text(c.cmd, full=full),
+            human_ago(_seconds(c.created, True), now),
+            status_text(c, now),
             c.name.lstrip("/"),
         )
     return table
@@ -215,23 +224,6 @@ def journal_table(journal: Sequence[engine_pb2.Transition]) -> Table:
 def _leaves(configuration: Sequence[str]) -> str:
     conf = list(configuration)
     return ",".join(s for s in conf if not any(o.startswith(s + ".") for o in conf))
-
-
-def summary_json(c: c_pb2.ContainerSummary, now: float) -> dict[str, Any]:
-    """One container of ``ps --format json``."""
-    return {
-        "ID": c.id,
-        "Names": c.name.lstrip("/"),
-        "Command": _command(c.cmd),
-        "CreatedAt": _iso(c.created),
-        "RunningFor": _ago(_seconds(c.created, True), now),
-        "State": c.state,
-        "Status": _status_text(c, now),
-        "Labels": dict(c.labels),
-        "ExitCode": c.exit_code,
-        "RestartCount": c.restart_count,
-        "Pid": c.pid,
-    }
 
 
 def inspect_json(i: c_pb2.ContainerInspect) -> dict[str, Any]:

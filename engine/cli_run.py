@@ -20,6 +20,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -43,6 +44,7 @@ _CREATE_OPTIONS = (
     arg("-w", "--workdir", help="Working directory (absolute)."),
     arg("-l", "--label", action="append", help="KEY=VALUE."),
     *HEALTH_OPTIONS,
+    arg("--label-file", action="append", help="A file of KEY=VALUE lines (# comments)."),
     # Options after the command belong to the command: `chartd run -d sh -c 'echo hi'`.
     arg("cmd", nargs=argparse.REMAINDER, metavar="CMD ...", help="The command and its arguments."),
 )
@@ -73,7 +75,7 @@ class CreateOptions:
             args.stop_timeout,
             args.env,
             args.workdir,
-            args.label,
+            [*_label_files(args.label_file or ()), *(args.label or ())],
             healthcheck(args),
         )
         if options.rm and options.restart not in (None, "", "no"):
@@ -115,6 +117,30 @@ def env_option(items: Sequence[str] | None) -> dict[str, str]:
         elif key in os.environ:  # docker's
             environment[key] = os.environ[key]
     return environment
+
+
+def _label_files(paths: Sequence[str]) -> list[str]:
+    """The labels of ``--label-file`` files, as docker reads them (before ``--label``'s).
+
+    A line per label; blank lines and lines starting with ``#`` are skipped.
+    A file that cannot be read exits 125, as docker's CLI does.
+    """
+    labels = []
+    for path in paths:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            echo_err(f"open {path}: {(exc.strerror or str(exc)).lower()}")
+            raise SystemExit(125) from None
+        for number, raw in enumerate(data.splitlines(), start=1):
+            try:
+                line = raw.decode().lstrip()
+            except UnicodeDecodeError:
+                echo_err(f"{path}: invalid UTF-8 in line {number}")
+                raise SystemExit(125) from None
+            if line and not line.startswith("#"):
+                labels.append(line)
+    return labels
 
 
 def _command(args: argparse.Namespace) -> list[str]:

@@ -58,7 +58,7 @@ from engine.telemetry import (
 from engine.web import Source
 from engine.web.serve import HttpTLS, Served, check_exposure, parse_http_address, serve_inspector
 from statecharts.container.process import ProcessRuntime
-from statecharts.container.service import Containers, status_of
+from statecharts.container.service import CHART, Containers, status_of
 
 __all__ = ["DaemonConfig", "chartd_version", "serve"]
 
@@ -321,6 +321,7 @@ def _serve(
             runtime = ProcessRuntime(config.state_dir / "runtime")
             try:
                 containers = Containers(eng, runtime, config.state_dir)
+                _upgrade(eng, CHART)
                 log.info("process runtime ready (freezer: %s)", runtime.freezer)
                 api.add_containers(containers, status_of)
                 docker = _serve_docker(config, eng, containers)
@@ -416,6 +417,25 @@ def _serve_docker(
     if exposure is not None:
         log.warning("%s", exposure)
     return served
+
+
+def _upgrade(eng: engine.Engine, chart: str) -> None:
+    """Move the containers to the version of the container chart this daemon runs, if older.
+
+    The plan is logged first, one line per source configuration. A container
+    that cannot move stops the daemon before it serves: nothing moved then.
+    """
+    version = eng.charts()[chart].version
+    plan = eng.migration_plan(chart, version)
+    if not plan.entities and not plan.illegal and not plan.problems:
+        return
+    log.info("migrating %d container(s) to container chart version %d:", plan.entities, version)
+    for line in plan.lines():
+        log.info("  %s", line)
+    report = eng.migrate(chart, version)
+    log.info("%d container(s) now run on container chart version %d", report.moved, version)
+    if report.waiting:
+        log.warning("still on an older version (a saga in flight): %s", ", ".join(report.waiting))
 
 
 def _private_state_dir(path: Path) -> None:

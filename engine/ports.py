@@ -24,6 +24,7 @@ from typing import Any, Protocol, runtime_checkable
 
 __all__ = [
     "Census",
+    "ChartVersionRow",
     "Clock",
     "EntityRow",
     "EventRow",
@@ -56,6 +57,9 @@ class EntityRow:
     updated_at: float
     seq: int = 0  # creation order, assigned by the store
     live: bool = True  # False in a top-level final state: the name is free again
+    # The version of its chart the entity runs on; 0: not known yet (created before
+    # versions were kept), until the first version of its chart registered adopts it.
+    chart_version: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,6 +171,17 @@ class Census:
 
     entities: Mapping[tuple[str, tuple[str, ...]], int]
     pending_timers: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChartVersionRow:
+    """One registered version of a chart: its document (JSON) and the document's hash."""
+
+    chart: str
+    version: int
+    hash: str
+    document: Mapping[str, JSON]
+    registered_at: float
 
 
 @dataclass(slots=True)
@@ -312,6 +327,16 @@ class Store(Protocol):
 
     def heartbeat(self, owner: str, pid: int, host: str, now: float) -> None:
         """Record that engine ``owner`` (process ``pid`` on ``host``) is alive at ``now``."""
+
+    def chart_versions(self, chart: str) -> list[ChartVersionRow]:
+        """Every stored version of ``chart``, oldest first."""
+
+    def add_chart_version(self, row: ChartVersionRow) -> bool:
+        """Store a version of a chart unless (chart, version) is stored; whether it was added.
+
+        The first version of a chart stored also adopts the chart's entities
+        whose version is not known (``chart_version`` 0), in the same transaction.
+        """
 
     def owners(self) -> dict[str, tuple[int, str, float]]:
         """Every engine that ever beat: owner -> (pid, host, last beat)."""

@@ -97,6 +97,7 @@ def entity_message(e: engine.Entity) -> engine_pb2.Entity:
         created_at=timestamp(e.created_at),
         updated_at=timestamp(e.updated_at),
         history=struct({k: list(v) for k, v in e.history.items()}),
+        chart_version=e.chart_version,
     )
 
 
@@ -118,6 +119,7 @@ def transition_message(t: engine.TransitionRecord) -> engine_pb2.Transition:
         idempotency_key=t.idempotency_key or "",
         started_at=timestamp(t.started_at),
         finished_at=timestamp(t.finished_at),
+        chart_version=t.chart_version,
         steps=[
             engine_pb2.Step(
                 index=s.index,

@@ -44,6 +44,7 @@ KINDS: Mapping[str, str] = MappingProxyType(
                 "Containers.Rename",
                 "Engine.CreateEntity",
                 "Engine.Fire",
+                "Engine.MigrateChart",
             ),
             "change",
         ),

@@ -7,8 +7,6 @@ daemon's composition root hands it ``statecharts.container.service.Containers``.
 
 from __future__ import annotations
 
-import contextlib
-import json
 import math
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -24,7 +22,8 @@ from engine.api._convert import timestamp
 from engine.api._event_times import EventClock, Window, earlier_events
 from engine.api.admission import time_left
 from engine.api.chartd.v1 import containers_pb2, containers_pb2_grpc
-from engine.errors import InvalidParameter, NotFound
+from engine.api.times import TimeError, parse_time
+from engine.errors import InvalidParameter
 
 __all__ = [
     "CONDITIONS",
@@ -32,9 +31,6 @@ __all__ = [
     "ContainerService",
     "ContainersServicer",
     "StatusOf",
-    "has_label",
-    "log_entries",
-    "matches",
 ]
 
 STATUSES = ("created", "running", "paused", "restarting", "removing", "exited", "dead")
@@ -43,13 +39,10 @@ STATUSES = ("created", "running", "paused", "restarting", "removing", "exited", 
 CONDITIONS = ("not-running", "next-exit", "removed")
 """What Wait can wait for, as moby's wait conditions."""
 
-_LIST_FILTERS = ("status", "id", "name", "label")
 # The engine's own events (one per committed transition) are not docker's container
 # events: Events sends them only when a filter asks for them by name.
 _ENGINE_EVENTS = frozenset({"transition"})
 _EVENT_FILTERS = ("container", "event", "type")
-_CHUNK = 1024 * 1024  # past any json-file line: 16 KiB of output, each byte at most 6 escaped
-_FOLLOW_POLL = 0.1  # seconds between looks at a followed log that has no new output
 _SLICE = 1.0  # seconds a stream waits for events before it checks its client is there
 _Ids = list[str]
 
@@ -58,6 +51,39 @@ TimeLeft = Callable[[], float | None]
 
 StatusOf = Callable[[Sequence[str], Mapping[str, Any]], str]
 """moby's status string of a container from its configuration and data."""
+
+
+class LogLine(Protocol):
+    """One entry of a container's log."""
+
+    @property
+    def data(self) -> bytes:
+        """What the container wrote."""
+        ...
+
+    @property
+    def stream(self) -> str:
+        """stdout or stderr."""
+        ...
+
+    @property
+    def time_ns(self) -> int:
+        """When, in nanoseconds since the epoch."""
+        ...
+
+
+class ProcessTable(Protocol):
+    """``docker top``'s answer: column titles and a row per process."""
+
+    @property
+    def titles(self) -> list[str]:
+        """The columns."""
+        ...
+
+    @property
+    def processes(self) -> list[list[str]]:
+        """A row of cells per process."""
+        ...
 
 
 class ContainerService(Protocol):
@@ -90,7 +116,6 @@ class ContainerService(Protocol):
         auto_remove: bool = False,
         entrypoint: Sequence[str] | None = None,
         image: str | None = None,
-
         healthcheck: Mapping[str, Any] | None = None,
     ) -> engine.Entity:
         """A new container in state created."""
@@ -165,14 +190,46 @@ class ContainerService(Protocol):
 
     def open_log(self, ref: str) -> BinaryIO:
         """That file open at its end, readable after a removal (an attach reads on)."""
+
+    def read_logs(
+        self,
+        ref: str,
+        *,
+        follow: bool = False,
+        since_ns: int = 0,
+        until_ns: int = 0,
+        tail: int = -1,
+        time_left: TimeLeft | None = None,
+    ) -> Iterator[LogLine]:
+        """Its log entries: the last ``tail``, in a time window (ns), followed or not."""
+        ...
+
+    def update(
+        self, ref: str, *, restart: str | None = None, time_left: TimeLeft | None = None
+    ) -> engine.Entity:
+        """Change its restart policy."""
+        ...
+
+    def top(self, ref: str, ps_args: str = "") -> ProcessTable:
+        """Its processes, as ps shows them."""
+        ...
+
+    def prune(self, filters: Mapping[str, Sequence[str]] | None = None) -> _Ids:
+        """Remove every stopped container the filters select; the IDs removed."""
         ...
 
     def inspect(self, ref: str) -> dict[str, Any]:
         """moby's inspect document."""
         ...
 
-    def list(self, *, all: bool = False, status: str | None = None) -> list[engine.Entity]:
-        """Live containers, newest first."""
+    def list(
+        self,
+        *,
+        all: bool = False,
+        status: str | None = None,
+        filters: Mapping[str, Sequence[str]] | None = None,
+    ) -> list[engine.Entity]:
+        """Live containers, newest first, as ``ps --filter`` selects them."""
         ...
 
 
@@ -332,29 +389,18 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
     def List(
         self, request: containers_pb2.ListContainersRequest, context: grpc.ServicerContext
     ) -> containers_pb2.ListContainersResponse:
-        filters = _filters(request.filters, _LIST_FILTERS)
-        statuses = set(filters.get("status", ()))
-        for status in statuses - set(STATUSES):
-            raise InvalidParameter(
-                f"invalid filter 'status={status}': use one of {', '.join(STATUSES)}"
-            )
+        filters = _filters(request.filters)
         limit = paging.page_size(request.page_size)
         after = _position(request.page_token)
-        # As docker: a status filter lists stopped containers without --all.
-        found = sorted(self.containers.list(all=request.all or bool(statuses)), key=_order)
+        found = sorted(self.containers.list(all=request.all, filters=filters), key=_order)
         listed = (
-            (e, self._summary(e))
-            for e in reversed(found)
-            if (after is None or _order(e) < after) and self._matches(e, filters, statuses)
+            (e, self._summary(e)) for e in reversed(found) if after is None or _order(e) < after
         )
         page, more = paging.fill(listed, lambda pair: pair[1].ByteSize(), limit)
         return containers_pb2.ListContainersResponse(
             containers=[summary for _, summary in page],
             next_page_token=_token(page[-1][0]) if more else "",
         )
-
-    def _matches(self, e: engine.Entity, filters: Mapping[str, _Ids], statuses: set[str]) -> bool:
-        return matches(e, filters, statuses, self.status_of)
 
     def Wait(
         self, request: containers_pb2.WaitContainerRequest, context: grpc.ServicerContext
@@ -373,29 +419,53 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
     def Logs(
         self, request: containers_pb2.LogsRequest, context: grpc.ServicerContext
     ) -> Iterator[containers_pb2.LogChunk]:
-        ref = _ref(request.container)
-        path = self.containers.logs(ref)
-        container = self.containers.get(ref).id
-        position = 0
-        while context.is_active():
-            chunks, position = _entries(path, position)
-            if chunks:
-                yield from chunks
-                continue
-            if not request.follow or not self._running(container):
-                # One more read: output written between the last read and the exit.
-                chunks, position = _entries(path, position)
-                while chunks:
-                    yield from chunks
-                    chunks, position = _entries(path, position)
+        entries = self.containers.read_logs(
+            _ref(request.container),
+            follow=request.follow,
+            since_ns=_fields.timestamp_ns(request, "since_time", "since") or 0,
+            until_ns=_fields.timestamp_ns(request, "until_time", "until") or 0,
+            tail=request.tail if request.HasField("tail") else -1,
+            time_left=_caller(context),
+        )
+        for entry in entries:
+            if not context.is_active():
                 return
-            time.sleep(_FOLLOW_POLL)
+            yield containers_pb2.LogChunk(
+                data=entry.data,
+                stream=entry.stream,
+                time=timestamp_pb2.Timestamp(
+                    seconds=entry.time_ns // 10**9, nanos=entry.time_ns % 10**9
+                ),
+            )
 
-    def _running(self, container: str) -> bool:
-        try:
-            return self.engine.get(container).in_state("running")
-        except NotFound:
-            return False
+    def Update(
+        self, request: containers_pb2.UpdateContainerRequest, context: grpc.ServicerContext
+    ) -> containers_pb2.ContainerSummary:
+        ref = _ref(request.container)
+        policy = _fields.optional_text(request.restart_policy, "restart policy", limit=64)
+        return self._summary(
+            self.containers.update(ref, restart=policy, time_left=_caller(context))
+        )
+
+    def Top(
+        self, request: containers_pb2.TopRequest, context: grpc.ServicerContext
+    ) -> containers_pb2.TopResponse:
+        ps_args = _fields.optional_text(request.ps_args, "ps options", limit=4096) or ""
+        table = self.containers.top(_ref(request.container), ps_args)
+        return containers_pb2.TopResponse(
+            titles=table.titles,
+            processes=[containers_pb2.TopProcess(cells=row) for row in table.processes],
+        )
+
+    def Prune(
+        self, request: containers_pb2.PruneContainersRequest, context: grpc.ServicerContext
+    ) -> containers_pb2.PruneContainersResponse:
+        filters = _filters(request.filters)
+        if "until" in filters:
+            # docker's time forms, read against the daemon's clock as moby reads them
+            filters["until"] = [_unix_time(v) for v in filters["until"]]
+        deleted = self.containers.prune(filters)
+        return containers_pb2.PruneContainersResponse(deleted=deleted, space_reclaimed=0)
 
     def Events(
         self, request: containers_pb2.EventsRequest, context: grpc.ServicerContext
@@ -513,14 +583,26 @@ def _ref(value: str) -> str:
     return _fields.check_text(value, "container name or ID")
 
 
-def _filters(given: Sequence[containers_pb2.Filter], known: Sequence[str]) -> dict[str, _Ids]:
+def _filters(
+    given: Sequence[containers_pb2.Filter], known: Sequence[str] | None = None
+) -> dict[str, _Ids]:
+    """Filter values by key; a key not in ``known`` is refused (None: the service checks)."""
     out: dict[str, _Ids] = {}
     for f in given:
         key = _fields.check_text(f.key, "filter key", limit=32)
-        if key not in known:
+        if known is not None and key not in known:
             raise InvalidParameter(f"invalid filter '{key}' (use {', '.join(known)})")
         out.setdefault(key, []).append(_fields.check_text(f.value, f"filter {key}", limit=512))
     return out
+
+
+def _unix_time(value: str) -> str:
+    """A time in docker's forms (``10m``, RFC 3339, Unix) as Unix seconds."""
+    try:
+        ns = parse_time(value)
+    except TimeError as exc:
+        raise InvalidParameter(str(exc)) from None
+    return f"{ns // 10**9}.{ns % 10**9:09d}"
 
 
 def _order(e: engine.Entity) -> tuple[float, str]:
@@ -546,55 +628,6 @@ def _position(token: str) -> tuple[float, str] | None:
     if not math.isfinite(position[0]) or not cid:
         raise InvalidParameter(f"invalid page token {token[:40]!r}: pass next_page_token back")
     return position
-
-
-def matches(
-    e: engine.Entity, filters: Mapping[str, _Ids], statuses: set[str], status_of: StatusOf
-) -> bool:
-    """Whether a container passes a listing's filters: a status of ``statuses`` (if any),
-    an ID prefix, a part of its name, and every label (``key`` or ``key=value``) asked for."""
-    name = str(e.data.get("name", "")).lstrip("/")
-    labels = e.data.get("labels") or {}
-    return (
-        (not statuses or status_of(e.configuration, e.data) in statuses)
-        and ("id" not in filters or any(e.id.startswith(v) for v in filters["id"]))
-        and ("name" not in filters or any(v.lstrip("/") in name for v in filters["name"]))
-        and ("label" not in filters or all(has_label(labels, v) for v in filters["label"]))
-    )
-
-
-def has_label(labels: Mapping[str, Any], spec: str) -> bool:
-    """Whether ``labels`` has the label ``spec`` names: ``key``, or ``key=value``."""
-    key, eq, val = spec.partition("=")
-    return key in labels and (not eq or str(labels[key]) == val)
-
-
-def _entries(path: Path, position: int) -> tuple[list[containers_pb2.LogChunk], int]:
-    """The json-file log's whole lines from ``position`` on, and the position after them."""
-    try:
-        with path.open("rb") as f:
-            f.seek(position)
-            found, read = log_entries(f)
-    except FileNotFoundError:
-        return [], position
-    chunks = [containers_pb2.LogChunk(data=e["log"].encode(), stream=e["stream"]) for e in found]
-    return chunks, position + read
-
-
-def log_entries(log: BinaryIO) -> tuple[list[dict[str, Any]], int]:
-    """The json-file log's whole entries from where ``log`` stands (``log``, ``stream``,
-    ``time``), and how many bytes they took; a torn last line is left for the next read."""
-    data = log.read(_CHUNK)
-    whole = data[: data.rfind(b"\n") + 1]
-    if len(whole) < len(data):
-        log.seek(len(whole) - len(data), 1)
-    entries = []
-    for line in whole.splitlines():
-        with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
-            entry = json.loads(line)  # a torn or foreign line is skipped
-            if isinstance(entry["log"], str) and entry["stream"] in ("stdout", "stderr"):
-                entries.append(entry)
-    return entries, len(whole)
 
 
 def _event_filter(

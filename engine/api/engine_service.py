@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import queue
+import threading
 from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 import grpc
 
@@ -205,6 +208,58 @@ class EngineServicer(engine_pb2_grpc.EngineServicer):
                     yield event_message(ev)
                 if not context.is_active():
                     return
+
+    def MigrateChart(
+        self, request: engine_pb2.MigrateChartRequest, context: grpc.ServicerContext
+    ) -> Iterator[engine_pb2.MigrateChartProgress]:
+        chart = _fields.check_text(request.chart, "chart name")
+        plan = self.engine.migration_plan(chart, request.to_version or None)
+        yield engine_pb2.MigrateChartProgress(
+            version=plan.version, plan=plan.lines(), entities=plan.entities
+        )
+        if plan.illegal or plan.problems:
+            raise InvalidParameter(
+                f"cannot migrate {chart} to version {plan.version}: see the plan"
+            )
+        if request.dry_run:
+            yield engine_pb2.MigrateChartProgress(version=plan.version, done=True)
+            return
+        # The migration runs on a thread of its own; its progress comes back through a
+        # queue, so this stream sends each batch's count as it commits.
+        # (moved, total) after each batch; then the report, or the error that ended it.
+        told: queue.Queue[Any] = queue.Queue()
+
+        def run() -> None:
+            try:
+                told.put(
+                    self.engine.migrate(
+                        chart,
+                        plan.version,
+                        batch=request.batch or 500,
+                        progress=lambda moved, total: told.put((moved, total)),
+                    )
+                )
+            except BaseException as exc:  # handed to the stream, which raises it
+                told.put(exc)
+
+        threading.Thread(target=run, name="chartd-migrate", daemon=True).start()
+        while True:
+            item = told.get()
+            if isinstance(item, BaseException):
+                raise item
+            if isinstance(item, tuple):
+                yield engine_pb2.MigrateChartProgress(
+                    version=plan.version, entities=item[1], moved=item[0]
+                )
+                continue
+            yield engine_pb2.MigrateChartProgress(
+                version=plan.version,
+                entities=plan.entities,
+                moved=item.moved,
+                done=True,
+                waiting=item.waiting,
+            )
+            return
 
     def _entity(self, ref: str, chart: str) -> engine.Entity:
         return self.engine.get(

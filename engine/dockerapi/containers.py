@@ -15,9 +15,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import engine
-from engine.api.containers_service import STATUSES, matches
+from engine.api.containers_service import STATUSES
 from engine.dockerapi import shapes
 from engine.dockerapi.calls import blocking, body, daemon, filters, flag, integer, ref, text
+from engine.dockerapi.reads import matches
 from engine.errors import InvalidParameter
 from engine.errors import NotImplemented as Unsupported
 

@@ -25,10 +25,11 @@ from starlette.routing import Route
 
 import engine
 from engine.api._event_times import EventClock, Window, earlier_events
-from engine.api.containers_service import CONDITIONS, has_label, log_entries
+from engine.api.containers_service import CONDITIONS
 from engine.dockerapi import shapes
 from engine.dockerapi.backend import Daemon
 from engine.dockerapi.calls import blocking, daemon, filters, flag, ref, text
+from engine.dockerapi.reads import has_label, log_entries
 from engine.dockerapi.versions import parse_version
 from engine.errors import ChartdError, InvalidParameter, NotFound
 from engine.errors import NotImplemented as Unsupported

@@ -19,6 +19,7 @@ __all__ = [
     "ChartDocument",
     "FailureDocument",
     "FollowUpDocument",
+    "MigrationDocument",
     "RejectionDocument",
     "StateDocument",
     "TransitionDocument",
@@ -92,6 +93,29 @@ class RejectionDocument(_Strict):
     message: str = Field(min_length=1)
 
 
+class DataMigrationDocument(_Strict):
+    """What becomes of the entities' data: fields renamed, then dropped, then set."""
+
+    set: dict[str, Any] = Field(default_factory=dict)
+    rename: dict[str, str] = Field(default_factory=dict)
+    drop: list[str] = Field(default_factory=list)
+
+
+class MigrationDocument(_Strict):
+    """How entities of one older version become entities of this one (docs/chart-language.md).
+
+    ``states`` maps an old state path (and what is under it) to a new one,
+    or to null to drop it; ``history`` an old history state to a new one (null:
+    forgotten); ``timers`` an old event of pending timers to a new one (null:
+    cancelled). Whatever has no line keeps its path or name.
+    """
+
+    states: dict[str, str | None] = Field(default_factory=dict)
+    data: DataMigrationDocument | None = None
+    history: dict[str, str | None] = Field(default_factory=dict)
+    timers: dict[str, str | None] = Field(default_factory=dict)
+
+
 class ChartDocument(_Strict):
     """A whole chart document."""
 
@@ -107,3 +131,5 @@ class ChartDocument(_Strict):
     rejections: list[RejectionDocument] = Field(default_factory=list)
     # `schema` is a name BaseModel keeps for itself: the attribute is spelled schema_.
     schema_: SchemaSection | None = Field(default=None, alias="schema")
+    # Keyed by the version the entities come from (engine.model.migration).
+    migrations: dict[int, MigrationDocument] = Field(default_factory=dict)

@@ -28,6 +28,7 @@ from engine.model.chart import (
     Transition,
 )
 from engine.model.document import ChartDocument, StateDocument
+from engine.model.migration import target_problems
 from engine.model.schema import compile_schema
 from engine.model.schema import problems as schema_problems
 
@@ -135,6 +136,9 @@ def _leave_out(
     """Take the part at ``loc`` out of ``data``; False if it is one a chart cannot do without."""
     if len(loc) >= 2 and loc[0] in _ITEMS and isinstance(loc[1], int):
         left_out[str(loc[0])].add(loc[1])
+        return True
+    if len(loc) >= 1 and loc[0] == "migrations":
+        data.pop("migrations", None)
         return True
     if len(loc) == 1 and loc[0] in ("description", "version", "data", *_ITEMS):
         data.pop(str(loc[0]), None)
@@ -556,6 +560,7 @@ class _Builder:
             if state.kind in ("compound", "parallel"):
                 events.add(f"done.state.{state.path}")
         self.problems.extend(schema_problems(doc.schema_, frozenset(events)))
+        self.problems.extend(target_problems(doc.migrations, doc.version, self.states, events))
         if self.problems:
             raise ChartError(self.problems, source=source)
         assert initial is not None

@@ -42,11 +42,13 @@ from engine.runtime.entities import Entities
 from engine.runtime.firing import Firing
 from engine.runtime.journal import Cause
 from engine.runtime.limits import MAX_FOLLOW_UPS, Limits
+from engine.runtime.migration import MigrationPlan, MigrationReport, Migrator, Progress
 from engine.runtime.records import Entity, Event, Page, Result, TransitionRecord
 from engine.runtime.recovery import Recovery
 from engine.runtime.saga import Saga
 from engine.runtime.shared import Shared
 from engine.runtime.timers import Alarm, Housekeeping
+from engine.runtime.versions import Versions
 from engine.runtime.watch import Watch, event_filter
 
 __all__ = ["MAX_FOLLOW_UPS", "Engine", "SystemClock"]
@@ -128,6 +130,8 @@ class Engine:
         self._watch = Watch(shared)
         shared.commit = GroupCommit(store, on_commit=self._watch.committed)
         self._entities = Entities(shared)
+        self._migrator = Migrator(shared)
+        self._versions = Versions(shared, self._migrator.adopt)
         alarm = Alarm(shared.clock)  # a saga that adds a timer wakes housekeeping with it
         saga = Saga(shared, alarm.timer_added)
         self._firing = Firing(shared, saga)
@@ -175,18 +179,67 @@ class Engine:
     def register(self, chart: core.Chart, bindings: Bindings | None = None) -> None:
         """Make ``chart`` available, with the code of its names; then recover its entities.
 
-        Raises InvalidParameter naming every guard, step or condition the
-        chart uses that ``bindings`` does not provide. Transitions of this
-        chart left unfinished by an engine that died are finished or undone
-        before this returns.
+        The version (``chart.version``) is kept in the store with its
+        document: the newest version registered is the one new entities get,
+        and entities on an older one keep running on it until migrated
+        (:meth:`migrate`). ``bindings`` None shares the code of the version
+        registered before, if any. Raises InvalidParameter naming every
+        guard, step or condition the chart uses that ``bindings`` does not
+        provide, and Conflict (naming what differs) for a version number
+        stored already with other content. Transitions of this chart left
+        unfinished by an engine that died are finished or undone before this
+        returns, each under the version it started on.
         """
         self._shared.check_open()
-        self._shared.registry.add(chart, bindings or Bindings())
+        self._versions.register(chart, bindings)
         self.recover(chart.name)
 
     def charts(self) -> dict[str, core.Chart]:
-        """The registered charts by name."""
+        """The registered charts by name (the newest version of each)."""
         return self._shared.registry.charts()
+
+    def migration_plan(
+        self, chart: str | core.Chart, to_version: int | None = None
+    ) -> MigrationPlan:
+        """What :meth:`migrate` would move, per source configuration; nothing moves.
+
+        A chart given (not a name) is stored first, as :meth:`migrate` stores it.
+        """
+        return self._migrator.plan(*self._target(chart, to_version))[0]
+
+    def migrate(
+        self,
+        chart: str | core.Chart,
+        to_version: int | None = None,
+        *,
+        batch: int = 500,
+        wait: float = 60.0,
+        progress: Progress | None = None,
+    ) -> MigrationReport:
+        """Move every live entity of ``chart`` to ``to_version`` (None: the newest stored).
+
+        ``chart`` is a chart's name, or a chart: then its version is stored
+        (as :meth:`register` stores it, no code needed) and is the target.
+
+        Each entity's move is a journaled transition (event ``chart.migrate``,
+        its params the versions and configurations from and to), ``batch``
+        entities to a commit; ``progress(moved, total)`` after each batch.
+        Raises InvalidParameter, moving nothing, if an entity's configuration
+        maps to no legal configuration of the target. An entity whose saga
+        is in flight moves once the saga ends under its own version; after
+        ``wait`` seconds those still in flight are left (the report names
+        them) for a later run. Running it again moves only what is left.
+        """
+        name, version = self._target(chart, to_version)
+        return self._migrator.migrate(name, version, batch=batch, wait=wait, progress=progress)
+
+    def _target(self, chart: str | core.Chart, to_version: int | None) -> tuple[str, int | None]:
+        """A migration's chart name and target version; a chart given is stored first."""
+        if isinstance(chart, core.Chart):
+            self._shared.check_open()
+            self._versions.keep(chart)
+            return chart.name, chart.version
+        return chart, to_version
 
     # -- entities ----------------------------------------------------------------
 

@@ -17,7 +17,7 @@ from engine.runtime.records import Entity, Page, TransitionRecord
 from engine.runtime.registry import Registered
 from engine.runtime.shared import Shared
 
-__all__ = ["Entities"]
+__all__ = ["Entities", "chunks"]
 
 # Entities has a method named `list`; this keeps annotations in its body unambiguous.
 _Records = list[TransitionRecord]
@@ -32,7 +32,8 @@ _CREATED_AT_ONCE = 20_000
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$")
 
 
-def _chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """``items`` in lists of ``size`` (the last one shorter), read as they are needed."""
     chunk: list[Any] = []
     for item in items:
         chunk.append(item)
@@ -88,7 +89,7 @@ class Entities:
         seen: set[str] = set()  # names of this call so far: a name given twice is refused
         with ThreadPoolExecutor(1, "chartd-create-many") as committer:
             committing: Future[list[Entity | ChartdError]] | None = None
-            for chunk in _chunks(items, _CREATED_AT_ONCE):
+            for chunk in chunks(items, _CREATED_AT_ONCE):
                 built = self._build(reg, chunk, seen)
                 if committing is not None:
                     out.extend(committing.result())
@@ -183,6 +184,7 @@ class Entities:
             version=0,
             created_at=now,
             updated_at=now,
+            chart_version=reg.chart.version,
         )
 
     def list(

@@ -65,7 +65,7 @@ class Firing:
         row = s.cached(entity)
         # Before anything is decided or reported: params the chart's schema refuses are
         # refused on every path (the API's, a timer's, a follow-up's) alike.
-        params = s.registry[row.chart].chart.model.schema.check_params(
+        params = s.registered(row).chart.model.schema.check_params(
             event, params, entity=row.name, id=row.id
         )
         if s.locks.held_here(row.id):
@@ -234,7 +234,7 @@ class Firing:
         s = self._s
         row = s.cache.get(entity_id) or s.row(entity_id)
         s.cache[entity_id] = row
-        reg = s.registry[row.chart]
+        reg = s.registered(row)
         if key is not None:
             recorded = s.store.transition(row.id, key)
             if recorded is not None:

@@ -27,6 +27,8 @@ class Entity:
     history: Mapping[str, tuple[str, ...]]
     created_at: float
     updated_at: float
+    chart_version: int = 0
+    """The version of its chart the entity runs on (0: not known, created before versions)."""
 
     @property
     def snapshot(self) -> Snapshot:
@@ -55,6 +57,7 @@ class Entity:
             row.history,
             row.created_at,
             row.updated_at,
+            row.chart_version,
         )
 
 
@@ -130,6 +133,8 @@ class TransitionRecord:
     """The fire's own span in that trace (16 hex digits)."""
     caused_by: str | None = None
     """The transition whose timer, follow-up or process fired this one, if one did."""
+    chart_version: int = 0
+    """The version of the chart the transition ran under (for ``chart.migrate``: the new one)."""
 
     @classmethod
     def from_row(cls, row: TransitionRow) -> TransitionRecord:
@@ -156,6 +161,7 @@ class TransitionRecord:
             row.trace.trace_id if row.trace else None,
             row.trace.span_id if row.trace else None,
             row.caused_by,
+            plan.get("chart_version", 0),
         )
 
 

@@ -23,7 +23,7 @@ from dataclasses import replace
 from typing import Any
 
 from engine import core
-from engine.errors import Unavailable
+from engine.errors import ChartdError, Unavailable
 from engine.ports import (
     EntityRow,
     EventRow,
@@ -87,8 +87,12 @@ class Recovery:
             row = s.store.entity(tr.entity_id)
             if row is None or (chart is not None and row.chart != chart):
                 continue
-            reg = s.registry.get(row.chart)
-            if reg is None:
+            if s.registry.get(row.chart) is None:
+                continue
+            try:
+                reg = s.registered(row)
+            except ChartdError as exc:  # its version needs code this engine was not given
+                log.warning("transition %s of %s left unfinished: %s", tr.id, row.name, exc)
                 continue
             s.locks.acquire(row.id)
             s.recovering.add(row.id)

@@ -80,6 +80,8 @@ class Fire:
         """This fire's journal row, with ``fields`` (status and what goes with it) set."""
         plan = self.plan
         fields.setdefault("started_at", self.ctx.now)
+        if isinstance(fields.get("plan"), dict):
+            fields["plan"]["chart_version"] = self.reg.chart.version  # the journal shows it
         return TransitionRow(
             id=self.ctx.transition_id,
             entity_id=self.row.id,
@@ -248,6 +250,7 @@ class Saga:
             updated_at=now,
             seq=row.seq,
             live=not fire.reg.chart.finished(target.configuration),
+            chart_version=row.chart_version,
         )
         journal = plan_json(plan, full=fire.written)
         journal["committed"] = list(target.configuration)

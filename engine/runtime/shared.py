@@ -6,14 +6,16 @@ import itertools
 import secrets
 import socket
 
+from engine import core
 from engine.errors import InvalidParameter, NotFound, Unavailable
 from engine.locks import KeyedLock
+from engine.model.validate import build
 from engine.ports import Clock, EntityRow, Observer, Store
 from engine.runtime.commit import GroupCommit
 from engine.runtime.limits import Limits
 from engine.runtime.outcomes import Stranded
 from engine.runtime.records import Entity
-from engine.runtime.registry import Registry
+from engine.runtime.registry import Registered, Registry, missing_code
 
 __all__ = ["RowCache", "Shared"]
 
@@ -80,6 +82,40 @@ class Shared:
         if row is None:
             raise NotFound(f"No such entity: {key}")
         return row
+
+    def registered(self, row: EntityRow) -> Registered:
+        """The chart and code the entity runs on: its version's, loaded from the store if need be.
+
+        NotFound if its chart is not registered here; InvalidParameter if its
+        version names code the newest version's bindings lack (register that
+        version with its own bindings).
+        """
+        newest = self.registry[row.chart]
+        if row.chart_version in (0, newest.chart.version):
+            return newest
+        return self.registry.version(row.chart, row.chart_version) or self.stored_version(
+            row.chart, row.chart_version
+        )
+
+    def stored_version(self, chart: str, version: int) -> Registered:
+        """Version ``version`` of ``chart`` from its stored document, with the newest's code."""
+        newest = self.registry[chart]
+        for stored in self.store.chart_versions(chart):
+            if stored.version == version:
+                break
+        else:
+            raise NotFound(f"chart {chart!r} has no version {version} (none is stored)")
+        model = build(stored.document, source=f"{chart} version {version} (stored)")
+        loaded = core.Chart(model)
+        missing = missing_code(loaded, newest.bindings)
+        if missing:
+            raise InvalidParameter(
+                f"chart {chart!r} version {version} needs code the bindings of version "
+                f"{newest.chart.version} lack: {', '.join(missing)}; register version "
+                f"{version} with its own bindings"
+            )
+        self.registry.add(loaded, newest.bindings, newest=False)
+        return self.registry.version(chart, version) or Registered(loaded, newest.bindings)
 
     def cached(self, ref: str | Entity) -> EntityRow:
         """The entity's row from the cache, or read (and cached) if it is not there."""

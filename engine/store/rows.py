@@ -21,6 +21,7 @@ ENTITY_CHANGES = (
     "history",
     "version",
     "updated_at",
+    "chart_version",
     "live",
 )
 """The columns an update of an entity writes."""
@@ -105,6 +106,7 @@ def entity_changes(r: EntityRow, *, keys: bool = True) -> dict[str, Any]:
         "history": dumps({k: list(v) for k, v in r.history.items()}),
         "version": r.version,
         "updated_at": r.updated_at,
+        "chart_version": r.chart_version or None,
     }
     if keys:
         values["name"], values["live"] = r.name, r.live
@@ -136,6 +138,7 @@ def to_entity(r: Mapping[str, Any]) -> EntityRow:
         updated_at=r["updated_at"],
         seq=r["seq"],
         live=bool(r["live"]),
+        chart_version=r["chart_version"] or 0,
     )
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 
 __all__ = [
+    "chart_versions",
     "counters",
     "entities",
     "events",
@@ -50,6 +51,9 @@ entities = sa.Table(
     # False once the entity is in a top-level final state: it keeps its journal but
     # no longer holds its name, so a new entity may take it (as docker rm frees one).
     sa.Column("live", sa.Boolean, nullable=False, server_default=sa.true()),
+    # The version of its chart the entity runs on (0006). NULL: created before versions
+    # were kept; the first version of its chart registered afterwards adopts it.
+    sa.Column("chart_version", sa.Integer),
 )
 
 sa.Index(
@@ -159,6 +163,19 @@ counters = sa.Table(
     metadata,
     sa.Column("name", sa.String(32), primary_key=True),
     sa.Column("value", Seq, nullable=False),
+)
+
+# Every registered version of every chart (0006): the document, so that an entity keeps
+# running on its version's chart after a newer one is registered, and its content hash,
+# so that a version number is never registered twice with different content.
+chart_versions = sa.Table(
+    "chart_versions",
+    metadata,
+    sa.Column("chart", sa.String(200), primary_key=True),
+    sa.Column("version", sa.Integer, primary_key=True, autoincrement=False),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("document", sa.Text, nullable=False),
+    sa.Column("registered_at", sa.Float, nullable=False),
 )
 
 owners = sa.Table(

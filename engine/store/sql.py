@@ -21,12 +21,13 @@ from engine.store.queries import ReadStatements
 from engine.store.reads import JournalReads
 from engine.store.statements import prepare
 from engine.store.timers import TimerReads
+from engine.store.versions import ChartVersions
 from engine.store.writes import JournalWrites
 
 __all__ = ["SqlStore"]
 
 
-class SqlStore(JournalWrites, JournalReads, TimerReads):
+class SqlStore(JournalWrites, JournalReads, TimerReads, ChartVersions):
     """The journal, entities, timers and outbox in one SQL database.
 
     ``url`` is a SQLAlchemy URL: ``sqlite:///path/chartd.db`` (the embedded

@@ -13,12 +13,14 @@ invariants of a durable journal: see :mod:`engine.testing.harness` and
 docs/testing.md.
 
 Strategies: :func:`charts` and :func:`chart_documents` (valid random
-charts), :func:`events` (event sequences), :func:`params`,
+charts), :func:`evolutions` (a chart's next version, with its migration),
+:func:`events` (event sequences), :func:`params`,
 :func:`actions` (what a :class:`Harness` can be made to do).
 
 Needs Hypothesis (a test dependency of chartd).
 """
 
+from engine.testing.evolutions import Evolution, evolutions
 from engine.testing.faults import (
     CRASH_POINTS,
     Crash,
@@ -51,6 +53,7 @@ __all__ = [
     "BindingsFactory",
     "Crash",
     "Create",
+    "Evolution",
     "Fault",
     "Fire",
     "GuardOracle",
@@ -65,6 +68,7 @@ __all__ = [
     "chart_documents",
     "charts",
     "events",
+    "evolutions",
     "faults",
     "fires",
     "leaks",

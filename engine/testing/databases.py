@@ -23,6 +23,7 @@ from engine.errors import Unavailable
 from engine.ports import Store, Write
 from engine.runtime import Engine
 from engine.store import SqlStore, open_store
+from engine.store.schema import chart_versions
 from engine.testing.crashable import CrashableStore
 
 __all__ = [
@@ -110,6 +111,12 @@ class Pooled:
     engine: Engine
     clock: Clock
     uses: int
+
+
+def forget_chart_versions(sql: SqlStore) -> None:
+    """Forget every chart version ``sql`` keeps: a pooled database lent to a new chart."""
+    with sql.engine.begin() as conn:
+        conn.execute(chart_versions.delete())
 
 
 REUSES = 200

@@ -88,7 +88,15 @@ from engine.runtime import Bindings, Engine, Entity, Result, TransitionRecord
 from engine.store import SqlStore, open_store
 from engine.testing.crash_checks import Recovery, check_recovery, left_running
 from engine.testing.crashable import CrashableStore
-from engine.testing.databases import POOL, REUSES, Clock, KeptStore, Pooled, copy_template
+from engine.testing.databases import (
+    POOL,
+    REUSES,
+    Clock,
+    KeptStore,
+    Pooled,
+    copy_template,
+    forget_chart_versions,
+)
 from engine.testing.expectations import Attempt, Observation, Oracle, note, raises, tally
 from engine.testing.faults import Crash, Create, Fire, Restart, Retry, SimulatedCrash
 from engine.testing.fire_checks import FireCheck
@@ -180,6 +188,9 @@ class Harness:
         if pooled is not None:
             self._sql, self.proxy, self.engine = pooled.sql, pooled.proxy, pooled.engine
             self.spy.watch(self.proxy, 1)
+            # Each harness brings a chart of its own under a name an earlier one may have
+            # used: the pooled database forgets the versions it kept, as a fresh one would.
+            forget_chart_versions(pooled.sql)
             self.engine.register(self.chart, self.bindings)
         else:
             self._open()

@@ -27,6 +27,7 @@ from statecharts.container.guards import (
 from statecharts.container.network import AddressPool
 from statecharts.container.runtime import ExecFailed, Runtime, exit_code_from_start_error
 from statecharts.container.steps import ContainerSteps, container_dir, log_path
+from statecharts.container.updates import update_allowed, update_config
 
 __all__ = ["container_bindings", "container_dir", "log_path"]
 
@@ -96,6 +97,7 @@ def container_bindings(
             "current_task": current_task,
             "new_name_valid": new_name_valid,
             "current_probe": probing.current_probe,
+            "update_allowed": update_allowed,
         },
         steps={
             "mount_rootfs": step(start(saga.mount_rootfs), saga.unmount_rootfs),
@@ -130,6 +132,7 @@ def container_bindings(
             "health_stop": step(probing.health_stop, external=False),
             "health_resume": step(probing.health_resume, external=False),
             **exec_steps(),
+            "update_config": step(update_config, external=False),
         },
         conditions={**CONDITIONS, **health.CONDITIONS},
     )

@@ -259,6 +259,13 @@ class FakeRuntime:
             task = self._tasks.get(container_id)
             return None if task is None else task.info()
 
+    def processes(self, container_id: str) -> list[int]:
+        with self._lock:
+            task = self._tasks.get(container_id)
+            if task is None or task.status not in ("running", "paused"):
+                raise Conflict(f"container {container_id} is not running")
+            return [task.pid]
+
     def tasks(self) -> list[TaskInfo]:
         with self._lock:
             return [self._tasks[cid].info() for cid in sorted(self._tasks)]
@@ -454,6 +461,12 @@ class FaultRuntime:
 
     def tasks(self) -> list[TaskInfo]:
         result: list[TaskInfo] = self._call("tasks", None, self.inner.tasks)
+        return result
+
+    def processes(self, container_id: str) -> list[int]:
+        result: list[int] = self._call(
+            "processes", container_id, lambda: self.inner.processes(container_id)
+        )
         return result
 
     def wait(self, container_id: str, timeout: float | None = None) -> ExitEvent | None:

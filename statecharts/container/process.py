@@ -320,6 +320,16 @@ class ProcessRuntime:
         with self._lock:
             return [self._tasks[cid].info() for cid in sorted(self._tasks)]
 
+    def processes(self, container_id: str) -> list[int]:
+        self._check_open()
+        check_container_id(container_id)
+        task = self._started(container_id)
+        with self._lock:
+            # Under the lock, as signals are: the group cannot have been reaped meanwhile.
+            if task.exit is not None:
+                raise Conflict(f"container {container_id} is not running")
+            return task.members()
+
     def wait(self, container_id: str, timeout: float | None = None) -> ExitEvent | None:
         with self._lock:
             task = self._tasks.get(container_id)

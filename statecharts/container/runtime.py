@@ -412,6 +412,14 @@ class Runtime(Protocol):
         """The container's task now, or ``None`` if it has none."""
         ...
 
+    def processes(self, container_id: str) -> list[int]:
+        """The pids of every process of the container's started, live task (``docker top``).
+
+        Its cgroup's members, or its process group's where it has no cgroup;
+        Conflict ``container ID is not running`` without such a task.
+        """
+        ...
+
     def tasks(self) -> list[TaskInfo]:
         """Every task the runtime knows, by container ID.
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import signal as _signal
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -42,9 +43,11 @@ from statecharts.container.creation import (
 from statecharts.container.execs import ExecOutput, ExecProber, Execs
 from statecharts.container.exit_recorder import ExitRecorder
 from statecharts.container.health import health_status
+from statecharts.container.listing import Filters, ListFilter
 from statecharts.container.network import AddressPool
 from statecharts.container.runtime import Runtime
 from statecharts.container.status import RUNNING, inspect_document, status_of
+from statecharts.container.verbs import ContainerVerbs
 
 __all__ = ["Containers", "status_of"]
 
@@ -55,11 +58,12 @@ log = logging.getLogger("chartd.containers")
 
 CHART = "container"
 _CONDITIONS = ("not-running", "next-exit", "removed")
+_FOLLOW_POLL = 0.1  # seconds between looks at a followed log that has no new output
 # Containers a restore or a shutdown acts on at once (fires, their sagas and waits).
 _IN_PARALLEL = 16
 
 
-class Containers:
+class Containers(ContainerVerbs):
     """Containers as moby runs them, on a registered container chart.
 
     ``root`` is the daemon's state directory (container directories, logs,
@@ -92,6 +96,7 @@ class Containers:
         self._inherited = {(t.container_id, t.pid) for t in runtime.tasks()}
         self._exits = ExitRecorder(eng, self._inherited)
         runtime.subscribe(self._exits.put)
+        self._pruning = threading.Lock()  # one prune at a time, as moby's pruneRunning
 
     # -- lookup ------------------------------------------------------------------
 
@@ -129,18 +134,33 @@ class Containers:
                 return
             after = page.after
 
-    def list(self, *, all: bool = False, status: str | None = None) -> list[engine.Entity]:
-        """Live containers, newest first; running ones only unless ``all``."""
+    def list(
+        self, *, all: bool = False, status: str | None = None, filters: Filters | None = None
+    ) -> list[engine.Entity]:
+        """Live containers, newest first; running ones only unless ``all``.
+
+        ``filters`` are ``ps --filter``'s (see :mod:`statecharts.container.listing`),
+        checked first: InvalidParameter with moby's message for a bad one.
+        """
+        chosen = ListFilter.of(filters or {})
+        everything = [e for e in self._all() if not e.in_state("removed")]
+        ids = [e.id for e in everything]
         out = []
-        for e in self._all():
-            if e.in_state("removed"):
-                continue
+        for e in everything:
             current = status_of(e.configuration, e.data)
             if status is not None and current != status:
                 continue
-            if not all and status is None and current not in RUNNING:
+            if not (all or status or chosen.lists_stopped) and current not in RUNNING:
                 continue
-            out.append(e)
+            if chosen.id_matches(e.id, ids) and chosen.matches(
+                status=current,
+                name=str(e.data.get("name", "")),
+                labels=e.data.get("labels") or {},
+                exit_code=int(e.data.get("exit_code") or 0),
+                started=bool(e.data.get("started_at")),
+                health=self.health(e) if chosen.health else "none",
+            ):
+                out.append(e)
         return sorted(out, key=lambda e: e.created_at, reverse=True)
 
     # -- create ------------------------------------------------------------------

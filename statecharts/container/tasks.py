@@ -124,6 +124,13 @@ class Task:
             shim.close_fd(self.status_r)
             self.status_r = None
 
+    def members(self) -> list[int]:
+        """The pids of the task's processes: its cgroup's members, else its group's."""
+        if self.cgroup is not None:
+            with contextlib.suppress(FileNotFoundError):
+                return sorted(int(p) for p in (self.cgroup / "cgroup.procs").read_text().split())
+        return sorted(pid for pid, _ in group_members(self.pid))
+
     def signal_group(self, sig: int) -> None:
         """Send ``sig`` to the task's group.
 

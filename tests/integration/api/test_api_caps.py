@@ -141,7 +141,8 @@ def test_listings_of_many_big_containers_come_in_pages(client: Client, daemon: D
 
     ps = daemon.cli("ps", "-a", "--format", "json")
     assert ps.returncode == 0, ps.stderr
-    assert {s["Names"] for s in json.loads(ps.stdout)} >= set(big)
+    # docker's `ps --format json`: a JSON object per line
+    assert {json.loads(line)["Names"] for line in ps.stdout.splitlines()} >= set(big)
     assert daemon.cli("ps", "-a", "-q").stdout.split() == [s.id[:12] for s in everything]
 
     entities: list[e.Entity] = []

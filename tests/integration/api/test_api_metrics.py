@@ -72,7 +72,7 @@ def test_a_scrape_finds_the_counters_a_fire_moved(tmp_path: Path) -> None:
             "chartd_outcome": "ok",
         }
         assert value(after, "chartd_steps_total", **task_start) == 1
-        running = {"chartd_chart": "container", "chartd_state": "running.active"}
+        running = {"chartd_chart": "container", "chartd_state": "running.active.health.none"}
         assert value(after, "chartd_entities", **running) == 1
         assert value(after, "process_resident_memory_bytes") > 0
 

@@ -76,6 +76,7 @@ EVENTS = frozenset(
         "exit",
         "retry",
         "rename",
+        "update",
     }
 )
 
@@ -205,6 +206,9 @@ ALREADY_RUNNING = "container is already running"
 MARKED = "container is marked for removal and cannot be started"
 RESTART_MARKED = f"Cannot restart container {NAME}: {MARKED}"
 NO_SUCH = f"No such container: {NAME}"
+UPDATE_MARKED = (
+    f'Cannot update container {ID}: container is marked for removal and cannot be "update"'
+)
 
 Row = tuple[str, str, Mapping[str, Any], type[ChartdError], str]
 
@@ -307,6 +311,7 @@ REJECTIONS: list[Row] = [
     ("removing", "exit", {}, NotModified, NOT_RUNNING),
     ("removing", "stop_timeout", {}, NotModified, NOT_RUNNING),
     ("removing", "retry", {}, NotModified, NOT_RESTARTING),
+    ("removing", "update", {}, Conflict, UPDATE_MARKED),
     # dead: a removal failed
     ("dead", "start", {}, Conflict, MARKED),
     ("dead", "restart", {}, Conflict, RESTART_MARKED),
@@ -317,6 +322,7 @@ REJECTIONS: list[Row] = [
     ("dead", "exit", {}, NotModified, NOT_RUNNING),
     ("dead", "stop_timeout", {}, NotModified, NOT_RUNNING),
     ("dead", "retry", {}, NotModified, NOT_RESTARTING),
+    ("dead", "update", {}, Conflict, UPDATE_MARKED),
     # removed: the container is gone
     *(("removed", event, {}, NotFound, NO_SUCH) for event in sorted(EVENTS)),
     ("removed", "remove", {"force": True}, NotFound, NO_SUCH),
@@ -445,6 +451,16 @@ SIGNAL = ("valid_signal",)
 MANUAL = {"manually_stopped": True}
 UNSET = {"manually_stopped": False}
 AUTO_REMOVE = ("remove", "auto_remove")
+
+# Every settled state, with its configuration.
+SETTLED = [
+    ("created", ("created",)),
+    ("running.active", ACTIVE),
+    ("running.paused", PAUSED),
+    ("running.restarting", RESTARTING),
+    ("exited", ("exited",)),
+    ("dead", ("dead",)),
+]
 
 LEGAL: list[Legal] = [
     # start
@@ -610,14 +626,20 @@ LEGAL: list[Legal] = [
         Legal(
             state, "rename", configuration, RENAME, ("new_name_valid",), params={"new_name": "/x"}
         )
-        for state, configuration in [
-            ("created", ("created",)),
-            ("running.active", ACTIVE),
-            ("running.paused", PAUSED),
-            ("running.restarting", RESTARTING),
-            ("exited", ("exited",)),
-            ("dead", ("dead",)),
-        ]
+        for state, configuration in SETTLED
+    ),
+    # update: targetless, in every state but removal
+    *(
+        Legal(
+            state,
+            "update",
+            configuration,
+            ("update_config",),
+            ("update_allowed",),
+            params={"restart_policy": {"name": "always", "maximum_retry_count": 0}},
+        )
+        for state, configuration in SETTLED
+        if state != "dead"
     ),
 ]
 

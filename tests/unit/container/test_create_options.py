@@ -1,4 +1,9 @@
-"""docker's create options the container service records: entrypoint, image, health check."""
+"""docker's create options the container service records: entrypoint, image, health check.
+
+The service takes a health check as the CLI's options make it (moby's
+HealthConfig, durations in seconds); the Engine API turns docker's JSON
+(durations in nanoseconds) into it, and both end in the same checks.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from engine.dockerapi.shapes import create_options
 from engine.errors import InvalidParameter
 from statecharts.container.creation import initial_data
 
@@ -16,7 +22,7 @@ def test_the_entrypoint_runs_before_the_command_and_the_rest_is_recorded() -> No
         {
             "entrypoint": ["sh", "-c"],
             "image": "alpine:3",
-            "healthcheck": {"Test": ["CMD", "true"], "Retries": 2, "Unknown": 1},
+            "healthcheck": {"test": ["CMD", "true"], "retries": 2},
         },
     )
     assert (data["cmd"], data["entrypoint"], data["image"]) == (
@@ -24,9 +30,24 @@ def test_the_entrypoint_runs_before_the_command_and_the_rest_is_recorded() -> No
         ["sh", "-c"],
         "alpine:3",
     )
-    assert data["healthcheck"] == {"Test": ["CMD", "true"], "Retries": 2}
-    assert initial_data(["true"], {})["healthcheck"] is None
+    assert data["healthcheck"]["test"] == ["CMD", "true"]
+    assert data["healthcheck"]["retries"] == 2
+    assert "healthcheck" not in initial_data(["true"], {})
     assert initial_data([], {"entrypoint": ["true"]})["cmd"] == ["true"]
+
+
+def test_dockers_healthcheck_json_becomes_the_services_in_seconds() -> None:
+    body = {
+        "Cmd": ["true"],
+        "Healthcheck": {"Test": ["CMD", "true"], "Interval": 1_500_000_000, "Retries": 2},
+    }
+    options = create_options("web", body)
+    assert options["healthcheck"] == {"test": ["CMD", "true"], "interval": 1.5, "retries": 2}
+    data = initial_data(options.pop("cmd"), options)  # type: ignore[arg-type]
+    assert (data["healthcheck"]["interval"], data["healthcheck"]["retries"]) == (1.5, 2)
+    assert (
+        create_options("web", {"Cmd": ["true"], "Healthcheck": {"Test": []}})["healthcheck"] is None
+    )
 
 
 @pytest.mark.parametrize(
@@ -34,14 +55,27 @@ def test_the_entrypoint_runs_before_the_command_and_the_rest_is_recorded() -> No
     [
         ({"entrypoint": []}, "No command specified"),
         ({"image": "x" * 5000}, "invalid image name"),
-        ({"healthcheck": []}, "an object is expected"),
-        ({"healthcheck": {"Test": "true"}}, "Test is a list of strings"),
-        ({"healthcheck": {"Test": ["x" * 70000]}}, "too large"),
-        ({"healthcheck": {"Interval": "1s"}}, "Interval is an integer"),
-        ({"healthcheck": {"Retries": True}}, "Retries is an integer"),
-        ({"healthcheck": {"Timeout": -1}}, "Timeout in Healthcheck cannot be negative"),
+        ({"healthcheck": {"test": "true"}}, "a list of strings"),
+        ({"healthcheck": {"test": ["CMD", "true"], "Unknown": 1}}, "unknown healthcheck option"),
+        ({"healthcheck": {"test": ["CMD", "true"], "interval": "1s"}}, "duration in seconds"),
+        ({"healthcheck": {"test": ["CMD", "true"], "retries": True}}, "must be an integer"),
+        ({"healthcheck": {"test": ["CMD", "true"], "timeout": -1}}, "cannot be less than 1ms"),
     ],
 )
 def test_bad_options_are_refused(options: dict[str, Any], why: str) -> None:
     with pytest.raises(InvalidParameter, match=why):
         initial_data([] if "entrypoint" in options else ["true"], options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("healthcheck", "why"),
+    [
+        ([], "an object is expected"),
+        ({"Test": "true", "Interval": "1s"}, "invalid Interval"),
+        ({"Test": ["CMD", "true"], "Retries": True}, "invalid Retries"),
+        ({"Test": [1]}, "a list of strings"),
+    ],
+)
+def test_a_bad_healthcheck_json_is_refused(healthcheck: Any, why: str) -> None:
+    with pytest.raises(InvalidParameter, match=why):
+        create_options("web", {"Cmd": ["true"], "Healthcheck": healthcheck})

@@ -801,8 +801,9 @@ class ListContainersRequest(_message.Message):
     """The next_page_token of the previous page; empty for the first."""
     @_builtins.property
     def filters(self) -> _containers.RepeatedCompositeFieldContainer[Global___Filter]:
-        """status=created|running|paused|restarting|removing|exited|dead, id=PREFIX,
-        name=SUBSTRING, label=KEY or label=KEY=VALUE.
+        """status=created|running|paused|restarting|removing|exited|dead, id=ID or
+        unique prefix, name=REGEXP, label=KEY or label=KEY=VALUE (all must match),
+        health=starting|healthy|unhealthy|none, exited=CODE.
         """
 
     def __init__(
@@ -900,20 +901,38 @@ class LogsRequest(_message.Message):
 
     CONTAINER_FIELD_NUMBER: _builtins.int
     FOLLOW_FIELD_NUMBER: _builtins.int
+    SINCE_TIME_FIELD_NUMBER: _builtins.int
+    UNTIL_TIME_FIELD_NUMBER: _builtins.int
+    TAIL_FIELD_NUMBER: _builtins.int
     container: _builtins.str
     follow: _builtins.bool
-    """Go on sending output until the container stops."""
+    """Go on sending output until the container stops (or until_time passes)."""
+    tail: _builtins.int
+    """Only the last this many lines, then what follows; unset or negative: all."""
+    @_builtins.property
+    def since_time(self) -> _timestamp_pb2.Timestamp:
+        """Only the output written at or after this time (docker's --since)."""
+
+    @_builtins.property
+    def until_time(self) -> _timestamp_pb2.Timestamp:
+        """Only the output written at or before this time (docker's --until)."""
+
     def __init__(
         self,
         *,
         container: _builtins.str = ...,
         follow: _builtins.bool = ...,
+        since_time: _timestamp_pb2.Timestamp | None = ...,
+        until_time: _timestamp_pb2.Timestamp | None = ...,
+        tail: _builtins.int | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_tail", b"_tail", "since_time", b"since_time", "tail", b"tail", "until_time", b"until_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["container", b"container", "follow", b"follow"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_tail", b"_tail", "container", b"container", "follow", b"follow", "since_time", b"since_time", "tail", b"tail", "until_time", b"until_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    def WhichOneof(self, oneof_group: _Never) -> None: ...
+    _WhichOneofReturnType__tail: _TypeAlias = _typing.Literal["tail"]  # noqa: Y015
+    _WhichOneofArgType__tail: _TypeAlias = _typing.Literal["_tail", b"_tail"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__tail) -> _WhichOneofReturnType__tail | None: ...
 
 Global___LogsRequest: _TypeAlias = LogsRequest  # noqa: Y015
 
@@ -923,22 +942,170 @@ class LogChunk(_message.Message):
 
     DATA_FIELD_NUMBER: _builtins.int
     STREAM_FIELD_NUMBER: _builtins.int
+    TIME_FIELD_NUMBER: _builtins.int
     data: _builtins.bytes
     stream: _builtins.str
     """"stdout" or "stderr": the stream the container wrote data to."""
+    @_builtins.property
+    def time(self) -> _timestamp_pb2.Timestamp:
+        """When the container wrote it (the json-file log's time, to the nanosecond)."""
+
     def __init__(
         self,
         *,
         data: _builtins.bytes = ...,
         stream: _builtins.str = ...,
+        time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["time", b"time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "stream", b"stream"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["data", b"data", "stream", b"stream", "time", b"time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___LogChunk: _TypeAlias = LogChunk  # noqa: Y015
+
+@_typing.final
+class UpdateContainerRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTAINER_FIELD_NUMBER: _builtins.int
+    RESTART_POLICY_FIELD_NUMBER: _builtins.int
+    container: _builtins.str
+    restart_policy: _builtins.str
+    """no, always, unless-stopped or on-failure[:N]; empty: unchanged."""
+    def __init__(
+        self,
+        *,
+        container: _builtins.str = ...,
+        restart_policy: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["container", b"container", "restart_policy", b"restart_policy"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___UpdateContainerRequest: _TypeAlias = UpdateContainerRequest  # noqa: Y015
+
+@_typing.final
+class TopRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTAINER_FIELD_NUMBER: _builtins.int
+    PS_ARGS_FIELD_NUMBER: _builtins.int
+    container: _builtins.str
+    ps_args: _builtins.str
+    """The options of ps, as one string split at spaces; empty: "-ef"."""
+    def __init__(
+        self,
+        *,
+        container: _builtins.str = ...,
+        ps_args: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["container", b"container", "ps_args", b"ps_args"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TopRequest: _TypeAlias = TopRequest  # noqa: Y015
+
+@_typing.final
+class TopResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TITLES_FIELD_NUMBER: _builtins.int
+    PROCESSES_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def titles(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The column titles of ps (UID, PID, PPID, C, STIME, TTY, TIME, CMD for -ef)."""
+
+    @_builtins.property
+    def processes(self) -> _containers.RepeatedCompositeFieldContainer[Global___TopProcess]: ...
+    def __init__(
+        self,
+        *,
+        titles: _abc.Iterable[_builtins.str] | None = ...,
+        processes: _abc.Iterable[Global___TopProcess] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["processes", b"processes", "titles", b"titles"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TopResponse: _TypeAlias = TopResponse  # noqa: Y015
+
+@_typing.final
+class TopProcess(_message.Message):
+    """One process: a cell per title (the last holds the rest of the line)."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CELLS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def cells(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        cells: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["cells", b"cells"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___TopProcess: _TypeAlias = TopProcess  # noqa: Y015
+
+@_typing.final
+class PruneContainersRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILTERS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def filters(self) -> _containers.RepeatedCompositeFieldContainer[Global___Filter]:
+        """until=TIME (created before it), label=KEY[=VALUE], label!=KEY[=VALUE]."""
+
+    def __init__(
+        self,
+        *,
+        filters: _abc.Iterable[Global___Filter] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filters", b"filters"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PruneContainersRequest: _TypeAlias = PruneContainersRequest  # noqa: Y015
+
+@_typing.final
+class PruneContainersResponse(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    DELETED_FIELD_NUMBER: _builtins.int
+    SPACE_RECLAIMED_FIELD_NUMBER: _builtins.int
+    space_reclaimed: _builtins.int
+    """Bytes given back: always 0 (chartd's containers have no writable layer)."""
+    @_builtins.property
+    def deleted(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The full IDs of the containers removed."""
+
+    def __init__(
+        self,
+        *,
+        deleted: _abc.Iterable[_builtins.str] | None = ...,
+        space_reclaimed: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["deleted", b"deleted", "space_reclaimed", b"space_reclaimed"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___PruneContainersResponse: _TypeAlias = PruneContainersResponse  # noqa: Y015
 
 @_typing.final
 class EventsRequest(_message.Message):

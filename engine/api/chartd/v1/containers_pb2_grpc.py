@@ -105,6 +105,21 @@ class ContainersStub:
                 request_serializer=chartd_dot_v1_dot_containers__pb2.EventsRequest.SerializeToString,
                 response_deserializer=chartd_dot_v1_dot_containers__pb2.ContainerEvent.FromString,
                 _registered_method=True)
+        self.Update = channel.unary_unary(
+                '/chartd.v1.Containers/Update',
+                request_serializer=chartd_dot_v1_dot_containers__pb2.UpdateContainerRequest.SerializeToString,
+                response_deserializer=chartd_dot_v1_dot_containers__pb2.ContainerSummary.FromString,
+                _registered_method=True)
+        self.Top = channel.unary_unary(
+                '/chartd.v1.Containers/Top',
+                request_serializer=chartd_dot_v1_dot_containers__pb2.TopRequest.SerializeToString,
+                response_deserializer=chartd_dot_v1_dot_containers__pb2.TopResponse.FromString,
+                _registered_method=True)
+        self.Prune = channel.unary_unary(
+                '/chartd.v1.Containers/Prune',
+                request_serializer=chartd_dot_v1_dot_containers__pb2.PruneContainersRequest.SerializeToString,
+                response_deserializer=chartd_dot_v1_dot_containers__pb2.PruneContainersResponse.FromString,
+                _registered_method=True)
 
 
 class ContainersServicer:
@@ -209,6 +224,27 @@ class ContainersServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Update(self, request, context):
+        """Change a container's restart policy (moby's update), in any state but removal.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Top(self, request, context):
+        """The container's processes, as the host's ps shows them (docker top).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Prune(self, request, context):
+        """Remove every stopped container the filters select, in bulk.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_ContainersServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -281,6 +317,21 @@ def add_ContainersServicer_to_server(servicer, server):
                     servicer.Events,
                     request_deserializer=chartd_dot_v1_dot_containers__pb2.EventsRequest.FromString,
                     response_serializer=chartd_dot_v1_dot_containers__pb2.ContainerEvent.SerializeToString,
+            ),
+            'Update': grpc.unary_unary_rpc_method_handler(
+                    servicer.Update,
+                    request_deserializer=chartd_dot_v1_dot_containers__pb2.UpdateContainerRequest.FromString,
+                    response_serializer=chartd_dot_v1_dot_containers__pb2.ContainerSummary.SerializeToString,
+            ),
+            'Top': grpc.unary_unary_rpc_method_handler(
+                    servicer.Top,
+                    request_deserializer=chartd_dot_v1_dot_containers__pb2.TopRequest.FromString,
+                    response_serializer=chartd_dot_v1_dot_containers__pb2.TopResponse.SerializeToString,
+            ),
+            'Prune': grpc.unary_unary_rpc_method_handler(
+                    servicer.Prune,
+                    request_deserializer=chartd_dot_v1_dot_containers__pb2.PruneContainersRequest.FromString,
+                    response_serializer=chartd_dot_v1_dot_containers__pb2.PruneContainersResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -662,6 +713,87 @@ class Containers:
             '/chartd.v1.Containers/Events',
             chartd_dot_v1_dot_containers__pb2.EventsRequest.SerializeToString,
             chartd_dot_v1_dot_containers__pb2.ContainerEvent.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Update(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chartd.v1.Containers/Update',
+            chartd_dot_v1_dot_containers__pb2.UpdateContainerRequest.SerializeToString,
+            chartd_dot_v1_dot_containers__pb2.ContainerSummary.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Top(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chartd.v1.Containers/Top',
+            chartd_dot_v1_dot_containers__pb2.TopRequest.SerializeToString,
+            chartd_dot_v1_dot_containers__pb2.TopResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Prune(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chartd.v1.Containers/Prune',
+            chartd_dot_v1_dot_containers__pb2.PruneContainersRequest.SerializeToString,
+            chartd_dot_v1_dot_containers__pb2.PruneContainersResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -69,6 +69,12 @@ class ContainersStub:
     """The container's stdout and stderr; with follow, until it stops."""
     Events: _grpc.UnaryStreamMultiCallable[_containers_pb2.EventsRequest, _containers_pb2.ContainerEvent]
     """Container events after a sequence number, then new ones as they happen."""
+    Update: _grpc.UnaryUnaryMultiCallable[_containers_pb2.UpdateContainerRequest, _containers_pb2.ContainerSummary]
+    """Change a container's restart policy (moby's update), in any state but removal."""
+    Top: _grpc.UnaryUnaryMultiCallable[_containers_pb2.TopRequest, _containers_pb2.TopResponse]
+    """The container's processes, as the host's ps shows them (docker top)."""
+    Prune: _grpc.UnaryUnaryMultiCallable[_containers_pb2.PruneContainersRequest, _containers_pb2.PruneContainersResponse]
+    """Remove every stopped container the filters select, in bulk."""
 
 @_typing.type_check_only
 class ContainersAsyncStub(ContainersStub):
@@ -103,6 +109,12 @@ class ContainersAsyncStub(ContainersStub):
     """The container's stdout and stderr; with follow, until it stops."""
     Events: _aio.UnaryStreamMultiCallable[_containers_pb2.EventsRequest, _containers_pb2.ContainerEvent]  # type: ignore[assignment]
     """Container events after a sequence number, then new ones as they happen."""
+    Update: _aio.UnaryUnaryMultiCallable[_containers_pb2.UpdateContainerRequest, _containers_pb2.ContainerSummary]  # type: ignore[assignment]
+    """Change a container's restart policy (moby's update), in any state but removal."""
+    Top: _aio.UnaryUnaryMultiCallable[_containers_pb2.TopRequest, _containers_pb2.TopResponse]  # type: ignore[assignment]
+    """The container's processes, as the host's ps shows them (docker top)."""
+    Prune: _aio.UnaryUnaryMultiCallable[_containers_pb2.PruneContainersRequest, _containers_pb2.PruneContainersResponse]  # type: ignore[assignment]
+    """Remove every stopped container the filters select, in bulk."""
 
 class ContainersServicer(metaclass=_abc_1.ABCMeta):
     """moby's container operations."""
@@ -218,5 +230,29 @@ class ContainersServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_containers_pb2.ContainerEvent], _abc.AsyncIterator[_containers_pb2.ContainerEvent]]:
         """Container events after a sequence number, then new ones as they happen."""
+
+    @_abc_1.abstractmethod
+    def Update(
+        self,
+        request: _containers_pb2.UpdateContainerRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_containers_pb2.ContainerSummary, _abc.Awaitable[_containers_pb2.ContainerSummary]]:
+        """Change a container's restart policy (moby's update), in any state but removal."""
+
+    @_abc_1.abstractmethod
+    def Top(
+        self,
+        request: _containers_pb2.TopRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_containers_pb2.TopResponse, _abc.Awaitable[_containers_pb2.TopResponse]]:
+        """The container's processes, as the host's ps shows them (docker top)."""
+
+    @_abc_1.abstractmethod
+    def Prune(
+        self,
+        request: _containers_pb2.PruneContainersRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_containers_pb2.PruneContainersResponse, _abc.Awaitable[_containers_pb2.PruneContainersResponse]]:
+        """Remove every stopped container the filters select, in bulk."""
 
 def add_ContainersServicer_to_server(servicer: ContainersServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -208,12 +208,15 @@ class Entity(_message.Message):
     CREATED_AT_FIELD_NUMBER: _builtins.int
     UPDATED_AT_FIELD_NUMBER: _builtins.int
     HISTORY_FIELD_NUMBER: _builtins.int
+    CHART_VERSION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     chart: _builtins.str
     name: _builtins.str
     state: _builtins.str
     """The innermost active state(s), comma-separated: "running.paused"."""
     version: _builtins.int
+    chart_version: _builtins.int
+    """The version of its chart the entity runs on (docs/engine.md)."""
     @_builtins.property
     def configuration(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Every active state, outermost first: ["running", "running.paused"]."""
@@ -243,10 +246,11 @@ class Entity(_message.Message):
         created_at: _timestamp_pb2.Timestamp | None = ...,
         updated_at: _timestamp_pb2.Timestamp | None = ...,
         history: _struct_pb2.Struct | None = ...,
+        chart_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["created_at", b"created_at", "data", b"data", "history", b"history", "updated_at", b"updated_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chart", b"chart", "configuration", b"configuration", "created_at", b"created_at", "data", b"data", "history", b"history", "id", b"id", "name", b"name", "state", b"state", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chart", b"chart", "chart_version", b"chart_version", "configuration", b"configuration", "created_at", b"created_at", "data", b"data", "history", b"history", "id", b"id", "name", b"name", "state", b"state", "updated_at", b"updated_at", "version", b"version"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -735,6 +739,7 @@ class Transition(_message.Message):
     STEPS_FIELD_NUMBER: _builtins.int
     TRACE_ID_FIELD_NUMBER: _builtins.int
     CAUSED_BY_FIELD_NUMBER: _builtins.int
+    CHART_VERSION_FIELD_NUMBER: _builtins.int
     id: _builtins.str
     seq: _builtins.int
     event: _builtins.str
@@ -753,6 +758,8 @@ class Transition(_message.Message):
     """The transition whose timer, follow-up or process exit fired this one
     (its id); empty for a fire someone asked for.
     """
+    chart_version: _builtins.int
+    """The version of the chart it ran under (chart.migrate: the version moved to)."""
     @_builtins.property
     def params(self) -> _struct_pb2.Struct: ...
     @_builtins.property
@@ -790,10 +797,11 @@ class Transition(_message.Message):
         steps: _abc.Iterable[Global___Step] | None = ...,
         trace_id: _builtins.str = ...,
         caused_by: _builtins.str = ...,
+        chart_version: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["_version_to", b"_version_to", "finished_at", b"finished_at", "params", b"params", "started_at", b"started_at", "version_to", b"version_to"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["_version_to", b"_version_to", "caused_by", b"caused_by", "compensation_errors", b"compensation_errors", "error_category", b"error_category", "error_message", b"error_message", "event", b"event", "finished_at", b"finished_at", "id", b"id", "idempotency_key", b"idempotency_key", "params", b"params", "seq", b"seq", "source", b"source", "started_at", b"started_at", "status", b"status", "steps", b"steps", "target", b"target", "trace_id", b"trace_id", "version_from", b"version_from", "version_to", b"version_to"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_version_to", b"_version_to", "caused_by", b"caused_by", "chart_version", b"chart_version", "compensation_errors", b"compensation_errors", "error_category", b"error_category", "error_message", b"error_message", "event", b"event", "finished_at", b"finished_at", "id", b"id", "idempotency_key", b"idempotency_key", "params", b"params", "seq", b"seq", "source", b"source", "started_at", b"started_at", "status", b"status", "steps", b"steps", "target", b"target", "trace_id", b"trace_id", "version_from", b"version_from", "version_to", b"version_to"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType__version_to: _TypeAlias = _typing.Literal["version_to"]  # noqa: Y015
     _WhichOneofArgType__version_to: _TypeAlias = _typing.Literal["_version_to", b"_version_to"]  # noqa: Y015
@@ -959,3 +967,77 @@ class Event(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Event: _TypeAlias = Event  # noqa: Y015
+
+@_typing.final
+class MigrateChartRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHART_FIELD_NUMBER: _builtins.int
+    TO_VERSION_FIELD_NUMBER: _builtins.int
+    DRY_RUN_FIELD_NUMBER: _builtins.int
+    BATCH_FIELD_NUMBER: _builtins.int
+    chart: _builtins.str
+    """The chart's name."""
+    to_version: _builtins.int
+    """The target version (0: the newest stored)."""
+    dry_run: _builtins.bool
+    """Send the plan only; move nothing."""
+    batch: _builtins.int
+    """Entities per commit (0: 500; at most 10000)."""
+    def __init__(
+        self,
+        *,
+        chart: _builtins.str = ...,
+        to_version: _builtins.int = ...,
+        dry_run: _builtins.bool = ...,
+        batch: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["batch", b"batch", "chart", b"chart", "dry_run", b"dry_run", "to_version", b"to_version"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MigrateChartRequest: _TypeAlias = MigrateChartRequest  # noqa: Y015
+
+@_typing.final
+class MigrateChartProgress(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    VERSION_FIELD_NUMBER: _builtins.int
+    PLAN_FIELD_NUMBER: _builtins.int
+    ENTITIES_FIELD_NUMBER: _builtins.int
+    MOVED_FIELD_NUMBER: _builtins.int
+    DONE_FIELD_NUMBER: _builtins.int
+    WAITING_FIELD_NUMBER: _builtins.int
+    version: _builtins.int
+    """The target version."""
+    entities: _builtins.int
+    """How many entities the plan moves."""
+    moved: _builtins.int
+    """How many have moved so far."""
+    done: _builtins.bool
+    """The last message: done, and the entities still running a saga (not moved)."""
+    @_builtins.property
+    def plan(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The first message: one line per source configuration, with its count."""
+
+    @_builtins.property
+    def waiting(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]: ...
+    def __init__(
+        self,
+        *,
+        version: _builtins.int = ...,
+        plan: _abc.Iterable[_builtins.str] | None = ...,
+        entities: _builtins.int = ...,
+        moved: _builtins.int = ...,
+        done: _builtins.bool = ...,
+        waiting: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["done", b"done", "entities", b"entities", "moved", b"moved", "plan", b"plan", "version", b"version", "waiting", b"waiting"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___MigrateChartProgress: _TypeAlias = MigrateChartProgress  # noqa: Y015

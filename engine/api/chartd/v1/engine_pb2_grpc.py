@@ -95,6 +95,11 @@ class EngineStub:
                 request_serializer=chartd_dot_v1_dot_engine__pb2.WatchRequest.SerializeToString,
                 response_deserializer=chartd_dot_v1_dot_engine__pb2.Event.FromString,
                 _registered_method=True)
+        self.MigrateChart = channel.unary_stream(
+                '/chartd.v1.Engine/MigrateChart',
+                request_serializer=chartd_dot_v1_dot_engine__pb2.MigrateChartRequest.SerializeToString,
+                response_deserializer=chartd_dot_v1_dot_engine__pb2.MigrateChartProgress.FromString,
+                _registered_method=True)
 
 
 class EngineServicer:
@@ -189,6 +194,16 @@ class EngineServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def MigrateChart(self, request, context):
+        """Moves a chart's live entities to another version of it (docs/engine.md,
+        "Versions and migrations"): the plan first, then the progress after each
+        batch, then the outcome. INVALID_ARGUMENT, with nothing moved, if an
+        entity would land in no legal configuration of the target.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_EngineServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -251,6 +266,11 @@ def add_EngineServicer_to_server(servicer, server):
                     servicer.Watch,
                     request_deserializer=chartd_dot_v1_dot_engine__pb2.WatchRequest.FromString,
                     response_serializer=chartd_dot_v1_dot_engine__pb2.Event.SerializeToString,
+            ),
+            'MigrateChart': grpc.unary_stream_rpc_method_handler(
+                    servicer.MigrateChart,
+                    request_deserializer=chartd_dot_v1_dot_engine__pb2.MigrateChartRequest.FromString,
+                    response_serializer=chartd_dot_v1_dot_engine__pb2.MigrateChartProgress.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -578,6 +598,33 @@ class Engine:
             '/chartd.v1.Engine/Watch',
             chartd_dot_v1_dot_engine__pb2.WatchRequest.SerializeToString,
             chartd_dot_v1_dot_engine__pb2.Event.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def MigrateChart(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_stream(
+            request,
+            target,
+            '/chartd.v1.Engine/MigrateChart',
+            chartd_dot_v1_dot_engine__pb2.MigrateChartRequest.SerializeToString,
+            chartd_dot_v1_dot_engine__pb2.MigrateChartProgress.FromString,
             options,
             channel_credentials,
             insecure,

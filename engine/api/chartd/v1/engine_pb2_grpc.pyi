@@ -72,6 +72,12 @@ class EngineStub:
     sequence is global and gap-free: after a reconnect, resume with the
     last `seq` received and nothing is lost or repeated.
     """
+    MigrateChart: _grpc.UnaryStreamMultiCallable[_engine_pb2.MigrateChartRequest, _engine_pb2.MigrateChartProgress]
+    """Moves a chart's live entities to another version of it (docs/engine.md,
+    "Versions and migrations"): the plan first, then the progress after each
+    batch, then the outcome. INVALID_ARGUMENT, with nothing moved, if an
+    entity would land in no legal configuration of the target.
+    """
 
 @_typing.type_check_only
 class EngineAsyncStub(EngineStub):
@@ -108,6 +114,12 @@ class EngineAsyncStub(EngineStub):
     """The events after `since`, in order, then new ones as they commit. The
     sequence is global and gap-free: after a reconnect, resume with the
     last `seq` received and nothing is lost or repeated.
+    """
+    MigrateChart: _aio.UnaryStreamMultiCallable[_engine_pb2.MigrateChartRequest, _engine_pb2.MigrateChartProgress]  # type: ignore[assignment]
+    """Moves a chart's live entities to another version of it (docs/engine.md,
+    "Versions and migrations"): the plan first, then the progress after each
+    batch, then the outcome. INVALID_ARGUMENT, with nothing moved, if an
+    entity would land in no legal configuration of the target.
     """
 
 class EngineServicer(metaclass=_abc_1.ABCMeta):
@@ -214,6 +226,18 @@ class EngineServicer(metaclass=_abc_1.ABCMeta):
         """The events after `since`, in order, then new ones as they commit. The
         sequence is global and gap-free: after a reconnect, resume with the
         last `seq` received and nothing is lost or repeated.
+        """
+
+    @_abc_1.abstractmethod
+    def MigrateChart(
+        self,
+        request: _engine_pb2.MigrateChartRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_abc.Iterator[_engine_pb2.MigrateChartProgress], _abc.AsyncIterator[_engine_pb2.MigrateChartProgress]]:
+        """Moves a chart's live entities to another version of it (docs/engine.md,
+        "Versions and migrations"): the plan first, then the progress after each
+        batch, then the outcome. INVALID_ARGUMENT, with nothing moved, if an
+        entity would land in no legal configuration of the target.
         """
 
 def add_EngineServicer_to_server(servicer: EngineServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -1,4 +1,4 @@
-"""The times ``chartd events --since/--until`` accept: docker's forms, as its CLI reads them.
+"""Docker's times (``--since``, ``--until``, ``until=`` filters), as its CLI and daemon read them.
 
 docker's ``timetypes.GetTimestamp``: a Go duration before now (``10m``,
 ``1h30m``, ``-5s`` for five seconds ahead; ``0`` is no duration), an RFC 3339
