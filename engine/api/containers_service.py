@@ -22,7 +22,7 @@ from engine.api._convert import timestamp
 from engine.api._event_times import EventClock, Window, earlier_events
 from engine.api.admission import time_left
 from engine.api.chartd.v1 import containers_pb2, containers_pb2_grpc
-from engine.api.times import TimeError, parse_time
+from engine.api.times import unix_seconds
 from engine.errors import InvalidParameter
 
 __all__ = [
@@ -463,7 +463,7 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
         filters = _filters(request.filters)
         if "until" in filters:
             # docker's time forms, read against the daemon's clock as moby reads them
-            filters["until"] = [_unix_time(v) for v in filters["until"]]
+            filters["until"] = [unix_seconds(v) for v in filters["until"]]
         deleted = self.containers.prune(filters)
         return containers_pb2.PruneContainersResponse(deleted=deleted, space_reclaimed=0)
 
@@ -594,15 +594,6 @@ def _filters(
             raise InvalidParameter(f"invalid filter '{key}' (use {', '.join(known)})")
         out.setdefault(key, []).append(_fields.check_text(f.value, f"filter {key}", limit=512))
     return out
-
-
-def _unix_time(value: str) -> str:
-    """A time in docker's forms (``10m``, RFC 3339, Unix) as Unix seconds."""
-    try:
-        ns = parse_time(value)
-    except TimeError as exc:
-        raise InvalidParameter(str(exc)) from None
-    return f"{ns // 10**9}.{ns % 10**9:09d}"
 
 
 def _order(e: engine.Entity) -> tuple[float, str]:

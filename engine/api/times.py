@@ -13,7 +13,9 @@ import re
 import time
 from datetime import UTC, datetime, timedelta, timezone
 
-__all__ = ["TimeError", "parse_duration", "parse_time"]
+from engine.errors import InvalidParameter
+
+__all__ = ["TimeError", "parse_duration", "parse_time", "unix_seconds"]
 
 _NS = 1_000_000_000
 _UNITS = {
@@ -99,3 +101,13 @@ def parse_duration(value: str) -> int:
     if unit is not None:
         raise TimeError(f'time: unknown unit "{unit.group(1)}" in duration "{value}"')
     raise TimeError(f'time: invalid duration "{value}"')
+
+
+def unix_seconds(value: str) -> str:
+    """A time in docker's forms (``10m``, RFC 3339, Unix) as Unix seconds (``S.NNNNNNNNN``),
+    as a daemon passes an ``until=`` filter on; InvalidParameter with docker's message."""
+    try:
+        ns = parse_time(value)
+    except TimeError as exc:
+        raise InvalidParameter(str(exc)) from None
+    return f"{ns // 10**9}.{ns % 10**9:09d}"

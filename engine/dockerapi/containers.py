@@ -7,7 +7,6 @@ answered by :mod:`engine.dockerapi.errors`.
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from starlette.requests import Request
@@ -15,30 +14,21 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 import engine
-from engine.api.containers_service import STATUSES
+from engine.api.times import unix_seconds
 from engine.dockerapi import shapes
 from engine.dockerapi.calls import blocking, body, daemon, filters, flag, integer, ref, text
-from engine.dockerapi.reads import matches
 from engine.errors import InvalidParameter
 from engine.errors import NotImplemented as Unsupported
 
-__all__ = ["PENDING", "routes"]
+__all__ = ["routes"]
 
-_LIST_FILTERS = (
-    "status", "id", "name", "label", "exited", "ancestor", "before", "since", "health",
-)  # fmt: skip
-# Filters moby knows whose subject chartd has not: refused, not ignored.
+# The service's listing checks and applies its filters (moby's messages); these are
+# docker's on top, and those moby knows whose subject chartd has not (refused, not ignored).
+_SERVICE_FILTERS = ("status", "id", "name", "label", "health", "exited")
+_OWN_FILTERS = ("ancestor", "before", "since")
 _UNSUPPORTED_FILTERS = ("expose", "isolation", "is-task", "network", "publish", "volume")
-_HEALTH = ("starting", "healthy", "unhealthy", "none")  # moby's IsValidHealthString
 
-_SAFE_PATTERN = re.compile(r"\^?[\w./-]*\$?")
-
-PENDING = {
-    "top": ("GET", "/containers/{ref}/top"),
-    "update": ("POST", "/containers/{ref}/update"),
-    "prune": ("POST", "/containers/prune"),
-}
-"""Endpoints whose service capability this chartd lacks: 501 until it lands."""
+_PRUNE_FILTERS = ("until", "label", "label!")
 
 
 def _done() -> Response:
@@ -114,32 +104,20 @@ async def inspect(request: Request) -> Response:
 
 
 async def listing(request: Request) -> Response:
-    given = filters(request, _LIST_FILTERS + _UNSUPPORTED_FILTERS)
+    given = filters(request, _SERVICE_FILTERS + _OWN_FILTERS + _UNSUPPORTED_FILTERS)
     for key in given.keys() & set(_UNSUPPORTED_FILTERS):
         raise InvalidParameter(f"filter '{key}' is not supported by chartd")
-    statuses = set(given.get("status", ()))
-    for status in statuses - set(STATUSES):
-        raise InvalidParameter(f"invalid filter 'status={status}'")
-    for health in set(given.get("health", ())) - set(_HEALTH):
-        raise InvalidParameter(f"Unrecognised filter value for health: {health}")
     limit = integer(request, "limit") or 0
     # As moby: a limit, or a filter on what stopped, lists stopped containers too.
-    wide = flag(request, "all") or limit > 0 or bool(statuses) or "exited" in given
+    wide = flag(request, "all") or limit > 0 or "status" in given or "exited" in given
+    chosen = {k: v for k, v in given.items() if k in _SERVICE_FILTERS}
     d = daemon(request)
-    found = await blocking(request, d.backend.list, all=wide)
+    found = await blocking(request, d.backend.list, all=wide, filters=chosen)
     bounds = await blocking(request, _bounds, d.backend, given)
-    shared = {k: v for k, v in given.items() if k != "name"}  # docker's name filter is its own
-    healths = {e.id: d.backend.health_of(e) or "none" for e in found}
-    kept = [
-        e
-        for e in found
-        if matches(e, shared, statuses, d.status_of)
-        and _more(e, given, bounds)
-        and healths[e.id] in given.get("health", (healths[e.id],))
-    ]
+    kept = [e for e in found if _more(e, given, bounds)]
     if limit > 0:
         kept = kept[:limit]
-    listed = [shapes.summary(e, d.status_of, health=healths[e.id]) for e in kept]
+    listed = [shapes.summary(e, d.status_of, health=d.backend.health_of(e) or "none") for e in kept]
     if flag(request, "size"):
         for item in listed:
             item.update(SizeRw=0, SizeRootFs=0)
@@ -156,44 +134,36 @@ def _bounds(backend: Any, given: dict[str, list[str]]) -> dict[str, float]:
 
 
 def _more(e: engine.Entity, given: dict[str, list[str]], bounds: dict[str, float]) -> bool:
-    """The filters docker has and the gRPC listing has not: exited, ancestor, before, since."""
-    data = e.data
-    code = str(int(data.get("exit_code") or 0))
-    if "exited" in given and (not e.in_state("exited") or code not in given["exited"]):
-        return False
+    """The filters docker has and the service's listing has not: ancestor, before, since."""
     if "ancestor" in given:
-        image = str(data.get("image") or "")
+        image = str(e.data.get("image") or "")
         if not any(image == a or image.partition(":")[0] == a for a in given["ancestor"]):
             return False
-    if "name" in given and not any(
-        _name_matches(v, str(data.get("name") or "")) for v in given["name"]
-    ):
-        return False
     created = float(e.created_at)
     return created < bounds.get("before", float("inf")) and created > bounds.get(
         "since", float("-inf")
     )
 
 
-def _name_matches(pattern: str, name: str) -> bool:
-    """moby's name filter: the name with or without its slash, equal or matched by ``pattern``.
-
-    moby takes the value as a (linear-time) Go regular expression. Python's
-    backtracks, so only the safe part is a pattern here: letters, digits,
-    ``_ . - /`` (``.`` any character) between optional ``^`` and ``$``; any
-    other value matches as a part of the name.
-    """
-    names = (name, name.lstrip("/"))
-    if pattern in names:
-        return True
-    if _SAFE_PATTERN.fullmatch(pattern):
-        return any(re.search(pattern, n) for n in names)
-    return any(pattern in n for n in names)
+async def top(request: Request) -> Response:
+    ps_args = text(request, "ps_args", 4096)
+    table = await blocking(request, daemon(request).backend.top, ref(request), ps_args)
+    return JSONResponse({"Titles": table.titles, "Processes": table.processes})
 
 
-async def pending(request: Request) -> Response:
-    """An endpoint of docker's whose service capability has not landed in this chartd."""
-    raise Unsupported(f"{request.method} {request.url.path} is not supported by this chartd yet")
+async def update(request: Request) -> Response:
+    restart = shapes.update_restart(shapes.decode_json(await body(request)))
+    await blocking(request, daemon(request).backend.update, ref(request), restart=restart)
+    return JSONResponse({"Warnings": []})
+
+
+async def prune(request: Request) -> Response:
+    given = filters(request, _PRUNE_FILTERS)
+    if "until" in given:  # docker's time forms, read against the daemon's clock as moby's
+        given["until"] = [unix_seconds(v) for v in given["until"]]
+    removed = await blocking(request, daemon(request).backend.prune, given)
+    # moby's report: no list at all (null) when nothing was removed
+    return JSONResponse({"ContainersDeleted": removed or None, "SpaceReclaimed": 0})
 
 
 def routes() -> list[Route]:
@@ -202,7 +172,9 @@ def routes() -> list[Route]:
     return [
         Route("/containers/create", create, methods=["POST"]),
         Route("/containers/json", listing, methods=["GET"]),
-        *(Route(path, pending, methods=[method]) for method, path in PENDING.values()),
+        Route("/containers/prune", prune, methods=["POST"]),
+        Route(f"{c}/top", top, methods=["GET"]),
+        Route(f"{c}/update", update, methods=["POST"]),
         Route(f"{c}/json", inspect, methods=["GET"]),
         Route(f"{c}/start", start, methods=["POST"]),
         Route(f"{c}/stop", stop, methods=["POST"]),

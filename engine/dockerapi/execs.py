@@ -13,27 +13,17 @@ is the exec's.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import threading
-from collections.abc import Iterable
-from typing import Any
-
-import anyio
-import anyio.from_thread
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from engine.dockerapi import shapes
 from engine.dockerapi.calls import blocking, body, daemon, integer, ref
+from engine.dockerapi.pump import Pumped
 from engine.dockerapi.streams import frame, media
 from engine.errors import ChartdError, InvalidParameter
 
 __all__ = ["routes"]
-
-_BUFFERED = 16  # frames read ahead of a slow client: the exec then waits for it
-_POLL = 0.1  # seconds between looks at whether the server stops
 
 
 async def create(request: Request) -> Response:
@@ -70,88 +60,18 @@ async def start(request: Request) -> Response:
         failed = ""
     if detach:
         return Response(status_code=200)
-    return _Attached(request, run, d.attached(exec_id), failed)
+    upgrade = request.headers.get("upgrade", "").lower() == "tcp"
+    head = [(b"content-type", media(request).encode() if upgrade else _RAW)]
+    if upgrade:
+        head += [(b"connection", b"Upgrade"), (b"upgrade", b"tcp")]
+    first = frame("stdout", f"{failed}\r\n".encode()) if failed else b""
+    answer = Pumped(request, 101 if upgrade else 200, head, first)
+    streams = d.attached(exec_id)
+    answer.chunks = (frame(stream, data) for stream, data in run if stream in streams)
+    return answer
 
 
-class _Attached(Response):
-    """The exec's output as it comes, over the hijacked connection (or a plain 200)."""
-
-    def __init__(
-        self,
-        request: Request,
-        run: Iterable[tuple[str, bytes]],
-        streams: frozenset[str],
-        failed: str,
-    ) -> None:
-        super().__init__()
-        self.run, self.streams, self.failed = run, streams, failed
-        self.limiter = request.app.state.waiters
-        self.stopping: threading.Event = request.app.state.stopping
-        upgrade = request.headers.get("upgrade", "").lower() == "tcp"
-        self.status_code = 101 if upgrade else 200
-        self.head = [(b"content-type", media(request).encode() if upgrade else _RAW)]
-        if upgrade:
-            self.head += [(b"connection", b"Upgrade"), (b"upgrade", b"tcp")]
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        await send(
-            {"type": "http.response.start", "status": self.status_code, "headers": self.head}
-        )
-        if self.failed:
-            body = frame("stdout", f"{self.failed}\r\n".encode())
-            await send({"type": "http.response.body", "body": body, "more_body": True})
-        frames, reader = anyio.create_memory_object_stream[bytes](_BUFFERED)
-        async with anyio.create_task_group() as group:
-            group.start_soon(self._until_gone, receive, group.cancel_scope)
-            group.start_soon(self._until_stopping, group.cancel_scope)
-            # The pump outlives a client that goes: the exec runs on to its end.
-            group.start_soon(self._pump, frames)
-            with reader:
-                async for data in reader:
-                    await send({"type": "http.response.body", "body": data, "more_body": True})
-            group.cancel_scope.cancel()
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
-
-    async def _pump(self, frames: anyio.abc.ObjectSendStream[bytes]) -> None:
-        await anyio.to_thread.run_sync(
-            _copy, self.run, self.streams, frames, limiter=self.limiter, abandon_on_cancel=True
-        )
-
-    @staticmethod
-    async def _until_gone(receive: Any, scope: anyio.CancelScope) -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-        scope.cancel()
-
-    async def _until_stopping(self, scope: anyio.CancelScope) -> None:
-        """The server stops: the stream ends (the exec runs on), as other streams do."""
-        while not self.stopping.is_set():
-            await asyncio.sleep(_POLL)
-        scope.cancel()
-
-
-_RAW = b"application/vnd.docker.raw-stream"
-
-
-def _copy(
-    run: Iterable[tuple[str, bytes]],
-    streams: frozenset[str],
-    frames: anyio.abc.ObjectSendStream[bytes],
-) -> None:
-    """On a worker thread: the exec's output framed into ``frames``, to the exec's end.
-
-    Once nobody reads (the client went, the server stops) the rest is read
-    and dropped: the exec ends as it would, and its exit code is recorded.
-    """
-    reading = True
-    for stream, data in run:
-        if stream in streams and reading:
-            try:
-                anyio.from_thread.run(frames.send, frame(stream, data))
-            except (anyio.BrokenResourceError, anyio.ClosedResourceError, RuntimeError):
-                reading = False
-    with contextlib.suppress(RuntimeError):
-        anyio.from_thread.run(frames.aclose)
+_RAW = b"application/vnd.docker.raw-stream"  # moby's, without an upgrade
 
 
 async def inspect(request: Request) -> Response:

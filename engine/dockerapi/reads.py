@@ -1,39 +1,20 @@
-"""What docker's Engine API reads of containers the service lists: filters and log entries.
+"""What docker's Engine API reads itself: an event's labels, an attached container's log.
 
-Kept apart from the gRPC servicer: the Engine API's list and logs endpoints
-apply them to what :class:`~engine.api.containers_service.ContainerService`
-gives.
+The events endpoint filters the engine's outbox by label; attach reads a log
+it holds open (what a short-lived ``--rm`` container wrote is read even once
+its removal took the file off its path).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any, BinaryIO
 
-import engine
-from engine.api.containers_service import StatusOf
-
-__all__ = ["has_label", "log_entries", "matches"]
+__all__ = ["has_label", "log_entries"]
 
 _CHUNK = 1024 * 1024  # past any json-file line: 16 KiB of output, each byte at most 6 escaped
-_Ids = Sequence[str]
-
-
-def matches(
-    e: engine.Entity, filters: Mapping[str, _Ids], statuses: set[str], status_of: StatusOf
-) -> bool:
-    """Whether a container passes a listing's filters: a status of ``statuses`` (if any),
-    an ID prefix, a part of its name, and every label (``key`` or ``key=value``) asked for."""
-    name = str(e.data.get("name", "")).lstrip("/")
-    labels = e.data.get("labels") or {}
-    return (
-        (not statuses or status_of(e.configuration, e.data) in statuses)
-        and ("id" not in filters or any(e.id.startswith(v) for v in filters["id"]))
-        and ("name" not in filters or any(v.lstrip("/") in name for v in filters["name"]))
-        and ("label" not in filters or all(has_label(labels, v) for v in filters["label"]))
-    )
 
 
 def has_label(labels: Mapping[str, Any], spec: str) -> bool:

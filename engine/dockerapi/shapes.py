@@ -30,6 +30,7 @@ __all__ = [
     "inspect_document",
     "start_detach",
     "summary",
+    "update_restart",
 ]
 
 
@@ -175,6 +176,18 @@ def exec_streams(body: Mapping[str, Any]) -> frozenset[str]:
         for stream, key in (("stdout", "AttachStdout"), ("stderr", "AttachStderr"))
         if body.get(key) is True
     )
+
+
+def update_restart(body: Mapping[str, Any]) -> str | None:
+    """The restart policy of docker's UpdateConfig (None: unchanged).
+
+    The rest of it is resources, which chartd does not limit: a setting of
+    one is refused (docker's CLI sends each unset one as zero or empty).
+    """
+    for key, value in body.items():
+        if key != "RestartPolicy" and value not in (None, 0, "", [], {}):
+            raise InvalidParameter(f"chartd sets no resource limits: {key} cannot be updated")
+    return _restart(body)
 
 
 def create_options(name: str | None, body: Mapping[str, Any]) -> dict[str, Any]:

@@ -12,10 +12,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import re
 import struct
 import threading
 import time
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
 import anyio
@@ -25,10 +27,11 @@ from starlette.routing import Route
 
 import engine
 from engine.api._event_times import EventClock, Window, earlier_events
-from engine.api.containers_service import CONDITIONS
+from engine.api.containers_service import CONDITIONS, LogLine
 from engine.dockerapi import shapes
 from engine.dockerapi.backend import Daemon
 from engine.dockerapi.calls import blocking, daemon, filters, flag, ref, text
+from engine.dockerapi.pump import Pumped
 from engine.dockerapi.reads import has_label, log_entries
 from engine.dockerapi.versions import parse_version
 from engine.errors import ChartdError, InvalidParameter, NotFound
@@ -39,6 +42,8 @@ __all__ = ["frame", "media", "routes"]
 _POLL = 0.1  # seconds between looks at a followed log or the event outbox
 _BATCH = 500  # events read in one look
 _STREAMS = {"stdout": 1, "stderr": 2}
+_TAIL = re.compile(r"[+-]?[0-9]{1,18}", re.ASCII)  # Go's Atoi, within reason
+_BATCH_BYTES = 64 * 1024  # a window not followed is sent in pieces of about this size
 _EVENT_FILTERS = ("container", "event", "type", "label", "image")
 _ENGINE_EVENTS = ("transition", "transition.failed")  # the engine's own, not docker's
 _DETAILED = ("health_status", "exec_create", "exec_start")
@@ -165,11 +170,9 @@ async def _running(request: Request, container: str) -> bool:
 async def logs(request: Request) -> Response:
     chosen, follow = _chosen(request), flag(request, "follow")
     timestamps = flag(request, "timestamps")
-    for name in ("since", "until"):
-        if text(request, name, 64) not in ("", "0"):
-            raise Unsupported(f"logs with {name} are not supported by this chartd yet")
-    if text(request, "tail", 32) not in ("", "all"):
-        raise Unsupported("logs with tail are not supported by this chartd yet")
+    window = _log_window(request)
+    if window is not None:
+        return await _windowed(request, (chosen, follow, timestamps), window)
     d = daemon(request)
     found = await blocking(request, d.backend.get, ref(request))
     path = d.backend.logs(found.id)
@@ -191,6 +194,68 @@ async def logs(request: Request) -> Response:
                 await asyncio.sleep(_POLL)
 
     return StreamingResponse(stream(), media_type=media(request))
+
+
+def _log_window(request: Request) -> tuple[int, int, int] | None:
+    """``since``, ``until`` (ns; 0: no bound) and ``tail`` (-1: all); None if none is set.
+
+    As moby's: a ``tail`` that is no number, or is negative, is all of it.
+    """
+    given = text(request, "tail", 32)
+    tail = min(int(given), 2**31) if _TAIL.fullmatch(given) else -1
+    since, until = (max(0, _time_ns(request, name) or 0) for name in ("since", "until"))
+    return (since, until, tail) if tail >= 0 or since or until else None
+
+
+async def _windowed(
+    request: Request, how: tuple[set[str], bool, bool], window: tuple[int, int, int]
+) -> Response:
+    """The service's log entries in a window (the last ``tail``, from ``since`` to ``until``).
+
+    Read on a worker of the waits' pool (:mod:`engine.dockerapi.pump`): a
+    followed window holds one while it follows.
+    """
+    chosen, follow, timestamps = how
+    since, until, tail = window
+    answer = Pumped(request, 200, [(b"content-type", media(request).encode())])
+    entries = await blocking(
+        request,
+        daemon(request).backend.read_logs,
+        ref(request),
+        follow=follow,
+        since_ns=since,
+        until_ns=until,
+        tail=tail,
+        time_left=answer.time_left,
+    )
+    answer.chunks = _entry_frames(entries, chosen, timestamps, batched=not follow)
+    return answer
+
+
+def _entry_frames(
+    entries: Iterable[LogLine], chosen: set[str], timestamps: bool, *, batched: bool
+) -> Iterator[bytes]:
+    """The entries of the chosen streams, framed; joined up to 64 KiB unless followed."""
+    pending: list[bytes] = []
+    size = 0
+    for entry in entries:
+        if entry.stream not in chosen:
+            continue
+        data = _stamp_ns(entry.time_ns) + entry.data if timestamps else entry.data
+        pending.append(frame(entry.stream, data))
+        size += len(pending[-1])
+        if not batched or size >= _BATCH_BYTES:
+            yield b"".join(pending)
+            pending, size = [], 0
+    if pending:
+        yield b"".join(pending)
+
+
+def _stamp_ns(time_ns: int) -> bytes:
+    """A time in nanoseconds as moby prints it with timestamps (RFC 3339, nine digits)."""
+    seconds, nanos = divmod(time_ns, 10**9)
+    head = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{head}.{nanos:09d}Z ".encode()
 
 
 async def attach(request: Request) -> Response:

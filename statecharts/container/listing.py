@@ -116,7 +116,7 @@ class ListFilter:
                 raise InvalidParameter(f"invalid filter 'status={status}'")
         for health in filters.get("health", ()):
             if health not in HEALTH_STATUSES:
-                raise InvalidParameter(f"unrecognized filter value for health: {health}")
+                raise InvalidParameter(f"Unrecognised filter value for health: {health}")
         codes = []
         for code in filters.get("exited", ()):
             if not re.fullmatch(r"[+-]?[0-9]{1,10}", code, re.ASCII):

@@ -310,7 +310,7 @@ def test_ps_filters_combine_as_docker(daemon: Daemon) -> None:
     [
         ("color=red", "invalid filter 'color'"),
         ("status=sleepy", "invalid filter 'status=sleepy'"),
-        ("health=fine", "unrecognized filter value for health: fine"),
+        ("health=fine", "Unrecognised filter value for health: fine"),
         ("exited=x", "invalid filter 'exited=x': strconv.Atoi: parsing \"x\": invalid syntax"),
     ],
 )

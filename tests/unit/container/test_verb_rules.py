@@ -97,7 +97,7 @@ def props(**overrides: Any) -> dict[str, Any]:
     [
         ({"color": ["red"]}, "invalid filter 'color'"),
         ({"status": ["sleepy"]}, "invalid filter 'status=sleepy'"),
-        ({"health": ["fine"]}, "unrecognized filter value for health: fine"),
+        ({"health": ["fine"]}, "Unrecognised filter value for health: fine"),
         (
             {"exited": ["x"]},
             "invalid filter 'exited=x': strconv.Atoi: parsing \"x\": invalid syntax",
