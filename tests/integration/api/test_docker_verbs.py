@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+import docker as docker_sdk
 from api_daemon import Daemon
 from docker_side import DockerCli, http
 from test_docker_cli import until
@@ -123,3 +124,24 @@ def test_the_verbs_requests_as_moby_answers_them(daemon: Daemon, docker: DockerC
         # moby reads a tail that is no number as all of it
         assert h.get("/containers/hverbs/logs?stdout=1&tail=x").status_code == 200
     docker.ok("rm", "-f", "hverbs")
+
+
+def test_the_verbs_through_the_sdk(sdk: docker_sdk.DockerClient) -> None:
+    box = sdk.containers.run("alpine", ["sh", "-c", _SCRIPT], name="sdkverbs", detach=True)
+    table = box.top()
+    assert table["Titles"][:2] == ["UID", "PID"]
+    assert "sh -c " + _SCRIPT in [row[-1] for row in table["Processes"]]
+    assert box.update(restart_policy={"Name": "unless-stopped"}) == {"Warnings": []}
+    box.reload()
+    assert box.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+    until(lambda: b"line4" in box.logs(), "the fourth line")
+    assert box.logs(stderr=False, tail=4) == b"line3\nline4\n"
+    stamped = box.logs(stderr=False, timestamps=True).splitlines()
+    assert box.logs(stderr=False, until=1) == b""  # before it began
+    assert len(stamped) == 4
+    box.remove(force=True)
+    done = sdk.containers.create("alpine", ["true"], name="sdkprune", labels={"gone": "yes"})
+    assert sdk.containers.prune(filters={"label": "gone=yes"}) == {
+        "ContainersDeleted": [done.id],
+        "SpaceReclaimed": 0,
+    }
