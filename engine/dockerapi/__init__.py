@@ -7,10 +7,12 @@ errors and messages (moby's HTTP codes here, :mod:`engine.dockerapi.errors`).
 
 * :mod:`.versions`: ``/v1.xx/`` paths and the version headers;
 * :mod:`.system`: ping, version, info, images (host images, no registry);
-* :mod:`.containers`: create, the lifecycle verbs, list, inspect;
+* :mod:`.containers`: create, the lifecycle verbs, list, inspect, top, update, prune;
 * :mod:`.streams`: wait, logs, attach, events;
 * :mod:`.execs`: exec create, start, inspect, resize;
-* :mod:`.hijack`: the raw connection ``docker run`` attaches on;
+* :mod:`.hijack`: the raw connection ``docker run`` and ``docker exec`` attach on;
+* :mod:`.pump`: a stream read from one of the service's blocking iterators;
+* :mod:`.reads`: what it reads itself (an attached log, events' labels);
 * :mod:`.shapes`: docker's JSON shapes; :mod:`.calls`: queries, worker threads.
 
 docs/docker-api.md lists the endpoints and what each ignores.

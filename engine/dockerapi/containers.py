@@ -1,4 +1,5 @@
-"""The container endpoints that answer at once: create, the lifecycle verbs, list, inspect.
+"""The container endpoints that answer at once: create, the lifecycle verbs, list, inspect,
+top, update and prune.
 
 Each is a thin adapter: read docker's request, call the container service
 (the one the gRPC API calls), shape its answer. The service's errors are

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import threading
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -25,6 +26,8 @@ from starlette.responses import Response
 from engine.errors import ChartdError
 
 __all__ = ["Pumped"]
+
+log = logging.getLogger("chartd.dockerapi")
 
 _BUFFERED = 16  # chunks read ahead of a slow client: the reader then waits for it
 _POLL = 0.1  # seconds between looks at whether the server stops
@@ -101,6 +104,8 @@ def _copy(source: Iterable[bytes], chunks: anyio.abc.ObjectSendStream[bytes]) ->
                     reading = False  # the client went, or the event loop is gone
     except ChartdError:
         pass  # the service ended it (its caller went, the server stops): the stream ends
+    except Exception:  # the stream has begun: it ends, and the daemon's log says why
+        log.exception("a stream of the Engine API failed")
     finally:
         with contextlib.suppress(RuntimeError):
             anyio.from_thread.run(chunks.aclose)
