@@ -99,6 +99,19 @@ def test_exec_run_through_the_sdk(sdk: docker_sdk.DockerClient) -> None:
         api.exec_start(exec_id, detach=True)
     assert again.value.status_code == 409
     assert again.value.explanation == f"Error: Exec command {exec_id} has already run"
+    # Refused before the hijack: an HTTP error, whether it asked for an upgrade or not.
+    waiting = api.exec_create("sdkx", ["true"])["Id"]
+    box.pause()
+    for detach in (False, True):
+        with pytest.raises(APIError) as paused:
+            api.exec_start(waiting, detach=detach)
+        assert paused.value.status_code == 409
+        assert paused.value.explanation == (
+            f"Container {box.id} is paused, unpause the container before exec"
+        )
+    box.unpause()
+    assert api.exec_start(waiting) == b""
+    assert api.exec_inspect(waiting)["ExitCode"] == 0
     with pytest.raises(APIError) as unknown:
         api.exec_inspect("nosuchexec")
     assert unknown.value.status_code == 404
