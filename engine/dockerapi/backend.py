@@ -42,7 +42,7 @@ class Daemon:
         self._lock = threading.Lock()
         self._exec_streams: OrderedDict[str, frozenset[str]] = OrderedDict()
 
-    def attach(self, exec_id: str, streams: frozenset[str]) -> None:
+    def keep_exec_streams(self, exec_id: str, streams: frozenset[str]) -> None:
         """Remember the streams an exec's ExecConfig attached (the service streams both)."""
         if streams == _STREAMS:
             return
@@ -51,7 +51,7 @@ class Daemon:
             while len(self._exec_streams) > _REMEMBERED:
                 self._exec_streams.popitem(last=False)
 
-    def attached(self, exec_id: str) -> frozenset[str]:
+    def exec_streams(self, exec_id: str) -> frozenset[str]:
         """The streams an exec attached: ``stdout``, ``stderr`` (both if not remembered)."""
         with self._lock:
             return self._exec_streams.get(exec_id, _STREAMS)

@@ -31,7 +31,7 @@ async def create(request: Request) -> Response:
     options = shapes.exec_options(given)
     d = daemon(request)
     exec_id = await blocking(request, d.backend.exec_create, ref(request), **options)
-    d.attach(exec_id, shapes.exec_streams(given))
+    d.keep_exec_streams(exec_id, shapes.exec_streams(given))
     return JSONResponse({"Id": exec_id}, status_code=201)
 
 
@@ -66,7 +66,7 @@ async def start(request: Request) -> Response:
         head += [(b"connection", b"Upgrade"), (b"upgrade", b"tcp")]
     first = frame("stdout", f"{failed}\r\n".encode()) if failed else b""
     answer = Pumped(request, 101 if upgrade else 200, head, first)
-    streams = d.attached(exec_id)
+    streams = d.exec_streams(exec_id)
     answer.chunks = (frame(stream, data) for stream, data in run if stream in streams)
     return answer
 
@@ -78,7 +78,7 @@ async def inspect(request: Request) -> Response:
     d = daemon(request)
     exec_id = ref(request)
     found = await blocking(request, d.backend.exec_inspect, exec_id)
-    streams = d.attached(exec_id)
+    streams = d.exec_streams(exec_id)
     found.update(OpenStdout="stdout" in streams, OpenStderr="stderr" in streams)
     return JSONResponse(found)
 
