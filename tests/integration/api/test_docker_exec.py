@@ -227,3 +227,23 @@ def test_a_hijacked_start_reads_its_body_late_and_outlives_its_client(
         # The client went; the exec runs to its end all the same.
         until(lambda: h.get(f"/exec/{exec_id}/json").json()["ExitCode"] == 0, "the exec's end")
     docker.ok("rm", "-f", "rx")
+
+
+def test_an_attached_exec_and_a_followed_window_end_when_the_daemon_stops(
+    tmp_path: Path, docker: DockerCli
+) -> None:
+    other = Daemon(tmp_path / "state")
+    other.start()
+    try:
+        host = ("-H", f"unix://{other.state_dir / 'docker.sock'}")
+        docker.ok(*host, "run", "-d", "--name", "sx", "alpine", "sh", "-c", "echo up; sleep 60")
+        execing = docker.popen(*host, "exec", "sx", "sh", "-c", "echo in; exec sleep 60")
+        following = docker.popen(*host, "logs", "-f", "--tail", "1", "sx")
+        assert execing.stdout is not None and following.stdout is not None
+        assert execing.stdout.readline() == "in\n"
+        assert following.stdout.readline() == "up\n"
+        assert other.stop() == 0, other.logs()
+        execing.communicate(timeout=60)  # both streams ended with the daemon
+        following.communicate(timeout=60)
+    finally:
+        assert other.stop() == 0, other.logs()
