@@ -12,6 +12,7 @@ Layout of the state directory (mode 0700)::
 
     chartd.db        the SQLite database (unless --db names another)
     chartd.sock      the API's unix socket (unless --listen names another)
+    node             the node name its containers belong to (--node, else the host name)
     runtime/         the process runtime's index, lock and task records
     containers/ run/ network/   the container chart's directories
 """
@@ -22,6 +23,7 @@ import logging
 import os
 import pwd
 import signal
+import socket
 import stat
 import threading
 from dataclasses import dataclass
@@ -39,11 +41,12 @@ from engine.api.tls import ServerTLS
 from engine.errors import Forbidden, InvalidParameter
 from engine.export import FORMATS
 from engine.runtime.limits import Limits, parse_retention
+from engine.runtime.shared import check_node
 from engine.telemetry import Telemetry, check_exporter, providers
 from statecharts.container.process import ProcessRuntime
 from statecharts.container.service import Containers, status_of
 
-__all__ = ["DaemonConfig", "chartd_version", "serve"]
+__all__ = ["DaemonConfig", "chartd_version", "node_name", "serve"]
 
 log = logging.getLogger("chartd.daemon")
 
@@ -74,6 +77,7 @@ class DaemonConfig:
     otel: str = "off"
     shutdown_grace: float = 2.0
     retain_removed: float | None = parse_retention(RETAIN_REMOVED)
+    node: str | None = None
 
     # More than six parameters: one keyword per option of chartd serve, a signature tests pin.
     @classmethod
@@ -89,6 +93,7 @@ class DaemonConfig:
         insecure: bool = False,
         otel: str = "off",
         retain_removed: str = RETAIN_REMOVED,
+        node: str | None = None,
     ) -> DaemonConfig:
         """Defaults filled in and the listen rules enforced (InvalidParameter otherwise).
 
@@ -99,6 +104,7 @@ class DaemonConfig:
         certificate that CA signed is refused. ``otel`` is one of
         ``engine.telemetry.EXPORTERS``, and its exporter package is installed.
         ``retain_removed`` is how long removed containers are kept (``24h``, ``forever``).
+        ``node`` names this daemon's node (:func:`node_name` when None).
         """
         check_exporter(otel)
         state_dir = state_dir.expanduser().absolute()
@@ -122,6 +128,7 @@ class DaemonConfig:
             insecure=insecure,
             otel=otel,
             retain_removed=parse_retention(retain_removed),
+            node=None if node is None else check_node(node),
         )
 
     @property
@@ -207,7 +214,9 @@ def serve(config: DaemonConfig, *, stop: threading.Event | None = None) -> None:
 def _serve(config: DaemonConfig, stop: threading.Event, observer: Telemetry | None) -> None:
     """The engine, the API and the containers, from start to shutdown."""
     limits = Limits(retain_finished=config.retain_removed)
-    eng = engine.Engine.open(config.db, observer=observer, limits=limits)
+    node = node_name(config.state_dir, config.node)
+    eng = engine.Engine.open(config.db, observer=observer, limits=limits, node=node)
+    log.info("node %s: its containers are run by this daemon only", node)
     try:
         api = ApiServer(eng, version=chartd_version(), exporters=FORMATS)
         # Bound first: a daemon that cannot listen fails before it touches a container.
@@ -241,6 +250,29 @@ def _serve(config: DaemonConfig, stop: threading.Event, observer: Telemetry | No
             api.stop(0)  # again, harmlessly; removes the socket if serving never began
     finally:
         eng.close()
+
+
+def node_name(state_dir: Path, given: str | None) -> str:
+    """The node this daemon's containers belong to, kept in ``STATE_DIR/node``.
+
+    ``given`` (``--node``) is used and kept; otherwise the name kept by an
+    earlier start, else the host name. Kept because the containers are
+    recorded under it: a host renamed must not orphan them.
+    """
+    kept = state_dir / "node"
+    if given is None:
+        try:
+            given = check_node(kept.read_text().strip())
+        except FileNotFoundError:
+            given = socket.gethostname()
+        except (OSError, InvalidParameter) as exc:
+            raise InvalidParameter(f"cannot read the node name in {kept}: {exc}") from None
+    try:
+        if not kept.exists() or kept.read_text().strip() != given:
+            kept.write_text(given + "\n")
+    except OSError as exc:
+        raise InvalidParameter(f"cannot keep the node name in {kept}: {exc.strerror}") from None
+    return given
 
 
 def _private_state_dir(path: Path) -> None:

@@ -107,3 +107,6 @@ class ChartDocument(_Strict):
     rejections: list[RejectionDocument] = Field(default_factory=list)
     # `schema` is a name BaseModel keeps for itself: the attribute is spelled schema_.
     schema_: SchemaSection | None = Field(default=None, alias="schema")
+    # `node`: the steps act on the machine that runs them (processes, files), so an
+    # entity belongs to the node that created it and is fired nowhere else.
+    affinity: Literal["node"] | None = None

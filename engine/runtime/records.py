@@ -27,6 +27,8 @@ class Entity:
     history: Mapping[str, tuple[str, ...]]
     created_at: float
     updated_at: float
+    node: str | None = None
+    """The node it belongs to (its chart has ``affinity: node``); None: any node."""
 
     @property
     def snapshot(self) -> Snapshot:
@@ -56,6 +58,7 @@ class Entity:
             row.history,
             row.created_at,
             row.updated_at,
+            row.node,
         )
 
 

@@ -236,6 +236,7 @@ class Saga:
             updated_at=now,
             seq=row.seq,
             live=not fire.reg.chart.finished(target.configuration),
+            node=row.node,
         )
         journal = plan_json(plan, full=fire.written)
         journal["committed"] = list(target.configuration)

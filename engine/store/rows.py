@@ -118,6 +118,7 @@ def entity_values(r: EntityRow, seq: int) -> dict[str, Any]:
         "seq": seq,
         "chart": r.chart,
         "created_at": r.created_at,
+        "node": r.node,
         **entity_changes(r),
     }
 
@@ -136,6 +137,7 @@ def to_entity(r: Mapping[str, Any]) -> EntityRow:
         updated_at=r["updated_at"],
         seq=r["seq"],
         live=bool(r["live"]),
+        node=r["node"],
     )
 
 

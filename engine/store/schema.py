@@ -50,6 +50,8 @@ entities = sa.Table(
     # False once the entity is in a top-level final state: it keeps its journal but
     # no longer holds its name, so a new entity may take it (as docker rm frees one).
     sa.Column("live", sa.Boolean, nullable=False, server_default=sa.true()),
+    # The node an entity of a chart with `affinity: node` belongs to (NULL: any node).
+    sa.Column("node", sa.String(300)),
 )
 
 sa.Index(

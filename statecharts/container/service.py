@@ -122,10 +122,14 @@ class Containers:
             after = page.after
 
     def list(self, *, all: bool = False, status: str | None = None) -> list[engine.Entity]:
-        """Live containers, newest first; running ones only unless ``all``."""
+        """This node's live containers, newest first; running ones only unless ``all``.
+
+        Containers of other daemons on the same database (other nodes) are
+        theirs to list, stop at shutdown and reconcile on restore.
+        """
         out = []
         for e in self._all():
-            if e.in_state("removed"):
+            if e.in_state("removed") or e.node not in (None, self.engine.node):
                 continue
             current = status_of(e.configuration, e.data)
             if status is not None and current != status:

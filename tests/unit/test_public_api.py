@@ -174,6 +174,7 @@ def test_engine_methods() -> None:
         "observer",
         "timers",
         "limits",
+        "node",
     ]
 
 
