@@ -36,18 +36,16 @@ class JournalReads:
         """The entity with this id, or this name (within ``chart`` if given)."""
         db, q = self._db, self._reads
         with db.querying() as conn:
-            rows = db.query(conn, q.entity_by_id, {"id": id_or_name})
-            if rows and (chart is None or rows[0]["chart"] == chart):
-                return to_entity(rows[0])
-            # A name names its live entity; a name shared by live entities of
-            # several charts names none of them. With no live one, the name
-            # names the latest finished entity that had it (for its history).
             if chart is None:
-                rows = db.query(conn, q.entity_by_name, {"name": id_or_name})
+                rows = db.query(conn, q.entity_by_key, {"key": id_or_name})
             else:
-                rows = db.query(
-                    conn, q.entity_by_name_in_chart, {"name": id_or_name, "chart": chart}
-                )
+                rows = db.query(conn, q.entity_by_key_in_chart, {"key": id_or_name, "chart": chart})
+        if rows and rows[0]["by_id"] and (chart is None or rows[0]["chart"] == chart):
+            return to_entity(rows[0])
+        # A name names its live entity; a name shared by live entities of
+        # several charts names none of them. With no live one, the name
+        # names the latest finished entity that had it (for its history).
+        rows = [r for r in rows if not r["by_id"]]
         live = [r for r in rows if r["live"]]
         row = (live[0] if len(live) == 1 else None) if live else (rows[0] if rows else None)
         return None if row is None else to_entity(row)

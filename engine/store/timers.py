@@ -57,8 +57,9 @@ class TimerReads:
         with self._db.writing() as conn:
             cursor = self._db.run(conn, query, params)
             try:
+                fetched = cursor.fetchall()  # first: a pipelined write describes its rows then
                 names = [d[0] for d in cursor.description]
-                rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+                rows = [dict(zip(names, row, strict=True)) for row in fetched]
             finally:
                 cursor.close()
         return sorted((to_timer(r) for r in rows), key=lambda tm: (tm.due_at, tm.id))
