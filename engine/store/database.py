@@ -92,11 +92,13 @@ class Database:
                         driver: Any = conn.connection.dbapi_connection
                         try:
                             # Pipelined: statements whose results are not read (the
-                            # journal's inserts, the notification) go out together,
-                            # BEGIN with the first one; a read of a result (a fetch,
-                            # counted()) waits for what was sent before it.
+                            # journal's inserts, the notification) go out together
+                            # with the COMMIT, BEGIN with the first one; a read of a
+                            # result (a fetch, counted()) waits for what was sent
+                            # before it. (SQLAlchemy's commit then has nothing to do.)
                             with driver.pipeline():
                                 yield driver
+                                driver.commit()
                         except self._dbapi_error as exc:  # raised by the pipeline's sync
                             raise sa.exc.DBAPIError.instance(
                                 "COMMIT", (), exc, self._dbapi_error
