@@ -78,19 +78,23 @@ def _pending_timers(charts: int, *, due: bool, unclaimed: bool = False, node: bo
     return query.order_by(_tm.due_at)
 
 
-def _by_id_or_name(*, in_chart: bool) -> Any:
-    """The entity with id ``:key`` (``by_id`` 1) and the two named ``:key`` (``by_id`` 0).
+def _by_name(*, in_chart: bool) -> Any:
+    """The two newest entities named ``:key`` (in ``:chart`` if ``in_chart``), live first."""
+    named = t.entities.select().where(_e.name == sa.bindparam("key"))
+    if in_chart:
+        named = named.where(_e.chart == sa.bindparam("chart"))
+    return named.order_by(_e.live.desc(), _e.seq.desc()).limit(2)
 
-    One statement, so that a lookup by name costs one round trip, not two;
-    the named ones (in ``:chart`` if ``in_chart``) live first, then newest.
+
+def _by_id_or_name(*, in_chart: bool) -> Any:
+    """The entity with id ``:key`` (``by_id`` 1) and :func:`_by_name`'s (``by_id`` 0).
+
+    One statement, so that a lookup by name costs one round trip, not two.
     """
     by_id = sa.select(*t.entities.c, sa.literal_column("1").label("by_id")).where(
         _e.id == sa.bindparam("key")
     )
-    named = t.entities.select().where(_e.name == sa.bindparam("key"))
-    if in_chart:
-        named = named.where(_e.chart == sa.bindparam("chart"))
-    newest = named.order_by(_e.live.desc(), _e.seq.desc()).limit(2).subquery()
+    newest = _by_name(in_chart=in_chart).subquery()
     by_name = sa.select(*newest.c, sa.literal_column("0").label("by_id"))
     both = sa.union_all(by_id, by_name).subquery()
     return sa.select(*both.c).order_by(both.c.by_id.desc(), both.c.live.desc(), both.c.seq.desc())
@@ -118,6 +122,9 @@ class ReadStatements:
         self._shapes: dict[Hashable, Prepared] = {}
         self._lock = threading.Lock()
         c = self.compile
+        self.entity_by_id = c(t.entities.select().where(_e.id == sa.bindparam("key")))
+        self.entity_by_name = c(_by_name(in_chart=False))
+        self.entity_by_name_in_chart = c(_by_name(in_chart=True))
         self.entity_by_key = c(_by_id_or_name(in_chart=False))
         self.entity_by_key_in_chart = c(_by_id_or_name(in_chart=True))
         journal = t.transitions.select().where(_tr.entity_id == sa.bindparam("entity"))
