@@ -385,8 +385,17 @@ class Containers:
         return found
 
     def logs(self, ref: str | engine.Entity) -> Path:
-        """The file that holds the container's stdout and stderr."""
-        return log_path(self.root, self.get(ref).id)
+        """The file that holds the container's stdout and stderr.
+
+        Conflict for a container of another node: its log is on that machine.
+        """
+        container = self.get(ref)
+        if container.node not in (None, self.engine.node):
+            raise Conflict(
+                f"the logs of {container.name} are kept on node {container.node!r}, "
+                f"not this node ({self.engine.node!r}): read them on node {container.node!r}"
+            )
+        return log_path(self.root, container.id)
 
     # -- the daemon's life ------------------------------------------------------------
 

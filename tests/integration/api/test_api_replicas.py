@@ -69,6 +69,9 @@ def test_a_container_belongs_to_the_daemon_that_created_it(
     code, reason, message = failure(refused.value)
     assert (code, reason) == (grpc.StatusCode.FAILED_PRECONDITION, "CONFLICT")
     assert OWNED in message
+    logs = beta.cli("logs", "web")  # the log file is on alpha's machine
+    assert logs.returncode == 1
+    assert "the logs of web are kept on node 'alpha', not this node ('beta')" in logs.stderr
     taken = beta.cli("run", "-d", "--name", "web", "sleep", "1")
     assert taken.returncode == 125 and 'name "/web" is already in use' in taken.stderr
 
