@@ -439,7 +439,7 @@ class Containers(ContainerVerbs):
         so that what a short-lived ``--rm`` container writes can still be read
         once its removal has taken the file off its path.
         """
-        path = log_path(self.root, self.get(ref).id)
+        path = self.logs(ref)
         path.parent.mkdir(parents=True, exist_ok=True)
         log = open(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o640), "rb")  # noqa: SIM115
         log.seek(0, os.SEEK_END)

@@ -8,7 +8,6 @@ down; the owner's restart reconciles it.
 
 from __future__ import annotations
 
-import json
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,9 +38,9 @@ def nodes(pg_url: str, tmp_path: Path) -> Iterator[tuple[Daemon, Daemon]]:
 
 def _names(daemon: Daemon, *flags: str) -> list[str]:
     """The names ``chartd ps FLAGS`` lists on this daemon."""
-    ps = daemon.cli("ps", *flags, "--format", "json")
+    ps = daemon.cli("ps", *flags, "--format", "{{.Names}}")
     assert ps.returncode == 0, ps.stderr
-    return sorted(row["Names"] for row in json.loads(ps.stdout))
+    return sorted(ps.stdout.split())
 
 
 def _status(daemon: Daemon, name: str) -> str:
