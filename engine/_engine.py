@@ -5,6 +5,7 @@ from __future__ import annotations
 from engine.ports import Clock, Observer
 from engine.runtime.engine import Engine as _Engine
 from engine.runtime.limits import Limits
+from engine.runtime.shared import check_node
 from engine.store import open_store
 
 __all__ = ["Engine"]
@@ -30,6 +31,7 @@ class Engine(_Engine):
         observer: Observer | None = None,
         timers: bool = True,
         limits: Limits | None = None,
+        node: str | None = None,
     ) -> Engine:
         """An engine on the database at ``url``, migrated to the current schema.
 
@@ -39,12 +41,17 @@ class Engine(_Engine):
         ``timers=False`` leaves due timers to :meth:`run_due_timers`;
         ``limits`` paces heartbeats and takeover (docs/replicas.md) and bounds what
         the engine keeps (:class:`~engine.runtime.limits.Limits`: e.g.
-        ``retain_finished``, how long finished entities are kept).
+        ``retain_finished``, how long finished entities are kept); ``node``
+        names this engine's node (the host name by default), which owns the
+        entities it creates of charts with ``affinity: node``.
         """
+        if node is not None:
+            check_node(node)  # before a store is opened that nothing would close
         return cls(
             open_store(url or "sqlite://"),
             clock=clock,
             observer=observer,
             timers=timers,
             limits=limits,
+            node=node,
         )

@@ -55,6 +55,7 @@ def _serve(args: argparse.Namespace) -> None:
             metrics_addr=args.metrics_addr,
             http=args.http,
             http_allow_fire=args.http_allow_fire,
+            node=args.node,
         )
         daemon.serve(config)
     except ChartdError as exc:
@@ -121,6 +122,12 @@ SERVE = Verb(
             default="24h",
             help="How long removed containers and their history are kept: "
             "a duration (90m, 24h, 7d) or forever (default: 24h).",
+        ),
+        arg(
+            "--node",
+            help="This daemon's node name: its containers belong to it, and daemons "
+            "of other nodes on the same --db refuse to act on them "
+            "(default: the name kept in STATE_DIR/node, else the host name).",
         ),
         arg(
             "--log-level",

@@ -13,6 +13,7 @@ Layout of the state directory (mode 0700)::
     chartd.db        the SQLite database (unless --db names another)
     chartd.sock      the API's unix socket (unless --listen names another)
     docker.sock      docker's Engine API (unless --docker-socket names another)
+    node             the node name its containers belong to (--node, else the host name)
     runtime/         the process runtime's index, lock and task records
     containers/ run/ network/   the container chart's directories
 """
@@ -23,6 +24,7 @@ import logging
 import os
 import pwd
 import signal
+import socket
 import stat
 import threading
 from dataclasses import dataclass
@@ -45,6 +47,7 @@ from engine.errors import Forbidden, InvalidParameter
 from engine.export import FORMATS
 from engine.httpserve import HttpServer, serve_in_thread
 from engine.runtime.limits import Limits, parse_retention
+from engine.runtime.shared import check_node
 from engine.telemetry import (
     MetricsEndpoint,
     MetricsTLS,
@@ -60,7 +63,7 @@ from engine.web.serve import HttpTLS, Served, check_exposure, parse_http_address
 from statecharts.container.process import ProcessRuntime
 from statecharts.container.service import CHART, Containers, status_of
 
-__all__ = ["DaemonConfig", "chartd_version", "serve"]
+__all__ = ["DaemonConfig", "chartd_version", "node_name", "serve"]
 
 log = logging.getLogger("chartd.daemon")
 
@@ -96,6 +99,7 @@ class DaemonConfig:
     http: Address | None = None  # where the inspector is served (None: not at all)
     http_allow_fire: bool = False
     docker_socket: Address | None = None
+    node: str | None = None
 
     # More than six parameters: one keyword per option of chartd serve, a signature tests pin.
     @classmethod
@@ -115,6 +119,7 @@ class DaemonConfig:
         http: str | None = None,
         http_allow_fire: bool = False,
         docker_socket: str | None = None,
+        node: str | None = None,
     ) -> DaemonConfig:
         """Defaults filled in and the listen rules enforced (InvalidParameter otherwise).
 
@@ -131,6 +136,7 @@ class DaemonConfig:
         TLS (the same files); ``http_allow_fire`` lets its pages fire events.
         ``docker_socket`` is where docker's Engine API listens (``none``: nowhere);
         on TCP it follows the same rules, with the same TLS files.
+        ``node`` names this daemon's node (:func:`node_name` when None).
         """
         check_exporter(otel)
         state_dir = state_dir.expanduser().absolute()
@@ -180,6 +186,7 @@ class DaemonConfig:
             http=inspector,
             http_allow_fire=http_allow_fire,
             docker_socket=docker,
+            node=None if node is None else check_node(node),
         )
 
     @property
@@ -307,7 +314,9 @@ def _serve(
 ) -> None:
     """The engine, the API and the containers, from start to shutdown."""
     limits = Limits(retain_finished=config.retain_removed)
-    eng = engine.Engine.open(config.db, observer=observer, limits=limits)
+    node = node_name(config.state_dir, config.node)
+    eng = engine.Engine.open(config.db, observer=observer, limits=limits, node=node)
+    log.info("node %s: its containers are run by this daemon only", node)
     try:
         api = ApiServer(eng, version=chartd_version(), exporters=FORMATS)
         # Bound first: a daemon that cannot listen fails before it touches a container.
@@ -436,6 +445,29 @@ def _upgrade(eng: engine.Engine, chart: str) -> None:
     log.info("%d container(s) now run on container chart version %d", report.moved, version)
     if report.waiting:
         log.warning("still on an older version (a saga in flight): %s", ", ".join(report.waiting))
+
+
+def node_name(state_dir: Path, given: str | None) -> str:
+    """The node this daemon's containers belong to, kept in ``STATE_DIR/node``.
+
+    ``given`` (``--node``) is used and kept; otherwise the name kept by an
+    earlier start, else the host name. Kept because the containers are
+    recorded under it: a host renamed must not orphan them.
+    """
+    kept = state_dir / "node"
+    if given is None:
+        try:
+            given = check_node(kept.read_text().strip())
+        except FileNotFoundError:
+            given = socket.gethostname()
+        except (OSError, InvalidParameter) as exc:
+            raise InvalidParameter(f"cannot read the node name in {kept}: {exc}") from None
+    try:
+        if not kept.exists() or kept.read_text().strip() != given:
+            kept.write_text(given + "\n")
+    except OSError as exc:
+        raise InvalidParameter(f"cannot keep the node name in {kept}: {exc.strerror}") from None
+    return given
 
 
 def _private_state_dir(path: Path) -> None:

@@ -60,6 +60,7 @@ class EntityRow:
     # The version of its chart the entity runs on; 0: not known yet (created before
     # versions were kept), until the first version of its chart registered adopts it.
     chart_version: int = 0
+    node: str | None = None  # the node it belongs to (a chart with affinity); None: any
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,11 +289,13 @@ class Store(Protocol):
         limit: int = 100,
         *,
         charts: Sequence[str] | None = None,
+        node: str | None = None,
     ) -> list[TimerRow]:
         """Claim pending timers due by ``now`` for engine ``owner`` until ``until``; return them.
 
         Earliest first, only of ``charts`` if given, none claimed by another
-        engine until after ``now``. Of several engines claiming at once each
+        engine until after ``now``; given ``node``, none of an entity that
+        belongs to another node (``EntityRow.node``). Of several engines claiming at once each
         timer goes to one (PostgreSQL: ``FOR UPDATE SKIP LOCKED``); a commit
         that writes the timer (fired, cancelled) ends its claim.
         """
@@ -304,11 +307,16 @@ class Store(Protocol):
         """Every timer of an entity, whatever its status, by due time."""
 
     def next_timer(
-        self, *, charts: Sequence[str] | None = None, now: float | None = None
+        self,
+        *,
+        charts: Sequence[str] | None = None,
+        now: float | None = None,
+        node: str | None = None,
     ) -> float | None:
         """When the earliest pending timer (of entities of ``charts``, if given) is due.
 
-        Given ``now``, timers another engine's claim holds past ``now`` are left out.
+        Given ``now``, timers another engine's claim holds past ``now`` are left
+        out; given ``node``, timers of entities that belong to another node.
         """
 
     def purge_finished(self, before: float, limit: int) -> int:

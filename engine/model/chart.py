@@ -154,6 +154,8 @@ class ChartModel:
     description: str | None = None
     schema: ChartSchema = EMPTY
     """What the entities' data and the events' params must hold (``schema:``)."""
+    affinity: Literal["node"] | None = None
+    """``node``: an entity belongs to the node (engine) that created it (``affinity:``)."""
 
     @property
     def top(self) -> tuple[str, ...]:

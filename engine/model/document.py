@@ -133,3 +133,6 @@ class ChartDocument(_Strict):
     schema_: SchemaSection | None = Field(default=None, alias="schema")
     # Keyed by the version the entities come from (engine.model.migration).
     migrations: dict[int, MigrationDocument] = Field(default_factory=dict)
+    # `node`: the steps act on the machine that runs them (processes, files), so an
+    # entity belongs to the node that created it and is fired nowhere else.
+    affinity: Literal["node"] | None = None

@@ -575,4 +575,5 @@ class _Builder:
             document=doc,
             description=doc.description,
             schema=compile_schema(doc.schema_),
+            affinity=doc.affinity,
         )

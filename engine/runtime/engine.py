@@ -108,6 +108,10 @@ class Engine:
     any Store, so the runtime depends on the port, not on SQLAlchemy.
     ``limits`` bounds what it keeps in memory and paces its housekeeping
     (:class:`~engine.runtime.limits.Limits`; the defaults suit a daemon).
+    ``node`` names the machine this engine acts on (the host name by default):
+    an entity of a chart with ``affinity: node`` belongs to the node that
+    created it, and engines of other nodes refuse to fire it, never recover
+    its transitions and never fire its timers (docs/replicas.md).
     """
 
     def __init__(
@@ -118,14 +122,16 @@ class Engine:
         observer: Observer | None = None,
         timers: bool = True,
         limits: Limits | None = None,
+        node: str | None = None,
     ) -> None:
         shared = Shared(
-            store, clock or SystemClock(), observer or _QuietObserver(), limits or Limits()
+            store, clock or SystemClock(), observer or _QuietObserver(), limits or Limits(), node
         )
         self._shared = shared
         self.store: Store = store
         self.clock: Clock = shared.clock
         self.id = shared.id  # names this engine as the owner of its transitions
+        self.node = shared.node  # owns the entities of charts with node affinity it creates
         self.observer: Observer = shared.observer
         self._watch = Watch(shared)
         shared.commit = GroupCommit(store, on_commit=self._watch.committed)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import secrets
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -15,7 +14,7 @@ from engine.ports import EntityRow, EventRow, Write
 from engine.runtime.journal import as_error, json_value
 from engine.runtime.records import Entity, Page, TransitionRecord
 from engine.runtime.registry import Registered
-from engine.runtime.shared import Shared
+from engine.runtime.shared import NAME, Shared
 
 __all__ = ["Entities", "chunks"]
 
@@ -28,8 +27,6 @@ _PENDING = InvalidParameter("not committed")  # a placeholder every committed un
 # million entities every insert lands on a random page of each index on id and name:
 # the more units a commit holds, the more of them share the pages it writes.
 _CREATED_AT_ONCE = 20_000
-
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$")
 
 
 def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
@@ -165,7 +162,7 @@ class Entities:
         entity_id: str | None = None,
     ) -> EntityRow:
         """A new entity's row, in the chart's initial state; InvalidParameter if it cannot be."""
-        if not isinstance(name, str) or not _NAME.match(name):
+        if not isinstance(name, str) or not NAME.match(name):
             raise InvalidParameter(
                 f"invalid name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, "
                 "at most 253 characters"
@@ -185,6 +182,7 @@ class Entities:
             created_at=now,
             updated_at=now,
             chart_version=reg.chart.version,
+            node=self._s.node if reg.chart.model.affinity == "node" else None,
         )
 
     def list(

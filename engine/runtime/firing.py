@@ -63,6 +63,7 @@ class Firing:
         ):
             raise InvalidParameter("an idempotency key is a string of 1 to 300 characters")
         row = s.cached(entity)
+        s.check_owned(row, f"fire {event!r}")
         # Before anything is decided or reported: params the chart's schema refuses are
         # refused on every path (the API's, a timer's, a follow-up's) alike.
         params = s.registered(row).chart.model.schema.check_params(

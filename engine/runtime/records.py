@@ -29,6 +29,8 @@ class Entity:
     updated_at: float
     chart_version: int = 0
     """The version of its chart the entity runs on (0: not known, created before versions)."""
+    node: str | None = None
+    """The node it belongs to (its chart has ``affinity: node``); None: any node."""
 
     @property
     def snapshot(self) -> Snapshot:
@@ -58,6 +60,7 @@ class Entity:
             row.created_at,
             row.updated_at,
             row.chart_version,
+            row.node,
         )
 
 

@@ -87,6 +87,10 @@ class Recovery:
             row = s.store.entity(tr.entity_id)
             if row is None or (chart is not None and row.chart != chart):
                 continue
+            if row.node is not None and row.node != s.node:
+                # Its steps acted on another machine: only that node can finish or
+                # undo them, when it comes back; until then the entity waits.
+                continue
             if s.registry.get(row.chart) is None:
                 continue
             try:

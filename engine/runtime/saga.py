@@ -251,6 +251,7 @@ class Saga:
             seq=row.seq,
             live=not fire.reg.chart.finished(target.configuration),
             chart_version=row.chart_version,
+            node=row.node,
         )
         journal = plan_json(plan, full=fire.written)
         journal["committed"] = list(target.configuration)

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import itertools
+import re
 import secrets
 import socket
 
 from engine import core
-from engine.errors import InvalidParameter, NotFound, Unavailable
+from engine.errors import Conflict, InvalidParameter, NotFound, Unavailable
 from engine.locks import KeyedLock
 from engine.model.validate import build
 from engine.ports import Clock, EntityRow, Observer, Store
@@ -17,7 +18,20 @@ from engine.runtime.outcomes import Stranded
 from engine.runtime.records import Entity
 from engine.runtime.registry import Registered, Registry, missing_code
 
-__all__ = ["RowCache", "Shared"]
+__all__ = ["NAME", "RowCache", "Shared", "check_node"]
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$")
+"""What an entity's name and a node's name may be (docker's container names)."""
+
+
+def check_node(node: str) -> str:
+    """``node`` if it is a valid node name (a host name's characters); InvalidParameter if not."""
+    if not isinstance(node, str) or not NAME.match(node):
+        raise InvalidParameter(
+            f"invalid node name {node!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed, "
+            "at most 253 characters"
+        )
+    return node
 
 
 class RowCache(dict[str, EntityRow]):
@@ -46,13 +60,22 @@ class Shared:
 
     commit: GroupCommit
 
-    def __init__(self, store: Store, clock: Clock, observer: Observer, limits: Limits) -> None:
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        observer: Observer,
+        limits: Limits,
+        node: str | None = None,
+    ) -> None:
         self.store = store
         self.clock = clock
         self.observer = observer
         self.limits = limits
         self.id = secrets.token_hex(8)
         self.host = socket.gethostname()
+        # Entities of charts with node affinity created here belong to this node.
+        self.node = self.host if node is None else check_node(node)
         # Transition ids: this engine's id and a counter. Unique across engines and
         # restarts (the engine id is new each time), and no system call on the hot path.
         self._serial = itertools.count(1)
@@ -116,6 +139,14 @@ class Shared:
             )
         self.registry.add(loaded, newest.bindings, newest=False)
         return self.registry.version(chart, version) or Registered(loaded, newest.bindings)
+
+    def check_owned(self, row: EntityRow, doing: str) -> None:
+        """Conflict (FAILED_PRECONDITION) if the entity belongs to another node than this one."""
+        if row.node is not None and row.node != self.node:
+            raise Conflict(
+                f"{row.name} belongs to node {row.node!r}, not this node ({self.node!r}): "
+                f"{doing} on node {row.node!r}"
+            )
 
     def cached(self, ref: str | Entity) -> EntityRow:
         """The entity's row from the cache, or read (and cached) if it is not there."""

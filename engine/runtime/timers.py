@@ -94,8 +94,9 @@ class Housekeeping:
         s = self._s
         count = 0
         now = s.clock.now()
+        # Timers of another node's entities wait for it, even while it is down.
         claimed = s.store.claim_timers(
-            s.id, now, now + s.limits.timer_claim, charts=s.registry.names()
+            s.id, now, now + s.limits.timer_claim, charts=s.registry.names(), node=s.node
         )
         left: list[str] = []  # still pending: given back, to be fired on the next turn
         for timer in claimed:
@@ -158,7 +159,9 @@ class Housekeeping:
                     self._recovery.recover()
                     last_sweep = mono
                 if self._timers:
-                    due = s.store.next_timer(charts=s.registry.names(), now=s.clock.now())
+                    due = s.store.next_timer(
+                        charts=s.registry.names(), now=s.clock.now(), node=s.node
+                    )
                 away = False
             except Unavailable as exc:  # the database is away (a full disk): the next turn retries
                 log.log(logging.DEBUG if away else logging.WARNING, "housekeeping: %s", exc.message)

@@ -89,7 +89,20 @@ class Database:
                 with self.engine.connect() as conn:
                     conn.execution_options(chartd_write=True)
                     with conn.begin():
-                        yield conn.connection.dbapi_connection
+                        driver: Any = conn.connection.dbapi_connection
+                        try:
+                            # Pipelined: statements whose results are not read (the
+                            # journal's inserts, the notification) go out together
+                            # with the COMMIT, BEGIN with the first one; a read of a
+                            # result (a fetch, counted()) waits for what was sent
+                            # before it. (SQLAlchemy's commit then has nothing to do.)
+                            with driver.pipeline():
+                                yield driver
+                                driver.commit()
+                        except self._dbapi_error as exc:  # raised by the pipeline's sync
+                            raise sa.exc.DBAPIError.instance(
+                                "COMMIT", (), exc, self._dbapi_error
+                            ) from exc
 
     @contextmanager
     def querying(self, *, snapshot: bool = False) -> Iterator[Any]:
@@ -100,15 +113,23 @@ class Database:
         """
         with self._guarded():
             conn = self.engine.raw_connection()
+            driver: Any = conn.driver_connection if self.dialect == "postgresql" else None
             try:
                 if snapshot and self.dialect == "sqlite":
                     self.run_sql(conn, "BEGIN")
+                if driver is not None:
+                    # Each read statement on its own, as READ COMMITTED would see it in a
+                    # transaction anyway: no BEGIN and ROLLBACK round trips, and no
+                    # rollback to make psycopg drop the statements it has prepared.
+                    driver.autocommit = True
                 yield conn
             except sa.exc.OperationalError:
                 conn.invalidate()  # a connection the server dropped is not pooled again
                 raise
             finally:
-                # Back to the pool, which rolls the read transaction back.
+                if driver is not None and not driver.closed:
+                    driver.autocommit = False  # the pool's writers begin their own
+                # Back to the pool, which rolls a read transaction back.
                 conn.close()
 
     def query(self, conn: Any, prepared: Prepared, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -156,6 +177,20 @@ class Database:
         except self._dbapi_error as exc:
             raise sa.exc.DBAPIError.instance(prepared.sql, args, exc, self._dbapi_error) from exc
         return cursor
+
+    def counted(self, conn: Any, cursor: Any) -> int:
+        """The rows ``cursor``'s statement changed, once the database has answered.
+
+        In a pipelined write (PostgreSQL) the count comes with the answer,
+        which leaving a nested pipeline block waits for.
+        """
+        if self.dialect == "postgresql":
+            try:
+                with conn.pipeline():
+                    pass
+            except self._dbapi_error as exc:
+                raise sa.exc.DBAPIError.instance("", (), exc, self._dbapi_error) from exc
+        return int(cursor.rowcount)
 
     def run_statement(self, conn: Any, stmt: Any) -> None:
         """Run a statement built for this call (rare paths): compiled now, with its values."""

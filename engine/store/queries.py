@@ -52,12 +52,13 @@ def _entities_page(chart: bool, state: bool, live: bool) -> Any:
     return query.order_by(_e.seq).limit(sa.bindparam("limit"))
 
 
-def _pending_timers(charts: int, *, due: bool, unclaimed: bool = False) -> Any:
+def _pending_timers(charts: int, *, due: bool, unclaimed: bool = False, node: bool = False) -> Any:
     """Pending timers (due by ``:now`` if ``due``), of entities of ``charts`` chart names.
 
     Driven by the (status, due_at) index, each timer's entity read by its key:
     never a scan of the entities, however many there are. ``unclaimed`` leaves
-    out timers another engine's claim holds past ``:now``.
+    out timers another engine's claim holds past ``:now``; ``node`` those of
+    entities that belong to a node other than ``:node``.
     """
     query = t.timers.select().where(_tm.status == "pending")
     if due:
@@ -66,11 +67,37 @@ def _pending_timers(charts: int, *, due: bool, unclaimed: bool = False) -> Any:
         query = query.where(
             sa.or_(_tm.claimed_until.is_(None), _tm.claimed_until < sa.bindparam("now"))
         )
-    if charts:
-        names: list[Any] = [sa.bindparam(f"chart{i}") for i in range(charts)]
-        owned = sa.select(_e.id).where(_e.id == _tm.entity_id, _e.chart.in_(names))
+    if charts or node:
+        owned = sa.select(_e.id).where(_e.id == _tm.entity_id)
+        if charts:
+            names: list[Any] = [sa.bindparam(f"chart{i}") for i in range(charts)]
+            owned = owned.where(_e.chart.in_(names))
+        if node:
+            owned = owned.where(sa.or_(_e.node.is_(None), _e.node == sa.bindparam("node")))
         query = query.where(owned.exists())
     return query.order_by(_tm.due_at)
+
+
+def _by_name(*, in_chart: bool) -> Any:
+    """The two newest entities named ``:key`` (in ``:chart`` if ``in_chart``), live first."""
+    named = t.entities.select().where(_e.name == sa.bindparam("key"))
+    if in_chart:
+        named = named.where(_e.chart == sa.bindparam("chart"))
+    return named.order_by(_e.live.desc(), _e.seq.desc()).limit(2)
+
+
+def _by_id_or_name(*, in_chart: bool) -> Any:
+    """The entity with id ``:key`` (``by_id`` 1) and :func:`_by_name`'s (``by_id`` 0).
+
+    One statement, so that a lookup by name costs one round trip, not two.
+    """
+    by_id = sa.select(*t.entities.c, sa.literal_column("1").label("by_id")).where(
+        _e.id == sa.bindparam("key")
+    )
+    newest = _by_name(in_chart=in_chart).subquery()
+    by_name = sa.select(*newest.c, sa.literal_column("0").label("by_id"))
+    both = sa.union_all(by_id, by_name).subquery()
+    return sa.select(*both.c).order_by(both.c.by_id.desc(), both.c.live.desc(), both.c.seq.desc())
 
 
 class _Read(Prepared):
@@ -95,19 +122,11 @@ class ReadStatements:
         self._shapes: dict[Hashable, Prepared] = {}
         self._lock = threading.Lock()
         c = self.compile
-        self.entity_by_id = c(t.entities.select().where(_e.id == sa.bindparam("id")))
-        self.entity_by_name = c(
-            t.entities.select()
-            .where(_e.name == sa.bindparam("name"))
-            .order_by(_e.live.desc(), _e.seq.desc())
-            .limit(2)
-        )
-        self.entity_by_name_in_chart = c(
-            t.entities.select()
-            .where(_e.name == sa.bindparam("name"), _e.chart == sa.bindparam("chart"))
-            .order_by(_e.live.desc(), _e.seq.desc())
-            .limit(2)
-        )
+        self.entity_by_id = c(t.entities.select().where(_e.id == sa.bindparam("key")))
+        self.entity_by_name = c(_by_name(in_chart=False))
+        self.entity_by_name_in_chart = c(_by_name(in_chart=True))
+        self.entity_by_key = c(_by_id_or_name(in_chart=False))
+        self.entity_by_key_in_chart = c(_by_id_or_name(in_chart=True))
         journal = t.transitions.select().where(_tr.entity_id == sa.bindparam("entity"))
         self.journal = c(journal.order_by(_tr.seq))
         self.journal_steps = c(
@@ -206,29 +225,33 @@ class ReadStatements:
             lambda: _pending_timers(max(n, 0), due=True).limit(sa.bindparam("limit")),
         )
 
-    def next_timer(self, charts: Sequence[str] | None, *, unclaimed: bool = False) -> Prepared:
-        """The due time of the earliest pending timer (not claimed past ``:now``)."""
+    def next_timer(
+        self, charts: Sequence[str] | None, *, unclaimed: bool = False, node: bool = False
+    ) -> Prepared:
+        """The due time of the earliest pending timer (not claimed past ``:now``, of ``:node``)."""
         n = -1 if charts is None else len(charts)
 
         def build() -> Any:
-            pending = _pending_timers(max(n, 0), due=False, unclaimed=unclaimed)
+            pending = _pending_timers(max(n, 0), due=False, unclaimed=unclaimed, node=node)
             return sa.select(pending.limit(1).subquery().c.due_at)
 
-        return self.shape(("next", n, unclaimed), build)
+        return self.shape(("next", n, unclaimed, node), build)
 
-    def claim_timers(self, charts: Sequence[str] | None) -> Prepared:
+    def claim_timers(self, charts: Sequence[str] | None, *, node: bool = False) -> Prepared:
         """Claim up to ``:limit`` unclaimed timers due by ``:now`` for ``:owner`` till ``:until``.
 
         The rows are chosen ``FOR UPDATE SKIP LOCKED``: a timer another
         engine is claiming in a transaction not yet committed is skipped, not
         waited for, and once that commits its claim excludes it. (SQLite has no
-        row locks: its writers run one at a time, the same guarantee.)
+        row locks: its writers run one at a time, the same guarantee.) With
+        ``node``, timers of entities bound to another node than ``:node`` are
+        never claimed: they wait for their node.
         """
         n = -1 if charts is None else len(charts)
 
         def build() -> Any:
             chosen = (
-                _pending_timers(max(n, 0), due=True, unclaimed=True)
+                _pending_timers(max(n, 0), due=True, unclaimed=True, node=node)
                 .with_only_columns(_tm.id)
                 .limit(sa.bindparam("limit"))
                 .with_for_update(skip_locked=True)
@@ -240,4 +263,4 @@ class ReadStatements:
                 .returning(*t.timers.c)
             )
 
-        return self.shape(("claim", n), build)
+        return self.shape(("claim", n, node), build)

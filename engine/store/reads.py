@@ -35,19 +35,24 @@ class JournalReads:
     def entity(self, id_or_name: str, chart: str | None = None) -> EntityRow | None:
         """The entity with this id, or this name (within ``chart`` if given)."""
         db, q = self._db, self._reads
+        params = {"key": id_or_name} if chart is None else {"key": id_or_name, "chart": chart}
         with db.querying() as conn:
-            rows = db.query(conn, q.entity_by_id, {"id": id_or_name})
-            if rows and (chart is None or rows[0]["chart"] == chart):
-                return to_entity(rows[0])
-            # A name names its live entity; a name shared by live entities of
-            # several charts names none of them. With no live one, the name
-            # names the latest finished entity that had it (for its history).
-            if chart is None:
-                rows = db.query(conn, q.entity_by_name, {"name": id_or_name})
+            if db.dialect == "postgresql":
+                # Both lookups in one statement: the server is a round trip away.
+                both = q.entity_by_key if chart is None else q.entity_by_key_in_chart
+                rows = db.query(conn, both, params)
             else:
-                rows = db.query(
-                    conn, q.entity_by_name_in_chart, {"name": id_or_name, "chart": chart}
-                )
+                # In process the lookup by id alone is the cheaper one, and the usual.
+                rows = [{**r, "by_id": 1} for r in db.query(conn, q.entity_by_id, params)]
+                if not rows or (chart is not None and rows[0]["chart"] != chart):
+                    named = q.entity_by_name if chart is None else q.entity_by_name_in_chart
+                    rows = db.query(conn, named, params)
+        if rows and rows[0].get("by_id") and (chart is None or rows[0]["chart"] == chart):
+            return to_entity(rows[0])
+        # A name names its live entity; a name shared by live entities of
+        # several charts names none of them. With no live one, the name
+        # names the latest finished entity that had it (for its history).
+        rows = [r for r in rows if not r.get("by_id")]
         live = [r for r in rows if r["live"]]
         row = (live[0] if len(live) == 1 else None) if live else (rows[0] if rows else None)
         return None if row is None else to_entity(row)

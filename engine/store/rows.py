@@ -120,6 +120,7 @@ def entity_values(r: EntityRow, seq: int) -> dict[str, Any]:
         "seq": seq,
         "chart": r.chart,
         "created_at": r.created_at,
+        "node": r.node,
         **entity_changes(r),
     }
 
@@ -139,6 +140,7 @@ def to_entity(r: Mapping[str, Any]) -> EntityRow:
         seq=r["seq"],
         live=bool(r["live"]),
         chart_version=r["chart_version"] or 0,
+        node=r["node"],
     )
 
 

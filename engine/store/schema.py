@@ -54,6 +54,8 @@ entities = sa.Table(
     # The version of its chart the entity runs on (0006). NULL: created before versions
     # were kept; the first version of its chart registered afterwards adopts it.
     sa.Column("chart_version", sa.Integer),
+    # The node an entity of a chart with `affinity: node` belongs to (NULL: any node).
+    sa.Column("node", sa.String(300)),
 )
 
 sa.Index(

@@ -46,17 +46,20 @@ class TimerReads:
         limit: int = 100,
         *,
         charts: Sequence[str] | None = None,
+        node: str | None = None,
     ) -> list[TimerRow]:
         """See :meth:`engine.ports.Store.claim_timers`."""
         if charts is not None and not charts:
             return []
-        params = _charts(charts)
+        params = _charts(charts, node)
         params.update(owner=owner, now=now, until=until, limit=limit)
+        query = self._reads.claim_timers(charts, node=node is not None)
         with self._db.writing() as conn:
-            cursor = self._db.run(conn, self._reads.claim_timers(charts), params)
+            cursor = self._db.run(conn, query, params)
             try:
+                fetched = cursor.fetchall()  # first: a pipelined write describes its rows then
                 names = [d[0] for d in cursor.description]
-                rows = [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
+                rows = [dict(zip(names, row, strict=True)) for row in fetched]
             finally:
                 cursor.close()
         return sorted((to_timer(r) for r in rows), key=lambda tm: (tm.due_at, tm.id))
@@ -79,22 +82,30 @@ class TimerReads:
         return [to_timer(r) for r in rows]
 
     def next_timer(
-        self, *, charts: Sequence[str] | None = None, now: float | None = None
+        self,
+        *,
+        charts: Sequence[str] | None = None,
+        now: float | None = None,
+        node: str | None = None,
     ) -> float | None:
         """When the earliest pending timer (of ``charts``, if given) is due, or None.
 
-        Given ``now``, timers another engine's claim holds past ``now`` are left out.
+        Given ``now``, timers another engine's claim holds past ``now`` are left
+        out; given ``node``, timers of entities bound to another node.
         """
         if charts is not None and not charts:
             return None
-        params = _charts(charts)
+        params = _charts(charts, node)
         if now is not None:
             params["now"] = now
-        query = self._reads.next_timer(charts, unclaimed=now is not None)
+        query = self._reads.next_timer(charts, unclaimed=now is not None, node=node is not None)
         with self._db.querying() as conn:
             rows = self._db.query(conn, query, params)
         return float(rows[0]["due_at"]) if rows else None
 
 
-def _charts(charts: Sequence[str] | None) -> dict[str, Any]:
-    return {f"chart{i}": name for i, name in enumerate(charts or ())}
+def _charts(charts: Sequence[str] | None, node: str | None = None) -> dict[str, Any]:
+    params: dict[str, Any] = {f"chart{i}": name for i, name in enumerate(charts or ())}
+    if node is not None:
+        params["node"] = node
+    return params

@@ -177,9 +177,9 @@ class JournalWrites:
             s.update_entity if keys else s.update_entity_values,
             {"b_id": row.id, "b_expect": unit.expect_version, **entity_changes(row, keys=keys)},
         )
-        changed = done.rowcount
+        changed = self._db.counted(conn, done)
         done.close()
-        return bool(changed == 1)
+        return changed == 1
 
     def _update_all(self, conn: Any, batch: Sequence[Write]) -> bool:
         """Try every version-checked entity update of the batch in one statement.

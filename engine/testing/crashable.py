@@ -187,9 +187,10 @@ class CrashableStore:
         limit: int = 100,
         *,
         charts: Sequence[str] | None = None,
+        node: str | None = None,
     ) -> list[TimerRow]:
         """Delegated."""
-        return self.store.claim_timers(owner, now, until, limit, charts=charts)
+        return self.store.claim_timers(owner, now, until, limit, charts=charts, node=node)
 
     def subscribe(self, wake: Callable[[], None]) -> bool:
         """Delegated."""
@@ -200,10 +201,14 @@ class CrashableStore:
         self.store.release_timers(owner, ids)
 
     def next_timer(
-        self, *, charts: Sequence[str] | None = None, now: float | None = None
+        self,
+        *,
+        charts: Sequence[str] | None = None,
+        now: float | None = None,
+        node: str | None = None,
     ) -> float | None:
         """Delegated."""
-        return self.store.next_timer(charts=charts, now=now)
+        return self.store.next_timer(charts=charts, now=now, node=node)
 
     def purge_finished(self, before: float, limit: int) -> int:
         """Delegated, unless the process is dead: it writes no more."""

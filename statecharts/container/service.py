@@ -137,13 +137,20 @@ class Containers(ContainerVerbs):
     def list(
         self, *, all: bool = False, status: str | None = None, filters: Filters | None = None
     ) -> list[engine.Entity]:
-        """Live containers, newest first; running ones only unless ``all``.
+        """This node's live containers, newest first; running ones only unless ``all``.
+
+        Containers of other daemons on the same database (other nodes) are
+        theirs to list, stop at shutdown and reconcile on restore.
 
         ``filters`` are ``ps --filter``'s (see :mod:`statecharts.container.listing`),
         checked first: InvalidParameter with moby's message for a bad one.
         """
         chosen = ListFilter.of(filters or {})
-        everything = [e for e in self._all() if not e.in_state("removed")]
+        everything = [
+            e
+            for e in self._all()
+            if not e.in_state("removed") and e.node in (None, self.engine.node)
+        ]
         ids = [e.id for e in everything]
         out = []
         for e in everything:
@@ -413,8 +420,17 @@ class Containers(ContainerVerbs):
         return found
 
     def logs(self, ref: str | engine.Entity) -> Path:
-        """The file that holds the container's stdout and stderr."""
-        return log_path(self.root, self.get(ref).id)
+        """The file that holds the container's stdout and stderr.
+
+        Conflict for a container of another node: its log is on that machine.
+        """
+        container = self.get(ref)
+        if container.node not in (None, self.engine.node):
+            raise Conflict(
+                f"the logs of {container.name} are kept on node {container.node!r}, "
+                f"not this node ({self.engine.node!r}): read them on node {container.node!r}"
+            )
+        return log_path(self.root, container.id)
 
     def open_log(self, ref: str | engine.Entity) -> BinaryIO:
         """The container's log, open for reading at its end (an attach reads on from there).
@@ -423,7 +439,7 @@ class Containers(ContainerVerbs):
         so that what a short-lived ``--rm`` container writes can still be read
         once its removal has taken the file off its path.
         """
-        path = log_path(self.root, self.get(ref).id)
+        path = self.logs(ref)
         path.parent.mkdir(parents=True, exist_ok=True)
         log = open(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o640), "rb")  # noqa: SIM115
         log.seek(0, os.SEEK_END)

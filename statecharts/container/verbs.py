@@ -27,7 +27,6 @@ from statecharts.container.logread import LogEntry, LogWindow, log_entries
 from statecharts.container.pruning import Prune
 from statecharts.container.runtime import Runtime
 from statecharts.container.status import RUNNING, inspect_document, status_of
-from statecharts.container.steps import log_path
 from statecharts.container.top import DEFAULT_PS_ARGS, Top, check_ps_args, parse_ps_output, run_ps
 
 __all__ = ["ContainerVerbs"]
@@ -50,6 +49,8 @@ class ContainerVerbs:
     if TYPE_CHECKING:
 
         def get(self, ref: str | Entity) -> Entity: ...
+
+        def logs(self, ref: str | Entity) -> Path: ...
 
         def list(
             self, *, all: bool = False, status: str | None = None, filters: Filters | None = None
@@ -127,7 +128,7 @@ class ContainerVerbs:
         """
         container = self.get(ref)
         return log_entries(
-            log_path(self.root, container.id),
+            self.logs(container),  # Conflict for another node's container
             LogWindow(since_ns, until_ns, tail, follow),
             running=lambda: self._running(container.id),
             wait=lambda: _pause(time_left),

@@ -7,6 +7,9 @@ between a migrated empty database and the metadata must find nothing.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +23,8 @@ from alembic.script import ScriptDirectory
 from engine.store import SqlStore
 from engine.store.migrate import HEAD, alembic_config, current, upgrade
 from engine.store.schema import metadata
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(params=["sqlite-file", "postgresql"])
@@ -95,3 +100,25 @@ def test_downgrading_to_base_and_upgrading_again(db: sa.Engine) -> None:
     upgrade(db)
     assert current(db) == HEAD
     assert differences(db) == []
+
+
+def test_processes_opening_a_new_postgresql_database_at_once_migrate_it_once(
+    pg_url: str,
+) -> None:
+    # Replicas started together: every one's store migrates the new database, in turn.
+    opener = "import sys; from engine.store import open_store; open_store(sys.argv[1]).close()"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), *sys.path])}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", opener, pg_url], env=env, stderr=subprocess.PIPE, text=True
+        )
+        for _ in range(4)
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 4, errors
+    store = SqlStore(pg_url)
+    try:
+        assert current(store.engine) == HEAD
+        assert differences(store.engine) == []
+    finally:
+        store.close()

@@ -177,6 +177,7 @@ def test_engine_methods() -> None:
         "observer",
         "timers",
         "limits",
+        "node",
     ]
 
 

@@ -101,7 +101,7 @@ def test_a_newer_container_chart_migrates_every_container_at_startup(
     assert up not in (0, first_up) and alive(up)
     ps = daemon.cli("ps", "-a", "--format", "json")
     assert ps.returncode == 0, ps.stderr
-    rows = json.loads(ps.stdout)
+    rows = [json.loads(line) for line in ps.stdout.splitlines()]
     assert sorted((r["Names"], r["State"]) for r in rows) == sorted(
         [("made", "created"), ("up", "running"), ("frozen", "exited"), ("done", "exited")]
     )

@@ -26,7 +26,7 @@ def health(daemon: Daemon, name: str) -> dict[str, Any]:
 
 
 def status_in_ps(daemon: Daemon, name: str) -> str:
-    listed = json.loads(ok(daemon, "ps", "-a", "--format", "json"))
+    listed = [json.loads(line) for line in ok(daemon, "ps", "-a", "--format", "json").splitlines()]
     return str(next(c for c in listed if c["Names"] == name)["Status"])
 
 

@@ -1,4 +1,4 @@
-"""One engine process of the replica tests: ``python worker.py ROLE URL [ARGS]``.
+"""One engine process of the replica tests: ``python worker.py ROLE URL [--node NAME] [ARGS]``.
 
 The tests start several of these on one PostgreSQL database and check what
 they did from the database afterwards. Each prints one JSON line when it has
@@ -8,11 +8,15 @@ Roles:
 
 - ``fire N SEED ENTITY...``: N fires of ``bump`` on entities picked at random
   (lost races retried), then ``{"fired": N, "conflicts": k}``.
-- ``saga ENTITY``: fires ``deploy``, whose second step prints ``{"held": pid}``
-  and blocks: the test SIGKILLs the process there.
+- ``saga ENTITY...``: fires ``deploy`` on each at once, whose second step prints
+  ``{"held": pid, "entity": name}`` and blocks: the test SIGKILLs the process there.
 - ``timers LOG``: fires due timers until SIGTERM; each ``ring`` step's do
   appends this process's pid to LOG, so the test counts how often each ran.
-- ``fire-one ENTITY EVENT``: one fire, then ``{"seq": ...}`` of the newest event.
+- ``fire-one ENTITY EVENT``: one fire, then ``{"seq": ...}`` of the newest event,
+  or ``{"refused": category, "message": ...}`` if the engine refused it.
+
+Every worker registers ``acct`` and ``pinned``, the same chart with ``affinity:
+node``; ``--node`` names the worker's node (the host name by default).
 """
 
 from __future__ import annotations
@@ -29,9 +33,7 @@ import engine
 from engine import Bindings, Context, Step, errors
 from engine.runtime.limits import Limits
 
-CHART = engine.parse_chart(
-    """
-chart: acct
+_LIFECYCLE = """
 initial: idle
 states:
   idle: {}
@@ -46,7 +48,10 @@ transitions:
   - {event: arm, from: idle, to: idle, steps: [arm]}
   - {event: ring, from: idle, to: rung, steps: [ring]}
 """
-)
+CHART = engine.parse_chart("chart: acct" + _LIFECYCLE)
+
+# The same lifecycle, for steps that act on one machine: entities belong to their node.
+PINNED = engine.parse_chart("chart: pinned\naffinity: node" + _LIFECYCLE)
 
 # Quick beats so that a killed process's work is taken over in about a second.
 LIMITS = Limits(lease=1.0, beat=0.2)
@@ -70,7 +75,7 @@ def bindings(ring_log: str | None = None) -> Bindings:
         return "pulled"
 
     def launch(ctx: Context) -> None:
-        print(json.dumps({"held": os.getpid()}), flush=True)
+        print(json.dumps({"held": os.getpid(), "entity": ctx.entity_name}), flush=True)
         threading.Event().wait()  # until SIGKILL
 
     return Bindings(
@@ -86,20 +91,28 @@ def bindings(ring_log: str | None = None) -> Bindings:
 
 def main(argv: list[str]) -> None:
     role, url, *args = argv
+    node = None
+    if args[:1] == ["--node"]:
+        node, args = args[1], args[2:]
     timers = role == "timers"
-    with engine.Engine.open(url, timers=timers, limits=LIMITS) as eng:
-        eng.register(CHART, bindings(args[0] if timers else None))
+    with engine.Engine.open(url, timers=timers, limits=LIMITS, node=node) as eng:
+        for chart in (CHART, PINNED):
+            eng.register(chart, bindings(args[0] if timers else None))
         if role == "fire":
             _fire(eng, int(args[0]), int(args[1]), args[2:])
         elif role == "saga":
-            eng.fire(args[0], "deploy")
+            eng.fire_many([(name, "deploy") for name in args], concurrency=len(args))
         elif role == "timers":
             stop = threading.Event()
             signal.signal(signal.SIGTERM, lambda *_: stop.set())
             print(json.dumps({"ready": os.getpid()}), flush=True)
             stop.wait()
         elif role == "fire-one":
-            eng.fire(args[0], args[1])
+            try:
+                eng.fire(args[0], args[1])
+            except errors.ChartdError as exc:
+                print(json.dumps({"refused": exc.category, "message": exc.message}), flush=True)
+                return
             print(json.dumps({"seq": eng.sequence()}), flush=True)
 
 
