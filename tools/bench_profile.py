@@ -122,9 +122,7 @@ def _instrument(spans: Spans) -> None:
         runtime, "_on_exit", lambda: spans.gap("exit: signal -> runtime sees it", "signal")
     )
     spans.wrap(runtime, "_on_exit", "exit: runtime's handler (reap, exit.json)", mark="reaped")
-    spans.before(
-        ExitRecorder, "_try", lambda: spans.gap("exit: runtime -> exit fire", "reaped")
-    )
+    spans.before(ExitRecorder, "_try", lambda: spans.gap("exit: runtime -> exit fire", "reaped"))
     spans.wrap(ExitRecorder, "_try", "exit: the exit fire")
 
 

@@ -6,6 +6,7 @@ real child process with SIGKILL in the middle of a batch.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import subprocess
@@ -249,3 +250,26 @@ def test_a_crash_in_the_middle_of_a_batch_loses_and_duplicates_nothing(tmp_path:
             assert len(committed) == (
                 0 if before[f"m{i}"] and before[f"m{i}"][0].status == "failed" else 1
             ), i
+
+
+def test_create_many_gives_the_garbage_collector_back_as_it_found_it(
+    eng: engine.Engine,
+) -> None:
+    eng.register(SERVER, Rack().bindings())
+
+    def items_then_fail() -> Any:
+        yield ("g1", {})
+        raise RuntimeError("the caller's items broke")
+
+    assert gc.isenabled()
+    assert all(isinstance(r, engine.Entity) for r in eng.create_many("server", [("g0", {})]))
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError, match="items broke"):
+        eng.create_many("server", items_then_fail())
+    assert gc.isenabled()
+    gc.disable()  # the application's choice: kept
+    try:
+        assert isinstance(eng.create_many("server", [("g2", {})])[0], engine.Entity)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
