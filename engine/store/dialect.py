@@ -23,17 +23,6 @@ __all__ = ["open_engine", "parse_url"]
 
 _SYNC_MODES = {"off", "normal", "full", "extra"}
 
-READ_MMAP_BYTES = 1 << 30
-"""How much of a SQLite file a connection reads through memory-mapping.
-
-A page a read needs that is not in the connection's own small cache is then
-a memory access, not a ``pread`` into a freshly allocated cache page: at a
-million entities an entity read by id went from 1.3x its cost at a thousand
-to (see docs/benchmarks.md). The pages are the kernel's page cache, shared by
-every connection (only the pages read count in the process's resident size).
-The write connection turns it off (see ``Database``): a bulk load would map
-the whole file."""
-
 
 def parse_url(url: str) -> sa.URL:
     """``url`` parsed; InvalidParameter if it is not a database URL."""
@@ -106,7 +95,6 @@ def _sqlite_connect(sync: str, memory: bool, busy_timeout_ms: int) -> Any:
         cursor = dbapi_conn.cursor()
         if not memory:
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute(f"PRAGMA mmap_size={READ_MMAP_BYTES}")
         cursor.execute(f"PRAGMA synchronous={sync.upper()}")
         cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
         cursor.close()
