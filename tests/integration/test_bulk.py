@@ -257,19 +257,25 @@ def test_create_many_gives_the_garbage_collector_back_as_it_found_it(
 ) -> None:
     eng.register(SERVER, Rack().bindings())
 
-    def items_then_fail() -> Any:
-        yield ("g1", {})
-        raise RuntimeError("the caller's items broke")
+    seen_during: list[bool] = []
+
+    def items(prefix: str, count: int, fail: bool = False) -> Any:
+        for i in range(count):
+            yield (f"{prefix}{i}", {})
+        seen_during.append(gc.isenabled())  # read as the last chunk is being built
+        if fail:
+            raise RuntimeError("the caller's items broke")
 
     assert gc.isenabled()
-    assert all(isinstance(r, engine.Entity) for r in eng.create_many("server", [("g0", {})]))
-    assert gc.isenabled()
+    made = eng.create_many("server", items("big", 25_000))  # two chunks: paused, then back
+    assert all(isinstance(r, engine.Entity) for r in made) and gc.isenabled()
+    eng.create_many("server", items("small", 10))  # an API-sized call never pauses it
     with pytest.raises(RuntimeError, match="items broke"):
-        eng.create_many("server", items_then_fail())
-    assert gc.isenabled()
+        eng.create_many("server", items("broken", 25_000, fail=True))
+    assert gc.isenabled() and seen_during == [False, True, False]
     gc.disable()  # the application's choice: kept
     try:
-        assert isinstance(eng.create_many("server", [("g2", {})])[0], engine.Entity)
+        assert len(eng.create_many("server", items("off", 3_000))) == 3_000
         assert not gc.isenabled()
     finally:
         gc.enable()
