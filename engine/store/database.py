@@ -105,7 +105,8 @@ class Database:
 
     @contextmanager
     def querying(self, *, snapshot: bool = False) -> Iterator[Any]:
-        """A pooled driver connection to run prepared reads on (see :meth:`query`).
+        """A driver connection to run prepared reads on (see :meth:`query`): one of
+        the kept readers on a SQLite file (:meth:`_reader`), else the pool's.
 
         With ``snapshot`` its reads share one read transaction (a journal and
         its steps agree); otherwise each statement sees the latest commit.
@@ -157,6 +158,8 @@ class Database:
             conn.close()
         else:
             readers.append(conn)
+            if self._closed:  # closed meanwhile: its sweep may have missed this one
+                self._close_readers()
 
     def query(self, conn: Any, prepared: Prepared, params: dict[str, Any]) -> list[dict[str, Any]]:
         """Run a prepared read on ``conn`` (from :meth:`querying`); its rows by column name."""
@@ -228,11 +231,18 @@ class Database:
         finally:
             cursor.close()
 
+    def _close_readers(self) -> None:
+        while self._readers:
+            try:
+                conn = self._readers.pop()
+            except IndexError:  # another thread took the last one
+                return
+            conn.close()
+
     def close(self) -> None:
         """Release every connection."""
         self._closed = True
-        while self._readers:
-            self._readers.pop().close()
+        self._close_readers()
         if self._checkpoints is not None:
             self._checkpoints.close()
         with self._write_lock:
