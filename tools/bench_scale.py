@@ -6,11 +6,14 @@ One engine on one SQLite file (WAL, ``synchronous=FULL``, the embedded
 default), grown in steps to 1,000, 100,000 and ``--entities`` entities of a
 two-state chart. At each size, side by side in one run:
 
-* ``create_many``: entities/s of the bulk create that grew the database;
+* ``create_many``: entities/s of the bulk create that grew the database
+  (10,000 a call), and the process's CPU per entity;
   ``create``: entities/s of ``Engine.create`` one by one (measured at the
   first size only: each is a durable commit of its own);
 * ``fire``: fires/s of a direct transition on random entities, one thread;
 * ``get``: microseconds per ``Engine.get`` of a random entity by id and by name;
+  each per-call figure also as ``..._cpu_us``, this thread's CPU time, which
+  a machine loaded by other processes disturbs far less than the wall clock;
 * ``list``: microseconds per page of 100 entities from a random position;
 * ``open``: seconds to open the engine on the database and register the
   chart (which recovers unfinished transitions): what a restart costs;
@@ -61,15 +64,18 @@ CHART = {
 }
 
 
-def _per_call_us(calls: int, run: Callable[[int], object]) -> float:
-    """Median microseconds per call of ``run(i)`` over five rounds of ``calls`` calls."""
-    rounds = []
+def _per_call_us(calls: int, run: Callable[[int], object]) -> tuple[float, float]:
+    """Median microseconds per call of ``run(i)`` over five rounds of ``calls`` calls:
+    of the wall clock, and of this thread's CPU (which other processes on a
+    loaded machine disturb far less)."""
+    walls, cpus = [], []
     for _ in range(5):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         for i in range(calls):
             run(i)
-        rounds.append((time.perf_counter() - started) / calls * 1e6)
-    return statistics.median(rounds)
+        cpus.append((time.thread_time() - cpu) / calls * 1e6)
+        walls.append((time.perf_counter() - started) / calls * 1e6)
+    return statistics.median(walls), statistics.median(cpus)
 
 
 class Sized:
@@ -87,9 +93,11 @@ class Sized:
         eng.register(self.chart)
         return eng
 
-    def grow(self, size: int) -> float:
-        """Create entities up to ``size``; their rate per second."""
-        started = time.perf_counter()
+    def grow(self, size: int) -> tuple[float, float]:
+        """Create entities up to ``size``, 10,000 a ``create_many`` call (the results
+        of one call alive at a time, as a loader that keeps none would); their rate
+        per second, and the process's CPU microseconds (every thread) per entity."""
+        started, cpu = time.perf_counter(), time.process_time()
         batch = 10_000
         for first in range(self.size, size, batch):
             last = min(size, first + batch)
@@ -97,9 +105,11 @@ class Sized:
             failed = [r for r in made if not isinstance(r, engine.Entity)]
             if failed:
                 raise SystemExit(f"create_many failed: {failed[0]}")
-        rate = (size - self.size) / (time.perf_counter() - started)
+        count = size - self.size
+        rate = count / (time.perf_counter() - started)
+        cpu_us = (time.process_time() - cpu) / count * 1e6
         self.size = size
-        return rate
+        return rate, cpu_us
 
     def create_one_by_one(self, count: int) -> float:
         started = time.perf_counter()
@@ -111,13 +121,13 @@ class Sized:
         """Fire, get and list costs at the current size, and the time to open it again."""
         names = [f"e{self.random.randrange(self.size)}" for _ in range(samples)]
         ids = [self.eng.get(n).id for n in names]
-        figures = {
-            "fire_per_s": 1e6 / _per_call_us(samples, lambda i: self.eng.fire(ids[i], "flip")),
-            "get_id_us": _per_call_us(samples, lambda i: self.eng.get(ids[i])),
-            "get_name_us": _per_call_us(samples, lambda i: self.eng.get(names[i])),
-        }
+        fire_us, fire_cpu_us = _per_call_us(samples, lambda i: self.eng.fire(ids[i], "flip"))
+        figures = {"fire_per_s": 1e6 / fire_us, "fire_cpu_us": fire_cpu_us}
+        for key, refs in (("get_id", ids), ("get_name", names)):
+            wall, cpu = _per_call_us(samples, lambda i, refs=refs: self.eng.get(refs[i]))
+            figures[f"{key}_us"], figures[f"{key}_cpu_us"] = wall, cpu
         after = [self.random.randrange(self.size) for _ in range(samples // 10)]
-        figures["list_page_us"] = _per_call_us(
+        figures["list_page_us"], figures["list_page_cpu_us"] = _per_call_us(
             len(after), lambda i: self.eng.list("scale", after=after[i], limit=100)
         )
         self.eng.close()
@@ -137,21 +147,25 @@ def run(entities: int, samples: int, seed: int) -> dict[str, Any]:
         sized = Sized(Path(tmp), seed)
         rates = []
         for size in sizes:
-            rates.append((size - sized.size, sized.grow(size)))
+            rates.append((size - sized.size, *sized.grow(size)))
             figures = sized.measure(samples)
             if size == sizes[0]:
                 out["create_per_s"] = sized.create_one_by_one(min(samples, 500))
             out["sizes"][str(size)] = figures
             print(f"  {size:>9,} entities: {json.dumps(figures)}", file=sys.stderr)
         sized.close()
-    made = sum(n for n, _ in rates)
-    out["create_many_per_s"] = made / sum(n / r for n, r in rates)
+    made = sum(n for n, _, _ in rates)
+    out["create_many_per_s"] = made / sum(n / r for n, r, _ in rates)
+    out["create_many_cpu_us"] = sum(n * cpu for n, _, cpu in rates) / made
     small, large = out["sizes"][str(sizes[0])], out["sizes"][str(sizes[-1])]
     out["ratios"] = {
         "create_many_vs_create": out["create_many_per_s"] / out["create_per_s"],
         "fire_cost": small["fire_per_s"] / large["fire_per_s"],
         "get_id_cost": large["get_id_us"] / small["get_id_us"],
         "get_name_cost": large["get_name_us"] / small["get_name_us"],
+        "get_id_cpu_cost": large["get_id_cpu_us"] / small["get_id_cpu_us"],
+        "get_name_cpu_cost": large["get_name_cpu_us"] / small["get_name_cpu_us"],
+        "fire_cpu_cost": large["fire_cpu_us"] / small["fire_cpu_us"],
         "list_cost": large["list_page_us"] / small["list_page_us"],
     }
     # ru_maxrss is in kilobytes on Linux.
@@ -182,7 +196,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(out, indent=2))
         return 0
     print(f"create one by one: {out['create_per_s']:,.0f}/s")
-    print(f"create_many:       {out['create_many_per_s']:,.0f}/s")
+    print(
+        f"create_many:       {out['create_many_per_s']:,.0f}/s "
+        f"({out['create_many_cpu_us']:.1f} us of CPU each)"
+    )
     for size, figures in out["sizes"].items():
         print(
             f"{int(size):>9,}: fire {figures['fire_per_s']:,.0f}/s, "

@@ -117,7 +117,7 @@ class JournalWrites:
         if events:
             seq = first["events"]
             db.run_many(
-                conn, s.insert_event, [event_values(e, seq + i) for i, e in enumerate(events)]
+                conn, s.insert_event, (event_values(e, seq + i) for i, e in enumerate(events))
             )
             if db.dialect == "postgresql":
                 # Delivered on commit to every process's listener (engine.store.notify).
@@ -220,7 +220,7 @@ class JournalWrites:
         self._db.run_many(
             conn,
             self._statements.insert_entity,
-            [entity_values(r, first + i) for i, r in enumerate(rows)],
+            (entity_values(r, first + i) for i, r in enumerate(rows)),
         )
 
     # -- the journal and timers ------------------------------------------------------------

@@ -6,6 +6,7 @@ real child process with SIGKILL in the middle of a batch.
 
 from __future__ import annotations
 
+import gc
 import os
 import signal
 import subprocess
@@ -249,3 +250,32 @@ def test_a_crash_in_the_middle_of_a_batch_loses_and_duplicates_nothing(tmp_path:
             assert len(committed) == (
                 0 if before[f"m{i}"] and before[f"m{i}"][0].status == "failed" else 1
             ), i
+
+
+def test_create_many_gives_the_garbage_collector_back_as_it_found_it(
+    eng: engine.Engine,
+) -> None:
+    eng.register(SERVER, Rack().bindings())
+
+    seen_during: list[bool] = []
+
+    def items(prefix: str, count: int, fail: bool = False) -> Any:
+        for i in range(count):
+            yield (f"{prefix}{i}", {})
+        seen_during.append(gc.isenabled())  # read as the last chunk is being built
+        if fail:
+            raise RuntimeError("the caller's items broke")
+
+    assert gc.isenabled()
+    made = eng.create_many("server", items("big", 25_000))  # two chunks: paused, then back
+    assert all(isinstance(r, engine.Entity) for r in made) and gc.isenabled()
+    eng.create_many("server", items("small", 10))  # an API-sized call never pauses it
+    with pytest.raises(RuntimeError, match="items broke"):
+        eng.create_many("server", items("broken", 25_000, fail=True))
+    assert gc.isenabled() and seen_during == [False, True, False]
+    gc.disable()  # the application's choice: kept
+    try:
+        assert len(eng.create_many("server", items("off", 3_000))) == 3_000
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
