@@ -73,6 +73,7 @@ _PAUSE_FROM = 2_000
 
 
 def chunks(items: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """``items`` in lists of ``size`` (the last one shorter), read as they are needed."""
     chunk: list[Any] = []
     for item in items:
         chunk.append(item)
