@@ -27,7 +27,7 @@ __all__ = ["API_VERSION", "EngineServicer", "Exporter"]
 API_VERSION = "chartd.v1"
 
 Exporter = Callable[[engine.Chart], str]
-"""Renders a chart in one format (JSON, DOT, Mermaid); given by the composition root."""
+"""Renders a chart in one format (JSON, DOT, SVG, Mermaid, ...); given by the composition root."""
 
 # A bulk call's units: its request and response stay far below the message limit.
 _MOST_UNITS = 1000

@@ -153,7 +153,9 @@ class GetChartRequest(_message.Message):
     FORMAT_FIELD_NUMBER: _builtins.int
     name: _builtins.str
     format: _builtins.str
-    """"" (no export), "json", "dot" or "mermaid"."""
+    """"" (no export), or an export format: "json", "dot", "svg", "mermaid",
+    "plantuml", "scxml" or "xstate" (docs/export.md).
+    """
     def __init__(
         self,
         *,
