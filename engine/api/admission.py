@@ -42,14 +42,29 @@ KINDS: Mapping[str, str] = MappingProxyType(
                 "Containers.Restart",
                 "Containers.Remove",
                 "Containers.Rename",
+                "Containers.Update",
+                "Containers.Prune",
+                # Runs ps in the container: a process, not a read of the store.
+                "Containers.Top",
                 "Engine.CreateEntity",
                 "Engine.Fire",
+                "Engine.CreateMany",
+                "Engine.FireMany",
                 "Engine.MigrateChart",
+                "Exec.CreateExec",
             ),
             "change",
         ),
         **dict.fromkeys(
-            ("Containers.Wait", "Containers.Logs", "Containers.Events", "Engine.Watch"), "stream"
+            (
+                "Containers.Wait",
+                "Containers.Logs",
+                "Containers.Events",
+                "Engine.Watch",
+                # Attached, it holds its thread while the process runs.
+                "Exec.StartExec",
+            ),
+            "stream",
         ),
     }
 )
