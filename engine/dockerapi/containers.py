@@ -17,7 +17,7 @@ from starlette.routing import Route
 import engine
 from engine.api.times import unix_seconds
 from engine.dockerapi import shapes
-from engine.dockerapi.calls import blocking, body, daemon, filters, flag, integer, ref, text
+from engine.dockerapi.calls import blocking, daemon, filters, flag, integer, json_body, ref, text
 from engine.errors import InvalidParameter
 from engine.errors import NotImplemented as Unsupported
 
@@ -37,7 +37,7 @@ def _done() -> Response:
 
 
 async def create(request: Request) -> Response:
-    given = shapes.decode_json(await body(request))
+    given = shapes.decode_json(await json_body(request))
     options = shapes.create_options(text(request, "name"), given)
     created = await blocking(request, daemon(request).backend.create, **options)
     return JSONResponse({"Id": created.id, "Warnings": []}, status_code=201)
@@ -153,7 +153,7 @@ async def top(request: Request) -> Response:
 
 
 async def update(request: Request) -> Response:
-    restart = shapes.update_restart(shapes.decode_json(await body(request)))
+    restart = shapes.update_restart(shapes.decode_json(await json_body(request)))
     await blocking(request, daemon(request).backend.update, ref(request), restart=restart)
     return JSONResponse({"Warnings": []})
 
