@@ -342,13 +342,14 @@ class Parser:
         if tok.kind == "raw":
             return text[1:-1]
         if tok.kind in ("string", "char"):
+            what = "character constant" if tok.kind == "char" else "string"
             try:
                 value = unquote(text[1:-1])
             except ValueError:
-                raise self.error(tok.pos, f"malformed string: {text[:40]}") from None
+                raise self.error(tok.pos, f"malformed {what}: {text[:40]}") from None
             if tok.kind == "char":
                 if len(value) != 1:
-                    raise self.error(tok.pos, f"malformed character constant: {text[:40]}")
+                    raise self.error(tok.pos, f"malformed {what}: {text[:40]}")
                 return ord(value)
             return value
         digits = text.replace("_", "")
@@ -386,7 +387,9 @@ def unquote(body: str) -> str:
         if simple is not None:
             return _SIMPLE.get(simple, simple)
         code = int(hex2 or hex4 or hex8 or "0", 16) if octal is None else int(octal, 8)
-        if code > 0x10FFFF:
+        # As Go's strconv: an octal escape is one byte, and a \u or \U escape a valid
+        # rune (no surrogate half, which no output could encode).
+        if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF or (octal is not None and code > 0o377):
             raise ValueError(code)
         return chr(code)
 
