@@ -44,6 +44,14 @@ async def create(request: Request) -> Response:
 
 
 async def start(request: Request) -> Response:
+    # moby's: a body of more than an empty JSON object's 7 bytes, or one of no stated length
+    length = request.headers.get("content-length")
+    chunked = "chunked" in request.headers.get("transfer-encoding", "").lower()
+    if chunked or (length is not None and (not length.isdigit() or int(length) > 7)):
+        raise InvalidParameter(
+            "starting container with non-empty request body was deprecated since API v1.22 "
+            "and removed in v1.24"
+        )
     await blocking(request, daemon(request).backend.start, ref(request))
     return _done()
 

@@ -243,6 +243,7 @@ def test_hostile_create_bodies(h: httpx.Client, body: bytes, status: int, messag
         ("GET", "/v99.99/_ping", 400, "client version 99.99 is too new"),
         ("GET", "/vabc/_ping", 404, "page not found"),
         ("POST", "/containers/nosuch/stop?t=-1", 404, "No such container: nosuch"),
+        ("POST", "/containers/nosuch/stop?signal=999", 404, "No such container: nosuch"),
         ("GET", "/events?since=5&until=1", 400, "since time cannot be after until time"),
         ("GET", "/containers/a%00b/json", 400, "invalid name or ID supplied"),
         ("GET", "/containers/%2e%2e/json", 404, "No such container: .."),
@@ -293,6 +294,20 @@ def test_a_json_body_must_say_it_is_json(
     )
     assert fine.status_code in (201, 404), fine.text
     _remove(h, before)
+
+
+def test_a_start_with_a_body_is_refused_and_starts_nothing(h: httpx.Client) -> None:
+    made = h.post("/containers/create?name=fz-start", json={"Cmd": ["sleep", "30"]})
+    assert made.status_code == 201
+    answer = h.post("/containers/fz-start/start", json={"Binds": ["/:/host"]})
+    assert answer.status_code == 400
+    assert _docker_error(answer) == (
+        "starting container with non-empty request body was deprecated since API v1.22 "
+        "and removed in v1.24"
+    )
+    assert h.get("/containers/fz-start/json").json()["State"]["Status"] == "created"
+    assert h.post("/containers/fz-start/start", json={}).status_code == 204  # {} is fine
+    assert h.delete("/containers/fz-start?force=1").status_code == 204
 
 
 def test_a_refused_update_changes_nothing(h: httpx.Client) -> None:
