@@ -20,7 +20,7 @@ _TOKEN = re.compile(
     |(?P<string>"(?:[^"\\\n]|\\.)*")
     |(?P<raw>`[^`]*`)
     |(?P<char>'(?:[^'\\\n]|\\.)+')
-    |(?P<number>[+-]?(?:0[xX][0-9a-fA-F_]+|(?:\d[\d_]*)?\.?\d[\d_]*(?:[eE][+-]?\d+)?))
+    |(?P<number>[+-]?(?:0[xX][0-9a-fA-F_]+|(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d+)?))
     |(?P<variable>\$[A-Za-z0-9_]*)
     |(?P<field>(?:\.[A-Za-z_][A-Za-z0-9_]*)+)
     |(?P<dot>\.)
@@ -104,7 +104,8 @@ def _lex_action(source: str, i: int, start: int) -> tuple[list[Tok], int, bool]:
             kind == "number"
             and m.group().startswith(("+", "-"))
             and tokens
-            and tokens[-1].kind not in ("space", "lparen", "pipe")
+            and tokens[-1].kind not in ("lparen", "pipe")
+            and not source[i - 1].isspace()  # spaces are not kept as tokens
         ):
             raise TemplateError(
                 f"template: :{line_of(source, i)}: unexpected {m.group()!r} in operand"

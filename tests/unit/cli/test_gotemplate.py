@@ -239,6 +239,12 @@ def test_escapes_go_refuses_are_refused(source: str, message: str) -> None:
     assert error(source) == message
 
 
+def test_signed_and_trailing_dot_numbers_are_read_as_go() -> None:
+    """Go's lexer takes ``-5`` after a space, and ``5.``, as numbers."""
+    assert run('{{print -5 5. -1.5}}|{{print 1 -5}}|{{printf "%.1f" 2.}}') == "-5 5 -1.5|1 -5|2.0"
+    assert error("{{.Name-5}}") == "template: :1: unexpected '-5' in operand"
+
+
 def test_escapes_go_accepts_are_read_as_go() -> None:
     assert run('{{"\\u00e9\\U0001F600\\377\\x41"}}') == "\u00e9\U0001f600\u00ffA"
     assert run("{{'\\U0010FFFF'}}") == "1114111"
