@@ -9,7 +9,6 @@ and take a thread only for a short read.
 from __future__ import annotations
 
 import functools
-import json
 import re
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -17,6 +16,7 @@ from typing import Any, TypeVar
 import anyio
 from starlette.requests import Request
 
+from engine.api._fields import decode_json
 from engine.dockerapi.backend import Daemon
 from engine.errors import InvalidParameter
 
@@ -31,7 +31,6 @@ __all__ = [
     "flag",
     "integer",
     "json_body",
-    "json_value",
     "ref",
     "text",
 ]
@@ -158,26 +157,12 @@ def integer(request: Request, name: str) -> int | None:
     return number
 
 
-def json_value(raw: bytes | str, what: str) -> Any:
-    """``raw`` decoded as JSON; InvalidParameter naming ``what`` if it is not JSON.
-
-    Nesting too deep for the decoder is bad JSON too (Go's decoder has a
-    depth limit as well), not a failure of the daemon.
-    """
-    try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidParameter(f"{what}: {exc}") from None
-    except RecursionError:
-        raise InvalidParameter(f"{what}: nested too deeply") from None
-
-
 def filters(request: Request, known: tuple[str, ...]) -> dict[str, list[str]]:
     """The ``filters`` parameter: JSON ``{"key": ["v", ...]}`` or ``{"key": {"v": true}}``."""
     raw = request.query_params.get("filters", "")
     if not raw:
         return {}
-    given = json_value(raw, "invalid filter")
+    given = decode_json(raw.encode("utf-8", "surrogatepass"), "invalid filter")
     if not isinstance(given, dict):
         raise InvalidParameter("invalid filter: an object of lists is expected")
     out: dict[str, list[str]] = {}

@@ -17,7 +17,6 @@ from engine.api import _fields
 from engine.api.containers_service import StatusOf
 from engine.cli_health import health_suffix
 from engine.cli_output import _human_duration
-from engine.dockerapi.calls import json_value
 from engine.errors import InvalidParameter
 
 __all__ = [
@@ -39,7 +38,7 @@ def decode_json(body: bytes) -> dict[str, Any]:
     """A request body as a JSON object; InvalidParameter naming what is wrong."""
     if not body.strip():
         return {}
-    found = json_value(body, "invalid JSON")
+    found = _fields.decode_json(body, "invalid JSON")
     if not isinstance(found, dict):
         raise InvalidParameter("invalid JSON: the body must be an object")
     return found

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -45,6 +44,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from engine.api._fields import decode_json
 from engine.errors import ChartdError, InvalidParameter
 from engine.web.diagram import Diagrams
 from engine.web.feed import Feed, Subscription, Topic, frame
@@ -283,10 +283,7 @@ async def _json(request: Request) -> Any:
         if size > _MAX_FIRE_BODY:
             raise ValueError(f"the body is too large: more than {_MAX_FIRE_BODY} bytes")
         chunks.append(chunk)
-    try:
-        return json.loads(b"".join(chunks))
-    except RecursionError:
-        raise ValueError("invalid JSON: nested too deeply") from None
+    return decode_json(b"".join(chunks), "invalid JSON")
 
 
 def _fire_request(body: Any) -> tuple[str, dict[str, Any]]:

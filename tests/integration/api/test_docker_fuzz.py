@@ -52,6 +52,7 @@ JSON_LEAVES = st.one_of(
     st.integers(-(2**70), 2**70),
     st.floats(allow_nan=True, allow_infinity=True),
     st.sampled_from(TRICKS),
+    st.sampled_from(["\ud800", "a\udc00b", "\udbff\udfff"]),  # halves and a whole pair
     st.text(max_size=30),
 )
 JSON_VALUES = st.recursive(
@@ -123,7 +124,9 @@ def test_drawn_creates_are_made_or_refused_cleanly(h: httpx.Client, body: bytes,
     params = {"name": name} if name else {}
     answer = h.post("/containers/create", params=params, content=body, headers=JSON_TYPE)
     if answer.status_code == 201:
-        assert answer.json()["Id"] in _ids(h)
+        made = answer.json()["Id"]
+        assert made in _ids(h)
+        assert h.get(f"/containers/{made}/json").status_code == 200  # it can be shown
     else:
         _docker_error(answer)
         assert _ids(h) == before, "a refused create left a container"
@@ -294,6 +297,30 @@ def test_a_json_body_must_say_it_is_json(
     )
     assert fine.status_code in (201, 404), fine.text
     _remove(h, before)
+
+
+def test_a_lone_surrogate_is_kept_as_go_keeps_it_and_spoils_no_answer(h: httpx.Client) -> None:
+    """A ``\\ud800`` escape is U+FFFD once decoded, as in Go: kept as it is, it made
+    every listing, inspect and log of the container fail (no UTF-8 can hold it)."""
+    body = (
+        b'{"Cmd": ["echo", "\\ud800"], "Labels": {"k\\udc00": "v\\ud800", "pair": '
+        b'"\\ud83d\\ude00"}, "Env": ["A=\\ud800"], "Image": "i\\udbff"}'
+    )
+    made = h.post("/containers/create?name=fz-surrogate", content=body, headers=JSON_TYPE)
+    assert made.status_code == 201, made.text
+    found = h.get("/containers/fz-surrogate/json").json()
+    assert found["Args"] == ["\ufffd"] and "A=\ufffd" in found["Config"]["Env"]
+    assert found["Config"]["Labels"] == {"k\ufffd": "v\ufffd", "pair": "\U0001f600"}
+    listed = h.get("/containers/json?all=1").json()
+    assert ["/fz-surrogate"] in [c["Names"] for c in listed]
+    started = h.post("/containers/fz-surrogate/start")
+    assert started.status_code == 204, started.text
+    assert h.post("/containers/fz-surrogate/wait").json() == {"StatusCode": 0}
+    logs = h.get("/containers/fz-surrogate/logs?stdout=1").content
+    assert logs.endswith("\ufffd\n".encode())
+    filtered = h.get("/containers/json", params={"filters": '{"label": ["k\\udc00"]}'})
+    assert filtered.status_code == 200, filtered.text
+    assert h.delete("/containers/fz-surrogate").status_code == 204
 
 
 def test_a_start_with_a_body_is_refused_and_starts_nothing(h: httpx.Client) -> None:

@@ -134,3 +134,22 @@ def test_drawn_chart_queries_never_fail(
     _, _, client = hostile
     answer = client.get("/charts/order", params={"state": state, "name": name, "after": after})
     assert answer.status_code in (200, 400), answer.text
+
+
+def test_a_lone_surrogate_in_a_fire_spoils_no_page(
+    hostile: tuple[engine.Engine, Inspector, TestClient],
+) -> None:
+    """Decoded as Go decodes it (U+FFFD): kept, the refusal naming it, and every page
+    showing the fire's params, could not be encoded."""
+    shop, inspector, client = hostile
+    e = shop.create("order", "h2")
+    token = {"X-Chartd-CSRF": str(inspector.csrf), "Content-Type": "application/json"}
+    url = f"/entities/{e.id}/fire"
+    unknown = client.post(url, content=b'{"event": "\\ud800"}', headers=token)
+    assert unknown.status_code == 400 and "unknown event '\ufffd'" in unknown.json()["message"]
+    touched = client.post(
+        url, content=b'{"event": "touch", "params": {"n": 1, "s": "\\udc00"}}', headers=token
+    )
+    assert touched.status_code == 200, touched.text
+    page = client.get(f"/entities/{e.id}")
+    assert page.status_code == 200, page.text
