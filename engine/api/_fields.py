@@ -8,7 +8,10 @@ message never echoes more than a short prefix of what it refuses.
 
 from __future__ import annotations
 
+import json
+import re
 from collections.abc import Iterable, Mapping
+from typing import Any
 
 from google.protobuf.message import Message
 
@@ -20,6 +23,7 @@ __all__ = [
     "check_map",
     "check_struct",
     "check_text",
+    "decode_json",
     "optional_text",
     "page_token",
     "sequence",
@@ -124,3 +128,45 @@ def timestamp_ns(message: Message, field: str, what: str) -> int | None:
 # The range protobuf's Timestamp allows: 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z.
 _MIN_SECONDS = -62_135_596_800
 _MAX_SECONDS = 253_402_300_799
+
+
+_SURROGATE_ESCAPE = re.compile(rb"\\[uU][dD][89a-fA-F]")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def decode_json(raw: bytes, what: str) -> Any:
+    """``raw`` decoded as JSON as Go decodes it; InvalidParameter starting with ``what``.
+
+    Nesting too deep for the decoder is bad JSON (Go's decoder has a depth limit
+    too), not a failure. A ``\\u`` escape of a lone surrogate half, which Python
+    keeps but no UTF-8 output can hold, becomes U+FFFD, as Go's decoder makes it:
+    kept, it would fail every later answer that shows it.
+    """
+    try:
+        found = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidParameter(f"{what}: {exc}") from None
+    except RecursionError:
+        raise InvalidParameter(f"{what}: nested too deeply") from None
+    return _go_strings(found) if _SURROGATE_ESCAPE.search(raw) else found
+
+
+def _go_strings(found: Any) -> Any:
+    """``found`` with each lone surrogate in its strings and keys replaced (in place)."""
+    if isinstance(found, str):
+        return _SURROGATE.sub("\ufffd", found)
+    stack = [found]
+    while stack:  # not recursive: as deep as the decoder went, without its frames
+        item = stack.pop()
+        pairs: list[tuple[Any, Any]]
+        if isinstance(item, list):
+            pairs = list(enumerate(item))
+        elif isinstance(item, dict):
+            pairs = [(_SURROGATE.sub("\ufffd", k), v) for k, v in item.items()]
+            item.clear()
+        else:
+            continue
+        for key, value in pairs:
+            item[key] = _SURROGATE.sub("\ufffd", value) if isinstance(value, str) else value
+            stack.append(value)
+    return found

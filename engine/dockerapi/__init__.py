@@ -26,6 +26,7 @@ from typing import Any
 import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
 
 import engine
 from engine.api.containers_service import StatusOf
@@ -51,6 +52,7 @@ def docker_app(
         routes=[*system.routes(), *containers.routes(), *execs.routes(), *streams.routes()],
         exception_handlers={
             ChartdError: errors.on_error,
+            ClientDisconnect: errors.on_disconnect,
             HTTPException: errors.page_not_found,
             Exception: errors.on_unexpected,
         },

@@ -9,13 +9,14 @@ and take a thread only for a short read.
 from __future__ import annotations
 
 import functools
-import json
+import re
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import anyio
 from starlette.requests import Request
 
+from engine.api._fields import decode_json
 from engine.dockerapi.backend import Daemon
 from engine.errors import InvalidParameter
 
@@ -29,6 +30,7 @@ __all__ = [
     "filters",
     "flag",
     "integer",
+    "json_body",
     "ref",
     "text",
 ]
@@ -60,15 +62,64 @@ async def blocking(request: Request, fn: Callable[..., T], *args: Any, **kwargs:
     return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), limiter=limiter)
 
 
+def _too_large() -> InvalidParameter:
+    return InvalidParameter(f"the request body is too large: more than {MAX_BODY} bytes")
+
+
 async def body(request: Request) -> bytes:
-    """The request's body, read no further than :data:`MAX_BODY` bytes."""
+    """The request's body, read no further than :data:`MAX_BODY` bytes.
+
+    A body that says it is larger is refused before any of it is read: the
+    client is not waited on for bytes that would be refused anyway.
+    """
+    declared = request.headers.get("content-length", "")
+    if declared.isascii() and declared.isdigit() and int(declared) > MAX_BODY:
+        raise _too_large()
     chunks, size = [], 0
     async for chunk in request.stream():
         size += len(chunk)
         if size > MAX_BODY:
-            raise InvalidParameter(f"the request body is too large: more than {MAX_BODY} bytes")
+            raise _too_large()
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+_TOKEN = re.compile(r"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
+
+
+def _media_type(given: str) -> str:
+    """The media type of a Content-Type header, lower-cased; as Go's mime parser reads it,
+    its complaint about a malformed one (the message names the header)."""
+    text = given.strip()
+    major = _TOKEN.match(text)
+    why = ""
+    if major is None:
+        why = "mime: no media type"
+    elif text[major.end() : major.end() + 1] != "/":
+        why = "mime: expected slash after first token"
+    else:
+        minor = _TOKEN.match(text, major.end() + 1)
+        if minor is None:
+            why = "mime: expected token after slash"
+        elif text[minor.end() :].strip() and not text[minor.end() :].lstrip().startswith(";"):
+            why = "mime: unexpected content after media subtype"
+    if why:
+        raise InvalidParameter(f"malformed Content-Type header ({given}): {why}")
+    return text.split(";", 1)[0].strip().lower()
+
+
+async def json_body(request: Request) -> bytes:
+    """The body of an endpoint that reads JSON, as moby's ``ReadJSON`` takes one: a body
+    must say it is ``application/json`` (only an empty one may say nothing)."""
+    raw = await body(request)
+    given = request.headers.get("content-type", "")
+    if not given and not raw:
+        return raw
+    if _media_type(given) != "application/json":
+        raise InvalidParameter(
+            f"unsupported Content-Type header ({given}): must be 'application/json'"
+        )
+    return raw
 
 
 def ref(request: Request) -> str:
@@ -111,19 +162,25 @@ def filters(request: Request, known: tuple[str, ...]) -> dict[str, list[str]]:
     raw = request.query_params.get("filters", "")
     if not raw:
         return {}
-    try:
-        given = json.loads(raw)
-    except ValueError as exc:
-        raise InvalidParameter(f"invalid filter: {exc}") from None
+    given = decode_json(raw.encode("utf-8", "surrogatepass"), "invalid filter")
     if not isinstance(given, dict):
         raise InvalidParameter("invalid filter: an object of lists is expected")
     out: dict[str, list[str]] = {}
     for key, values in given.items():
         if key not in known:
             raise InvalidParameter(f"invalid filter '{key}'")
-        listed = [v for v, on in values.items() if on] if isinstance(values, dict) else values
-        if not isinstance(listed, list) or not all(isinstance(v, str) for v in listed):
-            raise InvalidParameter(f"invalid filter '{key}': a list of strings is expected")
+        listed = _filter_values(key, values)
         if listed:
             out[key] = listed
     return out
+
+
+def _filter_values(key: str, values: Any) -> list[str]:
+    """One filter's values: a list of strings, or moby's older ``{"value": true}`` form."""
+    if isinstance(values, dict):  # map[string]map[string]bool: a value of another type is bad
+        if not all(isinstance(on, bool) for on in values.values()):
+            raise InvalidParameter(f"invalid filter '{key}': an object of booleans is expected")
+        values = [v for v, on in values.items() if on]
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise InvalidParameter(f"invalid filter '{key}': a list of strings is expected")
+    return values

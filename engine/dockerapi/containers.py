@@ -17,7 +17,7 @@ from starlette.routing import Route
 import engine
 from engine.api.times import unix_seconds
 from engine.dockerapi import shapes
-from engine.dockerapi.calls import blocking, body, daemon, filters, flag, integer, ref, text
+from engine.dockerapi.calls import blocking, daemon, filters, flag, integer, json_body, ref, text
 from engine.errors import InvalidParameter
 from engine.errors import NotImplemented as Unsupported
 
@@ -37,13 +37,21 @@ def _done() -> Response:
 
 
 async def create(request: Request) -> Response:
-    given = shapes.decode_json(await body(request))
+    given = shapes.decode_json(await json_body(request))
     options = shapes.create_options(text(request, "name"), given)
     created = await blocking(request, daemon(request).backend.create, **options)
     return JSONResponse({"Id": created.id, "Warnings": []}, status_code=201)
 
 
 async def start(request: Request) -> Response:
+    # moby's: a body of more than an empty JSON object's 7 bytes, or one of no stated length
+    length = request.headers.get("content-length")
+    chunked = "chunked" in request.headers.get("transfer-encoding", "").lower()
+    if chunked or (length is not None and (not length.isdigit() or int(length) > 7)):
+        raise InvalidParameter(
+            "starting container with non-empty request body was deprecated since API v1.22 "
+            "and removed in v1.24"
+        )
     await blocking(request, daemon(request).backend.start, ref(request))
     return _done()
 
@@ -153,7 +161,7 @@ async def top(request: Request) -> Response:
 
 
 async def update(request: Request) -> Response:
-    restart = shapes.update_restart(shapes.decode_json(await body(request)))
+    restart = shapes.update_restart(shapes.decode_json(await json_body(request)))
     await blocking(request, daemon(request).backend.update, ref(request), restart=restart)
     return JSONResponse({"Warnings": []})
 

@@ -17,7 +17,14 @@ from starlette.responses import JSONResponse, Response
 
 from engine.errors import Category, ChartdError, NotFound
 
-__all__ = ["HTTP_STATUS", "error_response", "on_error", "on_unexpected", "page_not_found"]
+__all__ = [
+    "HTTP_STATUS",
+    "error_response",
+    "on_disconnect",
+    "on_error",
+    "on_unexpected",
+    "page_not_found",
+]
 
 log = logging.getLogger("chartd.dockerapi")
 
@@ -62,3 +69,10 @@ async def on_unexpected(request: Request, exc: Exception) -> Response:
 async def page_not_found(request: Request, exc: Exception) -> Response:
     """moby's answer to a path it has no route for."""
     return error_response(NotFound("page not found"))
+
+
+async def on_disconnect(request: Request, exc: Exception) -> Response:
+    """A client that went before its request's body was read: nothing to answer, no
+    fault of the daemon's (logged quietly, not as an unexpected failure)."""
+    log.debug("%s %s: the client went before its body was read", request.method, request.url.path)
+    return Response(status_code=400)

@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from engine.dockerapi import shapes
-from engine.dockerapi.calls import blocking, body, daemon, integer, ref
+from engine.dockerapi.calls import blocking, daemon, integer, json_body, ref
 from engine.dockerapi.pump import Pumped
 from engine.dockerapi.streams import frame, media
 from engine.errors import ChartdError, InvalidParameter
@@ -27,7 +27,7 @@ __all__ = ["routes"]
 
 
 async def create(request: Request) -> Response:
-    given = shapes.decode_json(await body(request))
+    given = shapes.decode_json(await json_body(request))
     options = shapes.exec_options(given)
     d = daemon(request)
     exec_id = await blocking(request, d.backend.exec_create, ref(request), **options)
@@ -46,7 +46,7 @@ def _in_stream(error: ChartdError) -> bool:
 
 
 async def start(request: Request) -> Response:
-    given = shapes.decode_json(await body(request))
+    given = shapes.decode_json(await json_body(request))
     exec_id = ref(request)
     detach = shapes.start_detach(given)
     d = daemon(request)

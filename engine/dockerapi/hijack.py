@@ -52,8 +52,9 @@ class _Raw(asyncio.Protocol):
 
     def __init__(self, transport: Any, received: bytes, length: int) -> None:
         self.transport = transport
-        # Read no further than one byte past the largest body: the endpoint refuses it.
-        self.length = min(length, MAX_BODY + 1)
+        # A body said to be larger than any is refused by the endpoint from its
+        # Content-Length alone: none of it is waited for.
+        self.length = 0 if length > MAX_BODY else length
         self.body = bytearray(received[: self.length])
         self.complete = asyncio.Event()
         if len(self.body) >= self.length:

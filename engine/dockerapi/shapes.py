@@ -38,10 +38,7 @@ def decode_json(body: bytes) -> dict[str, Any]:
     """A request body as a JSON object; InvalidParameter naming what is wrong."""
     if not body.strip():
         return {}
-    try:
-        found = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise InvalidParameter(f"invalid JSON: {exc}") from None
+    found = _fields.decode_json(body, "invalid JSON")
     if not isinstance(found, dict):
         raise InvalidParameter("invalid JSON: the body must be an object")
     return found
@@ -66,6 +63,17 @@ def _mapping(value: Any, what: str) -> dict[str, str]:
         isinstance(k, str) and isinstance(v, str) for k, v in value.items()
     ):
         raise InvalidParameter(f"invalid {what}: an object of strings is expected")
+    _fields.check_map(value, "label")  # as the gRPC API checks them: no NUL reaches the store
+    return value
+
+
+def _object(value: Any, what: str) -> Mapping[str, Any]:
+    """A JSON object of the body ({} if absent); any other JSON value is refused, even
+    an empty or false one (Go's decoder refuses an array or a string for a struct)."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise InvalidParameter(f"invalid {what}: an object is expected")
     return value
 
 
@@ -106,8 +114,7 @@ def _healthcheck(value: Any) -> dict[str, Any] | None:
     """
     if value is None:
         return None
-    if not isinstance(value, dict):
-        raise InvalidParameter("invalid Healthcheck: an object is expected")
+    value = _object(value, "Healthcheck")
     out: dict[str, Any] = {"test": _strings(value.get("Test"), "Healthcheck.Test")}
     for key, name in _HEALTH_DURATIONS:
         nanoseconds = _typed(value, key, int)
@@ -120,9 +127,7 @@ def _healthcheck(value: Any) -> dict[str, Any] | None:
 
 
 def _restart(host: Mapping[str, Any]) -> str | None:
-    policy = host.get("RestartPolicy") or {}
-    if not isinstance(policy, dict):
-        raise InvalidParameter("invalid RestartPolicy: an object is expected")
+    policy = _object(host.get("RestartPolicy"), "RestartPolicy")
     name = _typed(policy, "Name", str) or ""
     count = _typed(policy, "MaximumRetryCount", int) or 0
     if not name:
@@ -197,9 +202,7 @@ def create_options(name: str | None, body: Mapping[str, Any]) -> dict[str, Any]:
     body holds and chartd has no use for (ports, mounts, resources) is
     ignored, as docs/docker-api.md lists.
     """
-    host = body.get("HostConfig") or {}
-    if not isinstance(host, dict):
-        raise InvalidParameter("invalid HostConfig: an object is expected")
+    host = _object(body.get("HostConfig"), "HostConfig")
     _no_terminal(body, "OpenStdin", "docker run -i")
     stop_signal = _typed(body, "StopSignal", str)
     working_dir = _typed(body, "WorkingDir", str)

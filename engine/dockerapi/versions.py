@@ -26,9 +26,22 @@ _PREFIX = re.compile(r"^/v([0-9.]+)(/.*)$")
 _Scope = dict[str, Any]
 
 
+_HUGE = 10**9  # past any real version part: a longer number compares as this
+
+
 def parse_version(text: str) -> tuple[int, ...]:
-    """A version as moby compares them: dot-separated numbers, a missing or bad part is 0."""
-    return tuple(int(p) if p.isdigit() else 0 for p in text.split("."))
+    """A version as moby compares them: dot-separated numbers, a missing or bad part is 0.
+
+    A part too long to be a real one is taken as huge, not converted: a path
+    of thousands of digits is a version too new, not a failure.
+    """
+    return tuple(_part(p) for p in text.split("."))
+
+
+def _part(text: str) -> int:
+    if not (text.isascii() and text.isdigit()):
+        return 0
+    return int(text) if len(text) < 10 else _HUGE
 
 
 def _check(version: str) -> None:

@@ -20,7 +20,7 @@ _TOKEN = re.compile(
     |(?P<string>"(?:[^"\\\n]|\\.)*")
     |(?P<raw>`[^`]*`)
     |(?P<char>'(?:[^'\\\n]|\\.)+')
-    |(?P<number>[+-]?(?:0[xX][0-9a-fA-F_]+|(?:\d[\d_]*)?\.?\d[\d_]*(?:[eE][+-]?\d+)?))
+    |(?P<number>[+-]?(?:0[xX][0-9a-fA-F_]+|(?:\d[\d_]*(?:\.[\d_]*)?|\.\d[\d_]*)(?:[eE][+-]?\d+)?))
     |(?P<variable>\$[A-Za-z0-9_]*)
     |(?P<field>(?:\.[A-Za-z_][A-Za-z0-9_]*)+)
     |(?P<dot>\.)
@@ -104,7 +104,8 @@ def _lex_action(source: str, i: int, start: int) -> tuple[list[Tok], int, bool]:
             kind == "number"
             and m.group().startswith(("+", "-"))
             and tokens
-            and tokens[-1].kind not in ("space", "lparen", "pipe")
+            and tokens[-1].kind not in ("lparen", "pipe")
+            and not source[i - 1].isspace()  # spaces are not kept as tokens
         ):
             raise TemplateError(
                 f"template: :{line_of(source, i)}: unexpected {m.group()!r} in operand"
@@ -342,13 +343,14 @@ class Parser:
         if tok.kind == "raw":
             return text[1:-1]
         if tok.kind in ("string", "char"):
+            what = "character constant" if tok.kind == "char" else "string"
             try:
                 value = unquote(text[1:-1])
             except ValueError:
-                raise self.error(tok.pos, f"malformed string: {text[:40]}") from None
+                raise self.error(tok.pos, f"malformed {what}: {text[:40]}") from None
             if tok.kind == "char":
                 if len(value) != 1:
-                    raise self.error(tok.pos, f"malformed character constant: {text[:40]}")
+                    raise self.error(tok.pos, f"malformed {what}: {text[:40]}")
                 return ord(value)
             return value
         digits = text.replace("_", "")
@@ -386,7 +388,9 @@ def unquote(body: str) -> str:
         if simple is not None:
             return _SIMPLE.get(simple, simple)
         code = int(hex2 or hex4 or hex8 or "0", 16) if octal is None else int(octal, 8)
-        if code > 0x10FFFF:
+        # As Go's strconv: an octal escape is one byte, and a \u or \U escape a valid
+        # rune (no surrogate half, which no output could encode).
+        if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF or (octal is not None and code > 0o377):
             raise ValueError(code)
         return chr(code)
 

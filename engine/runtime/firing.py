@@ -30,7 +30,10 @@ from engine.runtime.records import Entity, Result
 from engine.runtime.saga import Fire, Saga
 from engine.runtime.shared import Shared
 
-__all__ = ["Firing"]
+__all__ = ["UNKNOWN_EVENT", "Firing"]
+
+UNKNOWN_EVENT = "(unknown)"
+"""The event the observer hears for a fire of an event its chart does not have."""
 
 log = logging.getLogger("chartd.engine")
 
@@ -66,9 +69,12 @@ class Firing:
         s.check_owned(row, f"fire {event!r}")
         # Before anything is decided or reported: params the chart's schema refuses are
         # refused on every path (the API's, a timer's, a follow-up's) alike.
-        params = s.registered(row).chart.model.schema.check_params(
-            event, params, entity=row.name, id=row.id
-        )
+        model = s.registered(row).chart.model
+        params = model.schema.check_params(event, params, entity=row.name, id=row.id)
+        # What the observer hears: an event the chart has, or one word for any other, so
+        # that a caller's made-up names neither grow the metrics without end nor reach
+        # them as text no exposition can encode.
+        heard = event if event in model.events else UNKNOWN_EVENT
         if s.locks.held_here(row.id):
             # The entity's lock is this thread's own: waiting for it would never end.
             raise Conflict(
@@ -77,7 +83,7 @@ class Firing:
             )
         outcome: list[Any] = ["rejected", None]  # what the observer hears, and the follow-up
         error: BaseException | None = None
-        span = s.observer.transition_started(row.chart, row.id, event, row.name, self._link(cause))
+        span = s.observer.transition_started(row.chart, row.id, heard, row.name, self._link(cause))
         origin = Origin(span, cause.transition_id if cause is not None else None)
         try:
             return self._locked(row, event, params, idempotency_key, outcome, origin)
@@ -86,7 +92,7 @@ class Firing:
             raise
         finally:
             s.observer.transition(
-                row.chart, row.id, event, outcome[0], time.perf_counter() - started, error
+                row.chart, row.id, heard, outcome[0], time.perf_counter() - started, error
             )
             if outcome[1] is not None:
                 self._follow(outcome[1])

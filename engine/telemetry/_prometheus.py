@@ -97,7 +97,12 @@ def _labels(points: Sequence[Any]) -> list[str]:
 def _values(point: Any, keys: Sequence[str]) -> list[str]:
     # A label a point lacks is empty, which Prometheus reads as absent.
     attributes = point.attributes or {}
-    return [str(attributes.get(k, "")) for k in keys]
+    # A value no UTF-8 can hold (a lone surrogate) would fail every scrape from then on.
+    return [_encodable(str(attributes.get(k, ""))) for k in keys]
+
+
+def _encodable(text: str) -> str:
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def _family(metric: Metric) -> Any:

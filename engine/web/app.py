@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-import json
 import secrets
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
@@ -45,6 +44,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from engine.api._fields import decode_json
 from engine.errors import ChartdError, InvalidParameter
 from engine.web.diagram import Diagrams
 from engine.web.feed import Feed, Subscription, Topic, frame
@@ -69,6 +69,9 @@ _HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
 }
+_MAX_AFTER = 2**63 - 1  # the largest sequence number a store keeps (a signed 64-bit integer)
+_MAX_FILTER = 1024  # a state's path or a name prefix: past any real one
+_MAX_FIRE_BODY = 1024 * 1024  # a fire's JSON: an event name and its parameters
 # How a fire's error category is answered over HTTP.
 _STATUS = {"invalid_parameter": 400, "not_found": 404, "conflict": 409, "forbidden": 403}
 
@@ -164,16 +167,24 @@ class Inspector:
 
     async def _chart(self, request: Request) -> Response:
         name = request.path_params["chart"]
+        if "\x00" in name:  # no chart has one, and PostgreSQL cannot even look for it
+            return _problem(404, f"no chart {name[:80]!r}")
         chart = self.source.charts().get(name)
         counts = self.feed.counts(name)
         q = request.query_params
         state, prefix = q.get("state", ""), q.get("name", "")
+        for what, value in (("state", state), ("name", prefix)):
+            # PostgreSQL cannot compare a NUL; SQLite refuses a LIKE pattern past 50 000 bytes
+            if "\x00" in value or len(value) > _MAX_FILTER:
+                why = f"at most {_MAX_FILTER} characters, no NUL"
+                return _problem(400, f"invalid {what} {value[:80]!r}: {why}")
         try:
             after = int(q.get("after", "0"))
-            if after < 0:
+            if not 0 <= after <= _MAX_AFTER:
                 raise ValueError
         except ValueError:
-            return _problem(400, f"invalid after {q.get('after')!r}: a sequence number >= 0")
+            given = q.get("after", "")[:40]
+            return _problem(400, f"invalid after {given!r}: a sequence number >= 0")
         rows, next_after = await run_in_threadpool(
             self.source.page, name, state=state or None, name=prefix or None,
             after=after, limit=_PAGE_SIZE,
@@ -189,7 +200,7 @@ class Inspector:
         key = request.path_params["key"]
         entity = await run_in_threadpool(self.source.entity, key)
         if entity is None:
-            return _problem(404, f"no entity {key!r}")
+            return _problem(404, f"no entity {key[:80]!r}")
         history = await run_in_threadpool(self.source.history, entity.id)
         chart = self.source.charts().get(entity.chart)
         diagram = self.diagrams.of(chart) if chart is not None else html("")
@@ -250,17 +261,29 @@ class Inspector:
         if origin is not None and origin != f"{request.url.scheme}://{request.url.netloc}":
             return _problem(403, f"a fire from another origin ({origin}) is refused")
         try:
-            body = json.loads(await request.body())
-            event, params = _fire_request(body)
+            event, params = _fire_request(await _json(request))
         except (ValueError, InvalidParameter) as exc:
             return _problem(400, str(exc))
         key = request.path_params["key"]
+        if "\x00" in key:
+            return _problem(404, f"no entity {key[:80]!r}")
         try:
             result = await run_in_threadpool(fire, key, event, params)
         except ChartdError as exc:
             status = _STATUS.get(exc.category.value, 422 if exc.category.value != "system" else 500)
             return JSONResponse({"error": exc.category.value, "message": exc.message}, status)
         return JSONResponse({"state": result.entity.state, "version": result.entity.version})
+
+
+async def _json(request: Request) -> Any:
+    """The request's body as JSON: at most :data:`_MAX_FIRE_BODY` bytes, not nested too deep."""
+    size, chunks = 0, []
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > _MAX_FIRE_BODY:
+            raise ValueError(f"the body is too large: more than {_MAX_FIRE_BODY} bytes")
+        chunks.append(chunk)
+    return decode_json(b"".join(chunks), "invalid JSON")
 
 
 def _fire_request(body: Any) -> tuple[str, dict[str, Any]]:

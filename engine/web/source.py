@@ -99,6 +99,8 @@ class Source:
 
     def entity(self, key: str) -> Entity | None:
         """The entity with this id (or name), as last committed; None if there is none."""
+        if "\x00" in key:  # none has one, and PostgreSQL refuses to look for one
+            return None
         row = self.store.entity(key)
         return None if row is None else Entity.from_row(row)
 

@@ -244,12 +244,12 @@ class Containers(ContainerVerbs):
         time_left: TimeLeft | None = None,
     ) -> engine.Entity:
         """Send the stop signal, kill after ``timeout`` seconds, and wait until it stopped."""
+        container = self.get(ref)  # as moby: a container that is not there comes first
         params: dict[str, Any] = {}
         if signal not in (None, ""):
             params["signal"] = moby.parse_signal(signal)
         if timeout is not None:
             params["timeout"] = int(timeout)
-        container = self.get(ref)
         try:
             after = self._fire_on(container, "stop", params, time_left)
         except ChartdError as exc:

@@ -8,6 +8,7 @@ Telemetry observer and the SDK's providers.
 from __future__ import annotations
 
 import itertools
+import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -302,3 +303,49 @@ def test_metrics_count_every_fire_and_step_exactly(observed: Observed) -> None:
     }
     step_durations = observed.points("chartd.step.duration")
     assert sum(p.count for p in step_durations.values()) == sum(steps.values())
+
+
+def test_made_up_event_names_reach_no_metric_and_every_scrape_succeeds(
+    observed: Observed,
+) -> None:
+    """A fire of an event the chart lacks is counted as ``(unknown)``: made-up names
+    (a lone surrogate among them, which no exposition can encode) neither add series
+    nor break the scrape endpoint, which answers every scrape after them."""
+    from engine.telemetry import MetricsEndpoint  # noqa: PLC0415
+
+    job = observed.eng.create("job", "hostile")
+    made_up = ["nosuch", "\ud800", "x" * 10_000, "start\n", *(f"e{i}" for i in range(50))]
+    for event in made_up:
+        with pytest.raises(errors.InvalidParameter, match="unknown event"):
+            observed.eng.fire(job, event)
+    counted = {
+        dict(k)["chartd.event"]: p.value for k, p in observed.points("chartd.transitions").items()
+    }
+    assert counted == {"(unknown)": len(made_up)}
+    [fire] = [s for s in observed.finished() if s.name.startswith("chartd.fire")][-1:]
+    assert fire.name == "chartd.fire job.(unknown)"
+    endpoint = MetricsEndpoint(observed.metrics, "127.0.0.1", 0)
+    try:
+        for _ in range(2):  # the first scrape does not spoil the next
+            with urllib.request.urlopen(endpoint.url, timeout=60) as answer:
+                assert answer.status == 200
+                text = answer.read().decode()
+            assert 'chartd_event="(unknown)"' in text and "nosuch" not in text
+    finally:
+        endpoint.close()
+
+
+def test_a_label_value_no_utf_8_can_hold_does_not_break_the_scrape() -> None:
+    """Whatever reaches a label (here a lone surrogate), the exposition stays UTF-8."""
+    from engine.telemetry import MetricsEndpoint, scrape_reader  # noqa: PLC0415
+
+    reader = scrape_reader()
+    counter = MeterProvider(metric_readers=[reader]).get_meter("chartd").create_counter("probe")
+    counter.add(1, {"chart": "a\ud800b"})
+    endpoint = MetricsEndpoint(reader, "127.0.0.1", 0)
+    try:
+        with urllib.request.urlopen(endpoint.url, timeout=60) as answer:
+            assert answer.status == 200
+            assert 'probe_total{chart="a?b"} 1.0' in answer.read().decode()
+    finally:
+        endpoint.close()

@@ -11,6 +11,8 @@ from docker_side import http
 
 from engine.dockerapi.calls import THREADS
 
+JSON_TYPE = {"Content-Type": "application/json"}
+
 
 def test_the_http_layer_speaks_mobys_dialect(daemon: Daemon) -> None:
     with http(daemon) as h:
@@ -41,7 +43,7 @@ def test_the_http_layer_speaks_mobys_dialect(daemon: Daemon) -> None:
              "invalid restart policy: unknown policy 'sometimes'"),
             (b'{}', "No command specified"),
         ):  # fmt: skip
-            bad = h.post("/containers/create", content=body)
+            bad = h.post("/containers/create", content=body, headers=JSON_TYPE)
             assert bad.status_code == 400, body
             assert why in bad.json()["message"], body
         taken = h.post("/containers/create?name=dup", json={"Cmd": ["true"]})

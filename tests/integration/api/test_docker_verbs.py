@@ -112,7 +112,8 @@ def test_the_verbs_requests_as_moby_answers_them(daemon: Daemon, docker: DockerC
             ("GET", "/containers/nosuch/top", b"", 404, "No such container: nosuch"),
             ("GET", "/containers/nosuch/logs?stdout=1&tail=1", b"", 404, "No such container"),
         ):
-            answer = h.request(method, path, content=body)
+            json_type = {"Content-Type": "application/json"} if body else {}
+            answer = h.request(method, path, content=body, headers=json_type)
             assert answer.status_code == status, (path, answer.text)
             assert why in answer.json()["message"], (path, answer.text)
         top = h.get("/containers/hverbs/top").json()

@@ -223,6 +223,72 @@ def test_any_text_parses_or_fails_with_a_template_error(source: str) -> None:
         assert isinstance(out, str)
 
 
+@pytest.mark.parametrize(
+    ("source", "message"),
+    [
+        ('{{"\\ud800"}}', 'template: :1: malformed string: "\\ud800"'),
+        ('{{json "\\udcff"}}', 'template: :1: malformed string: "\\udcff"'),
+        ('{{"\\U00110000"}}', 'template: :1: malformed string: "\\U00110000"'),
+        ('{{print "\\400"}}', 'template: :1: malformed string: "\\400"'),
+        ("{{'\\ud800'}}", "template: :1: malformed character constant: '\\ud800'"),
+    ],
+)
+def test_escapes_go_refuses_are_refused(source: str, message: str) -> None:
+    """A surrogate half or an octal escape past a byte is no rune in Go: refused when
+    parsed, not written out as a string that no output can encode."""
+    assert error(source) == message
+
+
+def test_signed_and_trailing_dot_numbers_are_read_as_go() -> None:
+    """Go's lexer takes ``-5`` after a space, and ``5.``, as numbers."""
+    assert run('{{print -5 5. -1.5}}|{{print 1 -5}}|{{printf "%.1f" 2.}}') == "-5 5 -1.5|1 -5|2.0"
+    assert error("{{.Name-5}}") == "template: :1: unexpected '-5' in operand"
+
+
+def test_escapes_go_accepts_are_read_as_go() -> None:
+    assert run('{{"\\u00e9\\U0001F600\\377\\x41"}}') == "\u00e9\U0001f600\u00ffA"
+    assert run("{{'\\U0010FFFF'}}") == "1114111"
+
+
+_FUNCTIONS = ["and", "or", "not", "len", "index", "slice", "eq", "ne", "lt", "le", "gt", "ge",
+              "print", "printf", "println", "json", "split", "join", "title", "lower", "upper",
+              "pad", "truncate", "call", "html", "define", "template", "block"]  # fmt: skip
+_ARGUMENTS = ['"x"', '""', '"%d"', '"%s"', '"%v"', '"%x"', '"%q"', '"%*d"', '"%[2]d"', '"%!"',
+              '"%-99d"', '"%c"', '"%%"', '"%5.2f"', '"%#v"', "1", "-1", "0", "99999999999999999999",
+              "1.5", "1e308", "1e-400", "0x10", "'a'", "nil", "true", ".", ".Name", ".Config.Cmd",
+              ".Config.Labels", ".State", ".StopTimeout", "$", "$x", "(len .Name)", ".Nope",
+              "`raw`", "'\\u00e9'", '"\\u0000"', '"\\xff"', '"\\ud800"']  # fmt: skip
+
+
+@st.composite
+def _calls(draw: st.DrawFn) -> str:
+    """Text and actions calling the functions with arguments of every kind."""
+    out = []
+    for _ in range(draw(st.integers(1, 4))):
+        kind = draw(st.integers(0, 2))
+        args = draw(st.lists(st.sampled_from(_ARGUMENTS), max_size=4))
+        if kind == 0:
+            out.append("{{" + " ".join([draw(st.sampled_from(_FUNCTIONS)), *args]) + "}}")
+        elif kind == 1:
+            out.append("{{" + " | ".join([*args, draw(st.sampled_from(_FUNCTIONS))]) + "}}")
+        else:
+            out.append(draw(st.text(max_size=10)))
+    return "".join(out)
+
+
+@settings(max_examples=400, deadline=None)
+@given(_calls())
+def test_any_call_runs_or_fails_with_a_template_error_and_bounded_output(source: str) -> None:
+    limits = Limits(steps=10_000, output=10_000)
+    try:
+        out = parse(source, limits).execute(INSPECT)
+    except TemplateError as exc:
+        assert str(exc).startswith("template: ")
+    else:
+        assert len(out) <= limits.output
+        out.encode()  # what the CLI prints: no surrogate in it
+
+
 def test_a_string_map_reads_a_missing_key_as_docker_s_typed_labels() -> None:
     data = {"Labels": StringMap({"a": "1"}), "Raw": {"a": "1"}}
     assert (
