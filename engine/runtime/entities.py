@@ -31,7 +31,6 @@ _PENDING = InvalidParameter("not committed")  # a placeholder every committed un
 _CREATED_AT_ONCE = 20_000
 
 
-
 class _CollectorPause:
     """Automatic cyclic garbage collection off while bulk calls run, back on after the last.
 
