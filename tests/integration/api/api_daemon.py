@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -129,3 +130,24 @@ def failure(error: grpc.RpcError) -> tuple[grpc.StatusCode, str, str]:
             reasons.append(info.reason)
     assert len(reasons) <= 1
     return error.code(), (reasons[0] if reasons else ""), error.details() or ""
+
+
+def alive(pid: int) -> bool:
+    """Running or stopped, not a zombie (a zombie has ended, even if nobody reaped it)."""
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return False
+    return raw[raw.rindex(b")") + 2 :].split()[0] not in (b"Z", b"X")
+
+
+def eventually(check: Callable[[], Any], what: str, timeout: float = 30.0) -> Any:
+    """``check()`` once it is truthy; fails the test after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"not within {timeout}s: {what}")
+        time.sleep(0.01)

@@ -8,10 +8,9 @@ from typing import Any
 
 import grpc
 import pytest
-from api_daemon import Daemon, inspect, ok
+from api_daemon import Daemon, alive, eventually, inspect, ok
 
 from engine.api.chartd.v1 import engine_pb2, exec_pb2
-from tests.integration.container.container_daemon import alive, eventually
 
 
 def sequence(daemon: Daemon) -> int:

@@ -13,9 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_daemon import Daemon, inspect, ok
-
-from tests.integration.container.container_daemon import eventually
+from api_daemon import Daemon, eventually, inspect, ok
 
 FAST = ("--health-interval", "100ms")
 
