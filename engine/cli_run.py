@@ -191,11 +191,11 @@ def _run(args: argparse.Namespace) -> None:
                 s.call(containers.Start, c_pb2.StartContainerRequest(container=created.id))
                 echo(created.id)
                 return
-            with _SignalProxy(s, created.id) if args.sig_proxy else contextlib.nullcontext():
+            with _SignalProxy(s, created.id) if args.sig_proxy else _CtrlC() as signals:
                 s.call(containers.Start, c_pb2.StartContainerRequest(container=created.id))
                 output = _follow_logs(s, created.id)
                 try:
-                    code = _exit_code(s, created.id, since)
+                    code = _await_exit(s, created.id, since, signals)
                 except BaseException:
                     output.finish(timeout=0)  # Ctrl-C without sig-proxy: no waiting for output
                     raise
@@ -257,6 +257,45 @@ class _SignalProxy:
             # A container that exited meanwhile refuses it; docker's CLI only logs that.
             with contextlib.suppress(grpc.RpcError):
                 self.kill(c_pb2.KillContainerRequest(container=self.container, signal=name))
+
+
+class _CtrlC:
+    """While entered, Ctrl-C (SIGINT) ends ``run`` without --sig-proxy; the container runs on.
+
+    The handler only sets an event, and the main thread raises KeyboardInterrupt
+    itself where it waits: raised by the interpreter at any bytecode, inside
+    gRPC's own code, it can leave one of gRPC's locks held and every thread of
+    the client waiting on it for ever.
+    """
+
+    def __init__(self) -> None:
+        self.interrupted = threading.Event()
+        self.previous: Any = None
+
+    def __enter__(self) -> _CtrlC:
+        self.previous = signal.signal(signal.SIGINT, lambda signum, frame: self.interrupted.set())
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self.previous)
+
+
+def _await_exit(s: Session, container: str, since: int, signals: object) -> int:
+    """The container's exit code; KeyboardInterrupt at Ctrl-C when ``signals`` is a _CtrlC."""
+    if not isinstance(signals, _CtrlC):
+        return _exit_code(s, container, since)
+    found: queue.SimpleQueue[int] = queue.SimpleQueue()
+    waiter = threading.Thread(
+        target=lambda: found.put(_exit_code(s, container, since)), daemon=True
+    )
+    waiter.start()
+    while True:
+        if signals.interrupted.is_set():
+            raise KeyboardInterrupt  # the events stream ends with the session's channel
+        try:
+            return found.get(timeout=0.05)
+        except queue.Empty:
+            continue
 
 
 def _start_failure_code(message: str) -> int:
