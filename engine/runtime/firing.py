@@ -152,6 +152,10 @@ class Firing:
             raise Unavailable(f"{row.name} is being recovered; try again")
         s.locks.acquire(row.id)
         try:
+            if row.id in s.stranded:
+                # Stranded while this fire waited for the lock (the saga that held it
+                # could not record its end): a fire now would strand behind it.
+                raise Unavailable(f"{row.name} is being recovered; try again")
             for _ in range(s.limits.retries):
                 decided_on = s.cache.get(row.id)
                 try:
