@@ -18,7 +18,7 @@ from engine.api.chartd.v1 import containers_pb2 as c_pb2
 from engine.api.times import TimeError, parse_duration
 from engine.cli_verbs import arg
 
-__all__ = ["HEALTH_OPTIONS", "health_json", "health_suffix", "healthcheck", "healthcheck_json"]
+__all__ = ["HEALTH_OPTIONS", "health_json", "healthcheck", "healthcheck_json"]
 
 
 def _duration(text: str) -> float:
@@ -75,13 +75,6 @@ def healthcheck(args: argparse.Namespace) -> c_pb2.Healthcheck | None:
 def _refuse(message: str) -> None:
     sys.stderr.write(message + "\n")
     raise SystemExit(125)
-
-
-def health_suffix(health: str) -> str:
-    """What ``ps`` adds to a running container's status: `` (healthy)``, as docker."""
-    if not health:
-        return ""
-    return " (health: starting)" if health == "starting" else f" ({health})"
 
 
 def health_json(state: c_pb2.ContainerState) -> dict[str, Any]:

@@ -23,7 +23,8 @@ from google.protobuf import timestamp_pb2
 from engine.api._convert import plain_value
 from engine.api.chartd.v1 import containers_pb2 as c_pb2
 from engine.api.chartd.v1 import engine_pb2
-from engine.cli_health import health_json, health_suffix, healthcheck_json
+from engine.api.status_text import human_ago, ps_status
+from engine.cli_health import health_json, healthcheck_json
 
 __all__ = [
     "Table",
@@ -102,53 +103,16 @@ def _seconds(ts: timestamp_pb2.Timestamp, present: bool) -> float | None:
     return ts.ToNanoseconds() / 1e9 if present else None
 
 
-def _human_duration(seconds: float) -> str:
-    """go-units' HumanDuration, as docker prints ages and uptimes."""
-    s = int(seconds)
-    if s < 1:
-        return "Less than a second"
-    if s == 1:
-        return "1 second"
-    if s < 60:
-        return f"{s} seconds"
-    minutes = s // 60
-    if minutes == 1:
-        return "About a minute"
-    if minutes < 60:
-        return f"{minutes} minutes"
-    hours = round(s / 3600)
-    if hours == 1:
-        return "About an hour"
-    if hours < 48:
-        return f"{hours} hours"
-    if hours < 24 * 7 * 2:
-        return f"{hours // 24} days"
-    if hours < 24 * 30 * 2:
-        return f"{hours // 24 // 7} weeks"
-    if hours < 24 * 365 * 2:
-        return f"{hours // 24 // 30} months"
-    return f"{hours // 24 // 365} years"
-
-
-def human_ago(when: float | None, now: float) -> str:
-    """``3 minutes ago``, as docker prints a time before ``now`` (empty if None)."""
-    return "" if when is None else f"{_human_duration(max(0.0, now - when))} ago"
-
-
 def status_text(c: c_pb2.ContainerSummary, now: float) -> str:
     """ps's STATUS: ``Up 3 minutes``, ``Exited (0) 2 seconds ago``, ``Created``, ..."""
-    started = _seconds(c.started_at, c.HasField("started_at"))
-    finished = _seconds(c.finished_at, c.HasField("finished_at"))
-    up = _human_duration(max(0.0, now - started)) if started else ""
-    return {
-        "created": "Created",
-        "running": f"Up {up}{health_suffix(c.health)}",
-        "paused": f"Up {up} (Paused)",
-        "restarting": f"Restarting ({c.exit_code}) {human_ago(finished, now)}",
-        "exited": f"Exited ({c.exit_code}) {human_ago(finished, now)}",
-        "removing": "Removal In Progress",
-        "dead": "Dead",
-    }.get(c.state, c.state)
+    return ps_status(
+        c.state,
+        started=_seconds(c.started_at, c.HasField("started_at")),
+        finished=_seconds(c.finished_at, c.HasField("finished_at")),
+        exit_code=c.exit_code,
+        health=c.health,
+        now=now,
+    )
 
 
 def _iso(ts: timestamp_pb2.Timestamp, present: bool = True) -> str:

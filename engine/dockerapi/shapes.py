@@ -15,8 +15,7 @@ from typing import Any
 import engine
 from engine.api import _fields
 from engine.api.containers_service import StatusOf
-from engine.cli_health import health_suffix
-from engine.cli_output import _human_duration
+from engine.api.status_text import ps_status
 from engine.errors import InvalidParameter
 
 __all__ = [
@@ -244,23 +243,6 @@ def image_document(name: str) -> dict[str, Any]:
     }
 
 
-def _status_text(status: str, data: Mapping[str, Any], now: float, health: str) -> str:
-    """docker ps's STATUS column: ``Up 5 seconds (healthy)``, ``Exited (0) 2 minutes ago``..."""
-    started, finished = data.get("started_at"), data.get("finished_at")
-    up = _human_duration(max(0.0, now - float(started))) if started else ""
-    ago = f"{_human_duration(max(0.0, now - float(finished)))} ago" if finished else ""
-    code = int(data.get("exit_code") or 0)
-    return {
-        "created": "Created",
-        "running": f"Up {up}{health_suffix(health)}",
-        "paused": f"Up {up} (Paused)",
-        "restarting": f"Restarting ({code}) {ago}",
-        "exited": f"Exited ({code}) {ago}",
-        "removing": "Removal In Progress",
-        "dead": "Dead",
-    }.get(status, status)
-
-
 def summary(
     e: engine.Entity, status_of: StatusOf, now: float | None = None, *, health: str = "none"
 ) -> dict[str, Any]:
@@ -278,8 +260,13 @@ def summary(
         "Ports": [],
         "Labels": dict(data.get("labels") or {}),
         "State": status,
-        "Status": _status_text(
-            status, data, time.time() if now is None else now, "" if health == "none" else health
+        "Status": ps_status(
+            status,
+            started=float(data["started_at"]) if data.get("started_at") else None,
+            finished=float(data["finished_at"]) if data.get("finished_at") else None,
+            exit_code=int(data.get("exit_code") or 0),
+            health="" if health == "none" else health,
+            now=time.time() if now is None else now,
         ),
         "HostConfig": {"NetworkMode": "default"},
         "NetworkSettings": {"Networks": {}},

@@ -161,16 +161,8 @@ def test_the_layering_test_sees_a_leak(tmp_path: Path) -> None:
 OUTER = {
     "engine/api": {"engine", "engine.errors", "engine.api", "engine._lazy"},
     # docker's Engine API: an adapter over the API room's container service Protocol
-    # (and its shared checks); it borrows the CLI's human durations and health suffix
-    # for ps's STATUS.
-    "engine/dockerapi": {
-        "engine",
-        "engine.errors",
-        "engine.api",
-        "engine.dockerapi",
-        "engine.cli_output",
-        "engine.cli_health",
-    },
+    # (and its shared checks, ps's STATUS among them).
+    "engine/dockerapi": {"engine", "engine.errors", "engine.api", "engine.dockerapi"},
     "engine/export": {"engine.core", "engine.errors", "engine.model", "engine.export"},
     # The telemetry room implements the Observer port: it sees the port and the errors.
     "engine/telemetry": {"engine.ports", "engine.errors", "engine.telemetry"},
