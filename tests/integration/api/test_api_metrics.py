@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import socket
 import subprocess
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import httpx
 import pytest
-from api_daemon import CHARTD, REPO, Daemon
+from api_daemon import CHARTD, REPO, Daemon, eventually
 from prometheus_client.parser import text_string_to_metric_families
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -112,14 +110,6 @@ def test_a_stop_waiting_for_its_timeout_is_a_pending_timer(tmp_path: Path) -> No
             stop.kill()
             stop.wait()
         assert daemon.stop() == 0, daemon.logs()
-
-
-def eventually(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {timeout}s: {what}")
-        time.sleep(0.05)
 
 
 def test_metrics_beyond_loopback_need_mutual_tls_and_bad_addresses_are_refused(

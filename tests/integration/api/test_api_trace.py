@@ -13,14 +13,13 @@ import contextlib
 import json
 import os
 import subprocess
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from api_daemon import CHARTD, REPO
+from api_daemon import CHARTD, REPO, eventually
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -37,7 +36,6 @@ from statecharts.container.service import Containers, status_of
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"
 TRACEPARENT = f"00-{TRACE}-{PARENT}-01"
-WAIT = 30.0
 
 
 @dataclass
@@ -79,15 +77,6 @@ class Served:
         assert done.returncode == 0, done.stderr
         journal: list[dict[str, Any]] = json.loads(done.stdout)
         return journal
-
-
-def eventually(check: Callable[[], Any], what: str) -> Any:
-    deadline = time.monotonic() + WAIT
-    while not (value := check()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {WAIT}s: {what}")
-        time.sleep(0.02)
-    return value
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_daemon import CHARTD, REPO, Daemon
+from api_daemon import CHARTD, REPO, Daemon, eventually
 
 WAIT = 30.0
 
@@ -31,17 +31,6 @@ def refused(daemon: Daemon, *args: str, status: int = 1) -> tuple[str, str]:
 def inspect(daemon: Daemon, name: str) -> dict[str, Any]:
     found: dict[str, Any] = json.loads(ok(daemon, "inspect", name))[0]
     return found
-
-
-def eventually(check: Any, what: str) -> Any:
-    deadline = time.monotonic() + WAIT
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            pytest.fail(f"not within {WAIT}s: {what}")
-        time.sleep(0.05)
 
 
 def sleeper(daemon: Daemon, name: str, *options: str) -> str:
