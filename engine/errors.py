@@ -80,11 +80,16 @@ class ChartdError(Exception):
 
     def wrap(self, context: str) -> ChartdError:
         """A new error of the same class whose message is ``context: message``."""
-        wrapped = type(self).__new__(type(self))
-        ChartdError.__init__(wrapped, f"{context}: {self.message}")
-        wrapped.__dict__.update({k: v for k, v in self.__dict__.items() if k != "message"})
+        wrapped = self.reworded(f"{context}: {self.message}")
         wrapped.__cause__ = self
         return wrapped
+
+    def reworded(self, message: str) -> ChartdError:
+        """A new error of the same class and attributes, with ``message`` instead."""
+        other = type(self).__new__(type(self))
+        ChartdError.__init__(other, message)
+        other.__dict__.update({k: v for k, v in self.__dict__.items() if k != "message"})
+        return other
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r})"

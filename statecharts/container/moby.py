@@ -38,6 +38,8 @@ _DIGITS = re.compile(r"[0-9]+", re.ASCII)
 _COUNT = re.compile(r"[+-]?[0-9]+", re.ASCII)
 # The API carries the retry count as an int32: a larger one could be stored but never shown.
 _COUNT_MAX = 2**31 - 1
+_REALTIME = re.compile(r"(RTMIN|RTMAX)(?:([+-])([1-9][0-9]?))?")
+_LAST = {"RTMIN": 15, "RTMAX": 14}
 # moby's restart manager: 100 ms doubling to a minute, reset after 10 s of running.
 BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 60.0
@@ -68,10 +70,21 @@ def parse_signal(value: Any) -> int:
         name = text.upper()
         name = name if name.startswith("SIG") else "SIG" + name
         found = getattr(_signal.Signals, name, None) if name.isidentifier() else None
-        number = int(found) if found is not None else None
+        number = int(found) if found is not None else _realtime(name[3:])
     if number is None or not 0 < number < _signal.NSIG:
         raise InvalidParameter(f"invalid signal: {value}")
     return number
+
+
+def _realtime(name: str) -> int | None:
+    """moby's names of the real-time signals: RTMIN, RTMIN+1..+15, RTMAX-14..-1, RTMAX."""
+    found = _REALTIME.fullmatch(name)
+    if found is None:
+        return None
+    base, sign, offset = found.group(1), found.group(2), int(found.group(3) or 0)
+    if (sign is not None and (sign == "+") != (base == "RTMIN")) or offset > _LAST[base]:
+        return None  # RTMIN-n and RTMAX+n are not names, nor RTMIN+16 or RTMAX-15
+    return _signal.SIGRTMIN + offset if base == "RTMIN" else _signal.SIGRTMAX - offset
 
 
 @dataclass(frozen=True, slots=True)

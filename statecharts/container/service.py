@@ -61,6 +61,7 @@ _CONDITIONS = ("not-running", "next-exit", "removed")
 _FOLLOW_POLL = 0.1  # seconds between looks at a followed log that has no new output
 # Containers a restore or a shutdown acts on at once (fires, their sagas and waits).
 _IN_PARALLEL = 16
+_KILL_PREFIX = "cannot kill container: "
 
 
 class Containers(ContainerVerbs):
@@ -213,7 +214,11 @@ class Containers(ContainerVerbs):
         params: Mapping[str, Any] | None = None,
         time_left: TimeLeft | None = None,
     ) -> engine.Entity:
-        return self._fire_on(self.get(ref), event, params, time_left)
+        container = self.get(ref)
+        try:
+            return self._fire_on(container, event, params, time_left)
+        except ChartdError as exc:
+            raise _as_typed(exc, container, ref) from None
 
     def _fire_on(
         self,
@@ -272,15 +277,34 @@ class Containers(ContainerVerbs):
         signal: str | int | None = None,
         time_left: TimeLeft | None = None,
     ) -> engine.Entity:
-        """Send ``signal`` (SIGKILL by default); with an ending signal, wait for the exit."""
+        """Send ``signal`` (SIGKILL by default); with an ending signal, wait for the exit.
+
+        Every error names the container as ``ref`` was typed, under moby's API
+        router's ``cannot kill container: REF: ``; the signal is checked before
+        the container is looked up, as moby's ``ContainerKill`` does.
+        """
         params: dict[str, Any] = {}
-        if signal not in (None, ""):
-            params["signal"] = signal
-        after = self._fire_on(self.get(ref), "kill", params, time_left)
-        number = moby.parse_signal(signal) if signal not in (None, "") else 9
-        if number == 9 and after.in_state("running"):
-            return self._until(after.id, _stopped, time.monotonic() + 10.0, time_left)
-        return after
+        typed = ref if isinstance(ref, str) else str(ref.data.get("name", ref.id)).lstrip("/")
+        try:
+            number = 9
+            if signal not in (None, ""):
+                params["signal"] = signal
+                number = moby.parse_signal(signal)
+            container = self.get(ref)
+            try:
+                after = self._fire_on(container, "kill", params, time_left)
+            except ChartdError as exc:
+                refused = _as_typed(exc, container, ref)
+                if refused.message.startswith(_KILL_PREFIX):  # the chart's refusal has it
+                    raise refused from None
+                raise
+            if number == 9 and after.in_state("running"):
+                return self._until(after.id, _stopped, time.monotonic() + 10.0, time_left)
+            return after
+        except ChartdError as exc:
+            if exc.message.startswith(_KILL_PREFIX):
+                raise
+            raise exc.wrap(f"{_KILL_PREFIX}{typed}") from exc
 
     def pause(
         self, ref: str | engine.Entity, *, time_left: TimeLeft | None = None
@@ -314,10 +338,10 @@ class Containers(ContainerVerbs):
             return self._fire_on(container, "remove", {"force": bool(force)}, time_left)
         except ChartdError as exc:
             if getattr(exc, "transition_id", None) is None:
-                raise  # a refusal: the chart's message is moby's already
+                raise _as_typed(exc, container, ref) from None  # a refusal: moby's text
             # The removal saga failed (the container is dead now): moby's containerRm
             # wraps the cause, whose own text is what inspect's Error shows.
-            name = container.data.get("name", "")
+            name = ref if isinstance(ref, str) else container.data.get("name", "")
             raise exc.wrap(f'cannot remove container "{name}"') from exc
 
     def rename(
@@ -591,6 +615,26 @@ class Containers(ContainerVerbs):
     def inspect(self, ref: str | engine.Entity) -> dict[str, Any]:
         """The container as ``docker inspect`` shows it (the fields chartd has)."""
         return inspect_document(self.get(ref), self.root)
+
+
+def _as_typed(exc: ChartdError, container: engine.Entity, ref: str | engine.Entity) -> ChartdError:
+    """The chart's refusal with the container named as its caller typed it.
+
+    moby's messages name a container by the reference given (``web``, ``/web``
+    or an ID prefix), the chart's by the canonical ``/web`` it keeps: a refusal
+    (no transition ran) gets the reference in its place. The chart's messages
+    hold no other ``/``, so the canonical name occurs only where it was put.
+    """
+    canonical = str(container.data.get("name", ""))
+    if (
+        not isinstance(ref, str)
+        or not canonical
+        or ref == canonical
+        or getattr(exc, "transition_id", None) is not None
+        or canonical not in exc.message
+    ):
+        return exc
+    return exc.reworded(exc.message.replace(canonical, ref))
 
 
 def _restarts_on_restore(container: engine.Entity) -> bool:

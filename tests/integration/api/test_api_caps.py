@@ -112,10 +112,11 @@ def test_signals_in_other_scripts_are_refused_and_send_nothing(
         code, message = refused(
             client.containers.Kill, c.KillContainerRequest(container=name, signal=signal)
         )
-        assert (code, message) == ("INVALID_ARGUMENT", f"invalid signal: {signal}")
+        refusal = f"cannot kill container: {name}: invalid signal: {signal}"
+        assert (code, message) == ("INVALID_ARGUMENT", refusal)
         cli = daemon.cli("kill", "-s", signal, name)
         assert cli.returncode == 1
-        assert cli.stderr == f"Error response from daemon: invalid signal: {signal}\n"
+        assert cli.stderr == f"Error response from daemon: {refusal}\n"
     state = client.containers.Inspect(c.InspectContainerRequest(container=name)).state
     assert (state.running, state.pid) == (True, pid)
     client.containers.Remove(c.RemoveContainerRequest(container=name, force=True))

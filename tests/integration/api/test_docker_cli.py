@@ -127,13 +127,28 @@ def test_refusals_carry_dockers_messages_and_exit_codes(docker: DockerCli) -> No
     rm = docker.run("rm", "drefused")
     assert (rm.returncode, rm.stdout) == (1, "")
     assert rm.stderr == (
-        'Error response from daemon: cannot remove container "/drefused": container is '
+        'Error response from daemon: cannot remove container "drefused": container is '
         "running: stop the container before removing or force remove\n"
     )
     for verb in ("start", "stop", "inspect", "logs", "rm"):
         unknown = docker.run("container", verb, "dnosuch")
         assert unknown.returncode == 1, verb
         assert "Error response from daemon: No such container: dnosuch" in unknown.stderr, verb
+    # moby's router wraps every kill error with the container as typed, the signal
+    # checked first; the container runs on.
+    cid = docker.ok("inspect", "--format", "{{.Id}}", "drefused").strip()
+    for args, shown, cause in (
+        (["dnosuch"], "dnosuch", "No such container: dnosuch"),
+        (["-s", "SIGNOPE", "dnosuch"], "dnosuch", "invalid signal: SIGNOPE"),
+        (["-s", "0", cid[:12]], cid[:12], "invalid signal: 0"),
+        (["-s", "RTMIN+16", "drefused"], "drefused", "invalid signal: RTMIN+16"),
+    ):
+        kill = docker.run("kill", *args)
+        assert (kill.returncode, kill.stdout) == (1, ""), args
+        assert (
+            kill.stderr == f"Error response from daemon: cannot kill container: {shown}: {cause}\n"
+        )
+    assert state(docker, "drefused") == "running"
     pull = docker.run("pull", "alpine")
     assert pull.returncode == 1
     assert "Error response from daemon: chartd has no registry" in pull.stderr

@@ -175,12 +175,12 @@ class Done:
 DEAD_ERROR = "unable to remove filesystem for {id}: Cannot call rmtree on a symbolic link"
 NOT_RUNNING = Refused(Conflict, "container {id} is not running")
 NOT_PAUSED = Refused(Conflict, "Container {id} is not paused")
-KILL_NOT_RUNNING = Refused(
-    Conflict, "cannot kill container: /{name}: container {id} is not running"
-)
+# moby's API router names the container as typed (here its name without the slash).
+KILL_NOT_RUNNING = Refused(Conflict, "cannot kill container: {name}: container {id} is not running")
 ALREADY_STOPPED = Refused(NotModified, "container is already stopped")
 ALREADY_RUNNING = Refused(NotModified, "container is already running")
-BAD_SIGNAL = Refused(InvalidParameter, "invalid signal: SIGNOPE")
+# moby checks the signal before it looks at the container: the same in every state.
+BAD_SIGNAL = Refused(InvalidParameter, "cannot kill container: {name}: invalid signal: SIGNOPE")
 RENAMED = ("rename:/{name}",)
 
 
@@ -191,9 +191,7 @@ def stopped(**kills: Refused) -> dict[str, Refused]:
         "kill": KILL_NOT_RUNNING,
         "kill SIGTERM": KILL_NOT_RUNNING,
         "kill WINCH": KILL_NOT_RUNNING,
-        # moby checks the signal first (InvalidParameter); chartd's guard runs after
-        # the state's verdict (docs/container-chart.md, difference 7).
-        "kill bad": KILL_NOT_RUNNING,
+        "kill bad": BAD_SIGNAL,
         "pause": NOT_RUNNING,
         "unpause": NOT_PAUSED,
         **kills,
@@ -236,7 +234,7 @@ EXPECTED: dict[str, dict[str, Refused | Done]] = {
         "restart": Done("running", ("kill:15", "die:143", "stop", "start", "restart")),
         "rm": Refused(
             Conflict,
-            'cannot remove container "/{name}": container is running: stop the container'
+            'cannot remove container "{name}": container is running: stop the container'
             " before removing or force remove",
         ),
         "rm -f": Done("removed", ("kill:9", "die:137", "destroy"), 137),
@@ -256,7 +254,7 @@ EXPECTED: dict[str, dict[str, Refused | Done]] = {
         "restart": Done("running", ("kill:15", "unpause", "die:143", "stop", "start", "restart")),
         "rm": Refused(
             Conflict,
-            'cannot remove container "/{name}": container is paused and must be unpaused first',
+            'cannot remove container "{name}": container is paused and must be unpaused first',
         ),
         "rm -f": Done("removed", ("kill:9", "die:137", "destroy"), 137),
         "rename": Done("paused", RENAMED),
@@ -276,7 +274,7 @@ EXPECTED: dict[str, dict[str, Refused | Done]] = {
         "restart": Done("running", ("stop", "start", "restart")),
         "rm": Refused(
             Conflict,
-            'cannot remove container "/{name}": container is restarting: stop the container'
+            'cannot remove container "{name}": container is restarting: stop the container'
             " before removing or force remove",
         ),
         "rm -f": Done("removed", ("destroy",), 3),
@@ -295,15 +293,25 @@ EXPECTED: dict[str, dict[str, Refused | Done]] = {
         "start": Refused(Conflict, "container is marked for removal and cannot be started"),
         "restart": Refused(
             Conflict,
-            "Cannot restart container /{name}: container is marked for removal and cannot be"
+            "Cannot restart container {name}: container is marked for removal and cannot be"
             " started",
         ),
         # The cause is still there: the container stays dead (delete.go's SetRemovalError).
-        "rm": Refused(System, 'cannot remove container "/{name}": ' + DEAD_ERROR),
-        "rm -f": Refused(System, 'cannot remove container "/{name}": ' + DEAD_ERROR),
+        "rm": Refused(System, 'cannot remove container "{name}": ' + DEAD_ERROR),
+        "rm -f": Refused(System, 'cannot remove container "{name}": ' + DEAD_ERROR),
         "rename": Done("dead", RENAMED, 143, DEAD_ERROR),
     },
-    "removed": {op: Refused(NotFound, "No such container: {name}") for op in OPERATIONS},
+    "removed": {
+        op: Refused(NotFound, "No such container: {name}")
+        for op in OPERATIONS
+        if not op.startswith("kill")
+    }
+    # moby's router wraps every kill error; the signal is checked before the look-up.
+    | {
+        op: Refused(NotFound, "cannot kill container: {name}: No such container: {name}")
+        for op in ("kill", "kill SIGTERM", "kill WINCH")
+    }
+    | {"kill bad": BAD_SIGNAL},
 }
 
 
@@ -615,18 +623,18 @@ def test_a_removal_in_progress_is_seen_by_another_engine_as_removing(
                 "start": (Conflict, "container is marked for removal and cannot be started"),
                 "restart": (
                     Conflict,
-                    f"Cannot restart container /{made.name}: container is marked for removal"
+                    f"Cannot restart container {made.name}: container is marked for removal"
                     " and cannot be started",
                 ),
                 "stop": (NotModified, "container is already stopped"),
                 "kill": (
                     Conflict,
-                    f"cannot kill container: /{made.name}: container {made.id} is not running",
+                    f"cannot kill container: {made.name}: container {made.id} is not running",
                 ),
                 "pause": (Conflict, f"container {made.id} is not running"),
                 "unpause": (Conflict, f"Container {made.id} is not paused"),
-                "rm": (Conflict, f"removal of container /{made.name} is already in progress"),
-                "rm -f": (Conflict, f"removal of container /{made.name} is already in progress"),
+                "rm": (Conflict, f"removal of container {made.name} is already in progress"),
+                "rm -f": (Conflict, f"removal of container {made.name} is already in progress"),
                 # chartd: the engine's default refusal (docs/container-chart.md, difference 10)
                 "rename": (Conflict, "event 'rename' is not allowed in state 'removing'"),
             }

@@ -15,7 +15,14 @@ from statecharts.container import moby
 NOT_AN_INTEGER = "invalid restart policy format: maximum retry count must be an integer"
 
 
-@pytest.mark.parametrize("text", ["٩", "²", "\uff19", "\U0001d7d7", "1\u0665", "9" * 5000, "", " "])
+@pytest.mark.parametrize(
+    "text",
+    [
+        *["٩", "²", "\uff19", "\U0001d7d7", "1\u0665", "9" * 5000, "", " "],
+        # moby's real-time names stop at RTMIN+15 and RTMAX-14, and have no other sign.
+        *["RTMIN+16", "RTMAX-15", "RTMIN-1", "RTMAX+1", "RTMIN+0", "RTMIN+01", "RTMIN3"],
+    ],
+)
 def test_only_ascii_digits_and_docker_names_are_signals(text: str) -> None:
     with pytest.raises(InvalidParameter) as refused:
         moby.parse_signal(text)
@@ -23,7 +30,11 @@ def test_only_ascii_digits_and_docker_names_are_signals(text: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("text", "number"), [("9", 9), ("15", 15), ("KILL", 9), ("sigterm", 15), (10, 10)]
+    ("text", "number"),
+    [
+        *[("9", 9), ("15", 15), ("KILL", 9), ("sigterm", 15), (10, 10)],
+        *[("RTMIN", 34), ("rtmin+3", 37), ("SIGRTMIN+15", 49), ("RTMAX-14", 50), ("RTMAX", 64)],
+    ],
 )
 def test_docker_signals_still_parse(text: str | int, number: int) -> None:
     assert moby.parse_signal(text) == number
