@@ -1,10 +1,14 @@
 """The system and image endpoints: ping, version, info; images as host images; no registry.
 
 chartd runs processes on the host, so there are no images: any name is
-accepted and recorded, ``GET /images/{name}/json`` answers for it as a
-local image (so that ``docker run`` never pulls), and what needs a registry
-or a build (pull, push, build, load, ...) is refused with a message that
-says why.
+accepted by create and recorded (so that ``docker run`` never pulls). The
+images that exist are the names its containers were created from:
+``GET /images/{name}/json`` answers for those, by name (docker's forms:
+``alpine``, ``alpine:latest``, ``docker.io/library/alpine``) or by ID, as
+local images without layers, and any other name is moby's 404 (so that
+``docker inspect nosuch`` says ``No such object``). What needs a registry or
+a build (pull, push, build, load, ...) is refused with a message that says
+why.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from starlette.routing import Route
 from engine.dockerapi import shapes
 from engine.dockerapi.calls import blocking, daemon
 from engine.dockerapi.versions import API_VERSION, MIN_API_VERSION
+from engine.errors import NotFound
 from engine.errors import NotImplemented as Unsupported
 
 __all__ = ["NO_REGISTRY", "routes"]
@@ -105,11 +110,26 @@ async def info(request: Request) -> Response:
 
 
 async def image(request: Request) -> Response:
-    return JSONResponse(shapes.image_document(request.path_params["name"]))
+    name = request.path_params["name"]
+    d = daemon(request)
+    listed = await blocking(request, d.backend.list, all=True)
+    known = {str(e.data.get("image") or "") for e in listed} - {""}
+    found = shapes.find_image(name, known)
+    if found is None:
+        raise NotFound(f"No such image: {shapes.familiar_image(name)}")
+    return JSONResponse(shapes.image_document(found))
 
 
 async def images(request: Request) -> Response:
-    return JSONResponse([])
+    d = daemon(request)
+    listed = await blocking(request, d.backend.list, all=True)
+    used: dict[str, int] = {}
+    for e in listed:
+        name = str(e.data.get("image") or "")
+        if name:
+            tag = shapes.familiar_image(name)
+            used[tag] = used.get(tag, 0) + 1
+    return JSONResponse([shapes.image_summary(tag, count) for tag, count in sorted(used.items())])
 
 
 async def no_registry(request: Request) -> Response:

@@ -149,6 +149,18 @@ def test_refusals_carry_dockers_messages_and_exit_codes(docker: DockerCli) -> No
             kill.stderr == f"Error response from daemon: cannot kill container: {shown}: {cause}\n"
         )
     assert state(docker, "drefused") == "running"
+    # No container nor image of that name: docker's own answer (the images that exist
+    # are those containers were made from).
+    missing = docker.run("inspect", "dnosuch")
+    assert (missing.returncode, missing.stdout, missing.stderr) == (
+        1,
+        "[]\n",
+        "Error: No such object: dnosuch\n",
+    )
+    assert docker.ok("inspect", "--format", "{{.RepoTags}}", "alpine") == "[alpine:latest]\n"
+    listed = docker.ok("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}").splitlines()
+    alpine = docker.ok("image", "inspect", "--format", "{{.Id}}", "docker.io/library/alpine:latest")
+    assert f"alpine:latest {alpine.strip()[len('sha256:') :][:12]}" in listed
     pull = docker.run("pull", "alpine")
     assert pull.returncode == 1
     assert "Error response from daemon: chartd has no registry" in pull.stderr

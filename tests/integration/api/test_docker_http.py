@@ -31,9 +31,25 @@ def test_the_http_layer_speaks_mobys_dialect(daemon: Daemon) -> None:
         assert new.status_code == 400
         assert new.json()["message"].startswith("client version 9.1 is too new")
         assert h.get("/nowhere").json() == {"message": "page not found"}
-        assert h.get("/images/registry.example/team/app:1.2/json").json()["RepoTags"] == [
-            "registry.example/team/app:1.2"
-        ]
+        # The images that exist are those containers were made from; any other is 404.
+        for name in ("registry.example/team/app:1.2", "alpine"):
+            unknown = h.get(f"/images/{name}/json")
+            shown = name if ":" in name else name + ":latest"
+            assert (unknown.status_code, unknown.json()) == (
+                404,
+                {"message": f"No such image: {shown}"},
+            )
+        for image in ("registry.example/team/app:1.2", "docker.io/library/alpine"):
+            made = h.post("/containers/create", json={"Cmd": ["true"], "Image": image})
+            assert made.status_code == 201
+        app = h.get("/images/registry.example/team/app:1.2/json").json()
+        assert app["RepoTags"] == ["registry.example/team/app:1.2"]
+        for alias in ("alpine", "alpine:latest", "docker.io/library/alpine:latest"):
+            found = h.get(f"/images/{alias}/json")
+            assert found.status_code == 200, alias
+            assert found.json()["RepoTags"] == ["alpine:latest"]
+        by_id = h.get(f"/images/{app['Id'][len('sha256:') :][:12]}/json")
+        assert (by_id.status_code, by_id.json()["Id"]) == (200, app["Id"])
         for body, why in (
             (b"{", "invalid JSON"),
             (b"[]", "invalid JSON: the body must be an object"),
