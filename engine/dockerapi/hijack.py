@@ -65,7 +65,7 @@ class _Raw(asyncio.Protocol):
         self.asked = False
 
     def data_received(self, data: bytes) -> None:
-        # Past the body: stdin, which is not attached (the endpoints refuse it).
+        # Past the body: stdin, dropped (no chartd container has an open stdin).
         if not self.complete.is_set():
             self.body += data[: self.length - len(self.body)]
             if len(self.body) >= self.length:

@@ -6,7 +6,6 @@ Only shapes live here; what a container may be is the service's to decide.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Mapping
@@ -16,6 +15,7 @@ import engine
 from engine.api import _fields
 from engine.api.containers_service import StatusOf
 from engine.api.status_text import ps_status
+from engine.dockerapi.images import image_id
 from engine.errors import InvalidParameter
 
 __all__ = [
@@ -24,11 +24,6 @@ __all__ = [
     "event_document",
     "exec_options",
     "exec_streams",
-    "familiar_image",
-    "find_image",
-    "image_document",
-    "image_id",
-    "image_summary",
     "inspect_document",
     "start_detach",
     "summary",
@@ -222,75 +217,6 @@ def create_options(name: str | None, body: Mapping[str, Any]) -> dict[str, Any]:
         "auto_remove": bool(_typed(host, "AutoRemove", bool)),
         "image": _fields.optional_text(_typed(body, "Image", str) or "", "Image", limit=4096),
         "healthcheck": healthcheck,
-    }
-
-
-def image_id(name: str) -> str:
-    """The ID chartd gives an image name: a digest of its familiar form (there is no image).
-
-    ``alpine`` and ``docker.io/library/alpine:latest`` are one image, with one ID.
-    """
-    familiar = familiar_image(name) if name else ""
-    return "sha256:" + hashlib.sha256(familiar.encode()).hexdigest()
-
-
-def familiar_image(name: str) -> str:
-    """An image reference as docker shows it: Docker Hub's prefixes dropped, ``:latest`` added.
-
-    ``docker.io/library/alpine`` and ``alpine`` are both ``alpine:latest``;
-    a reference with a tag or a digest keeps it.
-    """
-    for prefix in ("docker.io/", "index.docker.io/", "registry-1.docker.io/"):
-        if name.startswith(prefix):
-            name = name[len(prefix) :]
-            name = name.removeprefix("library/") if name.count("/") == 1 else name
-            break
-    last = name.rsplit("/", 1)[-1]
-    return name if "@" in name or ":" in last else name + ":latest"
-
-
-def find_image(name: str, known: set[str]) -> str | None:
-    """The recorded image name of ``known`` that ``name`` refers to, by name or by ID (prefix)."""
-    wanted = familiar_image(name)
-    for image in sorted(known):
-        if familiar_image(image) == wanted:
-            return image
-    digest = name.removeprefix("sha256:")
-    if len(digest) >= 1 and all(c in "0123456789abcdef" for c in digest):
-        found = [i for i in sorted(known) if image_id(i).removeprefix("sha256:").startswith(digest)]
-        if len(found) == 1:
-            return found[0]
-    return None
-
-
-def image_summary(tag: str, containers: int) -> dict[str, Any]:
-    """``GET /images/json``: one image (a familiar name) and how many containers use it."""
-    return {
-        "Id": image_id(tag),
-        "ParentId": "",
-        "RepoTags": [tag],
-        "RepoDigests": [],
-        "Created": 0,
-        "Size": 0,
-        "SharedSize": -1,
-        "Labels": {},
-        "Containers": containers,
-    }
-
-
-def image_document(name: str) -> dict[str, Any]:
-    """``GET /images/{name}/json``: a recorded image name, as a local image with no layers."""
-    return {
-        "Id": image_id(name),
-        "RepoTags": [familiar_image(name)],
-        "RepoDigests": [],
-        "Created": "1970-01-01T00:00:00Z",
-        "Config": {"Cmd": None, "Entrypoint": None, "Env": [], "WorkingDir": "", "Labels": None},
-        "Architecture": "amd64",
-        "Os": "linux",
-        "Size": 0,
-        "RootFS": {"Type": "layers", "Layers": []},
-        "Metadata": {"LastTagTime": "0001-01-01T00:00:00Z"},
     }
 
 

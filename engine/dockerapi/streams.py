@@ -35,7 +35,6 @@ from engine.dockerapi.pump import Pumped
 from engine.dockerapi.reads import has_label, log_entries
 from engine.dockerapi.versions import parse_version
 from engine.errors import ChartdError, InvalidParameter, NotFound
-from engine.errors import NotImplemented as Unsupported
 
 __all__ = ["frame", "media", "routes"]
 
@@ -259,11 +258,10 @@ def _stamp_ns(time_ns: int) -> bytes:
 
 
 async def attach(request: Request) -> Response:
-    if flag(request, "stdin"):
-        raise Unsupported(
-            "attaching stdin is not supported: chartd's processes read /dev/null "
-            "(docker attach --no-stdin)"
-        )
+    # stdin=1 is accepted and what comes is dropped (the hijacked connection
+    # reads past the request and keeps nothing): moby does so for a container
+    # created without OpenStdin, which every chartd container is (`docker run
+    # -a stdin`).
     chosen = {s for s in _STREAMS if flag(request, s)}
     d = daemon(request)
     since = await blocking(request, d.engine.sequence)

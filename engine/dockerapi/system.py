@@ -1,14 +1,9 @@
 """The system and image endpoints: ping, version, info; images as host images; no registry.
 
-chartd runs processes on the host, so there are no images: any name is
-accepted by create and recorded (so that ``docker run`` never pulls). The
-images that exist are the names its containers were created from:
-``GET /images/{name}/json`` answers for those, by name (docker's forms:
-``alpine``, ``alpine:latest``, ``docker.io/library/alpine``) or by ID, as
-local images without layers, and any other name is moby's 404 (so that
-``docker inspect nosuch`` says ``No such object``). What needs a registry or
-a build (pull, push, build, load, ...) is refused with a message that says
-why.
+chartd runs processes on the host, so there are no images
+(:mod:`engine.dockerapi.images` says what is answered for one), and what
+needs a registry or a build (pull, push, build, load, ...) is refused with a
+message that says why.
 """
 
 from __future__ import annotations
@@ -21,10 +16,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from engine.dockerapi import shapes
+from engine.dockerapi import images
 from engine.dockerapi.calls import blocking, daemon
 from engine.dockerapi.versions import API_VERSION, MIN_API_VERSION
-from engine.errors import NotFound
 from engine.errors import NotImplemented as Unsupported
 
 __all__ = ["NO_REGISTRY", "routes"]
@@ -109,27 +103,24 @@ async def info(request: Request) -> Response:
     )
 
 
-async def image(request: Request) -> Response:
+async def image_inspect(request: Request) -> Response:
     name = request.path_params["name"]
     d = daemon(request)
     listed = await blocking(request, d.backend.list, all=True)
     known = {str(e.data.get("image") or "") for e in listed} - {""}
-    found = shapes.find_image(name, known)
-    if found is None:
-        raise NotFound(f"No such image: {shapes.familiar_image(name)}")
-    return JSONResponse(shapes.image_document(found))
+    return JSONResponse(images.image_document(images.find_image(name, known)))
 
 
-async def images(request: Request) -> Response:
+async def image_list(request: Request) -> Response:
     d = daemon(request)
     listed = await blocking(request, d.backend.list, all=True)
     used: dict[str, int] = {}
     for e in listed:
         name = str(e.data.get("image") or "")
         if name:
-            tag = shapes.familiar_image(name)
+            tag = images.familiar_image(name)
             used[tag] = used.get(tag, 0) + 1
-    return JSONResponse([shapes.image_summary(tag, count) for tag, count in sorted(used.items())])
+    return JSONResponse([images.image_summary(tag, count) for tag, count in sorted(used.items())])
 
 
 async def no_registry(request: Request) -> Response:
@@ -142,8 +133,8 @@ def routes() -> list[Route]:
         Route("/_ping", ping, methods=["GET", "HEAD"]),
         Route("/version", version, methods=["GET"]),
         Route("/info", info, methods=["GET"]),
-        Route("/images/json", images, methods=["GET"]),
-        Route("/images/{name:path}/json", image, methods=["GET"]),
+        Route("/images/json", image_list, methods=["GET"]),
+        Route("/images/{name:path}/json", image_inspect, methods=["GET"]),
         Route("/images/create", no_registry, methods=["POST"]),
         Route("/images/load", no_registry, methods=["POST"]),
         Route("/images/search", no_registry, methods=["GET"]),

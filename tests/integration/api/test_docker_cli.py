@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
+import pty
 import re
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -114,6 +117,27 @@ def test_run_attached_prints_the_output_and_exits_with_the_code(docker: DockerCl
     assert docker.run("run", "--rm", "alpine", "true").returncode == 0
 
 
+def test_docker_clis_own_run_cases(docker: DockerCli) -> None:
+    """docker-cli's e2e TestRunAttach and TestRunInvalidEntrypointWithAutoremove."""
+    for stream in ("stdin", "stdout", "stderr"):
+        # Under a terminal, as docker's test runs it; stdin is taken and dropped.
+        leader, follower = pty.openpty()
+        try:
+            run = subprocess.Popen(
+                [docker.command, "run", "-a", stream, "--rm", "alpine", "sh", "-c",
+                 "sleep 1 && exit 7"],
+                env=docker.env, stdin=follower, stdout=follower, stderr=follower,
+            )  # fmt: skip
+            os.write(leader, b"typed into the terminal\n")
+            assert run.wait(timeout=60) == 7, stream
+        finally:
+            os.close(follower)
+            os.close(leader)
+    invalid = docker.run("run", "--rm", "alpine", "invalidcommand")
+    assert invalid.returncode == 127
+    assert 'exec: "invalidcommand": executable file not found in $PATH' in invalid.stderr
+
+
 def test_refusals_carry_dockers_messages_and_exit_codes(docker: DockerCli) -> None:
     docker.ok("run", "-d", "--name", "drefused", "alpine", "sleep", "60")
     docker.ok("pause", "drefused")
@@ -149,13 +173,13 @@ def test_refusals_carry_dockers_messages_and_exit_codes(docker: DockerCli) -> No
             kill.stderr == f"Error response from daemon: cannot kill container: {shown}: {cause}\n"
         )
     assert state(docker, "drefused") == "running"
-    # No container nor image of that name: docker's own answer (the images that exist
-    # are those containers were made from).
-    missing = docker.run("inspect", "dnosuch")
+    # Neither a container nor a valid image reference: docker's own answer (docker-cli's
+    # e2e TestInspectInvalidReference).
+    missing = docker.run("inspect", "FooBar")
     assert (missing.returncode, missing.stdout, missing.stderr) == (
         1,
         "[]\n",
-        "Error: No such object: dnosuch\n",
+        "Error: No such object: FooBar\n",
     )
     assert docker.ok("inspect", "--format", "{{.RepoTags}}", "alpine") == "[alpine:latest]\n"
     listed = docker.ok("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}").splitlines()
