@@ -20,7 +20,14 @@ from typing import Any
 
 from engine.errors import InvalidParameter, NotFound
 
-__all__ = ["familiar_image", "find_image", "image_document", "image_id", "image_summary"]
+__all__ = [
+    "check_reference",
+    "familiar_image",
+    "find_image",
+    "image_document",
+    "image_id",
+    "image_summary",
+]
 
 _HUB = ("docker.io/", "index.docker.io/", "registry-1.docker.io/")
 _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"

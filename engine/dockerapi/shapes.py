@@ -15,7 +15,7 @@ import engine
 from engine.api import _fields
 from engine.api.containers_service import StatusOf
 from engine.api.status_text import ps_status
-from engine.dockerapi.images import image_id
+from engine.dockerapi.images import check_reference, image_id
 from engine.errors import InvalidParameter
 
 __all__ = [
@@ -192,6 +192,14 @@ def update_restart(body: Mapping[str, Any]) -> str | None:
     return _restart(body)
 
 
+def _image(body: Mapping[str, Any]) -> str | None:
+    """The create body's Image: a reference in docker's grammar (moby's 400 otherwise), or none."""
+    image = _fields.optional_text(_typed(body, "Image", str) or "", "Image", limit=4096)
+    if image:
+        check_reference(image)
+    return image
+
+
 def create_options(name: str | None, body: Mapping[str, Any]) -> dict[str, Any]:
     """The service's create keywords (with ``cmd``) for docker's create body and ``name``.
 
@@ -215,7 +223,7 @@ def create_options(name: str | None, body: Mapping[str, Any]) -> dict[str, Any]:
         "stop_timeout": _typed(body, "StopTimeout", int),
         "restart": _restart(host),
         "auto_remove": bool(_typed(host, "AutoRemove", bool)),
-        "image": _fields.optional_text(_typed(body, "Image", str) or "", "Image", limit=4096),
+        "image": _image(body),
         "healthcheck": healthcheck,
     }
 

@@ -305,8 +305,12 @@ def test_a_lone_surrogate_is_kept_as_go_keeps_it_and_spoils_no_answer(h: httpx.C
     every listing, inspect and log of the container fail (no UTF-8 can hold it)."""
     body = (
         b'{"Cmd": ["echo", "\\ud800"], "Labels": {"k\\udc00": "v\\ud800", "pair": '
-        b'"\\ud83d\\ude00"}, "Env": ["A=\\ud800"], "Image": "i\\udbff"}'
+        b'"\\ud83d\\ude00"}, "Env": ["A=\\ud800"]}'
     )
+    # In an image name it is no reference at all (moby's 400).
+    image = b'{"Cmd": ["true"], "Image": "i\\udbff"}'
+    refused = h.post("/containers/create", content=image, headers=JSON_TYPE)
+    assert (refused.status_code, _docker_error(refused)) == (400, "invalid reference format")
     made = h.post("/containers/create?name=fz-surrogate", content=body, headers=JSON_TYPE)
     assert made.status_code == 201, made.text
     found = h.get("/containers/fz-surrogate/json").json()

@@ -76,6 +76,8 @@ def test_the_http_layer_speaks_mobys_dialect(daemon: Daemon) -> None:
             (b'{"Cmd": ["x"], "HostConfig": {"RestartPolicy": {"Name": "sometimes"}}}',
              "invalid restart policy: unknown policy 'sometimes'"),
             (b'{}', "No command specified"),
+            (b'{"Cmd": ["x"], "Image": "FooBar"}',
+             "invalid reference format: repository name (library/FooBar) must be lowercase"),
         ):  # fmt: skip
             bad = h.post("/containers/create", content=body, headers=JSON_TYPE)
             assert bad.status_code == 400, body
