@@ -260,9 +260,8 @@ class Containers(ContainerVerbs):
         except ChartdError as exc:
             if isinstance(exc, (NotModified, DeadlineExceeded)):
                 raise
-            raise exc.wrap(
-                f"cannot stop container: {container.data.get('name', '').lstrip('/')}"
-            ) from exc
+            typed = ref if isinstance(ref, str) else container.data.get("name", "").lstrip("/")
+            raise exc.wrap(f"cannot stop container: {typed}") from exc
         if not after.in_state("running"):
             return after
         limit = params.get("timeout", container.data.get("stop_timeout"))
