@@ -29,14 +29,12 @@ _IDLE_READERS = 4
 # A kept reader's page cache (SQLite's default is 2 MiB; pages are allocated as read,
 # so a small database never fills it). At a million entities the upper levels of the
 # entity table and of its id and name indexes are ~2.5 MiB, and a read touches one
-# more leaf of each: 8 MiB held the upper levels and ~1,000 entities' leaves by id,
-# not by name, and a working set of 1,000 entities read in turn by id and by name
-# (~16 MiB of pages) went back to the file for each of them (a bare lookup by id
-# 5 us dearer than at a thousand entities; 2.5-3 us with this one). Entities read at
-# random from all of a million cost those 5-7 us whatever the cache: no cache this
-# side of the whole file holds their leaves. Memory-mapping the file did as well but
-# mapped 64 KiB around each page it touched: the resident size grew by 160 MB over a
-# few thousand reads (355 MB for 8,000 in a bare test).
+# leaf of each: a working set of 1,000 entities read by id and by name is ~16 MiB of
+# pages, which 8 MiB lost on every round (a bare lookup by id 5-8 us dearer than at a
+# thousand entities; 2.5-3.5 us with 16-32 MiB). Entities read at random from all of
+# a million cost those 5-7 us whatever the cache: none short of the file holds their
+# leaves. Memory-mapping the file did better but the kernel maps 64 KiB around each
+# page touched: the resident size grew by 160 MB over a few thousand reads.
 _READER_CACHE_KIB = 24 * 1024
 
 
