@@ -26,13 +26,16 @@ __all__ = ["Database"]
 _WRITER_CACHE_KIB = 64 * 1024
 # Idle SQLite read connections kept for the next read; more are closed as they finish.
 _IDLE_READERS = 4
-# A kept reader's page cache (SQLite's default is 2 MiB): at a million entities the
-# upper levels of the entity table and its id and name indexes alone are ~2.5 MiB, so
-# the default cache lost them and a read by id or name went back to the file for
-# them (1.5x the cost at a thousand entities; 1.2-1.3x with this one). Memory-mapping
-# the file instead did as well but mapped 64 KiB around each page it touched: the
-# resident size grew by 160 MB over a few thousand reads.
-_READER_CACHE_KIB = 8 * 1024
+# A kept reader's page cache (SQLite's default is 2 MiB; pages are allocated as read,
+# so a small database never fills it). At a million entities the upper levels of the
+# entity table and of its id and name indexes are ~2.5 MiB, and a read touches one
+# leaf of each: a working set of 1,000 entities read by id and by name is ~16 MiB of
+# pages, which 8 MiB lost on every round (a bare lookup by id 5-8 us dearer than at a
+# thousand entities; 2.5-3.5 us with 16-32 MiB). Entities read at random from all of
+# a million cost those 5-7 us whatever the cache: none short of the file holds their
+# leaves. Memory-mapping the file did better but the kernel maps 64 KiB around each
+# page touched: the resident size grew by 160 MB over a few thousand reads.
+_READER_CACHE_KIB = 24 * 1024
 
 
 class Database:

@@ -95,4 +95,4 @@ def test_a_kept_reader_has_a_larger_page_cache_than_the_default(
     writer, _ = stores
     with writer._db.querying() as conn:
         pages = conn.execute("PRAGMA cache_size").fetchone()[0]
-    assert pages == -8 * 1024  # KiB, where SQLite's default is -2000
+    assert pages == -24 * 1024  # KiB, where SQLite's default is -2000
