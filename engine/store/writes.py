@@ -56,8 +56,7 @@ class JournalWrites:
         key used) gets a Conflict; alone, the Conflict is raised.
         """
         try:
-            with self._db.writing() as conn:
-                return self._apply(conn, batch)
+            return self._db.transact(lambda conn: self._apply(conn, batch))
         except sa.exc.IntegrityError as exc:
             if len(batch) == 1:
                 raise _conflict(exc) from exc
