@@ -23,7 +23,7 @@ import sqlalchemy as sa
 
 from engine.store import schema as t
 from engine.store.notify import CHANNEL
-from engine.store.statements import Prepared, compile_statement
+from engine.store.statements import Prepared, WriteStatements, compile_statement
 
 __all__ = ["BACK", "ServerNumbered"]
 
@@ -43,21 +43,27 @@ class ServerNumbered:
 
     insert_transition: Prepared
     insert_event: Prepared
-    notify: Prepared
-    """``pg_notify`` with the last outbox number reserved (delivered on commit)."""
+    reserve_notifying: dict[int, Prepared]
+    """WriteStatements.allocators that also ``pg_notify`` the last outbox number
+    reserved (delivered on commit): for a batch with events, one statement fewer."""
 
     @classmethod
-    def prepare(cls, dialect: sa.Dialect) -> ServerNumbered:
-        """The statements compiled for ``dialect`` (PostgreSQL)."""
+    def prepare(cls, dialect: sa.Dialect, writes: WriteStatements) -> ServerNumbered:
+        """The statements compiled for ``dialect`` (PostgreSQL), beside ``writes``."""
 
         def numbered(table: sa.Table, counter: str) -> Prepared:
             stmt = table.insert().values(seq=_last(counter) - sa.bindparam(BACK))
             return compile_statement(stmt, dialect, table)
 
-        last_event = sa.cast(_last("events"), sa.Text)
-        notify = sa.select(sa.func.pg_notify(sa.literal_column(f"'{CHANNEL}'"), last_event))
+        def notifying(reserve: Prepared) -> Prepared:
+            return Prepared(
+                f"WITH reserved AS ({reserve.sql}) SELECT pg_notify('{CHANNEL}', value::text)"
+                " FROM reserved WHERE name = 'events'",
+                reserve.names,
+            )
+
         return cls(
             insert_transition=numbered(t.transitions, "transitions"),
             insert_event=numbered(t.events, "events"),
-            notify=compile_statement(notify, dialect),
+            reserve_notifying={n: notifying(p) for n, p in writes.allocators.items()},
         )

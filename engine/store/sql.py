@@ -43,7 +43,7 @@ class SqlStore(JournalWrites, JournalReads, TimerReads, ChartVersions):
         self._statements = prepare(self._db.engine.dialect)
         self._reads = ReadStatements(self._db.engine.dialect)
         self._numbered = (
-            ServerNumbered.prepare(self._db.engine.dialect)
+            ServerNumbered.prepare(self._db.engine.dialect, self._statements)
             if self.dialect == "postgresql"
             else None
         )

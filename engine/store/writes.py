@@ -147,15 +147,16 @@ class JournalWrites:
         for back, values in enumerate(reversed(rows)):
             values[BACK] = back
         outbox = [event_values(e, len(events) - 1 - i) for i, e in enumerate(events)]
-        for cursor in self._reserve(conn, transitions=len(rows), events=len(outbox)):
+        # With events, the reservation also notifies every process's listener of the
+        # last one (engine.store.notify); delivered on commit, and only then.
+        reserving = numbered.reserve_notifying if outbox else self._statements.allocators
+        for cursor in self._reserve(conn, reserving, transitions=len(rows), events=len(outbox)):
             cursor.close()  # its answer is not waited for: the rows read the counters
         if rows:
             db.run_many(conn, numbered.insert_transition, rows)
         self._write_journal_changes(conn, passed)
         if outbox:
             db.run_many(conn, numbered.insert_event, outbox)
-            # Delivered on commit to every process's listener (engine.store.notify).
-            db.run(conn, numbered.notify, {}).close()
 
     def _write_journal_changes(self, conn: Any, passed: list[Write]) -> None:
         """The journal's updates, the steps and the timers of the units that passed."""
@@ -300,14 +301,16 @@ class JournalWrites:
     def _allocate(self, conn: Any, **counts: int) -> dict[str, int]:
         """Reserve consecutive numbers of each named sequence; return the first of each."""
         first: dict[str, int] = {}
-        for cursor in self._reserve(conn, **counts):
+        for cursor in self._reserve(conn, self._statements.allocators, **counts):
             for name, value in cursor.fetchall():
                 first[name] = int(value) - counts[name] + 1
             cursor.close()
         return first
 
-    def _reserve(self, conn: Any, **counts: int) -> list[Any]:
+    def _reserve(self, conn: Any, allocators: dict[int, Prepared], **counts: int) -> list[Any]:
         """Reserve consecutive numbers of each named sequence; the cursors that say which.
+
+        ``allocators`` reserve numbers of one or of two sequences, by that width.
 
         One atomic upsert: an UPDATE-then-INSERT lets two first writers on a
         fresh PostgreSQL database both find no row and both insert.
@@ -320,7 +323,7 @@ class JournalWrites:
             params: dict[str, Any] = {}
             for j, name in enumerate(chunk):
                 params[f"name{j}"], params[f"n{j}"] = name, wanted[name]
-            cursors.append(self._db.run(conn, self._statements.allocators[len(chunk)], params))
+            cursors.append(self._db.run(conn, allocators[len(chunk)], params))
         return cursors
 
 
