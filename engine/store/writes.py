@@ -101,22 +101,15 @@ class JournalWrites:
 
     def _apply(self, conn: Any, batch: Sequence[Write]) -> list[Exception | None]:
         results, passed = self._write_entities(conn, batch)
-        transitions = [tr for unit in passed for tr in unit.transitions]
-        events = [e for unit in passed for e in unit.events]
         if self._numbered is not None:
-            self._append_numbered(conn, passed, transitions, events)
+            self._append_numbered(conn, passed)
         else:
-            self._append(conn, passed, transitions, events)
+            self._append(conn, passed)
         return results
 
-    def _append(
-        self,
-        conn: Any,
-        passed: list[Write],
-        transitions: list[TransitionRow],
-        events: list[EventRow],
-    ) -> None:
+    def _append(self, conn: Any, passed: list[Write]) -> None:
         """The rest of the batch, its journal and outbox rows numbered here (SQLite)."""
+        transitions, events = _journal_and_outbox(passed)
         first = self._allocate(conn, transitions=len(transitions), events=len(events))
         if transitions:
             self._insert_transitions(conn, transitions, first["transitions"])
@@ -129,18 +122,13 @@ class JournalWrites:
                 (event_values(e, seq + i) for i, e in enumerate(events)),
             )
 
-    def _append_numbered(
-        self,
-        conn: Any,
-        passed: list[Write],
-        transitions: list[TransitionRow],
-        events: list[EventRow],
-    ) -> None:
+    def _append_numbered(self, conn: Any, passed: list[Write]) -> None:
         """The rest of the batch, its journal and outbox rows numbered by the server
         (PostgreSQL): sent without waiting for an answer, the COMMIT in the same flight.
         """
         db, numbered = self._db, self._numbered
         assert numbered is not None
+        transitions, events = _journal_and_outbox(passed)
         # The rows are made before the numbers are reserved: the counters are locked
         # from the reservation to the commit, for every process (see numbering).
         rows = [transition_values(tr) for tr in transitions]
@@ -325,6 +313,14 @@ class JournalWrites:
                 params[f"name{j}"], params[f"n{j}"] = name, wanted[name]
             cursors.append(self._db.run(conn, allocators[len(chunk)], params))
         return cursors
+
+
+def _journal_and_outbox(passed: list[Write]) -> tuple[list[TransitionRow], list[EventRow]]:
+    """The new journal entries and outbox events of the units that passed, in order."""
+    return (
+        [tr for unit in passed for tr in unit.transitions],
+        [e for unit in passed for e in unit.events],
+    )
 
 
 def _conflict(exc: sa.exc.IntegrityError) -> Conflict:
