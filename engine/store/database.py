@@ -10,18 +10,21 @@ callers catch one family of errors whichever way a statement ran.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
 from engine.errors import Unavailable
+from engine.store import postgres
 from engine.store.checkpoint import BACKSTOP_PAGES, Checkpointer
 from engine.store.dialect import open_engine
 from engine.store.statements import Prepared
 
 __all__ = ["Database"]
+
+T = TypeVar("T")
 
 _WRITER_CACHE_KIB = 64 * 1024
 # Idle SQLite read connections kept for the next read; more are closed as they finish.
@@ -73,16 +76,34 @@ class Database:
             if lock is not None:
                 lock.release()
 
+    def transact(self, body: Callable[[Any], T]) -> T:
+        """``body(conn)`` in one write transaction (see :meth:`writing`), committed.
+
+        On PostgreSQL it runs once more, on a new connection, if the server
+        had dropped the first one before the COMMIT was sent: nothing of the
+        first try can have been committed then. (A pooled connection is looked
+        at on checkout, not pinged; the server may still end it just after.)
+        """
+        attempt = postgres.Attempt()
+        try:
+            with self.writing(attempt) as conn:
+                return body(conn)
+        except Unavailable:
+            if not attempt.dropped_before_commit():
+                raise
+        with self.writing() as conn:
+            return body(conn)
+
     @contextmanager
-    def writing(self) -> Iterator[Any]:
+    def writing(self, attempt: postgres.Attempt | None = None) -> Iterator[Any]:
         """The driver connection of one write transaction, committed on success.
 
         SQLite: one connection kept open for every write (writes are
         serialised by the group commit anyway, and checking a connection out
         of the pool costs more than the statements), begun IMMEDIATE so two
         processes never deadlock upgrading a read lock. PostgreSQL: a pooled
-        connection, pinged on checkout, so that one the server dropped is
-        replaced before it can fail a write.
+        connection, one the server dropped replaced on checkout; ``attempt``
+        learns whether the COMMIT was sent (see :meth:`transact`).
         """
         with self._guarded():
             if self.dialect == "sqlite":
@@ -101,23 +122,8 @@ class Database:
                     if self._checkpoints is not None:
                         self._checkpoints.committed()
             else:
-                with self.engine.connect() as conn:
-                    conn.execution_options(chartd_write=True)
-                    with conn.begin():
-                        driver: Any = conn.connection.dbapi_connection
-                        try:
-                            # Pipelined: statements whose results are not read (the
-                            # journal's inserts, the notification) go out together
-                            # with the COMMIT, BEGIN with the first one; a read of a
-                            # result (a fetch, counted()) waits for what was sent
-                            # before it. (SQLAlchemy's commit then has nothing to do.)
-                            with driver.pipeline():
-                                yield driver
-                                driver.commit()
-                        except self._dbapi_error as exc:  # raised by the pipeline's sync
-                            raise sa.exc.DBAPIError.instance(
-                                "COMMIT", (), exc, self._dbapi_error
-                            ) from exc
+                with postgres.writing(self.engine, attempt, self._dbapi_error) as conn:
+                    yield conn
 
     @contextmanager
     def querying(self, *, snapshot: bool = False) -> Iterator[Any]:
@@ -132,23 +138,22 @@ class Database:
                 yield conn
             return
         with self._guarded():
+            if self.dialect == "postgresql":
+                reader = postgres.Reader(self.engine)
+                try:
+                    yield reader
+                finally:
+                    reader.close()
+                return
             conn = self.engine.raw_connection()
-            driver: Any = conn.driver_connection if self.dialect == "postgresql" else None
             try:
-                if snapshot and self.dialect == "sqlite":
+                if snapshot:
                     self.run_sql(conn, "BEGIN")
-                if driver is not None:
-                    # Each read statement on its own, as READ COMMITTED would see it in a
-                    # transaction anyway: no BEGIN and ROLLBACK round trips, and no
-                    # rollback to make psycopg drop the statements it has prepared.
-                    driver.autocommit = True
                 yield conn
             except sa.exc.OperationalError:
                 conn.invalidate()  # a connection the server dropped is not pooled again
                 raise
             finally:
-                if driver is not None and not driver.closed:
-                    driver.autocommit = False  # the pool's writers begin their own
                 # Back to the pool, which rolls a read transaction back.
                 conn.close()
 
@@ -222,13 +227,21 @@ class Database:
             raise sa.exc.DBAPIError.instance(sql, (), exc, self._dbapi_error) from exc
 
     def run(self, conn: Any, prepared: Prepared, params: dict[str, Any]) -> Any:
-        """Run one prepared statement on the driver's cursor; return the cursor."""
+        """Run one prepared statement on the driver's cursor; return the cursor.
+
+        A PostgreSQL read whose connection the server had dropped runs once
+        more on a new one (each read stands alone: see :meth:`querying`).
+        """
         cursor = conn.cursor()
         args = prepared.args(params)
         try:
             cursor.execute(prepared.sql, args)
         except self._dbapi_error as exc:
-            raise sa.exc.DBAPIError.instance(prepared.sql, args, exc, self._dbapi_error) from exc
+            if not (isinstance(conn, postgres.Reader) and conn.replaced()):
+                raise sa.exc.DBAPIError.instance(
+                    prepared.sql, args, exc, self._dbapi_error
+                ) from exc
+            return self.run(conn, prepared, params)
         return cursor
 
     def counted(self, conn: Any, cursor: Any) -> int:
@@ -237,10 +250,9 @@ class Database:
         In a pipelined write (PostgreSQL) the count comes with the answer,
         which leaving a nested pipeline block waits for.
         """
-        if self.dialect == "postgresql":
+        if isinstance(conn, postgres.Pipelined):
             try:
-                with conn.pipeline():
-                    pass
+                conn.sync()
             except self._dbapi_error as exc:
                 raise sa.exc.DBAPIError.instance("", (), exc, self._dbapi_error) from exc
         return int(cursor.rowcount)

@@ -5,8 +5,8 @@ commit survives a power loss, not only a process crash; a URL query
 ``?synchronous=normal`` trades that for speed. Transactions on SQLite are begun
 by chartd, not by the driver: writes with ``BEGIN IMMEDIATE`` so that two
 processes never deadlock upgrading a read lock, and wait up to ``busy_timeout``
-for each other. PostgreSQL is reached through psycopg 3, its pooled connections
-pinged on checkout.
+for each other. PostgreSQL is reached through psycopg 3; a pooled connection the server
+has dropped is replaced on checkout (see :mod:`engine.store.postgres`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.pool import StaticPool
 
 from engine.errors import InvalidParameter
+from engine.store.postgres import refuse_dropped
 
 __all__ = ["open_engine", "parse_url"]
 
@@ -45,7 +46,9 @@ def open_engine(url: sa.URL, busy_timeout_ms: int) -> tuple[sa.Engine, bool]:
         if url.drivername == "postgresql":
             # psycopg 3 is the driver chartd ships with; SQLAlchemy 2.0 would pick psycopg2.
             url = url.set(drivername="postgresql+psycopg")
-        return _create_engine(url, pool_pre_ping=True), False
+        engine = _create_engine(url)
+        sa.event.listen(engine, "checkout", refuse_dropped)
+        return engine, False
     raise InvalidParameter(
         f"unsupported database {dialect!r}: use sqlite:/// or postgresql+psycopg://"
     )

@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from engine.store.database import Database
 from engine.store.dialect import parse_url
 from engine.store.notify import Listener
+from engine.store.numbering import ServerNumbered
 from engine.store.queries import ReadStatements
 from engine.store.reads import JournalReads
 from engine.store.statements import prepare
@@ -41,6 +42,11 @@ class SqlStore(JournalWrites, JournalReads, TimerReads, ChartVersions):
         self._db = Database(self.url, busy_timeout_ms)
         self._statements = prepare(self._db.engine.dialect)
         self._reads = ReadStatements(self._db.engine.dialect)
+        self._numbered = (
+            ServerNumbered.prepare(self._db.engine.dialect, self._statements)
+            if self.dialect == "postgresql"
+            else None
+        )
         self._listening = threading.Lock()
         self._listener: Listener | None = None
         self._wakers: list[Callable[[], None]] = []

@@ -13,10 +13,10 @@ from typing import Any
 import sqlalchemy as sa
 
 from engine.errors import Conflict, Unavailable
-from engine.ports import EntityRow, TransitionRow, VersionConflict, Write
+from engine.ports import EntityRow, EventRow, TransitionRow, VersionConflict, Write
 from engine.store import schema as t
 from engine.store.database import Database
-from engine.store.notify import CHANNEL
+from engine.store.numbering import BACK, ServerNumbered
 from engine.store.queries import ReadStatements
 from engine.store.rows import (
     entity_changes,
@@ -35,7 +35,6 @@ __all__ = ["JournalWrites"]
 # processes committing batches that share entities in different orders would
 # otherwise each hold one the other waits for (PostgreSQL's deadlock detector
 # then fails one of the commits).
-_NOTIFY = Prepared(f"SELECT pg_notify('{CHANNEL}', %(seq)s)", None)
 _LOCK_ENTITIES = Prepared(
     "SELECT id FROM entities WHERE id = ANY(%(ids)s) ORDER BY id FOR UPDATE", None
 )
@@ -47,6 +46,8 @@ class JournalWrites:
     _db: Database
     _statements: WriteStatements
     _reads: ReadStatements
+    _numbered: ServerNumbered | None
+    """PostgreSQL's: the journal and outbox numbered by the server (see numbering)."""
 
     def apply(self, batch: Sequence[Write]) -> list[Exception | None]:
         """Commit ``batch`` in one transaction; see :meth:`engine.ports.Store.apply`.
@@ -55,8 +56,7 @@ class JournalWrites:
         key used) gets a Conflict; alone, the Conflict is raised.
         """
         try:
-            with self._db.writing() as conn:
-                return self._apply(conn, batch)
+            return self._db.transact(lambda conn: self._apply(conn, batch))
         except sa.exc.IntegrityError as exc:
             if len(batch) == 1:
                 raise _conflict(exc) from exc
@@ -100,13 +100,55 @@ class JournalWrites:
             )
 
     def _apply(self, conn: Any, batch: Sequence[Write]) -> list[Exception | None]:
-        db, s = self._db, self._statements
         results, passed = self._write_entities(conn, batch)
-        transitions = [tr for unit in passed for tr in unit.transitions]
-        events = [e for unit in passed for e in unit.events]
+        if self._numbered is not None:
+            self._append_numbered(conn, passed)
+        else:
+            self._append(conn, passed)
+        return results
+
+    def _append(self, conn: Any, passed: list[Write]) -> None:
+        """The rest of the batch, its journal and outbox rows numbered here (SQLite)."""
+        transitions, events = _journal_and_outbox(passed)
         first = self._allocate(conn, transitions=len(transitions), events=len(events))
         if transitions:
             self._insert_transitions(conn, transitions, first["transitions"])
+        self._write_journal_changes(conn, passed)
+        if events:
+            seq = first["events"]
+            self._db.run_many(
+                conn,
+                self._statements.insert_event,
+                (event_values(e, seq + i) for i, e in enumerate(events)),
+            )
+
+    def _append_numbered(self, conn: Any, passed: list[Write]) -> None:
+        """The rest of the batch, its journal and outbox rows numbered by the server
+        (PostgreSQL): sent without waiting for an answer, the COMMIT in the same flight.
+        """
+        db, numbered = self._db, self._numbered
+        assert numbered is not None
+        transitions, events = _journal_and_outbox(passed)
+        # The rows are made before the numbers are reserved: the counters are locked
+        # from the reservation to the commit, for every process (see numbering).
+        rows = [transition_values(tr) for tr in transitions]
+        for back, values in enumerate(reversed(rows)):
+            values[BACK] = back
+        outbox = [event_values(e, len(events) - 1 - i) for i, e in enumerate(events)]
+        # With events, the reservation also notifies every process's listener of the
+        # last one (engine.store.notify); delivered on commit, and only then.
+        reserving = numbered.reserve_notifying if outbox else self._statements.allocators
+        for cursor in self._reserve(conn, reserving, transitions=len(rows), events=len(outbox)):
+            cursor.close()  # its answer is not waited for: the rows read the counters
+        if rows:
+            db.run_many(conn, numbered.insert_transition, rows)
+        self._write_journal_changes(conn, passed)
+        if outbox:
+            db.run_many(conn, numbered.insert_event, outbox)
+
+    def _write_journal_changes(self, conn: Any, passed: list[Write]) -> None:
+        """The journal's updates, the steps and the timers of the units that passed."""
+        db, s = self._db, self._statements
         updates = [tr for unit in passed for tr in unit.transition_updates]
         if updates:
             db.run_many(conn, s.update_transition, [transition_changes(tr) for tr in updates])
@@ -114,15 +156,6 @@ class JournalWrites:
         if step_rows:
             db.run_many(conn, s.upsert_step, step_rows)
         self._write_timers(conn, passed)
-        if events:
-            seq = first["events"]
-            db.run_many(
-                conn, s.insert_event, (event_values(e, seq + i) for i, e in enumerate(events))
-            )
-            if db.dialect == "postgresql":
-                # Delivered on commit to every process's listener (engine.store.notify).
-                db.run(conn, _NOTIFY, {"seq": str(seq + len(events) - 1)}).close()
-        return results
 
     # -- entities ----------------------------------------------------------------------------
 
@@ -254,24 +287,40 @@ class JournalWrites:
             self._db.run_many(conn, upsert, timer_rows)
 
     def _allocate(self, conn: Any, **counts: int) -> dict[str, int]:
-        """Reserve consecutive numbers of each named sequence; return the first of each.
+        """Reserve consecutive numbers of each named sequence; return the first of each."""
+        first: dict[str, int] = {}
+        for cursor in self._reserve(conn, self._statements.allocators, **counts):
+            for name, value in cursor.fetchall():
+                first[name] = int(value) - counts[name] + 1
+            cursor.close()
+        return first
+
+    def _reserve(self, conn: Any, allocators: dict[int, Prepared], **counts: int) -> list[Any]:
+        """Reserve consecutive numbers of each named sequence; the cursors that say which.
+
+        ``allocators`` reserve numbers of one or of two sequences, by that width.
 
         One atomic upsert: an UPDATE-then-INSERT lets two first writers on a
         fresh PostgreSQL database both find no row and both insert.
         """
         wanted = {name: n for name, n in counts.items() if n}
-        first: dict[str, int] = {}
         names = sorted(wanted)  # a fixed order, so two writers never lock in turn
+        cursors = []
         for i in range(0, len(names), 2):
             chunk = names[i : i + 2]
             params: dict[str, Any] = {}
             for j, name in enumerate(chunk):
                 params[f"name{j}"], params[f"n{j}"] = name, wanted[name]
-            cursor = self._db.run(conn, self._statements.allocators[len(chunk)], params)
-            for name, value in cursor.fetchall():
-                first[name] = int(value) - wanted[name] + 1
-            cursor.close()
-        return first
+            cursors.append(self._db.run(conn, allocators[len(chunk)], params))
+        return cursors
+
+
+def _journal_and_outbox(passed: list[Write]) -> tuple[list[TransitionRow], list[EventRow]]:
+    """The new journal entries and outbox events of the units that passed, in order."""
+    return (
+        [tr for unit in passed for tr in unit.transitions],
+        [e for unit in passed for e in unit.events],
+    )
 
 
 def _conflict(exc: sa.exc.IntegrityError) -> Conflict:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import socket
 import threading
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -856,7 +855,7 @@ def test_connections_killed_while_idle_are_replaced(pg_server: Any, pg_url: str)
 
 
 def test_a_connection_killed_mid_commit_is_unavailable_and_leaves_nothing(
-    pg_server: Any, pg_url: str
+    pg_server: Any, pg_url: str, lock_waiter: Callable[..., int]
 ) -> None:
     store = open_store(pg_url)
     conninfo = sa.make_url(pg_url).set(drivername="postgresql").render_as_string(False)
@@ -882,7 +881,7 @@ def test_a_connection_killed_mid_commit_is_unavailable_and_leaves_nothing(
             locker.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
             writer = threading.Thread(target=apply)
             writer.start()
-            pid = wait_for_lock_waiter(pg_server)
+            pid = lock_waiter()
             pg_server.admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
             writer.join(timeout=60)
             assert not writer.is_alive()
@@ -901,7 +900,7 @@ def test_a_connection_killed_mid_commit_is_unavailable_and_leaves_nothing(
 
 
 def test_a_unit_lost_with_the_connection_after_others_committed_is_its_own_failure(
-    pg_server: Any, pg_url: str
+    pg_server: Any, pg_url: str, lock_waiter: Callable[..., int]
 ) -> None:
     # A taken name makes the store commit the units of a batch one by one; when the
     # connection then dies under a later unit, the earlier ones are committed already:
@@ -927,7 +926,7 @@ def test_a_unit_lost_with_the_connection_after_others_committed_is_its_own_failu
             locker.execute("LOCK TABLE timers IN ACCESS EXCLUSIVE MODE")  # only c needs it
             writer = threading.Thread(target=apply)
             writer.start()
-            pid = wait_for_lock_waiter(pg_server)
+            pid = lock_waiter()
             pg_server.admin.execute("SELECT pg_terminate_backend(%s)", (pid,))
             writer.join(timeout=60)
             assert not writer.is_alive()
@@ -943,17 +942,3 @@ def test_a_unit_lost_with_the_connection_after_others_committed_is_its_own_failu
         assert [(e.seq, e.entity_id) for e in store.events()] == [(1, "a")]
     finally:
         store.close()
-
-
-def wait_for_lock_waiter(pg_server: Any) -> int:
-    """The pid of the backend of the test database that waits for a lock."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        row = pg_server.admin.execute(
-            "SELECT pid FROM pg_stat_activity WHERE datname = %s AND wait_event_type = 'Lock'",
-            (pg_server.database,),
-        ).fetchone()
-        if row:
-            return int(row[0])
-        time.sleep(0.01)
-    raise AssertionError("the store never waited for the lock")
