@@ -36,8 +36,10 @@ def refuse_dropped(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
     """
     if dbapi_conn.closed or dbapi_conn.broken:
         raise sa.exc.DisconnectionError("the connection is closed")
-    readable, _, _ = select.select([dbapi_conn.fileno()], [], [], 0)
-    if readable:
+    # poll, not select: a daemon's descriptors (its containers' pipes) pass FD_SETSIZE.
+    looking = select.poll()
+    looking.register(dbapi_conn.fileno(), select.POLLIN | select.POLLHUP | select.POLLERR)
+    if looking.poll(0):
         raise sa.exc.DisconnectionError("the server ended the connection")
 
 
