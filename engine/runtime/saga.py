@@ -33,7 +33,7 @@ from engine.ports import (
     VersionConflict,
     Write,
 )
-from engine.runtime.bindings import Context, Step
+from engine.runtime.bindings import Context, Step, writes_ahead
 from engine.runtime.journal import (
     Cause,
     Origin,
@@ -105,7 +105,7 @@ class Saga:
 
     def run(self, fire: Fire) -> Result:
         """Run the decided ``fire`` to its end; raise SagaFailed or Stale if it did not commit."""
-        if fire.plan.via is not None or any(s.external for s in fire.steps):
+        if writes_ahead(fire.steps, fire.plan.via):
             return self.written(fire)
         return self.direct(fire)
 
