@@ -172,6 +172,7 @@ class Saga:
         even if what it left (payload, data, events, timers) is unusable.
         """
         s, plan, ctx, row = self._s, fire.plan, fire.ctx, fire.row
+        last = len(plan.steps) - 1
         for i, (name, step) in enumerate(zip(plan.steps, fire.steps, strict=True)):
             ctx.step, ctx.step_index = name, i
             s.observer.step_started(row.chart, row.id, name, "do", i)
@@ -200,9 +201,12 @@ class Saga:
                 raise self.fail(fire, error, exc) from exc
             s.observer.step(row.chart, row.id, name, "do", "ok", time.perf_counter() - clock, None)
             fire.done.append((i, payload))
+            # Each step's effects hold every step's so far: recovery finishes a saga from
+            # the last step's, so only it (and the point of no return) journals them.
+            kept = fire.written and i in (last, plan.failure_from - 1)
             finished = StepRow(
                 ctx.transition_id, i, name, "done", payload, None,
-                effects if fire.written else None, begun, s.clock.now(),
+                effects if kept else None, begun, s.clock.now(),
             )  # fmt: skip
             fire.step_rows.append(finished)
             if fire.written and i == plan.failure_from - 1:
