@@ -110,8 +110,14 @@ class Saga:
         return self.direct(fire)
 
     def direct(self, fire: Fire) -> Result:
-        """A transition whose steps are all internal: run them, then commit once."""
-        self._run_steps(fire)
+        """A transition that needs no write-ahead: run its steps, then commit once."""
+        if any(s.external for s in fire.steps):
+            # Steps outside the database (a signal, an exit's cleanup) take a while: a
+            # leader of the group commit does not wait for this fire's unit meanwhile.
+            with self._s.commit.idle():
+                self._run_steps(fire)
+        else:
+            self._run_steps(fire)
         return self._finish(fire)
 
     def written(self, fire: Fire) -> Result:
