@@ -82,9 +82,10 @@ class StepRow:
 
     status: pending -> running -> done | failed; after a failure or a crash,
     done (and possibly-started) steps go compensating -> compensated |
-    compensation_failed. ``effects`` holds what the step asked the engine to
-    do on commit (data changes, events, timers), so that recovery can finish
-    a transition whose every step completed.
+    compensation_failed. ``effects`` holds what the steps so far asked the
+    engine to do on commit (data changes, events, timers), so that recovery
+    can finish a transition whose every step completed: a saga journals it
+    with its last step (and its point of no return), None with the others.
     """
 
     transition_id: str

@@ -96,7 +96,7 @@ class Spans:
 def _instrument(spans: Spans) -> None:
     """Wrap the classes and modules a round trip goes through (before any is instantiated)."""
     from engine.runtime.commit import GroupCommit  # noqa: PLC0415
-    from statecharts.container import process, shim, tasks  # noqa: PLC0415
+    from statecharts.container import exits, process, shim, tasks  # noqa: PLC0415
     from statecharts.container.exit_recorder import ExitRecorder  # noqa: PLC0415
     from statecharts.container.network import AddressPool  # noqa: PLC0415
     from statecharts.container.steps import ContainerSteps  # noqa: PLC0415
@@ -121,8 +121,15 @@ def _instrument(spans: Spans) -> None:
     spans.before(
         runtime, "_on_exit", lambda: spans.gap("exit: signal -> runtime sees it", "signal")
     )
-    spans.wrap(runtime, "_on_exit", "exit: runtime's handler (reap, exit.json)", mark="reaped")
-    spans.before(ExitRecorder, "_try", lambda: spans.gap("exit: runtime -> exit fire", "reaped"))
+    spans.wrap(runtime, "_on_exit", "exit: runtime's handler (reap, exit.json)")
+
+    def told() -> None:
+        # When the handler tells the exit (before it writes exit.json): the exit fire
+        # may begin before the handler ends.
+        spans.marks["told"] = time.perf_counter()
+
+    spans.before(exits.ExitDispatcher, "put", told)
+    spans.before(ExitRecorder, "_try", lambda: spans.gap("exit: runtime -> exit fire", "told"))
     spans.wrap(ExitRecorder, "_try", "exit: the exit fire")
 
 

@@ -28,14 +28,14 @@ raises. Only a crash, which gives it no chance to, makes recovery undo it.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from engine.core import ConditionFn, Snapshot
 from engine.errors import InvalidParameter
 
-__all__ = ["Bindings", "Context", "Guard", "Step"]
+__all__ = ["Bindings", "Context", "Guard", "Step", "writes_ahead"]
 
 
 class Context:
@@ -120,11 +120,26 @@ class Step:
     an address); a transition whose steps are all internal commits once and
     journals nothing before it runs. ``undo=None`` means the step needs no
     compensation (chart check reports it).
+
+    ``write_ahead=False`` says an external step needs no record before it
+    runs: it has nothing to undo, repeating it is harmless (a fire whose
+    commit finds the entity moved decides and runs again), and what a crash
+    before the commit loses is made up for by what follows (a signal's
+    process exits and its exit is seen; an exit is reported again). A
+    transition whose external steps all say so, without a transient state,
+    commits once as an internal one does (:func:`writes_ahead`).
     """
 
     do: Callable[[Context], Any]
     undo: Callable[[Context, Any], None] | None = None
     external: bool = True
+    write_ahead: bool = True
+
+
+def writes_ahead(steps: Iterable[Step], via: object) -> bool:
+    """Whether a transition through ``via`` (its transient state, or None) running ``steps``
+    is journaled ``running`` before its steps run (a saga), or commits once."""
+    return via is not None or any(s.external and s.write_ahead for s in steps)
 
 
 @dataclass(frozen=True, slots=True)

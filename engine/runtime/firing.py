@@ -10,11 +10,12 @@ lock, and a chain of them runs in a loop on the first fire's thread.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import threading
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -37,6 +38,8 @@ UNKNOWN_EVENT = "(unknown)"
 
 log = logging.getLogger("chartd.engine")
 
+_SPANS_KEPT = 1024  # spans of committed transitions kept for the links of later fires
+
 _FollowUp = tuple[str, str, Cause]  # (entity id, event, the transition that declared it)
 
 
@@ -47,6 +50,9 @@ class Firing:
         self._s = shared
         self._saga = saga
         self._chain = threading.local()  # .pending: the follow-ups this thread has yet to fire
+        # The spans of the transitions this engine committed last: a fire caused by one (a
+        # process's exit by its start) links to it without reading the journal.
+        self._spans: OrderedDict[str, SpanRef | None] = OrderedDict()
 
     def fire(
         self,
@@ -197,6 +203,8 @@ class Firing:
         """The span of the transition ``cause`` names: as given, else as journaled."""
         if cause is None or cause.span is not None or cause.known:
             return cause.span if cause is not None else None
+        if cause.transition_id in self._spans:
+            return self._spans.get(cause.transition_id)
         try:
             row = self._s.store.transition_by_id(cause.transition_id)
         except ChartdError as exc:  # the link is worth no failed fire
@@ -282,6 +290,10 @@ class Firing:
                 raise as_error(exc, f"guard {name}") from exc
         steps = [reg.bindings.steps[name] for name in plan.steps]
         result = self._saga.run(Fire(reg, row, plan, ctx, steps, key, origin=origin))
+        self._spans[ctx.transition_id] = origin.trace
+        if len(self._spans) > _SPANS_KEPT:
+            with contextlib.suppress(KeyError):  # popitem is atomic; another fire may pop too
+                self._spans.popitem(last=False)
         for t in plan.transitions:
             if t.then is not None and core.holds(
                 t.then.when, result.entity.snapshot, params, reg.bindings.conditions

@@ -33,7 +33,7 @@ from engine.ports import (
     VersionConflict,
     Write,
 )
-from engine.runtime.bindings import Context, Step
+from engine.runtime.bindings import Context, Step, writes_ahead
 from engine.runtime.journal import (
     Cause,
     Origin,
@@ -105,13 +105,19 @@ class Saga:
 
     def run(self, fire: Fire) -> Result:
         """Run the decided ``fire`` to its end; raise SagaFailed or Stale if it did not commit."""
-        if fire.plan.via is not None or any(s.external for s in fire.steps):
+        if writes_ahead(fire.steps, fire.plan.via):
             return self.written(fire)
         return self.direct(fire)
 
     def direct(self, fire: Fire) -> Result:
-        """A transition whose steps are all internal: run them, then commit once."""
-        self._run_steps(fire)
+        """A transition that needs no write-ahead: run its steps, then commit once."""
+        if any(s.external for s in fire.steps):
+            # Steps outside the database (a signal, an exit's cleanup) take a while: a
+            # leader of the group commit does not wait for this fire's unit meanwhile.
+            with self._s.commit.idle():
+                self._run_steps(fire)
+        else:
+            self._run_steps(fire)
         return self._finish(fire)
 
     def written(self, fire: Fire) -> Result:
@@ -172,6 +178,7 @@ class Saga:
         even if what it left (payload, data, events, timers) is unusable.
         """
         s, plan, ctx, row = self._s, fire.plan, fire.ctx, fire.row
+        last = len(plan.steps) - 1
         for i, (name, step) in enumerate(zip(plan.steps, fire.steps, strict=True)):
             ctx.step, ctx.step_index = name, i
             s.observer.step_started(row.chart, row.id, name, "do", i)
@@ -200,9 +207,12 @@ class Saga:
                 raise self.fail(fire, error, exc) from exc
             s.observer.step(row.chart, row.id, name, "do", "ok", time.perf_counter() - clock, None)
             fire.done.append((i, payload))
+            # Each step's effects hold every step's so far: recovery finishes a saga from
+            # the last step's, so only it (and the point of no return) journals them.
+            kept = fire.written and i in (last, plan.failure_from - 1)
             finished = StepRow(
                 ctx.transition_id, i, name, "done", payload, None,
-                effects if fire.written else None, begun, s.clock.now(),
+                effects if kept else None, begun, s.clock.now(),
             )  # fmt: skip
             fire.step_rows.append(finished)
             if fire.written and i == plan.failure_from - 1:

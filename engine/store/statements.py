@@ -71,12 +71,21 @@ class WriteStatements:
     upsert_step: Prepared
     upsert_timer: Prepared
     upsert_owner: Prepared
+    cancel_timers: Prepared
+    """Cancel the entity's (``b_entity``) pending timers."""
+    cancel_timer_event: Prepared
+    """Cancel the entity's pending timers for one event (``b_event``): run once per event."""
     allocators: dict[int, Prepared]
 
 
 def prepare(dialect: sa.Dialect) -> WriteStatements:
     """The write statements compiled for ``dialect``."""
-    e, tr = t.entities.c, t.transitions.c
+    e, tr, tm = t.entities.c, t.transitions.c, t.timers.c
+    # The states are written into the SQL: its only parameters are the entity and event.
+    pending_of = t.timers.update().where(
+        tm.entity_id == sa.bindparam("b_entity"), tm.status == sa.literal_column("'pending'")
+    )
+    cancelled: dict[str, Any] = {"status": sa.literal_column("'cancelled'")}
 
     def upsert(table: sa.Table, keys: tuple[str, ...]) -> Prepared:
         insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
@@ -113,6 +122,12 @@ def prepare(dialect: sa.Dialect) -> WriteStatements:
         upsert_step=upsert(t.steps, ("transition_id", "index")),
         upsert_timer=upsert(t.timers, ("id",)),
         upsert_owner=upsert(t.owners, ("owner",)),
+        # Every exit cancels its container's stop and probe timers: compiled once, not
+        # per commit (compiling an UPDATE costs far more than running it).
+        cancel_timers=compile_statement(pending_of.values(cancelled), dialect),
+        cancel_timer_event=compile_statement(
+            pending_of.where(tm.event == sa.bindparam("b_event")).values(cancelled), dialect
+        ),
         # Reserving numbers of one or two sequences is one statement either way.
         allocators={
             width: compile_statement(

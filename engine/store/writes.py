@@ -268,7 +268,8 @@ class JournalWrites:
     def _write_timers(self, conn: Any, passed: list[Write]) -> None:
         # Units apply in batch order: a unit's cancel_timers also cancels the timers
         # that earlier units of the batch set, and never those it or later ones set.
-        upsert = self._statements.upsert_timer
+        s = self._statements
+        upsert = s.upsert_timer
         timer_rows: list[dict[str, Any]] = []
         for unit in passed:
             if unit.cancel_timers is not None:
@@ -276,12 +277,11 @@ class JournalWrites:
                     self._db.run_many(conn, upsert, timer_rows)
                     timer_rows = []
                 entity_id, names = unit.cancel_timers
-                query = t.timers.update().where(
-                    t.timers.c.entity_id == entity_id, t.timers.c.status == "pending"
-                )
-                if names is not None:
-                    query = query.where(t.timers.c.event.in_(sorted(names)))
-                self._db.run_statement(conn, query.values(status="cancelled"))
+                if names is None:
+                    self._db.run(conn, s.cancel_timers, {"b_entity": entity_id}).close()
+                else:
+                    rows = [{"b_entity": entity_id, "b_event": n} for n in sorted(names)]
+                    self._db.run_many(conn, s.cancel_timer_event, rows)
             timer_rows.extend(timer_values(tm) for tm in unit.timers)
         if timer_rows:
             self._db.run_many(conn, upsert, timer_rows)

@@ -24,6 +24,7 @@ from engine.core import Chart, Plan, Snapshot
 from engine.errors import ChartdError, System
 from engine.model.chart import Condition
 from engine.runtime import Bindings, Entity, Step, TransitionRecord
+from engine.runtime.bindings import writes_ahead
 from engine.testing.spy import Call
 
 __all__ = [
@@ -114,8 +115,7 @@ class Oracle:
         once its point of no return (``on_failure.after``) was reached. ``done``
         None: every step.
         """
-        saga = any(s.external for s in self.steps_of(plan)) or plan.via is not None
-        if not saga:
+        if not writes_ahead(self.steps_of(plan), plan.via):
             return 1
         done = len(plan.steps) if done is None else done
         return 3 if 0 < plan.failure_from <= done else 2

@@ -93,6 +93,7 @@ class Spy:
                 self._do(name, s),
                 self._undo(name, s) if s.undo is not None else None,
                 external=s.external,
+                write_ahead=s.write_ahead,
             )
             for name, s in bindings.steps.items()
         }

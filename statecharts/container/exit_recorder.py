@@ -34,6 +34,7 @@ log = logging.getLogger("chartd.containers")
 
 _FIRST_DELAY = 0.05
 _LONGEST_DELAY = 1.0
+_IDLE = 1.0  # how long the thread waits for another exit before it ends
 
 
 @dataclass(slots=True)
@@ -78,13 +79,20 @@ class ExitRecorder:
 
     def _run(self) -> None:
         pending: list[_Exit] = []
+        idle = False
         while not (self._closed or self._engine.closed):
             with self._lock:
                 pending.extend(self._taken(self._new.popleft()) for _ in range(len(self._new)))
                 self._wake.clear()
-                if not pending:
+                if not pending and idle:
                     self._thread = None  # the next exit starts another
                     return
+            if not pending:
+                # Kept a while for the next exit: starting a thread per exit would make
+                # each wait until its thread runs.
+                idle = not self._wake.wait(_IDLE)
+                continue
+            idle = False
             self._turn(pending)
             pending = [p for p in pending if not p.done]
             if pending:

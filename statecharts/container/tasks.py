@@ -210,13 +210,16 @@ class Task:
         unlink(self.record_dir / "task.json")
 
     def remove_remains(self, timeout: float) -> None:
-        """Remove what an ended task leaves: its cgroup, pipe ends and records."""
+        """Remove what an ended task leaves: its cgroup, pipe ends and records (not its FIFOs)."""
         if self.cgroup is not None:
             cgroups.remove(self.cgroup, timeout)
         for fd in (self.release_w, self.status_r):
             shim.close_fd(fd)
         self.release_w = self.status_r = None
-        for name in ("task.json", "exit.json", "process.json", "init-stdout", "init-stderr"):
+        # The records a later runtime would find the task by. Its FIFOs stay until the
+        # container's records go (an exit's cleanup) or the next task's replace them:
+        # two unlinks fewer on the way from an exit to its commit.
+        for name in ("task.json", "exit.json", "process.json"):
             unlink(self.record_dir / name)
 
     def same_process(self, boot_id: str) -> ProcStat | None:

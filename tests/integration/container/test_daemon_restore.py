@@ -23,6 +23,7 @@ import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from container_daemon import Daemon, Strays, alive, eventually
 
 HERE = Path(__file__).resolve().parent
@@ -248,3 +249,76 @@ def test_restore_gives_back_the_leases_a_power_loss_brought_back(
     after.settled(always, "running")
     assert list(after.pool.leases().values()) == [always]  # leased again by its restart
     assert after.leftovers(stopped) == []
+
+
+# A daemon that crashes inside a stop or an exit, after what the step did and before the
+# transition's one commit (neither writes ahead: their steps have nothing to undo).
+CRASHING_INSIDE = textwrap.dedent(
+    """
+    import json, os, sys, time
+    from pathlib import Path
+    sys.path.insert(0, sys.argv[2])
+    from container_daemon import Daemon
+
+    base, during = Path(sys.argv[1]), sys.argv[3]
+    daemon = Daemon(base)
+    svc, runtime = daemon.containers, daemon.runtime
+    cid = svc.create(["sleep", "1000"], name="box").id
+    pid = svc.start("box").data["pid"]
+    print(json.dumps({"id": cid, "pid": pid}))
+    sys.stdout.flush()
+    method = {"stop": "kill", "exit": "delete"}[during]
+    original = getattr(runtime, method)
+
+    def crash(*args):
+        original(*args)
+        os._exit(0)  # a crash: the step took effect, its transition is not committed
+
+    setattr(runtime, method, crash)
+    if during == "stop":
+        svc.stop("box")
+    else:
+        daemon.process.kill(cid, 9)  # the exit the runtime sees; its fire crashes
+        time.sleep(60)
+    os._exit(3)  # never reached
+    """
+)
+
+
+@pytest.mark.parametrize("during", ["stop", "exit"])
+def test_a_daemon_that_crashed_inside_a_stop_or_an_exit_loses_and_leaks_nothing(
+    open_daemon: Callable[..., Daemon], tmp_path: Path, strays: Strays, during: str
+) -> None:
+    crashed = subprocess.run(
+        [sys.executable, "-c", CRASHING_INSIDE, str(tmp_path), str(HERE), during],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+        check=False,
+    )
+    assert crashed.returncode == 0, crashed.stderr
+    left = json.loads(crashed.stdout)
+    cid, pid = left["id"], left["pid"]
+    strays.add(pid)
+
+    daemon = open_daemon()
+    assert daemon.containers.restore() == []
+
+    eventually(lambda: not alive(pid), "its process is gone")
+    box = daemon.entity(cid)
+    assert box.state == "exited" and box.data["pid"] == 0
+    journal = [(t.event, t.status, t.params.get("restored")) for t in daemon.engine.history(cid)]
+    # The stop was never recorded (its signal was sent: the process is gone either way); the
+    # exit is recorded once, by the restore.
+    assert journal == [("start", "committed", None), ("exit", "committed", True)]
+    if during == "exit":
+        # Its status went with the task the crashed exit deleted: unknown, as for a process
+        # that ended while no daemon ran.
+        assert box.data["exit_code"] == 255
+    assert daemon.engine.store.unfinished() == []
+    assert daemon.leftovers(cid) == []
+    assert daemon.process.tasks() == []
+    # And it works on.
+    assert daemon.containers.start("box").in_state("running")
+    assert not daemon.containers.stop("box").in_state("running")
