@@ -117,6 +117,9 @@ class ContainerService(Protocol):
         entrypoint: Sequence[str] | None = None,
         image: str | None = None,
         healthcheck: Mapping[str, Any] | None = None,
+        open_stdin: bool = False,
+        stdin_once: bool = False,
+        attach_stdin: bool = False,
     ) -> engine.Entity:
         """A new container in state created."""
         ...
@@ -190,6 +193,22 @@ class ContainerService(Protocol):
 
     def open_log(self, ref: str) -> BinaryIO:
         """That file open at its end, readable after a removal (an attach reads on)."""
+
+    def write_stdin(self, container_id: str, data: bytes, timeout: float) -> int:
+        """Write a prefix of ``data`` to its process's stdin, waiting up to ``timeout`` for
+        room; how much was written (0: none in time).
+
+        NotFound while it has no process yet; Conflict once its stdin is closed or
+        its process ended, or if it was created without an open stdin.
+        """
+        ...
+
+    def close_stdin(self, container_id: str) -> None:
+        """Close its process's stdin (EOF once the process read what was written).
+
+        NotFound while it has no process yet; idempotent after.
+        """
+        ...
 
     def read_logs(
         self,

@@ -203,12 +203,14 @@ def _image(body: Mapping[str, Any]) -> str | None:
 def create_options(name: str | None, body: Mapping[str, Any]) -> dict[str, Any]:
     """The service's create keywords (with ``cmd``) for docker's create body and ``name``.
 
-    A TTY and an open stdin are refused (chartd's processes have neither); what else docker's
-    body holds and chartd has no use for (ports, mounts, resources) is
-    ignored, as docs/docker-api.md lists.
+    A TTY is refused (chartd's processes have none); ``OpenStdin`` (``docker
+    run -i``), ``StdinOnce`` and ``AttachStdin`` are the container's. What else
+    docker's body holds and chartd has no use for (ports, mounts, resources)
+    is ignored, as docs/docker-api.md lists.
     """
     host = _object(body.get("HostConfig"), "HostConfig")
-    _no_terminal(body, "OpenStdin", "docker run -i")
+    if _typed(body, "Tty", bool):
+        raise InvalidParameter(_NO_TTY)
     stop_signal = _typed(body, "StopSignal", str)
     working_dir = _typed(body, "WorkingDir", str)
     healthcheck = _healthcheck(body.get("Healthcheck"))
@@ -225,6 +227,9 @@ def create_options(name: str | None, body: Mapping[str, Any]) -> dict[str, Any]:
         "auto_remove": bool(_typed(host, "AutoRemove", bool)),
         "image": _image(body),
         "healthcheck": healthcheck,
+        "open_stdin": bool(_typed(body, "OpenStdin", bool)),
+        "stdin_once": bool(_typed(body, "StdinOnce", bool)),
+        "attach_stdin": bool(_typed(body, "AttachStdin", bool)),
     }
 
 

@@ -28,7 +28,7 @@ from starlette.routing import Route
 import engine
 from engine.api._event_times import EventClock, Window, earlier_events
 from engine.api.containers_service import CONDITIONS, LogLine
-from engine.dockerapi import shapes
+from engine.dockerapi import shapes, stdin
 from engine.dockerapi.backend import Daemon
 from engine.dockerapi.calls import blocking, daemon, filters, flag, ref, text
 from engine.dockerapi.pump import Pumped
@@ -258,10 +258,8 @@ def _stamp_ns(time_ns: int) -> bytes:
 
 
 async def attach(request: Request) -> Response:
-    # stdin=1 is accepted and what comes is dropped (the hijacked connection
-    # reads past the request and keeps nothing): moby does so for a container
-    # created without OpenStdin, which every chartd container is (`docker run
-    # -a stdin`).
+    # stdin=1 feeds the container's stdin (engine.dockerapi.stdin); for a container
+    # created without OpenStdin what comes is dropped, as moby does.
     chosen = {s for s in _STREAMS if flag(request, s)}
     d = daemon(request)
     since = await blocking(request, d.engine.sequence)
@@ -270,26 +268,41 @@ async def attach(request: Request) -> Response:
     if flag(request, "logs"):
         log.seek(0)
     live = flag(request, "stream")
+    reader = stdin.claimed_stdin(request, found)
 
     async def stream() -> AsyncIterator[bytes]:
-        with log:
-            ended = not live
-            while True:
-                data = _frames(log, chosen, False)
-                if data:
-                    yield data
-                    continue
-                if ended or _stopping(request):
-                    return
-                ended = await _exited(request, found.id, since)
-                if not ended:
-                    await asyncio.sleep(_POLL)
+        feeding = asyncio.ensure_future(stdin.feed(request, found, reader)) if reader else None
+        try:
+            async for data in _output(request, log, found.id, (chosen, live, since)):
+                yield data
+        finally:
+            if feeding is not None:
+                feeding.cancel()
 
     upgrade = request.headers.get("upgrade", "").lower() == "tcp"
     headers = {"Connection": "Upgrade", "Upgrade": "tcp"} if upgrade else {}
     return StreamingResponse(
         stream(), status_code=101 if upgrade else 200, headers=headers, media_type=media(request)
     )
+
+
+async def _output(
+    request: Request, log: BinaryIO, container: str, how: tuple[set[str], bool, int]
+) -> AsyncIterator[bytes]:
+    """An attach's output: the log from where it is, until the container exits (if live)."""
+    chosen, live, since = how
+    with log:
+        ended = not live
+        while True:
+            data = _frames(log, chosen, False)
+            if data:
+                yield data
+                continue
+            if ended or _stopping(request):
+                return
+            ended = await _exited(request, container, since)
+            if not ended:
+                await asyncio.sleep(_POLL)
 
 
 async def _exited(request: Request, container: str, since: int) -> bool:

@@ -31,6 +31,7 @@ MAX_PATH = 4096  # PATH_MAX
 _INT32 = 2**31  # the API carries the stop timeout as an int32
 _MAX_IMAGE = 4096  # moby's reference grammar has no bound; a name is no place for more
 _ADJECTIVES = ("brave", "calm", "eager", "gentle", "jolly", "keen", "lucid", "quiet", "swift")
+_STDIN = ("open_stdin", "stdin_once", "attach_stdin")
 _NOUNS = ("curie", "darwin", "euler", "galois", "hopper", "lovelace", "noether", "turing")
 
 
@@ -45,6 +46,9 @@ class CreateOptions(TypedDict, total=False):
     ``retries``; see :func:`~statecharts.container.health.healthcheck_data`).
     ``entrypoint`` goes before ``cmd`` in what runs (docker's Entrypoint);
     ``image`` (a name only: chartd runs processes on the host) is recorded as given.
+    ``open_stdin`` gives the process a stdin the attaches write (docker's ``-i``),
+    ``stdin_once`` closes it when the first attach's stdin ends; ``attach_stdin``
+    is recorded as given.
     """
 
     name: str | None
@@ -58,6 +62,9 @@ class CreateOptions(TypedDict, total=False):
     entrypoint: Sequence[str] | None
     image: str | None
     healthcheck: Mapping[str, Any] | None
+    open_stdin: bool
+    stdin_once: bool
+    attach_stdin: bool
 
 
 def check_keywords(options: Mapping[str, Any]) -> None:
@@ -109,6 +116,7 @@ def initial_data(cmd: Sequence[str], options: CreateOptions) -> dict[str, Any]:
         "auto_remove": bool(auto_remove),
         "entrypoint": entrypoint,
         "image": image,
+        **{key: bool(options.get(key)) for key in _STDIN},
         "restart_count": 0,
         "exit_code": 0,
         "error": "",

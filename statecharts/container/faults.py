@@ -51,6 +51,8 @@ METHODS = frozenset(
         "create_task",
         "start_task",
         "kill",
+        "write_stdin",
+        "close_stdin",
         "pause",
         "resume",
         "delete_task",
@@ -62,6 +64,9 @@ METHODS = frozenset(
     }
 )
 """The Runtime methods FaultRuntime records and can fail."""
+
+STDIN_ROOM = 64 * 1024
+"""What a FakeRuntime task's open stdin holds unread (a pipe's capacity)."""
 
 # Signals whose default action does not end a process.
 _HARMLESS = frozenset(
@@ -89,6 +94,8 @@ class _FakeTask:
     paused: bool = False
     exit: ExitEvent | None = None
     pending: list[int] = field(default_factory=list)  # signals held while paused
+    stdin: bytearray | None = None  # written, not yet read; None: no open stdin
+    stdin_closed: bool = False
 
     @property
     def status(self) -> TaskStatus:
@@ -106,7 +113,8 @@ class FakeRuntime:
     :meth:`ignore` made it ignore that signal (SIGKILL cannot be ignored).
     While paused, such a signal stays pending until ``resume`` (SIGSTOP
     semantics); SIGKILL acts at once. :meth:`fail_exec` makes the next
-    ``start_task`` fail as a missing command would.
+    ``start_task`` fail as a missing command would. An open stdin holds
+    :data:`STDIN_ROOM` bytes until the "process" reads them (:meth:`read_stdin`).
 
     Exit events are delivered synchronously, on the thread that caused the
     exit, after the runtime's lock is released; so a test sees them as soon
@@ -157,6 +165,15 @@ class FakeRuntime:
             )
             self._exec_failures[container_id] = ExecFailed(message or default, exit_code=exit_code)
 
+    def read_stdin(self, container_id: str) -> bytes | None:
+        """What the task's process reads of its stdin now; None at its end (closed, all read)."""
+        with self._lock:
+            task = self._task(container_id)
+            data = bytes(task.stdin or b"")
+            if task.stdin is not None:
+                task.stdin.clear()
+            return None if not data and (task.stdin is None or task.stdin_closed) else data
+
     def spec(self, container_id: str) -> ContainerSpec | None:
         """The recorded spec of a runtime container, or ``None``."""
         with self._lock:
@@ -196,6 +213,8 @@ class FakeRuntime:
             task = self._tasks.get(container_id)
             if task is None:
                 task = self._tasks[container_id] = _FakeTask(container_id, next(self._pids))
+                if self._containers[container_id].open_stdin:
+                    task.stdin = bytearray()
             return task.info()
 
     def start_task(self, container_id: str) -> TaskInfo:
@@ -222,6 +241,21 @@ class FakeRuntime:
             event = self._signal(task, signal)
         if event is not None:
             self._deliver(event)
+
+    def write_stdin(self, container_id: str, data: bytes, timeout: float) -> int:
+        check_container_id(container_id)
+        with self._lock:
+            task = self._task(container_id)
+            if task.stdin is None or task.stdin_closed or task.exit is not None:
+                raise Conflict(f"container {container_id} has no open stdin")
+            taken = data[: max(0, STDIN_ROOM - len(task.stdin))]
+            task.stdin += taken
+            return len(taken)
+
+    def close_stdin(self, container_id: str) -> None:
+        check_container_id(container_id)
+        with self._lock:
+            self._task(container_id).stdin_closed = True
 
     def pause(self, container_id: str) -> None:
         check_container_id(container_id)
@@ -434,6 +468,15 @@ class FaultRuntime:
 
     def kill(self, container_id: str, signal: int) -> None:
         self._call("kill", container_id, lambda: self.inner.kill(container_id, signal))
+
+    def write_stdin(self, container_id: str, data: bytes, timeout: float) -> int:
+        result: int = self._call(
+            "write_stdin", container_id, lambda: self.inner.write_stdin(container_id, data, timeout)
+        )
+        return result
+
+    def close_stdin(self, container_id: str) -> None:
+        self._call("close_stdin", container_id, lambda: self.inner.close_stdin(container_id))
 
     def __getattr__(self, name: str) -> Any:
         # Beyond the protocol, a ProcessRuntime's execs are the inner runtime's (never failed).

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["STREAMS", "LogCopier", "entry", "fifo", "make_fifos", "open_for_writer"]
+__all__ = ["STREAMS", "LogCopier", "entry", "fifo", "make_fifo", "make_fifos", "open_for_writer"]
 
 STREAMS = ("stdout", "stderr")
 _LINE_MAX = 16 * 1024  # docker's copier buffer: a longer line is logged in parts
@@ -36,13 +36,19 @@ def fifo(record_dir: Path, stream: str) -> Path:
     return record_dir / f"init-{stream}"
 
 
+def make_fifo(record_dir: Path, stream: str) -> Path:
+    """The FIFO of ``stream``, new (a previous task's is replaced)."""
+    path = fifo(record_dir, stream)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    os.mkfifo(path, 0o600)
+    return path
+
+
 def make_fifos(record_dir: Path) -> None:
-    """Both FIFOs of a task, new (a previous task's are replaced)."""
+    """Both output FIFOs of a task, new (a previous task's are replaced)."""
     for stream in STREAMS:
-        path = fifo(record_dir, stream)
-        with contextlib.suppress(FileNotFoundError):
-            path.unlink()
-        os.mkfifo(path, 0o600)
+        make_fifo(record_dir, stream)
 
 
 def open_for_writer(record_dir: Path, stream: str) -> int:

@@ -31,6 +31,7 @@ import contextlib
 import fcntl
 import logging
 import os
+import select
 import signal
 import subprocess
 import threading
@@ -235,6 +236,36 @@ class ProcessRuntime:
             # reaps, so the group's ID cannot have been reused here.
             task.signal_group(signal)
 
+    def write_stdin(self, container_id: str, data: bytes, timeout: float) -> int:
+        self._check_open()
+        check_container_id(container_id)
+        task = self._task(container_id)
+        with self._lock:
+            if task.stdin_w is None or task.exit is not None:
+                raise Conflict(f"container {container_id} has no open stdin")
+            # Our own description of it: a close meanwhile (close_stdin, the exit)
+            # cannot hand this number to another file under the write.
+            fd = os.dup(task.stdin_w)
+        try:
+            poller = select.poll()
+            poller.register(fd, select.POLLOUT)
+            if not data or not poller.poll(timeout * 1000):
+                return 0
+            try:
+                return os.write(fd, data)
+            except BlockingIOError:
+                return 0
+        finally:
+            os.close(fd)
+
+    def close_stdin(self, container_id: str) -> None:
+        self._check_open()
+        check_container_id(container_id)
+        task = self._task(container_id)
+        with self._lock:
+            fd, task.stdin_w = task.stdin_w, None
+        shim.close_fd(fd)
+
     def exec_process(
         self,
         container_id: str,
@@ -352,9 +383,9 @@ class ProcessRuntime:
             for task in self._tasks.values():
                 # A created task's shim sees EOF on its release pipe and exits
                 # without running the command: it cannot outlive its releaser.
-                for fd in (task.release_w, task.status_r, task.pidfd):
+                for fd in (task.release_w, task.status_r, task.pidfd, task.stdin_w):
                     shim.close_fd(fd)
-                task.release_w = task.status_r = task.pidfd = None
+                task.release_w = task.status_r = task.pidfd = task.stdin_w = None
         if self._cgroup_parent is not None:
             with contextlib.suppress(OSError):  # only succeeds when no task cgroup is left
                 self._cgroup_parent.rmdir()
@@ -426,6 +457,7 @@ class ProcessRuntime:
             pidfd=os.pidfd_open(spawned.pid),
             release_w=spawned.release_w,
             status_r=spawned.status_r,
+            stdin_w=spawned.stdin_w,
         )
         try:
             # Into its cgroup first: the shell starts up meanwhile, and reading its stat
@@ -484,6 +516,8 @@ class ProcessRuntime:
         with self._lock:
             task.exit = event
             task.paused = False
+            stdin_w, task.stdin_w = task.stdin_w, None
+        shim.close_fd(stdin_w)
         if ours:
             with contextlib.suppress(ChildProcessError):
                 os.waitid(os.P_PIDFD, task.pidfd, os.WEXITED)

@@ -113,7 +113,8 @@ class ContainerSpec:
     created (``None``: the runtime's choice, ``/`` for processes).
     ``stop_signal`` is recorded for the service's stop; the runtime does not
     use it. ``log_path`` receives stdout and stderr (docker's json-file
-    lines, appended). ``root`` is
+    lines, appended). ``open_stdin``: the process reads a stdin the runtime
+    holds the other end of (:meth:`Runtime.write_stdin`), not ``/dev/null``. ``root`` is
     the container's state directory (moby's ``/var/lib/docker/containers/<id>``);
     the runtime keeps its records there, under ``root/"runtime"``.
     """
@@ -127,6 +128,7 @@ class ContainerSpec:
     labels: Mapping[str, str] = field(default_factory=dict)
     log_path: Path
     root: Path
+    open_stdin: bool = False
 
     def __post_init__(self) -> None:
         check_container_id(self.id)
@@ -164,6 +166,7 @@ class ContainerSpec:
             "labels": dict(self.labels),
             "log_path": str(self.log_path),
             "root": str(self.root),
+            "open_stdin": self.open_stdin,
         }
 
     @classmethod
@@ -178,6 +181,7 @@ class ContainerSpec:
             labels=dict(data["labels"]),
             log_path=Path(data["log_path"]),
             root=Path(data["root"]),
+            open_stdin=bool(data.get("open_stdin", False)),
         )
 
 
@@ -377,6 +381,25 @@ class Runtime(Protocol):
         InvalidParameter ``invalid signal: X``; Conflict ``container <id> is
         not running`` if the container has no live task (a created task is
         live: it can be killed).
+        """
+        ...
+
+    def write_stdin(self, container_id: str, data: bytes, timeout: float) -> int:
+        """Write a prefix of ``data`` to the task's stdin; how many bytes (0: no room in time).
+
+        Waits up to ``timeout`` seconds for room (the process reads at its own
+        pace, or never): nothing is buffered beyond what the stdin itself holds.
+        NotFound if the container has no task; Conflict ``container <id> has no
+        open stdin`` if its spec has none, the stdin was closed or the task
+        stopped (or it was left by a previous runtime process).
+        """
+        ...
+
+    def close_stdin(self, container_id: str) -> None:
+        """Close the task's stdin: its process reads EOF after what was written.
+
+        Idempotent (also for a task without an open stdin). NotFound if the
+        container has no task.
         """
         ...
 

@@ -468,6 +468,14 @@ class Containers(ContainerVerbs):
         log.seek(0, os.SEEK_END)
         return log
 
+    def write_stdin(self, container_id: str, data: bytes, timeout: float) -> int:
+        """Write a prefix of ``data`` to the container's stdin (the Runtime's ``write_stdin``)."""
+        return self.runtime.write_stdin(container_id, data, timeout)
+
+    def close_stdin(self, container_id: str) -> None:
+        """Close the container's stdin (the Runtime's ``close_stdin``)."""
+        self.runtime.close_stdin(container_id)
+
     # -- exec (moby's exec.go) ------------------------------------------------------------
 
     def exec_create(

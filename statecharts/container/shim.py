@@ -4,7 +4,8 @@
 at its default, no descriptor but 0 to 4) ``/bin/sh`` running a script of a
 dozen lines, with fd 3 the read end of a *release* pipe and fd 4 the write
 end of a *status* pipe, as stdout and stderr two FIFOs the daemon copies to
-the json-file log (:mod:`~statecharts.container.logcopy`), and the
+the json-file log (:mod:`~statecharts.container.logcopy`), as stdin
+``/dev/null`` or (an open stdin) a FIFO the runtime writes, and the
 command's exact environment. The shim enters the working directory,
 writes ``R`` on the status pipe and blocks reading the release pipe: the
 process exists, with its final pid, but nothing of the command has run
@@ -199,21 +200,31 @@ def exec_problem(name: str, search: str, cwd: str) -> dict[str, Any] | None:
 
 @dataclass(frozen=True, slots=True)
 class Shim:
-    """A spawned shim: its pid and the runtime's ends of its two pipes."""
+    """A spawned shim: its pid, the runtime's ends of its two pipes and of an open stdin."""
 
     pid: int
     release_w: int
     status_r: int
+    stdin_w: int | None = None
 
 
 def _open_ends(spec: ContainerSpec, fds: dict[str, int]) -> None:
-    """Open, into ``fds``, the output FIFOs, /dev/null and both pipes (each kept in ``fds``)."""
+    """Open, into ``fds``, the output FIFOs, the stdin and both pipes (each kept in ``fds``).
+
+    An open stdin is the FIFO ``init-stdin``: the runtime's end (``stdin_w``) is
+    opened first, read-write and non-blocking, so that opening the command's
+    end does not wait and a write never meets a missing reader.
+    """
     spec.log_path.parent.mkdir(parents=True, exist_ok=True)
     records = spec.root.resolve() / "runtime"
     logcopy.make_fifos(records)
     fds["stdout"] = _high_fd(logcopy.open_for_writer(records, "stdout"))
     fds["stderr"] = _high_fd(logcopy.open_for_writer(records, "stderr"))
-    fds["null"] = _high_fd(os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC))
+    stdin = os.devnull
+    if spec.open_stdin:
+        stdin = str(logcopy.make_fifo(records, "stdin"))
+        fds["stdin_w"] = os.open(stdin, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+    fds["stdin"] = _high_fd(os.open(stdin, os.O_RDONLY | os.O_CLOEXEC))
     release_r, fds["release_w"] = os.pipe()
     fds["release_r"] = _high_fd(release_r)
     fds["status_r"], status_w = os.pipe()
@@ -233,7 +244,7 @@ def spawn(spec: ContainerSpec, cwd: str) -> Shim:
             [SH, "-c", _SCRIPT, "chartd-shim", cwd, *saved, *spec.cmd],
             env,
             file_actions=[
-                (os.POSIX_SPAWN_DUP2, fds["null"], 0),
+                (os.POSIX_SPAWN_DUP2, fds["stdin"], 0),
                 (os.POSIX_SPAWN_DUP2, fds["stdout"], 1),
                 (os.POSIX_SPAWN_DUP2, fds["stderr"], 2),
                 (os.POSIX_SPAWN_DUP2, fds["release_r"], 3),
@@ -250,9 +261,11 @@ def spawn(spec: ContainerSpec, cwd: str) -> Shim:
         for fd in fds.values():
             close_fd(fd)
         raise System(f"cannot create task {spec.id}: {exc}") from exc
-    for name in ("stdout", "stderr", "null", "release_r", "status_w"):
+    for name in ("stdout", "stderr", "stdin", "release_r", "status_w"):
         close_fd(fds[name])
-    return Shim(pid=pid, release_w=fds["release_w"], status_r=fds["status_r"])
+    return Shim(
+        pid=pid, release_w=fds["release_w"], status_r=fds["status_r"], stdin_w=fds.get("stdin_w")
+    )
 
 
 def _readable(fd: int, timeout: float) -> bool:

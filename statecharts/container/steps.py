@@ -177,6 +177,7 @@ class ContainerSteps:
                 labels=dict(data.get("labels") or {}),
                 log_path=log_path(self.root, _cid(ctx)),
                 root=self._run_dir(ctx),
+                open_stdin=bool(data.get("open_stdin")),
             )
         )
 

@@ -82,6 +82,7 @@ class Task:
     pidfd: int | None = None
     release_w: int | None = None  # write end of the release pipe (None once released)
     status_r: int | None = None  # read end of the status pipe
+    stdin_w: int | None = None  # the runtime's end of an open stdin (None: closed, or none)
     started_at: float | None = None
     paused: bool = False
     exit: ExitEvent | None = None
@@ -200,7 +201,7 @@ class Task:
         with contextlib.suppress(ProcessLookupError):
             os.kill(self.pid, signal.SIGKILL)
         os.waitpid(self.pid, 0)
-        for end in (self.release_w, self.status_r, self.pidfd):
+        for end in (self.release_w, self.status_r, self.pidfd, self.stdin_w):
             shim.close_fd(end)
         if self.cgroup is not None:
             try:
@@ -213,9 +214,9 @@ class Task:
         """Remove what an ended task leaves: its cgroup, pipe ends and records (not its FIFOs)."""
         if self.cgroup is not None:
             cgroups.remove(self.cgroup, timeout)
-        for fd in (self.release_w, self.status_r):
+        for fd in (self.release_w, self.status_r, self.stdin_w):
             shim.close_fd(fd)
-        self.release_w = self.status_r = None
+        self.release_w = self.status_r = self.stdin_w = None
         # The records a later runtime would find the task by. Its FIFOs stay until the
         # container's records go (an exit's cleanup) or the next task's replace them:
         # two unlinks fewer on the way from an exit to its commit.

@@ -39,7 +39,7 @@ class Harness:
         with self._lock:
             self.events.append(event)
 
-    def spec(self, cid: str, *, variant: str = "") -> ContainerSpec:
+    def spec(self, cid: str, *, variant: str = "", open_stdin: bool = False) -> ContainerSpec:
         root = self.tmp_path / "containers" / cid
         return ContainerSpec(
             id=cid,
@@ -47,6 +47,7 @@ class Harness:
             cmd=["sh", "-c", WAIT_FOR_CODE + variant, "sh", str(root / "code")],
             log_path=root / "log",
             root=root,
+            open_stdin=open_stdin,
         )
 
     def finish(self, cid: str, code: int) -> None:
@@ -219,6 +220,59 @@ def test_refusals_and_their_messages(harness: Harness) -> None:
         runtime.kill("c1", signal.SIGTERM)
     runtime.delete("c1")  # a stopped task goes with its container
     assert runtime.task("c1") is None
+
+
+def test_an_open_stdin_takes_what_it_has_room_for_until_it_is_closed(harness: Harness) -> None:
+    runtime = harness.runtime
+    runtime.create(harness.spec("c1", open_stdin=True))
+    runtime.create(harness.spec("c2"))
+    for operation in (
+        lambda: runtime.write_stdin("c1", b"x", 0),
+        lambda: runtime.close_stdin("c1"),
+    ):
+        with pytest.raises(NotFound, match=r"^no running task found: task c1 not found$"):
+            operation()
+    runtime.create_task("c1")
+    runtime.create_task("c2")
+    with pytest.raises(Conflict, match=r"^container c2 has no open stdin$"):
+        runtime.write_stdin("c2", b"x", 0)
+    runtime.close_stdin("c2")  # none to close: a no-op
+    runtime.start_task("c1")
+    assert runtime.write_stdin("c1", b"abc", WAIT) == 3
+    # The process never reads: what its stdin holds is bounded, and then nothing fits.
+    taken, chunk = 0, b"y" * 65536
+    while written := runtime.write_stdin("c1", chunk, 0.05):
+        taken += written
+        assert taken < 4 * 1024 * 1024
+    runtime.close_stdin("c1")
+    runtime.close_stdin("c1")
+    with pytest.raises(Conflict, match=r"^container c1 has no open stdin$"):
+        runtime.write_stdin("c1", b"x", 0)
+    harness.finish("c1", 0)
+    runtime.wait("c1", WAIT)
+    with pytest.raises(Conflict, match=r"^container c1 has no open stdin$"):
+        runtime.write_stdin("c1", b"x", 0)
+
+
+def test_a_process_reads_its_open_stdin_to_the_end(process_runtime: None, tmp_path: Path) -> None:
+    root = tmp_path / "containers" / "c1"
+    spec = ContainerSpec(
+        id="c1", name="/c1", cmd=["sh", "-c", 'cat > "$1"', "sh", str(tmp_path / "read")],
+        log_path=root / "log", root=root, open_stdin=True,
+    )  # fmt: skip
+    with ProcessRuntime(tmp_path / "state") as runtime:
+        runtime.create(spec)
+        runtime.create_task("c1")
+        runtime.start_task("c1")
+        data = b"".join(b"line %d\n" % i for i in range(20000))
+        left = data
+        while left:
+            left = left[runtime.write_stdin("c1", left, WAIT) :]
+        runtime.close_stdin("c1")  # EOF: cat ends
+        exit_ = runtime.wait("c1", WAIT)
+        assert exit_ is not None and exit_.exit_code == 0
+        assert (tmp_path / "read").read_bytes() == data
+        runtime.delete_task("c1")
 
 
 def test_exits_are_reported_exactly_once_per_task(harness: Harness) -> None:

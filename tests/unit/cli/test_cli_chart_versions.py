@@ -129,19 +129,33 @@ def test_check_migrates_from_names_each_configuration_a_planted_mistake_breaks(
 
 CONTAINER_V1 = Path(__file__).parent / "charts" / "container-v1.yaml"
 """The container chart as chartd shipped it before health checks (version 1)."""
+CONTAINER_V2 = Path(__file__).parent / "charts" / "container-v2.yaml"
+"""The container chart as chartd shipped it before docker's -i (version 2)."""
+
+
+def _migration_notes(new: Path, old: Path) -> list[str]:
+    """``chart check NEW --migrates-from OLD``'s notes, once it found no error."""
+    result = chartd("chart", "check", str(new), "--migrates-from", str(old), "--format", "json")
+    report = json.loads(result.stdout)
+    assert report["errors"] == [], result.stdout
+    return [str(n["message"]) for n in report["notes"]]
 
 
 def test_the_container_charts_health_region_needs_no_migration_line() -> None:
     # Version 2 made running.active a parallel state (the health region): every
     # configuration version 1 reaches maps to it by default entry alone.
     assert yaml.safe_load(CONTAINER_V1.read_text())["version"] == 1
-    assert yaml.safe_load(CHART_PATH.read_text())["version"] == 2
-    result = chartd(
-        "chart", "check", str(CHART_PATH), "--migrates-from", str(CONTAINER_V1), "--format", "json"
-    )
-    report = json.loads(result.stdout)
-    assert report["errors"] == [], result.stdout
-    assert any("maps to a legal configuration" in n["message"] for n in report["notes"])
+    assert yaml.safe_load(CONTAINER_V2.read_text())["version"] == 2
+    notes = _migration_notes(CONTAINER_V2, CONTAINER_V1)
+    assert any("maps to a legal configuration" in note for note in notes)
+
+
+def test_the_container_charts_stdin_keys_migrate_from_version_2_as_they_are() -> None:
+    # Version 3 only added the stdin keys to the data's schema: `migrations: {2: {}}`.
+    document = yaml.safe_load(CHART_PATH.read_text())
+    assert (document["version"], document["migrations"]) == (3, {2: {}})
+    notes = _migration_notes(CHART_PATH, CONTAINER_V2)
+    assert any("every configuration of v2" in note for note in notes)
 
 
 def test_a_health_region_with_a_state_of_a_migration_that_is_gone_is_named(
@@ -149,7 +163,7 @@ def test_a_health_region_with_a_state_of_a_migration_that_is_gone_is_named(
 ) -> None:
     document = yaml.safe_load(CHART_PATH.read_text())
     document["version"] += 1
-    document.setdefault("migrations", {})[2] = {"states": {"running.paused": "running.frozen"}}
+    document.setdefault("migrations", {})[3] = {"states": {"running.paused": "running.frozen"}}
     path = write(tmp_path / "container-v3.yaml", yaml.safe_dump(document))
     result = chartd("chart", "check", path, "--migrates-from", str(CHART_PATH))
     assert result.returncode != 0

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import signal
 from pathlib import Path
 
 import pytest
 
 from engine.errors import ChartdError, Conflict, InvalidParameter, NotFound, System, Unavailable
-from statecharts.container.faults import Call, FakeRuntime, FaultRuntime
+from statecharts.container.faults import STDIN_ROOM, Call, FakeRuntime, FaultRuntime
 from statecharts.container.runtime import (
     DEFAULT_PATH,
     ContainerSpec,
@@ -347,3 +348,17 @@ def test_container_specs_are_checked(tmp_path: Path) -> None:
     assert make(env={"PATH": "/bin"}).process_env() == {"PATH": "/bin"}
     round_trip = make(env={"A": "1"}, labels={"l": "v"}, working_dir="/w")
     assert ContainerSpec.from_json(round_trip.to_json()) == round_trip
+
+
+def test_the_fake_process_reads_its_open_stdin_to_its_end(fake: FakeRuntime) -> None:
+    fake.create(dataclasses.replace(spec(), open_stdin=True))
+    fake.create_task("c1")
+    assert fake.write_stdin("c1", b"abc", 0) == 3
+    assert fake.read_stdin("c1") == b"abc"
+    assert fake.read_stdin("c1") == b""  # open, nothing written: it would wait
+    assert fake.write_stdin("c1", b"x" * (STDIN_ROOM + 1), 0) == STDIN_ROOM
+    fake.close_stdin("c1")
+    assert fake.read_stdin("c1") == b"x" * STDIN_ROOM  # what was written before the close
+    assert fake.read_stdin("c1") is None  # then its end
+    with pytest.raises(Conflict, match=r"^container c1 has no open stdin$"):
+        fake.write_stdin("c1", b"y", 0)
