@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from engine.errors import ChartdError, Conflict, InvalidParameter, NotFound, System
+from statecharts.container.outtap import TAP_BOUND, OutputTap
 from statecharts.container.runtime import (
     ContainerSpec,
     ExecFailed,
@@ -53,6 +54,7 @@ METHODS = frozenset(
         "kill",
         "write_stdin",
         "close_stdin",
+        "tap",
         "pause",
         "resume",
         "delete_task",
@@ -115,6 +117,8 @@ class FakeRuntime:
     semantics); SIGKILL acts at once. :meth:`fail_exec` makes the next
     ``start_task`` fail as a missing command would. An open stdin holds
     :data:`STDIN_ROOM` bytes until the "process" reads them (:meth:`read_stdin`).
+    Its output is what :meth:`output` says the process writes: only the
+    taps see it (no log is written, no tap makes it wait); they end at the exit.
 
     Exit events are delivered synchronously, on the thread that caused the
     exit, after the runtime's lock is released; so a test sees them as soon
@@ -131,6 +135,7 @@ class FakeRuntime:
         self._ignored: dict[str, set[int]] = {}
         self._exec_failures: dict[str, ExecFailed] = {}
         self._subscribers: list[ExitCallback] = []
+        self._taps: dict[str, list[OutputTap]] = {}
         self._closed = False
 
     # -- simulation --------------------------------------------------------------------
@@ -164,6 +169,16 @@ class FakeRuntime:
                 else f'exec: "{arg0}": permission denied'
             )
             self._exec_failures[container_id] = ExecFailed(message or default, exit_code=exit_code)
+
+    def output(self, container_id: str, stream: str, data: bytes) -> None:
+        """The task's process writes ``data`` to ``stream``: its taps get it.
+
+        Conflict ``container <id> is not running`` if it has no live task.
+        """
+        with self._lock:
+            self._live(container_id)
+            for tap in self._taps.get(container_id, ()):
+                tap.put(stream, data)
 
     def read_stdin(self, container_id: str) -> bytes | None:
         """What the task's process reads of its stdin now; None at its end (closed, all read)."""
@@ -215,6 +230,8 @@ class FakeRuntime:
                 task = self._tasks[container_id] = _FakeTask(container_id, next(self._pids))
                 if self._containers[container_id].open_stdin:
                     task.stdin = bytearray()
+                for tap in self._taps.get(container_id, ()):
+                    tap.join()
             return task.info()
 
     def start_task(self, container_id: str) -> TaskInfo:
@@ -256,6 +273,19 @@ class FakeRuntime:
         check_container_id(container_id)
         with self._lock:
             self._task(container_id).stdin_closed = True
+
+    def tap(self, container_id: str, bound: int = TAP_BOUND) -> OutputTap:
+        check_container_id(container_id)
+        tap = OutputTap(bound, on_close=lambda gone: self._untap(container_id, gone))
+        with self._lock:
+            if self._closed:
+                tap.end()
+                return tap
+            self._taps.setdefault(container_id, []).append(tap)
+            task = self._tasks.get(container_id)
+            if task is not None and task.exit is None:
+                tap.join()
+        return tap
 
     def pause(self, container_id: str) -> None:
         check_container_id(container_id)
@@ -317,6 +347,16 @@ class FakeRuntime:
     def close(self) -> None:
         with self._lock:
             self._closed = True
+            for taps in self._taps.values():
+                for tap in taps:
+                    tap.end()
+            self._taps.clear()
+
+    def _untap(self, container_id: str, tap: OutputTap) -> None:
+        with self._lock:
+            taps = self._taps.get(container_id, [])
+            if tap in taps:
+                taps.remove(tap)
 
     # -- internals (callers hold the lock) ----------------------------------------------
 
@@ -351,6 +391,8 @@ class FakeRuntime:
     def _end(self, task: _FakeTask, code: int, sig: int | None) -> ExitEvent:
         task.exit = ExitEvent(task.container_id, task.pid, code, self._clock(), sig)
         task.paused = False
+        for tap in self._taps.pop(task.container_id, ()):
+            tap.end()
         self._changed.notify_all()
         return task.exit
 
@@ -477,6 +519,12 @@ class FaultRuntime:
 
     def close_stdin(self, container_id: str) -> None:
         self._call("close_stdin", container_id, lambda: self.inner.close_stdin(container_id))
+
+    def tap(self, container_id: str, bound: int = TAP_BOUND) -> OutputTap:
+        result: OutputTap = self._call(
+            "tap", container_id, lambda: self.inner.tap(container_id, bound)
+        )
+        return result
 
     def __getattr__(self, name: str) -> Any:
         # Beyond the protocol, a ProcessRuntime's execs are the inner runtime's (never failed).

@@ -11,6 +11,12 @@ its FIFOs open for reading and writing: its writes never fail for want of a
 reader. While no daemon copies (a daemon killed, not yet restarted), a
 FIFO holds 64 KiB and then blocks the writer, as docker's do; the next
 daemon's copier picks them up again.
+
+The copier also offers a live, raw tap on each container's output
+(:meth:`LogCopier.tap`, what an attach streams): every chunk as read, and an
+end mark once the FIFOs are drained after the exit. While a tap of a
+container is full, that container's FIFOs are not read (its process blocks
+on them, its log waits too); the other containers' are.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from statecharts.container.outtap import TAP_BOUND, OutputTap
 
 __all__ = ["STREAMS", "LogCopier", "entry", "fifo", "make_fifo", "make_fifos", "open_for_writer"]
 
@@ -80,6 +88,8 @@ class _Copy:
     log: int
     fds: dict[str, int]
     partial: dict[str, bytes] = field(default_factory=lambda: dict.fromkeys(STREAMS, b""))
+    taps: list[OutputTap] = field(default_factory=list)
+    paused: bool = False  # a tap is full: the FIFOs are out of the selector
 
     def take(self, stream: str, data: bytes, *, last: bool = False) -> None:
         """Log the complete lines of ``data`` (all of it when ``last``)."""
@@ -106,6 +116,7 @@ class LogCopier:
         self._selector = selectors.DefaultSelector()
         self._lock = threading.Lock()
         self._copies: dict[str, _Copy] = {}
+        self._taps: dict[str, list[OutputTap]] = {}  # by container, whether copied or not yet
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="chartd-logs", daemon=True)
         self._thread.start()
@@ -126,9 +137,31 @@ class LogCopier:
             raise
         with self._lock:
             self._detach(container_id)
-            copy = self._copies[container_id] = _Copy(log, fds)
-            for stream, fd in fds.items():
-                self._selector.register(fd, selectors.EVENT_READ, (container_id, stream, copy))
+            taps = self._taps.setdefault(container_id, [])
+            copy = self._copies[container_id] = _Copy(log, fds, taps=taps)
+            for tap in taps:
+                tap.join()
+            self._listen(container_id, copy)
+
+    def tap(self, container_id: str, bound: int = TAP_BOUND) -> OutputTap:
+        """A live, raw tap on ``container_id``'s output from now on (see :mod:`.outtap`).
+
+        Subscribed before its task's FIFOs are copied, it waits for them; it
+        ends once they are drained after the exit, or when the copier closes.
+        """
+        tap = OutputTap(
+            bound,
+            on_room=lambda: self._resume(container_id),
+            on_close=lambda gone: self._untap(container_id, gone),
+        )
+        with self._lock:
+            if self._closed:
+                tap.end()
+                return tap
+            self._taps.setdefault(container_id, []).append(tap)
+            if container_id in self._copies:
+                tap.join()
+        return tap
 
     def drain(self, container_id: str) -> None:
         """Copy what is left (the command exited) and stop copying ``container_id``."""
@@ -147,27 +180,61 @@ class LogCopier:
             self._closed = True
             for container_id in list(self._copies):
                 self._detach(container_id)
+            for taps in self._taps.values():
+                for tap in taps:
+                    tap.end()
+            self._taps.clear()
         self._thread.join(2.0)
         self._selector.close()
+
+    def _listen(self, container_id: str, copy: _Copy) -> None:
+        copy.paused = False
+        for stream, fd in copy.fds.items():
+            self._selector.register(fd, selectors.EVENT_READ, (container_id, stream, copy))
+
+    def _resume(self, container_id: str) -> None:
+        """A tap drained or went: read the container's FIFOs again if none is full."""
+        with self._lock:
+            copy = self._copies.get(container_id)
+            if copy is not None and copy.paused and not any(t.full for t in copy.taps):
+                self._listen(container_id, copy)
+
+    def _untap(self, container_id: str, tap: OutputTap) -> None:
+        with self._lock:
+            taps = self._taps.get(container_id, [])
+            with contextlib.suppress(ValueError):
+                taps.remove(tap)
+            if not taps and container_id not in self._copies:
+                self._taps.pop(container_id, None)
 
     def _detach(self, container_id: str) -> None:
         copy = self._copies.pop(container_id, None)
         if copy is None:
             return
+        # The task's output ends here for its taps (a later task's get taps of their own).
+        for tap in self._taps.pop(container_id, ()):
+            tap.end()
         for fd in copy.fds.values():
             with contextlib.suppress(KeyError, ValueError):
                 self._selector.unregister(fd)
             os.close(fd)
         os.close(copy.log)
 
-    @staticmethod
-    def _read(copy: _Copy, stream: str, fd: int) -> bool:
+    def _read(self, copy: _Copy, stream: str, fd: int) -> bool:
         try:
             data = os.read(fd, 65536)
         except BlockingIOError:
             return False
         if data:
             copy.take(stream, data)
+            for tap in copy.taps:
+                tap.put(stream, data)
+            if not copy.paused and any(t.full for t in copy.taps):
+                # Only this container's output waits for its slow subscriber.
+                copy.paused = True
+                for other in copy.fds.values():
+                    with contextlib.suppress(KeyError, ValueError):
+                        self._selector.unregister(other)
         return bool(data)
 
     def _run(self) -> None:
@@ -181,5 +248,5 @@ class LogCopier:
                 container_id, stream = key.data[:2]
                 copy: _Copy = key.data[2]
                 with self._lock:
-                    if self._copies.get(container_id) is copy:
+                    if self._copies.get(container_id) is copy and not copy.paused:
                         self._read(copy, stream, key.fd)

@@ -47,6 +47,7 @@ from statecharts.container import cgroups, shim
 from statecharts.container.execproc import ExecProcesses
 from statecharts.container.exits import ExitDispatcher, TaskMonitor
 from statecharts.container.logcopy import LogCopier
+from statecharts.container.outtap import TAP_BOUND, OutputTap
 from statecharts.container.procfs import TIMEOUT, boot_id, decode_exit, proc_stat
 from statecharts.container.runtime import (
     EXIT_UNKNOWN,
@@ -288,6 +289,10 @@ class ProcessRuntime:
             return self.execs.spawn(
                 spec, cmd, env=env, working_dir=working_dir, cgroup=task.cgroup, attach=attach
             )
+
+    def tap(self, container_id: str, bound: int = TAP_BOUND) -> OutputTap:
+        check_container_id(container_id)
+        return self._logs.tap(container_id, bound)
 
     def pause(self, container_id: str) -> None:
         self._check_open()

@@ -43,6 +43,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from engine.errors import InvalidParameter
+from statecharts.container.outtap import TAP_BOUND, OutputTap
 
 __all__ = [
     "DEFAULT_PATH",
@@ -400,6 +401,18 @@ class Runtime(Protocol):
 
         Idempotent (also for a task without an open stdin). NotFound if the
         container has no task.
+        """
+        ...
+
+    def tap(self, container_id: str, bound: int = TAP_BOUND) -> OutputTap:
+        """A live, raw tap on the container's stdout and stderr from now on (an attach's).
+
+        Every chunk exactly as the process wrote it, then the end mark once its
+        output is all read after its exit (or when the runtime closes). Made
+        before the container's task exists, it waits for the next task. While it
+        holds ``bound`` bytes or more, the container's output waits (its process
+        blocks writing, its log waits too); other containers' do not. The
+        subscriber closes it when it goes.
         """
         ...
 

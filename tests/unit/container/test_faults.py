@@ -362,3 +362,32 @@ def test_the_fake_process_reads_its_open_stdin_to_its_end(fake: FakeRuntime) -> 
     assert fake.read_stdin("c1") is None  # then its end
     with pytest.raises(Conflict, match=r"^container c1 has no open stdin$"):
         fake.write_stdin("c1", b"y", 0)
+
+
+def test_the_fake_process_output_reaches_its_taps_until_its_exit(fake: FakeRuntime) -> None:
+    early = fake.tap("c1")  # before the task: it waits for it
+    fake.create(spec())
+    fake.create_task("c1")
+    fake.start_task("c1")
+    assert early.joined
+    fake.output("c1", "stdout", b"\xffout")
+    late = fake.tap("c1")
+    fake.output("c1", "stderr", b"err")
+    fake.exit("c1", 0)
+    assert early.take() == ([("stdout", b"\xffout"), ("stderr", b"err")], True)
+    assert late.take() == ([("stderr", b"err")], True)
+    with pytest.raises(Conflict, match="is not running"):
+        fake.output("c1", "stdout", b"after")
+    gone = fake.tap("c1")
+    gone.close()  # its subscriber went: dropped
+    fake.delete_task("c1")
+    assert gone.take() == ([], False)
+
+
+def test_a_tap_can_be_failed_like_any_runtime_call(fake: FakeRuntime) -> None:
+    faulty = FaultRuntime(fake)
+    faulty.fail("tap")
+    with pytest.raises(System, match="injected fault: tap"):
+        faulty.tap("c1")
+    assert not faulty.tap("c1").joined
+    assert faulty.calls_of("tap") == [Call("tap", "c1"), Call("tap", "c1")]
