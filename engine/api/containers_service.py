@@ -30,6 +30,7 @@ __all__ = [
     "STATUSES",
     "ContainerService",
     "ContainersServicer",
+    "OutputTap",
     "StatusOf",
 ]
 
@@ -51,6 +52,31 @@ TimeLeft = Callable[[], float | None]
 
 StatusOf = Callable[[Sequence[str], Mapping[str, Any]], str]
 """moby's status string of a container from its configuration and data."""
+
+
+class OutputTap(Protocol):
+    """A live, raw tap on a container's output (what an attach streams).
+
+    Every chunk as the process wrote it, then an end mark once its output is all
+    read after its exit. While it holds its bound, the container's output waits.
+    """
+
+    @property
+    def joined(self) -> bool:
+        """Whether a task's output is being read for it (so its end mark will come)."""
+        ...
+
+    def set_waker(self, waker: Callable[[], None]) -> None:
+        """Call ``waker()`` (from any thread) whenever something comes; once now if some has."""
+        ...
+
+    def take(self, timeout: float = 0.0) -> tuple[list[tuple[str, bytes]], bool]:
+        """The chunks ``(stream, data)`` that came (waiting up to ``timeout``); whether it ended."""
+        ...
+
+    def close(self) -> None:
+        """The subscriber goes: its container's output no longer waits for it."""
+        ...
 
 
 class LogLine(Protocol):
@@ -193,6 +219,11 @@ class ContainerService(Protocol):
 
     def open_log(self, ref: str) -> BinaryIO:
         """That file open at its end, readable after a removal (an attach reads on)."""
+
+    def tap_output(self, container_id: str) -> OutputTap:
+        """A live, raw tap on its output from now on (waiting for its next process if it
+        has none); the caller closes it."""
+        ...
 
     def write_stdin(self, container_id: str, data: bytes, timeout: float) -> int:
         """Write a prefix of ``data`` to its process's stdin, waiting up to ``timeout`` for

@@ -10,6 +10,7 @@ holds, on a bounded pool of its own; it ends when its client goes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import json
 import re
@@ -27,7 +28,7 @@ from starlette.routing import Route
 
 import engine
 from engine.api._event_times import EventClock, Window, earlier_events
-from engine.api.containers_service import CONDITIONS, LogLine
+from engine.api.containers_service import CONDITIONS, LogLine, OutputTap
 from engine.dockerapi import shapes, stdin
 from engine.dockerapi.backend import Daemon
 from engine.dockerapi.calls import blocking, daemon, filters, flag, ref, text
@@ -39,6 +40,7 @@ from engine.errors import ChartdError, InvalidParameter, NotFound
 __all__ = ["frame", "media", "routes"]
 
 _POLL = 0.1  # seconds between looks at a followed log or the event outbox
+_TAP_LOOK = 0.5  # seconds between looks for an exit while an attach's tap is idle
 _BATCH = 500  # events read in one look
 _STREAMS = {"stdout": 1, "stderr": 2}
 _TAIL = re.compile(r"[+-]?[0-9]{1,18}", re.ASCII)  # Go's Atoi, within reason
@@ -258,22 +260,33 @@ def _stamp_ns(time_ns: int) -> bytes:
 
 
 async def attach(request: Request) -> Response:
+    """moby's attach. ``stream=1`` without ``logs`` (``docker run``, ``docker attach``)
+    streams the runtime's live tap: the bytes as written, and a slow client makes the
+    container wait, as moby's broadcaster does. With ``logs=1`` the json-file log is
+    replayed and followed (lossy for binary output, as its file is)."""
     # stdin=1 feeds the container's stdin (engine.dockerapi.stdin); for a container
     # created without OpenStdin what comes is dropped, as moby does.
     chosen = {s for s in _STREAMS if flag(request, s)}
     d = daemon(request)
     since = await blocking(request, d.engine.sequence)
     found = await blocking(request, d.backend.get, ref(request))
-    log = await blocking(request, d.backend.open_log, found.id)
-    if flag(request, "logs"):
-        log.seek(0)
     live = flag(request, "stream")
+    tap: OutputTap | None = None
+    if live and not flag(request, "logs"):
+        # Subscribed before the answer: what the process writes after the attach is seen.
+        tap = await blocking(request, d.backend.tap_output, found.id)
+        output = _tapped(request, tap, chosen, (found.id, since))
+    else:
+        log = await blocking(request, d.backend.open_log, found.id)
+        if flag(request, "logs"):
+            log.seek(0)
+        output = _output(request, log, found.id, (chosen, live, since))
     reader = stdin.claimed_stdin(request, found)
 
     async def stream() -> AsyncIterator[bytes]:
         feeding = asyncio.ensure_future(stdin.feed(request, found, reader)) if reader else None
         try:
-            async for data in _output(request, log, found.id, (chosen, live, since)):
+            async for data in output:
                 yield data
         finally:
             if feeding is not None:
@@ -281,9 +294,59 @@ async def attach(request: Request) -> Response:
 
     upgrade = request.headers.get("upgrade", "").lower() == "tcp"
     headers = {"Connection": "Upgrade", "Upgrade": "tcp"} if upgrade else {}
-    return StreamingResponse(
+    return _Attached(
         stream(), status_code=101 if upgrade else 200, headers=headers, media_type=media(request)
-    )
+    ).closing(tap)
+
+
+class _Attached(StreamingResponse):
+    """An attach's answer; its tap closed when it ends, even if its stream never started
+    (the client went first), so that no container waits for a subscriber gone."""
+
+    tap: OutputTap | None = None
+
+    def closing(self, tap: OutputTap | None) -> _Attached:
+        self.tap = tap
+        return self
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            if self.tap is not None:
+                self.tap.close()
+
+
+async def _tapped(
+    request: Request, tap: OutputTap, chosen: set[str], watch: tuple[str, int]
+) -> AsyncIterator[bytes]:
+    """An attach's output from the live tap, framed, until its end mark."""
+    loop = asyncio.get_running_loop()
+    came = asyncio.Event()
+
+    def wake() -> None:  # on the runtime's copier thread
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the server stopped
+            loop.call_soon_threadsafe(came.set)
+
+    tap.set_waker(wake)
+    try:
+        while True:
+            came.clear()
+            chunks, ended = tap.take()
+            data = b"".join(frame(stream, part) for stream, part in chunks if stream in chosen)
+            if data:
+                yield data
+            if ended or _stopping(request):
+                return
+            if not chunks:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(came.wait(), _TAP_LOOK)
+                # No output read for it yet: its process may have ended (or the container
+                # gone) before the tap was made, when no end mark will come.
+                if not came.is_set() and not tap.joined and await _exited(request, *watch):
+                    return
+    finally:
+        tap.close()
 
 
 async def _output(

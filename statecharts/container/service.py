@@ -45,6 +45,7 @@ from statecharts.container.exit_recorder import ExitRecorder
 from statecharts.container.health import health_status
 from statecharts.container.listing import Filters, ListFilter
 from statecharts.container.network import AddressPool
+from statecharts.container.outtap import OutputTap
 from statecharts.container.runtime import Runtime
 from statecharts.container.status import RUNNING, inspect_document, status_of
 from statecharts.container.verbs import ContainerVerbs
@@ -467,6 +468,11 @@ class Containers(ContainerVerbs):
         log = open(os.open(path, os.O_RDONLY | os.O_CREAT | os.O_CLOEXEC, 0o640), "rb")  # noqa: SIM115
         log.seek(0, os.SEEK_END)
         return log
+
+    def tap_output(self, container_id: str) -> OutputTap:
+        """A live, raw tap on the container's output (the Runtime's ``tap``)."""
+        self.logs(container_id)  # its output is read on its node only
+        return self.runtime.tap(container_id)
 
     def write_stdin(self, container_id: str, data: bytes, timeout: float) -> int:
         """Write a prefix of ``data`` to the container's stdin (the Runtime's ``write_stdin``)."""

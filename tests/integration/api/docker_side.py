@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+import struct
 import subprocess
 from pathlib import Path
 
@@ -57,3 +59,31 @@ def http(daemon: Daemon, limits: httpx.Limits | None = None) -> httpx.Client:
         uds=str(daemon.state_dir / "docker.sock"), limits=limits or httpx.Limits()
     )
     return httpx.Client(transport=transport, base_url="http://docker", timeout=60.0)
+
+
+def hijack_attach(daemon: Daemon, container: str, query: str) -> socket.socket:
+    """An attach's hijacked connection, past its ``101``."""
+    raw = socket.socket(socket.AF_UNIX)
+    raw.settimeout(60)
+    raw.connect(str(daemon.state_dir / "docker.sock"))
+    raw.sendall(
+        f"POST /v1.47/containers/{container}/attach?{query} HTTP/1.1\r\nHost: docker\r\n"
+        "Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n".encode()
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += raw.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return raw
+
+
+def demuxed(raw: socket.socket) -> bytes:
+    """The frames' payloads until the daemon closes the connection."""
+    data = b""
+    while chunk := raw.recv(65536):
+        data += chunk
+    out = b""
+    while data:
+        _, size = struct.unpack(">BxxxI", data[:8])
+        out, data = out + data[8 : 8 + size], data[8 + size :]
+    return out

@@ -11,13 +11,12 @@ import json
 import select
 import signal
 import socket
-import struct
 import subprocess
 
 import httpx
 import pytest
 from api_daemon import Daemon
-from docker_side import DockerCli, http
+from docker_side import DockerCli, demuxed, hijack_attach, http
 
 _ROOMY = 64 * 1024 * 1024  # more than the stdin's way holds: a daemon that buffered would take it
 
@@ -113,44 +112,16 @@ def test_create_keeps_the_stdin_options(h: httpx.Client) -> None:
         assert h.delete(f"/containers/{name}").status_code == 204
 
 
-def _hijack(daemon: Daemon, container: str, query: str) -> socket.socket:
-    """An attach's hijacked connection, past its ``101``."""
-    raw = socket.socket(socket.AF_UNIX)
-    raw.settimeout(60)
-    raw.connect(str(daemon.state_dir / "docker.sock"))
-    raw.sendall(
-        f"POST /v1.47/containers/{container}/attach?{query} HTTP/1.1\r\nHost: docker\r\n"
-        "Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Length: 0\r\n\r\n".encode()
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += raw.recv(1)
-    assert head.startswith(b"HTTP/1.1 101"), head
-    return raw
-
-
-def _output(raw: socket.socket) -> bytes:
-    """The frames' payloads until the daemon closes the connection."""
-    data = b""
-    while chunk := raw.recv(65536):
-        data += chunk
-    out = b""
-    while data:
-        _, size = struct.unpack(">BxxxI", data[:8])
-        out, data = out + data[8 : 8 + size], data[8 + size :]
-    return out
-
-
 def test_stdin_is_dropped_for_a_container_without_open_stdin(
     daemon: Daemon, h: httpx.Client
 ) -> None:
     # moby's answer to `docker run -a stdin` without -i: the stdin is /dev/null.
     body = {"Cmd": ["sh", "-c", "cat; echo end"]}
     assert h.post("/containers/create", params={"name": "hdrop"}, json=body).status_code == 201
-    with _hijack(daemon, "hdrop", "stdin=1&stdout=1&stream=1") as raw:
+    with hijack_attach(daemon, "hdrop", "stdin=1&stdout=1&stream=1") as raw:
         raw.sendall(b"dropped\n")
         assert h.post("/containers/hdrop/start").status_code == 204
-        assert _output(raw) == b"end\n"
+        assert demuxed(raw) == b"end\n"
     assert h.post("/containers/hdrop/wait").json()["StatusCode"] == 0
     assert h.delete("/containers/hdrop").status_code == 204
 
@@ -160,7 +131,7 @@ def test_a_process_that_never_reads_holds_the_client_back(daemon: Daemon, h: htt
     body = {"Cmd": ["sleep", "600"], "OpenStdin": True}
     assert h.post("/containers/create", params={"name": "hnoread"}, json=body).status_code == 201
     assert h.post("/containers/hnoread/start").status_code == 204
-    with _hijack(daemon, "hnoread", "stdin=1&stdout=1&stream=1") as raw:
+    with hijack_attach(daemon, "hnoread", "stdin=1&stdout=1&stream=1") as raw:
         raw.setblocking(False)
         sent, chunk = 0, b"x" * 65536
         while sent < _ROOMY:
@@ -176,7 +147,7 @@ def test_a_process_that_never_reads_holds_the_client_back(daemon: Daemon, h: htt
         assert h.post("/containers/hnoread/kill").status_code == 204
         # The attach ends with the process; what the daemon held unread resets the close.
         with contextlib.suppress(ConnectionResetError):
-            assert _output(raw) == b""
+            assert demuxed(raw) == b""
     assert h.delete("/containers/hnoread").status_code == 204
 
 
@@ -185,11 +156,11 @@ def test_stdin_once_closes_the_stdin_at_the_clients_half_close(
 ) -> None:
     body = {"Cmd": ["sh", "-c", "cat; echo end"], "OpenStdin": True, "StdinOnce": True}
     assert h.post("/containers/create", params={"name": "honce"}, json=body).status_code == 201
-    with _hijack(daemon, "honce", "stdin=1&stdout=1&stream=1") as raw:
+    with hijack_attach(daemon, "honce", "stdin=1&stdout=1&stream=1") as raw:
         assert h.post("/containers/honce/start").status_code == 204
         raw.sendall(b"one\ntwo\n")
         raw.shutdown(socket.SHUT_WR)
-        assert _output(raw) == b"one\ntwo\nend\n"
+        assert demuxed(raw) == b"one\ntwo\nend\n"
     waited = h.post("/containers/honce/wait").json()
     assert waited == {"StatusCode": 0}, json.dumps(waited)
     assert h.delete("/containers/honce").status_code == 204
