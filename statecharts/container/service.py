@@ -10,13 +10,10 @@ restore.
 
 from __future__ import annotations
 
-import logging
 import os
-import signal as _signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, BinaryIO, Unpack
 
@@ -40,6 +37,7 @@ from statecharts.container.creation import (
     initial_data,
     name_in_use,
 )
+from statecharts.container.daemonlife import DaemonLife, is_stopped
 from statecharts.container.execs import ExecOutput, ExecProber, Execs
 from statecharts.container.exit_recorder import ExitRecorder
 from statecharts.container.health import health_status
@@ -52,20 +50,13 @@ from statecharts.container.verbs import ContainerVerbs
 
 __all__ = ["Containers", "status_of"]
 
-_Ids = list[str]  # Containers has a method named `list`
-_Exits = list[tuple[str, int, Any]]  # (container id, exit code, pid)
-
-log = logging.getLogger("chartd.containers")
 
 CHART = "container"
 _CONDITIONS = ("not-running", "next-exit", "removed")
-_FOLLOW_POLL = 0.1  # seconds between looks at a followed log that has no new output
-# Containers a restore or a shutdown acts on at once (fires, their sagas and waits).
-_IN_PARALLEL = 16
 _KILL_PREFIX = "cannot kill container: "
 
 
-class Containers(ContainerVerbs):
+class Containers(ContainerVerbs, DaemonLife):
     """Containers as moby runs them, on a registered container chart.
 
     ``root`` is the daemon's state directory (container directories, logs,
@@ -268,7 +259,7 @@ class Containers(ContainerVerbs):
         limit = params.get("timeout", container.data.get("stop_timeout"))
         limit = moby.DEFAULT_STOP_TIMEOUT if limit is None else limit
         deadline = None if limit < 0 else time.monotonic() + limit + 5.0
-        return self._until(container.id, _stopped, deadline, time_left)
+        return self._until(container.id, is_stopped, deadline, time_left)
 
     def kill(
         self,
@@ -299,7 +290,7 @@ class Containers(ContainerVerbs):
                     raise refused from None
                 raise
             if number == 9 and after.in_state("running"):
-                return self._until(after.id, _stopped, time.monotonic() + 10.0, time_left)
+                return self._until(after.id, is_stopped, time.monotonic() + 10.0, time_left)
             return after
         except ChartdError as exc:
             if exc.message.startswith(_KILL_PREFIX):
@@ -528,97 +519,6 @@ class Containers(ContainerVerbs):
         event = "probe_passed" if params["exit_code"] == 0 else "probe_failed"
         self.engine.fire(container_id, event, params)
 
-    # -- the daemon's life ------------------------------------------------------------
-
-    def shutdown(self) -> None:
-        """Stop every running container with its stop signal and timeout, in parallel.
-
-        As moby does without live-restore; it does not count as a manual stop,
-        so restart policies apply again when the daemon starts.
-        """
-        running = [e for e in self.list() if e.in_state("running")]
-        # Each stop waits up to its container's timeout: a pool as wide as there are
-        # containers (bounded) stops them all in about the longest timeout, as moby does.
-        width = max(1, min(len(running), 4 * _IN_PARALLEL))
-        with ThreadPoolExecutor(width, "chartd-shutdown") as pool:
-            list(pool.map(self._shutdown_one, running))
-        self._exits.close()
-
-    def _shutdown_one(self, container: engine.Entity) -> None:
-        try:
-            if container.in_state("running.restarting"):
-                self.engine.fire(container, "stop", {"shutdown": True})
-                return
-            self.engine.fire(container, "stop", {"shutdown": True})
-            limit = container.data.get("stop_timeout")
-            limit = moby.DEFAULT_STOP_TIMEOUT if limit is None else max(0, limit)
-            self._until(container.id, _stopped, time.monotonic() + limit + 5)
-        except ChartdError as exc:
-            log.warning("shutdown of %s: %s", container.id[:12], exc.message)
-
-    def restore(self) -> _Ids:
-        """Reconcile after a daemon start; the IDs of the containers started again.
-
-        Processes left by a daemon that crashed are killed and their
-        containers marked exited (never restarting: the exit has ``restored``),
-        and the address leases of containers not running given back;
-        then restart policies apply as moby's restore applies them, with the
-        restart manager reset: ``always`` restarts even after a manual stop,
-        ``unless-stopped`` does not, a container never started stays created.
-        """
-        left = {t.container_id: t for t in self.runtime.tasks()}
-        exits = []
-        for container_id, task in left.items():
-            ended = self.runtime.delete_task(container_id)
-            code = ended.exit_code if ended is not None else 128 + int(_signal.SIGKILL)
-            exits.append((container_id, code, task.pid))
-        self._reconcile(exits)
-        listed = self.list(all=True)
-        # The engine says running, but there is no process: it exited unseen.
-        self._reconcile(
-            [(c.id, 255, c.data.get("pid")) for c in listed if _has_task(c) and c.id not in left]
-        )
-        # Leases are not fsynced (see statecharts.container.network): after a power loss a
-        # released one may be back. Only a running container holds one now.
-        self.pool.release_all_but({c.id for c in self.list()})
-        restarting = []
-        for seen in listed:
-            moved = seen.id in left or _has_task(seen)
-            if _restarts_on_restore(self.engine.get(seen.id) if moved else seen):
-                restarting.append(seen.id)
-        results = self.engine.fire_many(
-            [(cid, "start") for cid in restarting], concurrency=_IN_PARALLEL
-        )
-        started = []
-        for cid, result in zip(restarting, results, strict=True):
-            if isinstance(result, ChartdError):
-                log.warning("restart of %s on restore failed: %s", cid[:12], result.message)
-            else:
-                started.append(cid)
-        return started
-
-    def _reconcile(self, exits: _Exits) -> None:
-        """Record the exits a restore found (container, exit code, pid), all at once."""
-        requests = []
-        for container_id, exit_code, pid in exits:
-            params = {
-                "exit_code": exit_code,
-                "pid": pid,
-                "exited_at": self._clock(),
-                "restored": True,
-            }
-            requests.append((container_id, "exit", params))
-        for (container_id, _, _), result in zip(
-            exits, self.engine.fire_many(requests, concurrency=_IN_PARALLEL), strict=True
-        ):
-            if isinstance(result, ChartdError):
-                # Expected when the runtime's report of the same exit came first.
-                log.debug("restore of %s: %s", container_id[:12], result.message)
-        # Only now: a report of the runtime read before this point is a restored exit too
-        # (one read after is refused, this exit being recorded), whichever commits first.
-        for container_id, _, pid in exits:
-            self._inherited.discard((container_id, pid))
-
     # -- inspect ---------------------------------------------------------------------------
 
     def health_of(self, container: engine.Entity) -> str | None:
@@ -648,29 +548,6 @@ def _as_typed(exc: ChartdError, container: engine.Entity, ref: str | engine.Enti
     ):
         return exc
     return exc.reworded(exc.message.replace(canonical, ref))
-
-
-def _restarts_on_restore(container: engine.Entity) -> bool:
-    """Whether moby's restore would start this container again (its restart manager reset)."""
-    data = container.data
-    if not container.in_state("exited") or not data.get("has_been_started_before"):
-        return False
-    policy = moby.RestartPolicy.from_data(data.get("restart_policy"))
-    return policy.name != "no" and moby.should_restart(
-        policy,
-        int(data.get("exit_code") or 0),
-        bool(data.get("manually_stopped")),
-        int(data.get("restart_count") or 0),
-    )
-
-
-def _has_task(container: engine.Entity) -> bool:
-    """Running or paused: the engine says it has a process."""
-    return container.in_state("running.active") or container.in_state("running.paused")
-
-
-def _stopped(container: engine.Entity) -> bool:
-    return not container.in_state("running")
 
 
 def _outcome(container: engine.Entity) -> tuple[int, str]:
