@@ -281,19 +281,12 @@ class Containers(ContainerVerbs, DaemonLife):
             if signal not in (None, ""):
                 params["signal"] = signal
                 number = moby.parse_signal(signal)
-            container = self.get(ref)
-            try:
-                after = self._fire_on(container, "kill", params, time_left)
-            except ChartdError as exc:
-                refused = _as_typed(exc, container, ref)
-                if refused.message.startswith(_KILL_PREFIX):  # the chart's refusal has it
-                    raise refused from None
-                raise
+            after = self._fire(ref, "kill", params, time_left)  # a refusal names ref as typed
             if number == 9 and after.in_state("running"):
                 return self._until(after.id, is_stopped, time.monotonic() + 10.0, time_left)
             return after
         except ChartdError as exc:
-            if exc.message.startswith(_KILL_PREFIX):
+            if exc.message.startswith(_KILL_PREFIX):  # the chart's refusal says it already
                 raise
             raise exc.wrap(f"{_KILL_PREFIX}{typed}") from exc
 
