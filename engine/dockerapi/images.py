@@ -21,6 +21,7 @@ from typing import Any
 from engine.errors import InvalidParameter, NotFound
 
 __all__ = [
+    "answers_alone",
     "check_reference",
     "familiar_image",
     "find_image",
@@ -98,6 +99,23 @@ def check_reference(name: str) -> None:
         )
     if not _PATH.fullmatch(path):
         raise InvalidParameter("invalid reference format")
+
+
+def answers_alone(name: str) -> bool:
+    """Whether ``name``'s answer needs no look at the images containers were made from.
+
+    A valid reference that cannot be an ID is answered as itself: a recorded
+    name of the same familiar form has the same document (:func:`image_document`
+    reads only that form). An ID, or a name docker's grammar refuses (recorded
+    by a container made before create checked it), needs the recorded names.
+    """
+    if _ID.fullmatch(name) or _SHORT_ID.fullmatch(name):
+        return False
+    try:
+        check_reference(name)
+    except InvalidParameter:
+        return False
+    return True
 
 
 def find_image(name: str, known: set[str]) -> str:

@@ -105,6 +105,8 @@ async def info(request: Request) -> Response:
 
 async def image_inspect(request: Request) -> Response:
     name = request.path_params["name"]
+    if images.answers_alone(name):  # no listing of every container for a plain name
+        return JSONResponse(images.image_document(name))
     d = daemon(request)
     listed = await blocking(request, d.backend.list, all=True)
     known = {str(e.data.get("image") or "") for e in listed} - {""}
