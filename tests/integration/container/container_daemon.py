@@ -16,8 +16,11 @@ too.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -43,6 +46,25 @@ def alive(pid: int) -> bool:
     except OSError:
         return False
     return raw[raw.rindex(b")") + 2 :].split()[0] not in (b"Z", b"X")
+
+
+def run_crashing(script: str, base: Path, *args: str) -> Any:
+    """Run ``script``, a daemon in a new interpreter that dies on purpose, on ``base``.
+
+    The script gets ``base``, this directory (to import this module) and
+    ``args``; it must exit 0 after printing one JSON document, returned here.
+    """
+    here = Path(__file__).resolve().parent
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(base), str(here), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=here.parents[2],
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
 
 
 def eventually(check: Callable[[], Any], what: str, timeout: float = WAIT) -> Any:

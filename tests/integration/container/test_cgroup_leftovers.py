@@ -10,18 +10,12 @@ every cgroup of its state directory that no task owns.
 
 from __future__ import annotations
 
-import json
-import subprocess
-import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from container_daemon import Daemon
-
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[2]
+from container_daemon import Daemon, run_crashing
 
 # Killed (os._exit) when the task's record is about to be written: its cgroup exists.
 KILLED_WHILE_CREATING_A_TASK = textwrap.dedent(
@@ -29,7 +23,7 @@ KILLED_WHILE_CREATING_A_TASK = textwrap.dedent(
     import json, os, sys
     from pathlib import Path
     sys.path.insert(0, sys.argv[2])
-    from container_daemon import Daemon
+    from container_daemon import Daemon, run_crashing
     from statecharts.container import tasks
 
     daemon = Daemon(Path(sys.argv[1]))
@@ -50,16 +44,7 @@ KILLED_WHILE_CREATING_A_TASK = textwrap.dedent(
 def test_the_cgroup_of_a_task_being_created_is_removed_by_the_next_daemon(
     open_daemon: Callable[..., Daemon], tmp_path: Path, prerequisites: Any
 ) -> None:
-    killed = subprocess.run(
-        [sys.executable, "-c", KILLED_WHILE_CREATING_A_TASK, str(tmp_path), str(HERE)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        check=False,
-    )
-    assert killed.returncode == 0, killed.stderr
-    left = json.loads(killed.stdout)
+    left = run_crashing(KILLED_WHILE_CREATING_A_TASK, tmp_path)
     if left["parent"] is None:
         prerequisites.missing("no writable cgroup v2 hierarchy: tasks get no cgroup")
     parent = Path(left["parent"])

@@ -14,20 +14,14 @@ containers exited and then applies the policies.
 
 from __future__ import annotations
 
-import json
 import os
 import signal
-import subprocess
-import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from container_daemon import Daemon, Strays, alive, eventually
-
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[2]
+from container_daemon import Daemon, Strays, alive, eventually, run_crashing
 
 FOREVER = ["sleep", "1000"]
 # Exits 1 the first time it runs, then runs for good (so a restart is visible).
@@ -155,7 +149,7 @@ CRASHING_DAEMON = textwrap.dedent(
     import json, os, sys
     from pathlib import Path
     sys.path.insert(0, sys.argv[2])
-    from container_daemon import Daemon
+    from container_daemon import Daemon, run_crashing
 
     base = Path(sys.argv[1])
     daemon = Daemon(base)
@@ -185,16 +179,7 @@ CRASHING_DAEMON = textwrap.dedent(
 def test_a_restored_daemon_kills_what_a_crashed_one_left_and_reconciles(
     open_daemon: Callable[..., Daemon], tmp_path: Path, strays: Strays
 ) -> None:
-    crashed = subprocess.run(
-        [sys.executable, "-c", CRASHING_DAEMON, str(tmp_path), str(HERE)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        check=False,
-    )
-    assert crashed.returncode == 0, crashed.stderr
-    left = json.loads(crashed.stdout)
+    left = run_crashing(CRASHING_DAEMON, tmp_path)
     pids: dict[str, int] = left["pids"]
     ids: dict[str, str] = left["ids"]
     strays.add(*pids.values())
@@ -258,7 +243,7 @@ CRASHING_INSIDE = textwrap.dedent(
     import json, os, sys, time
     from pathlib import Path
     sys.path.insert(0, sys.argv[2])
-    from container_daemon import Daemon
+    from container_daemon import Daemon, run_crashing
 
     base, during = Path(sys.argv[1]), sys.argv[3]
     daemon = Daemon(base)
@@ -289,16 +274,7 @@ CRASHING_INSIDE = textwrap.dedent(
 def test_a_daemon_that_crashed_inside_a_stop_or_an_exit_loses_and_leaks_nothing(
     open_daemon: Callable[..., Daemon], tmp_path: Path, strays: Strays, during: str
 ) -> None:
-    crashed = subprocess.run(
-        [sys.executable, "-c", CRASHING_INSIDE, str(tmp_path), str(HERE), during],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-        check=False,
-    )
-    assert crashed.returncode == 0, crashed.stderr
-    left = json.loads(crashed.stdout)
+    left = run_crashing(CRASHING_INSIDE, tmp_path, during)
     cid, pid = left["id"], left["pid"]
     strays.add(pid)
 
