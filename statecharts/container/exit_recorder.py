@@ -137,6 +137,12 @@ class ExitRecorder:
             item.due = time.monotonic() + item.delay
             item.delay = min(_LONGEST_DELAY, item.delay * 2)
             return False
+        except Exception:
+            if self._closed or self._engine.closed:
+                # The engine closed under the fire (a shutdown racing an exit): whatever
+                # the store raised then, the next daemon's restore reconciles this exit.
+                return True
+            raise
         if item.waiting:
             log.info("exit of %s recorded", cid[:12])
         return True
