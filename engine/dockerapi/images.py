@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from engine.errors import InvalidParameter, NotFound
@@ -28,6 +29,7 @@ __all__ = [
     "image_document",
     "image_id",
     "image_summary",
+    "images_used",
 ]
 
 _HUB = ("docker.io/", "index.docker.io/", "registry-1.docker.io/")
@@ -138,6 +140,20 @@ def find_image(name: str, known: set[str]) -> str:
             raise NotFound(f"No such image: {name}")
     check_reference(name)
     return name
+
+
+def images_used(images: Iterable[object]) -> dict[str, int]:
+    """The images containers were made from (familiar names), each with how many use it.
+
+    ``images`` holds each container's recorded image; an empty one is not counted.
+    ``GET /images/json`` lists these, and ``/info`` counts them.
+    """
+    used: dict[str, int] = {}
+    for name in images:
+        if name:
+            tag = familiar_image(str(name))
+            used[tag] = used.get(tag, 0) + 1
+    return used
 
 
 def image_summary(tag: str, containers: int) -> dict[str, Any]:

@@ -81,7 +81,7 @@ async def info(request: Request) -> Response:
             "ContainersRunning": running,
             "ContainersPaused": paused,
             "ContainersStopped": len(states) - running - paused,
-            "Images": 0,
+            "Images": len(images.images_used(e.data.get("image") for e in listed)),
             "Driver": "chartd",
             "DriverStatus": [],
             "Name": socket.gethostname(),
@@ -116,12 +116,7 @@ async def image_inspect(request: Request) -> Response:
 async def image_list(request: Request) -> Response:
     d = daemon(request)
     listed = await blocking(request, d.backend.list, all=True)
-    used: dict[str, int] = {}
-    for e in listed:
-        name = str(e.data.get("image") or "")
-        if name:
-            tag = images.familiar_image(name)
-            used[tag] = used.get(tag, 0) + 1
+    used = images.images_used(e.data.get("image") for e in listed)
     return JSONResponse([images.image_summary(tag, count) for tag, count in sorted(used.items())])
 
 

@@ -185,6 +185,8 @@ def test_refusals_carry_dockers_messages_and_exit_codes(docker: DockerCli) -> No
     listed = docker.ok("images", "--format", "{{.Repository}}:{{.Tag}} {{.ID}}").splitlines()
     alpine = docker.ok("image", "inspect", "--format", "{{.Id}}", "docker.io/library/alpine:latest")
     assert f"alpine:latest {alpine.strip()[len('sha256:') :][:12]}" in listed
+    # docker info counts the images docker images lists.
+    assert docker.ok("info", "--format", "{{.Images}}") == f"{len(listed)}\n"
     pull = docker.run("pull", "alpine")
     assert pull.returncode == 1
     assert "Error response from daemon: chartd has no registry" in pull.stderr
