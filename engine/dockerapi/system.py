@@ -8,7 +8,6 @@ message that says why.
 
 from __future__ import annotations
 
-import os
 import platform
 import socket
 
@@ -18,6 +17,7 @@ from starlette.routing import Route
 
 from engine.dockerapi import images
 from engine.dockerapi.calls import blocking, daemon
+from engine.dockerapi.hostinfo import cpu_count, mem_total
 from engine.dockerapi.versions import API_VERSION, MIN_API_VERSION
 from engine.errors import NotImplemented as Unsupported
 
@@ -90,7 +90,8 @@ async def info(request: Request) -> Response:
             "OSType": "linux",
             "Architecture": platform.machine(),
             "KernelVersion": platform.release(),
-            "NCPU": os.cpu_count() or 1,
+            "NCPU": cpu_count(),
+            "MemTotal": mem_total(),
             "LoggingDriver": "json-file",
             "CgroupDriver": "none",
             "DefaultRuntime": "chartd",
