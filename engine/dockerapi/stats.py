@@ -32,10 +32,10 @@ from starlette.routing import Route
 
 import engine
 from engine.api.container_port import ResourceUsage
+from engine.api.hostinfo import HostCpu, host_cpu, mem_total
 from engine.api.times import rfc3339_nano
 from engine.dockerapi.backend import Backend
 from engine.dockerapi.calls import blocking, daemon, flag, ref
-from engine.dockerapi.hostinfo import HostCpu, host_cpu, mem_total
 from engine.dockerapi.versions import parse_version
 from engine.errors import InvalidParameter, NotFound
 

@@ -15,9 +15,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from engine.api.hostinfo import cpu_count, mem_total
 from engine.dockerapi import images
 from engine.dockerapi.calls import blocking, daemon
-from engine.dockerapi.hostinfo import cpu_count, mem_total
 from engine.dockerapi.versions import API_VERSION, MIN_API_VERSION
 from engine.errors import NotImplemented as Unsupported
 

@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 
 import engine
-from engine.api.times import rfc3339_nano
-from engine.dockerapi.hostinfo import (
+from engine.api.hostinfo import (
     HostCpu,
     host_cpu,
     mem_total,
     parse_meminfo_total,
     parse_proc_stat,
 )
+from engine.api.times import rfc3339_nano
 from engine.errors import NotFound
 from statecharts.container.faults import FakeRuntime
 from statecharts.container.service import Containers

@@ -3,8 +3,8 @@
 moby reports the host's ``MemTotal`` both in ``/info`` and as the memory
 limit of a container that has none, and its ``/containers/{id}/stats``
 counts the host's CPU time and online CPUs from ``/proc/stat``; the Engine
-API's ``/info`` and its stats read them here, so the two agree. The parsers
-are pure; the readers read ``/proc``.
+API's ``/info`` and stats, and the Containers API's ``Stats``, read them
+here, so they agree. The parsers are pure; the readers read ``/proc``.
 """
 
 from __future__ import annotations
