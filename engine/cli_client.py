@@ -11,6 +11,7 @@ The verbs live in rooms of their own: :mod:`engine.cli_run` (create, run),
 :mod:`engine.cli_exec` (exec), :mod:`engine.cli_lifecycle` (start, stop, ..., rename),
 :mod:`engine.cli_inspection` (ps, inspect, wait, logs, events, history,
 version), :mod:`engine.cli_update` (update), :mod:`engine.cli_top` (top),
+:mod:`engine.cli_stats` (stats),
 :mod:`engine.cli_prune` (container prune), on :mod:`engine.cli_session`
 (the connection, errors to exit codes), :mod:`engine.cli_output` (tables and
 JSON) and :mod:`engine.cli_format` (``--format`` templates). :data:`VERBS` is
@@ -27,6 +28,7 @@ from engine import (
     cli_lifecycle,
     cli_prune,
     cli_run,
+    cli_stats,
     cli_top,
     cli_update,
 )
@@ -41,6 +43,7 @@ _VERBS: tuple[Verb, ...] = (
     *cli_update.VERBS,
     *cli_inspection.VERBS,
     *cli_top.VERBS,
+    *cli_stats.VERBS,
 )
 
 VERBS: tuple[Verb, ...] = (*_VERBS, cli_prune.container_group(_VERBS))

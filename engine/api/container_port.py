@@ -13,7 +13,15 @@ from typing import Any, BinaryIO, Protocol
 
 import engine
 
-__all__ = ["ContainerService", "LogLine", "OutputTap", "ProcessTable", "StatusOf", "TimeLeft"]
+__all__ = [
+    "ContainerService",
+    "LogLine",
+    "OutputTap",
+    "ProcessTable",
+    "ResourceUsage",
+    "StatusOf",
+    "TimeLeft",
+]
 
 _Ids = list[str]  # ContainerService has a method named `list`
 
@@ -79,6 +87,50 @@ class ProcessTable(Protocol):
     @property
     def processes(self) -> list[list[str]]:
         """A row of cells per process."""
+        ...
+
+
+class ResourceUsage(Protocol):
+    """One sample of what a running container's processes have spent (``docker stats``)."""
+
+    @property
+    def read_ns(self) -> int:
+        """When it was read, in nanoseconds since the epoch."""
+        ...
+
+    @property
+    def user_ns(self) -> int:
+        """CPU time in user mode, in nanoseconds."""
+        ...
+
+    @property
+    def kernel_ns(self) -> int:
+        """CPU time in kernel mode, in nanoseconds."""
+        ...
+
+    @property
+    def memory_usage(self) -> int:
+        """Resident memory, in bytes."""
+        ...
+
+    @property
+    def memory_stats(self) -> dict[str, int]:
+        """The parts of its memory by kind (``anon``, ``file``, ``shmem``), in bytes."""
+        ...
+
+    @property
+    def threads(self) -> int:
+        """Its tasks (threads of every process)."""
+        ...
+
+    @property
+    def read_bytes(self) -> int:
+        """Bytes it had read from block devices."""
+        ...
+
+    @property
+    def write_bytes(self) -> int:
+        """Bytes it had written to block devices."""
         ...
 
 
@@ -232,6 +284,10 @@ class ContainerService(Protocol):
 
     def top(self, ref: str, ps_args: str = "") -> ProcessTable:
         """Its processes, as ps shows them."""
+        ...
+
+    def stats(self, ref: str) -> tuple[engine.Entity, ResourceUsage | None]:
+        """The container and a sample of its usage now (None unless it is running)."""
         ...
 
     def prune(self, filters: Mapping[str, Sequence[str]] | None = None) -> _Ids:

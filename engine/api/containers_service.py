@@ -30,6 +30,7 @@ from engine.api.container_port import (
     StatusOf,
     TimeLeft,
 )
+from engine.api.hostinfo import host_cpu, mem_total
 from engine.api.times import unix_seconds
 from engine.errors import InvalidParameter
 
@@ -282,6 +283,26 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
             titles=table.titles,
             processes=[containers_pb2.TopProcess(cells=row) for row in table.processes],
         )
+
+    def Stats(
+        self, request: containers_pb2.StatsRequest, context: grpc.ServicerContext
+    ) -> containers_pb2.StatsResponse:
+        found, usage = self.containers.stats(_ref(request.container))
+        host = host_cpu()
+        answer = containers_pb2.StatsResponse(
+            id=found.id,
+            name=found.name,
+            running=usage is not None,
+            system_cpu_ns=host.usage_ns,
+            online_cpus=host.online,
+            memory_limit=mem_total(),
+        )
+        if usage is not None:
+            answer.read_time.FromNanoseconds(usage.read_ns)
+            answer.cpu_user_ns, answer.cpu_kernel_ns = usage.user_ns, usage.kernel_ns
+            answer.memory_usage, answer.pids = usage.memory_usage, usage.threads
+            answer.block_read, answer.block_write = usage.read_bytes, usage.write_bytes
+        return answer
 
     def Prune(
         self, request: containers_pb2.PruneContainersRequest, context: grpc.ServicerContext

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 from engine.errors import InvalidParameter
 
-__all__ = ["TimeError", "parse_duration", "parse_time", "unix_seconds"]
+__all__ = ["TimeError", "parse_duration", "parse_time", "rfc3339_nano", "unix_seconds"]
 
 _NS = 1_000_000_000
 _UNITS = {
@@ -111,3 +111,14 @@ def unix_seconds(value: str) -> str:
     except TimeError as exc:
         raise InvalidParameter(str(exc)) from None
     return f"{ns // 10**9}.{ns % 10**9:09d}"
+
+
+def rfc3339_nano(ns: int) -> str:
+    """Nanoseconds since the epoch as Go's ``RFC3339Nano`` in UTC (trailing zeros dropped);
+    0 is Go's zero time, ``0001-01-01T00:00:00Z``."""
+    if ns == 0:
+        return "0001-01-01T00:00:00Z"
+    seconds, nanos = divmod(ns, 10**9)
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(seconds))
+    fraction = f"{nanos:09d}".rstrip("0")
+    return f"{stamp}.{fraction}Z" if fraction else f"{stamp}Z"

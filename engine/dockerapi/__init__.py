@@ -8,6 +8,7 @@ errors and messages (moby's HTTP codes here, :mod:`engine.dockerapi.errors`).
 * :mod:`.versions`: ``/v1.xx/`` paths and the version headers;
 * :mod:`.system`: ping, version, info, images (host images, no registry);
 * :mod:`.containers`: create, the lifecycle verbs, list, inspect, top, update, prune;
+* :mod:`.stats`: a container's usage, once or a document a second;
 * :mod:`.streams`: wait, logs, attach, events;
 * :mod:`.execs`: exec create, start, inspect, resize;
 * :mod:`.hijack`: the raw connection ``docker run`` and ``docker exec`` attach on;
@@ -30,7 +31,7 @@ from starlette.requests import ClientDisconnect
 
 import engine
 from engine.api.containers_service import StatusOf
-from engine.dockerapi import containers, errors, execs, streams, system
+from engine.dockerapi import containers, errors, execs, stats, streams, system
 from engine.dockerapi.backend import Backend, Daemon
 from engine.dockerapi.calls import THREADS, WAITERS
 from engine.dockerapi.hijack import HijackingH11
@@ -49,7 +50,13 @@ def docker_app(
     ``http=HijackingH11``, which ``docker run``'s attach needs.
     """
     app = Starlette(
-        routes=[*system.routes(), *containers.routes(), *execs.routes(), *streams.routes()],
+        routes=[
+            *system.routes(),
+            *containers.routes(),
+            *stats.routes(),
+            *execs.routes(),
+            *streams.routes(),
+        ],
         exception_handlers={
             ChartdError: errors.on_error,
             ClientDisconnect: errors.on_disconnect,

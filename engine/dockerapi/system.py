@@ -8,7 +8,6 @@ message that says why.
 
 from __future__ import annotations
 
-import os
 import platform
 import socket
 
@@ -16,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from engine.api.hostinfo import cpu_count, mem_total
 from engine.dockerapi import images
 from engine.dockerapi.calls import blocking, daemon
 from engine.dockerapi.versions import API_VERSION, MIN_API_VERSION
@@ -90,7 +90,8 @@ async def info(request: Request) -> Response:
             "OSType": "linux",
             "Architecture": platform.machine(),
             "KernelVersion": platform.release(),
-            "NCPU": os.cpu_count() or 1,
+            "NCPU": cpu_count(),
+            "MemTotal": mem_total(),
             "LoggingDriver": "json-file",
             "CgroupDriver": "none",
             "DefaultRuntime": "chartd",

@@ -1,10 +1,11 @@
 """docker's verbs beyond the lifecycle, as methods of the container service.
 
 ``update`` (the restart policy), ``top`` (the processes, through the host's
-``ps``), ``read_logs`` (``docker logs``' tail, time window and follow) and
-``prune`` (every stopped container, in bulk): :class:`ContainerVerbs` is
-mixed into :class:`~statecharts.container.service.Containers`, whose lookup,
-fire and listing they use; their rules are in :mod:`.top`,
+``ps``), ``stats`` (what they spent), ``read_logs`` (``docker logs``' tail,
+time window and follow) and ``prune`` (every stopped container, in bulk):
+:class:`ContainerVerbs` is mixed into
+:class:`~statecharts.container.service.Containers`, whose lookup, fire and
+listing they use; their rules are in :mod:`.top`, :mod:`.usage`,
 :mod:`.logread`, :mod:`.listing` and :mod:`.pruning`.
 """
 
@@ -28,6 +29,7 @@ from statecharts.container.pruning import Prune
 from statecharts.container.runtime import Runtime
 from statecharts.container.status import RUNNING, inspect_document, status_of
 from statecharts.container.top import DEFAULT_PS_ARGS, Top, check_ps_args, parse_ps_output, run_ps
+from statecharts.container.usage import Usage, measure
 
 __all__ = ["ContainerVerbs"]
 
@@ -39,7 +41,7 @@ _IN_PARALLEL = 16  # removals a prune runs at once
 
 
 class ContainerVerbs:
-    """update, top, logs and prune, on what the container service has."""
+    """update, top, stats, logs and prune, on what the container service has."""
 
     engine: Engine
     runtime: Runtime
@@ -102,6 +104,22 @@ class ContainerVerbs:
             )
         pids = self.runtime.processes(container.id)
         return parse_ps_output(run_ps(args, pids), set(pids))
+
+    def stats(self, ref: str | Entity) -> tuple[Entity, Usage | None]:
+        """The container and a sample of what its processes have spent (``docker stats``).
+
+        None for one that is not running, or restarting (moby's stats of zeros), also
+        when its process ends meanwhile; NotFound for an unknown one.
+        """
+        container = self.get(ref)
+        current = status_of(container.configuration, container.data)
+        if current not in RUNNING or current == "restarting":
+            return container, None
+        try:
+            pids = self.runtime.processes(container.id)
+        except (Conflict, NotFound):  # it ended (or has no task yet) since its state was read
+            return container, None
+        return container, measure(pids)
 
     def health(self, container: Entity) -> str:
         """inspect's ``State.Health.Status``; ``none`` without a health check."""

@@ -100,6 +100,17 @@ class Daemon:
             check=False,
         )
 
+    def popen(self, *args: str) -> subprocess.Popen[str]:
+        """``chartd ARGS...`` against this daemon in the background, its output piped."""
+        return subprocess.Popen(
+            [*CHARTD, *args],
+            cwd=REPO,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+
     def client(self) -> Client:
         return Client(self.host)
 

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from api_daemon import CHARTD, REPO, Daemon
+from api_daemon import Daemon
 
 
 def test_run_detached_with_rm_exits_with_the_exec_failures_code(
@@ -34,14 +34,7 @@ def test_run_detached_with_rm_exits_with_the_exec_failures_code(
 
 def _attached(daemon: Daemon, *args: str) -> subprocess.Popen[str]:
     """A foreground ``chartd run ARGS...``, once the container's first line came through."""
-    proc = subprocess.Popen(
-        [*CHARTD, "run", *args],
-        cwd=REPO,
-        env=daemon.env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = daemon.popen("run", *args)
     assert proc.stdout is not None
     assert proc.stdout.readline() == "tick\n", proc.stderr
     return proc

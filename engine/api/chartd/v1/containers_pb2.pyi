@@ -1060,6 +1060,92 @@ class TopProcess(_message.Message):
 Global___TopProcess: _TypeAlias = TopProcess  # noqa: Y015
 
 @_typing.final
+class StatsRequest(_message.Message):
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CONTAINER_FIELD_NUMBER: _builtins.int
+    container: _builtins.str
+    def __init__(
+        self,
+        *,
+        container: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["container", b"container"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatsRequest: _TypeAlias = StatsRequest  # noqa: Y015
+
+@_typing.final
+class StatsResponse(_message.Message):
+    """One sample, read from /proc per process (docs/docker-api.md says how); all
+    zeros but the host's for a container that is not running.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    ID_FIELD_NUMBER: _builtins.int
+    NAME_FIELD_NUMBER: _builtins.int
+    RUNNING_FIELD_NUMBER: _builtins.int
+    READ_TIME_FIELD_NUMBER: _builtins.int
+    CPU_USER_NS_FIELD_NUMBER: _builtins.int
+    CPU_KERNEL_NS_FIELD_NUMBER: _builtins.int
+    SYSTEM_CPU_NS_FIELD_NUMBER: _builtins.int
+    ONLINE_CPUS_FIELD_NUMBER: _builtins.int
+    MEMORY_USAGE_FIELD_NUMBER: _builtins.int
+    MEMORY_LIMIT_FIELD_NUMBER: _builtins.int
+    PIDS_FIELD_NUMBER: _builtins.int
+    BLOCK_READ_FIELD_NUMBER: _builtins.int
+    BLOCK_WRITE_FIELD_NUMBER: _builtins.int
+    id: _builtins.str
+    name: _builtins.str
+    """Without the leading "/"."""
+    running: _builtins.bool
+    """Whether it was running (else the container's figures are zeros)."""
+    cpu_user_ns: _builtins.int
+    """CPU time of its processes (and of the children they reaped), in ns."""
+    cpu_kernel_ns: _builtins.int
+    system_cpu_ns: _builtins.int
+    """The host's CPU time (every CPU, idle included) and online CPUs, read with it."""
+    online_cpus: _builtins.int
+    memory_usage: _builtins.int
+    """Resident memory (bytes), and the limit: the host's memory (chartd sets none)."""
+    memory_limit: _builtins.int
+    pids: _builtins.int
+    """Threads of its processes."""
+    block_read: _builtins.int
+    """Bytes read from and written to block devices."""
+    block_write: _builtins.int
+    @_builtins.property
+    def read_time(self) -> _timestamp_pb2.Timestamp: ...
+    def __init__(
+        self,
+        *,
+        id: _builtins.str = ...,
+        name: _builtins.str = ...,
+        running: _builtins.bool = ...,
+        read_time: _timestamp_pb2.Timestamp | None = ...,
+        cpu_user_ns: _builtins.int = ...,
+        cpu_kernel_ns: _builtins.int = ...,
+        system_cpu_ns: _builtins.int = ...,
+        online_cpus: _builtins.int = ...,
+        memory_usage: _builtins.int = ...,
+        memory_limit: _builtins.int = ...,
+        pids: _builtins.int = ...,
+        block_read: _builtins.int = ...,
+        block_write: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["read_time", b"read_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["block_read", b"block_read", "block_write", b"block_write", "cpu_kernel_ns", b"cpu_kernel_ns", "cpu_user_ns", b"cpu_user_ns", "id", b"id", "memory_limit", b"memory_limit", "memory_usage", b"memory_usage", "name", b"name", "online_cpus", b"online_cpus", "pids", b"pids", "read_time", b"read_time", "running", b"running", "system_cpu_ns", b"system_cpu_ns"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___StatsResponse: _TypeAlias = StatsResponse  # noqa: Y015
+
+@_typing.final
 class PruneContainersRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 

@@ -115,6 +115,11 @@ class ContainersStub:
                 request_serializer=chartd_dot_v1_dot_containers__pb2.TopRequest.SerializeToString,
                 response_deserializer=chartd_dot_v1_dot_containers__pb2.TopResponse.FromString,
                 _registered_method=True)
+        self.Stats = channel.unary_unary(
+                '/chartd.v1.Containers/Stats',
+                request_serializer=chartd_dot_v1_dot_containers__pb2.StatsRequest.SerializeToString,
+                response_deserializer=chartd_dot_v1_dot_containers__pb2.StatsResponse.FromString,
+                _registered_method=True)
         self.Prune = channel.unary_unary(
                 '/chartd.v1.Containers/Prune',
                 request_serializer=chartd_dot_v1_dot_containers__pb2.PruneContainersRequest.SerializeToString,
@@ -238,6 +243,13 @@ class ContainersServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Stats(self, request, context):
+        """A sample of what the container's processes have spent (docker stats).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def Prune(self, request, context):
         """Remove every stopped container the filters select, in bulk.
         """
@@ -327,6 +339,11 @@ def add_ContainersServicer_to_server(servicer, server):
                     servicer.Top,
                     request_deserializer=chartd_dot_v1_dot_containers__pb2.TopRequest.FromString,
                     response_serializer=chartd_dot_v1_dot_containers__pb2.TopResponse.SerializeToString,
+            ),
+            'Stats': grpc.unary_unary_rpc_method_handler(
+                    servicer.Stats,
+                    request_deserializer=chartd_dot_v1_dot_containers__pb2.StatsRequest.FromString,
+                    response_serializer=chartd_dot_v1_dot_containers__pb2.StatsResponse.SerializeToString,
             ),
             'Prune': grpc.unary_unary_rpc_method_handler(
                     servicer.Prune,
@@ -767,6 +784,33 @@ class Containers:
             '/chartd.v1.Containers/Top',
             chartd_dot_v1_dot_containers__pb2.TopRequest.SerializeToString,
             chartd_dot_v1_dot_containers__pb2.TopResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Stats(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/chartd.v1.Containers/Stats',
+            chartd_dot_v1_dot_containers__pb2.StatsRequest.SerializeToString,
+            chartd_dot_v1_dot_containers__pb2.StatsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -73,6 +73,8 @@ class ContainersStub:
     """Change a container's restart policy (moby's update), in any state but removal."""
     Top: _grpc.UnaryUnaryMultiCallable[_containers_pb2.TopRequest, _containers_pb2.TopResponse]
     """The container's processes, as the host's ps shows them (docker top)."""
+    Stats: _grpc.UnaryUnaryMultiCallable[_containers_pb2.StatsRequest, _containers_pb2.StatsResponse]
+    """A sample of what the container's processes have spent (docker stats)."""
     Prune: _grpc.UnaryUnaryMultiCallable[_containers_pb2.PruneContainersRequest, _containers_pb2.PruneContainersResponse]
     """Remove every stopped container the filters select, in bulk."""
 
@@ -113,6 +115,8 @@ class ContainersAsyncStub(ContainersStub):
     """Change a container's restart policy (moby's update), in any state but removal."""
     Top: _aio.UnaryUnaryMultiCallable[_containers_pb2.TopRequest, _containers_pb2.TopResponse]  # type: ignore[assignment]
     """The container's processes, as the host's ps shows them (docker top)."""
+    Stats: _aio.UnaryUnaryMultiCallable[_containers_pb2.StatsRequest, _containers_pb2.StatsResponse]  # type: ignore[assignment]
+    """A sample of what the container's processes have spent (docker stats)."""
     Prune: _aio.UnaryUnaryMultiCallable[_containers_pb2.PruneContainersRequest, _containers_pb2.PruneContainersResponse]  # type: ignore[assignment]
     """Remove every stopped container the filters select, in bulk."""
 
@@ -246,6 +250,14 @@ class ContainersServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_containers_pb2.TopResponse, _abc.Awaitable[_containers_pb2.TopResponse]]:
         """The container's processes, as the host's ps shows them (docker top)."""
+
+    @_abc_1.abstractmethod
+    def Stats(
+        self,
+        request: _containers_pb2.StatsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_containers_pb2.StatsResponse, _abc.Awaitable[_containers_pb2.StatsResponse]]:
+        """A sample of what the container's processes have spent (docker stats)."""
 
     @_abc_1.abstractmethod
     def Prune(
