@@ -19,11 +19,21 @@ __all__ = ["ExecService", "ExecServicer"]
 
 
 class ExecRun(Protocol):
-    """An attached exec: its output as (stream, bytes), then its exit code."""
+    """An attached exec: its output as (stream, bytes), then its exit code.
+
+    One created with ``attach_stdin`` reads a stdin (``reads_stdin``) that
+    ``write_stdin`` fills (a prefix of the bytes, waiting up to ``timeout``
+    for room; Conflict once it is closed) and ``close_stdin`` ends.
+    """
 
     exit_code: int | None
+    reads_stdin: bool
 
     def __iter__(self) -> Iterator[tuple[str, bytes]]: ...
+
+    def write_stdin(self, data: bytes, timeout: float) -> int: ...
+
+    def close_stdin(self) -> None: ...
 
 
 class ExecService(Protocol):
@@ -82,6 +92,8 @@ class ExecServicer(exec_pb2_grpc.ExecServicer):
         if run is None:
             yield exec_pb2.ExecOutput()
             return
+        if run.reads_stdin:  # no stdin comes over this call: the process reads EOF
+            run.close_stdin()
         for stream, data in run:
             yield exec_pb2.ExecOutput(data=data, stream=stream)
         yield exec_pb2.ExecOutput(exit_code=run.exit_code)

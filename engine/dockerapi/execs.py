@@ -13,11 +13,15 @@ is the exec's.
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from engine.dockerapi import shapes
+from engine.dockerapi import shapes, stdin
 from engine.dockerapi.calls import blocking, daemon, integer, json_body, ref
 from engine.dockerapi.pump import Pumped
 from engine.dockerapi.streams import frame, media
@@ -68,7 +72,24 @@ async def start(request: Request) -> Response:
     answer = Pumped(request, 101 if upgrade else 200, head, first)
     streams = d.exec_streams(exec_id)
     answer.chunks = (frame(stream, data) for stream, data in run if stream in streams)
+    if getattr(run, "reads_stdin", False):
+        answer.beside = _stdin_feed(request, run)
     return answer
+
+
+def _stdin_feed(request: Request, run: Any) -> Callable[[], Coroutine[Any, Any, None]] | None:
+    """The feed of an exec's stdin (``docker exec -i``) from the hijacked connection.
+
+    As moby's (its exec attaches with CloseStdin), the client's half-close
+    closes the process's stdin; without a hijack there is no stdin to read,
+    and the process reads EOF at once.
+    """
+    claim = request.scope.get("extensions", {}).get("chartd.stdin")
+    if claim is None:
+        run.close_stdin()
+        return None
+    read = claim()
+    return functools.partial(stdin.pour, request, read, run.write_stdin, run.close_stdin)
 
 
 _RAW = b"application/vnd.docker.raw-stream"  # moby's, without an upgrade

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
 import anyio
@@ -46,6 +46,8 @@ class Pumped(Response):
         super().__init__(status_code=status)
         self.head, self.first = list(headers), first
         self.chunks: Iterable[bytes] = ()
+        # Run beside the stream (an exec's stdin feed), cancelled when the stream ends.
+        self.beside: Callable[[], Coroutine[Any, Any, None]] | None = None
         self.limiter = request.app.state.waiters
         self.stopping: threading.Event = request.app.state.stopping
         self.gone = threading.Event()
@@ -66,6 +68,8 @@ class Pumped(Response):
                 group.start_soon(self._until_gone, receive, group.cancel_scope)
                 group.start_soon(self._until_stopping, group.cancel_scope)
                 group.start_soon(self._pump, chunks)
+                if self.beside is not None:
+                    group.start_soon(self.beside)
                 with reader:
                     async for data in reader:
                         await send({"type": "http.response.body", "body": data, "more_body": True})

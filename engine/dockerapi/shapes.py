@@ -135,25 +135,17 @@ def _restart(host: Mapping[str, Any]) -> str | None:
 _NO_TTY = "chartd runs processes without a terminal: Tty is not supported"
 
 
-def _no_terminal(body: Mapping[str, Any], stdin: str, flag: str) -> None:
-    """Refuse a TTY and an open stdin: chartd's processes have neither."""
-    if _typed(body, "Tty", bool):
-        raise InvalidParameter(_NO_TTY)
-    if _typed(body, stdin, bool):
-        raise InvalidParameter(
-            f"chartd's processes read /dev/null: {stdin} ({flag}) is not supported"
-        )
-
-
 def exec_options(body: Mapping[str, Any]) -> dict[str, Any]:
     """The service's exec_create keywords (with ``cmd``) for docker's ExecConfig.
 
-    A TTY and stdin are refused, as create refuses them; ``User``,
-    ``Privileged``, ``DetachKeys`` and ``ConsoleSize`` are ignored (an exec
-    runs as its container's process does). The streams to attach are the
-    caller's to keep (:func:`exec_streams`).
+    ``AttachStdin`` (``docker exec -i``) gives the exec a stdin that its
+    attached start feeds (moby's OpenStdin of an exec is its AttachStdin). A
+    TTY is refused; ``User``, ``Privileged``, ``DetachKeys`` and
+    ``ConsoleSize`` are ignored (an exec runs as its container's process
+    does). The streams to attach are the caller's to keep (:func:`exec_streams`).
     """
-    _no_terminal(body, "AttachStdin", "docker exec -i")
+    if _typed(body, "Tty", bool):
+        raise InvalidParameter(_NO_TTY)
     for key in ("AttachStdout", "AttachStderr", "Detach", "Privileged"):
         _typed(body, key, bool)
     working_dir = _typed(body, "WorkingDir", str)
@@ -161,6 +153,7 @@ def exec_options(body: Mapping[str, Any]) -> dict[str, Any]:
         "cmd": _strings(body.get("Cmd"), "Cmd"),
         "env": _env(body.get("Env")),
         "working_dir": _fields.optional_text(working_dir or "", "WorkingDir", limit=4096),
+        "attach_stdin": bool(_typed(body, "AttachStdin", bool)),
     }
 
 

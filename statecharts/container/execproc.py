@@ -62,8 +62,10 @@ class ExecProcesses:
         working_dir: str | None,
         cgroup: Path | None,
         attach: bool,
+        stdin: bool = False,
     ) -> subprocess.Popen[bytes]:
-        """Start ``cmd`` in ``spec``'s container; stdout and stderr piped when ``attach``.
+        """Start ``cmd`` in ``spec``'s container; stdout and stderr piped when ``attach``,
+        and its stdin (``docker exec -i``, non-blocking on our side) when ``stdin``.
 
         ExecFailed (126/127) when it cannot be run, with docker's message.
         """
@@ -89,7 +91,7 @@ class ExecProcesses:
                 args,
                 cwd=cwd,
                 env=run.process_env(),
-                stdin=subprocess.DEVNULL,
+                stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
                 stdout=out,
                 stderr=out,
                 start_new_session=True,
@@ -97,6 +99,8 @@ class ExecProcesses:
             )
         except OSError as exc:
             raise exec_failure(System(str(exc))) from exc
+        if process.stdin is not None:
+            os.set_blocking(process.stdin.fileno(), False)
         with self._lock:
             self._live.setdefault(spec.id, set()).add(process)
         return process

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import secrets
 import selectors
 import subprocess
@@ -28,6 +29,7 @@ from typing import Any
 
 import engine
 from engine.errors import ChartdError, Conflict, InvalidParameter, NotFound
+from statecharts.container import shim
 from statecharts.container.health import MAX_OUTPUT, go_duration
 
 __all__ = ["ExecOutput", "ExecProber", "Execs", "exec_steps"]
@@ -68,12 +70,42 @@ def _runtime_exec(runtime: Any) -> Callable[..., subprocess.Popen[bytes]]:
 
 
 class ExecOutput:
-    """An attached exec's output, as (stream, bytes) while it runs; then ``exit_code``."""
+    """An attached exec's output, as (stream, bytes) while it runs; then ``exit_code``.
+
+    An exec created with ``attach_stdin`` (``docker exec -i``) reads a pipe
+    (``reads_stdin``) that :meth:`write_stdin` fills and :meth:`close_stdin`
+    ends; it is closed when the process ends.
+    """
 
     def __init__(self, process: subprocess.Popen[bytes], done: Callable[[int], None]) -> None:
         self._process = process
         self._done = done
+        self._stdin_lock = threading.Lock()
+        self.reads_stdin = process.stdin is not None
         self.exit_code: int | None = None
+
+    def write_stdin(self, data: bytes, timeout: float) -> int:
+        """Write a prefix of ``data`` to the exec's stdin, waiting up to ``timeout`` for room;
+        how much went in. Conflict once it is closed (here, or by the process)."""
+        with self._stdin_lock:
+            pipe = self._process.stdin
+            if pipe is None or pipe.closed:
+                raise Conflict("the exec's stdin is closed")
+            # Our own description of it: a close meanwhile cannot hand the number on.
+            fd = os.dup(pipe.fileno())
+        try:
+            return shim.write_some(fd, data, timeout)
+        except BrokenPipeError:
+            raise Conflict("the exec's stdin is closed") from None
+        finally:
+            os.close(fd)
+
+    def close_stdin(self) -> None:
+        """Close the exec's stdin: its process reads EOF after what was written. Idempotent."""
+        with self._stdin_lock:
+            if self._process.stdin is not None:
+                with contextlib.suppress(OSError):
+                    self._process.stdin.close()
 
     def __iter__(self) -> Iterator[tuple[str, bytes]]:
         finished = False
@@ -93,6 +125,7 @@ class ExecOutput:
 
     def _end(self) -> None:
         self.exit_code = _status(self._process.wait())
+        self.close_stdin()
         self._done(self.exit_code)
 
 
@@ -193,6 +226,8 @@ class Execs:
                     env=record.env,
                     working_dir=record.working_dir,
                     attach=not detach,
+                    # moby's exec: OpenStdin is AttachStdin; a detached one gets no stdin.
+                    stdin=record.attach_stdin and not detach,
                 )
             except ChartdError as exc:
                 self._ended(record, None, int(getattr(exc, "exit_code", 126)))

@@ -31,7 +31,6 @@ import contextlib
 import fcntl
 import logging
 import os
-import select
 import signal
 import subprocess
 import threading
@@ -248,14 +247,7 @@ class ProcessRuntime:
             # cannot hand this number to another file under the write.
             fd = os.dup(task.stdin_w)
         try:
-            poller = select.poll()
-            poller.register(fd, select.POLLOUT)
-            if not data or not poller.poll(timeout * 1000):
-                return 0
-            try:
-                return os.write(fd, data)
-            except BlockingIOError:
-                return 0
+            return shim.write_some(fd, data, timeout)
         finally:
             os.close(fd)
 
@@ -275,8 +267,10 @@ class ProcessRuntime:
         env: Mapping[str, str],
         working_dir: str | None,
         attach: bool,
+        stdin: bool = False,
     ) -> subprocess.Popen[bytes]:
-        """Run ``cmd`` in the container's running task (see :mod:`~statecharts.container.execproc`).
+        """Run ``cmd`` in the container's running task (see :mod:`~statecharts.container.execproc`);
+        ``stdin``: its stdin a pipe the caller writes (``process.stdin``, non-blocking).
 
         Conflict if the task is not running; ExecFailed (126/127) if ``cmd``
         cannot be run. The caller reaps it, then tells ``execs.ended``.
@@ -287,7 +281,13 @@ class ProcessRuntime:
             task = self._started(container_id)
             spec = self._containers[container_id]
             return self.execs.spawn(
-                spec, cmd, env=env, working_dir=working_dir, cgroup=task.cgroup, attach=attach
+                spec,
+                cmd,
+                env=env,
+                working_dir=working_dir,
+                cgroup=task.cgroup,
+                attach=attach,
+                stdin=stdin,
             )
 
     def tap(self, container_id: str, bound: int = TAP_BOUND) -> OutputTap:

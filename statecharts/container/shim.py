@@ -56,6 +56,7 @@ __all__ = [
     "read_until_eof",
     "release",
     "spawn",
+    "write_some",
 ]
 
 # The shim is /bin/sh (dash, or any POSIX shell): about 1 ms to start, where a
@@ -94,6 +95,19 @@ def close_fd(fd: int | None) -> None:
     if fd is not None:
         with contextlib.suppress(OSError):
             os.close(fd)
+
+
+def write_some(fd: int, data: bytes, timeout: float) -> int:
+    """Write a prefix of ``data`` to the non-blocking ``fd``: how much (0: no room within
+    ``timeout`` seconds). BrokenPipeError once nobody reads it (its reader closed it)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    if not data or not poller.poll(timeout * 1000):
+        return 0
+    try:
+        return os.write(fd, data)
+    except BlockingIOError:
+        return 0
 
 
 def _high_fd(fd: int) -> int:

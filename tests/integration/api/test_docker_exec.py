@@ -56,10 +56,9 @@ def test_docker_exec_refusals(docker: DockerCli) -> None:
     assert unknown.returncode == 1
     assert unknown.stderr == "Error response from daemon: No such container: dxnosuch\n"
     docker.ok("start", "dxr")
-    for flags in (("-t",), ("-i",)):
-        refused = docker.run("exec", *flags, "dxr", "true")
-        assert refused.returncode == 1, flags
-        assert refused.stderr.startswith("Error response from daemon: chartd"), flags
+    refused = docker.run("exec", "-t", "dxr", "true")
+    assert refused.returncode == 1
+    assert refused.stderr.startswith("Error response from daemon: chartd")
     docker.ok("rm", "-f", "dxr")
 
 
@@ -125,7 +124,7 @@ def test_exec_requests_as_moby_answers_them(daemon: Daemon, docker: DockerCli) -
         for given, status, why in (
             ({"Cmd": []}, 400, "No exec command specified"),
             ({"Cmd": "true", "Tty": True}, 400, "Tty is not supported"),
-            ({"Cmd": ["true"], "AttachStdin": True}, 400, "AttachStdin (docker exec -i)"),
+            ({"Cmd": ["true"], "AttachStdin": 1}, 400, "invalid AttachStdin: 1"),
             ({"Cmd": [1]}, 400, "invalid Cmd"),
             ({"Cmd": ["true"], "WorkingDir": "rel"}, 400, "needs to be an absolute path"),
             ({"Cmd": ["true"], "Detach": "yes"}, 400, 'invalid Detach: "yes"'),
