@@ -22,10 +22,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from engine.dockerapi import shapes, stdin
-from engine.dockerapi.calls import blocking, daemon, integer, json_body, ref
+from engine.dockerapi.calls import blocking, daemon, go_atoi, json_body, ref
 from engine.dockerapi.pump import Pumped
 from engine.dockerapi.streams import frame, media
-from engine.errors import ChartdError, InvalidParameter
+from engine.errors import ChartdError
 
 __all__ = ["routes"]
 
@@ -105,11 +105,10 @@ async def inspect(request: Request) -> Response:
 
 
 async def resize(request: Request) -> Response:
-    """Accepted and done: an exec has no terminal to resize (moby's is a no-op then too)."""
+    """Accepted and done: an exec has no terminal to resize (moby's is a no-op then too).
+    The sizes are read as moby's router reads them (Go's Atoi)."""
     for name in ("h", "w"):
-        size = integer(request, name)
-        if size is None or size < 0:
-            raise InvalidParameter(f"invalid {name}: a size of 0 or more is expected")
+        go_atoi(request, name)
     await blocking(request, daemon(request).backend.exec_inspect, ref(request))
     return Response(status_code=200)
 

@@ -132,7 +132,7 @@ def _restart(host: Mapping[str, Any]) -> str | None:
     return f"{name}:{count}" if count else name
 
 
-_NO_TTY = "chartd runs processes without a terminal: Tty is not supported"
+_NO_TTY = "chartd runs an exec without a terminal: Tty is not supported"
 
 
 def exec_options(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -196,14 +196,12 @@ def _image(body: Mapping[str, Any]) -> str | None:
 def create_options(name: str | None, body: Mapping[str, Any]) -> dict[str, Any]:
     """The service's create keywords (with ``cmd``) for docker's create body and ``name``.
 
-    A TTY is refused (chartd's processes have none); ``OpenStdin`` (``docker
-    run -i``), ``StdinOnce`` and ``AttachStdin`` are the container's. What else
+    ``Tty`` (``docker run -t``) gives its process a pseudo-terminal; ``OpenStdin``
+    (``docker run -i``), ``StdinOnce`` and ``AttachStdin`` are the container's. What else
     docker's body holds and chartd has no use for (ports, mounts, resources)
     is ignored, as docs/docker-api.md lists.
     """
     host = _object(body.get("HostConfig"), "HostConfig")
-    if _typed(body, "Tty", bool):
-        raise InvalidParameter(_NO_TTY)
     stop_signal = _typed(body, "StopSignal", str)
     working_dir = _typed(body, "WorkingDir", str)
     healthcheck = _healthcheck(body.get("Healthcheck"))
@@ -223,6 +221,7 @@ def create_options(name: str | None, body: Mapping[str, Any]) -> dict[str, Any]:
         "open_stdin": bool(_typed(body, "OpenStdin", bool)),
         "stdin_once": bool(_typed(body, "StdinOnce", bool)),
         "attach_stdin": bool(_typed(body, "AttachStdin", bool)),
+        "tty": bool(_typed(body, "Tty", bool)),
     }
 
 

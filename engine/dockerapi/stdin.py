@@ -54,7 +54,8 @@ async def feed(request: Request, container: engine.Entity, read: StdinReader) ->
     container's stdin is closed (or its process ended), the rest is dropped.
     """
     backend = daemon(request).backend
-    once = bool(container.data.get("stdin_once"))
+    # moby leaves a TTY's stdin open at the client's end, StdinOnce or not.
+    once = bool(container.data.get("stdin_once")) and not container.data.get("tty")
     close = functools.partial(backend.close_stdin, container.id) if once else None
     await pour(request, read, functools.partial(backend.write_stdin, container.id), close)
 

@@ -48,7 +48,7 @@ class CreateOptions(TypedDict, total=False):
     ``image`` (a name only: chartd runs processes on the host) is recorded as given.
     ``open_stdin`` gives the process a stdin the attaches write (docker's ``-i``),
     ``stdin_once`` closes it when the first attach's stdin ends; ``attach_stdin``
-    is recorded as given.
+    is recorded as given. ``tty`` gives the process a pseudo-terminal (docker's ``-t``).
     """
 
     name: str | None
@@ -65,6 +65,7 @@ class CreateOptions(TypedDict, total=False):
     open_stdin: bool
     stdin_once: bool
     attach_stdin: bool
+    tty: bool
 
 
 def check_keywords(options: Mapping[str, Any]) -> None:
@@ -117,6 +118,8 @@ def initial_data(cmd: Sequence[str], options: CreateOptions) -> dict[str, Any]:
         "entrypoint": entrypoint,
         "image": image,
         **{key: bool(options.get(key)) for key in _STDIN},
+        # Only when set: a container without one is valid under version 3 too.
+        **({"tty": True} if options.get("tty") else {}),
         "restart_count": 0,
         "exit_code": 0,
         "error": "",

@@ -466,6 +466,17 @@ class Containers(ContainerVerbs, DaemonLife):
         """Close the container's stdin (the Runtime's ``close_stdin``)."""
         self.runtime.close_stdin(container_id)
 
+    def resize(self, ref: str | engine.Entity, height: int, width: int) -> engine.Entity:
+        """Set the window of the container's TTY (moby's ContainerResize); emits ``resize``.
+
+        Set on the runtime's task first, as moby emits the event once it is set;
+        the chart refuses a container without a running task.
+        """
+        container = self.get(ref)
+        if container.in_state("running") and not container.in_state("running.restarting"):
+            self.runtime.resize(container.id, height, width)
+        return self._fire(container, "resize", {"height": height, "width": width})
+
     # -- exec (moby's exec.go) ------------------------------------------------------------
 
     def exec_create(

@@ -105,6 +105,7 @@ def inspect_document(container: engine.Entity, root: Path) -> dict[str, Any]:
             if data.get("stop_signal_set")
             else "",
             "StopTimeout": data.get("stop_timeout"),
+            "Tty": bool(data.get("tty")),
             "OpenStdin": bool(data.get("open_stdin")),
             "StdinOnce": bool(data.get("stdin_once")),
             "AttachStdin": bool(data.get("attach_stdin")),

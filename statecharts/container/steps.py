@@ -178,6 +178,7 @@ class ContainerSteps:
                 log_path=log_path(self.root, _cid(ctx)),
                 root=self._run_dir(ctx),
                 open_stdin=bool(data.get("open_stdin")),
+                tty=bool(data.get("tty")),
             )
         )
 

@@ -1,0 +1,161 @@
+"""``docker run -t``: the container's process has a pseudo-terminal; its output is raw.
+
+As moby's: the process's stdin, stdout and stderr are the terminal (its
+controlling one), the log holds one stream (stdout) with the terminal's
+``\\r\\n``, attach and logs stream it unframed (``raw-stream``), ``POST
+/containers/{id}/resize`` sets its window (the ``resize`` event), and with
+``-i`` the client's stdin goes to the terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import subprocess
+import time
+
+import httpx
+import pytest
+from api_daemon import Daemon
+from docker_side import DockerCli, hijack_attach, http
+from test_docker_cli import until
+
+RAW = "application/vnd.docker.raw-stream"
+
+
+@pytest.fixture(scope="module")
+def h(daemon: Daemon) -> httpx.Client:
+    return http(daemon)
+
+
+def _run(docker: DockerCli, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """``docker ARGS...`` with its output as bytes (text mode would turn ``\r\n`` into ``\n``)."""
+    return subprocess.run(
+        [docker.command, *args], env=docker.env, capture_output=True, timeout=60, check=False
+    )
+
+
+def _out(docker: DockerCli, *args: str) -> bytes:
+    """``docker ARGS...``, which must succeed; its stdout as bytes."""
+    done = _run(docker, *args)
+    assert done.returncode == 0, (args, done.stderr)
+    return done.stdout
+
+
+def _all(raw: socket.socket) -> bytes:
+    data = b""
+    while chunk := raw.recv(65536):
+        data += chunk
+    return data
+
+
+def test_docker_run_t_gives_the_process_a_terminal(docker: DockerCli) -> None:
+    done = _run(docker, "run", "-t", "--rm", "alpine", "sh", "-c", "tty; echo hi; exit 3")
+    assert done.returncode == 3, done.stderr
+    assert re.fullmatch(rb"/dev/pts/\d+\r\nhi\r\n", done.stdout), done.stdout
+    assert done.stderr == b""
+    # One terminal: what the process writes to its stderr comes out with the rest.
+    script = "echo out; echo err >&2; exec 3</dev/tty && echo controlling"
+    done = _run(docker, "run", "-t", "--rm", "alpine", "sh", "-c", script)
+    assert (done.returncode, done.stdout, done.stderr) == (
+        0,
+        b"out\r\nerr\r\ncontrolling\r\n",
+        b"",
+    )
+
+
+def test_a_tty_containers_logs_and_attach_are_raw(docker: DockerCli, h: httpx.Client) -> None:
+    docker.ok("create", "-t", "--name", "tl", "alpine", "sh", "-c", "echo one; echo two >&2")
+    assert docker.ok("inspect", "-f", "{{.Config.Tty}}", "tl") == "true\n"
+    assert _out(docker, "start", "-a", "tl") == b"one\r\ntwo\r\n"
+    logs = _run(docker, "logs", "tl")
+    assert (logs.stdout, logs.stderr) == (b"one\r\ntwo\r\n", b"")
+    assert _out(docker, "logs", "--tail", "1", "tl") == b"two\r\n"
+    for query in ("stdout=1&stderr=1", "stdout=1&stderr=1&tail=1"):
+        answer = h.get(f"/containers/tl/logs?{query}")
+        assert answer.headers["content-type"] == RAW
+        assert answer.content.endswith(b"two\r\n") and b"\x01\0\0\0" not in answer.content
+    replayed = h.post("/containers/tl/attach?logs=1&stdout=1&stderr=1")
+    assert replayed.headers["content-type"] == RAW
+    assert replayed.content == b"one\r\ntwo\r\n"
+    # A container without a terminal stays multiplexed.
+    docker.ok("create", "--name", "tnl", "alpine", "echo", "plain")
+    assert docker.ok("start", "-a", "tnl") == "plain\n"
+    framed = h.get("/containers/tnl/logs?stdout=1")
+    assert framed.headers["content-type"] == "application/vnd.docker.multiplexed-stream"
+    assert framed.content == b"\x01\0\0\0\0\0\0\x06plain\n"
+    docker.ok("rm", "tl", "tnl")
+
+
+def test_resize_sets_the_window_of_a_running_tty(docker: DockerCli, h: httpx.Client) -> None:
+    began = time.time() - 1
+    script = 'trap "stty size" WINCH; echo ready; while :; do sleep 0.05; done'
+    cid = docker.ok("run", "-d", "-t", "--name", "tr", "alpine", "sh", "-c", script).strip()
+    until(lambda: "ready" in docker.ok("logs", "tr"), "the trap to be set")
+    assert h.post("/containers/tr/resize", params={"h": "30", "w": "100"}).status_code == 200
+    until(lambda: b"30 100\r\n" in _out(docker, "logs", "tr"), "the process to see its window")
+    docker.ok("run", "-d", "--name", "trplain", "alpine", "sleep", "60")
+    # No terminal: nothing to resize, and moby says so with a 200 too.
+    assert h.post("/containers/trplain/resize", params={"h": "1", "w": "1"}).status_code == 200
+    window = ("--since", str(began), "--until", str(time.time() + 0.5))
+    size = "{{.Actor.Attributes.height}}x{{.Actor.Attributes.width}}"
+    shown = docker.ok(
+        "events", *window, "--filter", "event=resize",
+        "--format", "{{.Actor.Attributes.name}} " + size,
+    )  # fmt: skip
+    assert shown == "tr 30x100\ntrplain 1x1\n"
+    docker.ok("rm", "-f", "trplain")
+    docker.ok("kill", "tr")
+    refused = h.post("/containers/tr/resize", params={"h": "30", "w": "100"})
+    assert (refused.status_code, refused.json()) == (
+        409,
+        {"message": f"container {cid} is not running"},
+    )
+    docker.ok("rm", "tr")
+
+
+def test_a_tty_container_whose_process_is_killed(docker: DockerCli) -> None:
+    docker.ok("run", "-d", "-t", "--name", "tk", "alpine", "sh", "-c", "echo up; exec sleep 600")
+    for expected in (b"up\r\n", b"up\r\n" * 2):  # started again: a terminal of its own
+        until(lambda: _out(docker, "logs", "tk") == expected, "its output")  # noqa: B023
+        docker.ok("kill", "tk")
+        assert docker.ok("wait", "tk") == "137\n"
+        if len(expected) == 4:
+            docker.ok("start", "tk")
+    assert _out(docker, "logs", "tk") == b"up\r\n" * 2
+    docker.ok("rm", "tk")
+
+
+def test_with_i_and_t_the_stdin_goes_to_the_terminal(daemon: Daemon, h: httpx.Client) -> None:
+    body = {
+        "Cmd": ["sh", "-c", 'read line; echo "got $line"'],
+        "Tty": True,
+        "OpenStdin": True,
+        "StdinOnce": True,
+        "AttachStdin": True,
+    }
+    assert h.post("/containers/create", params={"name": "tit"}, json=body).status_code == 201
+    config = h.get("/containers/tit/json").json()["Config"]
+    assert (config["Tty"], config["OpenStdin"]) == (True, True)
+    with hijack_attach(daemon, "tit", "stdin=1&stdout=1&stderr=1&stream=1") as raw:
+        assert h.post("/containers/tit/start").status_code == 204
+        raw.sendall(b"hello\n")
+        # The terminal echoes the line as it comes, then the process answers: unframed.
+        assert _all(raw) == b"hello\r\ngot hello\r\n"
+    assert h.post("/containers/tit/wait").json()["StatusCode"] == 0
+    logs = h.get("/containers/tit/logs?stdout=1&stderr=1")
+    assert logs.content == b"hello\r\ngot hello\r\n"
+    assert h.delete("/containers/tit").status_code == 204
+
+
+def test_the_json_file_of_a_tty_container_has_one_stream(daemon: Daemon, docker: DockerCli) -> None:
+    cid = docker.ok("run", "-d", "-t", "--name", "tj", "alpine", "sh", "-c", "echo a; echo b >&2")
+    cid = cid.strip()
+    assert docker.ok("wait", "tj") == "0\n"
+    path = docker.ok("inspect", "-f", "{{.LogPath}}", "tj").strip()
+    with open(path) as log:
+        entries = [json.loads(line) for line in log]
+    assert [(e["stream"], e["log"]) for e in entries] == [("stdout", "a\r\n"), ("stdout", "b\r\n")]
+    assert cid in path
+    docker.ok("rm", "tj")
