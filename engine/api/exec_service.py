@@ -60,6 +60,11 @@ class ExecService(Protocol):
         """moby's exec inspect document."""
         ...
 
+    def exec_resize(self, exec_id: str, height: int, width: int) -> None:
+        """Set the window of a running exec's terminal (none: nothing to do); NotFound
+        for no such exec."""
+        ...
+
 
 class ExecServicer(exec_pb2_grpc.ExecServicer):
     """Serves ``chartd.v1.Exec``."""
@@ -79,7 +84,9 @@ class ExecServicer(exec_pb2_grpc.ExecServicer):
             working_dir=_fields.optional_text(
                 request.working_dir, "working directory", limit=_fields.MAX_PATH
             ),
-            tty=request.tty,
+            # No terminal over this API (nothing would read or write it as one):
+            # `tty` is accepted and an exec runs without, as it always has here.
+            tty=False,
             attach_stdin=request.attach_stdin,
         )
         return exec_pb2.CreateExecResponse(id=exec_id)

@@ -24,7 +24,7 @@ from starlette.routing import Route
 from engine.dockerapi import shapes, stdin
 from engine.dockerapi.calls import blocking, daemon, go_atoi, json_body, ref
 from engine.dockerapi.pump import Pumped
-from engine.dockerapi.streams import frame, media
+from engine.dockerapi.streams import frame, media, unframed
 from engine.errors import ChartdError
 
 __all__ = ["routes"]
@@ -52,7 +52,7 @@ def _in_stream(error: ChartdError) -> bool:
 async def start(request: Request) -> Response:
     given = shapes.decode_json(await json_body(request))
     exec_id = ref(request)
-    detach = shapes.start_detach(given)
+    detach, tty = shapes.start_options(given)
     d = daemon(request)
     try:
         run = await blocking(request, d.backend.exec_start, exec_id, detach=detach)
@@ -65,13 +65,15 @@ async def start(request: Request) -> Response:
     if detach:
         return Response(status_code=200)
     upgrade = request.headers.get("upgrade", "").lower() == "tcp"
-    head = [(b"content-type", media(request).encode() if upgrade else _RAW)]
+    head = [(b"content-type", media(request, tty).encode() if upgrade else _RAW)]
     if upgrade:
         head += [(b"connection", b"Upgrade"), (b"upgrade", b"tcp")]
-    first = frame("stdout", f"{failed}\r\n".encode()) if failed else b""
+    # moby frames the stream unless the start (not the exec) says Tty.
+    framed = unframed if tty else frame
+    first = framed("stdout", f"{failed}\r\n".encode()) if failed else b""
     answer = Pumped(request, 101 if upgrade else 200, head, first)
     streams = d.exec_streams(exec_id)
-    answer.chunks = (frame(stream, data) for stream, data in run if stream in streams)
+    answer.chunks = (framed(stream, data) for stream, data in run if stream in streams)
     if getattr(run, "reads_stdin", False):
         answer.beside = _stdin_feed(request, run)
     return answer
@@ -105,11 +107,10 @@ async def inspect(request: Request) -> Response:
 
 
 async def resize(request: Request) -> Response:
-    """Accepted and done: an exec has no terminal to resize (moby's is a no-op then too).
-    The sizes are read as moby's router reads them (Go's Atoi)."""
-    for name in ("h", "w"):
-        go_atoi(request, name)
-    await blocking(request, daemon(request).backend.exec_inspect, ref(request))
+    """The window of a running exec's terminal (``docker exec -t``); nothing to do for
+    one without (moby's is a no-op then too). The sizes read as moby's router reads them."""
+    height, width = go_atoi(request, "h"), go_atoi(request, "w")
+    await blocking(request, daemon(request).backend.exec_resize, ref(request), height, width)
     return Response(status_code=200)
 
 

@@ -25,7 +25,7 @@ __all__ = [
     "exec_options",
     "exec_streams",
     "inspect_document",
-    "start_detach",
+    "start_options",
     "summary",
     "update_restart",
 ]
@@ -132,20 +132,16 @@ def _restart(host: Mapping[str, Any]) -> str | None:
     return f"{name}:{count}" if count else name
 
 
-_NO_TTY = "chartd runs an exec without a terminal: Tty is not supported"
-
-
 def exec_options(body: Mapping[str, Any]) -> dict[str, Any]:
     """The service's exec_create keywords (with ``cmd``) for docker's ExecConfig.
 
     ``AttachStdin`` (``docker exec -i``) gives the exec a stdin that its
-    attached start feeds (moby's OpenStdin of an exec is its AttachStdin). A
-    TTY is refused; ``User``, ``Privileged``, ``DetachKeys`` and
-    ``ConsoleSize`` are ignored (an exec runs as its container's process
-    does). The streams to attach are the caller's to keep (:func:`exec_streams`).
+    attached start feeds (moby's OpenStdin of an exec is its AttachStdin),
+    ``Tty`` (``docker exec -t``) a terminal; ``User``, ``Privileged``,
+    ``DetachKeys`` and ``ConsoleSize`` are ignored (an exec runs as its
+    container's process does; its window is set by resize). The streams to
+    attach are the caller's to keep (:func:`exec_streams`).
     """
-    if _typed(body, "Tty", bool):
-        raise InvalidParameter(_NO_TTY)
     for key in ("AttachStdout", "AttachStderr", "Detach", "Privileged"):
         _typed(body, key, bool)
     working_dir = _typed(body, "WorkingDir", str)
@@ -154,14 +150,14 @@ def exec_options(body: Mapping[str, Any]) -> dict[str, Any]:
         "env": _env(body.get("Env")),
         "working_dir": _fields.optional_text(working_dir or "", "WorkingDir", limit=4096),
         "attach_stdin": bool(_typed(body, "AttachStdin", bool)),
+        "tty": bool(_typed(body, "Tty", bool)),
     }
 
 
-def start_detach(body: Mapping[str, Any]) -> bool:
-    """Whether an exec start's body (``Detach``, ``Tty``, ``ConsoleSize``) detaches it."""
-    if _typed(body, "Tty", bool):
-        raise InvalidParameter(_NO_TTY)
-    return bool(_typed(body, "Detach", bool))
+def start_options(body: Mapping[str, Any]) -> tuple[bool, bool]:
+    """An exec start's body (``Detach``, ``Tty``; ``ConsoleSize`` ignored): whether it
+    detaches, and whether its stream is raw (moby frames it unless the start says Tty)."""
+    return bool(_typed(body, "Detach", bool)), bool(_typed(body, "Tty", bool))
 
 
 def exec_streams(body: Mapping[str, Any]) -> frozenset[str]:

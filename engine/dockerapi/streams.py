@@ -37,7 +37,7 @@ from engine.dockerapi.reads import has_label, log_entries
 from engine.dockerapi.versions import parse_version
 from engine.errors import ChartdError, InvalidParameter, NotFound
 
-__all__ = ["frame", "framing", "media", "routes"]
+__all__ = ["frame", "framing", "media", "routes", "unframed"]
 
 _POLL = 0.1  # seconds between looks at a followed log or the event outbox
 _TAP_LOOK = 0.5  # seconds between looks for an exit while an attach's tap is idle
@@ -68,13 +68,14 @@ Framing = Callable[[str, bytes], bytes]
 """How a chunk of a stream is sent: :func:`frame`, or as it is (a TTY's)."""
 
 
-def _unframed(stream: str, data: bytes) -> bytes:
+def unframed(stream: str, data: bytes) -> bytes:
+    """A chunk as it is: a TTY's stream (one stream, no framing)."""
     return data
 
 
 def framing(container: engine.Entity) -> Framing:
     """docker's framing of the container's output: none for a TTY's, stdcopy's otherwise."""
-    return _unframed if container.data.get("tty") else frame
+    return unframed if container.data.get("tty") else frame
 
 
 def _stamp(time_text: str) -> bytes:

@@ -29,7 +29,7 @@ from typing import Any
 
 import engine
 from engine.errors import ChartdError, Conflict, InvalidParameter, NotFound
-from statecharts.container import shim
+from statecharts.container import shim, terminal
 from statecharts.container.health import MAX_OUTPUT, go_duration
 
 __all__ = ["ExecOutput", "ExecProber", "Execs", "exec_steps"]
@@ -59,7 +59,9 @@ class _Exec:
     pid: int = 0
     started: bool = False
     ended_at: float | None = None
+    terminal: int | None = None  # a running TTY exec's master (a copy), for resize
     lock: threading.Lock = field(default_factory=threading.Lock)
+    terminal_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def _runtime_exec(runtime: Any) -> Callable[..., subprocess.Popen[bytes]]:
@@ -136,7 +138,10 @@ def _chunks(process: subprocess.Popen[bytes]) -> Iterator[tuple[str, bytes]]:
                 selector.register(pipe, selectors.EVENT_READ, stream)
         while selector.get_map():
             for key, _ in selector.select():
-                data = key.fileobj.read1(_READ)  # type: ignore[union-attr]
+                try:
+                    data = key.fileobj.read1(_READ)  # type: ignore[union-attr]
+                except OSError:  # a terminal's master once the process closed it: EIO
+                    data = b""
                 if not data:
                     selector.unregister(key.fileobj)
                     key.fileobj.close()  # type: ignore[union-attr]
@@ -226,20 +231,35 @@ class Execs:
                     env=record.env,
                     working_dir=record.working_dir,
                     attach=not detach,
-                    # moby's exec: OpenStdin is AttachStdin; a detached one gets no stdin.
+                    # moby's exec: OpenStdin is AttachStdin; a detached one gets no stdin
+                    # (nor a terminal: nobody would read it).
                     stdin=record.attach_stdin and not detach,
+                    tty=record.tty and not detach,
                 )
             except ChartdError as exc:
                 self._ended(record, None, int(getattr(exc, "exit_code", 126)))
                 raise
             record.running, record.pid = True, process.pid
+            if record.tty and not detach and process.stdout is not None:
+                record.terminal = os.dup(process.stdout.fileno())
         output = ExecOutput(process, lambda code: self._ended(record, process, code))
         if detach:
             threading.Thread(target=output._end, name=f"exec-{exec_id[:12]}", daemon=True).start()
             return None
         return output
 
+    def resize(self, exec_id: str, height: int, width: int) -> None:
+        """Set the window of a running exec's terminal (``docker exec -t``); nothing to do
+        for one without a terminal, or not running (moby's would wait for its start)."""
+        record = self._get(exec_id)
+        with record.terminal_lock:  # its end closes it under this lock too
+            if record.terminal is not None:
+                terminal.set_window(record.terminal, height, width)
+
     def _ended(self, record: _Exec, process: subprocess.Popen[bytes] | None, code: int) -> None:
+        with record.terminal_lock:
+            master, record.terminal = record.terminal, None
+        shim.close_fd(master)
         record.running, record.exit_code, record.pid = False, code, 0
         record.ended_at = time.monotonic()
         if process is not None:

@@ -268,9 +268,11 @@ class ProcessRuntime:
         working_dir: str | None,
         attach: bool,
         stdin: bool = False,
+        tty: bool = False,
     ) -> subprocess.Popen[bytes]:
         """Run ``cmd`` in the container's running task (see :mod:`~statecharts.container.execproc`);
-        ``stdin``: its stdin a pipe the caller writes (``process.stdin``, non-blocking).
+        ``stdin``: its stdin a pipe the caller writes (``process.stdin``, non-blocking);
+        ``tty``: a terminal of its own (see :meth:`ExecProcesses.spawn`).
 
         Conflict if the task is not running; ExecFailed (126/127) if ``cmd``
         cannot be run. The caller reaps it, then tells ``execs.ended``.
@@ -288,6 +290,7 @@ class ProcessRuntime:
                 cgroup=task.cgroup,
                 attach=attach,
                 stdin=stdin,
+                tty=tty,
             )
 
     def resize(self, container_id: str, height: int, width: int) -> None:

@@ -514,6 +514,10 @@ class Containers(ContainerVerbs, DaemonLife):
         """The exec as moby's exec inspect shows it."""
         return self._execs.inspect(exec_id)
 
+    def exec_resize(self, exec_id: str, height: int, width: int) -> None:
+        """Set the window of a running exec's terminal (``docker exec -t``)."""
+        self._execs.resize(exec_id, height, width)
+
     def _fire_by_id(
         self, container_id: str, event: str, params: Mapping[str, Any]
     ) -> engine.Entity:

@@ -12,31 +12,12 @@ import subprocess
 import httpx
 import pytest
 from api_daemon import Daemon
-from docker_side import DockerCli, demuxed, http
+from docker_side import DockerCli, demuxed, hijack_exec_start, http
 
 
 @pytest.fixture(scope="module")
 def h(daemon: Daemon) -> httpx.Client:
     return http(daemon)
-
-
-def _hijacked_start(daemon: Daemon, exec_id: str) -> socket.socket:
-    """An exec's start on a hijacked connection (as docker's ContainerExecAttach), past its 101."""
-    body = b'{"Detach":false,"Tty":false}'
-    raw = socket.socket(socket.AF_UNIX)
-    raw.settimeout(60)
-    raw.connect(str(daemon.state_dir / "docker.sock"))
-    raw.sendall(
-        f"POST /v1.51/exec/{exec_id}/start HTTP/1.1\r\nHost: docker\r\n"
-        "Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n".encode()
-        + body
-    )
-    head = b""
-    while b"\r\n\r\n" not in head:
-        head += raw.recv(1)
-    assert head.startswith(b"HTTP/1.1 101"), head
-    return raw
 
 
 def test_docker_exec_i_copies_stdin_to_the_process(docker: DockerCli) -> None:
@@ -73,13 +54,15 @@ def test_exec_with_close_stdin(daemon: Daemon, docker: DockerCli, h: httpx.Clien
     exec_id = h.post("/containers/xclose/exec", json=given).json()["Id"]
     found = h.get(f"/exec/{exec_id}/json").json()
     assert (found["OpenStdin"], found["OpenStdout"], found["OpenStderr"]) == (True, True, False)
-    with _hijacked_start(daemon, exec_id) as raw:
+    raw, _ = hijack_exec_start(daemon, exec_id)
+    with raw:
         raw.shutdown(socket.SHUT_WR)
         assert demuxed(raw) == b"closeIO\n"
     assert h.get(f"/exec/{exec_id}/json").json()["ExitCode"] == 0
     # What comes before the half-close is read first.
     exec_id = h.post("/containers/xclose/exec", json=given).json()["Id"]
-    with _hijacked_start(daemon, exec_id) as raw:
+    raw, _ = hijack_exec_start(daemon, exec_id)
+    with raw:
         raw.sendall(b"one\ntwo\n")
         raw.shutdown(socket.SHUT_WR)
         assert demuxed(raw) == b"one\ntwo\ncloseIO\n"
@@ -103,7 +86,8 @@ def test_a_process_that_closes_its_stdin_drops_the_rest(daemon: Daemon, h: httpx
         "Cmd": ["sh", "-c", "exec 0<&-; sleep 1; echo on"],
     }
     exec_id = h.post("/containers/xshut/exec", json=given).json()["Id"]
-    with _hijacked_start(daemon, exec_id) as raw:
+    raw, _ = hijack_exec_start(daemon, exec_id)
+    with raw:
         raw.sendall(b"x" * 200_000)
         raw.shutdown(socket.SHUT_WR)
         assert demuxed(raw) == b"on\n"

@@ -18,7 +18,7 @@ import time
 import httpx
 import pytest
 from api_daemon import Daemon
-from docker_side import DockerCli, hijack_attach, http
+from docker_side import DockerCli, hijack_attach, hijack_exec_start, http
 from test_docker_cli import until
 
 RAW = "application/vnd.docker.raw-stream"
@@ -159,3 +159,40 @@ def test_the_json_file_of_a_tty_container_has_one_stream(daemon: Daemon, docker:
     assert [(e["stream"], e["log"]) for e in entries] == [("stdout", "a\r\n"), ("stdout", "b\r\n")]
     assert cid in path
     docker.ok("rm", "tj")
+
+
+def test_docker_exec_t_gives_the_exec_a_terminal(docker: DockerCli) -> None:
+    """moby's TestExec: an exec in a TTY container; with -t, one of its own."""
+    docker.ok("run", "-d", "-t", "--name", "tx", "alpine", "sleep", "60")
+    plain = _run(docker, "exec", "tx", "sh", "-c", "echo out; echo err >&2; tty; exit 2")
+    assert (plain.returncode, plain.stdout, plain.stderr) == (2, b"out\nnot a tty\n", b"err\n")
+    done = _run(docker, "exec", "-t", "tx", "sh", "-c", "tty; echo err >&2; exit 3")
+    assert done.returncode == 3, done.stderr
+    assert re.fullmatch(rb"/dev/pts/\d+\r\nerr\r\n", done.stdout), done.stdout
+    docker.ok("rm", "-f", "tx")
+
+
+def test_an_exec_terminal_is_resized_and_read_raw(
+    daemon: Daemon, docker: DockerCli, h: httpx.Client
+) -> None:
+    docker.ok("run", "-d", "--name", "txr", "alpine", "sleep", "60")
+    given = {
+        "Tty": True,
+        "AttachStdin": True,
+        "AttachStdout": True,
+        "AttachStderr": True,
+        "Cmd": ["sh", "-c", 'read line; echo "got $line"; stty size'],
+    }
+    exec_id = h.post("/containers/txr/exec", json=given).json()["Id"]
+    raw, head = hijack_exec_start(daemon, exec_id, tty=True)
+    assert f"content-type: {RAW}".encode() in head, head
+    with raw:
+        assert h.get(f"/exec/{exec_id}/json").json()["ProcessConfig"]["tty"] is True
+        resized = h.post(f"/exec/{exec_id}/resize", params={"h": "20", "w": "60"})
+        assert resized.status_code == 200
+        raw.sendall(b"x\n")
+        assert _all(raw) == b"x\r\ngot x\r\n20 60\r\n"
+    assert h.get(f"/exec/{exec_id}/json").json()["ExitCode"] == 0
+    # Ended: nothing to resize, as before it started.
+    assert h.post(f"/exec/{exec_id}/resize", params={"h": "1", "w": "1"}).status_code == 200
+    docker.ok("rm", "-f", "txr")
