@@ -48,8 +48,10 @@ class ExecService(Protocol):
         working_dir: str | None = None,
         tty: bool = False,
         attach_stdin: bool = False,
+        console_size: Sequence[int] | None = None,
     ) -> str:
-        """A new exec in a running container; its ID."""
+        """A new exec in a running container; its ID (``console_size``: its TTY's first
+        window, ``[height, width]``)."""
         ...
 
     def exec_start(self, exec_id: str, *, detach: bool = False) -> Any:

@@ -19,6 +19,7 @@ from engine.dockerapi.images import check_reference, image_id
 from engine.errors import InvalidParameter
 
 __all__ = [
+    "console_size",
     "create_options",
     "decode_json",
     "event_document",
@@ -123,6 +124,19 @@ def _healthcheck(value: Any) -> dict[str, Any] | None:
     return out if out["test"] else None
 
 
+def console_size(value: Any) -> list[int] | None:
+    """docker's ConsoleSize (``[height, width]``, unsigned), or None if absent."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2**64 for n in value)
+    ):
+        raise InvalidParameter(f"invalid ConsoleSize: {json.dumps(value)[:40]}")
+    return list(value)
+
+
 def _restart(host: Mapping[str, Any]) -> str | None:
     policy = _object(host.get("RestartPolicy"), "RestartPolicy")
     name = _typed(policy, "Name", str) or ""
@@ -137,10 +151,10 @@ def exec_options(body: Mapping[str, Any]) -> dict[str, Any]:
 
     ``AttachStdin`` (``docker exec -i``) gives the exec a stdin that its
     attached start feeds (moby's OpenStdin of an exec is its AttachStdin),
-    ``Tty`` (``docker exec -t``) a terminal; ``User``, ``Privileged``,
-    ``DetachKeys`` and ``ConsoleSize`` are ignored (an exec runs as its
-    container's process does; its window is set by resize). The streams to
-    attach are the caller's to keep (:func:`exec_streams`).
+    ``Tty`` (``docker exec -t``) a terminal, whose first window is
+    ``ConsoleSize``; ``User``, ``Privileged`` and ``DetachKeys`` are ignored
+    (an exec runs as its container's process does). The streams to attach
+    are the caller's to keep (:func:`exec_streams`).
     """
     for key in ("AttachStdout", "AttachStderr", "Detach", "Privileged"):
         _typed(body, key, bool)
@@ -151,6 +165,7 @@ def exec_options(body: Mapping[str, Any]) -> dict[str, Any]:
         "working_dir": _fields.optional_text(working_dir or "", "WorkingDir", limit=4096),
         "attach_stdin": bool(_typed(body, "AttachStdin", bool)),
         "tty": bool(_typed(body, "Tty", bool)),
+        "console_size": console_size(body.get("ConsoleSize")),
     }
 
 
@@ -192,7 +207,8 @@ def _image(body: Mapping[str, Any]) -> str | None:
 def create_options(name: str | None, body: Mapping[str, Any]) -> dict[str, Any]:
     """The service's create keywords (with ``cmd``) for docker's create body and ``name``.
 
-    ``Tty`` (``docker run -t``) gives its process a pseudo-terminal; ``OpenStdin``
+    ``Tty`` (``docker run -t``) gives its process a pseudo-terminal, its window
+    ``HostConfig.ConsoleSize`` (what the CLI's terminal measures); ``OpenStdin``
     (``docker run -i``), ``StdinOnce`` and ``AttachStdin`` are the container's. What else
     docker's body holds and chartd has no use for (ports, mounts, resources)
     is ignored, as docs/docker-api.md lists.
@@ -218,6 +234,7 @@ def create_options(name: str | None, body: Mapping[str, Any]) -> dict[str, Any]:
         "stdin_once": bool(_typed(body, "StdinOnce", bool)),
         "attach_stdin": bool(_typed(body, "AttachStdin", bool)),
         "tty": bool(_typed(body, "Tty", bool)),
+        "console_size": console_size(host.get("ConsoleSize")),
     }
 
 

@@ -23,12 +23,13 @@ import subprocess
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TypedDict
 
 from engine.errors import ChartdError, System
 from statecharts.container import shim, terminal
 from statecharts.container.runtime import ContainerSpec, ExecFailed
 
-__all__ = ["ExecProcesses", "exec_failure"]
+__all__ = ["ExecHow", "ExecProcesses", "exec_failure"]
 
 # docker's wording around the runtime's reason, for an exec that cannot start.
 _PREFIX = "OCI runtime exec failed: exec failed: unable to start container process: "
@@ -50,6 +51,14 @@ def exec_failure(error: ChartdError) -> ChartdError:
     return failed
 
 
+class ExecHow(TypedDict, total=False):
+    """How an exec's process is wired: its stdin, its terminal (:meth:`ExecProcesses.spawn`)."""
+
+    stdin: bool
+    tty: bool
+    console_size: tuple[int, int] | None
+
+
 class ExecProcesses:
     """The live exec processes of each container, spawned and ended together."""
 
@@ -68,6 +77,7 @@ class ExecProcesses:
         attach: bool,
         stdin: bool = False,
         tty: bool = False,
+        console_size: tuple[int, int] | None = None,
     ) -> subprocess.Popen[bytes]:
         """Start ``cmd`` in ``spec``'s container; stdout and stderr piped when ``attach``,
         and its stdin (``docker exec -i``, non-blocking on our side) when ``stdin``.
@@ -76,6 +86,7 @@ class ExecProcesses:
         stderr are a new pseudo-terminal, its controlling one: ``process.stdout``
         reads the master (all the process writes, OSError EIO at its end) and
         ``process.stdin`` (with ``stdin``) writes it; ``process.stderr`` is None.
+        Its window is ``console_size`` (height, width) from the start, if given.
 
         ExecFailed (126/127) when it cannot be run, with docker's message.
         """
@@ -98,6 +109,8 @@ class ExecProcesses:
         try:
             if tty and attach:
                 master, slave, path = terminal.open_pty()
+                if console_size is not None:
+                    terminal.set_window(master, *console_size)
                 ends: tuple[int, int] = (slave, slave)
             else:
                 out = subprocess.PIPE if attach else subprocess.DEVNULL

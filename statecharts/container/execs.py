@@ -59,6 +59,7 @@ class _Exec:
     pid: int = 0
     started: bool = False
     ended_at: float | None = None
+    console_size: tuple[int, int] | None = None  # a TTY's first window (height, width)
     terminal: int | None = None  # a running TTY exec's master (a copy), for resize
     lock: threading.Lock = field(default_factory=threading.Lock)
     terminal_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -172,8 +173,12 @@ class Execs:
         working_dir: str | None = None,
         tty: bool = False,
         attach_stdin: bool = False,
+        console_size: Sequence[int] | None = None,
     ) -> str:
-        """A new exec in ``container`` (``ref`` as the caller named it); its ID."""
+        """A new exec in ``container`` (``ref`` as the caller named it); its ID.
+
+        ``console_size`` (``[height, width]``, zeros: none) is its TTY's first window.
+        """
         if not cmd:
             raise InvalidParameter("No exec command specified")
         if not all(isinstance(a, str) and "\0" not in a for a in cmd):
@@ -194,6 +199,9 @@ class Execs:
             tty,
             attach_stdin,
         )
+        if tty and console_size and any(console_size):
+            height, width = console_size
+            record.console_size = (int(height), int(width))
         self._fire(
             container.id, "exec_create", {"exec_id": record.id, "cmd": record.cmd, "ref": ref}
         )
@@ -235,6 +243,7 @@ class Execs:
                     # (nor a terminal: nobody would read it).
                     stdin=record.attach_stdin and not detach,
                     tty=record.tty and not detach,
+                    console_size=record.console_size,
                 )
             except ChartdError as exc:
                 self._ended(record, None, int(getattr(exc, "exit_code", 126)))

@@ -200,7 +200,9 @@ class FakeRuntime:
                 if spec.open_stdin:
                     task.stdin = bytearray()
                 if spec.tty:
-                    task.terminal = (0, 0)  # a new pseudo-terminal's, as the kernel's
+                    # The window it was created with, or a new pseudo-terminal's.
+                    height, width = spec.console_size or (0, 0)
+                    task.terminal = (height % 2**16, width % 2**16)
                 for tap in self._taps.get(container_id, ()):
                     tap.join()
             return task.info()

@@ -37,13 +37,13 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Unpack
 
 from engine import errors
 from engine.errors import ChartdError, Conflict, NotFound, System, Unavailable
 from engine.locks import KeyedLock
 from statecharts.container import cgroups, shim, terminal
-from statecharts.container.execproc import ExecProcesses
+from statecharts.container.execproc import ExecHow, ExecProcesses
 from statecharts.container.exits import ExitDispatcher, TaskMonitor
 from statecharts.container.logcopy import LogCopier
 from statecharts.container.outtap import TAP_BOUND, OutputTap
@@ -267,12 +267,10 @@ class ProcessRuntime:
         env: Mapping[str, str],
         working_dir: str | None,
         attach: bool,
-        stdin: bool = False,
-        tty: bool = False,
+        **how: Unpack[ExecHow],
     ) -> subprocess.Popen[bytes]:
         """Run ``cmd`` in the container's running task (see :mod:`~statecharts.container.execproc`);
-        ``stdin``: its stdin a pipe the caller writes (``process.stdin``, non-blocking);
-        ``tty``: a terminal of its own (see :meth:`ExecProcesses.spawn`).
+        ``how``: its stdin, its terminal (see :meth:`ExecProcesses.spawn`).
 
         Conflict if the task is not running; ExecFailed (126/127) if ``cmd``
         cannot be run. The caller reaps it, then tells ``execs.ended``.
@@ -289,8 +287,7 @@ class ProcessRuntime:
                 working_dir=working_dir,
                 cgroup=task.cgroup,
                 attach=attach,
-                stdin=stdin,
-                tty=tty,
+                **how,
             )
 
     def resize(self, container_id: str, height: int, width: int) -> None:

@@ -120,7 +120,8 @@ class ContainerSpec:
     the runtime keeps its records there, under ``root/"runtime"``. ``tty``: the
     process's stdin, stdout and stderr are a pseudo-terminal's slave, its
     controlling terminal (docker's ``-t``); the runtime reads the master into
-    the log as stdout and writes an open stdin to it (:meth:`Runtime.resize`).
+    the log as stdout and writes an open stdin to it (:meth:`Runtime.resize`);
+    ``console_size`` (height, width) is its window before the process starts.
     """
 
     id: str
@@ -134,6 +135,7 @@ class ContainerSpec:
     root: Path
     open_stdin: bool = False
     tty: bool = False
+    console_size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         check_container_id(self.id)
@@ -173,6 +175,7 @@ class ContainerSpec:
             "root": str(self.root),
             "open_stdin": self.open_stdin,
             "tty": self.tty,
+            "console_size": None if self.console_size is None else list(self.console_size),
         }
 
     @classmethod
@@ -189,6 +192,11 @@ class ContainerSpec:
             root=Path(data["root"]),
             open_stdin=bool(data.get("open_stdin", False)),
             tty=bool(data.get("tty", False)),
+            console_size=(
+                (int(data["console_size"][0]), int(data["console_size"][1]))
+                if data.get("console_size")
+                else None
+            ),
         )
 
 

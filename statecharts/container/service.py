@@ -488,6 +488,7 @@ class Containers(ContainerVerbs, DaemonLife):
         working_dir: str | None = None,
         tty: bool = False,
         attach_stdin: bool = False,
+        console_size: Sequence[int] | None = None,
     ) -> str:
         """A new exec of ``cmd`` in the running container ``ref``; the exec's ID.
 
@@ -501,6 +502,7 @@ class Containers(ContainerVerbs, DaemonLife):
             working_dir=working_dir,
             tty=tty,
             attach_stdin=attach_stdin,
+            console_size=console_size,
         )
 
     def exec_start(self, exec_id: str, *, detach: bool = False) -> ExecOutput | None:

@@ -232,6 +232,8 @@ def _open_terminal(spec: ContainerSpec, fds: dict[str, int]) -> str:
     the runtime's copy of the master for an open stdin; the slave's path."""
     fds["terminal"], slave, path = terminal.open_pty()
     fds["slave"] = _high_fd(slave)
+    if spec.console_size is not None:
+        terminal.set_window(fds["terminal"], *spec.console_size)
     if spec.open_stdin:
         fds["stdin_w"] = os.dup(fds["terminal"])
     return path

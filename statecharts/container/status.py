@@ -117,6 +117,7 @@ def inspect_document(container: engine.Entity, root: Path) -> dict[str, Any]:
                 "MaximumRetryCount": policy.maximum_retry_count,
             },
             "AutoRemove": bool(data.get("auto_remove")),
+            "ConsoleSize": list(data.get("console_size") or [0, 0]),
         },
         "NetworkSettings": {"IPAddress": data.get("address", "")},
         "LogPath": str(log_path(root, container.id)),

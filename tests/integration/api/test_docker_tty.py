@@ -9,10 +9,16 @@ controlling one), the log holds one stream (stdout) with the terminal's
 
 from __future__ import annotations
 
+import fcntl
 import json
+import os
+import pty
 import re
+import select
 import socket
+import struct
 import subprocess
+import termios
 import time
 
 import httpx
@@ -196,3 +202,64 @@ def test_an_exec_terminal_is_resized_and_read_raw(
     # Ended: nothing to resize, as before it started.
     assert h.post(f"/exec/{exec_id}/resize", params={"h": "1", "w": "1"}).status_code == 200
     docker.ok("rm", "-f", "txr")
+
+
+def _in_terminal(
+    docker: DockerCli, args: list[str], prompt: bytes, line: bytes
+) -> tuple[int, bytes]:
+    """``docker ARGS...`` on a terminal of 33 rows and 111 columns, as a user at one:
+    it types ``line`` once ``prompt`` shows; its exit code and all it showed."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 33, 111, 0, 0))
+    cli = subprocess.Popen(
+        [docker.command, *args], env=docker.env, stdin=slave, stdout=slave, stderr=slave,
+        start_new_session=True,
+    )  # fmt: skip
+    os.close(slave)
+    shown, typed = b"", False
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if select.select([master], [], [], 0.1)[0]:
+                try:
+                    chunk = os.read(master, 65536)
+                except OSError:  # EIO: the CLI exited, its terminal is gone
+                    break
+                shown += chunk
+            if prompt in shown and not typed:
+                os.write(master, line)
+                typed = True
+        return cli.wait(timeout=60), shown
+    finally:
+        cli.kill()
+        cli.wait()
+        os.close(master)
+
+
+def test_docker_run_it_and_exec_it_at_a_terminal(docker: DockerCli) -> None:
+    """What a user at a terminal sees: the window from the start (ConsoleSize), what is typed
+    going to the process through its terminal, and its exit code."""
+    script = 'stty size; read x; echo "got $x"; exit 5'
+    code, shown = _in_terminal(
+        docker, ["run", "-it", "--rm", "alpine", "sh", "-c", script], b"33 111", b"hello\r"
+    )
+    assert (code, shown) == (5, b"33 111\r\nhello\r\ngot hello\r\n")
+    docker.ok("run", "-d", "--name", "tix", "alpine", "sleep", "60")
+    code, shown = _in_terminal(
+        docker, ["exec", "-it", "tix", "sh", "-c", script], b"33 111", b"there\r"
+    )
+    assert (code, shown) == (5, b"33 111\r\nthere\r\ngot there\r\n")
+    docker.ok("rm", "-f", "tix")
+
+
+def test_the_console_size_is_the_first_window(docker: DockerCli, h: httpx.Client) -> None:
+    body = {"Cmd": ["stty", "size"], "Tty": True, "HostConfig": {"ConsoleSize": [20, 50]}}
+    assert h.post("/containers/create", params={"name": "tcs"}, json=body).status_code == 201
+    assert h.get("/containers/tcs/json").json()["HostConfig"]["ConsoleSize"] == [20, 50]
+    assert _out(docker, "start", "-a", "tcs") == b"20 50\r\n"
+    for size in ([20], [-1, 5], "20x50", [True, 1]):
+        bad = {**body, "HostConfig": {"ConsoleSize": size}}
+        answer = h.post("/containers/create", json=bad)
+        assert answer.status_code == 400, size
+        assert answer.json()["message"].startswith("invalid ConsoleSize: "), size
+    docker.ok("rm", "tcs")

@@ -130,3 +130,18 @@ def test_a_tty_container_is_resized_while_it_runs(service: tuple[Containers, Fak
     bounded(lambda: svc.kill("term"))
     with pytest.raises(Conflict, match=f"^container {cid} is not running$"):
         svc.resize("term", 24, 80)
+
+
+def test_a_tty_starts_with_its_console_size(service: tuple[Containers, FakeRuntime]) -> None:
+    svc, runtime = service
+    cid = svc.create(["app"], name="sized", tty=True, console_size=[20, 50]).id
+    plain = svc.create(["app"], name="unsized", console_size=[20, 50]).id  # no TTY: no window
+    assert svc.inspect("sized")["HostConfig"]["ConsoleSize"] == [20, 50]
+    assert svc.inspect("unsized")["HostConfig"]["ConsoleSize"] == [0, 0]
+    svc.start("sized")
+    svc.start("unsized")
+    assert runtime.terminal_size(cid) == (20, 50)
+    assert runtime.terminal_size(plain) is None
+    for size in ([1], [-1, 2], [True, 2]):
+        with pytest.raises(InvalidParameter, match=r"^invalid console size: "):
+            svc.create(["app"], tty=True, console_size=size)

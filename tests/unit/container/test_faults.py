@@ -406,5 +406,5 @@ def test_a_resize_can_be_failed_and_reaches_the_fake_terminal(fake: FakeRuntime)
     assert fake.terminal_size("c1") == (24, 80)
     assert faulty.calls_of("resize") == [Call("resize", "c1")] * 2
     assert ContainerSpec.from_json(spec().to_json()).tty is False
-    tty = dataclasses.replace(spec(), tty=True)
+    tty = dataclasses.replace(spec(), tty=True, console_size=(20, 50))
     assert ContainerSpec.from_json(tty.to_json()) == tty
