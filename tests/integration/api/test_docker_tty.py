@@ -131,6 +131,20 @@ def test_a_tty_container_whose_process_is_killed(docker: DockerCli) -> None:
             docker.ok("start", "tk")
     assert _out(docker, "logs", "tk") == b"up\r\n" * 2
     docker.ok("rm", "tk")
+    # Attached (docker run -t): killed by another client, the CLI ends with its code.
+    attached = subprocess.Popen(
+        [docker.command, "run", "-t", "--name", "tka", "alpine", "sh", "-c", "echo up; sleep 600"],
+        env=docker.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        assert attached.stdout is not None
+        assert attached.stdout.readline() == b"up\r\n"
+        docker.ok("kill", "tka")
+        assert attached.wait(timeout=60) == 137
+    finally:
+        attached.kill()
+        attached.wait()
+    docker.ok("rm", "tka")
 
 
 def test_with_i_and_t_the_stdin_goes_to_the_terminal(daemon: Daemon, h: httpx.Client) -> None:
