@@ -28,6 +28,7 @@ class ExecRun(Protocol):
 
     exit_code: int | None
     reads_stdin: bool
+    tty: bool
 
     def __iter__(self) -> Iterator[tuple[str, bytes]]: ...
 

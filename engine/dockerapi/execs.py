@@ -76,6 +76,9 @@ async def start(request: Request) -> Response:
     answer.chunks = (framed(stream, data) for stream, data in run if stream in streams)
     if getattr(run, "reads_stdin", False):
         answer.beside = _stdin_feed(request, run)
+        # moby's exec closes the stdin at the client's end (CloseStdin), but a TTY's:
+        # the end of the stream then.
+        answer.ends = not stdin.closes_stdin(True, run.tty)
     return answer
 
 
@@ -91,7 +94,8 @@ def _stdin_feed(request: Request, run: Any) -> Callable[[], Coroutine[Any, Any, 
         run.close_stdin()
         return None
     read = claim()
-    return functools.partial(stdin.pour, request, read, run.write_stdin, run.close_stdin)
+    close = run.close_stdin if stdin.closes_stdin(True, run.tty) else None
+    return functools.partial(stdin.pour, request, read, run.write_stdin, close)
 
 
 _RAW = b"application/vnd.docker.raw-stream"  # moby's, without an upgrade

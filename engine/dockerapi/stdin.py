@@ -27,7 +27,7 @@ from engine.dockerapi.calls import daemon, flag
 from engine.dockerapi.hijack import StdinReader
 from engine.errors import Conflict, NotFound
 
-__all__ = ["claimed_stdin", "feed", "pour"]
+__all__ = ["claimed_stdin", "closes_stdin", "feed", "pour"]
 
 Write = Callable[[bytes, float], int]
 """Write a prefix of the bytes to a process's stdin, waiting up to the seconds for room."""
@@ -47,6 +47,12 @@ def claimed_stdin(request: Request, container: engine.Entity) -> StdinReader | N
     return reader
 
 
+def closes_stdin(stdin_once: bool, tty: bool) -> bool:
+    """Whether the end of the client's stdin closes the process's (moby's CloseStdin
+    without a TTY); otherwise it ends the attach's output instead, as moby's does."""
+    return stdin_once and not tty
+
+
 async def feed(request: Request, container: engine.Entity, read: StdinReader) -> None:
     """Copy the client's stdin to the container's until it ends; then close it if StdinOnce.
 
@@ -55,7 +61,7 @@ async def feed(request: Request, container: engine.Entity, read: StdinReader) ->
     """
     backend = daemon(request).backend
     # moby leaves a TTY's stdin open at the client's end, StdinOnce or not.
-    once = bool(container.data.get("stdin_once")) and not container.data.get("tty")
+    once = closes_stdin(bool(container.data.get("stdin_once")), bool(container.data.get("tty")))
     close = functools.partial(backend.close_stdin, container.id) if once else None
     await pour(request, read, functools.partial(backend.write_stdin, container.id), close)
 

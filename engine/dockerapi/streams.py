@@ -309,8 +309,10 @@ async def attach(request: Request) -> Response:
 
     async def stream() -> AsyncIterator[bytes]:
         feeding = asyncio.ensure_future(stdin.feed(request, found, reader)) if reader else None
+        tty, once = bool(found.data.get("tty")), bool(found.data.get("stdin_once"))
+        ending = None if stdin.closes_stdin(once, tty) else feeding
         try:
-            async for data in output:
+            async for data in _until(output, ending):
                 yield data
         finally:
             if feeding is not None:
@@ -322,6 +324,31 @@ async def attach(request: Request) -> Response:
     return _Attached(
         stream(), status_code=101 if upgrade else 200, headers=headers, media_type=kind
     ).closing(tap)
+
+
+async def _until(
+    output: AsyncIterator[bytes], fed: asyncio.Future[None] | None
+) -> AsyncIterator[bytes]:
+    """``output`` to its end, or until ``fed`` is done: moby ends an attach's output when
+    the client's stdin ends, unless that closes the process's (StdinOnce, no TTY)."""
+    if fed is None:
+        async for data in output:
+            yield data
+        return
+    while True:
+        following = asyncio.ensure_future(anext(output))
+        either: set[asyncio.Future[Any]] = {following, fed}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if not following.done():
+            following.cancel()  # the output's generator ends (its tap closed) there
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await following
+            return
+        try:
+            data = following.result()
+        except StopAsyncIteration:
+            return
+        yield data
 
 
 class _Attached(StreamingResponse):

@@ -85,6 +85,7 @@ class ExecOutput:
         self._done = done
         self._stdin_lock = threading.Lock()
         self.reads_stdin = process.stdin is not None
+        self.tty = False  # its output is a terminal's (docker exec -t)
         self.exit_code: int | None = None
 
     def write_stdin(self, data: bytes, timeout: float) -> int:
@@ -252,6 +253,7 @@ class Execs:
             if record.tty and not detach and process.stdout is not None:
                 record.terminal = os.dup(process.stdout.fileno())
         output = ExecOutput(process, lambda code: self._ended(record, process, code))
+        output.tty = record.tty and not detach
         if detach:
             threading.Thread(target=output._end, name=f"exec-{exec_id[:12]}", daemon=True).start()
             return None

@@ -277,3 +277,64 @@ def test_the_console_size_is_the_first_window(docker: DockerCli, h: httpx.Client
         assert answer.status_code == 400, size
         assert answer.json()["message"].startswith("invalid ConsoleSize: "), size
     docker.ok("rm", "tcs")
+
+
+def _until_seen(raw: socket.socket, wanted: bytes) -> bytes:
+    """What comes on ``raw`` until ``wanted`` has."""
+    seen = b""
+    while wanted not in seen:
+        chunk = raw.recv(65536)
+        assert chunk, seen
+        seen += chunk
+    return seen
+
+
+def test_the_end_of_a_ttys_stdin_ends_the_attach_not_the_stdin(
+    daemon: Daemon, h: httpx.Client
+) -> None:
+    """moby's attach: StdinOnce closes the process's stdin only without a TTY; else the
+    client's half-close ends the attach's output, and the process reads on."""
+    body = {
+        "Cmd": ["sh", "-c", 'read a; echo "a=$a"; read b; echo "b=$b"'],
+        "Tty": True,
+        "OpenStdin": True,
+        "StdinOnce": True,
+    }
+    assert h.post("/containers/create", params={"name": "tend"}, json=body).status_code == 201
+    with hijack_attach(daemon, "tend", "stdin=1&stdout=1&stream=1") as raw:
+        assert h.post("/containers/tend/start").status_code == 204
+        raw.sendall(b"one\n")
+        assert _until_seen(raw, b"a=one\r\n") == b"one\r\na=one\r\n"
+        raw.shutdown(socket.SHUT_WR)
+        assert _all(raw) == b""  # the attach ends; the container runs on
+    assert h.get("/containers/tend/json").json()["State"]["Running"] is True
+    with hijack_attach(daemon, "tend", "stdin=1&stdout=1&stream=1") as raw:
+        raw.sendall(b"two\n")  # its stdin is still open
+        assert _all(raw) == b"two\r\nb=two\r\n"
+    assert h.post("/containers/tend/wait").json()["StatusCode"] == 0
+    # Without a TTY nor StdinOnce (docker run -d -i, then docker attach): the same.
+    body = {"Cmd": ["sh", "-c", "cat; echo never"], "OpenStdin": True}
+    assert h.post("/containers/create", params={"name": "tcat"}, json=body).status_code == 201
+    assert h.post("/containers/tcat/start").status_code == 204
+    with hijack_attach(daemon, "tcat", "stdin=1&stdout=1&stream=1") as raw:
+        raw.shutdown(socket.SHUT_WR)
+        assert _all(raw) == b""
+    assert h.get("/containers/tcat/json").json()["State"]["Running"] is True
+    for name in ("tend", "tcat"):
+        assert h.delete(f"/containers/{name}", params={"force": "1"}).status_code == 204
+
+
+def test_the_end_of_a_tty_execs_stdin_ends_its_stream(
+    daemon: Daemon, docker: DockerCli, h: httpx.Client
+) -> None:
+    docker.ok("run", "-d", "--name", "txend", "alpine", "sleep", "60")
+    given = {"Tty": True, "AttachStdin": True, "AttachStdout": True, "Cmd": ["cat"]}
+    exec_id = h.post("/containers/txend/exec", json=given).json()["Id"]
+    raw, _ = hijack_exec_start(daemon, exec_id, tty=True)
+    with raw:
+        raw.sendall(b"x\n")
+        _until_seen(raw, b"x\r\nx\r\n")  # the terminal's echo, then cat's
+        raw.shutdown(socket.SHUT_WR)
+        assert _all(raw) == b""
+    assert h.get(f"/exec/{exec_id}/json").json()["Running"] is True  # its stdin is open
+    docker.ok("rm", "-f", "txend")
