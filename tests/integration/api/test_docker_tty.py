@@ -266,6 +266,14 @@ def test_docker_run_it_and_exec_it_at_a_terminal(docker: DockerCli) -> None:
     docker.ok("rm", "-f", "tix")
 
 
+def test_ctrl_p_ctrl_q_detaches_docker_run_it(docker: DockerCli, h: httpx.Client) -> None:
+    """docker's CLI reads its detach keys itself: it goes, the container runs on."""
+    args = ["run", "-it", "--name", "tdk", "alpine", "sh", "-c", "echo up; cat"]
+    assert _in_terminal(docker, args, b"up", b"\x10\x11") == (0, b"up\r\n")
+    assert h.get("/containers/tdk/json").json()["State"]["Running"] is True
+    docker.ok("rm", "-f", "tdk")
+
+
 def test_the_console_size_is_the_first_window(docker: DockerCli, h: httpx.Client) -> None:
     body = {"Cmd": ["stty", "size"], "Tty": True, "HostConfig": {"ConsoleSize": [20, 50]}}
     assert h.post("/containers/create", params={"name": "tcs"}, json=body).status_code == 201
