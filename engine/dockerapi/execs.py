@@ -8,7 +8,10 @@ output in docker's multiplexed framing until the process ends, then the
 connection closes; by then its exit code is recorded, so the docker CLI's
 exec inspect that follows reads it. A command that cannot be run is
 written into the stream, as moby writes it, and its exit code (126 or 127)
-is the exec's.
+is the exec's. With ``AttachStdin`` (``docker exec -i``) what the client
+sends past the start's body is the process's stdin (:mod:`~engine.dockerapi.stdin`);
+with ``Tty`` (``docker exec -t``) the process has a terminal of its own,
+its stream unframed when the start says ``Tty``, its window set by resize.
 """
 
 from __future__ import annotations
@@ -86,8 +89,9 @@ def _stdin_feed(request: Request, run: Any) -> Callable[[], Coroutine[Any, Any, 
     """The feed of an exec's stdin (``docker exec -i``) from the hijacked connection.
 
     As moby's (its exec attaches with CloseStdin), the client's half-close
-    closes the process's stdin; without a hijack there is no stdin to read,
-    and the process reads EOF at once.
+    closes the process's stdin, but a terminal's (the stream ends instead);
+    without a hijack there is no stdin to read, and the process reads EOF at
+    once.
     """
     claim = request.scope.get("extensions", {}).get("chartd.stdin")
     if claim is None:
