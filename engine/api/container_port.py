@@ -117,6 +117,7 @@ class ContainerService(Protocol):
         stdin_once: bool = False,
         attach_stdin: bool = False,
         tty: bool = False,
+        console_size: Sequence[int] | None = None,
     ) -> engine.Entity:
         """A new container in state created."""
         ...
