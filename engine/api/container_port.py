@@ -168,6 +168,8 @@ class ContainerService(Protocol):
         open_stdin: bool = False,
         stdin_once: bool = False,
         attach_stdin: bool = False,
+        tty: bool = False,
+        console_size: Sequence[int] | None = None,
     ) -> engine.Entity:
         """A new container in state created."""
         ...
@@ -254,6 +256,11 @@ class ContainerService(Protocol):
         NotFound while it has no process yet; Conflict once its stdin is closed or
         its process ended, or if it was created without an open stdin.
         """
+        ...
+
+    def resize(self, ref: str, height: int, width: int) -> engine.Entity:
+        """Set the window of its TTY (none: nothing to set); Conflict ``container <id> is
+        not running`` unless it runs (paused included) with a process."""
         ...
 
     def close_stdin(self, container_id: str) -> None:

@@ -19,11 +19,22 @@ __all__ = ["ExecService", "ExecServicer"]
 
 
 class ExecRun(Protocol):
-    """An attached exec: its output as (stream, bytes), then its exit code."""
+    """An attached exec: its output as (stream, bytes), then its exit code.
+
+    One created with ``attach_stdin`` reads a stdin (``reads_stdin``) that
+    ``write_stdin`` fills (a prefix of the bytes, waiting up to ``timeout``
+    for room; Conflict once it is closed) and ``close_stdin`` ends.
+    """
 
     exit_code: int | None
+    reads_stdin: bool
+    tty: bool
 
     def __iter__(self) -> Iterator[tuple[str, bytes]]: ...
+
+    def write_stdin(self, data: bytes, timeout: float) -> int: ...
+
+    def close_stdin(self) -> None: ...
 
 
 class ExecService(Protocol):
@@ -38,8 +49,10 @@ class ExecService(Protocol):
         working_dir: str | None = None,
         tty: bool = False,
         attach_stdin: bool = False,
+        console_size: Sequence[int] | None = None,
     ) -> str:
-        """A new exec in a running container; its ID."""
+        """A new exec in a running container; its ID (``console_size``: its TTY's first
+        window, ``[height, width]``)."""
         ...
 
     def exec_start(self, exec_id: str, *, detach: bool = False) -> Any:
@@ -48,6 +61,11 @@ class ExecService(Protocol):
 
     def exec_inspect(self, exec_id: str) -> dict[str, Any]:
         """moby's exec inspect document."""
+        ...
+
+    def exec_resize(self, exec_id: str, height: int, width: int) -> None:
+        """Set the window of a running exec's terminal (none: nothing to do); NotFound
+        for no such exec."""
         ...
 
 
@@ -69,7 +87,9 @@ class ExecServicer(exec_pb2_grpc.ExecServicer):
             working_dir=_fields.optional_text(
                 request.working_dir, "working directory", limit=_fields.MAX_PATH
             ),
-            tty=request.tty,
+            # No terminal over this API (nothing would read or write it as one):
+            # `tty` is accepted and an exec runs without, as it always has here.
+            tty=False,
             attach_stdin=request.attach_stdin,
         )
         return exec_pb2.CreateExecResponse(id=exec_id)
@@ -82,6 +102,8 @@ class ExecServicer(exec_pb2_grpc.ExecServicer):
         if run is None:
             yield exec_pb2.ExecOutput()
             return
+        if run.reads_stdin:  # no stdin comes over this call: the process reads EOF
+            run.close_stdin()
         for stream, data in run:
             yield exec_pb2.ExecOutput(data=data, stream=stream)
         yield exec_pb2.ExecOutput(exit_code=run.exit_code)

@@ -9,6 +9,7 @@ and take a thread only for a short read.
 from __future__ import annotations
 
 import functools
+import json
 import re
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -29,6 +30,7 @@ __all__ = [
     "daemon",
     "filters",
     "flag",
+    "go_atoi",
     "integer",
     "json_body",
     "ref",
@@ -154,6 +156,22 @@ def integer(request: Request, name: str) -> int | None:
         raise InvalidParameter(f'invalid {name}: "{value[:40]}" is not an integer') from None
     if not -(2**31) <= number < 2**31:
         raise InvalidParameter(f"invalid {name}: {number} is out of range")
+    return number
+
+
+_ATOI = re.compile(r"[+-]?[0-9]+", re.ASCII)
+
+
+def go_atoi(request: Request, name: str) -> int:
+    """A query parameter as moby's router reads a size (Go's ``strconv.Atoi``, which
+    takes no empty value), refused with Go's own error otherwise."""
+    value = request.query_params.get(name, "")
+    quoted = json.dumps(value[:64], ensure_ascii=False)  # Go's %q, near enough
+    if not _ATOI.fullmatch(value):
+        raise InvalidParameter(f"strconv.Atoi: parsing {quoted}: invalid syntax")
+    number = int(value, 10)
+    if not -(2**63) <= number < 2**63:
+        raise InvalidParameter(f"strconv.Atoi: parsing {quoted}: value out of range")
     return number
 
 

@@ -17,7 +17,17 @@ from starlette.routing import Route
 import engine
 from engine.api.times import unix_seconds
 from engine.dockerapi import shapes
-from engine.dockerapi.calls import blocking, daemon, filters, flag, integer, json_body, ref, text
+from engine.dockerapi.calls import (
+    blocking,
+    daemon,
+    filters,
+    flag,
+    go_atoi,
+    integer,
+    json_body,
+    ref,
+    text,
+)
 from engine.errors import InvalidParameter
 from engine.errors import NotImplemented as Unsupported
 
@@ -154,6 +164,14 @@ def _more(e: engine.Entity, given: dict[str, list[str]], bounds: dict[str, float
     )
 
 
+async def resize(request: Request) -> Response:
+    """moby's: the sizes read as Go's Atoi reads them, then the container's TTY resized
+    (nothing to resize without one); Conflict unless it runs."""
+    height, width = go_atoi(request, "h"), go_atoi(request, "w")
+    await blocking(request, daemon(request).backend.resize, ref(request), height, width)
+    return Response(status_code=200)
+
+
 async def top(request: Request) -> Response:
     ps_args = text(request, "ps_args", 4096)
     table = await blocking(request, daemon(request).backend.top, ref(request), ps_args)
@@ -183,6 +201,7 @@ def routes() -> list[Route]:
         Route("/containers/json", listing, methods=["GET"]),
         Route("/containers/prune", prune, methods=["POST"]),
         Route(f"{c}/top", top, methods=["GET"]),
+        Route(f"{c}/resize", resize, methods=["POST"]),
         Route(f"{c}/update", update, methods=["POST"]),
         Route(f"{c}/json", inspect, methods=["GET"]),
         Route(f"{c}/start", start, methods=["POST"]),

@@ -8,20 +8,27 @@ output in docker's multiplexed framing until the process ends, then the
 connection closes; by then its exit code is recorded, so the docker CLI's
 exec inspect that follows reads it. A command that cannot be run is
 written into the stream, as moby writes it, and its exit code (126 or 127)
-is the exec's.
+is the exec's. With ``AttachStdin`` (``docker exec -i``) what the client
+sends past the start's body is the process's stdin (:mod:`~engine.dockerapi.stdin`);
+with ``Tty`` (``docker exec -t``) the process has a terminal of its own,
+its stream unframed when the start says ``Tty``, its window set by resize.
 """
 
 from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from engine.dockerapi import shapes
-from engine.dockerapi.calls import blocking, daemon, integer, json_body, ref
+from engine.dockerapi import shapes, stdin
+from engine.dockerapi.calls import blocking, daemon, go_atoi, json_body, ref
 from engine.dockerapi.pump import Pumped
-from engine.dockerapi.streams import frame, media
-from engine.errors import ChartdError, InvalidParameter
+from engine.dockerapi.streams import frame, media, unframed
+from engine.errors import ChartdError
 
 __all__ = ["routes"]
 
@@ -48,7 +55,7 @@ def _in_stream(error: ChartdError) -> bool:
 async def start(request: Request) -> Response:
     given = shapes.decode_json(await json_body(request))
     exec_id = ref(request)
-    detach = shapes.start_detach(given)
+    detach, tty = shapes.start_options(given)
     d = daemon(request)
     try:
         run = await blocking(request, d.backend.exec_start, exec_id, detach=detach)
@@ -61,14 +68,38 @@ async def start(request: Request) -> Response:
     if detach:
         return Response(status_code=200)
     upgrade = request.headers.get("upgrade", "").lower() == "tcp"
-    head = [(b"content-type", media(request).encode() if upgrade else _RAW)]
+    head = [(b"content-type", media(request, tty).encode() if upgrade else _RAW)]
     if upgrade:
         head += [(b"connection", b"Upgrade"), (b"upgrade", b"tcp")]
-    first = frame("stdout", f"{failed}\r\n".encode()) if failed else b""
+    # moby frames the stream unless the start (not the exec) says Tty.
+    framed = unframed if tty else frame
+    first = framed("stdout", f"{failed}\r\n".encode()) if failed else b""
     answer = Pumped(request, 101 if upgrade else 200, head, first)
     streams = d.exec_streams(exec_id)
-    answer.chunks = (frame(stream, data) for stream, data in run if stream in streams)
+    answer.chunks = (framed(stream, data) for stream, data in run if stream in streams)
+    if getattr(run, "reads_stdin", False):
+        answer.beside = _stdin_feed(request, run)
+        # moby's exec closes the stdin at the client's end (CloseStdin), but a TTY's:
+        # the end of the stream then.
+        answer.ends = not stdin.closes_stdin(True, run.tty)
     return answer
+
+
+def _stdin_feed(request: Request, run: Any) -> Callable[[], Coroutine[Any, Any, None]] | None:
+    """The feed of an exec's stdin (``docker exec -i``) from the hijacked connection.
+
+    As moby's (its exec attaches with CloseStdin), the client's half-close
+    closes the process's stdin, but a terminal's (the stream ends instead);
+    without a hijack there is no stdin to read, and the process reads EOF at
+    once.
+    """
+    claim = request.scope.get("extensions", {}).get("chartd.stdin")
+    if claim is None:
+        run.close_stdin()
+        return None
+    read = claim()
+    close = run.close_stdin if stdin.closes_stdin(True, run.tty) else None
+    return functools.partial(stdin.pour, request, read, run.write_stdin, close)
 
 
 _RAW = b"application/vnd.docker.raw-stream"  # moby's, without an upgrade
@@ -84,12 +115,10 @@ async def inspect(request: Request) -> Response:
 
 
 async def resize(request: Request) -> Response:
-    """Accepted and done: an exec has no terminal to resize (moby's is a no-op then too)."""
-    for name in ("h", "w"):
-        size = integer(request, name)
-        if size is None or size < 0:
-            raise InvalidParameter(f"invalid {name}: a size of 0 or more is expected")
-    await blocking(request, daemon(request).backend.exec_inspect, ref(request))
+    """The window of a running exec's terminal (``docker exec -t``); nothing to do for
+    one without (moby's is a no-op then too). The sizes read as moby's router reads them."""
+    height, width = go_atoi(request, "h"), go_atoi(request, "w")
+    await blocking(request, daemon(request).backend.exec_resize, ref(request), height, width)
     return Response(status_code=200)
 
 

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Sequence
 from typing import Any
 
 import anyio
@@ -46,6 +46,10 @@ class Pumped(Response):
         super().__init__(status_code=status)
         self.head, self.first = list(headers), first
         self.chunks: Iterable[bytes] = ()
+        # Run beside the stream (an exec's stdin feed), cancelled when the stream ends;
+        # with `ends`, its end ends the stream too.
+        self.beside: Callable[[], Coroutine[Any, Any, None]] | None = None
+        self.ends = False
         self.limiter = request.app.state.waiters
         self.stopping: threading.Event = request.app.state.stopping
         self.gone = threading.Event()
@@ -66,6 +70,8 @@ class Pumped(Response):
                 group.start_soon(self._until_gone, receive, group.cancel_scope)
                 group.start_soon(self._until_stopping, group.cancel_scope)
                 group.start_soon(self._pump, chunks)
+                if self.beside is not None:
+                    group.start_soon(self._beside, group.cancel_scope)
                 with reader:
                     async for data in reader:
                         await send({"type": "http.response.body", "body": data, "more_body": True})
@@ -73,6 +79,12 @@ class Pumped(Response):
         finally:
             self.gone.set()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _beside(self, scope: anyio.CancelScope) -> None:
+        assert self.beside is not None
+        await self.beside()
+        if self.ends:
+            scope.cancel()
 
     async def _pump(self, chunks: anyio.abc.ObjectSendStream[bytes]) -> None:
         # Abandoned when the client goes: the thread reads on, to the iterator's end.

@@ -19,13 +19,14 @@ from engine.dockerapi.images import check_reference, image_id
 from engine.errors import InvalidParameter
 
 __all__ = [
+    "console_size",
     "create_options",
     "decode_json",
     "event_document",
     "exec_options",
     "exec_streams",
     "inspect_document",
-    "start_detach",
+    "start_options",
     "summary",
     "update_restart",
 ]
@@ -123,6 +124,19 @@ def _healthcheck(value: Any) -> dict[str, Any] | None:
     return out if out["test"] else None
 
 
+def console_size(value: Any) -> list[int] | None:
+    """docker's ConsoleSize (``[height, width]``, unsigned), or None if absent."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2**64 for n in value)
+    ):
+        raise InvalidParameter(f"invalid ConsoleSize: {json.dumps(value)[:40]}")
+    return list(value)
+
+
 def _restart(host: Mapping[str, Any]) -> str | None:
     policy = _object(host.get("RestartPolicy"), "RestartPolicy")
     name = _typed(policy, "Name", str) or ""
@@ -132,28 +146,16 @@ def _restart(host: Mapping[str, Any]) -> str | None:
     return f"{name}:{count}" if count else name
 
 
-_NO_TTY = "chartd runs processes without a terminal: Tty is not supported"
-
-
-def _no_terminal(body: Mapping[str, Any], stdin: str, flag: str) -> None:
-    """Refuse a TTY and an open stdin: chartd's processes have neither."""
-    if _typed(body, "Tty", bool):
-        raise InvalidParameter(_NO_TTY)
-    if _typed(body, stdin, bool):
-        raise InvalidParameter(
-            f"chartd's processes read /dev/null: {stdin} ({flag}) is not supported"
-        )
-
-
 def exec_options(body: Mapping[str, Any]) -> dict[str, Any]:
     """The service's exec_create keywords (with ``cmd``) for docker's ExecConfig.
 
-    A TTY and stdin are refused, as create refuses them; ``User``,
-    ``Privileged``, ``DetachKeys`` and ``ConsoleSize`` are ignored (an exec
-    runs as its container's process does). The streams to attach are the
-    caller's to keep (:func:`exec_streams`).
+    ``AttachStdin`` (``docker exec -i``) gives the exec a stdin that its
+    attached start feeds (moby's OpenStdin of an exec is its AttachStdin),
+    ``Tty`` (``docker exec -t``) a terminal, whose first window is
+    ``ConsoleSize``; ``User``, ``Privileged`` and ``DetachKeys`` are ignored
+    (an exec runs as its container's process does). The streams to attach
+    are the caller's to keep (:func:`exec_streams`).
     """
-    _no_terminal(body, "AttachStdin", "docker exec -i")
     for key in ("AttachStdout", "AttachStderr", "Detach", "Privileged"):
         _typed(body, key, bool)
     working_dir = _typed(body, "WorkingDir", str)
@@ -161,14 +163,16 @@ def exec_options(body: Mapping[str, Any]) -> dict[str, Any]:
         "cmd": _strings(body.get("Cmd"), "Cmd"),
         "env": _env(body.get("Env")),
         "working_dir": _fields.optional_text(working_dir or "", "WorkingDir", limit=4096),
+        "attach_stdin": bool(_typed(body, "AttachStdin", bool)),
+        "tty": bool(_typed(body, "Tty", bool)),
+        "console_size": console_size(body.get("ConsoleSize")),
     }
 
 
-def start_detach(body: Mapping[str, Any]) -> bool:
-    """Whether an exec start's body (``Detach``, ``Tty``, ``ConsoleSize``) detaches it."""
-    if _typed(body, "Tty", bool):
-        raise InvalidParameter(_NO_TTY)
-    return bool(_typed(body, "Detach", bool))
+def start_options(body: Mapping[str, Any]) -> tuple[bool, bool]:
+    """An exec start's body (``Detach``, ``Tty``; ``ConsoleSize`` ignored): whether it
+    detaches, and whether its stream is raw (moby frames it unless the start says Tty)."""
+    return bool(_typed(body, "Detach", bool)), bool(_typed(body, "Tty", bool))
 
 
 def exec_streams(body: Mapping[str, Any]) -> frozenset[str]:
@@ -203,14 +207,13 @@ def _image(body: Mapping[str, Any]) -> str | None:
 def create_options(name: str | None, body: Mapping[str, Any]) -> dict[str, Any]:
     """The service's create keywords (with ``cmd``) for docker's create body and ``name``.
 
-    A TTY is refused (chartd's processes have none); ``OpenStdin`` (``docker
-    run -i``), ``StdinOnce`` and ``AttachStdin`` are the container's. What else
+    ``Tty`` (``docker run -t``) gives its process a pseudo-terminal, its window
+    ``HostConfig.ConsoleSize`` (what the CLI's terminal measures); ``OpenStdin``
+    (``docker run -i``), ``StdinOnce`` and ``AttachStdin`` are the container's. What else
     docker's body holds and chartd has no use for (ports, mounts, resources)
     is ignored, as docs/docker-api.md lists.
     """
     host = _object(body.get("HostConfig"), "HostConfig")
-    if _typed(body, "Tty", bool):
-        raise InvalidParameter(_NO_TTY)
     stop_signal = _typed(body, "StopSignal", str)
     working_dir = _typed(body, "WorkingDir", str)
     healthcheck = _healthcheck(body.get("Healthcheck"))
@@ -230,6 +233,8 @@ def create_options(name: str | None, body: Mapping[str, Any]) -> dict[str, Any]:
         "open_stdin": bool(_typed(body, "OpenStdin", bool)),
         "stdin_once": bool(_typed(body, "StdinOnce", bool)),
         "attach_stdin": bool(_typed(body, "AttachStdin", bool)),
+        "tty": bool(_typed(body, "Tty", bool)),
+        "console_size": console_size(host.get("ConsoleSize")),
     }
 
 

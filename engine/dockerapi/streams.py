@@ -17,7 +17,7 @@ import re
 import struct
 import threading
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, BinaryIO
 
@@ -37,7 +37,7 @@ from engine.dockerapi.reads import has_label, log_entries
 from engine.dockerapi.versions import parse_version
 from engine.errors import ChartdError, InvalidParameter, NotFound
 
-__all__ = ["frame", "media", "routes"]
+__all__ = ["frame", "framing", "media", "routes", "unframed"]
 
 _POLL = 0.1  # seconds between looks at a followed log or the event outbox
 _TAP_LOOK = 0.5  # seconds between looks for an exit while an attach's tap is idle
@@ -55,12 +55,27 @@ def frame(stream: str, data: bytes) -> bytes:
     return struct.pack(">BxxxI", _STREAMS[stream], len(data)) + data
 
 
-def media(request: Request) -> str:
-    """The media type of a hijacked stream: multiplexed from API 1.42 on, raw before."""
+def media(request: Request, tty: bool = False) -> str:
+    """The media type of a stream: multiplexed from API 1.42 on, raw before, and raw for
+    a TTY container's output (one stream, unframed), as moby's attach and logs say."""
     version = request.scope.get("state", {}).get("api_version", "")
-    if parse_version(version) >= (1, 42):
+    if parse_version(version) >= (1, 42) and not tty:
         return "application/vnd.docker.multiplexed-stream"
     return "application/vnd.docker.raw-stream"
+
+
+Framing = Callable[[str, bytes], bytes]
+"""How a chunk of a stream is sent: :func:`frame`, or as it is (a TTY's)."""
+
+
+def unframed(stream: str, data: bytes) -> bytes:
+    """A chunk as it is: a TTY's stream (one stream, no framing)."""
+    return data
+
+
+def framing(container: engine.Entity) -> Framing:
+    """docker's framing of the container's output: none for a TTY's, stdcopy's otherwise."""
+    return unframed if container.data.get("tty") else frame
 
 
 def _stamp(time_text: str) -> bytes:
@@ -140,7 +155,7 @@ def _chosen(request: Request) -> set[str]:
     return chosen
 
 
-def _frames(log: BinaryIO, chosen: set[str], timestamps: bool) -> bytes:
+def _frames(log: BinaryIO, chosen: set[str], timestamps: bool, framed: Framing) -> bytes:
     entries, _ = log_entries(log)
     out = []
     for entry in entries:
@@ -148,7 +163,7 @@ def _frames(log: BinaryIO, chosen: set[str], timestamps: bool) -> bytes:
             data = entry["log"].encode("utf-8", "surrogateescape")
             if timestamps:
                 data = _stamp(str(entry.get("time", ""))) + data
-            out.append(frame(entry["stream"], data))
+            out.append(framed(entry["stream"], data))
     return b"".join(out)
 
 
@@ -177,6 +192,7 @@ async def logs(request: Request) -> Response:
     d = daemon(request)
     found = await blocking(request, d.backend.get, ref(request))
     path = d.backend.logs(found.id)
+    framed = framing(found)
 
     async def stream() -> AsyncIterator[bytes]:
         try:
@@ -185,16 +201,16 @@ async def logs(request: Request) -> Response:
             return  # never started: no output yet
         with log:
             while True:
-                data = _frames(log, chosen, timestamps)
+                data = _frames(log, chosen, timestamps, framed)
                 if data:
                     yield data
                     continue
                 if not follow or _stopping(request) or not await _running(request, found.id):
-                    yield _frames(log, chosen, timestamps)  # written before the exit
+                    yield _frames(log, chosen, timestamps, framed)  # written before the exit
                     return
                 await asyncio.sleep(_POLL)
 
-    return StreamingResponse(stream(), media_type=media(request))
+    return StreamingResponse(stream(), media_type=media(request, bool(found.data.get("tty"))))
 
 
 def _log_window(request: Request) -> tuple[int, int, int] | None:
@@ -218,7 +234,9 @@ async def _windowed(
     """
     chosen, follow, timestamps = how
     since, until, tail = window
-    answer = Pumped(request, 200, [(b"content-type", media(request).encode())])
+    found = await blocking(request, daemon(request).backend.get, ref(request))
+    tty = bool(found.data.get("tty"))
+    answer = Pumped(request, 200, [(b"content-type", media(request, tty).encode())])
     entries = await blocking(
         request,
         daemon(request).backend.read_logs,
@@ -229,21 +247,27 @@ async def _windowed(
         tail=tail,
         time_left=answer.time_left,
     )
-    answer.chunks = _entry_frames(entries, chosen, timestamps, batched=not follow)
+    framed = framing(found)
+    answer.chunks = _entry_frames(entries, chosen, (timestamps, framed), batched=not follow)
     return answer
 
 
 def _entry_frames(
-    entries: Iterable[LogLine], chosen: set[str], timestamps: bool, *, batched: bool
+    entries: Iterable[LogLine],
+    chosen: set[str],
+    how: tuple[bool, Framing],
+    *,
+    batched: bool,
 ) -> Iterator[bytes]:
     """The entries of the chosen streams, framed; joined up to 64 KiB unless followed."""
+    timestamps, framed = how
     pending: list[bytes] = []
     size = 0
     for entry in entries:
         if entry.stream not in chosen:
             continue
         data = _stamp_ns(entry.time_ns) + entry.data if timestamps else entry.data
-        pending.append(frame(entry.stream, data))
+        pending.append(framed(entry.stream, data))
         size += len(pending[-1])
         if not batched or size >= _BATCH_BYTES:
             yield b"".join(pending)
@@ -275,18 +299,20 @@ async def attach(request: Request) -> Response:
     if live and not flag(request, "logs"):
         # Subscribed before the answer: what the process writes after the attach is seen.
         tap = await blocking(request, d.backend.tap_output, found.id)
-        output = _tapped(request, tap, chosen, (found.id, since))
+        output = _tapped(request, tap, chosen, (found, since))
     else:
         log = await blocking(request, d.backend.open_log, found.id)
         if flag(request, "logs"):
             log.seek(0)
-        output = _output(request, log, found.id, (chosen, live, since))
+        output = _output(request, log, found, (chosen, live, since))
     reader = stdin.claimed_stdin(request, found)
 
     async def stream() -> AsyncIterator[bytes]:
         feeding = asyncio.ensure_future(stdin.feed(request, found, reader)) if reader else None
+        tty, once = bool(found.data.get("tty")), bool(found.data.get("stdin_once"))
+        ending = None if stdin.closes_stdin(once, tty) else feeding
         try:
-            async for data in output:
+            async for data in _until(output, ending):
                 yield data
         finally:
             if feeding is not None:
@@ -294,9 +320,35 @@ async def attach(request: Request) -> Response:
 
     upgrade = request.headers.get("upgrade", "").lower() == "tcp"
     headers = {"Connection": "Upgrade", "Upgrade": "tcp"} if upgrade else {}
+    kind = media(request, bool(found.data.get("tty")))
     return _Attached(
-        stream(), status_code=101 if upgrade else 200, headers=headers, media_type=media(request)
+        stream(), status_code=101 if upgrade else 200, headers=headers, media_type=kind
     ).closing(tap)
+
+
+async def _until(
+    output: AsyncIterator[bytes], fed: asyncio.Future[None] | None
+) -> AsyncIterator[bytes]:
+    """``output`` to its end, or until ``fed`` is done: moby ends an attach's output when
+    the client's stdin ends, unless that closes the process's (StdinOnce, no TTY)."""
+    if fed is None:
+        async for data in output:
+            yield data
+        return
+    while True:
+        following = asyncio.ensure_future(anext(output))
+        either: set[asyncio.Future[Any]] = {following, fed}
+        await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+        if not following.done():
+            following.cancel()  # the output's generator ends (its tap closed) there
+            with contextlib.suppress(asyncio.CancelledError, StopAsyncIteration):
+                await following
+            return
+        try:
+            data = following.result()
+        except StopAsyncIteration:
+            return
+        yield data
 
 
 class _Attached(StreamingResponse):
@@ -318,9 +370,11 @@ class _Attached(StreamingResponse):
 
 
 async def _tapped(
-    request: Request, tap: OutputTap, chosen: set[str], watch: tuple[str, int]
+    request: Request, tap: OutputTap, chosen: set[str], watch: tuple[engine.Entity, int]
 ) -> AsyncIterator[bytes]:
     """An attach's output from the live tap, framed, until its end mark."""
+    container, since = watch
+    framed = framing(container)
     loop = asyncio.get_running_loop()
     came = asyncio.Event()
 
@@ -333,7 +387,7 @@ async def _tapped(
         while True:
             came.clear()
             chunks, ended = tap.take()
-            data = b"".join(frame(stream, part) for stream, part in chunks if stream in chosen)
+            data = b"".join(framed(stream, part) for stream, part in chunks if stream in chosen)
             if data:
                 yield data
             if ended or _stopping(request):
@@ -343,27 +397,32 @@ async def _tapped(
                     await asyncio.wait_for(came.wait(), _TAP_LOOK)
                 # No output read for it yet: its process may have ended (or the container
                 # gone) before the tap was made, when no end mark will come.
-                if not came.is_set() and not tap.joined and await _exited(request, *watch):
+                if (
+                    not came.is_set()
+                    and not tap.joined
+                    and await _exited(request, container.id, since)
+                ):
                     return
     finally:
         tap.close()
 
 
 async def _output(
-    request: Request, log: BinaryIO, container: str, how: tuple[set[str], bool, int]
+    request: Request, log: BinaryIO, container: engine.Entity, how: tuple[set[str], bool, int]
 ) -> AsyncIterator[bytes]:
     """An attach's output: the log from where it is, until the container exits (if live)."""
     chosen, live, since = how
+    framed = framing(container)
     with log:
         ended = not live
         while True:
-            data = _frames(log, chosen, False)
+            data = _frames(log, chosen, False, framed)
             if data:
                 yield data
                 continue
             if ended or _stopping(request):
                 return
-            ended = await _exited(request, container, since)
+            ended = await _exited(request, container.id, since)
             if not ended:
                 await asyncio.sleep(_POLL)
 

@@ -27,7 +27,7 @@ from statecharts.container.guards import (
 from statecharts.container.network import AddressPool
 from statecharts.container.runtime import ExecFailed, Runtime, exit_code_from_start_error
 from statecharts.container.steps import ContainerSteps, container_dir, log_path
-from statecharts.container.updates import update_allowed, update_config
+from statecharts.container.updates import resized, update_allowed, update_config
 
 __all__ = ["container_bindings", "container_dir", "log_path"]
 
@@ -133,6 +133,7 @@ def container_bindings(
             "health_resume": step(probing.health_resume, external=False),
             **exec_steps(),
             "update_config": step(update_config, external=False),
+            "resized": step(resized, external=False),
         },
         conditions={**CONDITIONS, **health.CONDITIONS},
     )

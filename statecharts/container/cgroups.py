@@ -12,14 +12,17 @@ from __future__ import annotations
 import contextlib
 import errno
 import hashlib
+import logging
 import os
 import signal
 from pathlib import Path
 
-from engine.errors import System
+from engine.errors import ChartdError, System
 from statecharts.container.procfs import poll_until
 
-__all__ = ["freeze", "kill", "remove", "task_cgroup_parent"]
+_log = logging.getLogger("chartd.container.process")
+
+__all__ = ["freeze", "kill", "remove", "sweep", "task_cgroup_parent"]
 
 
 def _own_cgroup_dir() -> Path | None:
@@ -116,3 +119,23 @@ def remove(path: Path, timeout: float) -> None:
 
     if not poll_until(gone, timeout):
         raise System(f"cgroup {path} still has processes {timeout}s after SIGKILL")
+
+
+def sweep(parent: Path, owned: set[Path], timeout: float) -> None:
+    """Remove the cgroups under a runtime's ``parent`` that no task owns (not in ``owned``).
+
+    A runtime that died between making a task's cgroup and recording the
+    task left a cgroup nobody knows of (its shim, blocked until start,
+    exits when its releaser dies): the start is rolled back by recovery,
+    which finds no task to delete. The parent cgroup is its runtime's alone
+    (one runtime per state directory), so whatever in it is not a restored
+    task's is such a leftover: its processes are killed and it goes.
+    """
+    for path in parent.iterdir():
+        if path.is_dir() and path not in owned:
+            try:
+                remove(path, timeout)
+            except (OSError, ChartdError):
+                _log.warning("cannot remove the leftover cgroup %s", path, exc_info=True)
+            else:
+                _log.info("removed the leftover cgroup %s", path)

@@ -48,7 +48,8 @@ class CreateOptions(TypedDict, total=False):
     ``image`` (a name only: chartd runs processes on the host) is recorded as given.
     ``open_stdin`` gives the process a stdin the attaches write (docker's ``-i``),
     ``stdin_once`` closes it when the first attach's stdin ends; ``attach_stdin``
-    is recorded as given.
+    is recorded as given. ``tty`` gives the process a pseudo-terminal (docker's ``-t``),
+    whose first window is ``console_size`` (``[height, width]``; zeros: none set).
     """
 
     name: str | None
@@ -65,6 +66,8 @@ class CreateOptions(TypedDict, total=False):
     open_stdin: bool
     stdin_once: bool
     attach_stdin: bool
+    tty: bool
+    console_size: Sequence[int] | None
 
 
 def check_keywords(options: Mapping[str, Any]) -> None:
@@ -117,6 +120,9 @@ def initial_data(cmd: Sequence[str], options: CreateOptions) -> dict[str, Any]:
         "entrypoint": entrypoint,
         "image": image,
         **{key: bool(options.get(key)) for key in _STDIN},
+        # Only when set: a container without one is valid under version 3 too.
+        **({"tty": True} if options.get("tty") else {}),
+        **_console_size(options),
         "restart_count": 0,
         "exit_code": 0,
         "error": "",
@@ -126,6 +132,18 @@ def initial_data(cmd: Sequence[str], options: CreateOptions) -> dict[str, Any]:
 
 def _bytes(text: str) -> int:
     return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _console_size(options: CreateOptions) -> dict[str, list[int]]:
+    """``{"console_size": [height, width]}`` for a TTY given one that is not zeros, else {}."""
+    size = options.get("console_size")
+    if size is None:
+        return {}
+    if len(size) != 2 or not all(
+        isinstance(n, int) and not isinstance(n, bool) and 0 <= n < 2**64 for n in size
+    ):
+        raise InvalidParameter(f"invalid console size: {list(size)!r}")
+    return {"console_size": list(size)} if options.get("tty") and any(size) else {}
 
 
 def _check_sizes(cmd: Sequence[str], options: CreateOptions) -> None:

@@ -23,17 +23,22 @@ import subprocess
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TypedDict
 
 from engine.errors import ChartdError, System
-from statecharts.container import shim
+from statecharts.container import shim, terminal
 from statecharts.container.runtime import ContainerSpec, ExecFailed
 
-__all__ = ["ExecProcesses", "exec_failure"]
+__all__ = ["ExecHow", "ExecProcesses", "exec_failure"]
 
 # docker's wording around the runtime's reason, for an exec that cannot start.
 _PREFIX = "OCI runtime exec failed: exec failed: unable to start container process: "
-# The shell enters the cgroup (its own pid, as "0") before it becomes the command.
-_ENTER = 'echo 0 > "$0/cgroup.procs" || exit 126; exec "$@"'
+# The shell enters the cgroup ($0; its own pid, as "0") and opens its terminal ($1: as
+# the session's leader, it becomes its controlling one) before it becomes the command.
+_ENTER = (
+    'case $0 in -) ;; *) echo 0 > "$0/cgroup.procs" || exit 126;; esac;'
+    ' case $1 in -) ;; *) exec 0<>"$1" || exit 126;; esac; shift; exec "$@"'
+)
 
 
 def exec_failure(error: ChartdError) -> ChartdError:
@@ -44,6 +49,14 @@ def exec_failure(error: ChartdError) -> ChartdError:
     failed = System(f"{_PREFIX}{error.message}: unknown")
     failed.exit_code = 126  # type: ignore[attr-defined]
     return failed
+
+
+class ExecHow(TypedDict, total=False):
+    """How an exec's process is wired: its stdin, its terminal (:meth:`ExecProcesses.spawn`)."""
+
+    stdin: bool
+    tty: bool
+    console_size: tuple[int, int] | None
 
 
 class ExecProcesses:
@@ -62,8 +75,18 @@ class ExecProcesses:
         working_dir: str | None,
         cgroup: Path | None,
         attach: bool,
+        stdin: bool = False,
+        tty: bool = False,
+        console_size: tuple[int, int] | None = None,
     ) -> subprocess.Popen[bytes]:
-        """Start ``cmd`` in ``spec``'s container; stdout and stderr piped when ``attach``.
+        """Start ``cmd`` in ``spec``'s container; stdout and stderr piped when ``attach``,
+        and its stdin (``docker exec -i``, non-blocking on our side) when ``stdin``.
+
+        With ``tty`` (and ``attach``: ``docker exec -t``), its stdin, stdout and
+        stderr are a new pseudo-terminal, its controlling one: ``process.stdout``
+        reads the master (all the process writes, OSError EIO at its end) and
+        ``process.stdin`` (with ``stdin``) writes it; ``process.stderr`` is None.
+        Its window is ``console_size`` (height, width) from the start, if given.
 
         ExecFailed (126/127) when it cannot be run, with docker's message.
         """
@@ -82,21 +105,39 @@ class ExecProcesses:
         )
         if problem is not None:
             raise exec_failure(shim.exec_error(problem, run)) from None
-        args = [shim.SH, "-c", _ENTER, str(cgroup), *run.cmd] if cgroup else run.cmd
-        out = subprocess.PIPE if attach else subprocess.DEVNULL
+        master = path = None
         try:
+            if tty and attach:
+                master, slave, path = terminal.open_pty()
+                if console_size is not None:
+                    terminal.set_window(master, *console_size)
+                ends: tuple[int, int] = (slave, slave)
+            else:
+                out = subprocess.PIPE if attach else subprocess.DEVNULL
+                ends, slave = (out, out), subprocess.PIPE if stdin else subprocess.DEVNULL
+            wrapped = cgroup is not None or path is not None
+            args = [shim.SH, "-c", _ENTER, str(cgroup or "-"), path or "-"] if wrapped else []
             process = subprocess.Popen(
-                args,
+                [*args, *run.cmd],
                 cwd=cwd,
                 env=run.process_env(),
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=out,
+                stdin=slave,
+                stdout=ends[0],
+                stderr=ends[1],
                 start_new_session=True,
                 close_fds=True,
             )
         except OSError as exc:
+            shim.close_fd(master)
             raise exec_failure(System(str(exc))) from exc
+        finally:
+            if master is not None:
+                shim.close_fd(slave)
+        if master is not None:
+            process.stdout = open(master, "rb")  # noqa: SIM115 - the process's output, read on
+            process.stdin = open(os.dup(master), "wb", buffering=0) if stdin else None  # noqa: SIM115
+        if process.stdin is not None:
+            os.set_blocking(process.stdin.fileno(), False)
         with self._lock:
             self._live.setdefault(spec.id, set()).add(process)
         return process

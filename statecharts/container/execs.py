@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import secrets
 import selectors
 import subprocess
@@ -28,6 +29,7 @@ from typing import Any
 
 import engine
 from engine.errors import ChartdError, Conflict, InvalidParameter, NotFound
+from statecharts.container import shim, terminal
 from statecharts.container.health import MAX_OUTPUT, go_duration
 
 __all__ = ["ExecOutput", "ExecProber", "Execs", "exec_steps"]
@@ -57,7 +59,10 @@ class _Exec:
     pid: int = 0
     started: bool = False
     ended_at: float | None = None
+    console_size: tuple[int, int] | None = None  # a TTY's first window (height, width)
+    terminal: int | None = None  # a running TTY exec's master (a copy), for resize
     lock: threading.Lock = field(default_factory=threading.Lock)
+    terminal_lock: threading.Lock = field(default_factory=threading.Lock)
 
 
 def _runtime_exec(runtime: Any) -> Callable[..., subprocess.Popen[bytes]]:
@@ -68,12 +73,43 @@ def _runtime_exec(runtime: Any) -> Callable[..., subprocess.Popen[bytes]]:
 
 
 class ExecOutput:
-    """An attached exec's output, as (stream, bytes) while it runs; then ``exit_code``."""
+    """An attached exec's output, as (stream, bytes) while it runs; then ``exit_code``.
+
+    An exec created with ``attach_stdin`` (``docker exec -i``) reads a pipe
+    (``reads_stdin``) that :meth:`write_stdin` fills and :meth:`close_stdin`
+    ends; it is closed when the process ends.
+    """
 
     def __init__(self, process: subprocess.Popen[bytes], done: Callable[[int], None]) -> None:
         self._process = process
         self._done = done
+        self._stdin_lock = threading.Lock()
+        self.reads_stdin = process.stdin is not None
+        self.tty = False  # its output is a terminal's (docker exec -t)
         self.exit_code: int | None = None
+
+    def write_stdin(self, data: bytes, timeout: float) -> int:
+        """Write a prefix of ``data`` to the exec's stdin, waiting up to ``timeout`` for room;
+        how much went in. Conflict once it is closed (here, or by the process)."""
+        with self._stdin_lock:
+            pipe = self._process.stdin
+            if pipe is None or pipe.closed:
+                raise Conflict("the exec's stdin is closed")
+            # Our own description of it: a close meanwhile cannot hand the number on.
+            fd = os.dup(pipe.fileno())
+        try:
+            return shim.write_some(fd, data, timeout)
+        except BrokenPipeError:
+            raise Conflict("the exec's stdin is closed") from None
+        finally:
+            os.close(fd)
+
+    def close_stdin(self) -> None:
+        """Close the exec's stdin: its process reads EOF after what was written. Idempotent."""
+        with self._stdin_lock:
+            if self._process.stdin is not None:
+                with contextlib.suppress(OSError):
+                    self._process.stdin.close()
 
     def __iter__(self) -> Iterator[tuple[str, bytes]]:
         finished = False
@@ -93,6 +129,7 @@ class ExecOutput:
 
     def _end(self) -> None:
         self.exit_code = _status(self._process.wait())
+        self.close_stdin()
         self._done(self.exit_code)
 
 
@@ -103,7 +140,10 @@ def _chunks(process: subprocess.Popen[bytes]) -> Iterator[tuple[str, bytes]]:
                 selector.register(pipe, selectors.EVENT_READ, stream)
         while selector.get_map():
             for key, _ in selector.select():
-                data = key.fileobj.read1(_READ)  # type: ignore[union-attr]
+                try:
+                    data = key.fileobj.read1(_READ)  # type: ignore[union-attr]
+                except OSError:  # a terminal's master once the process closed it: EIO
+                    data = b""
                 if not data:
                     selector.unregister(key.fileobj)
                     key.fileobj.close()  # type: ignore[union-attr]
@@ -134,8 +174,12 @@ class Execs:
         working_dir: str | None = None,
         tty: bool = False,
         attach_stdin: bool = False,
+        console_size: Sequence[int] | None = None,
     ) -> str:
-        """A new exec in ``container`` (``ref`` as the caller named it); its ID."""
+        """A new exec in ``container`` (``ref`` as the caller named it); its ID.
+
+        ``console_size`` (``[height, width]``, zeros: none) is its TTY's first window.
+        """
         if not cmd:
             raise InvalidParameter("No exec command specified")
         if not all(isinstance(a, str) and "\0" not in a for a in cmd):
@@ -156,6 +200,9 @@ class Execs:
             tty,
             attach_stdin,
         )
+        if tty and console_size and any(console_size):
+            height, width = console_size
+            record.console_size = (int(height), int(width))
         self._fire(
             container.id, "exec_create", {"exec_id": record.id, "cmd": record.cmd, "ref": ref}
         )
@@ -193,18 +240,37 @@ class Execs:
                     env=record.env,
                     working_dir=record.working_dir,
                     attach=not detach,
+                    # moby's exec: OpenStdin is AttachStdin; a detached one gets no stdin
+                    # (nor a terminal: nobody would read it).
+                    stdin=record.attach_stdin and not detach,
+                    tty=record.tty and not detach,
+                    console_size=record.console_size,
                 )
             except ChartdError as exc:
                 self._ended(record, None, int(getattr(exc, "exit_code", 126)))
                 raise
             record.running, record.pid = True, process.pid
+            if record.tty and not detach and process.stdout is not None:
+                record.terminal = os.dup(process.stdout.fileno())
         output = ExecOutput(process, lambda code: self._ended(record, process, code))
+        output.tty = record.tty and not detach
         if detach:
             threading.Thread(target=output._end, name=f"exec-{exec_id[:12]}", daemon=True).start()
             return None
         return output
 
+    def resize(self, exec_id: str, height: int, width: int) -> None:
+        """Set the window of a running exec's terminal (``docker exec -t``); nothing to do
+        for one without a terminal, or not running (moby's would wait for its start)."""
+        record = self._get(exec_id)
+        with record.terminal_lock:  # its end closes it under this lock too
+            if record.terminal is not None:
+                terminal.set_window(record.terminal, height, width)
+
     def _ended(self, record: _Exec, process: subprocess.Popen[bytes] | None, code: int) -> None:
+        with record.terminal_lock:
+            master, record.terminal = record.terminal, None
+        shim.close_fd(master)
         record.running, record.exit_code, record.pid = False, code, 0
         record.ended_at = time.monotonic()
         if process is not None:

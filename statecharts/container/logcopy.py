@@ -16,7 +16,9 @@ The copier also offers a live, raw tap on each container's output
 (:meth:`LogCopier.tap`, what an attach streams): every chunk as read, and an
 end mark once the FIFOs are drained after the exit. While a tap of a
 container is full, that container's FIFOs are not read (its process blocks
-on them, its log waits too); the other containers' are.
+on them, its log waits too); the other containers' are. A task with a TTY
+has one stream, its terminal's master, copied as ``stdout`` (moby's json-file
+of a TTY container).
 """
 
 from __future__ import annotations
@@ -121,11 +123,17 @@ class LogCopier:
         self._thread = threading.Thread(target=self._run, name="chartd-logs", daemon=True)
         self._thread.start()
 
-    def attach(self, container_id: str, record_dir: Path, log_path: Path) -> None:
-        """Copy the FIFOs of ``container_id``'s task from now on (again after a restart)."""
-        fds: dict[str, int] = {}
+    def attach(
+        self, container_id: str, record_dir: Path, log_path: Path, *, terminal: int | None = None
+    ) -> None:
+        """Copy the FIFOs of ``container_id``'s task from now on (again after a restart).
+
+        A task with a TTY has its ``terminal`` (a non-blocking master, which the
+        copier owns from now on) copied instead, as its one stream ``stdout``.
+        """
+        fds: dict[str, int] = {} if terminal is None else {"stdout": terminal}
         try:
-            for stream in STREAMS:
+            for stream in STREAMS if terminal is None else ():
                 fds[stream] = os.open(
                     fifo(record_dir, stream), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
                 )
@@ -224,6 +232,12 @@ class LogCopier:
         try:
             data = os.read(fd, 65536)
         except BlockingIOError:
+            return False
+        except OSError:
+            # A terminal's master whose slave every process closed (EIO): nothing
+            # more comes until one opens it again; not looked at meanwhile.
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(fd)
             return False
         if data:
             copy.take(stream, data)

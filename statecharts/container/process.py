@@ -31,20 +31,19 @@ import contextlib
 import fcntl
 import logging
 import os
-import select
 import signal
 import subprocess
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, Unpack
 
 from engine import errors
 from engine.errors import ChartdError, Conflict, NotFound, System, Unavailable
 from engine.locks import KeyedLock
-from statecharts.container import cgroups, shim
-from statecharts.container.execproc import ExecProcesses
+from statecharts.container import cgroups, shim, terminal
+from statecharts.container.execproc import ExecHow, ExecProcesses
 from statecharts.container.exits import ExitDispatcher, TaskMonitor
 from statecharts.container.logcopy import LogCopier
 from statecharts.container.outtap import TAP_BOUND, OutputTap
@@ -248,14 +247,7 @@ class ProcessRuntime:
             # cannot hand this number to another file under the write.
             fd = os.dup(task.stdin_w)
         try:
-            poller = select.poll()
-            poller.register(fd, select.POLLOUT)
-            if not data or not poller.poll(timeout * 1000):
-                return 0
-            try:
-                return os.write(fd, data)
-            except BlockingIOError:
-                return 0
+            return shim.write_some(fd, data, timeout)
         finally:
             os.close(fd)
 
@@ -275,8 +267,10 @@ class ProcessRuntime:
         env: Mapping[str, str],
         working_dir: str | None,
         attach: bool,
+        **how: Unpack[ExecHow],
     ) -> subprocess.Popen[bytes]:
-        """Run ``cmd`` in the container's running task (see :mod:`~statecharts.container.execproc`).
+        """Run ``cmd`` in the container's running task (see :mod:`~statecharts.container.execproc`);
+        ``how``: its stdin, its terminal (see :meth:`ExecProcesses.spawn`).
 
         Conflict if the task is not running; ExecFailed (126/127) if ``cmd``
         cannot be run. The caller reaps it, then tells ``execs.ended``.
@@ -287,8 +281,24 @@ class ProcessRuntime:
             task = self._started(container_id)
             spec = self._containers[container_id]
             return self.execs.spawn(
-                spec, cmd, env=env, working_dir=working_dir, cgroup=task.cgroup, attach=attach
+                spec,
+                cmd,
+                env=env,
+                working_dir=working_dir,
+                cgroup=task.cgroup,
+                attach=attach,
+                **how,
             )
+
+    def resize(self, container_id: str, height: int, width: int) -> None:
+        self._check_open()
+        check_container_id(container_id)
+        with self._lock:
+            task = self._tasks.get(container_id)
+            if task is None or task.exit is not None:
+                raise Conflict(f"container {container_id} is not running")
+            if task.terminal is not None:  # under the lock: the exit closes it under it too
+                terminal.set_window(task.terminal, height, width)
 
     def tap(self, container_id: str, bound: int = TAP_BOUND) -> OutputTap:
         check_container_id(container_id)
@@ -388,9 +398,9 @@ class ProcessRuntime:
             for task in self._tasks.values():
                 # A created task's shim sees EOF on its release pipe and exits
                 # without running the command: it cannot outlive its releaser.
-                for fd in (task.release_w, task.status_r, task.pidfd, task.stdin_w):
+                for fd in (task.release_w, task.status_r, task.pidfd, task.stdin_w, task.terminal):
                     shim.close_fd(fd)
-                task.release_w = task.status_r = task.pidfd = task.stdin_w = None
+                task.release_w = task.status_r = task.pidfd = task.stdin_w = task.terminal = None
         if self._cgroup_parent is not None:
             with contextlib.suppress(OSError):  # only succeeds when no task cgroup is left
                 self._cgroup_parent.rmdir()
@@ -463,6 +473,7 @@ class ProcessRuntime:
             release_w=spawned.release_w,
             status_r=spawned.status_r,
             stdin_w=spawned.stdin_w,
+            terminal=spawned.terminal,
         )
         try:
             # Into its cgroup first: the shell starts up meanwhile, and reading its stat
@@ -471,7 +482,7 @@ class ProcessRuntime:
             # Our child cannot be reaped by anyone else, so the pid is stable here.
             stat = proc_stat(task.pid)
             task.start_ticks = stat.start_ticks if stat else 0
-            self._attach_logs(spec, records)
+            self._attach_logs(spec, records, spawned.terminal)
             task.save()
             shim.await_ready(spawned.status_r, spec, cwd, self._timeout)
         except BaseException:
@@ -481,9 +492,11 @@ class ProcessRuntime:
             raise
         return task
 
-    def _attach_logs(self, spec: ContainerSpec, records: Path) -> None:
+    def _attach_logs(self, spec: ContainerSpec, records: Path, master: int | None) -> None:
         try:
-            self._logs.attach(spec.id, records, spec.log_path)
+            # A TTY's master is read through a copy of its own, which the copier closes.
+            copy = None if master is None else os.dup(master)
+            self._logs.attach(spec.id, records, spec.log_path, terminal=copy)
         except OSError as exc:
             raise System(f"cannot create task {spec.id}: its output: {exc}") from exc
 
@@ -522,7 +535,9 @@ class ProcessRuntime:
             task.exit = event
             task.paused = False
             stdin_w, task.stdin_w = task.stdin_w, None
+            master, task.terminal = task.terminal, None
         shim.close_fd(stdin_w)
+        shim.close_fd(master)
         if ours:
             with contextlib.suppress(ChildProcessError):
                 os.waitid(os.P_PIDFD, task.pidfd, os.WEXITED)
@@ -557,27 +572,12 @@ class ProcessRuntime:
             task.signal_group(signal.SIGKILL)
 
     def _sweep_cgroups(self) -> None:
-        """Remove the cgroups of this state directory that no task owns.
-
-        A runtime that died between making a task's cgroup and recording the
-        task left a cgroup nobody knows of (its shim, blocked until start,
-        exits when its releaser dies): the start is rolled back by recovery,
-        which finds no task to delete. The parent cgroup is this runtime's
-        alone (one runtime per state directory), so whatever in it is not a
-        restored task's is such a leftover: its processes are killed and it
-        goes.
-        """
-        if self._cgroup_parent is None:
-            return
-        owned = {t.cgroup for t in self._tasks.values() if t.cgroup is not None}
-        for path in self._cgroup_parent.iterdir():
-            if path.is_dir() and path not in owned:
-                try:
-                    cgroups.remove(path, self._timeout)
-                except (OSError, ChartdError):
-                    _log.warning("cannot remove the leftover cgroup %s", path, exc_info=True)
-                else:
-                    _log.info("removed the leftover cgroup %s", path)
+        """Remove the cgroups of this state directory that no task owns (see
+        :func:`cgroups.sweep`: a runtime that died between making a task's cgroup
+        and recording the task left it)."""
+        if self._cgroup_parent is not None:
+            owned = {t.cgroup for t in self._tasks.values() if t.cgroup is not None}
+            cgroups.sweep(self._cgroup_parent, owned, self._timeout)
 
     def _restore(self) -> None:
         """Find the containers and tasks recorded by a previous runtime on this state."""

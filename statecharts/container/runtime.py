@@ -117,7 +117,11 @@ class ContainerSpec:
     lines, appended). ``open_stdin``: the process reads a stdin the runtime
     holds the other end of (:meth:`Runtime.write_stdin`), not ``/dev/null``. ``root`` is
     the container's state directory (moby's ``/var/lib/docker/containers/<id>``);
-    the runtime keeps its records there, under ``root/"runtime"``.
+    the runtime keeps its records there, under ``root/"runtime"``. ``tty``: the
+    process's stdin, stdout and stderr are a pseudo-terminal's slave, its
+    controlling terminal (docker's ``-t``); the runtime reads the master into
+    the log as stdout and writes an open stdin to it (:meth:`Runtime.resize`);
+    ``console_size`` (height, width) is its window before the process starts.
     """
 
     id: str
@@ -130,6 +134,8 @@ class ContainerSpec:
     log_path: Path
     root: Path
     open_stdin: bool = False
+    tty: bool = False
+    console_size: tuple[int, int] | None = None
 
     def __post_init__(self) -> None:
         check_container_id(self.id)
@@ -168,6 +174,8 @@ class ContainerSpec:
             "log_path": str(self.log_path),
             "root": str(self.root),
             "open_stdin": self.open_stdin,
+            "tty": self.tty,
+            "console_size": None if self.console_size is None else list(self.console_size),
         }
 
     @classmethod
@@ -183,6 +191,12 @@ class ContainerSpec:
             log_path=Path(data["log_path"]),
             root=Path(data["root"]),
             open_stdin=bool(data.get("open_stdin", False)),
+            tty=bool(data.get("tty", False)),
+            console_size=(
+                (int(data["console_size"][0]), int(data["console_size"][1]))
+                if data.get("console_size")
+                else None
+            ),
         )
 
 
@@ -401,6 +415,14 @@ class Runtime(Protocol):
 
         Idempotent (also for a task without an open stdin). NotFound if the
         container has no task.
+        """
+        ...
+
+    def resize(self, container_id: str, height: int, width: int) -> None:
+        """Set the window size of the task's terminal (``TIOCSWINSZ``), each modulo 2**16
+        as runc's does; a task without a terminal has nothing to resize.
+
+        Conflict ``container <id> is not running`` without a live task.
         """
         ...
 

@@ -466,6 +466,17 @@ class Containers(ContainerVerbs, DaemonLife):
         """Close the container's stdin (the Runtime's ``close_stdin``)."""
         self.runtime.close_stdin(container_id)
 
+    def resize(self, ref: str | engine.Entity, height: int, width: int) -> engine.Entity:
+        """Set the window of the container's TTY (moby's ContainerResize); emits ``resize``.
+
+        Set on the runtime's task first, as moby emits the event once it is set;
+        the chart refuses a container without a running task.
+        """
+        container = self.get(ref)
+        if container.in_state("running") and not container.in_state("running.restarting"):
+            self.runtime.resize(container.id, height, width)
+        return self._fire(container, "resize", {"height": height, "width": width})
+
     # -- exec (moby's exec.go) ------------------------------------------------------------
 
     def exec_create(
@@ -477,6 +488,7 @@ class Containers(ContainerVerbs, DaemonLife):
         working_dir: str | None = None,
         tty: bool = False,
         attach_stdin: bool = False,
+        console_size: Sequence[int] | None = None,
     ) -> str:
         """A new exec of ``cmd`` in the running container ``ref``; the exec's ID.
 
@@ -490,6 +502,7 @@ class Containers(ContainerVerbs, DaemonLife):
             working_dir=working_dir,
             tty=tty,
             attach_stdin=attach_stdin,
+            console_size=console_size,
         )
 
     def exec_start(self, exec_id: str, *, detach: bool = False) -> ExecOutput | None:
@@ -502,6 +515,10 @@ class Containers(ContainerVerbs, DaemonLife):
     def exec_inspect(self, exec_id: str) -> dict[str, Any]:
         """The exec as moby's exec inspect shows it."""
         return self._execs.inspect(exec_id)
+
+    def exec_resize(self, exec_id: str, height: int, width: int) -> None:
+        """Set the window of a running exec's terminal (``docker exec -t``)."""
+        self._execs.resize(exec_id, height, width)
 
     def _fire_by_id(
         self, container_id: str, event: str, params: Mapping[str, Any]

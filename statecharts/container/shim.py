@@ -5,8 +5,9 @@ at its default, no descriptor but 0 to 4) ``/bin/sh`` running a script of a
 dozen lines, with fd 3 the read end of a *release* pipe and fd 4 the write
 end of a *status* pipe, as stdout and stderr two FIFOs the daemon copies to
 the json-file log (:mod:`~statecharts.container.logcopy`), as stdin
-``/dev/null`` or (an open stdin) a FIFO the runtime writes, and the
-command's exact environment. The shim enters the working directory,
+``/dev/null`` or (an open stdin) a FIFO the runtime writes (or, for a
+TTY, a pseudo-terminal's slave as all three, :mod:`~statecharts.container.terminal`),
+and the command's exact environment. The shim enters the working directory,
 writes ``R`` on the status pipe and blocks reading the release pipe: the
 process exists, with its final pid, but nothing of the command has run
 (runc's ``create`` with its exec fifo). Before the release the runtime looks
@@ -41,7 +42,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from engine.errors import ChartdError, DeadlineExceeded, System
-from statecharts.container import logcopy
+from statecharts.container import logcopy, terminal
 from statecharts.container.runtime import ContainerSpec, ExecFailed
 
 __all__ = [
@@ -56,26 +57,29 @@ __all__ = [
     "read_until_eof",
     "release",
     "spawn",
+    "write_some",
 ]
 
 # The shim is /bin/sh (dash, or any POSIX shell): about 1 ms to start, where a
 # Python interpreter took 10 to 30. Its arguments: the working directory, the
 # container's PWD and OLDPWD ("=value", or "-" when the spec has none: `cd`
 # sets and exports both, and the environment must stay exactly the spec's),
-# then the command. Its environment is the command's. fd 3 is the release
-# pipe, fd 4 the status pipe: it writes R once ready, then reads one line: G
-# execs the command in place (the status pipe closes on the way), E<code>
-# exits with that code (the command cannot be run), anything else or EOF
-# exits 255 without running anything.
+# the path of its terminal's slave ("-" without one: opened again as stdin, it
+# becomes the session's controlling terminal), then the command. Its
+# environment is the command's. fd 3 is the release pipe, fd 4 the status
+# pipe: it writes R once ready, then reads one line: G execs the command in
+# place (the status pipe closes on the way), E<code> exits with that code (the
+# command cannot be run), anything else or EOF exits 255 without running anything.
 SH = "/bin/sh"
 """The shell that runs the shim."""
 
 _SCRIPT = r"""
+case $4 in /*) exec 0<>"$4" || exit 1;; esac
 cd -- "$1" 2>/dev/null || { printf c >&4; exit 1; }
 unset OLDPWD PWD
 case $2 in =*) PWD=${2#=}; export PWD;; esac
 case $3 in =*) OLDPWD=${3#=}; export OLDPWD;; esac
-shift 3
+shift 4
 printf R >&4
 IFS= read -r go <&3
 case $go in
@@ -94,6 +98,19 @@ def close_fd(fd: int | None) -> None:
     if fd is not None:
         with contextlib.suppress(OSError):
             os.close(fd)
+
+
+def write_some(fd: int, data: bytes, timeout: float) -> int:
+    """Write a prefix of ``data`` to the non-blocking ``fd``: how much (0: no room within
+    ``timeout`` seconds). BrokenPipeError once nobody reads it (its reader closed it)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLOUT)
+    if not data or not poller.poll(timeout * 1000):
+        return 0
+    try:
+        return os.write(fd, data)
+    except BlockingIOError:
+        return 0
 
 
 def _high_fd(fd: int) -> int:
@@ -200,22 +217,43 @@ def exec_problem(name: str, search: str, cwd: str) -> dict[str, Any] | None:
 
 @dataclass(frozen=True, slots=True)
 class Shim:
-    """A spawned shim: its pid, the runtime's ends of its two pipes and of an open stdin."""
+    """A spawned shim: its pid, the runtime's ends of its two pipes and of an open stdin,
+    and its terminal's master (a TTY's: the log copier reads it, ``stdin_w`` is a copy)."""
 
     pid: int
     release_w: int
     status_r: int
     stdin_w: int | None = None
+    terminal: int | None = None
+
+
+def _open_terminal(spec: ContainerSpec, fds: dict[str, int]) -> str:
+    """Open, into ``fds``, a pseudo-terminal (``terminal``, the master; ``slave``) and
+    the runtime's copy of the master for an open stdin; the slave's path."""
+    fds["terminal"], slave, path = terminal.open_pty()
+    fds["slave"] = _high_fd(slave)
+    if spec.console_size is not None:
+        terminal.set_window(fds["terminal"], *spec.console_size)
+    if spec.open_stdin:
+        fds["stdin_w"] = os.dup(fds["terminal"])
+    return path
+
+
+def _open_pipes(fds: dict[str, int]) -> None:
+    """Open, into ``fds``, the release and the status pipes."""
+    release_r, fds["release_w"] = os.pipe()
+    fds["release_r"] = _high_fd(release_r)
+    fds["status_r"], status_w = os.pipe()
+    fds["status_w"] = _high_fd(status_w)
 
 
 def _open_ends(spec: ContainerSpec, fds: dict[str, int]) -> None:
-    """Open, into ``fds``, the output FIFOs, the stdin and both pipes (each kept in ``fds``).
+    """Open, into ``fds``, the output FIFOs and the stdin (each kept in ``fds``).
 
     An open stdin is the FIFO ``init-stdin``: the runtime's end (``stdin_w``) is
     opened first, read-write and non-blocking, so that opening the command's
     end does not wait and a write never meets a missing reader.
     """
-    spec.log_path.parent.mkdir(parents=True, exist_ok=True)
     records = spec.root.resolve() / "runtime"
     logcopy.make_fifos(records)
     fds["stdout"] = _high_fd(logcopy.open_for_writer(records, "stdout"))
@@ -225,10 +263,6 @@ def _open_ends(spec: ContainerSpec, fds: dict[str, int]) -> None:
         stdin = str(logcopy.make_fifo(records, "stdin"))
         fds["stdin_w"] = os.open(stdin, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
     fds["stdin"] = _high_fd(os.open(stdin, os.O_RDONLY | os.O_CLOEXEC))
-    release_r, fds["release_w"] = os.pipe()
-    fds["release_r"] = _high_fd(release_r)
-    fds["status_r"], status_w = os.pipe()
-    fds["status_w"] = _high_fd(status_w)
 
 
 def spawn(spec: ContainerSpec, cwd: str) -> Shim:
@@ -238,15 +272,21 @@ def spawn(spec: ContainerSpec, cwd: str) -> Shim:
     saved = [f"={env[name]}" if name in env else "-" for name in ("PWD", "OLDPWD")]
     fds: dict[str, int] = {}
     try:
-        _open_ends(spec, fds)
+        spec.log_path.parent.mkdir(parents=True, exist_ok=True)
+        if spec.tty:
+            tty = _open_terminal(spec, fds)
+            streams = [fds["slave"]] * 3
+        else:
+            tty = "-"
+            _open_ends(spec, fds)
+            streams = [fds["stdin"], fds["stdout"], fds["stderr"]]
+        _open_pipes(fds)
         pid = os.posix_spawn(
             SH,
-            [SH, "-c", _SCRIPT, "chartd-shim", cwd, *saved, *spec.cmd],
+            [SH, "-c", _SCRIPT, "chartd-shim", cwd, *saved, tty, *spec.cmd],
             env,
             file_actions=[
-                (os.POSIX_SPAWN_DUP2, fds["stdin"], 0),
-                (os.POSIX_SPAWN_DUP2, fds["stdout"], 1),
-                (os.POSIX_SPAWN_DUP2, fds["stderr"], 2),
+                *((os.POSIX_SPAWN_DUP2, fd, n) for n, fd in enumerate(streams)),
                 (os.POSIX_SPAWN_DUP2, fds["release_r"], 3),
                 (os.POSIX_SPAWN_DUP2, fds["status_w"], 4),
                 *((os.POSIX_SPAWN_CLOSE, fd) for fd in _inheritable_fds()),
@@ -261,10 +301,14 @@ def spawn(spec: ContainerSpec, cwd: str) -> Shim:
         for fd in fds.values():
             close_fd(fd)
         raise System(f"cannot create task {spec.id}: {exc}") from exc
-    for name in ("stdout", "stderr", "stdin", "release_r", "status_w"):
-        close_fd(fds[name])
+    for name in ("stdout", "stderr", "stdin", "slave", "release_r", "status_w"):
+        close_fd(fds.get(name))
     return Shim(
-        pid=pid, release_w=fds["release_w"], status_r=fds["status_r"], stdin_w=fds.get("stdin_w")
+        pid=pid,
+        release_w=fds["release_w"],
+        status_r=fds["status_r"],
+        stdin_w=fds.get("stdin_w"),
+        terminal=fds.get("terminal"),
     )
 
 

@@ -105,6 +105,7 @@ def inspect_document(container: engine.Entity, root: Path) -> dict[str, Any]:
             if data.get("stop_signal_set")
             else "",
             "StopTimeout": data.get("stop_timeout"),
+            "Tty": bool(data.get("tty")),
             "OpenStdin": bool(data.get("open_stdin")),
             "StdinOnce": bool(data.get("stdin_once")),
             "AttachStdin": bool(data.get("attach_stdin")),
@@ -116,6 +117,7 @@ def inspect_document(container: engine.Entity, root: Path) -> dict[str, Any]:
                 "MaximumRetryCount": policy.maximum_retry_count,
             },
             "AutoRemove": bool(data.get("auto_remove")),
+            "ConsoleSize": list(data.get("console_size") or [0, 0]),
         },
         "NetworkSettings": {"IPAddress": data.get("address", "")},
         "LogPath": str(log_path(root, container.id)),

@@ -56,6 +56,11 @@ def _run_dir(root: Path, container_id: str) -> Path:
     return root / "run" / container_id
 
 
+def _pair(size: Any) -> tuple[int, int] | None:
+    """A recorded ``[height, width]`` as the spec's pair (None: none recorded)."""
+    return (int(size[0]), int(size[1])) if size else None
+
+
 def _cid(ctx: engine.Context) -> str:
     return ctx.entity_id
 
@@ -178,6 +183,8 @@ class ContainerSteps:
                 log_path=log_path(self.root, _cid(ctx)),
                 root=self._run_dir(ctx),
                 open_stdin=bool(data.get("open_stdin")),
+                tty=bool(data.get("tty")),
+                console_size=_pair(data.get("console_size")),
             )
         )
 

@@ -83,6 +83,7 @@ class Task:
     release_w: int | None = None  # write end of the release pipe (None once released)
     status_r: int | None = None  # read end of the status pipe
     stdin_w: int | None = None  # the runtime's end of an open stdin (None: closed, or none)
+    terminal: int | None = None  # a TTY's master (None: no TTY, or restored without it)
     started_at: float | None = None
     paused: bool = False
     exit: ExitEvent | None = None

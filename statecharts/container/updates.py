@@ -6,6 +6,10 @@ judged by it, and a restarting one's pending restart still happens (the
 policy decides again at the exit after). The guard refuses a policy other
 than ``no`` for a container with ``--rm``, with moby's Conflict; the step
 keeps the policy and emits ``update``.
+
+``resize`` (moby's ``daemon/resize.go``) changes nothing of the container's
+data either: the service sets the TTY's window on the runtime's task, then
+the step emits ``resize`` with moby's attributes.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import engine
 from engine.errors import Conflict
 from statecharts.container import moby
 
-__all__ = ["update_allowed", "update_config"]
+__all__ = ["resized", "update_allowed", "update_config"]
 
 
 def update_allowed(ctx: engine.Context) -> None:
@@ -35,3 +39,8 @@ def update_config(ctx: engine.Context) -> None:
     if given is not None:
         ctx.data["restart_policy"] = moby.RestartPolicy.from_data(given).as_data()
     ctx.emit("update")
+
+
+def resized(ctx: engine.Context) -> None:
+    """Emit ``resize`` with the window's ``height`` and ``width`` (moby's attributes)."""
+    ctx.emit("resize", height=str(ctx.params["height"]), width=str(ctx.params["width"]))

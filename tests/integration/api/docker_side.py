@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import struct
 import subprocess
@@ -75,6 +76,28 @@ def hijack_attach(daemon: Daemon, container: str, query: str) -> socket.socket:
         head += raw.recv(1)
     assert head.startswith(b"HTTP/1.1 101"), head
     return raw
+
+
+def hijack_exec_start(
+    daemon: Daemon, exec_id: str, *, tty: bool = False
+) -> tuple[socket.socket, bytes]:
+    """An exec's start on a hijacked connection (docker's ContainerExecAttach), past its
+    ``101``; and the answer's head (lowercased)."""
+    body = json.dumps({"Detach": False, "Tty": tty}).encode()
+    raw = socket.socket(socket.AF_UNIX)
+    raw.settimeout(60)
+    raw.connect(str(daemon.state_dir / "docker.sock"))
+    raw.sendall(
+        f"POST /v1.51/exec/{exec_id}/start HTTP/1.1\r\nHost: docker\r\n"
+        "Connection: Upgrade\r\nUpgrade: tcp\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body
+    )
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += raw.recv(1)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    return raw, head.lower()
 
 
 def demuxed(raw: socket.socket) -> bytes:

@@ -32,6 +32,14 @@ def test_exec_prints_both_streams_and_exits_with_the_code(daemon: Daemon) -> Non
     ok(daemon, "rm", "-f", "ex-code")
 
 
+def test_exec_i_and_t_over_the_api_read_no_stdin_and_have_no_terminal(daemon: Daemon) -> None:
+    # The gRPC API streams no stdin and has no terminal: -i reads EOF, -t is accepted.
+    ok(daemon, "run", "-d", "--name", "ex-it", "sleep", "60")
+    done = daemon.cli("exec", "-i", "-t", "ex-it", "sh", "-c", "cat; tty; echo done")
+    assert (done.returncode, done.stdout) == (0, "not a tty\ndone\n")
+    ok(daemon, "rm", "-f", "ex-it")
+
+
 def test_exec_has_the_containers_environment_and_working_directory(
     daemon: Daemon, tmp_path: Path
 ) -> None:

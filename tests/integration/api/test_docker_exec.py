@@ -56,10 +56,6 @@ def test_docker_exec_refusals(docker: DockerCli) -> None:
     assert unknown.returncode == 1
     assert unknown.stderr == "Error response from daemon: No such container: dxnosuch\n"
     docker.ok("start", "dxr")
-    for flags in (("-t",), ("-i",)):
-        refused = docker.run("exec", *flags, "dxr", "true")
-        assert refused.returncode == 1, flags
-        assert refused.stderr.startswith("Error response from daemon: chartd"), flags
     docker.ok("rm", "-f", "dxr")
 
 
@@ -124,8 +120,8 @@ def test_exec_requests_as_moby_answers_them(daemon: Daemon, docker: DockerCli) -
     with http(daemon) as h:
         for given, status, why in (
             ({"Cmd": []}, 400, "No exec command specified"),
-            ({"Cmd": "true", "Tty": True}, 400, "Tty is not supported"),
-            ({"Cmd": ["true"], "AttachStdin": True}, 400, "AttachStdin (docker exec -i)"),
+            ({"Cmd": "true", "Tty": "yes"}, 400, 'invalid Tty: "yes"'),
+            ({"Cmd": ["true"], "AttachStdin": 1}, 400, "invalid AttachStdin: 1"),
             ({"Cmd": [1]}, 400, "invalid Cmd"),
             ({"Cmd": ["true"], "WorkingDir": "rel"}, 400, "needs to be an absolute path"),
             ({"Cmd": ["true"], "Detach": "yes"}, 400, 'invalid Detach: "yes"'),
@@ -144,7 +140,7 @@ def test_exec_requests_as_moby_answers_them(daemon: Daemon, docker: DockerCli) -
         assert created.status_code == 201
         exec_id = created.json()["Id"]
         assert h.post(f"/exec/{exec_id}/resize", params={"h": "x", "w": "1"}).status_code == 400
-        assert h.post(f"/exec/{exec_id}/start", json={"Tty": True}).status_code == 400
+        assert h.post(f"/exec/{exec_id}/start", json={"Tty": 1}).status_code == 400
         # Without an upgrade, the same stream in a plain answer (moby's raw-stream).
         started = h.post(f"/exec/{exec_id}/start", json={})
         assert started.status_code == 200

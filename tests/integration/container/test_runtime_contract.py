@@ -8,8 +8,12 @@ Like containerd's snapshotter test suite, run against each backend.
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import re
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -296,3 +300,86 @@ def test_exits_are_reported_exactly_once_per_task(harness: Harness) -> None:
     assert harness.exits_of("c0") == [1, 137]
     assert harness.exits_of("c1") == [2]
     assert harness.exits_of("c2") == [3]
+
+
+def test_a_task_is_resized_while_it_is_live(harness: Harness) -> None:
+    runtime = harness.runtime
+    runtime.create(dataclasses.replace(harness.spec("c1"), tty=True))
+    runtime.create(harness.spec("c2"))
+    with pytest.raises(Conflict, match=r"^container c1 is not running$"):
+        runtime.resize("c1", 24, 80)
+    runtime.create_task("c1")
+    runtime.create_task("c2")
+    runtime.resize("c1", 24, 80)  # a created task is live: its window is set before it runs
+    runtime.resize("c2", 24, 80)  # no terminal: nothing to resize
+    runtime.start_task("c1")
+    runtime.resize("c1", 2**16 + 30, -1)  # modulo 2**16, as runc's
+    if isinstance(runtime, FakeRuntime):
+        assert runtime.terminal_size("c1") == (30, 2**16 - 1)
+        assert runtime.terminal_size("c2") is None
+    harness.finish("c1", 0)
+    runtime.wait("c1", WAIT)
+    with pytest.raises(Conflict, match=r"^container c1 is not running$"):
+        runtime.resize("c1", 24, 80)
+    runtime.delete_task("c2")
+
+
+def _log_lines(path: Path) -> list[tuple[str, str]]:
+    return [(e["stream"], e["log"]) for e in map(json.loads, path.read_text().splitlines())]
+
+
+def test_a_tty_process_has_its_terminal(process_runtime: None, tmp_path: Path) -> None:
+    root = tmp_path / "containers" / "c1"
+    script = (
+        "tty; stty size; echo err >&2; exec 3</dev/tty && echo controlling;"
+        ' read line; echo "got $line"; exit 3'
+    )
+    spec = ContainerSpec(
+        id="c1", name="/c1", cmd=["sh", "-c", script], log_path=root / "log", root=root,
+        tty=True, open_stdin=True,
+    )  # fmt: skip
+    with ProcessRuntime(tmp_path / "state") as runtime:
+        runtime.create(spec)
+        runtime.create_task("c1")
+        runtime.resize("c1", 24, 80)
+        tap = runtime.tap("c1")
+        runtime.start_task("c1")
+        assert runtime.write_stdin("c1", b"hello\n", WAIT) == 6
+        exit_ = runtime.wait("c1", WAIT)
+        assert exit_ is not None and exit_.exit_code == 3
+        runtime.delete_task("c1")
+        chunks, ended = tap.take()
+        assert ended and {stream for stream, _ in chunks} == {"stdout"}
+    lines = _log_lines(root / "log")
+    assert {stream for stream, _ in lines} == {"stdout"}
+    said = "".join(line for _, line in lines).split("\r\n")
+    # The terminal echoes the input when it comes, wherever the process is.
+    said.remove("hello")
+    assert re.fullmatch(r"/dev/pts/\d+", said[0]), said
+    assert said[1:] == ["24 80", "err", "controlling", "got hello", ""]
+
+
+def test_a_tty_task_killed_ends_with_its_output(process_runtime: None, tmp_path: Path) -> None:
+    root = tmp_path / "containers" / "c1"
+    spec = ContainerSpec(
+        id="c1", name="/c1", cmd=["sh", "-c", "echo up; exec sleep 600"],
+        log_path=root / "log", root=root, tty=True,
+    )  # fmt: skip
+    with ProcessRuntime(tmp_path / "state") as runtime:
+        runtime.create(spec)
+        for _ in range(2):  # a second task gets a terminal of its own
+            tap = runtime.tap("c1")
+            runtime.create_task("c1")
+            runtime.start_task("c1")
+            seen = b""
+            deadline = time.monotonic() + WAIT
+            while b"up" not in seen and time.monotonic() < deadline:
+                seen += b"".join(data for _, data in tap.take()[0])
+                time.sleep(0.01)
+            tap.close()
+            runtime.kill("c1", int(signal.SIGKILL))
+            exit_ = runtime.wait("c1", WAIT)
+            assert exit_ is not None and exit_.exit_code == 137
+            runtime.delete_task("c1")
+        assert not list((root / "runtime").glob("init-*"))  # no FIFO: the terminal is all
+    assert _log_lines(root / "log") == [("stdout", "up\r\n")] * 2

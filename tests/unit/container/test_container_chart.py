@@ -181,7 +181,9 @@ def test_states_and_events(chart: engine.Chart) -> None:
     assert chart.state("starting").transient and chart.state("removing").transient
     assert chart.state("removed").kind == "final"
     assert chart.state("running").initial == "running.active"
-    assert {e for e in chart.events if not e.startswith("done.")} == EVENTS | NEW_EVENTS
+    assert {e for e in chart.events if not e.startswith("done.")} == EVENTS | NEW_EVENTS | {
+        "resize"
+    }
 
 
 def test_a_new_container_is_created(chart: engine.Chart) -> None:
@@ -809,3 +811,25 @@ def test_every_pair_is_a_move_a_rejection_or_a_listed_default(chart: engine.Char
             else:
                 assert pair in moves, pair
                 assert pair not in refusals and pair not in DEFAULT_CONFLICTS, pair
+
+
+# -- version 4: resize (moby's resize.go: GetRunningTask, then the `resize` event) --------
+
+
+@pytest.mark.parametrize("state", list(PATHS))
+def test_resize_needs_a_running_task(chart: engine.Chart, state: str) -> None:
+    snapshot = enter(chart, state)
+    size = {"height": 24, "width": 80}
+    if state in ("running.active", "running.paused"):
+        plan = engine.step(chart, snapshot, "resize", size)
+        assert plan.snapshot.configuration == snapshot.configuration
+        assert plan.steps == ("resized",)
+        return
+    with pytest.raises(ChartdError) as caught:
+        engine.step(chart, snapshot, "resize", size)
+    if state == "removed":
+        assert (type(caught.value), caught.value.message) == (NotFound, NO_SUCH)
+    elif state == "starting":  # a saga holds the entity: nothing reaches it
+        assert caught.value.message == "event 'resize' is not allowed in state 'starting'"
+    else:
+        assert (type(caught.value), caught.value.message) == (Conflict, NOT_RUNNING)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 import engine
-from engine.errors import InvalidParameter
+from engine.errors import Conflict, InvalidParameter
 from statecharts.container.faults import FakeRuntime
 from statecharts.container.service import Containers
 
@@ -97,3 +97,51 @@ def test_a_start_whose_exec_fails_is_refused_and_its_exit_ignored(
     state = svc.inspect("web")["State"]
     assert (state["Status"], state["ExitCode"]) == ("created", 127)
     assert bounded(lambda: svc.wait("web", "not-running", timeout=BOUND)) == (127, error.message)
+
+
+def test_a_tty_container_is_resized_while_it_runs(service: tuple[Containers, FakeRuntime]) -> None:
+    svc, runtime = service
+    cid = svc.create(["app"], name="term", tty=True).id
+    plain = svc.create(["app"], name="plain").id
+    assert svc.inspect("term")["Config"]["Tty"] is True
+    assert svc.inspect("plain")["Config"]["Tty"] is False
+    assert "tty" not in svc.get("plain").data  # valid under the chart's version 3 too
+    with pytest.raises(Conflict, match=f"^container {cid} is not running$"):
+        svc.resize("term", 24, 80)
+    svc.start("term")
+    svc.start("plain")
+    since = svc.engine.sequence()
+    svc.resize("term", 24, 80)
+    svc.resize("plain", 30, 100)  # no terminal: nothing to set, as moby's runtime says
+    svc.pause("term")
+    svc.resize("term", 25, 81)  # paused: it still runs, with its terminal
+    assert runtime.terminal_size(cid) == (25, 81)
+    assert runtime.terminal_size(plain) is None
+    resized = [
+        (ev.entity_id, dict(ev.attributes))
+        for ev in svc.engine.watch(since, timeout=0)
+        if ev.type == "resize"
+    ]
+    assert resized == [
+        (cid, {"height": "24", "width": "80"}),
+        (plain, {"height": "30", "width": "100"}),
+        (cid, {"height": "25", "width": "81"}),
+    ]
+    bounded(lambda: svc.kill("term"))
+    with pytest.raises(Conflict, match=f"^container {cid} is not running$"):
+        svc.resize("term", 24, 80)
+
+
+def test_a_tty_starts_with_its_console_size(service: tuple[Containers, FakeRuntime]) -> None:
+    svc, runtime = service
+    cid = svc.create(["app"], name="sized", tty=True, console_size=[20, 50]).id
+    plain = svc.create(["app"], name="unsized", console_size=[20, 50]).id  # no TTY: no window
+    assert svc.inspect("sized")["HostConfig"]["ConsoleSize"] == [20, 50]
+    assert svc.inspect("unsized")["HostConfig"]["ConsoleSize"] == [0, 0]
+    svc.start("sized")
+    svc.start("unsized")
+    assert runtime.terminal_size(cid) == (20, 50)
+    assert runtime.terminal_size(plain) is None
+    for size in ([1], [-1, 2], [True, 2]):
+        with pytest.raises(InvalidParameter, match=r"^invalid console size: "):
+            svc.create(["app"], tty=True, console_size=size)

@@ -391,3 +391,20 @@ def test_a_tap_can_be_failed_like_any_runtime_call(fake: FakeRuntime) -> None:
         faulty.tap("c1")
     assert not faulty.tap("c1").joined
     assert faulty.calls_of("tap") == [Call("tap", "c1"), Call("tap", "c1")]
+
+
+def test_a_resize_can_be_failed_and_reaches_the_fake_terminal(fake: FakeRuntime) -> None:
+    faulty = FaultRuntime(fake)
+    faulty.create(dataclasses.replace(spec(), tty=True))
+    faulty.create_task("c1")
+    assert fake.terminal_size("c1") == (0, 0)  # a new terminal's, until resized
+    faulty.fail("resize")
+    with pytest.raises(System, match=r"^injected fault: resize$"):
+        faulty.resize("c1", 24, 80)
+    assert fake.terminal_size("c1") == (0, 0)
+    faulty.resize("c1", 24, 80)
+    assert fake.terminal_size("c1") == (24, 80)
+    assert faulty.calls_of("resize") == [Call("resize", "c1")] * 2
+    assert ContainerSpec.from_json(spec().to_json()).tty is False
+    tty = dataclasses.replace(spec(), tty=True, console_size=(20, 50))
+    assert ContainerSpec.from_json(tty.to_json()) == tty
