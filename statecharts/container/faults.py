@@ -220,6 +220,9 @@ class FakeRuntime:
                 del self._tasks[container_id]
             del self._containers[container_id]
 
+    def prepare_task(self, container_id: str) -> None:
+        pass  # nothing to prepare: its tasks are made at once
+
     def create_task(self, container_id: str) -> TaskInfo:
         check_container_id(container_id)
         with self._lock:
@@ -495,6 +498,9 @@ class FaultRuntime:
 
     def delete(self, container_id: str) -> None:
         self._call("delete", container_id, lambda: self.inner.delete(container_id))
+
+    def prepare_task(self, container_id: str) -> None:
+        self.inner.prepare_task(container_id)  # a hint: no fault to inject, no call to record
 
     def create_task(self, container_id: str) -> TaskInfo:
         result: TaskInfo = self._call(

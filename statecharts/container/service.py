@@ -207,6 +207,9 @@ class Containers(ContainerVerbs, DaemonLife):
         time_left: TimeLeft | None = None,
     ) -> engine.Entity:
         container = self.get(ref)
+        if event in ("start", "restart"):
+            # Its task is made soon: the runtime prepares it beside the start's first commit.
+            self.runtime.prepare_task(container.id)
         try:
             return self._fire_on(container, event, params, time_left)
         except ChartdError as exc:
