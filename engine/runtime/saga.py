@@ -39,6 +39,7 @@ from engine.runtime.journal import (
     Origin,
     as_error,
     failed_event,
+    json_checked,
     json_value,
     plan_json,
     transition_event,
@@ -181,6 +182,11 @@ class Saga:
         last = len(plan.steps) - 1
         for i, (name, step) in enumerate(zip(plan.steps, fire.steps, strict=True)):
             ctx.step, ctx.step_index = name, i
+            # Each step's effects hold every step's so far: recovery finishes a saga from
+            # the last step's, so only it (and the point of no return) journals them;
+            # the others' are only checked to be JSON, so that a step that left something
+            # else fails as itself.
+            kept = fire.written and i in (last, plan.failure_from - 1)
             s.observer.step_started(row.chart, row.id, name, "do", i)
             begun = s.clock.now()
             clock = time.perf_counter()
@@ -189,7 +195,7 @@ class Saga:
                 raw = step.do(ctx)
                 took_effect = True
                 payload = json_value(raw, f"the payload of step {name}")
-                effects = _effects(ctx, name)
+                effects = _effects(ctx, name, copy=kept)
             except Exception as exc:
                 error = as_error(exc, f"step {name}")
                 s.observer.step(
@@ -207,15 +213,13 @@ class Saga:
                 raise self.fail(fire, error, exc) from exc
             s.observer.step(row.chart, row.id, name, "do", "ok", time.perf_counter() - clock, None)
             fire.done.append((i, payload))
-            # Each step's effects hold every step's so far: recovery finishes a saga from
-            # the last step's, so only it (and the point of no return) journals them.
-            kept = fire.written and i in (last, plan.failure_from - 1)
             finished = StepRow(
                 ctx.transition_id, i, name, "done", payload, None,
                 effects if kept else None, begun, s.clock.now(),
             )  # fmt: skip
             fire.step_rows.append(finished)
             if fire.written and i == plan.failure_from - 1:
+                assert effects is not None  # kept: the point of no return
                 self._checkpoint(fire, finished, effects["data"])
             elif fire.written:
                 s.commit.later(Write(steps=[finished]))
@@ -498,13 +502,18 @@ class Saga:
         )
 
 
-def _effects(ctx: Context, step: str) -> dict[str, Any]:
-    """What the steps so far asked for, checked to be JSON; journaled for recovery."""
+def _effects(ctx: Context, step: str, *, copy: bool = True) -> dict[str, Any] | None:
+    """What the steps so far asked for, checked to be JSON; journaled for recovery.
+
+    Without ``copy`` they are only checked (None): no copy is made that nobody keeps.
+    """
     if (
         not (ctx.events or ctx.timers or ctx.cancelled or ctx.cancel_all)
         and ctx.data == ctx.target.data
         and all(isinstance(v, _SCALARS) for v in ctx.data.values())
     ):
+        if not copy:
+            return None
         # The data as it was stored, of plain values: JSON already, and a shallow
         # copy is as good as the round trip's deep one against later steps' changes.
         return {
@@ -514,17 +523,19 @@ def _effects(ctx: Context, step: str) -> dict[str, Any]:
             "cancel": [],
             "cancel_all": False,
         }
-    effects: dict[str, Any] = json_value(
-        {
-            "data": ctx.data,
-            "events": [[t, a] for t, a in ctx.events],
-            "timers": [list(t) for t in ctx.timers],
-            "cancel": None if ctx.cancel_all else sorted(ctx.cancelled or ()),
-            "cancel_all": ctx.cancel_all,
-        },
-        f"the data, events or timers left by step {step}",
-    )
-    return effects
+    effects = {
+        "data": ctx.data,
+        "events": [[t, a] for t, a in ctx.events],
+        "timers": [list(t) for t in ctx.timers],
+        "cancel": None if ctx.cancel_all else sorted(ctx.cancelled or ()),
+        "cancel_all": ctx.cancel_all,
+    }
+    what = f"the data, events or timers left by step {step}"
+    if copy:
+        kept: dict[str, Any] = json_value(effects, what)
+        return kept
+    json_checked(effects, what)
+    return None
 
 
 def _add_effects(write: Write, fire: Fire, now: float) -> None:
