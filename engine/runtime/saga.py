@@ -76,6 +76,8 @@ class Fire:
     """The journal rows of the steps run so far."""
     origin: Origin = field(default_factory=Origin)
     """The fire's span and cause, journaled with it."""
+    durable: bool = True
+    """False: a direct transition's commit is queued, not waited for (``Engine.fire``)."""
 
     def transition_row(self, owner: str, **fields: Any) -> TransitionRow:
         """This fire's journal row, with ``fields`` (status and what goes with it) set."""
@@ -285,10 +287,16 @@ class Saga:
         moved = (plan.source.configuration, target.configuration)
         write.events.append(transition_event(row, plan.event, moved, ctx.transition_id, now))
         _add_effects(write, fire, now)
-        try:
-            s.commit.commit(write)
-        except VersionConflict:
-            raise Stale() from None
+        if fire.durable or fire.written:
+            try:
+                s.commit.commit(write)
+            except VersionConflict:
+                raise Stale() from None
+        else:
+            # Its caller waits for a later commit, which carries this one (batches commit
+            # in the order queued). Should it fail alone, the next fire's version check
+            # finds the cached row stale, as it finds another engine's change.
+            s.commit.later(write)
         s.cache[row.id] = after
         if ctx.timers:
             self._timers_added(min(due for _, _, due, _ in ctx.timers))
