@@ -9,7 +9,8 @@ as fast as it goes, medians over the rounds:
   (sequential calls on one channel): the round trip makes two calls.
 * ``runtime_ms``: the process runtime's own part, no engine: ``create_task``
   (the shim spawned, its cgroup, its records), ``start_task`` (released, the
-  command exec'd), SIGTERM, the exit seen, ``delete_task``. Its cgroup move
+  command exec'd), SIGTERM, the exit seen, ``delete_task`` (each part also
+  on its own: ``create_task_ms`` ... ``delete_task_ms``). Its cgroup move
   is warmed ahead (``prepare_task``, then an untimed 3 ms pause), as a
   start's first commit and steps give it time to be.
 * ``engine_saga_ms`` and ``engine_direct_ms``: a durable engine fire of a
@@ -74,8 +75,11 @@ def trivial_ms(folder: Path, calls: int) -> float:
     return _median_ms(samples)
 
 
-def runtime_ms(folder: Path, cycles: int) -> tuple[float, str]:
-    """The median of the process runtime's task cycle; and its freezer."""
+_RUNTIME_PARTS = ("create_task", "start_task", "exit", "delete_task")
+
+
+def runtime_ms(folder: Path, cycles: int) -> tuple[dict[str, float], str]:
+    """The medians of the process runtime's task cycle and of its parts; and its freezer."""
     from statecharts.container.process import ProcessRuntime  # noqa: PLC0415
     from statecharts.container.runtime import ContainerSpec  # noqa: PLC0415
 
@@ -87,19 +91,26 @@ def runtime_ms(folder: Path, cycles: int) -> tuple[float, str]:
                 id="bound", name="/bound", cmd=COMMAND, log_path=root / "log", root=root / "run"
             )
         )
-        samples = []
+        samples: dict[str, list[float]] = {part: [] for part in ("runtime", *_RUNTIME_PARTS)}
         for _ in range(cycles):
             runtime.prepare_task("bound")
             time.sleep(_WARM)
-            began = time.perf_counter()
+            marks = [time.perf_counter()]
             runtime.create_task("bound")
+            marks.append(time.perf_counter())
             runtime.start_task("bound")
+            marks.append(time.perf_counter())
             runtime.kill("bound", signal.SIGTERM)
-            runtime.wait("bound")
+            runtime.wait("bound")  # the exit seen, reaped and recorded
+            marks.append(time.perf_counter())
             runtime.delete_task("bound")
-            samples.append(time.perf_counter() - began)
+            marks.append(time.perf_counter())
+            samples["runtime"].append(marks[-1] - marks[0])
+            for part, began, ended in zip(_RUNTIME_PARTS, marks, marks[1:], strict=False):
+                samples[part].append(ended - began)
         runtime.delete("bound")
-        return _median_ms(samples), runtime.freezer
+        medians = {f"{part}_ms": _median_ms(values) for part, values in samples.items()}
+        return medians, runtime.freezer
     finally:
         runtime.close()
 
@@ -146,8 +157,8 @@ def measure(rounds: int, cycles: int, fires: int) -> dict[str, Any]:
             url = f"sqlite:///{here / 'engine.db'}?synchronous=full"
             runtime, freezer = runtime_ms(here, cycles)
             parts = {
+                **runtime,
                 "trivial_ms": trivial_ms(here / "daemon", cycles * 10),
-                "runtime_ms": runtime,
                 "engine_saga_ms": 1000 / engine_rate(url, fires // 2, "saga", 1),
                 "engine_direct_ms": 1000 / engine_rate(url, fires, "flip", 1),
                 "commit_ms": commit_ms(here, fires),

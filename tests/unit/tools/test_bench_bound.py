@@ -9,6 +9,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[3]
 PARTS = {"trivial_ms", "runtime_ms", "engine_saga_ms", "engine_direct_ms", "commit_ms", "popen_ms"}
+PARTS |= {f"{part}_ms" for part in ("create_task", "start_task", "exit", "delete_task")}
 
 
 def test_bench_bound_reports_the_parts_and_their_sum_as_one_json_object() -> None:
