@@ -114,7 +114,8 @@ def floor_rate(path: Path, sync: str, count: int) -> float:
     return count / seconds
 
 
-def _engine_rate(url: str, count: int, event: str, threads: int) -> float:
+def engine_rate(url: str, count: int, event: str, threads: int) -> float:
+    """Fires per second of ``event`` by ``threads`` threads, each on its own entity."""
     with engine.Engine.open(url, timers=False) as eng:
         eng.register(engine.parse_chart(CHART), BINDINGS)
         tag = f"{event}-{time.monotonic_ns()}"
@@ -153,9 +154,9 @@ def measure(directory: Path, sync: str, rounds: int, count: int) -> dict[str, li
     url = _sqlite_url(directory / "engine.db", sync)
     runs: dict[str, Callable[[], float]] = {
         "floor": lambda: floor_rate(directory / "floor.db", sync, count),
-        "direct": lambda: _engine_rate(url, count, "flip", 1),
-        "saga3": lambda: _engine_rate(url, count // 2, "saga", 1),
-        "threads16": lambda: _engine_rate(url, count * 2, "flip", THREADS),
+        "direct": lambda: engine_rate(url, count, "flip", 1),
+        "saga3": lambda: engine_rate(url, count // 2, "saga", 1),
+        "threads16": lambda: engine_rate(url, count * 2, "flip", THREADS),
     }
     names = list(runs)
     samples: dict[str, list[float]] = {name: [] for name in names}

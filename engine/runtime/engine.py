@@ -307,6 +307,7 @@ class Engine:
         *,
         idempotency_key: str | None = None,
         caused_by: str | None = None,
+        durable: bool = True,
     ) -> Result:
         """Fire ``event`` on ``entity``; return what committed, or raise why not.
 
@@ -318,13 +319,23 @@ class Engine:
         start of a process whose exit it records): the journal keeps it, and
         the fire's span links to that transition's. Timers and follow-ups
         name theirs on their own.
+
+        ``durable=False`` is for a caller that acknowledges nothing before a
+        later commit: a transition that does not write ahead returns once its
+        record is queued, not yet on disk, and is committed with the next
+        waited commit (the fire it causes, say: a stop's with its exit's, one
+        sync for both) or within the group commit's linger. :meth:`until`
+        sees it once it is committed. A transition that writes ahead commits
+        as always. Not with an ``idempotency_key`` (its replay reads the journal).
         """
         if caused_by is not None and (
             not isinstance(caused_by, str) or not 0 < len(caused_by) <= 64
         ):
             raise InvalidParameter("caused_by is a transition id: a string of 1 to 64 characters")
+        if not durable and idempotency_key is not None:
+            raise InvalidParameter("a fire with an idempotency key is durable")
         cause = Cause(caused_by) if caused_by is not None else None
-        return self._firing.fire(entity, event, params, idempotency_key, cause)
+        return self._firing.fire(entity, event, params, idempotency_key, cause, durable=durable)
 
     def fire_many(self, requests: Iterable[Sequence[Any]], *, concurrency: int = 16) -> _Results:
         """Fire many events, each unit on its own: one result per request, in order.

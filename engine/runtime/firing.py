@@ -61,6 +61,8 @@ class Firing:
         params: Mapping[str, Any] | None,
         idempotency_key: str | None,
         cause: Cause | None = None,
+        *,
+        durable: bool = True,
     ) -> Result:
         """See :meth:`engine.Engine.fire`; ``cause``: the transition that caused this fire."""
         s = self._s
@@ -92,7 +94,7 @@ class Firing:
         span = s.observer.transition_started(row.chart, row.id, heard, row.name, self._link(cause))
         origin = Origin(span, cause.transition_id if cause is not None else None)
         try:
-            return self._locked(row, event, params, idempotency_key, outcome, origin)
+            return self._locked(row, event, params, idempotency_key, outcome, origin, durable)
         except BaseException as exc:
             error = exc
             raise
@@ -145,6 +147,7 @@ class Firing:
         key: str | None,
         outcome: list[Any],
         origin: Origin,
+        durable: bool = True,
     ) -> Result:
         """Decide and run the fire with the entity's lock held, retrying a stale decision.
 
@@ -166,7 +169,9 @@ class Firing:
                 decided_on = s.cache.get(row.id)
                 try:
                     with s.commit.busy():
-                        result, outcome[1] = self._fire_once(row.id, event, params, key, origin)
+                        result, outcome[1] = self._fire_once(
+                            row.id, event, params, key, origin, durable
+                        )
                     outcome[0] = "replayed" if result.replayed else "committed"
                     return result
                 except Stale:
@@ -248,6 +253,7 @@ class Firing:
         params: Mapping[str, Any],
         key: str | None,
         origin: Origin,
+        durable: bool = True,
     ) -> tuple[Result, _FollowUp | None]:
         """Decide and run one fire; its result and the follow-up event it declares, if any."""
         s = self._s
@@ -289,7 +295,9 @@ class Firing:
             except Exception as exc:
                 raise as_error(exc, f"guard {name}") from exc
         steps = [reg.bindings.steps[name] for name in plan.steps]
-        result = self._saga.run(Fire(reg, row, plan, ctx, steps, key, origin=origin))
+        result = self._saga.run(
+            Fire(reg, row, plan, ctx, steps, key, origin=origin, durable=durable)
+        )
         self._spans[ctx.transition_id] = origin.trace
         if len(self._spans) > _SPANS_KEPT:
             with contextlib.suppress(KeyError):  # popitem is atomic; another fire may pop too

@@ -58,8 +58,13 @@ def json_value(value: Any, what: str) -> Any:
     if type(value) is dict and all(type(k) is str and type(v) in _PLAIN for k, v in value.items()):
         # A flat object of plain values reads back as itself: no need for a round trip.
         return dict(value)
+    return json.loads(json_checked(value, what))
+
+
+def json_checked(value: Any, what: str) -> str:
+    """``value`` as JSON text; InvalidParameter if it is not JSON (no copy is read back)."""
     try:
-        return json.loads(json.dumps(value))
+        return json.dumps(value)
     except (TypeError, ValueError) as exc:
         raise InvalidParameter(f"{what} must be JSON-able: {exc}") from None
 

@@ -39,6 +39,7 @@ from engine.runtime.journal import (
     Origin,
     as_error,
     failed_event,
+    json_checked,
     json_value,
     plan_json,
     transition_event,
@@ -75,6 +76,8 @@ class Fire:
     """The journal rows of the steps run so far."""
     origin: Origin = field(default_factory=Origin)
     """The fire's span and cause, journaled with it."""
+    durable: bool = True
+    """False: a direct transition's commit is queued, not waited for (``Engine.fire``)."""
 
     def transition_row(self, owner: str, **fields: Any) -> TransitionRow:
         """This fire's journal row, with ``fields`` (status and what goes with it) set."""
@@ -181,6 +184,11 @@ class Saga:
         last = len(plan.steps) - 1
         for i, (name, step) in enumerate(zip(plan.steps, fire.steps, strict=True)):
             ctx.step, ctx.step_index = name, i
+            # Each step's effects hold every step's so far: recovery finishes a saga from
+            # the last step's, so only it (and the point of no return) journals them;
+            # the others' are only checked to be JSON, so that a step that left something
+            # else fails as itself.
+            kept = fire.written and i in (last, plan.failure_from - 1)
             s.observer.step_started(row.chart, row.id, name, "do", i)
             begun = s.clock.now()
             clock = time.perf_counter()
@@ -189,7 +197,7 @@ class Saga:
                 raw = step.do(ctx)
                 took_effect = True
                 payload = json_value(raw, f"the payload of step {name}")
-                effects = _effects(ctx, name)
+                effects = _effects(ctx, name, copy=kept)
             except Exception as exc:
                 error = as_error(exc, f"step {name}")
                 s.observer.step(
@@ -207,15 +215,13 @@ class Saga:
                 raise self.fail(fire, error, exc) from exc
             s.observer.step(row.chart, row.id, name, "do", "ok", time.perf_counter() - clock, None)
             fire.done.append((i, payload))
-            # Each step's effects hold every step's so far: recovery finishes a saga from
-            # the last step's, so only it (and the point of no return) journals them.
-            kept = fire.written and i in (last, plan.failure_from - 1)
             finished = StepRow(
                 ctx.transition_id, i, name, "done", payload, None,
                 effects if kept else None, begun, s.clock.now(),
             )  # fmt: skip
             fire.step_rows.append(finished)
             if fire.written and i == plan.failure_from - 1:
+                assert effects is not None  # kept: the point of no return
                 self._checkpoint(fire, finished, effects["data"])
             elif fire.written:
                 s.commit.later(Write(steps=[finished]))
@@ -281,10 +287,16 @@ class Saga:
         moved = (plan.source.configuration, target.configuration)
         write.events.append(transition_event(row, plan.event, moved, ctx.transition_id, now))
         _add_effects(write, fire, now)
-        try:
-            s.commit.commit(write)
-        except VersionConflict:
-            raise Stale() from None
+        if fire.durable or fire.written:
+            try:
+                s.commit.commit(write)
+            except VersionConflict:
+                raise Stale() from None
+        else:
+            # Its caller waits for a later commit, which carries this one (batches commit
+            # in the order queued). Should it fail alone, the next fire's version check
+            # finds the cached row stale, as it finds another engine's change.
+            s.commit.later(write)
         s.cache[row.id] = after
         if ctx.timers:
             self._timers_added(min(due for _, _, due, _ in ctx.timers))
@@ -498,13 +510,18 @@ class Saga:
         )
 
 
-def _effects(ctx: Context, step: str) -> dict[str, Any]:
-    """What the steps so far asked for, checked to be JSON; journaled for recovery."""
+def _effects(ctx: Context, step: str, *, copy: bool = True) -> dict[str, Any] | None:
+    """What the steps so far asked for, checked to be JSON; journaled for recovery.
+
+    Without ``copy`` they are only checked (None): no copy is made that nobody keeps.
+    """
     if (
         not (ctx.events or ctx.timers or ctx.cancelled or ctx.cancel_all)
         and ctx.data == ctx.target.data
         and all(isinstance(v, _SCALARS) for v in ctx.data.values())
     ):
+        if not copy:
+            return None
         # The data as it was stored, of plain values: JSON already, and a shallow
         # copy is as good as the round trip's deep one against later steps' changes.
         return {
@@ -514,17 +531,19 @@ def _effects(ctx: Context, step: str) -> dict[str, Any]:
             "cancel": [],
             "cancel_all": False,
         }
-    effects: dict[str, Any] = json_value(
-        {
-            "data": ctx.data,
-            "events": [[t, a] for t, a in ctx.events],
-            "timers": [list(t) for t in ctx.timers],
-            "cancel": None if ctx.cancel_all else sorted(ctx.cancelled or ()),
-            "cancel_all": ctx.cancel_all,
-        },
-        f"the data, events or timers left by step {step}",
-    )
-    return effects
+    effects = {
+        "data": ctx.data,
+        "events": [[t, a] for t, a in ctx.events],
+        "timers": [list(t) for t in ctx.timers],
+        "cancel": None if ctx.cancel_all else sorted(ctx.cancelled or ()),
+        "cancel_all": ctx.cancel_all,
+    }
+    what = f"the data, events or timers left by step {step}"
+    if copy:
+        kept: dict[str, Any] = json_value(effects, what)
+        return kept
+    json_checked(effects, what)
+    return None
 
 
 def _add_effects(write: Write, fire: Fire, now: float) -> None:

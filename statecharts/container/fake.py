@@ -188,6 +188,9 @@ class FakeRuntime:
                 del self._tasks[container_id]
             del self._containers[container_id]
 
+    def prepare_task(self, container_id: str) -> None:
+        pass  # nothing to prepare: its tasks are made at once
+
     def create_task(self, container_id: str) -> TaskInfo:
         check_container_id(container_id)
         with self._lock:

@@ -154,6 +154,9 @@ class FaultRuntime:
     def delete(self, container_id: str) -> None:
         self._call("delete", container_id, lambda: self.inner.delete(container_id))
 
+    def prepare_task(self, container_id: str) -> None:
+        self.inner.prepare_task(container_id)  # a hint: no fault to inject, no call to record
+
     def create_task(self, container_id: str) -> TaskInfo:
         result: TaskInfo = self._call(
             "create_task", container_id, lambda: self.inner.create_task(container_id)

@@ -92,6 +92,7 @@ class _Copy:
     partial: dict[str, bytes] = field(default_factory=lambda: dict.fromkeys(STREAMS, b""))
     taps: list[OutputTap] = field(default_factory=list)
     paused: bool = False  # a tap is full: the FIFOs are out of the selector
+    ended: set[str] = field(default_factory=set)  # streams read to EOF: out of the selector
 
     def take(self, stream: str, data: bytes, *, last: bool = False) -> None:
         """Log the complete lines of ``data`` (all of it when ``last``)."""
@@ -198,7 +199,8 @@ class LogCopier:
     def _listen(self, container_id: str, copy: _Copy) -> None:
         copy.paused = False
         for stream, fd in copy.fds.items():
-            self._selector.register(fd, selectors.EVENT_READ, (container_id, stream, copy))
+            if stream not in copy.ended:
+                self._selector.register(fd, selectors.EVENT_READ, (container_id, stream, copy))
 
     def _resume(self, container_id: str) -> None:
         """A tap drained or went: read the container's FIFOs again if none is full."""
@@ -236,9 +238,17 @@ class LogCopier:
         except OSError:
             # A terminal's master whose slave every process closed (EIO): nothing
             # more comes until one opens it again; not looked at meanwhile.
+            copy.ended.add(stream)
             with contextlib.suppress(KeyError, ValueError):
                 self._selector.unregister(fd)
             return False
+        if not data and stream not in copy.ended:
+            # Every writer is gone (the command exited). Out of the selector: epoll would
+            # report the hang-up again and again until the exit's drain detaches the FIFO,
+            # a loop that keeps the GIL from the thread handling that very exit.
+            copy.ended.add(stream)
+            with contextlib.suppress(KeyError, ValueError):
+                self._selector.unregister(fd)
         if data:
             copy.take(stream, data)
             for tap in copy.taps:

@@ -111,6 +111,7 @@ class ProcessRuntime:
             raise errors.NotImplemented("no writable cgroup v2 hierarchy with cgroup.freeze")
         # How pause freezes new tasks: the cgroup v2 freezer, or SIGSTOP to the group.
         self.freezer: Freezer = "cgroup" if self._cgroup_parent is not None else "signal"
+        self._warmer = cgroups.MigrationWarmer.beside(self._cgroup_parent, shim.SH)
         self._boot_id = boot_id()
         self._trash = Trash(self.state_dir / "trash")
         self._lock = threading.Lock()
@@ -176,6 +177,10 @@ class ProcessRuntime:
             unlink(self.state_dir / "containers" / container_id)
             with self._lock:
                 del self._containers[container_id]
+
+    def prepare_task(self, container_id: str) -> None:
+        if self._warmer is not None and not self._closed:
+            self._warmer.warm()
 
     def create_task(self, container_id: str) -> TaskInfo:
         self._check_open()
@@ -401,6 +406,8 @@ class ProcessRuntime:
                 for fd in (task.release_w, task.status_r, task.pidfd, task.stdin_w, task.terminal):
                     shim.close_fd(fd)
                 task.release_w = task.status_r = task.pidfd = task.stdin_w = task.terminal = None
+        if self._warmer is not None:
+            self._warmer.close()
         if self._cgroup_parent is not None:
             with contextlib.suppress(OSError):  # only succeeds when no task cgroup is left
                 self._cgroup_parent.rmdir()

@@ -207,6 +207,9 @@ class Containers(ContainerVerbs, DaemonLife):
         time_left: TimeLeft | None = None,
     ) -> engine.Entity:
         container = self.get(ref)
+        if event in ("start", "restart"):
+            # Its task is made soon: the runtime prepares it beside the start's first commit.
+            self.runtime.prepare_task(container.id)
         try:
             return self._fire_on(container, event, params, time_left)
         except ChartdError as exc:
@@ -218,10 +221,12 @@ class Containers(ContainerVerbs, DaemonLife):
         event: str,
         params: Mapping[str, Any] | None,
         time_left: TimeLeft | None,
+        durable: bool = True,
     ) -> engine.Entity:
         """Fire on the container in its turn; a step that waits sees the caller's time."""
         with self._turns.hold(container.id, time_left), calls.calling(time_left):
-            return self.engine.fire(container, event, dict(params or {})).entity
+            fired = self.engine.fire(container, event, dict(params or {}), durable=durable)
+            return fired.entity
 
     # Every operation below takes ``time_left``: how long its caller still waits
     # (see statecharts.container.calls). Without it, it waits as long as it must.
@@ -248,14 +253,16 @@ class Containers(ContainerVerbs, DaemonLife):
         if timeout is not None:
             params["timeout"] = int(timeout)
         try:
-            after = self._fire_on(container, "stop", params, time_left)
+            # Not waited for: the exit it causes commits with it (one sync for both), and
+            # this returns only once a commit carried it (until() reads what committed).
+            after = self._fire_on(container, "stop", params, time_left, durable=False)
         except ChartdError as exc:
             if isinstance(exc, (NotModified, DeadlineExceeded)):
                 raise
             typed = ref if isinstance(ref, str) else container.data.get("name", "").lstrip("/")
             raise exc.wrap(f"cannot stop container: {typed}") from exc
-        if not after.in_state("running"):
-            return after
+        if not after.in_state("running"):  # a restarting container: no exit follows
+            return self._until(container.id, lambda e: e.version >= after.version, None, time_left)
         limit = params.get("timeout", container.data.get("stop_timeout"))
         limit = moby.DEFAULT_STOP_TIMEOUT if limit is None else limit
         deadline = None if limit < 0 else time.monotonic() + limit + 5.0

@@ -1572,6 +1572,35 @@ def test_until_returns_once_a_commit_of_this_engine_satisfies_it(store_url, open
     assert found[0].version == eng.get(web).version
 
 
+def test_a_fire_not_waited_for_is_committed_no_later_than_the_next_waited_one(
+    store_url, open_engine
+):
+    rec = Recorder()
+    eng = open_engine(store_url)
+    eng.register(JOB, job_bindings(rec))
+    web = eng.create("job", "web")
+    # A saga writes ahead: it commits as always, not waited for or not.
+    started = eng.fire(web, "start", durable=False).entity
+    assert eng.get(web).version == started.version and started.state == "running.active"
+
+    paused = eng.fire(web, "pause", durable=False).entity
+    assert paused.state == "running.paused"
+    resumed = eng.fire(web, "resume").entity  # waited: its commit carries the pause
+
+    stored = eng.get(web)
+    assert (stored.state, stored.version) == ("running.active", resumed.version)
+    assert [t.event for t in eng.history(web)] == ["start", "pause", "resume"]
+    assert [t.status for t in eng.history(web)] == ["committed"] * 3
+
+    # Alone, it commits within the group commit's linger; until() sees it then.
+    eng.fire(web, "pause", durable=False)
+    found = eng.until(web, lambda e: e.in_state("running.paused"), timeout=30)
+    assert found is not None and found.version == resumed.version + 1
+
+    with pytest.raises(InvalidParameter, match="idempotency key"):
+        eng.fire(web, "resume", idempotency_key="k", durable=False)
+
+
 def test_until_sees_another_engines_commit_and_ends_when_its_engine_closes(
     shared_store_url, open_engine
 ):

@@ -160,6 +160,7 @@ def test_engine_methods() -> None:
         "params",
         "idempotency_key",
         "caused_by",
+        "durable",
     ]
     assert list(inspect.signature(engine.Engine.create_many).parameters) == [
         "self",

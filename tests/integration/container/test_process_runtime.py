@@ -404,6 +404,31 @@ def test_under_the_cgroup_freezer_even_a_process_that_left_the_group_is_killed(
     eventually(lambda: not alive(child), "the child in another session was killed")
 
 
+def test_a_prepared_task_is_made_in_its_cgroup_and_the_warm_up_leaves_nothing_at_close(
+    open_runtime: Callable[..., ProcessRuntime], tmp_path: Path
+) -> None:
+    # prepare_task warms the cgroup migration ahead, with a process and a cgroup of its own
+    # beside the tasks' (not among them, where every cgroup is a task's).
+    runtime = open_runtime("cgroup")
+    parent = runtime._cgroup_parent
+    assert parent is not None
+    warm = parent.with_name(f"{parent.name}-warm")
+    runtime.prepare_task("c1")
+    eventually(lambda: bool(read_int(warm / "cgroup.procs")), "the warm-up process is in place")
+    warmer = read_int(warm / "cgroup.procs")
+    assert warmer is not None
+    runtime.prepare_task("c1")  # again: the same process, moved where it is
+
+    pid = run(runtime, tmp_path, "c1", ["sleep", "1000"])
+
+    assert (parent / "c1" / "cgroup.procs").read_text().split() == [str(pid)]
+    assert [p.name for p in parent.iterdir() if p.is_dir()] == ["c1"]
+    assert read_int(warm / "cgroup.procs") == warmer
+    runtime.delete_task("c1")
+    runtime.close()
+    assert not warm.exists() and not alive(warmer)
+
+
 def test_kill_signals_the_whole_group(runtime: ProcessRuntime, tmp_path: Path) -> None:
     # The shell only runs its trap once its foreground sleep is gone: the group
     # signal ends the sleep too (SIGUSR1 is fatal to it).

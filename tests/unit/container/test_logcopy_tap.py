@@ -151,3 +151,29 @@ def test_closing_the_copier_ends_every_tap(tmp_path: Path) -> None:
     logs.close()
     assert waiting.take() == ([], True)
     assert logs.tap("late").take() == ([], True)
+
+
+def test_a_fifo_whose_writers_are_gone_is_no_longer_watched_and_still_drains(
+    copier: LogCopier, tmp_path: Path
+) -> None:
+    # epoll reports a FIFO without writers as hung up on every call: watched on, it
+    # would keep the copier's thread spinning (and holding the GIL) until the exit's drain.
+    records, log, writers = _task(tmp_path, "c1")
+    copier.attach("c1", records, log)
+    tap = copier.tap("c1")
+    assert len(_watched(copier)) == 2
+    os.write(writers["stdout"], b"last words\n")
+    os.close(writers["stdout"])
+
+    _until(lambda: len(_watched(copier)) == 1)  # stderr still has its writer
+    os.close(writers["stderr"])
+    _until(lambda: not _watched(copier))
+
+    copier.drain("c1")
+    assert _joined(_all(tap), "stdout") == b"last words\n"
+    assert [json.loads(line)["log"] for line in log.read_bytes().splitlines()] == ["last words\n"]
+
+
+def _watched(copier: LogCopier) -> set[int]:
+    """The FIFO descriptors the copier's selector waits on (its own attribute: no public view)."""
+    return set(copier._selector.get_map())
