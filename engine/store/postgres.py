@@ -24,7 +24,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-__all__ = ["Attempt", "Pipelined", "Reader", "refuse_dropped", "writing"]
+from engine.store import wire
+
+__all__ = ["Attempt", "Lost", "Pipelined", "Reader", "fly", "refuse_dropped", "writing"]
 
 
 def refuse_dropped(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
@@ -109,6 +111,42 @@ def writing(
             _rollback(conn, driver)
         raise
     _release(conn, driver)
+
+
+class Lost(Exception):
+    """A flight's connection was lost once it was sent (in part or whole): whether its
+    COMMIT reached the server is not known."""
+
+
+def fly(engine: sa.Engine, items: list[tuple[wire.Statement, dict[str, Any]]]) -> list[Any]:
+    """Send ``items`` in one flight on a pooled connection; their results.
+
+    A statement's failure is raised as :class:`wire.FlightFailed` (the
+    transaction it was in is rolled back), the connection's loss as
+    :class:`Lost`. The flight begins and ends its own transaction, if any.
+    """
+    conn = engine.raw_connection()
+    driver: Any = conn.driver_connection
+    try:
+        results = wire.run(driver, items)
+    except wire.FlightFailed:
+        try:
+            wire.rollback(driver)  # psycopg's would deallocate the statements prepared
+        except Exception:
+            conn.invalidate()
+        else:
+            conn.close()
+        raise
+    except BaseException as exc:
+        if driver.broken or driver.closed:
+            conn.invalidate()  # not pooled again
+            if driver.broken:
+                raise Lost(str(exc)) from exc
+        else:
+            _rollback(conn, driver)
+        raise
+    conn.close()
+    return results
 
 
 def _rollback(conn: Any, driver: Any) -> None:
