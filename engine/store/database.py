@@ -220,7 +220,7 @@ class Database:
             return self.fetch(conn, prepared, params)
         return wire.rows_of(result)
 
-    def fly(self, items: list[tuple[wire.Statement, dict[str, Any]]]) -> list[Any]:
+    def fly(self, items: list[wire.Item]) -> list[Any]:
         """Send ``items`` to PostgreSQL in one flight (see :func:`postgres.fly`).
 
         A failed statement is raised as :class:`wire.FlightFailed`, its error

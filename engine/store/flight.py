@@ -3,13 +3,14 @@
 The usual batch (fires: each unit a version-checked update of its entity,
 with its journal entry and outbox event) is sent as BEGIN, the updates, the
 numbered rows (:mod:`engine.store.numbering`), the notification and the
-COMMIT, all in one pipeline sync. Each update checks its version on the
+COMMIT, in one pipeline: one round trip. Each update checks its version on the
 server: ``WITH u AS (UPDATE ... WHERE id = .. AND version = .. RETURNING 1)
 SELECT 1 / count(*) FROM u`` divides by zero when the version does not
-match, which aborts the transaction, and the COMMIT that follows in the
-flight ends it as a rollback. The batch then goes the careful way (each
-unit's update waited for, losers skipped: :class:`engine.store.writes.JournalWrites`),
-as it rarely must.
+match, which aborts the transaction: the server skips the rest, and the
+COMMIT, sent after a sync of its own, ends it as a rollback. The unit whose
+check failed gets its VersionConflict and the others are applied again
+without it, as the careful way (each unit's update waited for, losers
+skipped: :class:`engine.store.writes.JournalWrites`) would have done.
 
 A flight lost with its connection may have committed or not: its COMMIT
 went out with the rest. The batch is then settled on a new connection, in
@@ -70,8 +71,8 @@ class Plan:
     """A batch's flight: its queue, where its version checks are, what settles it."""
 
     queue: Queue
-    checks: range
-    """The places in the queue of the version-checked updates."""
+    checks: dict[int, int]
+    """The version-checked updates: their places in the queue -> their units' in the batch."""
     locks: list[str]
     """The ids of the entities it updates, in the order it locks them."""
     marker: str
@@ -85,25 +86,27 @@ def plan(statements: FlightStatements, batch: Sequence[Write]) -> Plan | None:
     created), no entity is written twice, and there is an entity to lock and
     a journal entry to look for (see the module's doc).
     """
-    units = []
+    units: list[tuple[int, Write]] = []
     marker = None
-    for unit in batch:
+    for at, unit in enumerate(batch):
         if unit.entity is not None:
             if unit.expect_version is None:
                 return None
-            units.append(unit)
+            units.append((at, unit))
         if marker is None and unit.transitions:
             marker = unit.transitions[0].id
     if marker is None or not units:
         return None
     # In id order: two batches that share entities lock them in one order, never in turn.
-    units.sort(key=lambda u: u.entity.id)  # type: ignore[union-attr]
-    locks = [u.entity.id for u in units]  # type: ignore[union-attr]
+    units.sort(key=lambda u: u[1].entity.id)  # type: ignore[union-attr]
+    locks = [u.entity.id for _, u in units]  # type: ignore[union-attr]
     if len(set(locks)) != len(locks):
         return None
     queue = Queue()
     queue.execute(statements.begin.sql, {})
-    for unit in units:
+    checks = {}
+    for at, unit in units:
+        checks[len(queue.items)] = at
         row = unit.entity
         assert row is not None
         keys = unit.keys_changed
@@ -111,4 +114,4 @@ def plan(statements: FlightStatements, batch: Sequence[Write]) -> Plan | None:
         params = {"b_id": row.id, "b_expect": unit.expect_version}
         params.update(entity_changes(row, keys=keys))
         queue.execute(update.sql, params)
-    return Plan(queue, range(1, 1 + len(units)), locks, marker)
+    return Plan(queue, checks, locks, marker)

@@ -118,24 +118,20 @@ class Lost(Exception):
     COMMIT reached the server is not known."""
 
 
-def fly(engine: sa.Engine, items: list[tuple[wire.Statement, dict[str, Any]]]) -> list[Any]:
+def fly(engine: sa.Engine, items: list[wire.Item]) -> list[Any]:
     """Send ``items`` in one flight on a pooled connection; their results.
 
     A statement's failure is raised as :class:`wire.FlightFailed` (the
     transaction it was in is rolled back), the connection's loss as
-    :class:`Lost`. The flight begins and ends its own transaction, if any.
+    :class:`Lost`. The flight begins its transaction, and ends it in a segment
+    of its own (see :meth:`wire.Queue.sync`), which runs whatever the others did.
     """
     conn = engine.raw_connection()
     driver: Any = conn.driver_connection
     try:
         results = wire.run(driver, items)
     except wire.FlightFailed:
-        try:
-            wire.rollback(driver)  # psycopg's would deallocate the statements prepared
-        except Exception:
-            conn.invalidate()
-        else:
-            conn.close()
+        conn.close()  # its transaction was ended by the flight's last segment
         raise
     except BaseException as exc:
         if driver.broken or driver.closed:

@@ -27,7 +27,7 @@ from typing import Any
 from psycopg import errors as pg_errors
 from psycopg import pq
 
-__all__ = ["FlightFailed", "Queue", "Statement", "rows_of", "run", "statement"]
+__all__ = ["FlightFailed", "Item", "Queue", "Statement", "rows_of", "run", "statement"]
 
 _OK = pq.ExecStatus.COMMAND_OK
 _TUPLES = pq.ExecStatus.TUPLES_OK
@@ -115,6 +115,10 @@ class FlightFailed(Exception):
         self.error = error
 
 
+Item = tuple[Statement, dict[str, Any]] | None
+"""A statement and its values, or None: a sync (see :meth:`Queue.sync`)."""
+
+
 class Queue:
     """Statements to send in one flight: each a prepared statement and its values.
 
@@ -128,7 +132,13 @@ class Queue:
     rowcount = -1  # nothing is counted until the flight's answer
 
     def __init__(self) -> None:
-        self.items: list[tuple[Statement, dict[str, Any]]] = []
+        self.items: list[Item] = []
+
+    def sync(self) -> None:
+        """End a segment of the flight: a statement that fails skips the rest of its
+        segment only, and the next runs whatever happened (a COMMIT there commits,
+        or rolls back the transaction that failed)."""
+        self.items.append(None)
 
     def cursor(self) -> Queue:
         """Itself: statements run on it are queued."""
@@ -147,43 +157,43 @@ class Queue:
         """Nothing to release."""
 
 
-def run(driver: Any, items: list[tuple[Statement, dict[str, Any]]]) -> list[Any]:
+def run(driver: Any, items: list[Item]) -> list[Any]:
     """Send ``items`` in one pipeline on psycopg connection ``driver``; their results.
 
     Raises :class:`FlightFailed` for the first statement that failed (the
-    server skipped the rest), and psycopg's OperationalError if the
-    connection was lost.
+    server skipped the rest up to the next sync), and psycopg's
+    OperationalError if the connection was lost.
 
     psycopg's rollback deallocates every prepared statement of its
     connection, ours with its own: a flight that finds one gone is sent
-    again, its statements prepared anew (after a rollback of what it began).
+    again, its statements prepared anew.
     """
     try:
         return _run(driver, items)
     except FlightFailed as failed:
         if not isinstance(failed.error, pg_errors.InvalidSqlStatementName):
             raise
-    if driver.pgconn.transaction_status == pq.TransactionStatus.INERROR:
-        rollback(driver)
     return _run(driver, items)
 
 
-def rollback(driver: Any) -> None:
-    """End ``driver``'s failed transaction, leaving its prepared statements be."""
-    _run(driver, [(statement("ROLLBACK"), {})])
-
-
-def _run(driver: Any, items: list[tuple[Statement, dict[str, Any]]]) -> list[Any]:
+def _run(driver: Any, items: list[Item]) -> list[Any]:
     pg = driver.pgconn
     known = _prepared.get(driver)
     if known is None:
         known = _prepared[driver] = set()
-    values = [stmt.values(params) for stmt, params in items]  # a bad value: before any is sent
+    # A bad value is found before anything is sent.
+    values = [None if item is None else item[0].values(item[1]) for item in items]
     preparing: dict[bytes, int] = {}
     where: list[int] = []  # per result: the item's index, or -1 for a PREPARE's
+    syncs = 1
     try:
         pg.enter_pipeline_mode()
-        for i, (stmt, _) in enumerate(items):
+        for i, item in enumerate(items):
+            if item is None:
+                pg.pipeline_sync()
+                syncs += 1
+                continue
+            stmt = item[0]
             if stmt.name not in known and stmt.name not in preparing:
                 pg.send_prepare(stmt.name, stmt.sql)
                 preparing[stmt.name] = len(where)
@@ -192,7 +202,9 @@ def _run(driver: Any, items: list[tuple[Statement, dict[str, Any]]]) -> list[Any
             where.append(i)
         pg.pipeline_sync()
         _flush(pg)
-        results = _collect(pg)
+        results: list[Any] = []
+        for _ in range(syncs):
+            results.extend(_collect(pg))
         pg.exit_pipeline_mode()
     except BaseException:
         if pg.status == pq.ConnStatus.OK:

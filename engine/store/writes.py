@@ -86,22 +86,39 @@ class JournalWrites:
     ) -> list[Exception | None] | None:
         """Commit ``batch`` in one flight; None if it goes the careful way (see flight).
 
-        A statement of the flight that fails (a version check, mostly) rolls
-        it back: the careful way then finds out which unit failed and why,
-        and raises or reports it as it always did.
+        A unit whose version check fails in the flight gets its
+        VersionConflict, and the others are applied again without it. Any
+        other failure sends the batch the careful way, which raises or
+        reports it as it always did.
         """
         planned = flight.plan(statements, batch)
         if planned is None:
             return None
         self._append_numbered(planned.queue, list(batch))
+        planned.queue.sync()  # the COMMIT runs even if the rest failed: then it rolls back
         planned.queue.execute(statements.commit.sql, {})
         try:
             self._db.fly(planned.queue.items)
-        except wire.FlightFailed:
-            return None
+        except wire.FlightFailed as failed:
+            loser = planned.checks.get(failed.index)
+            if loser is None:
+                return None
+            return self._without(batch, loser)
         except postgres.Lost:
             return self._settle(statements, batch, planned)
         return [None] * len(batch)
+
+    def _without(self, batch: Sequence[Write], loser: int) -> list[Exception | None]:
+        """``batch`` applied without unit ``loser``, whose version check failed."""
+        unit = batch[loser]
+        assert unit.entity is not None
+        rest = [u for at, u in enumerate(batch) if at != loser]
+        try:
+            results = self.apply(rest) if rest else []
+        except Conflict as exc:  # raised for a lone unit; one of a batch, reported
+            results = [exc]
+        results.insert(loser, VersionConflict(unit.entity.id, unit.expect_version))
+        return results
 
     def _settle(
         self, statements: flight.FlightStatements, batch: Sequence[Write], lost: flight.Plan
