@@ -214,6 +214,8 @@ class Database:
             raise sa.exc.DBAPIError.instance(
                 prepared.sql, params, failed.error, self._dbapi_error
             ) from failed.error
+        except wire.Unsendable:  # found before anything was sent
+            return self.query(conn, prepared, params)
         except self._dbapi_error as exc:
             if not conn.replaced():
                 raise sa.exc.DBAPIError.instance(prepared.sql, (), exc, self._dbapi_error) from exc

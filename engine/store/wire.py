@@ -27,7 +27,16 @@ from typing import Any
 from psycopg import errors as pg_errors
 from psycopg import pq
 
-__all__ = ["FlightFailed", "Item", "Queue", "Statement", "rows_of", "run", "statement"]
+__all__ = [
+    "FlightFailed",
+    "Item",
+    "Queue",
+    "Statement",
+    "Unsendable",
+    "rows_of",
+    "run",
+    "statement",
+]
 
 _OK = pq.ExecStatus.COMMAND_OK
 _TUPLES = pq.ExecStatus.TUPLES_OK
@@ -35,16 +44,23 @@ _SYNC = pq.ExecStatus.PIPELINE_SYNC
 _PARAM = re.compile(r"%\((\w+)\)s")
 
 
-def _encode_float(value: float) -> bytes:
-    return repr(value).encode()
-
-
+# By the base type's own methods: a subclass's (an enum's) str() may say something else.
 _ENCODE: dict[type, Callable[[Any], bytes]] = {
     str: str.encode,
-    int: lambda v: str(v).encode(),
-    float: _encode_float,
+    int: lambda v: int.__repr__(v).encode(),
+    float: lambda v: float.__repr__(v).encode(),
     bool: lambda v: b"t" if v else b"f",
 }
+
+
+def _encode_subclass(value: Any) -> bytes:
+    """A value of a subclass of the types above (a str enum, an int enum), as its base's."""
+    for base in (bool, str, int, float):  # bool first: it is an int
+        if isinstance(value, base):
+            return _ENCODE[base](value)
+    raise Unsendable(f"no PostgreSQL text here for a {type(value).__name__}: {value!r}")
+
+
 _DECODE: dict[int, Callable[[bytes], Any]] = {
     16: lambda b: b == b"t",  # bool
     20: int,  # int8
@@ -82,7 +98,10 @@ class Statement:
         out: list[bytes | None] = []
         for name in self.names:
             value = params[name]
-            out.append(None if value is None else _ENCODE[type(value)](value))
+            if value is None:
+                out.append(None)
+            else:
+                out.append(_ENCODE.get(type(value), _encode_subclass)(value))
         return out
 
 
@@ -104,6 +123,10 @@ def statement(sql: str) -> Statement:
 
 # The statements prepared on each connection (a connection that goes away takes its set).
 _prepared: weakref.WeakKeyDictionary[Any, set[bytes]] = weakref.WeakKeyDictionary()
+
+
+class Unsendable(TypeError):
+    """A value this module does not write (psycopg's adapters may: the caller's other way)."""
 
 
 class FlightFailed(Exception):

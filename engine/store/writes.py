@@ -99,6 +99,8 @@ class JournalWrites:
         planned.queue.execute(statements.commit.sql, {})
         try:
             self._db.fly(planned.queue.items)
+        except wire.Unsendable:  # found before anything was sent
+            return None
         except wire.FlightFailed as failed:
             loser = planned.checks.get(failed.index)
             if loser is None:
