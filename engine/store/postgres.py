@@ -1,8 +1,10 @@
 """PostgreSQL connections as the store uses them: pipelined writes, stand-alone reads.
 
-A fire's commit is two flights to the server: BEGIN and the entity's
-version-checked UPDATE, whose count is waited for; then the journal, the
-outbox, the notification and the COMMIT (see :mod:`engine.store.numbering`).
+A fire's commit is one flight (:func:`fly`, :mod:`engine.store.flight`).
+Other writes go the careful way, :func:`writing`: two flights to the
+server, BEGIN and the entity's version-checked UPDATE, whose count is
+waited for; then the journal, the outbox, the notification and the COMMIT
+(see :mod:`engine.store.numbering`).
 psycopg's own transaction handling would wait for its BEGIN on its own, and
 a nested pipeline block waits twice: so a write's connection is in
 autocommit mode and the BEGIN and COMMIT are this module's statements,
@@ -13,6 +15,8 @@ Python, two per fire): the pool refuses one the server has closed
 (:func:`refuse_dropped`), and one the server ends between that look and its
 first statement is replaced and the work run again where nothing can have
 committed: a read (each stands alone), or a write whose COMMIT was not sent.
+A flight, its COMMIT sent with it, is raised as :class:`Lost` and settled
+(see :mod:`engine.store.flight`).
 """
 
 from __future__ import annotations
