@@ -127,15 +127,20 @@ def fly(engine: sa.Engine, items: list[wire.Item]) -> list[Any]:
 
     A statement's failure is raised as :class:`wire.FlightFailed` (the
     transaction it was in is rolled back), the connection's loss as
-    :class:`Lost`. The flight begins its transaction, and ends it in a segment
-    of its own (see :meth:`wire.Queue.sync`), which runs whatever the others did.
+    :class:`Lost`. The flight begins and ends its own transaction (a failed
+    one is rolled back here: one round trip more, on the rare path).
     """
     conn = engine.raw_connection()
     driver: Any = conn.driver_connection
     try:
         results = wire.run(driver, items)
     except wire.FlightFailed:
-        conn.close()  # its transaction was ended by the flight's last segment
+        try:
+            wire.rollback(driver)
+        except Exception:
+            conn.invalidate()
+        else:
+            conn.close()
         raise
     except BaseException as exc:
         if driver.broken or driver.closed:

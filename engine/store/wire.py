@@ -138,8 +138,8 @@ class FlightFailed(Exception):
         self.error = error
 
 
-Item = tuple[Statement, dict[str, Any]] | None
-"""A statement and its values, or None: a sync (see :meth:`Queue.sync`)."""
+Item = tuple[Statement, dict[str, Any]]
+"""A statement and its values."""
 
 
 class Queue:
@@ -156,12 +156,6 @@ class Queue:
 
     def __init__(self) -> None:
         self.items: list[Item] = []
-
-    def sync(self) -> None:
-        """End a segment of the flight: a statement that fails skips the rest of its
-        segment only, and the next runs whatever happened (a COMMIT there commits,
-        or rolls back the transaction that failed)."""
-        self.items.append(None)
 
     def cursor(self) -> Queue:
         """Itself: statements run on it are queued."""
@@ -184,8 +178,9 @@ def run(driver: Any, items: list[Item]) -> list[Any]:
     """Send ``items`` in one pipeline on psycopg connection ``driver``; their results.
 
     Raises :class:`FlightFailed` for the first statement that failed (the
-    server skipped the rest up to the next sync), and psycopg's
-    OperationalError if the connection was lost.
+    server skipped the rest, and the transaction they were in is left open,
+    failed: see :func:`rollback`), and psycopg's OperationalError if the
+    connection was lost.
 
     psycopg's rollback deallocates every prepared statement of its
     connection, ours with its own: a flight that finds one gone is sent
@@ -196,7 +191,15 @@ def run(driver: Any, items: list[Item]) -> list[Any]:
     except FlightFailed as failed:
         if not isinstance(failed.error, pg_errors.InvalidSqlStatementName):
             raise
+    rollback(driver)
     return _run(driver, items)
+
+
+def rollback(driver: Any) -> None:
+    """End the transaction a failed flight left open on ``driver``, if it did (psycopg's
+    rollback would deallocate the statements prepared: see :func:`run`)."""
+    if driver.pgconn.transaction_status == pq.TransactionStatus.INERROR:
+        _run(driver, [(statement("ROLLBACK"), {})])
 
 
 def _run(driver: Any, items: list[Item]) -> list[Any]:
@@ -204,19 +207,12 @@ def _run(driver: Any, items: list[Item]) -> list[Any]:
     known = _prepared.get(driver)
     if known is None:
         known = _prepared[driver] = set()
-    # A bad value is found before anything is sent.
-    values = [None if item is None else item[0].values(item[1]) for item in items]
+    values = [stmt.values(params) for stmt, params in items]  # a bad one: before any is sent
     preparing: dict[bytes, int] = {}
     where: list[int] = []  # per result: the item's index, or -1 for a PREPARE's
-    syncs = 1
     try:
         pg.enter_pipeline_mode()
-        for i, item in enumerate(items):
-            if item is None:
-                pg.pipeline_sync()
-                syncs += 1
-                continue
-            stmt = item[0]
+        for i, (stmt, _) in enumerate(items):
             if stmt.name not in known and stmt.name not in preparing:
                 pg.send_prepare(stmt.name, stmt.sql)
                 preparing[stmt.name] = len(where)
@@ -225,9 +221,7 @@ def _run(driver: Any, items: list[Item]) -> list[Any]:
             where.append(i)
         pg.pipeline_sync()
         _flush(pg)
-        results: list[Any] = []
-        for _ in range(syncs):
-            results.extend(_collect(pg))
+        results = _collect(pg)
         pg.exit_pipeline_mode()
     except BaseException:
         if pg.status == pq.ConnStatus.OK:

@@ -95,7 +95,6 @@ class JournalWrites:
         if planned is None:
             return None
         self._append_numbered(planned.queue, list(batch))
-        planned.queue.sync()  # the COMMIT runs even if the rest failed: then it rolls back
         planned.queue.execute(statements.commit.sql, {})
         try:
             self._db.fly(planned.queue.items)
