@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 
 from engine.errors import Unavailable
-from engine.store import postgres
+from engine.store import postgres, wire
 from engine.store.checkpoint import BACKSTOP_PAGES, Checkpointer
 from engine.store.dialect import open_engine
 from engine.store.statements import Prepared
@@ -198,6 +198,42 @@ class Database:
             return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
         finally:
             cursor.close()
+
+    def fetch(
+        self, conn: postgres.Reader, prepared: Prepared, params: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        """:meth:`query` on PostgreSQL, sent straight through libpq (see :mod:`wire`).
+
+        For the hot reads: each of their statements is prepared on every
+        connection it runs on, so only a few fixed statements come this way.
+        """
+        driver = conn.conn.driver_connection
+        try:
+            (result,) = wire.run(driver, [(wire.statement(prepared.sql), prepared.args(params))])
+        except wire.FlightFailed as failed:
+            raise sa.exc.DBAPIError.instance(
+                prepared.sql, params, failed.error, self._dbapi_error
+            ) from failed.error
+        except wire.Unsendable:  # found before anything was sent
+            return self.query(conn, prepared, params)
+        except self._dbapi_error as exc:
+            if not conn.replaced():
+                raise sa.exc.DBAPIError.instance(prepared.sql, (), exc, self._dbapi_error) from exc
+            return self.fetch(conn, prepared, params)
+        return wire.rows_of(result)
+
+    def fly(self, items: list[wire.Item]) -> list[Any]:
+        """Send ``items`` to PostgreSQL in one flight (see :func:`postgres.fly`).
+
+        A failed statement is raised as :class:`wire.FlightFailed`, its error
+        as SQLAlchemy's; a lost connection as :class:`postgres.Lost`.
+        """
+        with self._guarded():
+            try:
+                return postgres.fly(self.engine, items)
+            except wire.FlightFailed as failed:
+                failed.error = sa.exc.DBAPIError.instance("", (), failed.error, self._dbapi_error)
+                raise
 
     def _writer(self) -> Any:
         if self._write_conn is None:

@@ -1,8 +1,10 @@
 """PostgreSQL connections as the store uses them: pipelined writes, stand-alone reads.
 
-A fire's commit is two flights to the server: BEGIN and the entity's
-version-checked UPDATE, whose count is waited for; then the journal, the
-outbox, the notification and the COMMIT (see :mod:`engine.store.numbering`).
+A fire's commit is one flight (:func:`fly`, :mod:`engine.store.flight`).
+Other writes go the careful way, :func:`writing`: two flights to the
+server, BEGIN and the entity's version-checked UPDATE, whose count is
+waited for; then the journal, the outbox, the notification and the COMMIT
+(see :mod:`engine.store.numbering`).
 psycopg's own transaction handling would wait for its BEGIN on its own, and
 a nested pipeline block waits twice: so a write's connection is in
 autocommit mode and the BEGIN and COMMIT are this module's statements,
@@ -13,6 +15,8 @@ Python, two per fire): the pool refuses one the server has closed
 (:func:`refuse_dropped`), and one the server ends between that look and its
 first statement is replaced and the work run again where nothing can have
 committed: a read (each stands alone), or a write whose COMMIT was not sent.
+A flight, its COMMIT sent with it, is raised as :class:`Lost` and settled
+(see :mod:`engine.store.flight`).
 """
 
 from __future__ import annotations
@@ -24,7 +28,9 @@ from typing import Any
 
 import sqlalchemy as sa
 
-__all__ = ["Attempt", "Pipelined", "Reader", "refuse_dropped", "writing"]
+from engine.store import wire
+
+__all__ = ["Attempt", "Lost", "Pipelined", "Reader", "fly", "refuse_dropped", "writing"]
 
 
 def refuse_dropped(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
@@ -109,6 +115,43 @@ def writing(
             _rollback(conn, driver)
         raise
     _release(conn, driver)
+
+
+class Lost(Exception):
+    """A flight's connection was lost once it was sent (in part or whole): whether its
+    COMMIT reached the server is not known."""
+
+
+def fly(engine: sa.Engine, items: list[wire.Item]) -> list[Any]:
+    """Send ``items`` in one flight on a pooled connection; their results.
+
+    A statement's failure is raised as :class:`wire.FlightFailed` (the
+    transaction it was in is rolled back), the connection's loss as
+    :class:`Lost`. The flight begins and ends its own transaction (a failed
+    one is rolled back here: one round trip more, on the rare path).
+    """
+    conn = engine.raw_connection()
+    driver: Any = conn.driver_connection
+    try:
+        results = wire.run(driver, items)
+    except wire.FlightFailed:
+        try:
+            wire.rollback(driver)
+        except Exception:
+            conn.invalidate()
+        else:
+            conn.close()
+        raise
+    except BaseException as exc:
+        if driver.broken or driver.closed:
+            conn.invalidate()  # not pooled again
+            if driver.broken:
+                raise Lost(str(exc)) from exc
+        else:
+            _rollback(conn, driver)
+        raise
+    conn.close()
+    return results
 
 
 def _rollback(conn: Any, driver: Any) -> None:

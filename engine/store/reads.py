@@ -40,7 +40,7 @@ class JournalReads:
             if db.dialect == "postgresql":
                 # Both lookups in one statement: the server is a round trip away.
                 both = q.entity_by_key if chart is None else q.entity_by_key_in_chart
-                rows = db.query(conn, both, params)
+                rows = db.fetch(conn, both, params)
             else:
                 # In process the lookup by id alone is the cheaper one, and the usual.
                 rows = [{**r, "by_id": 1} for r in db.query(conn, q.entity_by_id, params)]

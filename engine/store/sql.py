@@ -16,6 +16,7 @@ import sqlalchemy as sa
 
 from engine.store.database import Database
 from engine.store.dialect import parse_url
+from engine.store.flight import FlightStatements
 from engine.store.notify import Listener
 from engine.store.numbering import ServerNumbered
 from engine.store.queries import ReadStatements
@@ -46,6 +47,9 @@ class SqlStore(JournalWrites, JournalReads, TimerReads, ChartVersions):
             ServerNumbered.prepare(self._db.engine.dialect, self._statements)
             if self.dialect == "postgresql"
             else None
+        )
+        self._flights = (
+            FlightStatements.prepare(self._statements) if self._numbered is not None else None
         )
         self._listening = threading.Lock()
         self._listener: Listener | None = None

@@ -2,7 +2,9 @@
 
 A batch is one transaction. Its units are checked and applied in order, each
 kind of row written by one prepared statement for the whole batch, so that a
-commit shared by many fires costs about as many statements as one.
+commit shared by many fires costs about as many statements as one. On
+PostgreSQL the usual batch goes in one flight (:mod:`engine.store.flight`),
+and the careful way here only if a version check fails in it.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import sqlalchemy as sa
 
 from engine.errors import Conflict, Unavailable
 from engine.ports import EntityRow, EventRow, TransitionRow, VersionConflict, Write
+from engine.store import flight, postgres, wire
 from engine.store import schema as t
 from engine.store.database import Database
 from engine.store.numbering import BACK, ServerNumbered
@@ -48,6 +51,8 @@ class JournalWrites:
     _reads: ReadStatements
     _numbered: ServerNumbered | None
     """PostgreSQL's: the journal and outbox numbered by the server (see numbering)."""
+    _flights: flight.FlightStatements | None
+    """PostgreSQL's: the statements of a batch sent in one flight (see flight)."""
 
     def apply(self, batch: Sequence[Write]) -> list[Exception | None]:
         """Commit ``batch`` in one transaction; see :meth:`engine.ports.Store.apply`.
@@ -56,6 +61,10 @@ class JournalWrites:
         key used) gets a Conflict; alone, the Conflict is raised.
         """
         try:
+            if self._flights is not None:
+                flown = self._fly(self._flights, batch)
+                if flown is not None:
+                    return flown
             return self._db.transact(lambda conn: self._apply(conn, batch))
         except sa.exc.IntegrityError as exc:
             if len(batch) == 1:
@@ -71,6 +80,61 @@ class JournalWrites:
                 except (Conflict, Unavailable) as failure:
                     results.append(failure)
             return results
+
+    def _fly(
+        self, statements: flight.FlightStatements, batch: Sequence[Write]
+    ) -> list[Exception | None] | None:
+        """Commit ``batch`` in one flight; None if it goes the careful way (see flight).
+
+        A unit whose version check fails in the flight gets its
+        VersionConflict, and the others are applied again without it. Any
+        other failure sends the batch the careful way, which raises or
+        reports it as it always did.
+        """
+        planned = flight.plan(statements, batch)
+        if planned is None:
+            return None
+        self._append_numbered(planned.queue, list(batch))
+        planned.queue.execute(statements.commit.sql, {})
+        try:
+            self._db.fly(planned.queue.items)
+        except wire.Unsendable:  # found before anything was sent
+            return None
+        except wire.FlightFailed as failed:
+            loser = planned.checks.get(failed.index)
+            if loser is None:
+                return None
+            return self._without(batch, loser)
+        except postgres.Lost:
+            return self._settle(statements, batch, planned)
+        return [None] * len(batch)
+
+    def _without(self, batch: Sequence[Write], loser: int) -> list[Exception | None]:
+        """``batch`` applied without unit ``loser``, whose version check failed."""
+        unit = batch[loser]
+        assert unit.entity is not None
+        rest = [u for at, u in enumerate(batch) if at != loser]
+        try:
+            results = self.apply(rest) if rest else []
+        except Conflict as exc:  # raised for a lone unit; one of a batch, reported
+            results = [exc]
+        results.insert(loser, VersionConflict(unit.entity.id, unit.expect_version))
+        return results
+
+    def _settle(
+        self, statements: flight.FlightStatements, batch: Sequence[Write], lost: flight.Plan
+    ) -> list[Exception | None]:
+        """The outcome of ``batch``, whose flight ``lost`` was lost: committed, or now."""
+
+        def settle(conn: Any) -> list[Exception | None]:
+            # Held, the entities' locks outlast the lost transaction (see flight).
+            self._db.run(conn, _LOCK_ENTITIES, {"ids": lost.locks}).close()
+            cursor = self._db.run(conn, statements.journaled, {"id": lost.marker})
+            committed = bool(cursor.fetchall())
+            cursor.close()
+            return [None] * len(batch) if committed else self._apply(conn, batch)
+
+        return self._db.transact(settle)
 
     def purge_finished(self, before: float, limit: int) -> int:
         """Delete finished entities, their journals and timers; see the Store port."""

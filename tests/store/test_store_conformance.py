@@ -313,6 +313,37 @@ def test_a_stale_unit_writes_nothing_and_the_rest_of_the_batch_commits(store: Sq
     assert [(e.seq, e.type) for e in store.events()] == [(1, "create"), (2, "start"), (3, "note")]
 
 
+def test_stale_units_among_fires_of_one_batch_each_conflict_and_the_rest_commit(
+    store: SqlStore,
+) -> None:
+    # A group commit of fires, each a version-checked move with its journal entry and
+    # event (on PostgreSQL one flight: a failed check rolls it back, and the others
+    # are applied again without the loser, then without the next).
+    rows = create(store, *(entity(f"e{i}") for i in range(5)))
+    stale = {1, 3}
+    batch = [
+        Write(
+            entity=moved(row, "running"),
+            expect_version=7 if i in stale else 1,
+            transitions=[transition(f"t{i}", row.id)],
+            events=[event(row.id, "start", f"t{i}")],
+        )
+        for i, row in enumerate(rows)
+    ]
+    results = store.apply(list(reversed(batch)))[::-1]
+    for i, result in enumerate(results):
+        if i in stale:
+            assert isinstance(result, VersionConflict)
+            assert (result.entity_id, result.expected) == (f"e{i}", 7)
+        else:
+            assert result is None
+    for i, row in enumerate(rows):
+        assert store.entity(row.id) == (row if i in stale else moved(row, "running"))
+        assert [t.id for t in store.transitions(row.id)] == ([] if i in stale else [f"t{i}"])
+    # Numbered in the order the units came (the batch was given last one first).
+    assert [(e.seq, e.entity_id) for e in store.events()] == [(1, "e4"), (2, "e2"), (3, "e0")]
+
+
 def test_two_units_from_the_same_version_in_one_batch_one_conflicts(store: SqlStore) -> None:
     [row] = create(store, entity("e1"))
     first = Write(entity=moved(row, "running"), expect_version=1, events=[event("e1", "start")])
