@@ -47,6 +47,7 @@ from engine.testing import (
     stand_ins,
     state_machine,
 )
+from engine.testing.databases import POOL
 
 Action = Create | Fire | Retry | Restart
 
@@ -112,6 +113,10 @@ def falsify(
         apply(harness, action)
 
     monkeypatch.setattr(Harness, "apply", recording)
+    # Each run starts from the pooled engine the last one left; what earlier tests in this
+    # process left there (under pytest-xdist, whichever ran on this worker) must not steer
+    # the search or the shrinking: the planted bug is found the same way every time.
+    POOL.drain()
     with pytest.raises(AssertionError) as caught:
         run_state_machine_as_test(machine, settings=FIND)
     return str(caught.value), list(applied)
