@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from datetime import timedelta
@@ -158,3 +160,49 @@ def store_url(request: pytest.FixtureRequest) -> str:
 def shared_store_url(request: pytest.FixtureRequest) -> str:
     """An empty database that several stores (or processes) can open at once."""
     return _backend_url(request.param, request)
+
+
+# -- tests that need a fresh interpreter ------------------------------------------------
+
+_OWN_PROCESS = "CHARTD_TEST_OWN_PROCESS"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem: pytest.Function) -> bool | None:
+    """Run an ``own_process`` test in a fresh interpreter when pytest-xdist runs the suite.
+
+    The kit's planted-bug tests assert that Hypothesis shrinks each bug to a
+    short example, the same one every run (derandomized). Alone, or in one
+    process running the whole suite, they do; on an xdist worker that ran
+    hundreds of other tests first, one of them was shrunk to a local minimum
+    in every CI run (a state left in the process steers the search; not
+    found). A child interpreter gives each such test the start it has alone.
+    """
+    if (
+        pyfuncitem.get_closest_marker("own_process") is None
+        or "PYTEST_XDIST_WORKER" not in os.environ
+        or os.environ.get(_OWN_PROCESS)
+    ):
+        return None
+    child = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            pyfuncitem.nodeid,
+        ],
+        check=False,
+        cwd=pyfuncitem.config.rootpath,
+        env={**os.environ, _OWN_PROCESS: "1"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if child.returncode != 0:
+        pytest.fail(f"in a process of its own:\n{child.stdout}\n{child.stderr}", pytrace=False)
+    return True

@@ -47,7 +47,6 @@ from engine.testing import (
     stand_ins,
     state_machine,
 )
-from engine.testing.databases import POOL
 
 Action = Create | Fire | Retry | Restart
 
@@ -79,6 +78,10 @@ rejections:
 DATA = st.just({"name": "/web"})
 # Derandomized: each test finds its bug the same way every time. No explain phase: it
 # replays the shrunk example hundreds of times to annotate it, which these tests do not read.
+# Each in a fresh interpreter under pytest-xdist (tests/conftest.py): they assert how far
+# Hypothesis shrinks, which a worker's earlier tests were seen to change.
+pytestmark = pytest.mark.own_process
+
 FIND = settings(
     max_examples=300,
     stateful_step_count=10,
@@ -113,10 +116,6 @@ def falsify(
         apply(harness, action)
 
     monkeypatch.setattr(Harness, "apply", recording)
-    # Each run starts from the pooled engine the last one left; what earlier tests in this
-    # process left there (under pytest-xdist, whichever ran on this worker) must not steer
-    # the search or the shrinking: the planted bug is found the same way every time.
-    POOL.drain()
     with pytest.raises(AssertionError) as caught:
         run_state_machine_as_test(machine, settings=FIND)
     return str(caught.value), list(applied)
