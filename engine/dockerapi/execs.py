@@ -68,7 +68,8 @@ async def start(request: Request) -> Response:
     if detach:
         return Response(status_code=200)
     upgrade = request.headers.get("upgrade", "").lower() == "tcp"
-    head = [(b"content-type", media(request, tty).encode() if upgrade else _RAW)]
+    # moby's is raw without an upgrade, whatever the API version says
+    head = [(b"content-type", media(request, tty or not upgrade).encode())]
     if upgrade:
         head += [(b"connection", b"Upgrade"), (b"upgrade", b"tcp")]
     # moby frames the stream unless the start (not the exec) says Tty.
@@ -100,9 +101,6 @@ def _stdin_feed(request: Request, run: Any) -> Callable[[], Coroutine[Any, Any, 
     read = claim()
     close = run.close_stdin if stdin.closes_stdin(True, run.tty) else None
     return functools.partial(stdin.pour, request, read, run.write_stdin, close)
-
-
-_RAW = b"application/vnd.docker.raw-stream"  # moby's, without an upgrade
 
 
 async def inspect(request: Request) -> Response:
