@@ -1,18 +1,14 @@
-"""Journal and outbox rows numbered by the server, on PostgreSQL.
+"""Journal and outbox rows written without a shared lock, on PostgreSQL.
 
-Numbers come from the ``counters`` table inside the writing transaction: the
-upsert that reserves them locks the counter's row until the commit, so that
-commits, and so numbers, follow one another without holes. Every process's
-commit queues on that lock. Had the writer read the reserved numbers back
-before inserting its rows, the lock would be held for a round trip and for
-the Python that builds the rows, on a machine whose cores the processes
-share with the database: a process descheduled there kept every other
-process waiting (four processes committed less than one did). So on
-PostgreSQL the reservation is sent without reading its answer, each row's
-number is read from the counter by its own INSERT (the transaction sees its
-own reservation; the row gives its distance back from the last number
-reserved), and the reservation, the rows, the notification and the COMMIT
-go out in one flight: the lock is held only while the server works.
+Numbers taken inside the writing transaction from a counter row lock it
+until the commit: every process's commit then waits for the one before it,
+fsync included, and four processes committed little more than one. So on
+PostgreSQL a journal entry's ``seq`` comes from the sequence
+``transition_seq`` (it orders each entity's journal: the commits of one
+entity lock it in turn; the numbers may skip), and the outbox's events are
+written unnumbered to ``pending_events``, numbered after the commit in the
+order they became visible (:mod:`engine.store.sequencer`), which then
+notifies every process's listener (:mod:`engine.store.notify`).
 """
 
 from __future__ import annotations
@@ -22,48 +18,28 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from engine.store import schema as t
-from engine.store.notify import CHANNEL
-from engine.store.statements import Prepared, WriteStatements, compile_statement
+from engine.store.statements import Prepared, compile_statement
 
-__all__ = ["BACK", "ServerNumbered"]
-
-BACK = "seq"
-"""The parameter that carries a row's distance back from the last number reserved."""
-
-
-def _last(counter: str) -> sa.ScalarSelect[int]:
-    c = t.counters.c
-    # The counter's name as a literal: the statement binds only the row's values.
-    return sa.select(c.value).where(c.name == sa.literal_column(f"'{counter}'")).scalar_subquery()
+__all__ = ["ServerNumbered"]
 
 
 @dataclass(frozen=True, slots=True)
 class ServerNumbered:
-    """The statements that number journal and outbox rows from the counters (PostgreSQL)."""
+    """The statements that write journal and outbox rows without a counter (PostgreSQL)."""
 
     insert_transition: Prepared
-    insert_event: Prepared
-    reserve_notifying: dict[int, Prepared]
-    """WriteStatements.allocators that also ``pg_notify`` the last outbox number
-    reserved (delivered on commit): for a batch with events, one statement fewer."""
+    insert_pending: Prepared
 
     @classmethod
-    def prepare(cls, dialect: sa.Dialect, writes: WriteStatements) -> ServerNumbered:
-        """The statements compiled for ``dialect`` (PostgreSQL), beside ``writes``."""
-
-        def numbered(table: sa.Table, counter: str) -> Prepared:
-            stmt = table.insert().values(seq=_last(counter) - sa.bindparam(BACK))
-            return compile_statement(stmt, dialect, table)
-
-        def notifying(reserve: Prepared) -> Prepared:
-            return Prepared(
-                f"WITH reserved AS ({reserve.sql}) SELECT pg_notify('{CHANNEL}', value::text)"
-                " FROM reserved WHERE name = 'events'",
-                reserve.names,
-            )
-
+    def prepare(cls, dialect: sa.Dialect) -> ServerNumbered:
+        """The statements compiled for ``dialect`` (PostgreSQL)."""
+        numbered = t.transitions.insert().values(seq=sa.literal_column("nextval('transition_seq')"))
         return cls(
-            insert_transition=numbered(t.transitions, "transitions"),
-            insert_event=numbered(t.events, "events"),
-            reserve_notifying={n: notifying(p) for n, p in writes.allocators.items()},
+            insert_transition=compile_statement(numbered, dialect, t.transitions),
+            insert_pending=compile_statement(
+                t.pending_events.insert().values(
+                    {c.name: sa.bindparam(c.name) for c in t.pending_events.c if c.name != "id"}
+                ),
+                dialect,
+            ),
         )

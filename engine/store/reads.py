@@ -14,6 +14,7 @@ from engine.ports import Census, EntityRow, EventRow, StepRow, TransitionRow
 from engine.store.database import Database
 from engine.store.queries import ReadStatements
 from engine.store.rows import loads, to_entity, to_event, to_step, to_transition
+from engine.store.sequencer import Sequencer
 
 __all__ = ["JournalReads"]
 
@@ -31,6 +32,7 @@ class JournalReads:
 
     _db: Database
     _reads: ReadStatements
+    _sequencer: Sequencer | None
 
     def entity(self, id_or_name: str, chart: str | None = None) -> EntityRow | None:
         """The entity with this id, or this name (within ``chart`` if given)."""
@@ -115,12 +117,16 @@ class JournalReads:
 
     def events(self, *, after: int = 0, limit: int = 1000) -> list[EventRow]:
         """Outbox events with seq greater than ``after``, in seq order."""
+        if self._sequencer is not None:
+            self._sequencer.number()  # every event committed before this read
         with self._db.querying() as conn:
             rows = self._db.query(conn, self._reads.events, {"after": after, "limit": limit})
         return [to_event(r) for r in rows]
 
     def last_event(self) -> int:
         """The seq of the newest outbox event (0 when there is none)."""
+        if self._sequencer is not None:
+            self._sequencer.number()
         with self._db.querying() as conn:
             rows = self._db.query(conn, self._reads.last_event, {})
         value = next(iter(rows[0].values())) if rows else None

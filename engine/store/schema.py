@@ -2,9 +2,11 @@
 
 JSON values are stored as text, so the same schema runs on SQLite and
 PostgreSQL. Sequence numbers (entity, transition and event ``seq``) come
-from the ``counters`` table inside the writing transaction, not from
-autoincrement, so that the outbox sequence has no gaps even on PostgreSQL,
-whose sequences skip numbers on rollback.
+from the ``counters`` table inside the writing transaction on SQLite, not
+from autoincrement, so that the outbox sequence has no gaps. On PostgreSQL,
+whose sequences skip numbers on rollback and hand them out in an order that
+is not the commits', the outbox is numbered after the commits (see
+``pending_events``) and the journal's ``seq`` comes from a sequence (0009).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ __all__ = [
     "events",
     "metadata",
     "owners",
+    "pending_events",
     "steps",
     "timers",
     "transitions",
@@ -147,17 +150,36 @@ timers = sa.Table(
     sa.Index(None, "status", "due_at"),
 )
 
+
+def _outbox_columns() -> list[sa.Column[object]]:
+    """The columns of an outbox event beside its number."""
+    return [
+        sa.Column("entity_id", sa.String(64), nullable=False),
+        sa.Column("entity_name", sa.String(300), nullable=False),
+        sa.Column("chart", sa.String(200), nullable=False),
+        sa.Column("type", sa.String(200), nullable=False),
+        sa.Column("attributes", sa.Text, nullable=False),
+        sa.Column("transition_id", sa.String(64)),
+        sa.Column("created_at", sa.Float, nullable=False),
+    ]
+
+
 events = sa.Table(
     "events",
     metadata,
     sa.Column("seq", Seq, primary_key=True, autoincrement=False),
-    sa.Column("entity_id", sa.String(64), nullable=False),
-    sa.Column("entity_name", sa.String(300), nullable=False),
-    sa.Column("chart", sa.String(200), nullable=False),
-    sa.Column("type", sa.String(200), nullable=False),
-    sa.Column("attributes", sa.Text, nullable=False),
-    sa.Column("transition_id", sa.String(64)),
-    sa.Column("created_at", sa.Float, nullable=False),
+    *_outbox_columns(),
+)
+
+# On PostgreSQL a commit writes its outbox events here, not numbered (0009): numbering
+# them inside the writing transaction took a lock that every process's commit held
+# through its fsync, one commit after another. They are numbered into ``events`` later,
+# in the order they committed (engine.store.sequencer). SQLite numbers in the commit.
+pending_events = sa.Table(
+    "pending_events",
+    metadata,
+    sa.Column("id", Seq, primary_key=True, autoincrement=True),
+    *_outbox_columns(),
 )
 
 counters = sa.Table(

@@ -21,6 +21,7 @@ from engine.store.notify import Listener
 from engine.store.numbering import ServerNumbered
 from engine.store.queries import ReadStatements
 from engine.store.reads import JournalReads
+from engine.store.sequencer import Sequencer
 from engine.store.statements import prepare
 from engine.store.timers import TimerReads
 from engine.store.versions import ChartVersions
@@ -44,10 +45,11 @@ class SqlStore(JournalWrites, JournalReads, TimerReads, ChartVersions):
         self._statements = prepare(self._db.engine.dialect)
         self._reads = ReadStatements(self._db.engine.dialect)
         self._numbered = (
-            ServerNumbered.prepare(self._db.engine.dialect, self._statements)
+            ServerNumbered.prepare(self._db.engine.dialect)
             if self.dialect == "postgresql"
             else None
         )
+        self._sequencer = Sequencer(self._db) if self._numbered is not None else None
         self._flights = (
             FlightStatements.prepare(self._statements) if self._numbered is not None else None
         )
@@ -80,4 +82,6 @@ class SqlStore(JournalWrites, JournalReads, TimerReads, ChartVersions):
             listener, self._listener = self._listener, None
         if listener is not None:
             listener.close()
+        if self._sequencer is not None:
+            self._sequencer.close()
         self._db.close()

@@ -19,7 +19,7 @@ from engine.ports import EntityRow, EventRow, TransitionRow, VersionConflict, Wr
 from engine.store import flight, postgres, wire
 from engine.store import schema as t
 from engine.store.database import Database
-from engine.store.numbering import BACK, ServerNumbered
+from engine.store.numbering import ServerNumbered
 from engine.store.queries import ReadStatements
 from engine.store.rows import (
     entity_changes,
@@ -30,6 +30,7 @@ from engine.store.rows import (
     transition_changes,
     transition_values,
 )
+from engine.store.sequencer import Sequencer
 from engine.store.statements import Prepared, WriteStatements
 
 __all__ = ["JournalWrites"]
@@ -50,7 +51,9 @@ class JournalWrites:
     _statements: WriteStatements
     _reads: ReadStatements
     _numbered: ServerNumbered | None
-    """PostgreSQL's: the journal and outbox numbered by the server (see numbering)."""
+    """PostgreSQL's: the journal and outbox written without a counter (see numbering)."""
+    _sequencer: Sequencer | None
+    """PostgreSQL's: numbers the outbox's events after their commits (see sequencer)."""
     _flights: flight.FlightStatements | None
     """PostgreSQL's: the statements of a batch sent in one flight (see flight)."""
 
@@ -60,6 +63,12 @@ class JournalWrites:
         A unit that breaks a unique constraint (a name taken, an idempotency
         key used) gets a Conflict; alone, the Conflict is raised.
         """
+        results = self._apply_batch(batch)
+        if self._sequencer is not None and any(unit.events for unit in batch):
+            self._sequencer.soon()
+        return results
+
+    def _apply_batch(self, batch: Sequence[Write]) -> list[Exception | None]:
         try:
             if self._flights is not None:
                 flown = self._fly(self._flights, batch)
@@ -76,7 +85,7 @@ class JournalWrites:
             results: list[Exception | None] = []
             for unit in batch:
                 try:
-                    results.extend(self.apply([unit]))
+                    results.extend(self._apply_batch([unit]))
                 except (Conflict, Unavailable) as failure:
                     results.append(failure)
             return results
@@ -115,7 +124,7 @@ class JournalWrites:
         assert unit.entity is not None
         rest = [u for at, u in enumerate(batch) if at != loser]
         try:
-            results = self.apply(rest) if rest else []
+            results = self._apply_batch(rest) if rest else []
         except Conflict as exc:  # raised for a lone unit; one of a batch, reported
             results = [exc]
         results.insert(loser, VersionConflict(unit.entity.id, unit.expect_version))
@@ -187,28 +196,20 @@ class JournalWrites:
             )
 
     def _append_numbered(self, conn: Any, passed: list[Write]) -> None:
-        """The rest of the batch, its journal and outbox rows numbered by the server
-        (PostgreSQL): sent without waiting for an answer, the COMMIT in the same flight.
+        """The rest of the batch (PostgreSQL): the journal numbered by a sequence, the
+        outbox's events written unnumbered, no counter locked (see numbering).
         """
         db, numbered = self._db, self._numbered
         assert numbered is not None
         transitions, events = _journal_and_outbox(passed)
-        # The rows are made before the numbers are reserved: the counters are locked
-        # from the reservation to the commit, for every process (see numbering).
-        rows = [transition_values(tr) for tr in transitions]
-        for back, values in enumerate(reversed(rows)):
-            values[BACK] = back
-        outbox = [event_values(e, len(events) - 1 - i) for i, e in enumerate(events)]
-        # With events, the reservation also notifies every process's listener of the
-        # last one (engine.store.notify); delivered on commit, and only then.
-        reserving = numbered.reserve_notifying if outbox else self._statements.allocators
-        for cursor in self._reserve(conn, reserving, transitions=len(rows), events=len(outbox)):
-            cursor.close()  # its answer is not waited for: the rows read the counters
-        if rows:
-            db.run_many(conn, numbered.insert_transition, rows)
+        if transitions:
+            db.run_many(conn, numbered.insert_transition, map(transition_values, transitions))
         self._write_journal_changes(conn, passed)
-        if outbox:
-            db.run_many(conn, numbered.insert_event, outbox)
+        if events:
+            # Not notified here: a NOTIFY takes a lock that PostgreSQL holds to the end
+            # of the commit, fsync included, as the counters' did. The sequencer that
+            # numbers these events notifies (see sequencer).
+            db.run_many(conn, numbered.insert_pending, (event_values(e, 0) for e in events))
 
     def _write_journal_changes(self, conn: Any, passed: list[Write]) -> None:
         """The journal's updates, the steps and the timers of the units that passed."""

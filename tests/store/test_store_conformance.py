@@ -907,9 +907,10 @@ def test_a_connection_killed_mid_commit_is_unavailable_and_leaves_nothing(
             except Exception as exc:
                 outcome["error"] = exc
 
-        # Hold the outbox so that the commit stops after writing everything else.
+        # Hold the outbox (its events wait there to be numbered, on PostgreSQL) so
+        # that the commit stops after writing everything else.
         with psycopg.connect(conninfo) as locker:
-            locker.execute("LOCK TABLE events IN ACCESS EXCLUSIVE MODE")
+            locker.execute("LOCK TABLE pending_events IN ACCESS EXCLUSIVE MODE")
             writer = threading.Thread(target=apply)
             writer.start()
             pid = lock_waiter()
@@ -971,5 +972,40 @@ def test_a_unit_lost_with_the_connection_after_others_committed_is_its_own_failu
         assert [r.id for r in store.entities()] == ["web", "a"]
         assert store.timers("c") == []
         assert [(e.seq, e.entity_id) for e in store.events()] == [(1, "a")]
+    finally:
+        store.close()
+
+
+def test_the_outbox_is_numbered_in_the_order_its_events_became_visible(pg_url: str) -> None:
+    """On PostgreSQL a commit's events wait unnumbered; a number once read is never
+    followed by a lower one, whichever commit took its place in the queue first."""
+    store = open_store(pg_url)
+    conninfo = sa.make_url(pg_url).set(drivername="postgresql").render_as_string(False)
+    try:
+
+        def made(name: str) -> None:
+            assert store.apply([Write(entity=entity(name), events=[event(name, "create")])]) == [
+                None
+            ]
+
+        made("e0")
+        with psycopg.connect(conninfo) as slow:
+            # A commit still running (or a process that died after its commit, before its
+            # events were numbered): its event is queued before the next one.
+            slow.execute(
+                "INSERT INTO pending_events (entity_id, entity_name, chart, type, attributes,"
+                " transition_id, created_at) VALUES ('e9', 'e9', 'test', 'slow', '{}', NULL, 0)"
+            )
+            made("e1")
+            assert [(e.seq, e.entity_id) for e in store.events()] == [(1, "e0"), (2, "e1")]
+            slow.commit()
+        # Committed later, numbered later, by whichever process reads first.
+        again = open_store(pg_url)
+        try:
+            assert [(e.seq, e.type) for e in again.events(after=2)] == [(3, "slow")]
+        finally:
+            again.close()
+        assert [e.seq for e in store.events()] == [1, 2, 3]
+        assert store.last_event() == 3
     finally:
         store.close()
