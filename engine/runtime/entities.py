@@ -110,7 +110,7 @@ class Entities:
                 s.commit.commit(Write(entity=row, events=[event]))
             except Conflict as exc:  # the name was taken by another process meanwhile
                 raise Conflict(f"the name {name!r} is already in use in chart {chart!r}") from exc
-        s.cache[row.id] = row
+        s.created(row)
         return Entity.from_row(row)
 
     def create_many(
@@ -188,8 +188,10 @@ class Entities:
                     for r in rows.values()
                 ]
             )
+        names = s.names
         for (i, row), failure in zip(rows.items(), failures, strict=True):
             if failure is None:
+                names.pop(row.name, None)  # see Shared.created (a million rows: not cached)
                 out[i] = Entity.from_row(row)
             elif isinstance(failure, Conflict):  # taken by another process meanwhile
                 out[i] = Conflict(f"the name {row.name!r} is already in use in chart {chart!r}")

@@ -26,7 +26,7 @@ from engine.ports import EntityRow, SpanRef, TransitionRow
 from engine.runtime.bindings import Context
 from engine.runtime.journal import Cause, Origin, as_error, json_value
 from engine.runtime.limits import MAX_FOLLOW_UPS
-from engine.runtime.outcomes import Contended, SagaFailed, Stale
+from engine.runtime.outcomes import Contended, Renamed, SagaFailed, Stale
 from engine.runtime.records import Entity, Result
 from engine.runtime.saga import Fire, Saga
 from engine.runtime.shared import Shared
@@ -67,13 +67,35 @@ class Firing:
         """See :meth:`engine.Engine.fire`; ``cause``: the transition that caused this fire."""
         s = self._s
         s.check_open()
-        started = time.perf_counter()
         params = json_value(dict(params), "event params") if params else {}
         if idempotency_key is not None and (
             not isinstance(idempotency_key, str) or not 0 < len(idempotency_key) <= 300
         ):
             raise InvalidParameter("an idempotency key is a string of 1 to 300 characters")
-        row = s.cached(entity)
+        row, guessed = s.resolve(entity)
+        try:
+            return self._fire_row(row, guessed, event, params, idempotency_key, cause, durable)
+        except Renamed:
+            # The cache's guess was out of date (nothing was written): the name's entity
+            # is read, and that one fired.
+            if guessed is not None:
+                s.names.pop(guessed, None)
+            row, _ = s.resolve(entity)
+            return self._fire_row(row, None, event, params, idempotency_key, cause, durable)
+
+    def _fire_row(
+        self,
+        row: EntityRow,
+        guessed: str | None,
+        event: str,
+        params: Mapping[str, Any],
+        idempotency_key: str | None,
+        cause: Cause | None,
+        durable: bool,
+    ) -> Result:
+        """:meth:`fire` on the entity ``row`` (guessed by the name ``guessed``, if given)."""
+        s = self._s
+        started = time.perf_counter()
         s.check_owned(row, f"fire {event!r}")
         # Before anything is decided or reported: params the chart's schema refuses are
         # refused on every path (the API's, a timer's, a follow-up's) alike.
@@ -94,7 +116,9 @@ class Firing:
         span = s.observer.transition_started(row.chart, row.id, heard, row.name, self._link(cause))
         origin = Origin(span, cause.transition_id if cause is not None else None)
         try:
-            return self._locked(row, event, params, idempotency_key, outcome, origin, durable)
+            return self._locked(
+                row, event, params, idempotency_key, outcome, origin, durable, guessed
+            )
         except BaseException as exc:
             error = exc
             raise
@@ -148,6 +172,7 @@ class Firing:
         outcome: list[Any],
         origin: Origin,
         durable: bool = True,
+        guessed: str | None = None,
     ) -> Result:
         """Decide and run the fire with the entity's lock held, retrying a stale decision.
 
@@ -170,15 +195,18 @@ class Firing:
                 try:
                     with s.commit.busy():
                         result, outcome[1] = self._fire_once(
-                            row.id, event, params, key, origin, durable
+                            row.id, event, params, key, origin, durable, guessed
                         )
                     outcome[0] = "replayed" if result.replayed else "committed"
                     return result
                 except Stale:
                     s.cache.pop(row.id, None)
+                    s.contended[row.id] = True
                 except SagaFailed as failed:
                     outcome[0], outcome[1] = "failed", failed.follow_up
                     raise failed.error from None
+                except Renamed:
+                    raise
                 except ChartdError as exc:
                     # A refusal writes nothing, so no version check caught a stale
                     # cache: decide again if another engine moved the entity. (An
@@ -254,11 +282,17 @@ class Firing:
         key: str | None,
         origin: Origin,
         durable: bool = True,
+        guessed: str | None = None,
     ) -> tuple[Result, _FollowUp | None]:
-        """Decide and run one fire; its result and the follow-up event it declares, if any."""
+        """Decide and run one fire; its result and the follow-up event it declares, if any.
+
+        Renamed if the entity was ``guessed`` by a name it no longer has live.
+        """
         s = self._s
         row = s.cache.get(entity_id) or s.row(entity_id)
         s.cache[entity_id] = row
+        if guessed is not None and not (row.live and row.name == guessed):
+            raise Renamed(f"{guessed} names another entity now")
         reg = s.registered(row)
         if key is not None:
             recorded = s.store.transition(row.id, key)

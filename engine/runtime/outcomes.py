@@ -9,7 +9,7 @@ from engine.errors import ChartdError, Conflict
 from engine.ports import StepRow
 from engine.runtime.journal import Cause
 
-__all__ = ["Contended", "SagaFailed", "Stale", "Stranded"]
+__all__ = ["Contended", "Renamed", "SagaFailed", "Stale", "Stranded"]
 
 
 class Contended(Conflict):
@@ -18,6 +18,11 @@ class Contended(Conflict):
 
 class Stale(Exception):
     """The cached entity was older than the stored one: reload and decide again."""
+
+
+class Renamed(Conflict):
+    """The entity a fire by name guessed from the cache no longer has that name (or
+    is finished): nothing was written; the fire looks the name up again."""
 
 
 class SagaFailed(Exception):

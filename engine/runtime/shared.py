@@ -6,6 +6,7 @@ import itertools
 import re
 import secrets
 import socket
+from typing import TypeVar
 
 from engine import core
 from engine.errors import Conflict, InvalidParameter, NotFound, Unavailable
@@ -18,7 +19,9 @@ from engine.runtime.outcomes import Stranded
 from engine.runtime.records import Entity
 from engine.runtime.registry import Registered, Registry, missing_code
 
-__all__ = ["NAME", "RowCache", "Shared", "check_node"]
+__all__ = ["NAME", "Recent", "RowCache", "Shared", "check_node"]
+
+V = TypeVar("V")
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$")
 """What an entity's name and a node's name may be (docker's container names)."""
@@ -34,21 +37,25 @@ def check_node(node: str) -> str:
     return node
 
 
-class RowCache(dict[str, EntityRow]):
-    """The entity rows this engine read or wrote last; past ``capacity``, the oldest go.
-
-    A row is only a guess of the stored one: every commit checks its version,
-    so forgetting one costs a read, never correctness.
-    """
+class Recent(dict[str, V]):
+    """The values this engine used last, by key; past ``capacity``, the oldest go."""
 
     def __init__(self, capacity: int) -> None:
         super().__init__()
         self.capacity = capacity
 
-    def __setitem__(self, key: str, value: EntityRow) -> None:
+    def __setitem__(self, key: str, value: V) -> None:
         super().__setitem__(key, value)
         if len(self) > self.capacity:
             del self[next(iter(self))]
+
+
+class RowCache(Recent[EntityRow]):
+    """The entity rows this engine read or wrote last, by id.
+
+    A row is only a guess of the stored one: every commit checks its version,
+    so forgetting one costs a read, never correctness.
+    """
 
 
 class Shared:
@@ -81,6 +88,11 @@ class Shared:
         self._serial = itertools.count(1)
         self.registry = Registry()
         self.cache = RowCache(limits.cached_rows)
+        # The live entity each name found last, for fires by name (see resolve).
+        self.names: Recent[str] = Recent(limits.cached_rows)
+        # Entities another engine fired since this one cached them, lately: their
+        # fires read the row first (a failed commit costs more than a read).
+        self.contended: Recent[bool] = Recent(limits.cached_rows)
         self.locks = KeyedLock(limits.idle_locks)
         self.recovering: set[str] = set()  # entities whose transition recovery is finishing
         # Entities whose saga ended unrecorded, by id: fires on them wait for recovery.
@@ -148,11 +160,38 @@ class Shared:
                 f"{doing} on node {row.node!r}"
             )
 
-    def cached(self, ref: str | Entity) -> EntityRow:
-        """The entity's row from the cache, or read (and cached) if it is not there."""
+    def resolve(self, ref: str | Entity) -> tuple[EntityRow, str | None]:
+        """The entity's row for a fire, and the name it was guessed by (else None).
+
+        By id, the cached row, else the stored one. By name, the cached row of
+        the live entity this name found last, without a read: a guess like any
+        cached row, checked by the commit's version check. A fire that finds
+        the guessed entity no longer live under that name looks the name up
+        again (:class:`engine.runtime.outcomes.Renamed`). An entity another
+        engine fires too (``contended``) is read: a commit that fails its
+        version check costs more than a read.
+        """
         key = ref.id if isinstance(ref, Entity) else ref
-        row = self.cache.get(key) if isinstance(key, str) else None
-        if row is None:
-            row = self.row(ref)
-            self.cache[row.id] = row
-        return row
+        if isinstance(key, str):
+            known = key if key in self.cache else self.names.get(key)
+            cached = self.cache.get(known) if known is not None else None
+            if cached is not None and known not in self.contended:
+                if known == key:
+                    return cached, None
+                if cached.live and cached.name == key:
+                    return cached, key
+        else:
+            cached = None
+        row = self.row(ref)
+        if cached is not None and cached.id == row.id and cached.version == row.version:
+            self.contended.pop(row.id, None)  # no other engine fired it since: calm again
+        self.cache[row.id] = row
+        if row.live and row.name == key:
+            self.names[key] = row.id
+        return row, None
+
+    def created(self, row: EntityRow) -> None:
+        """Cache the row of an entity created here; its name names it now, or (shared
+        with another chart's live entity) none of them."""
+        self.cache[row.id] = row
+        self.names.pop(row.name, None)

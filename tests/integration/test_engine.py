@@ -1240,7 +1240,8 @@ def test_an_engine_decides_on_the_stored_state_not_its_cache(shared_store_url, o
     A refusal (a chart rejection, a guard's error) writes nothing, so no
     version check catches a stale cache: engine A once refused from a row
     that engine B had changed since. Here A claims, B releases, and A's
-    second claim must find the lock free. (Firing by name always reloaded.)
+    second claim must find the lock free; by name too (a fire by name
+    guesses the entity from the cache as well).
     """
     a = open_engine(shared_store_url)
     b = open_engine(shared_store_url)
@@ -1255,6 +1256,66 @@ def test_an_engine_decides_on_the_stored_state_not_its_cache(shared_store_url, o
 
     assert result.entity.configuration == ("taken",)
     assert result.entity.version == 3
+
+    b.fire("door", "release")
+    assert a.fire("door", "claim").entity.version == 5
+
+
+SLOT = engine.parse_chart(
+    """
+chart: slot
+initial: open
+states: {open: {}, gone: {final: true}}
+transitions:
+  - {event: ping, from: open, to: open}
+  - {event: close, from: open, to: gone}
+"""
+)
+
+
+def test_a_fire_by_name_follows_the_name_to_the_entity_that_holds_it_now(
+    shared_store_url, open_engine
+):
+    """An engine fires by name without reading the entity first (it guesses it from
+    its cache); another engine finishing that entity and giving its name to a new one
+    sends the next fire to the new one, as a fresh engine would."""
+    a = open_engine(shared_store_url)
+    b = open_engine(shared_store_url)
+    for eng in (a, b):
+        eng.register(SLOT)
+    first = a.create("slot", "web")
+    a.fire("web", "ping")
+    b.fire("web", "close")  # finished: the name is free
+    second = b.create("slot", "web")
+
+    result = a.fire("web", "ping")
+
+    assert result.entity.id == second.id
+    assert [t.event for t in a.history(first.id)] == ["ping", "close"]
+    assert [t.event for t in a.history(second.id)] == ["ping"]
+
+
+def test_a_fire_by_name_on_an_entity_finished_elsewhere_is_refused_as_without_a_cache(
+    shared_store_url, open_engine
+):
+    a = open_engine(shared_store_url)
+    b = open_engine(shared_store_url)
+    for eng in (a, b):
+        eng.register(SLOT)
+    gone = a.create("slot", "db")
+    a.fire("db", "ping")
+    b.fire("db", "close")
+
+    with pytest.raises(engine.errors.ChartdError) as cached:
+        a.fire("db", "ping")
+    fresh = open_engine(shared_store_url)
+    fresh.register(SLOT)
+    with pytest.raises(engine.errors.ChartdError) as read:
+        fresh.fire("db", "ping")
+
+    assert type(cached.value) is type(read.value)
+    assert cached.value.message == read.value.message
+    assert [t.event for t in a.history(gone.id)] == ["ping", "close"]
 
 
 # -- crash recovery ----------------------------------------------------------------------
