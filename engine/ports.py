@@ -238,8 +238,14 @@ class Store(Protocol):
         commit itself is raised (and nothing of the batch was written).
         """
 
-    def entity(self, id_or_name: str, chart: str | None = None) -> EntityRow | None:
-        """The entity with this id, or this name (within ``chart`` if given)."""
+    def entity(
+        self, id_or_name: str, chart: str | None = None, *, by_id: bool = True
+    ) -> EntityRow | None:
+        """The entity with this id, or this name (within ``chart`` if given).
+
+        ``by_id`` False: the caller knows the key cannot be an id, and only
+        the lookup by name is made.
+        """
 
     def live_names(self, chart: str, names: Sequence[str]) -> set[str]:
         """Those of ``names`` that a live entity of ``chart`` holds (a bulk create's check)."""

@@ -100,7 +100,7 @@ class Entities:
         row = self._new_row(reg, name, data, now)
         event = EventRow(row.id, name, chart, "create", {}, None, now)
         with self._create_lock:
-            taken = s.store.entity(name, chart)
+            taken = s.store.entity(name, chart, by_id=False)
             if taken is not None and taken.name == name and taken.live:
                 raise Conflict(
                     f"the name {name!r} is already in use by {chart} {taken.id[:12]}: "

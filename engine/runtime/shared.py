@@ -19,12 +19,23 @@ from engine.runtime.outcomes import Stranded
 from engine.runtime.records import Entity
 from engine.runtime.registry import Registered, Registry, missing_code
 
-__all__ = ["NAME", "Recent", "RowCache", "Shared", "check_node"]
+__all__ = ["NAME", "Recent", "RowCache", "Shared", "check_node", "may_be_id"]
 
 V = TypeVar("V")
 
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,252}$")
 """What an entity's name and a node's name may be (docker's container names)."""
+
+_ID = re.compile(r"[0-9a-f]{64}")
+
+
+def may_be_id(key: str) -> bool:
+    """Whether ``key`` has the shape of an entity's id: 64 lowercase hex digits.
+
+    The engine makes every id (32 random bytes in hex), so a key of another
+    shape can only be a name, and its lookup need not descend the id index.
+    """
+    return len(key) == 64 and _ID.fullmatch(key) is not None
 
 
 def check_node(node: str) -> str:
@@ -113,7 +124,7 @@ class Shared:
         key = ref.id if isinstance(ref, Entity) else ref
         if not isinstance(key, str) or not key:
             raise InvalidParameter(f"invalid name or ID supplied: {key!r}")
-        row = self.store.entity(key, chart)
+        row = self.store.entity(key, chart, by_id=may_be_id(key))
         if row is None:
             raise NotFound(f"No such entity: {key}")
         return row

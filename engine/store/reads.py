@@ -34,20 +34,29 @@ class JournalReads:
     _reads: ReadStatements
     _sequencer: Sequencer | None
 
-    def entity(self, id_or_name: str, chart: str | None = None) -> EntityRow | None:
-        """The entity with this id, or this name (within ``chart`` if given)."""
+    def entity(
+        self, id_or_name: str, chart: str | None = None, *, by_id: bool = True
+    ) -> EntityRow | None:
+        """The entity with this id, or this name (within ``chart`` if given).
+
+        ``by_id`` False: only the lookup by name is made (the key cannot be an id).
+        """
         db, q = self._db, self._reads
         params = {"key": id_or_name} if chart is None else {"key": id_or_name, "chart": chart}
+        named = q.entity_by_name if chart is None else q.entity_by_name_in_chart
         with db.querying() as conn:
             if db.dialect == "postgresql":
                 # Both lookups in one statement: the server is a round trip away.
                 both = q.entity_by_key if chart is None else q.entity_by_key_in_chart
-                rows = db.fetch(conn, both, params)
+                rows = db.fetch(conn, both if by_id else named, params)
             else:
                 # In process the lookup by id alone is the cheaper one, and the usual.
-                rows = [{**r, "by_id": 1} for r in db.query(conn, q.entity_by_id, params)]
+                rows = (
+                    [{**r, "by_id": 1} for r in db.query(conn, q.entity_by_id, params)]
+                    if by_id
+                    else []
+                )
                 if not rows or (chart is not None and rows[0]["chart"] != chart):
-                    named = q.entity_by_name if chart is None else q.entity_by_name_in_chart
                     rows = db.query(conn, named, params)
         if rows and rows[0].get("by_id") and (chart is None or rows[0]["chart"] == chart):
             return to_entity(rows[0])

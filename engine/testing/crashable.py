@@ -125,9 +125,11 @@ class CrashableStore:
                     return self._armed
         return None
 
-    def entity(self, id_or_name: str, chart: str | None = None) -> EntityRow | None:
+    def entity(
+        self, id_or_name: str, chart: str | None = None, *, by_id: bool = True
+    ) -> EntityRow | None:
         """Delegated."""
-        return self.store.entity(id_or_name, chart)
+        return self.store.entity(id_or_name, chart, by_id=by_id)
 
     def entities(
         self,

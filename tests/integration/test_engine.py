@@ -1755,6 +1755,36 @@ def test_get_and_history_by_id_and_name(store_url, open_engine):
     assert eng.get("web", "lock").chart == "lock"
 
 
+def test_a_name_shaped_like_an_id_still_finds_the_id_first(store_url, open_engine):
+    eng = open_engine(store_url)
+    eng.register(JOB, job_bindings(Recorder()))
+    eng.register(LOCK, lock_bindings())
+    web = eng.create("job", "web")
+    # Names an engine's id could be (64 lowercase hex digits), and some it could not.
+    twin = eng.create("job", web.id)  # the id of another entity
+    free = eng.create("job", "ab" * 32)  # the id of none
+    upper = eng.create("job", web.id.upper())
+    assert eng.get(web.id) == web  # an id first, then a name
+    assert eng.get(web.id, "job") == web
+    assert eng.get(twin.id) == twin and eng.get(twin.id).name == web.id
+    assert eng.get("ab" * 32) == free
+    assert eng.get(web.id.upper()) == upper == eng.get(upper.id)
+    assert eng.get("web") == web == eng.get("web", "job")
+    with pytest.raises(errors.Conflict, match="already in use"):
+        eng.create("job", web.id)  # the name is held (by twin), whoever's id it is
+    with pytest.raises(errors.Conflict, match="already in use"):
+        eng.create("job", "web")
+    # The same name in another chart: the id still names its entity, chart or not.
+    lock = eng.create("lock", web.id)
+    assert eng.get(web.id) == web
+    assert eng.get(web.id, "lock") == lock
+    with pytest.raises(errors.NotFound):
+        eng.get("ab" * 32, "lock")
+    with pytest.raises(errors.NotFound):
+        eng.get(web.id[:12])
+    assert eng.fire(web.id.upper(), "start").entity.id == upper.id
+
+
 def test_api_errors(store_url, open_engine):
     rec = Recorder()
     eng = open_engine(store_url)

@@ -151,6 +151,16 @@ def test_a_new_entity_reads_back_by_id_and_by_name(store: SqlStore) -> None:
     assert store.entity("missing") is None
 
 
+def test_a_lookup_by_name_alone_never_finds_an_id(store: SqlStore) -> None:
+    web, named = create(store, entity("4f1c", name="/web"), entity("a2", name="4f1c"))
+    assert store.entity("4f1c") == web  # the id first
+    assert store.entity("4f1c", by_id=False) == named
+    assert store.entity("4f1c", chart="container", by_id=False) == named
+    assert store.entity("a2", by_id=False) is None
+    assert store.entity("/web", by_id=False) == web
+    assert store.entity("/web", chart="volume", by_id=False) is None
+
+
 def test_a_name_used_in_two_charts_needs_the_chart(store: SqlStore) -> None:
     web, vol = create(
         store, entity("c1", name="shared"), entity("v1", name="shared", chart="volume")
