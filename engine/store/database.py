@@ -52,6 +52,7 @@ class Database:
         self._dbapi_error: type[Exception] = self.engine.dialect.dbapi.Error  # type: ignore[union-attr]
         self._write_lock = threading.Lock()
         self._write_conn: Any = None
+        self._kept = postgres.Kept(self.engine) if self.dialect == "postgresql" else None
         self._checkpoints = (
             Checkpointer(self.engine.raw_connection)
             if self.dialect == "sqlite" and not shared
@@ -230,7 +231,7 @@ class Database:
         """
         with self._guarded():
             try:
-                return postgres.fly(self.engine, items)
+                return postgres.fly(self.engine, items, self._kept)
             except wire.FlightFailed as failed:
                 failed.error = sa.exc.DBAPIError.instance("", (), failed.error, self._dbapi_error)
                 raise
@@ -329,6 +330,8 @@ class Database:
         """Release every connection."""
         self._closed = True
         self._close_readers()
+        if self._kept is not None:
+            self._kept.close()
         if self._checkpoints is not None:
             self._checkpoints.close()
         with self._write_lock:

@@ -2,16 +2,16 @@
 
 The usual batch (fires: each unit a version-checked update of its entity,
 with its journal entry and outbox event) is sent as BEGIN, the updates, the
-numbered rows (:mod:`engine.store.numbering`), the notification and the
-COMMIT, in one pipeline: one round trip. Each update checks its version on the
+journal and outbox rows (:mod:`engine.store.numbering`) and the COMMIT, in
+one pipeline: one round trip. Each update checks its version on the
 server: ``WITH u AS (UPDATE ... WHERE id = .. AND version = .. RETURNING 1)
 SELECT 1 / count(*) FROM u`` divides by zero when the version does not
 match, which aborts the transaction: the server skips the rest, the
 COMMIT included, and a ROLLBACK ends it (a round trip more, on the rare
 path: a COMMIT after a sync of its own would end it in the same flight,
 but the server answers each sync at once, so the client was woken while
-the counters were still locked, and on two shared cores a woken client
-could take the core of the server that held them). The unit whose
+its transaction still held the locks of a commit, and on two shared cores a
+woken client could take the core of the server that held them). The unit whose
 check failed gets its VersionConflict and the others are applied again
 without it, as the careful way (each unit's update waited for, losers
 skipped: :class:`engine.store.writes.JournalWrites`) would have done.

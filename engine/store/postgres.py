@@ -3,8 +3,8 @@
 A fire's commit is one flight (:func:`fly`, :mod:`engine.store.flight`).
 Other writes go the careful way, :func:`writing`: two flights to the
 server, BEGIN and the entity's version-checked UPDATE, whose count is
-waited for; then the journal, the outbox, the notification and the COMMIT
-(see :mod:`engine.store.numbering`).
+waited for; then the journal, the outbox and the COMMIT (see
+:mod:`engine.store.numbering`).
 psycopg's own transaction handling would wait for its BEGIN on its own, and
 a nested pipeline block waits twice: so a write's connection is in
 autocommit mode and the BEGIN and COMMIT are this module's statements,
@@ -22,6 +22,7 @@ A flight, its COMMIT sent with it, is raised as :class:`Lost` and settled
 from __future__ import annotations
 
 import select
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -30,7 +31,7 @@ import sqlalchemy as sa
 
 from engine.store import wire
 
-__all__ = ["Attempt", "Lost", "Pipelined", "Reader", "fly", "refuse_dropped", "writing"]
+__all__ = ["Attempt", "Kept", "Lost", "Pipelined", "Reader", "fly", "refuse_dropped", "writing"]
 
 
 def refuse_dropped(dbapi_conn: Any, _record: Any, _proxy: Any) -> None:
@@ -122,25 +123,76 @@ class Lost(Exception):
     COMMIT reached the server is not known."""
 
 
-def fly(engine: sa.Engine, items: list[wire.Item]) -> list[Any]:
-    """Send ``items`` in one flight on a pooled connection; their results.
+class Kept:
+    """One connection kept out of the pool for flights, used by one thread at a time.
+
+    A fire's flight took a connection from the pool and gave it back: a tenth
+    of a fire's Python on the client. The kept one is checked once, when it is
+    taken from the pool; one the server dropped since is found by its flight
+    (:class:`Lost`, settled like any lost flight) and replaced by the next.
+    """
+
+    __slots__ = ("_conn", "_engine", "_lock")
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self._engine = engine
+        self._lock = threading.Lock()
+        self._conn: Any = None
+
+    def take(self) -> tuple[Any, bool]:
+        """A connection for a flight, and whether it is the kept one (else a pooled one)."""
+        if not self._lock.acquire(blocking=False):
+            return self._engine.raw_connection(), False
+        if self._conn is None:
+            try:
+                self._conn = self._engine.raw_connection()
+            except BaseException:
+                self._lock.release()
+                raise
+        return self._conn, True
+
+    def give_back(self, conn: Any, kept: bool, *, healthy: bool) -> None:
+        """End the flight's use of ``conn``: kept if it was and is ``healthy``."""
+        if not kept:
+            if healthy:
+                conn.close()
+            return
+        if not healthy:
+            self._conn = None  # the caller has released or invalidated it
+        self._lock.release()
+
+    def close(self) -> None:
+        """Back to the pool, for the pool to close."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+
+def fly(engine: sa.Engine, items: list[wire.Item], kept: Kept | None = None) -> list[Any]:
+    """Send ``items`` in one flight (on ``kept``'s connection, else a pooled one); their results.
 
     A statement's failure is raised as :class:`wire.FlightFailed` (the
     transaction it was in is rolled back), the connection's loss as
     :class:`Lost`. The flight begins and ends its own transaction (a failed
     one is rolled back here: one round trip more, on the rare path).
     """
-    conn = engine.raw_connection()
+    if kept is None:
+        conn, mine = engine.raw_connection(), False
+    else:
+        conn, mine = kept.take()
     driver: Any = conn.driver_connection
+    healthy = False
     try:
         results = wire.run(driver, items)
+        healthy = True
     except wire.FlightFailed:
         try:
             wire.rollback(driver)
         except Exception:
             conn.invalidate()
         else:
-            conn.close()
+            healthy = True
         raise
     except BaseException as exc:
         if driver.broken or driver.closed:
@@ -148,9 +200,13 @@ def fly(engine: sa.Engine, items: list[wire.Item]) -> list[Any]:
             if driver.broken:
                 raise Lost(str(exc)) from exc
         else:
-            _rollback(conn, driver)
+            _rollback(conn, driver)  # given back to the pool
         raise
-    conn.close()
+    finally:
+        if kept is not None:
+            kept.give_back(conn, mine, healthy=healthy)
+        elif healthy:
+            conn.close()
     return results
 
 
