@@ -46,7 +46,7 @@ def _stop(args: argparse.Namespace) -> None:
 
 def _restart(args: argparse.Namespace) -> None:
     def act(s: Session, n: str) -> None:
-        request = c_pb2.RestartContainerRequest(container=n)
+        request = c_pb2.RestartContainerRequest(container=n, signal=args.signal or "")
         if args.time is not None:
             request.timeout = args.time
         s.call(s.client.containers.Restart, request)
@@ -109,7 +109,12 @@ VERBS = (
         _stop,
         (_TIMEOUT, _SIGNAL, NAMES),
     ),
-    Verb("restart", "Restart one or more containers.", _restart, (_TIMEOUT, NAMES)),
+    Verb(
+        "restart",
+        "Restart one or more containers (a running one is stopped first, as by stop).",
+        _restart,
+        (_TIMEOUT, _SIGNAL, NAMES),
+    ),
     Verb("pause", "Pause every process of one or more containers.", _pause, (NAMES,)),
     Verb("unpause", "Unpause one or more containers.", _unpause, (NAMES,)),
     Verb(

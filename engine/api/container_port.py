@@ -208,9 +208,14 @@ class ContainerService(Protocol):
         ...
 
     def restart(
-        self, ref: str, *, timeout: int | None = None, time_left: TimeLeft | None = None
+        self,
+        ref: str,
+        *,
+        timeout: int | None = None,
+        signal: str | int | None = None,
+        time_left: TimeLeft | None = None,
     ) -> engine.Entity:
-        """Stop if running, then start."""
+        """Stop if running (with ``signal``, else its stop signal), then start."""
         ...
 
     def remove(

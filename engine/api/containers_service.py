@@ -147,8 +147,9 @@ class ContainersServicer(containers_pb2_grpc.ContainersServicer):
     ) -> containers_pb2.ContainerSummary:
         timeout = request.timeout if request.HasField("timeout") else None
         ref = _ref(request.container)
+        signal = _fields.optional_text(request.signal, "signal", limit=32)
         return self._summary(
-            self.containers.restart(ref, timeout=timeout, time_left=_caller(context))
+            self.containers.restart(ref, timeout=timeout, signal=signal, time_left=_caller(context))
         )
 
     def Remove(

@@ -29,7 +29,6 @@ from engine.dockerapi.calls import (
     text,
 )
 from engine.errors import InvalidParameter
-from engine.errors import NotImplemented as Unsupported
 
 __all__ = ["routes"]
 
@@ -75,11 +74,9 @@ async def stop(request: Request) -> Response:
 
 async def restart(request: Request) -> Response:
     container, timeout = ref(request), integer(request, "t")
-    if text(request, "signal", 32):
-        raise Unsupported(
-            "restart with a signal is not supported: chartd stops with the container's stop signal"
-        )
-    await blocking(request, daemon(request).backend.restart, container, timeout=timeout)
+    signal = text(request, "signal", 32) or None
+    backend = daemon(request).backend
+    await blocking(request, backend.restart, container, timeout=timeout, signal=signal)
     return _done()
 
 

@@ -245,22 +245,21 @@ class Containers(ContainerVerbs, DaemonLife):
         signal: str | int | None = None,
         time_left: TimeLeft | None = None,
     ) -> engine.Entity:
-        """Send the stop signal, kill after ``timeout`` seconds, and wait until it stopped."""
+        """Send the stop signal, kill after ``timeout`` seconds, and wait until it stopped.
+
+        A bad signal is refused under moby's ``cannot stop container: REF: `` (its
+        category kept), and only for a running container: a stopped one is NotModified.
+        """
         container = self.get(ref)  # as moby: a container that is not there comes first
-        params: dict[str, Any] = {}
-        if signal not in (None, ""):
-            params["signal"] = moby.parse_signal(signal)
-        if timeout is not None:
-            params["timeout"] = int(timeout)
         try:
+            params = _stop_params(container, timeout, signal)
             # Not waited for: the exit it causes commits with it (one sync for both), and
             # this returns only once a commit carried it (until() reads what committed).
             after = self._fire_on(container, "stop", params, time_left, durable=False)
         except ChartdError as exc:
             if isinstance(exc, (NotModified, DeadlineExceeded)):
                 raise
-            typed = ref if isinstance(ref, str) else container.data.get("name", "").lstrip("/")
-            raise exc.wrap(f"cannot stop container: {typed}") from exc
+            raise exc.wrap(f"cannot stop container: {_typed(ref)}") from exc
         if not after.in_state("running"):  # a restarting container: no exit follows
             return self._until(container.id, lambda e: e.version >= after.version, None, time_left)
         limit = params.get("timeout", container.data.get("stop_timeout"))
@@ -282,7 +281,6 @@ class Containers(ContainerVerbs, DaemonLife):
         the container is looked up, as moby's ``ContainerKill`` does.
         """
         params: dict[str, Any] = {}
-        typed = ref if isinstance(ref, str) else str(ref.data.get("name", ref.id)).lstrip("/")
         try:
             number = 9
             if signal not in (None, ""):
@@ -295,7 +293,7 @@ class Containers(ContainerVerbs, DaemonLife):
         except ChartdError as exc:
             if exc.message.startswith(_KILL_PREFIX):  # the chart's refusal says it already
                 raise
-            raise exc.wrap(f"{_KILL_PREFIX}{typed}") from exc
+            raise exc.wrap(f"{_KILL_PREFIX}{_typed(ref)}") from exc
 
     def pause(
         self, ref: str | engine.Entity, *, time_left: TimeLeft | None = None
@@ -314,10 +312,22 @@ class Containers(ContainerVerbs, DaemonLife):
         ref: str | engine.Entity,
         *,
         timeout: int | None = None,
+        signal: str | int | None = None,
         time_left: TimeLeft | None = None,
     ) -> engine.Entity:
-        """Stop (if running) and start again, with the restart count reset."""
+        """Stop (if running) and start again, with the restart count reset.
+
+        The stop sends ``signal`` (the container's stop signal by default), as
+        ``stop`` does; a bad one is refused under moby's ``Cannot restart container
+        REF: `` (its category kept), and only for a running container.
+        """
         params = {} if timeout is None else {"timeout": int(timeout)}
+        if signal not in (None, ""):
+            container = self.get(ref)  # as moby: a container that is not there comes first
+            try:
+                params = _stop_params(container, timeout, signal)
+            except InvalidParameter as exc:
+                raise exc.wrap(f"Cannot restart container {_typed(ref)}") from exc
         return self._fire(ref, "restart", params, time_left)
 
     def remove(
@@ -545,6 +555,25 @@ class Containers(ContainerVerbs, DaemonLife):
     def inspect(self, ref: str | engine.Entity) -> dict[str, Any]:
         """The container as ``docker inspect`` shows it (the fields chartd has)."""
         return inspect_document(self.get(ref), self.root)
+
+
+def _typed(ref: str | engine.Entity) -> str:
+    """The container as moby's messages name it: the reference its caller typed."""
+    return ref if isinstance(ref, str) else str(ref.data.get("name", ref.id)).lstrip("/")
+
+
+def _stop_params(
+    container: engine.Entity, timeout: int | None, signal: str | int | None
+) -> dict[str, Any]:
+    """The params of a stop, or of a restart's stop: moby's containerStop options.
+
+    moby reads the signal only when it stops the container: for one that is not
+    running it is neither checked nor sent.
+    """
+    params: dict[str, Any] = {} if timeout is None else {"timeout": int(timeout)}
+    if signal not in (None, "") and container.in_state("running"):
+        params["signal"] = moby.parse_signal(signal)
+    return params
 
 
 def _as_typed(exc: ChartdError, container: engine.Entity, ref: str | engine.Entity) -> ChartdError:

@@ -286,12 +286,14 @@ class ContainerSteps:
             data["manually_stopped"] = True  # moby sets it for any signal
 
     def task_stop(self, ctx: engine.Context) -> None:
-        """Stop synchronously (restart): the stop signal, the timeout, then SIGKILL.
+        """Stop synchronously (restart): the signal, the timeout, then SIGKILL.
 
-        Its waits end when the operation's caller goes (DeadlineExceeded):
+        The signal is the restart's ``signal`` param, else the container's stop
+        signal. Its waits end when the operation's caller goes (DeadlineExceeded):
         the restart then fails, and the container keeps running.
         """
-        signal = int(ctx.data.get("stop_signal") or moby.DEFAULT_STOP_SIGNAL)
+        stop = ctx.data.get("stop_signal") or moby.DEFAULT_STOP_SIGNAL
+        signal = moby.parse_signal(ctx.params.get("signal") or stop)
         timeout = self._send_stop(ctx, signal)
         if ctx.source.in_state("running.paused"):
             self._thaw(ctx)

@@ -158,6 +158,22 @@ def test_daemon_errors_print_like_docker(daemon: Daemon) -> None:
     assert json.loads(daemon.cli("inspect", "nosuch").stdout) == []
 
 
+def test_restart_with_a_signal_and_bad_signals(daemon: Daemon) -> None:
+    # The shell ignores SIGTERM (its stop signal): only the SIGKILL asked for ends it.
+    script = 'trap "" TERM; while :; do sleep 1; done'
+    ok(daemon, "run", "-d", "--name", "sig", "sh", "-c", script)
+    before = inspect(daemon, "sig")["State"]
+    assert ok(daemon, "restart", "-s", "KILL", "sig") == "sig\n"
+    after = inspect(daemon, "sig")["State"]
+    assert after["Running"] and after["Pid"] != before["Pid"]
+    assert after["StartedAt"] != before["StartedAt"]
+    refused = daemon.cli("restart", "-s", "NOPE", "sig")
+    refusal = "Error response from daemon: Cannot restart container sig: invalid signal: NOPE\n"
+    assert (refused.returncode, refused.stdout, refused.stderr) == (1, "", refusal)
+    assert inspect(daemon, "sig")["State"] == after  # nothing was sent
+    assert ok(daemon, "rm", "-f", "sig") == "sig\n"
+
+
 def test_the_cli_cannot_connect_to_a_missing_daemon(daemon: Daemon) -> None:
     done = daemon.cli("-H", f"unix://{daemon.state_dir}/none.sock", "ps")
     assert done.returncode == 1

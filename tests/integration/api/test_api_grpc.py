@@ -308,6 +308,7 @@ def test_bad_signals_on_a_live_container(client: Client) -> None:
         (client.containers.Kill, c.KillContainerRequest(container=live.id, signal="SIGFOO")),
         (client.containers.Kill, c.KillContainerRequest(container=live.id, signal="99999")),
         (client.containers.Stop, c.StopContainerRequest(container=live.id, signal="-1")),
+        (client.containers.Restart, c.RestartContainerRequest(container=live.id, signal="X")),
     ]:
         got_code, reason, message = fails(call, request)
         assert (got_code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PARAMETER")

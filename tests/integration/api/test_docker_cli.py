@@ -14,7 +14,7 @@ from pathlib import Path
 
 import httpx
 from api_daemon import Daemon
-from docker_side import DockerCli
+from docker_side import DockerCli, http
 
 
 def state(docker: DockerCli, name: str) -> str:
@@ -216,3 +216,47 @@ def test_the_engine_api_on_loopback_tcp(tmp_path: Path, docker: DockerCli) -> No
     finally:
         assert other.stop() == 0, other.logs()
     assert f"--insecure on tcp://127.0.0.1:{port} gives every local user" in other.logs()
+
+
+def test_restart_with_a_signal_and_bad_signals_as_moby(daemon: Daemon, docker: DockerCli) -> None:
+    # The shell ignores SIGTERM (its stop signal): only the SIGKILL asked for ends it.
+    script = 'trap "" TERM; echo up; while :; do sleep 1; done'
+    cid = docker.ok("run", "-d", "--name", "dsig", "alpine", "sh", "-c", script).strip()
+    began = time.time() - 1
+
+    def started() -> tuple[str, str]:
+        return tuple(docker.ok("inspect", "-f", "{{.State.Pid}} {{.State.StartedAt}}", cid).split())
+
+    pid, at = started()
+    assert docker.ok("restart", "-s", "SIGKILL", "dsig") == "dsig\n"
+    again, at_again = started()
+    assert state(docker, "dsig") == "running"
+    assert again != pid and at_again != at
+    window = ("--since", str(began), "--until", str(time.time() + 0.5))
+    sent = docker.ok(
+        "events", *window, "--filter", f"container={cid}", "--filter", "event=kill",
+        "--format", "{{.Actor.Attributes.signal}}",
+    ).split()  # fmt: skip
+    assert sent == ["9"]  # the signal asked for, not the stop signal then the timeout's kill
+
+    # moby's messages: the kill's router wrapper, stop's and restart's daemon wrappers;
+    # nothing is sent, and the container runs on.
+    for verb, refusal in (
+        ("kill", "cannot kill container: dsig: invalid signal: NOPE"),
+        ("stop", "cannot stop container: dsig: invalid signal: NOPE"),
+        ("restart", "Cannot restart container dsig: invalid signal: NOPE"),
+    ):
+        done = docker.run(verb, "-s", "NOPE", "dsig")
+        assert (done.returncode, done.stdout) == (1, ""), verb
+        assert done.stderr == f"Error response from daemon: {refusal}\n", verb
+    assert started() == (again, at_again)
+    with http(daemon) as h:
+        for verb in ("kill", "stop", "restart"):
+            refused = h.post(f"/containers/dsig/{verb}?signal=NOPE")
+            assert refused.status_code == 400, verb  # moby's stop and restart: 500
+        # A stopped container's signal is never read: stop is NotModified, restart starts it.
+        docker.ok("kill", "dsig")
+        assert h.post("/containers/dsig/stop?signal=NOPE").status_code == 304
+        assert h.post("/containers/dsig/restart?signal=NOPE").status_code == 204
+    assert state(docker, "dsig") == "running"
+    docker.ok("rm", "-f", "dsig")

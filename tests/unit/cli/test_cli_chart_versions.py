@@ -133,6 +133,8 @@ CONTAINER_V2 = Path(__file__).parent / "charts" / "container-v2.yaml"
 """The container chart as chartd shipped it before docker's -i (version 2)."""
 CONTAINER_V3 = Path(__file__).parent / "charts" / "container-v3.yaml"
 """The container chart as chartd shipped it before docker's -t (version 3)."""
+CONTAINER_V4 = Path(__file__).parent / "charts" / "container-v4.yaml"
+"""The container chart as chartd shipped it before restart's signal (version 4)."""
 
 
 def _migration_notes(new: Path, old: Path) -> list[str]:
@@ -162,9 +164,18 @@ def test_the_container_charts_stdin_keys_migrate_from_version_2_as_they_are() ->
 
 def test_the_container_charts_tty_migrates_from_versions_2_and_3_as_they_are() -> None:
     # Version 4 added `tty` to the data's schema and the `resize` event, no state.
-    document = yaml.safe_load(CHART_PATH.read_text())
+    document = yaml.safe_load(CONTAINER_V4.read_text())
     assert (document["version"], document["migrations"]) == (4, {2: {}, 3: {}})
     for old, version in ((CONTAINER_V3, "v3"), (CONTAINER_V2, "v2")):
+        notes = _migration_notes(CONTAINER_V4, old)
+        assert any(f"every configuration of {version}" in note for note in notes), notes
+
+
+def test_the_container_charts_restart_signal_migrates_from_versions_2_to_4_as_they_are() -> None:
+    # Version 5 added `signal` to the params of `restart`, no state and no data.
+    document = yaml.safe_load(CHART_PATH.read_text())
+    assert (document["version"], document["migrations"]) == (5, {2: {}, 3: {}, 4: {}})
+    for old, version in ((CONTAINER_V4, "v4"), (CONTAINER_V3, "v3"), (CONTAINER_V2, "v2")):
         notes = _migration_notes(CHART_PATH, old)
         assert any(f"every configuration of {version}" in note for note in notes), notes
 
@@ -174,8 +185,8 @@ def test_a_health_region_with_a_state_of_a_migration_that_is_gone_is_named(
 ) -> None:
     document = yaml.safe_load(CHART_PATH.read_text())
     document["version"] += 1
-    document.setdefault("migrations", {})[4] = {"states": {"running.paused": "running.frozen"}}
-    path = write(tmp_path / "container-v5.yaml", yaml.safe_dump(document))
+    document.setdefault("migrations", {})[5] = {"states": {"running.paused": "running.frozen"}}
+    path = write(tmp_path / "container-v6.yaml", yaml.safe_dump(document))
     result = chartd("chart", "check", path, "--migrates-from", str(CHART_PATH))
     assert result.returncode != 0
     assert "running.frozen" in result.stdout + result.stderr
