@@ -1019,3 +1019,23 @@ def test_the_outbox_is_numbered_in_the_order_its_events_became_visible(pg_url: s
         assert store.last_event() == 3
     finally:
         store.close()
+
+
+def test_a_writer_numbers_its_events_soon_without_a_reader(pg_url: str) -> None:
+    """Events nobody reads do not pile up unnumbered: the writing store numbers them
+    on its own thread, and the numbering wakes the other processes' listeners."""
+    store = open_store(pg_url)
+    conninfo = sa.make_url(pg_url).set(drivername="postgresql").render_as_string(False)
+    try:
+        with psycopg.connect(conninfo, autocommit=True) as watcher:
+            watcher.execute("LISTEN chartd_events")
+            assert store.apply([Write(entity=entity("e1"), events=[event("e1", "create")])]) == [
+                None
+            ]
+            heard = next(watcher.notifies(timeout=30), None)
+            assert heard is not None and heard.payload == "1"
+            numbered = watcher.execute("SELECT seq, entity_id FROM events").fetchall()
+            assert numbered == [(1, "e1")]
+            assert watcher.execute("SELECT count(*) FROM pending_events").fetchone() == (0,)
+    finally:
+        store.close()
