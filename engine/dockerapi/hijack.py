@@ -15,12 +15,25 @@ stdin: an endpoint that wants it claims it before its answer starts
 (``scope["extensions"]["chartd.stdin"]``, a call that returns an async
 reader); at most :data:`_STDIN_HELD` bytes of it are held, the connection
 not read meanwhile, until the reader takes them. Unclaimed, it is dropped.
+
+On a Unix socket the answer's body waits until the client has read the
+head (:meth:`_Raw.head_read`). The Docker SDK for Python reads the head
+through ``http.client``, whose buffered reader takes whatever has arrived
+by then, and then reads the stream off the bare socket: bytes that came
+with the head stay in that buffer, unseen (an exec's whole output, when the
+process is quick: docker-py's issues 2042 and 3332). moby's daemon runs
+into it too, rarely: it writes the head before it starts the process.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import http
+import socket
+import struct
+import termios
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,6 +44,7 @@ from engine.dockerapi.calls import MAX_BODY
 __all__ = ["HijackingH11", "StdinReader"]
 
 _STDIN_HELD = 64 * 1024  # the client's stdin held unread before the connection is paused
+_LOOK_AGAIN = (0.0005, 0.02)  # seconds between looks at whether the client read the head
 
 StdinReader = Callable[[], Awaitable[bytes | None]]
 """The next bytes of a hijacked connection's stdin as they come; None at its end."""
@@ -78,6 +92,7 @@ class _Raw(asyncio.Protocol):
         self.stdin_ended = False
         self.stdin_came = asyncio.Event()
         self.claimed = self.dropping = self.paused = False
+        self.head_unread = False
 
     def data_received(self, data: bytes) -> None:
         if not self.complete.is_set():
@@ -156,12 +171,37 @@ class _Raw(asyncio.Protocol):
             if status != 101:
                 lines.append(b"connection: close")  # the body ends when the connection does
             self.transport.write(b"\r\n".join(lines) + b"\r\n\r\n")
+            self.head_unread = status == 101  # the stream that follows is read off the socket
         elif message["type"] == "http.response.body":
             if message.get("body"):
+                if self.head_unread:
+                    await self.head_read()
                 self.transport.write(message["body"])
                 await self.writable.wait()
             if not message.get("more_body", False):
                 self.transport.close()
+
+    async def head_read(self) -> None:
+        """Wait until the client has read all that was written (the head), or went.
+
+        Only a Unix socket tells (what the peer has not read yet is counted
+        against the sender: ``SIOCOUTQ``); on TCP the count ends at the
+        peer's kernel, not its reader, and nothing is waited for. The kernel
+        says nothing when the peer reads: it is looked at, soon and then
+        less often (a client reads the head at once; the body usually comes
+        later anyway, when the process writes).
+        """
+        self.head_unread = False
+        sock = self.transport.get_extra_info("socket")
+        if sock is None or sock.family != socket.AF_UNIX:
+            return
+        pause, longest = _LOOK_AGAIN
+        while self.transport.get_write_buffer_size() or _unread(sock.fileno()):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.gone.wait(), pause)
+            if self.gone.is_set():
+                return
+            pause = min(pause * 2, longest)
 
     async def run(self, app: Any, scope: Any) -> None:
         extensions = {**scope.get("extensions", {}), "chartd.stdin": self.claim_stdin}
@@ -169,3 +209,12 @@ class _Raw(asyncio.Protocol):
             await app({**scope, "extensions": extensions}, self.receive, self.send)
         finally:
             self.transport.close()
+
+
+def _unread(fd: int) -> int:
+    """How many bytes written to the Unix socket ``fd`` its peer has not read yet (0: unknown)."""
+    try:
+        answer = fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0\0\0\0")  # SIOCOUTQ on Linux
+    except OSError:
+        return 0
+    return int(struct.unpack("i", answer)[0])
