@@ -121,6 +121,8 @@ class Sequencer:
     def _number_some(self, wait: bool) -> int:
         try:
             results = self._db.fly(_FLIGHTS[wait])
+        except wire.FlightFailed as failed:  # rolled back: the events wait for the next
+            raise Unavailable(f"numbering the outbox failed: {failed.error}") from failed
         except postgres.Lost:
             # Committed or not, numbering again is right: it takes what is still pending.
             # (A pooled connection the server had dropped is found only by using it.)
@@ -181,4 +183,4 @@ class Sequencer:
             thread, self._thread = self._thread, None
             self._wanted.notify()
         if thread is not None:
-            thread.join()
+            thread.join(10)  # a numbering stuck on a database gone away is not waited for
