@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import threading
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from engine.dockerapi.hijack import _Raw
 
@@ -27,6 +30,25 @@ async def _hijacked(ours: socket.socket) -> _Raw:
     return raw
 
 
+def _run(scenario: Callable[[], Coroutine[Any, Any, None]]) -> None:
+    """``scenario`` in an event loop of its own thread: a loop another test left running
+    in this one (a worker of pytest-xdist runs many) would refuse ``asyncio.run``."""
+    failed: list[BaseException] = []
+
+    def main() -> None:
+        try:
+            asyncio.run(scenario())
+        except BaseException as exc:
+            failed.append(exc)
+
+    thread = threading.Thread(target=main)
+    thread.start()
+    thread.join(60)
+    assert not thread.is_alive(), "the scenario did not end"
+    if failed:
+        raise failed[0]
+
+
 def test_the_first_read_is_the_head_alone_and_the_body_follows() -> None:
     async def scenario() -> None:
         ours, client = socket.socketpair()
@@ -40,7 +62,7 @@ def test_the_first_read_is_the_head_alone_and_the_body_follows() -> None:
             assert client.recv(65536) == _BODY["body"]
             raw.transport.close()
 
-    asyncio.run(scenario())
+    _run(scenario)
 
 
 def test_a_client_gone_before_reading_the_head_does_not_hold_the_body() -> None:
@@ -52,4 +74,4 @@ def test_a_client_gone_before_reading_the_head_does_not_hold_the_body() -> None:
         await raw.send(_BODY)
         await raw.send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    asyncio.run(scenario())
+    _run(scenario)
