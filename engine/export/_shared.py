@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+import threading
+import xml.etree.ElementTree as ET
+from collections.abc import Callable, Iterable, Mapping
 
 from engine.model.chart import ChartModel, Transition
 
@@ -56,3 +58,22 @@ def ncname(text: str) -> str:
     if not name or not (name[0].isalpha() or name[0] == "_"):
         name = "_" + name
     return name
+
+
+_SERIALISING = threading.Lock()
+
+
+def xml_text(root: ET.Element, prefixes: Mapping[str, str]) -> str:
+    """``root`` as XML text, each namespace written with its prefix in ``prefixes``
+    (uri -> prefix; ``""`` for the default namespace).
+
+    ElementTree keeps one registry of prefixes for the whole process, so the
+    prefixes are set under a lock just before each serialisation: an SCXML
+    export and the inspector's SVG diagram each want their own namespace as
+    the default one, and the diagram was written as ``<ns0:svg>`` (which no
+    browser draws inline) after an SCXML export in the same process.
+    """
+    with _SERIALISING:
+        for uri, prefix in prefixes.items():
+            ET.register_namespace(prefix, uri)
+        return ET.tostring(root, encoding="unicode")

@@ -40,7 +40,7 @@ import json
 import xml.etree.ElementTree as ET
 
 from engine.core import Chart
-from engine.export._shared import ncname, unique
+from engine.export._shared import ncname, unique, xml_text
 from engine.model.analysis import condition_names
 from engine.model.chart import ChartModel, FollowUp, Rejection, State, Transition
 
@@ -174,9 +174,7 @@ class _Writer:
 
 def to_scxml(chart: Chart) -> str:
     """The chart as an SCXML document (see the module docstring for the mapping)."""
-    ET.register_namespace("", SCXML_NAMESPACE)
-    ET.register_namespace("chartd", NAMESPACE)
     root = _Writer(chart.model).document()
     ET.indent(root)
-    text = ET.tostring(root, encoding="unicode", xml_declaration=False)
+    text = xml_text(root, {SCXML_NAMESPACE: "", NAMESPACE: "chartd"})
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + text + "\n"

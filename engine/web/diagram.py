@@ -17,7 +17,7 @@ import xml.etree.ElementTree as ET
 from engine.core import Chart
 from engine.errors import ChartdError
 from engine.export import to_svg
-from engine.export._shared import diagram_names
+from engine.export._shared import diagram_names, xml_text
 from engine.web.markup import Html, html
 
 __all__ = ["Diagrams"]
@@ -26,8 +26,7 @@ _SVG = "http://www.w3.org/2000/svg"
 _ALLOWED = frozenset(
     f"{{{_SVG}}}{tag}" for tag in ("svg", "g", "title", "path", "polygon", "ellipse", "text")
 )
-ET.register_namespace("", _SVG)
-ET.register_namespace("xlink", "http://www.w3.org/1999/xlink")
+_PREFIXES = {_SVG: "", "http://www.w3.org/1999/xlink": "xlink"}
 
 
 class Diagrams:
@@ -63,7 +62,7 @@ def marked(svg: str, chart: Chart) -> Html:
         if title is not None and kind in ("node", "cluster") and title.text in paths:
             group.set("data-state", paths[title.text])
     root.set("class", "diagram")
-    return Html(ET.tostring(root, encoding="unicode"))
+    return Html(xml_text(root, _PREFIXES))
 
 
 def _prune(element: ET.Element) -> None:

@@ -82,3 +82,21 @@ def test_every_state_of_a_compound_chart_is_marked_on_its_diagram(graphviz: str)
     assert drawn <= marked <= set(chart.model.states)
     assert any("." in p for p in marked)  # nested states, and their clusters
     assert "<script" not in svg and "<!DOCTYPE" not in svg and "<?xml" not in svg
+
+
+def test_the_diagram_stays_inline_svg_after_an_scxml_export(graphviz: str) -> None:
+    """ElementTree's prefixes are one registry per process: an SCXML export (whose
+    default namespace is SCXML's) once turned every later diagram into ``<ns0:svg>``,
+    which no browser draws inline; and the SCXML export must not take SVG's either."""
+    import engine  # noqa: PLC0415
+    from engine.export import to_scxml  # noqa: PLC0415
+    from engine.web.diagram import Diagrams  # noqa: PLC0415
+
+    chart = engine.load_chart("container")
+    before = to_scxml(chart)
+    svg = Diagrams().of(chart)
+    after = to_scxml(chart)
+    assert svg.startswith('<svg xmlns="http://www.w3.org/2000/svg"'), svg[:80]
+    assert "ns0:" not in svg and "ns1:" not in svg
+    assert after == before
+    assert '<scxml xmlns="http://www.w3.org/2005/07/scxml"' in after
