@@ -231,7 +231,8 @@ class Database:
         """
         with self._guarded():
             try:
-                return postgres.fly(self.engine, items, self._kept)
+                assert self._kept is not None  # flights are PostgreSQL's
+                return postgres.fly(self._kept, items)
             except wire.FlightFailed as failed:
                 failed.error = sa.exc.DBAPIError.instance("", (), failed.error, self._dbapi_error)
                 raise

@@ -169,7 +169,7 @@ class Kept:
             conn.close()
 
 
-def fly(engine: sa.Engine, items: list[wire.Item], kept: Kept | None = None) -> list[Any]:
+def fly(kept: Kept, items: list[wire.Item]) -> list[Any]:
     """Send ``items`` in one flight (on ``kept``'s connection, else a pooled one); their results.
 
     A statement's failure is raised as :class:`wire.FlightFailed` (the
@@ -177,10 +177,7 @@ def fly(engine: sa.Engine, items: list[wire.Item], kept: Kept | None = None) -> 
     :class:`Lost`. The flight begins and ends its own transaction (a failed
     one is rolled back here: one round trip more, on the rare path).
     """
-    if kept is None:
-        conn, mine = engine.raw_connection(), False
-    else:
-        conn, mine = kept.take()
+    conn, mine = kept.take()
     driver: Any = conn.driver_connection
     healthy = False
     try:
@@ -203,10 +200,7 @@ def fly(engine: sa.Engine, items: list[wire.Item], kept: Kept | None = None) -> 
             _rollback(conn, driver)  # given back to the pool
         raise
     finally:
-        if kept is not None:
-            kept.give_back(conn, mine, healthy=healthy)
-        elif healthy:
-            conn.close()
+        kept.give_back(conn, mine, healthy=healthy)
     return results
 
 

@@ -1273,16 +1273,21 @@ transitions:
 )
 
 
+def _slot_engines(url: str, open_engine: Any) -> tuple[engine.Engine, engine.Engine]:
+    """Two engines on one database, each with SLOT registered."""
+    a, b = open_engine(url), open_engine(url)
+    for eng in (a, b):
+        eng.register(SLOT)
+    return a, b
+
+
 def test_a_fire_by_name_follows_the_name_to_the_entity_that_holds_it_now(
     shared_store_url, open_engine
 ):
     """An engine fires by name without reading the entity first (it guesses it from
     its cache); another engine finishing that entity and giving its name to a new one
     sends the next fire to the new one, as a fresh engine would."""
-    a = open_engine(shared_store_url)
-    b = open_engine(shared_store_url)
-    for eng in (a, b):
-        eng.register(SLOT)
+    a, b = _slot_engines(shared_store_url, open_engine)
     first = a.create("slot", "web")
     a.fire("web", "ping")
     b.fire("web", "close")  # finished: the name is free
@@ -1298,10 +1303,7 @@ def test_a_fire_by_name_follows_the_name_to_the_entity_that_holds_it_now(
 def test_a_fire_by_name_on_an_entity_finished_elsewhere_is_refused_as_without_a_cache(
     shared_store_url, open_engine
 ):
-    a = open_engine(shared_store_url)
-    b = open_engine(shared_store_url)
-    for eng in (a, b):
-        eng.register(SLOT)
+    a, b = _slot_engines(shared_store_url, open_engine)
     gone = a.create("slot", "db")
     a.fire("db", "ping")
     b.fire("db", "close")
