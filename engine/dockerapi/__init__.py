@@ -31,7 +31,7 @@ from starlette.requests import ClientDisconnect
 
 import engine
 from engine.api.containers_service import StatusOf
-from engine.dockerapi import containers, errors, execs, stats, streams, system
+from engine.dockerapi import absent, containers, errors, execs, stats, streams, system
 from engine.dockerapi.backend import Backend, Daemon
 from engine.dockerapi.calls import THREADS, WAITERS
 from engine.dockerapi.hijack import HijackingH11
@@ -56,6 +56,7 @@ def docker_app(
             *stats.routes(),
             *execs.routes(),
             *streams.routes(),
+            *absent.routes(),
         ],
         exception_handlers={
             ChartdError: errors.on_error,
