@@ -104,14 +104,33 @@ async def info(request: Request) -> Response:
     )
 
 
-async def image_inspect(request: Request) -> Response:
-    name = request.path_params["name"]
+async def _image(request: Request) -> str:
+    """The image the path's ``name`` refers to (see :func:`images.find_image`)."""
+    name: str = request.path_params["name"]
     if images.answers_alone(name):  # no listing of every container for a plain name
-        return JSONResponse(images.image_document(name))
+        return name
     d = daemon(request)
     listed = await blocking(request, d.backend.list, all=True)
     known = {str(e.data.get("image") or "") for e in listed} - {""}
-    return JSONResponse(images.image_document(images.find_image(name, known)))
+    return images.find_image(name, known)
+
+
+async def image_inspect(request: Request) -> Response:
+    return JSONResponse(images.image_document(await _image(request)))
+
+
+async def image_history(request: Request) -> Response:
+    # One layer of nothing: an image here is a name, made by no build step.
+    name = await _image(request)
+    layer = {
+        "Id": images.image_id(name),
+        "Created": 0,
+        "CreatedBy": "",
+        "Tags": [images.familiar_image(name)],
+        "Size": 0,
+        "Comment": "",
+    }
+    return JSONResponse([layer])
 
 
 async def image_list(request: Request) -> Response:
@@ -133,6 +152,9 @@ def routes() -> list[Route]:
         Route("/info", info, methods=["GET"]),
         Route("/images/json", image_list, methods=["GET"]),
         Route("/images/{name:path}/json", image_inspect, methods=["GET"]),
+        Route("/images/{name:path}/history", image_history, methods=["GET"]),
+        Route("/images/get", no_registry, methods=["GET"]),
+        Route("/images/{name:path}/get", no_registry, methods=["GET"]),
         Route("/images/create", no_registry, methods=["POST"]),
         Route("/images/load", no_registry, methods=["POST"]),
         Route("/images/search", no_registry, methods=["GET"]),

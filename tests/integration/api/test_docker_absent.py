@@ -111,3 +111,62 @@ def test_docker_system_prune_removes_stopped_containers_and_nothing_else(
         assert h.post("/networks/prune").json() == {"NetworksDeleted": None}
         assert h.get("/volumes").json() == {"Volumes": [], "Warnings": None}
     docker.ok("rm", "-f", "spkeep")
+
+
+def test_docker_image_history_is_one_empty_layer_and_save_is_refused(
+    docker: DockerCli, tmp_path: Path
+) -> None:
+    lines = docker.ok("history", "alpine").splitlines()
+    assert lines[0].split() == ["IMAGE", "CREATED", "CREATED", "BY", "SIZE", "COMMENT"]
+    assert len(lines) == 2
+    image_id = docker.ok("image", "inspect", "-f", "{{.Id}}", "alpine").strip()
+    assert docker.ok("history", "-q", "--no-trunc", "alpine") == image_id + "\n"
+    assert docker.ok("history", "--format", "{{.Size}}", "docker.io/library/alpine") == "0B\n"
+    bad = docker.run("history", "Not:A:Reference")
+    assert (bad.returncode, bad.stderr) == (
+        1,
+        "Error response from daemon: invalid reference format\n",
+    )
+    saved = docker.run("save", "-o", str(tmp_path / "alpine.tar"), "alpine")
+    assert saved.returncode == 1
+    assert "chartd has no registry and no images" in saved.stderr
+
+
+def test_docker_plugin_commands_meet_no_plugins(docker: DockerCli) -> None:
+    assert docker.ok("plugin", "ls", "-q") == ""
+    for verb in ("inspect", "rm", "enable", "disable"):
+        out = docker.run("plugin", verb, "noplug")
+        assert out.returncode == 1
+        assert 'Error response from daemon: plugin "noplug" not found\n' in out.stderr, verb
+    installed = docker.run("plugin", "install", "--grant-all-permissions", "noplug")
+    assert (installed.returncode, installed.stderr) == (
+        1,
+        "Error response from daemon: chartd runs no plugins\n",
+    )
+
+
+def test_docker_swarm_commands_answer_as_a_node_in_no_swarm(docker: DockerCli) -> None:
+    manager = (
+        'Error response from daemon: This node is not a swarm manager. Use "docker swarm init" '
+        'or "docker swarm join" to connect this node to swarm and try again.\n'
+    )
+    for args in (
+        ("service", "ls"),
+        ("node", "ls"),
+        ("secret", "ls"),
+        ("config", "ls"),
+        ("service", "create", "alpine", "true"),
+        ("swarm", "join-token", "worker"),
+    ):
+        out = docker.run(*args)
+        assert (out.returncode, out.stderr) == (1, manager), args
+    left = docker.run("swarm", "leave")
+    assert left.stderr == "Error response from daemon: This node is not part of a swarm\n"
+    for args in (("swarm", "init"), ("swarm", "join", "127.0.0.1:2377", "--token", "x")):
+        out = docker.run(*args)
+        assert out.returncode == 1
+        assert out.stderr == (
+            "Error response from daemon: chartd is a single node and runs no swarm: "
+            "it cannot make or join one\n"
+        ), args
+    assert docker.ok("info", "--format", "{{.Swarm.LocalNodeState}}") == "inactive\n"
