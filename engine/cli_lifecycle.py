@@ -10,9 +10,9 @@ and succeeds, as docker's has since 20.10.
 from __future__ import annotations
 
 import argparse
-import contextlib
 
 from engine.api.chartd.v1 import containers_pb2 as c_pb2
+from engine.cli_output import echo_err
 from engine.cli_session import NAMES, CallFailed, Session, each_container
 from engine.cli_verbs import Verb, arg
 
@@ -31,6 +31,7 @@ def _start(args: argparse.Namespace) -> None:
             not_modified_ok=True,
         ),
         parallel=False,  # docker starts them one after the other
+        failed_to="start",
     )
 
 
@@ -93,11 +94,13 @@ def _rm(args: argparse.Namespace) -> None:
 
 def _rename(args: argparse.Namespace) -> None:
     with Session(args) as s:
-        with contextlib.suppress(CallFailed):  # printed already; done() exits 1
+        try:
             s.call(
                 s.client.containers.Rename,
                 c_pb2.RenameContainerRequest(container=args.container, new_name=args.new_name),
             )
+        except CallFailed:  # the daemon's error is printed; then docker's own line
+            echo_err(f"Error: failed to rename container named {args.container}")
         s.done()
 
 

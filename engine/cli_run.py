@@ -180,6 +180,7 @@ def _run(args: argparse.Namespace) -> None:
     attached_rm = options.rm and not detach
     request = dataclasses.replace(options, rm=options.rm and detach).request(cmd)
     with Session(args) as s:
+        s.prefix = "chartd: "  # docker's run names itself before the daemon's error
         containers = s.client.containers
         created: c_pb2.CreateContainerResponse | None = None
         try:
@@ -188,8 +189,8 @@ def _run(args: argparse.Namespace) -> None:
             since = s.call(s.client.engine.GetSequence, engine_pb2.GetSequenceRequest()).sequence
             created = s.call(containers.Create, request)
             if detach:
+                echo(created.id)  # before the start, as docker's: printed even if it fails
                 s.call(containers.Start, c_pb2.StartContainerRequest(container=created.id))
-                echo(created.id)
                 return
             with _SignalProxy(s, created.id) if args.sig_proxy else _CtrlC() as signals:
                 s.call(containers.Start, c_pb2.StartContainerRequest(container=created.id))
@@ -202,6 +203,8 @@ def _run(args: argparse.Namespace) -> None:
                 output.finish()
             raise SystemExit(code)
         except CallFailed as failed:
+            echo_err("")
+            echo_err("Run 'chartd run --help' for more information")
             raise SystemExit(_start_failure_code(failed.message)) from None
         except KeyboardInterrupt:
             attached_rm = False  # without --sig-proxy: the container runs on, as docker's

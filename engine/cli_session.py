@@ -128,6 +128,8 @@ class Session:
         except ChartdError as exc:
             fail(exc.message)
         self.failed = False
+        self.prefix = ""
+        """Put before a daemon's error: ``run`` says whose error it is, as docker's does."""
         self._held = threading.local()  # .lines: what a call on this thread has to say, held
 
     def __enter__(self) -> Session:
@@ -171,7 +173,7 @@ class Session:
                 f"Is the daemon running? ({failure.message})"
             )
             raise SystemExit(1)
-        self._say(f"Error response from daemon: {failure.message}")
+        self._say(f"{self.prefix}Error response from daemon: {failure.message}")
         self.failed = self.failed or failed
 
     def _say(self, line: str) -> None:
@@ -200,34 +202,47 @@ class Session:
 
 
 def each_container(
-    args: argparse.Namespace, act: Callable[[Session, str], Any], *, parallel: bool = True
+    args: argparse.Namespace,
+    act: Callable[[Session, str], Any],
+    *,
+    parallel: bool = True,
+    failed_to: str = "",
 ) -> None:
     """``act`` on every name of ``args.containers``, printing each that succeeded (docker's).
 
     As docker's CLI does, the calls run in parallel (at most 50 at once) and
     their outcomes are printed in the order the names were given; ``start``
-    acts on one container after the other (``parallel`` False), as docker's does.
+    acts on one container after the other (``parallel`` False), as docker's does,
+    and names the ones that failed at the end (``failed_to``: ``start``).
     """
     names: Sequence[str] = args.containers
     with Session(args) as s:
+        failed: list[str] = []
         if parallel and len(names) > 1:
             from concurrent.futures import ThreadPoolExecutor  # noqa: PLC0415 - only when needed
 
             with ThreadPoolExecutor(min(len(names), _AT_ONCE), "chartd-cli") as pool:
                 outcomes = pool.map(lambda n: s.held(lambda: act(s, n)), names)
                 for name, outcome in zip(names, outcomes, strict=True):
-                    _print_outcome(name, *outcome)
+                    if not _print_outcome(name, *outcome):
+                        failed.append(name)
         else:
             for name in names:
-                _print_outcome(name, *s.held(lambda n=name: act(s, n)))  # type: ignore[misc]
+                if not _print_outcome(name, *s.held(lambda n=name: act(s, n))):  # type: ignore[misc]
+                    failed.append(name)
+        if failed_to and failed:
+            echo_err(f"Error: failed to {failed_to} containers: {', '.join(failed)}")
         s.done()
 
 
-def _print_outcome(name: str, error: BaseException | None, lines: list[str]) -> None:
-    """What one container's call had to say, then its name if it succeeded (docker's order)."""
+def _print_outcome(name: str, error: BaseException | None, lines: list[str]) -> bool:
+    """What one container's call had to say, then its name if it succeeded (docker's order);
+    whether it did."""
     for line in lines:
         echo_err(line)
     if error is None or isinstance(error, EndStateHeld):
         echo(name)
-    elif not isinstance(error, CallFailed):
+        return True
+    if not isinstance(error, CallFailed):
         raise error
+    return False

@@ -64,8 +64,9 @@ def test_the_lifecycle_of_a_real_process(daemon: Daemon) -> None:
     assert inspect(daemon, cid[:10])["State"]["Status"] == "paused"
     refused = daemon.cli("start", "web")
     assert refused.returncode == 1
-    assert refused.stderr == (
+    assert refused.stderr == (  # then docker's CLI names what it could not start
         "Error response from daemon: cannot start a paused container, try unpause instead\n"
+        "Error: failed to start containers: web\n"
     )
     assert ok(daemon, "unpause", "web") == "web\n"
     # NotModified is success for the CLI, as for docker.
@@ -115,8 +116,11 @@ def test_run_waits_and_exits_with_the_code_of_the_container(daemon: Daemon) -> N
     assert "once" not in ok(daemon, "ps", "-a")  # --rm removed it
     missing = daemon.cli("run", "--name", "nocmd", "no-such-command-here")
     assert missing.returncode == 127
-    assert missing.stderr.startswith("Error response from daemon: ")
-    assert "no-such-command-here" in missing.stderr
+    assert missing.stderr == (  # docker run's own framing of the daemon's error
+        "chartd: Error response from daemon: "
+        'exec: "no-such-command-here": executable file not found in $PATH\n'
+        "\nRun 'chartd run --help' for more information\n"
+    )
 
 
 def test_create_records_every_setting(daemon: Daemon) -> None:
@@ -237,3 +241,27 @@ def test_stop_of_several_containers_runs_them_in_parallel(daemon: Daemon, tmp_pa
     for name in names:
         assert inspect(daemon, name)["State"]["ExitCode"] == 0, name
         ok(daemon, "rm", name)
+
+
+def test_the_cli_names_what_it_could_not_do_as_dockers_does(daemon: Daemon) -> None:
+    ok(daemon, "create", "--name", "named1", "--", "sleep", "30")
+    started = daemon.cli("start", "named1", "nosuch1", "nosuch2")
+    assert (started.returncode, started.stdout) == (1, "named1\n")
+    assert started.stderr == (
+        "Error response from daemon: No such container: nosuch1\n"
+        "Error response from daemon: No such container: nosuch2\n"
+        "Error: failed to start containers: nosuch1, nosuch2\n"
+    )
+    renamed = daemon.cli("rename", "nosuch1", "named2")
+    assert renamed.returncode == 1
+    assert renamed.stderr == (
+        "Error response from daemon: No such container: nosuch1\n"
+        "Error: failed to rename container named nosuch1\n"
+    )
+    # Detached, the ID is printed before the start, which then fails.
+    detached = daemon.cli("run", "-d", "--name", "named3", "no-such-command-here")
+    assert detached.returncode == 127
+    assert re.fullmatch(r"[0-9a-f]{64}\n", detached.stdout)
+    assert inspect(daemon, detached.stdout.strip())["Name"] == "/named3"
+    assert detached.stderr.endswith("\nRun 'chartd run --help' for more information\n")
+    ok(daemon, "rm", "-f", "named1", "named3")
