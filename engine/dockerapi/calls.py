@@ -31,9 +31,11 @@ __all__ = [
     "filters",
     "flag",
     "go_atoi",
+    "go_int",
     "integer",
     "json_body",
     "ref",
+    "stop_timeout",
     "text",
 ]
 
@@ -165,14 +167,32 @@ _ATOI = re.compile(r"[+-]?[0-9]+", re.ASCII)
 def go_atoi(request: Request, name: str) -> int:
     """A query parameter as moby's router reads a size (Go's ``strconv.Atoi``, which
     takes no empty value), refused with Go's own error otherwise."""
-    value = request.query_params.get(name, "")
+    return go_int(request.query_params.get(name, ""))
+
+
+def go_int(value: str, func: str = "strconv.Atoi") -> int:
+    """``value`` as Go's ``strconv.Atoi`` (or ``ParseInt(value, 10, 64)``: ``func`` names
+    which, for the message) reads it on a 64-bit machine; Go's error otherwise."""
     quoted = json.dumps(value[:64], ensure_ascii=False)  # Go's %q, near enough
     if not _ATOI.fullmatch(value):
-        raise InvalidParameter(f"strconv.Atoi: parsing {quoted}: invalid syntax")
-    number = int(value, 10)
+        raise InvalidParameter(f"{func}: parsing {quoted}: invalid syntax")
+    number = int(value, 10) if len(value) < 40 else 2**63
     if not -(2**63) <= number < 2**63:
-        raise InvalidParameter(f"strconv.Atoi: parsing {quoted}: value out of range")
+        raise InvalidParameter(f"{func}: parsing {quoted}: value out of range")
     return number
+
+
+def stop_timeout(request: Request) -> int | None:
+    """A stop's ``t`` as moby's router reads it (Go's ``Atoi``; None if absent or empty).
+
+    A negative one waits for the exit without end, as moby's; so does one past what
+    the service counts in (a 32-bit number of seconds: 68 years).
+    """
+    value = request.query_params.get("t", "")
+    if value == "":
+        return None
+    number = go_int(value)
+    return -1 if number >= 2**31 else max(number, -1)
 
 
 def filters(request: Request, known: tuple[str, ...]) -> dict[str, list[str]]:

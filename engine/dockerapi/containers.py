@@ -26,6 +26,7 @@ from engine.dockerapi.calls import (
     integer,
     json_body,
     ref,
+    stop_timeout,
     text,
 )
 from engine.errors import InvalidParameter
@@ -66,14 +67,14 @@ async def start(request: Request) -> Response:
 
 
 async def stop(request: Request) -> Response:
-    container, timeout = ref(request), integer(request, "t")
+    container, timeout = ref(request), stop_timeout(request)
     signal = text(request, "signal", 32) or None
     await blocking(request, daemon(request).backend.stop, container, timeout=timeout, signal=signal)
     return _done()
 
 
 async def restart(request: Request) -> Response:
-    container, timeout = ref(request), integer(request, "t")
+    container, timeout = ref(request), stop_timeout(request)
     signal = text(request, "signal", 32) or None
     backend = daemon(request).backend
     await blocking(request, backend.restart, container, timeout=timeout, signal=signal)

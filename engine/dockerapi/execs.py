@@ -34,7 +34,9 @@ __all__ = ["routes"]
 
 
 async def create(request: Request) -> Response:
-    given = shapes.decode_json(await json_body(request))
+    given = shapes.go_fields(
+        shapes.decode_json(await json_body(request)), "ExecOptions", shapes.EXEC_FIELDS
+    )
     options = shapes.exec_options(given)
     d = daemon(request)
     exec_id = await blocking(request, d.backend.exec_create, ref(request), **options)
@@ -53,7 +55,9 @@ def _in_stream(error: ChartdError) -> bool:
 
 
 async def start(request: Request) -> Response:
-    given = shapes.decode_json(await json_body(request))
+    given = shapes.go_fields(
+        shapes.decode_json(await json_body(request)), "ExecStartOptions", shapes.START_FIELDS
+    )
     exec_id = ref(request)
     detach, tty = shapes.start_options(given)
     d = daemon(request)

@@ -19,12 +19,15 @@ from engine.dockerapi.images import check_reference, image_id
 from engine.errors import InvalidParameter
 
 __all__ = [
+    "EXEC_FIELDS",
+    "START_FIELDS",
     "console_size",
     "create_options",
     "decode_json",
     "event_document",
     "exec_options",
     "exec_streams",
+    "go_fields",
     "inspect_document",
     "start_options",
     "summary",
@@ -144,6 +147,90 @@ def _restart(host: Mapping[str, Any]) -> str | None:
     if not name:
         return None
     return f"{name}:{count}" if count else name
+
+
+# The fields of moby's exec bodies (container.ExecOptions, ExecStartOptions), by Go type.
+EXEC_FIELDS: Mapping[str, str] = {
+    "User": "string",
+    "Privileged": "bool",
+    "Tty": "bool",
+    "ConsoleSize": "[2]uint",
+    "AttachStdin": "bool",
+    "AttachStderr": "bool",
+    "AttachStdout": "bool",
+    "Detach": "bool",
+    "DetachKeys": "string",
+    "Env": "[]string",
+    "WorkingDir": "string",
+    "Cmd": "[]string",
+}
+START_FIELDS: Mapping[str, str] = {"Detach": "bool", "Tty": "bool", "ConsoleSize": "[2]uint"}
+
+
+def _go_kind(value: Any) -> str:
+    """How Go's encoding/json names a JSON value it cannot store."""
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int | float):
+        return "number"
+    if isinstance(value, str):
+        return "string"
+    return "array" if isinstance(value, list) else "object"
+
+
+def _go_value(value: Any, go_type: str) -> tuple[Any, tuple[str, str] | None]:
+    """``value`` as Go stores it in a field of ``go_type``, or what Go's error names:
+    the value's kind and the type it could not go into."""
+    kind = _go_kind(value)
+    if go_type in ("bool", "string"):
+        fits = kind == go_type
+        return value, None if fits else (kind, go_type)
+    if kind != "array":
+        return value, (kind, go_type)
+    if go_type == "[]string":  # a null element is the empty string
+        for item in value:
+            if item is not None and not isinstance(item, str):
+                return value, (_go_kind(item), "string")
+        return ["" if v is None else v for v in value], None
+    # [2]uint: what is missing is zero, what is past the end skipped unread
+    size = [0, 0]
+    for index, item in enumerate(value[:2]):
+        if item is None:
+            continue
+        if _go_kind(item) != "number":
+            return value, (_go_kind(item), "uint")
+        if isinstance(item, float) or not 0 <= item < 2**64:
+            return value, (f"number {json.dumps(item)}", "uint")
+        size[index] = item
+    return size, None
+
+
+def go_fields(body: Mapping[str, Any], struct: str, fields: Mapping[str, str]) -> dict[str, Any]:
+    """``body`` as Go's encoding/json fills moby's ``struct``, keyed by its field names.
+
+    As Go's decoder: a key names a field whatever its case (an exact match
+    first), a later key over an earlier one, unknown keys are ignored, a null
+    leaves a bool or string as it was and empties a list; the first value of
+    the wrong type is refused with Go's message, as moby's ``ReadJSON`` wraps it.
+    """
+    folded = {name.lower(): name for name in fields}
+    found: dict[str, Any] = {}
+    for key, value in body.items():
+        name = key if key in fields else folded.get(key.lower())
+        if name is None:
+            continue
+        if value is None:
+            if fields[name].startswith("["):
+                found.pop(name, None)
+            continue
+        stored, wrong = _go_value(value, fields[name])
+        if wrong is not None:
+            raise InvalidParameter(
+                f"invalid JSON: json: cannot unmarshal {wrong[0]} into Go struct field "
+                f"{struct}.{name} of type {wrong[1]}"
+            )
+        found[name] = stored
+    return found
 
 
 def exec_options(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from engine.api._event_times import EventClock, Window, earlier_events
 from engine.api.containers_service import CONDITIONS, LogLine, OutputTap
 from engine.dockerapi import shapes, stdin
 from engine.dockerapi.backend import Daemon
-from engine.dockerapi.calls import blocking, daemon, filters, flag, ref, text
+from engine.dockerapi.calls import blocking, daemon, filters, flag, go_int, ref, text
 from engine.dockerapi.pump import Pumped
 from engine.dockerapi.reads import has_label, log_entries
 from engine.dockerapi.versions import parse_version
@@ -186,11 +186,11 @@ async def _running(request: Request, container: str) -> bool:
 async def logs(request: Request) -> Response:
     chosen, follow = _chosen(request), flag(request, "follow")
     timestamps = flag(request, "timestamps")
-    window = _log_window(request)
-    if window is not None:
-        return await _windowed(request, (chosen, follow, timestamps), window)
     d = daemon(request)
     found = await blocking(request, d.backend.get, ref(request))
+    window = _log_window(request)  # as moby's: read once the container is found
+    if window is not None:
+        return await _windowed(request, (chosen, follow, timestamps), window)
     path = d.backend.logs(found.id)
     framed = framing(found)
 
@@ -218,10 +218,24 @@ def _log_window(request: Request) -> tuple[int, int, int] | None:
 
     As moby's: a ``tail`` that is no number, or is negative, is all of it.
     """
-    given = text(request, "tail", 32)
+    given = request.query_params.get("tail", "")
     tail = min(int(given), 2**31) if _TAIL.fullmatch(given) else -1
-    since, until = (max(0, _time_ns(request, name) or 0) for name in ("since", "until"))
+    since, until = (max(0, _log_time_ns(request, name)) for name in ("since", "until"))
     return (since, until, tail) if tail >= 0 or since or until else None
+
+
+def _log_time_ns(request: Request, name: str) -> int:
+    """A log's ``since`` or ``until`` as moby's ``ParseTimestamps`` reads it: seconds, and
+    after a dot nanoseconds scaled by their digits (0, or none given: no bound)."""
+    value = request.query_params.get(name, "")
+    if not value or (name == "until" and value == "0"):
+        return 0
+    seconds, dot, fraction = value.partition(".")
+    whole = go_int(seconds, "strconv.ParseInt")
+    if not dot:
+        return whole * 10**9
+    nanos = go_int(fraction, "strconv.ParseInt")
+    return whole * 10**9 + int(nanos * 10.0 ** (9 - len(fraction)))
 
 
 async def _windowed(

@@ -32,7 +32,7 @@ from engine.errors import ChartdError, Conflict, InvalidParameter, NotFound
 from statecharts.container import shim, terminal
 from statecharts.container.health import MAX_OUTPUT, go_duration
 
-__all__ = ["ExecOutput", "ExecProber", "Execs", "exec_steps"]
+__all__ = ["ExecOutput", "ExecProber", "Execs", "check_command", "exec_steps"]
 
 log = logging.getLogger("chartd.containers.exec")
 
@@ -70,6 +70,13 @@ def _runtime_exec(runtime: Any) -> Callable[..., subprocess.Popen[bytes]]:
     if run is None:
         raise engine.errors.NotImplemented("this container runtime cannot run execs")
     return run  # type: ignore[no-any-return]
+
+
+def check_command(cmd: Sequence[str]) -> None:
+    """moby's refusal of an exec without a command, which its router makes before it
+    looks the container up."""
+    if not cmd:
+        raise InvalidParameter("No exec command specified")
 
 
 class ExecOutput:
@@ -180,8 +187,6 @@ class Execs:
 
         ``console_size`` (``[height, width]``, zeros: none) is its TTY's first window.
         """
-        if not cmd:
-            raise InvalidParameter("No exec command specified")
         if not all(isinstance(a, str) and "\0" not in a for a in cmd):
             raise InvalidParameter("invalid command: arguments must be strings without NUL")
         for key, value in (env or {}).items():

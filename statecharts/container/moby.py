@@ -21,6 +21,7 @@ __all__ = [
     "RestartPolicy",
     "backoff",
     "ends",
+    "kill_signal",
     "parse_restart_policy",
     "parse_signal",
     "should_restart",
@@ -74,6 +75,32 @@ def parse_signal(value: Any) -> int:
     if number is None or not 0 < number < _signal.NSIG:
         raise InvalidParameter(f"invalid signal: {value}")
     return number
+
+
+# The signals moby's Linux daemon knows by name (moby/sys/signal's SignalMap): 1 to 31
+# and the real-time ones from RTMIN (34); 32 and 33 are the C library's own.
+_KILLABLE = frozenset(range(1, 32)) | frozenset(range(34, 65))
+_GO_ATOI = re.compile(r"[+-]?[0-9]+", re.ASCII)
+
+
+def kill_signal(value: Any) -> int:
+    """The signal of a kill, checked as moby's ``ContainerKill`` checks it.
+
+    A number is read as Go's ``Atoi`` reads it (a sign allowed); 0, or a name
+    moby does not know, is ``invalid signal: X``; a number that is no signal of
+    the platform's is ``the linux daemon does not support signal N``.
+    """
+    text = str(value)
+    if _GO_ATOI.fullmatch(text) and -(2**63) <= int(text) < 2**63:
+        number = int(text)
+        if number == 0:
+            raise InvalidParameter(f"invalid signal: {value}")
+        if number not in _KILLABLE:
+            raise InvalidParameter(f"the linux daemon does not support signal {number}")
+        return number
+    if text != text.strip():  # moby's names have no blanks around them
+        raise InvalidParameter(f"invalid signal: {value}")
+    return parse_signal(value)
 
 
 def _realtime(name: str) -> int | None:

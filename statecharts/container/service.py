@@ -38,7 +38,7 @@ from statecharts.container.creation import (
     name_in_use,
 )
 from statecharts.container.daemonlife import DaemonLife, is_stopped
-from statecharts.container.execs import ExecOutput, ExecProber, Execs
+from statecharts.container.execs import ExecOutput, ExecProber, Execs, check_command
 from statecharts.container.exit_recorder import ExitRecorder
 from statecharts.container.health import health_status
 from statecharts.container.listing import Filters, ListFilter
@@ -284,8 +284,9 @@ class Containers(ContainerVerbs, DaemonLife):
         try:
             number = 9
             if signal not in (None, ""):
-                params["signal"] = signal
-                number = moby.parse_signal(signal)
+                number = moby.kill_signal(signal)
+                # moby's Atoi takes "+10": the steps are given the number
+                params["signal"] = number if str(signal).startswith("+") else signal
             after = self._fire(ref, "kill", params, time_left)  # a refusal names ref as typed
             if number == 9 and after.in_state("running"):
                 return self._until(after.id, is_stopped, time.monotonic() + 10.0, time_left)
@@ -509,8 +510,10 @@ class Containers(ContainerVerbs, DaemonLife):
     ) -> str:
         """A new exec of ``cmd`` in the running container ``ref``; the exec's ID.
 
-        Refused as moby refuses it (Conflict: not running, paused, restarting).
+        Refused as moby refuses it (Conflict: not running, paused, restarting); a
+        missing command first, before the container is looked up.
         """
+        check_command(cmd)
         return self._execs.create(
             self.get(ref),
             ref,

@@ -120,11 +120,11 @@ def test_exec_requests_as_moby_answers_them(daemon: Daemon, docker: DockerCli) -
     with http(daemon) as h:
         for given, status, why in (
             ({"Cmd": []}, 400, "No exec command specified"),
-            ({"Cmd": "true", "Tty": "yes"}, 400, 'invalid Tty: "yes"'),
-            ({"Cmd": ["true"], "AttachStdin": 1}, 400, "invalid AttachStdin: 1"),
-            ({"Cmd": [1]}, 400, "invalid Cmd"),
+            ({"Cmd": ["true"], "Tty": "yes"}, 400, "ExecOptions.Tty of type bool"),
+            ({"Cmd": ["true"], "AttachStdin": 1}, 400, "ExecOptions.AttachStdin of type bool"),
+            ({"Cmd": [1]}, 400, "number into Go struct field ExecOptions.Cmd of type string"),
             ({"Cmd": ["true"], "WorkingDir": "rel"}, 400, "needs to be an absolute path"),
-            ({"Cmd": ["true"], "Detach": "yes"}, 400, 'invalid Detach: "yes"'),
+            ({"Cmd": ["true"], "Detach": "yes"}, 400, "ExecOptions.Detach of type bool"),
         ):
             answer = h.post("/containers/hx/exec", json=given)
             assert answer.status_code == status, given

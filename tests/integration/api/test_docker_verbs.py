@@ -108,7 +108,7 @@ def test_the_verbs_requests_as_moby_answers_them(daemon: Daemon, docker: DockerC
             ("POST", "/containers/hverbs/update", b'{"RestartPolicy": 1}', 400, "an object"),
             ("POST", '/containers/prune?filters={"name":["x"]}', b"", 400, "invalid filter 'name'"),
             ("POST", '/containers/prune?filters={"until":["1","2"]}', b"", 400, "more than one"),
-            ("GET", "/containers/hverbs/logs?stdout=1&since=x", b"", 400, "not a timestamp"),
+            ("GET", "/containers/hverbs/logs?stdout=1&since=x", b"", 400, 'parsing "x": invalid'),
             ("GET", "/containers/nosuch/top", b"", 404, "No such container: nosuch"),
             ("GET", "/containers/nosuch/logs?stdout=1&tail=1", b"", 404, "No such container"),
         ):
