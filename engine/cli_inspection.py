@@ -60,14 +60,20 @@ def _ps(args: argparse.Namespace) -> None:
     except FormatFailed as exc:
         fail_with(exc)
     filters = [c_pb2.Filter(key=k, value=v) for k, v in pairs(args.filter or (), "filter")]
+    # docker's -n N and -l (the N, or one, created last) take stopped containers too.
+    last: int = 1 if args.latest else args.last
     with Session(args) as s:
         try:
             found = s.call(
                 s.client.list_containers,
-                c_pb2.ListContainersRequest(all=args.all, filters=filters),
+                c_pb2.ListContainersRequest(all=args.all or last > 0, filters=filters),
             )
         except CallFailed:
             raise SystemExit(1) from None
+    if last > 0:
+        found = sorted(found, key=lambda c: (c.created.seconds, c.created.nanos), reverse=True)[
+            :last
+        ]
     now = time.time()
     if fmt == "table":
         container_table(found, now, full=args.no_trunc).print()
@@ -78,33 +84,58 @@ def _ps(args: argparse.Namespace) -> None:
         fail_with(exc)
 
 
+def _newest_first(c: c_pb2.ContainerSummary) -> tuple[int, int]:
+    return (-c.created.seconds, -c.created.nanos)
+
+
 def _inspect(args: argparse.Namespace) -> None:
     """Show containers in detail: a JSON array, or each through --format's template."""
+    if args.type not in ("", "container"):
+        echo_err(f'unknown type: "{args.type}": must be "container"')  # as docker's, bare
+        raise SystemExit(1)
     try:
         tmpl = parse_inspect_format(args.fmt) if args.fmt else None
     except FormatFailed as exc:
         fail_with(exc)
     found = []
     with Session(args) as s:
+        missing: list[str] = []  # said after what was found, as docker's
         for name in args.containers:
-            try:
-                found.append(
-                    s.call(
-                        s.client.containers.Inspect, c_pb2.InspectContainerRequest(container=name)
-                    )
+            error, lines = s.held(
+                lambda n=name: found.append(  # type: ignore[misc]
+                    s.call(s.client.containers.Inspect, c_pb2.InspectContainerRequest(container=n))
                 )
-            except CallFailed:
-                continue
+            )
+            missing.extend(lines)
+            if error is not None and not isinstance(error, CallFailed):
+                for line in missing:
+                    echo_err(line)
+                raise error
         documents = [inspect_json(i) for i in found]
+        errors: list[str] = []
         if not args.fmt:
             print_json(documents)
         else:
             out, errors = inspect_output(documents, tmpl)
             write(out)
-            for error in errors:
-                echo_err(error)
-            s.failed = s.failed or bool(errors)
+        for error_line in (*errors, *missing):
+            echo_err(error_line)
+        s.failed = s.failed or bool(errors)
         s.done()
+
+
+def _port(args: argparse.Namespace) -> None:
+    """A container's published ports: none, as it shares the host's network."""
+    with Session(args) as s:
+        try:
+            s.call(
+                s.client.containers.Inspect,
+                c_pb2.InspectContainerRequest(container=args.container),
+            )
+        except CallFailed:
+            raise SystemExit(1) from None
+    if args.port:
+        fail(f"No public port '{args.port}' published for {args.container}")
 
 
 def _wait(args: argparse.Namespace) -> None:
@@ -279,6 +310,19 @@ VERBS = (
                 "a Go template ('{{.ID}} {{.Status}}') or 'table TEMPLATE'.",
             ),
             arg("--no-trunc", action="store_true", help="Full IDs and commands."),
+            arg(
+                "-n",
+                "--last",
+                type=int,
+                default=-1,
+                help="The N containers created last, stopped ones too.",
+            ),
+            arg(
+                "-l",
+                "--latest",
+                action="store_true",
+                help="The container created last, stopped or not.",
+            ),
         ),
     ),
     Verb(
@@ -292,8 +336,15 @@ VERBS = (
                 dest="fmt",
                 help="json (a compact array) or a Go template ('{{.State.Status}}').",
             ),
+            arg("--type", default="", help="container: the only kind of object chartd has."),
             NAMES,
         ),
+    ),
+    Verb(
+        "port",
+        "List a container's published ports (chartd publishes none).",
+        _port,
+        (_CONTAINER, arg("port", nargs="?", default="", help="PRIVATE_PORT[/PROTO]")),
     ),
     Verb(
         "wait",

@@ -265,3 +265,28 @@ def test_the_cli_names_what_it_could_not_do_as_dockers_does(daemon: Daemon) -> N
     assert inspect(daemon, detached.stdout.strip())["Name"] == "/named3"
     assert detached.stderr.endswith("\nRun 'chartd run --help' for more information\n")
     ok(daemon, "rm", "-f", "named1", "named3")
+
+
+def test_ps_last_and_latest_port_and_inspect_type_as_dockers(daemon: Daemon) -> None:
+    older = ok(daemon, "create", "--name", "lastold", "--", "true").strip()
+    newer = ok(daemon, "create", "--name", "lastnew", "--", "true").strip()
+    # Created, never started: only -a, -n or -l list them.
+    assert newer[:12] not in ok(daemon, "ps", "-q")
+    assert ok(daemon, "ps", "-l", "-q", "--no-trunc") == newer + "\n"
+    assert ok(daemon, "ps", "-n", "2", "-q", "--no-trunc") == f"{newer}\n{older}\n"
+    assert ok(daemon, "port", "lastnew") == ""
+    port = daemon.cli("port", "lastnew", "80/tcp")
+    assert (port.returncode, port.stderr) == (
+        1,
+        "Error: No public port '80/tcp' published for lastnew\n",
+    )
+    # What was found is printed first, then what was not.
+    found = daemon.cli("inspect", "-f", "{{.Name}}", "nosuch9", "lastold")
+    assert (found.returncode, found.stdout) == (1, "/lastold\n")
+    assert found.stderr == "Error response from daemon: No such container: nosuch9\n"
+    typed = ok(daemon, "inspect", "--type", "container", "-f", "{{.Id}}", "lastold")
+    assert typed == older + "\n"
+    other = daemon.cli("inspect", "--type", "image", "lastold")
+    assert (other.returncode, other.stdout) == (1, "")
+    assert other.stderr == 'unknown type: "image": must be "container"\n'
+    ok(daemon, "rm", "lastold", "lastnew")
