@@ -28,6 +28,7 @@ from engine.dockerapi.calls import (
     ref,
     text,
 )
+from engine.dockerapi.versions import parse_version
 from engine.errors import InvalidParameter
 
 __all__ = ["routes"]
@@ -46,8 +47,9 @@ def _done() -> Response:
 
 
 async def create(request: Request) -> Response:
-    given = shapes.decode_json(await json_body(request))
-    options = shapes.create_options(text(request, "name"), given)
+    given = shapes.create_body(await json_body(request))
+    api = parse_version(request.scope.get("state", {}).get("api_version", ""))
+    options = shapes.create_options(request.query_params.get("name"), given, api)
     created = await blocking(request, daemon(request).backend.create, **options)
     return JSONResponse({"Id": created.id, "Warnings": []}, status_code=201)
 
@@ -97,7 +99,8 @@ async def unpause(request: Request) -> Response:
 
 
 async def rename(request: Request) -> Response:
-    container, name = ref(request), text(request, "name")
+    # The new name as given: the service refuses a bad one with moby's message.
+    container, name = ref(request), request.query_params.get("name", "")
     await blocking(request, daemon(request).backend.rename, container, name)
     return _done()
 
