@@ -46,10 +46,16 @@ def _done() -> Response:
     return Response(status_code=204)
 
 
+def _new_name(request: Request) -> str:
+    """The ``name`` parameter as moby's router reads it (Go's ``Form.Get``: the first
+    given), unchecked: the service refuses a bad one with moby's message."""
+    return next(iter(request.query_params.getlist("name")), "")
+
+
 async def create(request: Request) -> Response:
     given = shapes.create_body(await json_body(request))
     api = parse_version(request.scope.get("state", {}).get("api_version", ""))
-    options = shapes.create_options(request.query_params.get("name"), given, api)
+    options = shapes.create_options(_new_name(request), given, api)
     created = await blocking(request, daemon(request).backend.create, **options)
     return JSONResponse({"Id": created.id, "Warnings": []}, status_code=201)
 
@@ -99,8 +105,7 @@ async def unpause(request: Request) -> Response:
 
 
 async def rename(request: Request) -> Response:
-    # The new name as given: the service refuses a bad one with moby's message.
-    container, name = ref(request), request.query_params.get("name", "")
+    container, name = ref(request), _new_name(request)
     await blocking(request, daemon(request).backend.rename, container, name)
     return _done()
 

@@ -121,6 +121,12 @@ def test_bad_names_are_refused_with_mobys_message(daemon: Daemon, docker: Docker
             400,
             {"message": "Neither old nor new names may be empty"},
         )
+        # A name given twice is the first, as Go's Form.Get reads it.
+        twice = h.post("/v1.51/containers/dren/rename?name=dtaken&name=dfree")
+        assert twice.status_code == 409, twice.text
+        made = h.post("/v1.51/containers/create?name=dfirst&name=dsecond", json=_TRUE)
+        assert made.status_code == 201, made.text
+    assert docker.ok("rm", "dfirst") == "dfirst\n"
     assert docker.ok("rename", "dren", "/dren2") == ""
     assert docker.ok("rm", "dren2", "dtaken").split() == ["dren2", "dtaken"]
 
