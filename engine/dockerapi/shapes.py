@@ -14,7 +14,7 @@ from typing import Any
 import engine
 from engine.api import _fields
 from engine.api.containers_service import StatusOf
-from engine.api.status_text import ps_status
+from engine.api.status_text import ps_command, ps_status
 from engine.dockerapi.images import check_reference, image_id
 from engine.dockerapi.versions import API_VERSION, parse_version
 from engine.errors import InvalidParameter
@@ -308,7 +308,7 @@ def summary(
         "Names": [str(data.get("name") or "")],
         "Image": image,
         "ImageID": image_id(image),
-        "Command": " ".join(str(a) for a in data.get("cmd") or ()),
+        "Command": ps_command([str(a) for a in data.get("cmd") or ()]),
         "Created": int(e.created_at),
         "Ports": [],
         "Labels": dict(data.get("labels") or {}),

@@ -164,6 +164,10 @@ def test_start_and_rm_of_several(docker: DockerCli) -> None:
         "Error response from daemon: No such container: dsnosuch\n"
         "Error: failed to start containers: dsnosuch\n"
     )
+    # moby's listing quotes an argument that holds a space.
+    listed = ("ps", "-a", "--no-trunc", "--filter", "name=^ds2$", "--format", "{{.Command}}")
+    command = docker.ok(*listed)
+    assert command == "\"sh -c 'echo two; exit 5'\"\n"
     attached = docker.run("start", "-a", "ds2")
     assert (attached.returncode, attached.stdout) == (5, "two\n")
     removed = docker.run("rm", "ds1", "ds2", "dsnosuch")

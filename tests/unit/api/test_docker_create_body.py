@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from engine.api.status_text import ps_command
 from engine.dockerapi.shapes import create_body, create_options
 from engine.errors import InvalidParameter
 from statecharts.container import moby
@@ -95,3 +96,9 @@ def test_generated_names_fall_back_to_a_short_random_id() -> None:
     assert re.fullmatch(r"/[a-z]+_[a-z]+", generated_name())
     assert re.fullmatch(r"/[0-9a-f]{12}", generated_name(GENERATED_TRIES))
     moby.valid_name(generated_name(GENERATED_TRIES))
+
+
+def test_a_listings_command_quotes_an_argument_with_a_space() -> None:
+    assert ps_command(["sh", "-c", "exit 3", "a\tb", "x"]) == "sh -c 'exit 3' a\tb x"
+    assert ps_command(["/bin/my app"]) == "/bin/my app"  # the path as it is
+    assert ps_command([]) == ""
