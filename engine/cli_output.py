@@ -23,7 +23,7 @@ from google.protobuf import timestamp_pb2
 from engine.api._convert import plain_value
 from engine.api.chartd.v1 import containers_pb2 as c_pb2
 from engine.api.chartd.v1 import engine_pb2
-from engine.api.status_text import human_ago, ps_status
+from engine.api.status_text import human_ago, ps_command, ps_status
 from engine.cli_health import health_json, healthcheck_json
 
 __all__ = [
@@ -121,13 +121,9 @@ def _iso(ts: timestamp_pb2.Timestamp, present: bool = True) -> str:
     return ts.ToDatetime(tzinfo=UTC).isoformat().replace("+00:00", "Z")
 
 
-def _command(cmd: Sequence[str]) -> str:
-    return " ".join(cmd)  # as docker joins Path and Args: no quoting
-
-
 def command_text(cmd: Sequence[str], *, full: bool) -> str:
     """ps's COMMAND: the command quoted, cut to 20 characters unless ``full``."""
-    command = _command(cmd)
+    command = ps_command(cmd)
     if not full and len(command) > 20:
         command = command[:19] + "…"
     return json.dumps(command, ensure_ascii=False)

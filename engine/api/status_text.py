@@ -1,4 +1,5 @@
-"""ps's STATUS column as docker writes it, for both clients of the container service.
+"""ps's STATUS and COMMAND columns as docker writes them, for both clients of the container
+service.
 
 chartd's own CLI (from the API's messages) and docker's Engine API (from the
 container's data) show the same words: ``Up 3 minutes (healthy)``,
@@ -7,7 +8,9 @@ container's data) show the same words: ``Up 3 minutes (healthy)``,
 
 from __future__ import annotations
 
-__all__ = ["health_suffix", "human_ago", "human_duration", "ps_status"]
+from collections.abc import Sequence
+
+__all__ = ["health_suffix", "human_ago", "human_duration", "ps_command", "ps_status"]
 
 
 def human_duration(seconds: float) -> str:
@@ -36,6 +39,15 @@ def human_duration(seconds: float) -> str:
     if hours < 24 * 365 * 2:
         return f"{hours // 24 // 30} months"
     return f"{hours // 24 // 365} years"
+
+
+def ps_command(argv: Sequence[str]) -> str:
+    """A listing's command as moby's container view writes it: the path, then the
+    arguments, one that holds a space in single quotes (``sh -c 'exit 3'``)."""
+    if not argv:
+        return ""
+    args = [f"'{a}'" if " " in a else a for a in argv[1:]]
+    return " ".join([argv[0], *args])
 
 
 def human_ago(when: float | None, now: float) -> str:

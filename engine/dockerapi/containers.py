@@ -29,6 +29,7 @@ from engine.dockerapi.calls import (
     stop_timeout,
     text,
 )
+from engine.dockerapi.versions import parse_version
 from engine.errors import InvalidParameter
 
 __all__ = ["routes"]
@@ -46,9 +47,16 @@ def _done() -> Response:
     return Response(status_code=204)
 
 
+def _new_name(request: Request) -> str:
+    """The ``name`` parameter as moby's router reads it (Go's ``Form.Get``: the first
+    given), unchecked: the service refuses a bad one with moby's message."""
+    return next(iter(request.query_params.getlist("name")), "")
+
+
 async def create(request: Request) -> Response:
-    given = shapes.decode_json(await json_body(request))
-    options = shapes.create_options(text(request, "name"), given)
+    given = shapes.create_body(await json_body(request))
+    api = parse_version(request.scope.get("state", {}).get("api_version", ""))
+    options = shapes.create_options(_new_name(request), given, api)
     created = await blocking(request, daemon(request).backend.create, **options)
     return JSONResponse({"Id": created.id, "Warnings": []}, status_code=201)
 
@@ -98,7 +106,7 @@ async def unpause(request: Request) -> Response:
 
 
 async def rename(request: Request) -> Response:
-    container, name = ref(request), text(request, "name")
+    container, name = ref(request), _new_name(request)
     await blocking(request, daemon(request).backend.rename, container, name)
     return _done()
 

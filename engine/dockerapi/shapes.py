@@ -14,14 +14,16 @@ from typing import Any
 import engine
 from engine.api import _fields
 from engine.api.containers_service import StatusOf
-from engine.api.status_text import ps_status
+from engine.api.status_text import ps_command, ps_status
 from engine.dockerapi.images import check_reference, image_id
+from engine.dockerapi.versions import API_VERSION, parse_version
 from engine.errors import InvalidParameter
 
 __all__ = [
     "EXEC_FIELDS",
     "START_FIELDS",
     "console_size",
+    "create_body",
     "create_options",
     "decode_json",
     "event_document",
@@ -43,6 +45,49 @@ def decode_json(body: bytes) -> dict[str, Any]:
     if not isinstance(found, dict):
         raise InvalidParameter("invalid JSON: the body must be an object")
     return found
+
+
+# The fields of moby's container.Config, which a create body holds at its top level.
+_CONFIG_FIELDS = (
+    "Hostname", "Domainname", "User", "AttachStdin", "AttachStdout", "AttachStderr",
+    "ExposedPorts", "Tty", "OpenStdin", "StdinOnce", "Env", "Cmd", "Healthcheck",
+    "ArgsEscaped", "Image", "Volumes", "WorkingDir", "Entrypoint", "NetworkDisabled",
+    "MacAddress", "OnBuild", "Labels", "StopSignal", "StopTimeout", "Shell",
+)  # fmt: skip
+_HOST_FIELDS = ("RestartPolicy", "AutoRemove", "ConsoleSize")
+_POLICY_FIELDS = ("Name", "MaximumRetryCount")
+_HEALTH_FIELDS = ("Test", "Interval", "Timeout", "StartPeriod", "StartInterval", "Retries")
+# Go's folding of a key: ASCII letters by case, and the two other letters whose fold
+# set holds an ASCII one (the long s, the Kelvin sign).
+_GO_FOLD = {0x17F: "S", 0x212A: "K", **{c: chr(c - 32) for c in range(ord("a"), ord("z") + 1)}}
+
+
+def _go_fields(value: Mapping[str, Any], fields: tuple[str, ...]) -> dict[str, Any]:
+    """``value``'s keys that name one of ``fields`` as Go's decoder matches them (the
+    exact name, or one equal but for case), under that name; a later key wins, the
+    others are dropped."""
+    folded = {name.translate(_GO_FOLD): name for name in fields}
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        name = key if key in fields else folded.get(key.translate(_GO_FOLD))
+        if name is not None:
+            out[name] = item
+    return out
+
+
+def create_body(body: bytes) -> dict[str, Any]:
+    """A create request's body as moby's decoder reads it: its container.Config fields
+    (matched as Go matches them, :func:`_go_fields`) with ``HostConfig``; moby's
+    refusals of an empty body and of a body without any Config field."""
+    if not body.strip():
+        raise InvalidParameter("invalid JSON: got EOF while reading request body")
+    found = _fields.decode_json(body, "invalid JSON")
+    if found is not None and not isinstance(found, dict):
+        raise InvalidParameter("invalid JSON: the body must be an object")
+    given = _go_fields(found or {}, (*_CONFIG_FIELDS, "HostConfig"))
+    if given.keys() <= {"HostConfig"}:
+        raise InvalidParameter("config cannot be empty in order to create a container")
+    return given
 
 
 def _strings(value: Any, what: str) -> list[str]:
@@ -115,7 +160,7 @@ def _healthcheck(value: Any) -> dict[str, Any] | None:
     """
     if value is None:
         return None
-    value = _object(value, "Healthcheck")
+    value = _go_fields(_object(value, "Healthcheck"), _HEALTH_FIELDS)
     out: dict[str, Any] = {"test": _strings(value.get("Test"), "Healthcheck.Test")}
     for key, name in _HEALTH_DURATIONS:
         nanoseconds = _typed(value, key, int)
@@ -141,11 +186,16 @@ def console_size(value: Any) -> list[int] | None:
 
 
 def _restart(host: Mapping[str, Any]) -> str | None:
-    policy = _object(host.get("RestartPolicy"), "RestartPolicy")
+    policy = _go_fields(_object(host.get("RestartPolicy"), "RestartPolicy"), _POLICY_FIELDS)
     name = _typed(policy, "Name", str) or ""
     count = _typed(policy, "MaximumRetryCount", int) or 0
     if not name:
         return None
+    if ":" in name:  # the service's text would read it as a count: moby knows no such name
+        raise InvalidParameter(
+            f"invalid restart policy: unknown policy '{name}'; use one of 'no', 'always', "
+            "'on-failure', or 'unless-stopped'"
+        )
     return f"{name}:{count}" if count else name
 
 
@@ -291,37 +341,45 @@ def _image(body: Mapping[str, Any]) -> str | None:
     return image
 
 
-def create_options(name: str | None, body: Mapping[str, Any]) -> dict[str, Any]:
+def create_options(
+    name: str | None, body: Mapping[str, Any], api: tuple[int, ...] | None = None
+) -> dict[str, Any]:
     """The service's create keywords (with ``cmd``) for docker's create body and ``name``.
 
     ``Tty`` (``docker run -t``) gives its process a pseudo-terminal, its window
     ``HostConfig.ConsoleSize`` (what the CLI's terminal measures); ``OpenStdin``
     (``docker run -i``), ``StdinOnce`` and ``AttachStdin`` are the container's. What else
     docker's body holds and chartd has no use for (ports, mounts, resources)
-    is ignored, as docs/docker-api.md lists.
+    is ignored, as docs/docker-api.md lists. As moby's router, what an older ``api``
+    version did not have is dropped: ``AutoRemove`` before 1.25 (its client removes the
+    container itself), ``ConsoleSize`` before 1.42, ``StartInterval`` before 1.44.
     """
-    host = _object(body.get("HostConfig"), "HostConfig")
+    api = api or parse_version(API_VERSION)
+    host = _go_fields(_object(body.get("HostConfig"), "HostConfig"), _HOST_FIELDS)
     stop_signal = _typed(body, "StopSignal", str)
     working_dir = _typed(body, "WorkingDir", str)
     healthcheck = _healthcheck(body.get("Healthcheck"))
+    size = console_size(host.get("ConsoleSize"))
+    if healthcheck is not None and api < (1, 44):
+        healthcheck.pop("start_interval", None)
     return {
         "cmd": _strings(body.get("Cmd"), "Cmd"),
         "entrypoint": _strings(body.get("Entrypoint"), "Entrypoint"),
-        "name": _fields.optional_text(name or "", "container name"),
+        "name": name or None,  # the service checks it as moby does, with moby's message
         "env": _env(body.get("Env")),
         "working_dir": _fields.optional_text(working_dir or "", "WorkingDir", limit=4096),
         "labels": _mapping(body.get("Labels"), "Labels"),
         "stop_signal": _fields.optional_text(stop_signal or "", "StopSignal", limit=32),
         "stop_timeout": _typed(body, "StopTimeout", int),
         "restart": _restart(host),
-        "auto_remove": bool(_typed(host, "AutoRemove", bool)),
+        "auto_remove": bool(_typed(host, "AutoRemove", bool)) and api >= (1, 25),
         "image": _image(body),
         "healthcheck": healthcheck,
         "open_stdin": bool(_typed(body, "OpenStdin", bool)),
         "stdin_once": bool(_typed(body, "StdinOnce", bool)),
         "attach_stdin": bool(_typed(body, "AttachStdin", bool)),
         "tty": bool(_typed(body, "Tty", bool)),
-        "console_size": console_size(host.get("ConsoleSize")),
+        "console_size": size if api >= (1, 42) else None,
     }
 
 
@@ -337,7 +395,7 @@ def summary(
         "Names": [str(data.get("name") or "")],
         "Image": image,
         "ImageID": image_id(image),
-        "Command": " ".join(str(a) for a in data.get("cmd") or ()),
+        "Command": ps_command([str(a) for a in data.get("cmd") or ()]),
         "Created": int(e.created_at),
         "Ports": [],
         "Labels": dict(data.get("labels") or {}),

@@ -28,11 +28,32 @@ MAX_LABELS = 256
 MAX_LABELS_BYTES = 64 * 1024
 """Label keys and values together, in bytes."""
 MAX_PATH = 4096  # PATH_MAX
+GENERATED_TRIES = 6
+"""Tries of an adjective_scientist name before a random one (moby's count)."""
 _INT32 = 2**31  # the API carries the stop timeout as an int32
 _MAX_IMAGE = 4096  # moby's reference grammar has no bound; a name is no place for more
-_ADJECTIVES = ("brave", "calm", "eager", "gentle", "jolly", "keen", "lucid", "quiet", "swift")
 _STDIN = ("open_stdin", "stdin_once", "attach_stdin")
-_NOUNS = ("curie", "darwin", "euler", "galois", "hopper", "lovelace", "noether", "turing")
+# A generated name is an adjective and a scientist's name; past a few taken ones, a random
+# hexadecimal one (moby falls back to the container's short ID after six tries).
+_ADJECTIVES = (
+    "amber", "bold", "brave", "bright", "busy", "calm", "clever", "cosmic", "crisp", "daring",
+    "eager", "early", "fancy", "fond", "frosty", "gentle", "glad", "golden", "happy", "hardy",
+    "honest", "humble", "jolly", "keen", "kind", "lively", "loyal", "lucid", "lucky", "merry",
+    "mighty", "modest", "nimble", "noble", "patient", "plucky", "polite", "proud", "quick",
+    "quiet", "rapid", "ready", "serene", "sharp", "shiny", "silent", "sleepy", "smart", "snowy",
+    "solid", "steady", "sturdy", "sunny", "swift", "tender", "tidy", "trusty", "vivid", "warm",
+    "wise", "witty", "young", "zealous", "zesty",
+)  # fmt: skip
+_NOUNS = (
+    "agnesi", "archimedes", "babbage", "bardeen", "bohr", "boole", "cantor", "carson",
+    "cauchy", "chandrasekhar", "curie", "darwin", "descartes", "dirac", "einstein", "euclid",
+    "euler", "faraday", "fermat", "fermi", "feynman", "franklin", "galileo", "galois", "gauss",
+    "germain", "goodall", "hamilton", "hawking", "heisenberg", "hilbert", "hopper", "hypatia",
+    "jackson", "johnson", "kepler", "knuth", "lamarr", "laplace", "leibniz", "lovelace",
+    "maxwell", "meitner", "mendel", "mirzakhani", "newton", "noether", "pascal", "pasteur",
+    "planck", "poincare", "ramanujan", "riemann", "ritchie", "sagan", "shannon", "tesla",
+    "thompson", "turing", "volta", "wilson", "wozniak", "yalow",
+)  # fmt: skip
 
 
 class CreateOptions(TypedDict, total=False):
@@ -80,6 +101,8 @@ def check_keywords(options: Mapping[str, Any]) -> None:
 def initial_data(cmd: Sequence[str], options: CreateOptions) -> dict[str, Any]:
     """The container's first data but its name, once ``cmd`` and ``options`` pass moby's checks."""
     entrypoint = list(options.get("entrypoint") or [])
+    if entrypoint == [""]:  # moby's reset: `--entrypoint ""` runs the command alone
+        entrypoint = []
     cmd = [*entrypoint, *cmd]
     if not cmd:
         raise InvalidParameter("No command specified")
@@ -169,8 +192,11 @@ def _check_sizes(cmd: Sequence[str], options: CreateOptions) -> None:
         )
 
 
-def generated_name() -> str:
-    """A name for a container created without one (moby's adjective_scientist)."""
+def generated_name(attempt: int = 0) -> str:
+    """A name for a container created without one: moby's adjective_scientist for the
+    first few ``attempt``s, then twelve random hexadecimal digits (moby's short ID)."""
+    if attempt >= GENERATED_TRIES:
+        return "/" + secrets.token_hex(6)
     return f"/{secrets.choice(_ADJECTIVES)}_{secrets.choice(_NOUNS)}"
 
 

@@ -31,7 +31,7 @@ __all__ = [
 DEFAULT_STOP_SIGNAL = int(_signal.SIGTERM)
 DEFAULT_STOP_TIMEOUT = 10  # seconds, moby's default on Linux
 MAX_NAME = 253  # moby has no bound; a DNS name's, so that every listing stays small
-_NAME = re.compile(r"^/?[a-zA-Z0-9][a-zA-Z0-9_.-]+$")
+_NAME = re.compile(r"/?[a-zA-Z0-9][a-zA-Z0-9_.-]+")  # whole (Go's $ takes no newline)
 _POLICIES = ("no", "always", "unless-stopped", "on-failure")
 # Go's strconv.Atoi, which moby parses numbers with: ASCII digits only (Python's int()
 # also takes "٣", "²", " 3" and "3_0"), a sign for the retry count.
@@ -49,7 +49,7 @@ BACKOFF_RESET_AFTER = 10.0
 
 def valid_name(name: str) -> str:
     """The canonical name (``/web``) of a valid container name, or InvalidParameter."""
-    if not isinstance(name, str) or not _NAME.match(name):
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
         shown = name if not isinstance(name, str) or len(name) <= 64 else name[:64] + "…"
         raise InvalidParameter(
             f"Invalid container name ({shown}), only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"

@@ -184,11 +184,10 @@ class Containers(ContainerVerbs, DaemonLife):
             raise Conflict(name_in_use(canonical, holder.id if holder else "")) from None
 
     def _free_generated_name(self) -> str:
-        for _ in range(10):
-            candidate = generated_name()
-            if self._taken(candidate) is None:
-                return candidate
-        raise AssertionError("no free generated name in 10 tries")
+        attempt = 0
+        while self._taken(candidate := generated_name(attempt)) is not None:
+            attempt += 1
+        return candidate
 
     def _taken(self, canonical: str) -> engine.Entity | None:
         try:

@@ -253,7 +253,7 @@ def test_hostile_create_bodies(h: httpx.Client, body: bytes, status: int, messag
         ("GET", "/containers/%2e%2e/json", 404, "No such container: .."),
         ("GET", "/containers/..%2F..%2Fetc/json", 404, "page not found"),
         ("POST", "/containers/create?name=..%2Fx", 400, "Invalid container name (../x)"),
-        ("POST", "/containers/create?name=%00", 400, "invalid name"),
+        ("POST", "/containers/create?name=%00", 400, "Invalid container name (\x00)"),
     ],
 )  # fmt: skip
 def test_hostile_queries_and_paths(

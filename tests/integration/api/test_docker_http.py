@@ -75,7 +75,8 @@ def test_the_http_layer_speaks_mobys_dialect(daemon: Daemon) -> None:
             (b'{"Cmd": ["x"], "Tty": "yes"}', 'invalid Tty: "yes"'),
             (b'{"Cmd": ["x"], "HostConfig": {"RestartPolicy": {"Name": "sometimes"}}}',
              "invalid restart policy: unknown policy 'sometimes'"),
-            (b'{}', "No command specified"),
+            (b'{}', "config cannot be empty in order to create a container"),
+            (b'{"Image": "alpine"}', "No command specified"),
             (b'{"Cmd": ["x"], "Image": "FooBar"}',
              "invalid reference format: repository name (library/FooBar) must be lowercase"),
         ):  # fmt: skip

@@ -67,7 +67,7 @@ def test_ps_templates_and_tables() -> None:
         "tier=web",
         "Up About a minute",
     )
-    assert first["Command"] == '"sh -c sleep 600 && …"'
+    assert first["Command"] == '"sh -c \'sleep 600 &&…"'
     assert ps_output([], "table {{.ID}}", NOW, True) == "CONTAINER ID\n"
 
 
