@@ -27,10 +27,12 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, settings
 
+# CI's deadline catches an example gone pathological, not a slow moment: on two shared
+# cores a 500 ms deadline was once missed by a 930 ms example that passed when replayed.
 settings.register_profile(
     "ci",
     max_examples=300,
-    deadline=timedelta(milliseconds=500),
+    deadline=timedelta(milliseconds=2000),
     suppress_health_check=[HealthCheck.too_slow],
     print_blob=True,
 )
