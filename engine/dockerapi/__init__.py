@@ -64,6 +64,8 @@ def docker_app(
             Exception: errors.on_unexpected,
         },
     )
+    # moby's router has no trailing-slash redirect: /containers/x/json/ is "page not found"
+    app.router.redirect_slashes = False
     app.state.daemon = Daemon(backend, eng, status_of=status_of, version=version)
     app.state.limiter = anyio.CapacityLimiter(THREADS)
     app.state.waiters = anyio.CapacityLimiter(WAITERS)

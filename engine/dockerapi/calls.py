@@ -33,6 +33,7 @@ __all__ = [
     "go_atoi",
     "integer",
     "json_body",
+    "query",
     "ref",
     "text",
 ]
@@ -132,14 +133,48 @@ def ref(request: Request) -> str:
     return found
 
 
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _query_error(query: str) -> str | None:
+    """What Go's ``url.ParseQuery`` (moby's ``ParseForm``) finds wrong in a query, or None:
+    a ``;`` separator, or a ``%`` without two hex digits (its first such error)."""
+    found = None
+    for pair in query.split("&"):
+        if ";" in pair:
+            found = "invalid semicolon separator in query"
+        elif found is None:
+            for part in pair.split("=", 1):
+                at = part.find("%")
+                while at >= 0:
+                    if not (len(part) > at + 2 and {part[at + 1], part[at + 2]} <= _HEX):
+                        escape = json.dumps(part[at : at + 3], ensure_ascii=False)
+                        found = f"invalid URL escape {escape}"
+                        break
+                    at = part.find("%", at + 3)
+                if found is not None:
+                    break
+    return found
+
+
+def query(request: Request, name: str) -> str:
+    """A query parameter as moby's handlers read one (``r.Form.Get``): its first value
+    ('' if absent); a query Go cannot parse is refused with Go's message."""
+    why = _query_error(request.scope.get("query_string", b"").decode("latin-1"))
+    if why is not None:
+        raise InvalidParameter(why)
+    values = request.query_params.getlist(name)
+    return values[0] if values else ""
+
+
 def flag(request: Request, name: str) -> bool:
     """A boolean query parameter as moby reads one (absent, 0, no, false, none: false)."""
-    return request.query_params.get(name, "").strip().lower() not in _FALSE
+    return query(request, name).strip().lower() not in _FALSE
 
 
 def text(request: Request, name: str, limit: int = 256) -> str:
     """A text query parameter ('' if absent), bounded and printable."""
-    value = request.query_params.get(name, "")
+    value = query(request, name)
     if len(value) > limit or not value.isprintable():
         raise InvalidParameter(f"invalid {name}: at most {limit} printable characters")
     return value
@@ -147,7 +182,7 @@ def text(request: Request, name: str, limit: int = 256) -> str:
 
 def integer(request: Request, name: str) -> int | None:
     """An integer query parameter, None if absent or empty."""
-    value = request.query_params.get(name, "")
+    value = query(request, name)
     if value == "":
         return None
     try:
@@ -165,7 +200,7 @@ _ATOI = re.compile(r"[+-]?[0-9]+", re.ASCII)
 def go_atoi(request: Request, name: str) -> int:
     """A query parameter as moby's router reads a size (Go's ``strconv.Atoi``, which
     takes no empty value), refused with Go's own error otherwise."""
-    value = request.query_params.get(name, "")
+    value = query(request, name)
     quoted = json.dumps(value[:64], ensure_ascii=False)  # Go's %q, near enough
     if not _ATOI.fullmatch(value):
         raise InvalidParameter(f"strconv.Atoi: parsing {quoted}: invalid syntax")
@@ -175,9 +210,10 @@ def go_atoi(request: Request, name: str) -> int:
     return number
 
 
-def filters(request: Request, known: tuple[str, ...]) -> dict[str, list[str]]:
-    """The ``filters`` parameter: JSON ``{"key": ["v", ...]}`` or ``{"key": {"v": true}}``."""
-    raw = request.query_params.get("filters", "")
+def filters(request: Request, known: tuple[str, ...] | None) -> dict[str, list[str]]:
+    """The ``filters`` parameter: JSON ``{"key": ["v", ...]}`` or ``{"key": {"v": true}}``;
+    a key not ``known`` is refused (any key is taken if ``known`` is None)."""
+    raw = query(request, "filters")
     if not raw:
         return {}
     given = decode_json(raw.encode("utf-8", "surrogatepass"), "invalid filter")
@@ -185,7 +221,7 @@ def filters(request: Request, known: tuple[str, ...]) -> dict[str, list[str]]:
         raise InvalidParameter("invalid filter: an object of lists is expected")
     out: dict[str, list[str]] = {}
     for key, values in given.items():
-        if key not in known:
+        if known is not None and key not in known:
             raise InvalidParameter(f"invalid filter '{key}'")
         listed = _filter_values(key, values)
         if listed:

@@ -8,6 +8,7 @@ answered by :mod:`engine.dockerapi.errors`.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from starlette.requests import Request
@@ -28,7 +29,8 @@ from engine.dockerapi.calls import (
     ref,
     text,
 )
-from engine.errors import InvalidParameter
+from engine.dockerapi.images import find_image, image_id
+from engine.errors import ChartdError, InvalidParameter
 
 __all__ = ["routes"]
 
@@ -130,7 +132,8 @@ async def listing(request: Request) -> Response:
     d = daemon(request)
     found = await blocking(request, d.backend.list, all=wide, filters=chosen)
     bounds = await blocking(request, _bounds, d.backend, given)
-    kept = [e for e in found if _more(e, given, bounds)]
+    ancestors = _ancestors(given.get("ancestor"), {str(e.data.get("image") or "") for e in found})
+    kept = [e for e in found if _more(e, ancestors, bounds)]
     if limit > 0:
         kept = kept[:limit]
     listed = [shapes.summary(e, d.status_of, health=d.backend.health_of(e) or "none") for e in kept]
@@ -149,12 +152,23 @@ def _bounds(backend: Any, given: dict[str, list[str]]) -> dict[str, float]:
     }
 
 
-def _more(e: engine.Entity, given: dict[str, list[str]], bounds: dict[str, float]) -> bool:
+def _ancestors(wanted: list[str] | None, known: set[str]) -> set[str] | None:
+    """The image IDs the ``ancestor`` filter names (None: no filter), as moby looks each
+    up: a name in any form (``alpine``, ``docker.io/library/alpine:latest``), an ID or an
+    ID prefix; one that names no image names nothing (moby logs it and goes on)."""
+    if wanted is None:
+        return None
+    found = set()
+    for name in wanted:
+        with contextlib.suppress(ChartdError):
+            found.add(image_id(find_image(name, known)))
+    return found
+
+
+def _more(e: engine.Entity, ancestors: set[str] | None, bounds: dict[str, float]) -> bool:
     """The filters docker has and the service's listing has not: ancestor, before, since."""
-    if "ancestor" in given:
-        image = str(e.data.get("image") or "")
-        if not any(image == a or image.partition(":")[0] == a for a in given["ancestor"]):
-            return False
+    if ancestors is not None and image_id(str(e.data.get("image") or "")) not in ancestors:
+        return False
     created = float(e.created_at)
     return created < bounds.get("before", float("inf")) and created > bounds.get(
         "since", float("-inf")

@@ -292,9 +292,13 @@ def inspect_document(found: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def event_document(ev: engine.Event, at_ns: int, image: str) -> dict[str, Any]:
-    """One container event as ``GET /events`` streams it."""
+def event_document(
+    ev: engine.Event, at_ns: int, image: str, labels: Mapping[str, Any]
+) -> dict[str, Any]:
+    """One container event as ``GET /events`` streams it: its attributes with the
+    container's labels over them, then ``image`` and ``name``, as moby's."""
     attributes = {str(k): str(v) for k, v in ev.attributes.items()}
+    attributes.update({str(k): str(v) for k, v in labels.items()})
     attributes.update(image=image, name=ev.entity_name)
     return {
         "status": ev.type,

@@ -1,0 +1,256 @@
+"""The read side of the Engine API as moby answers it: versions, the query as Go parses it,
+routes, `ps`'s ancestor filter and the events stream's filters and attributes.
+
+Each case is a fact of moby's (its router, ``ParseForm``, its event filter)
+checked against a real daemon, through its socket and through the real
+docker CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from api_daemon import Daemon
+from docker_side import DockerCli, http
+
+
+@pytest.fixture(scope="module")
+def h(daemon: Daemon) -> Iterator[httpx.Client]:
+    with http(daemon) as client:
+        yield client
+
+
+def _alive(h: httpx.Client) -> None:
+    assert h.get("/_ping").text == "OK"
+
+
+# -- versions and routes -------------------------------------------------------------------
+
+
+def test_versions_compare_as_mobys_and_old_clients_read_plain_text(h: httpx.Client) -> None:
+    # A missing part is 0: 1.51.0 is 1.51, the newest chartd speaks.
+    assert h.get("/v1.51.0/version").status_code == 200
+    assert h.get("/v1.24.0.0/_ping").text == "OK"
+    too_old = (
+        "client version {} is too old. Minimum supported API version is 1.24, "
+        "please upgrade your client to a newer version\n"
+    )
+    # Below 1.24 the refusal is Go's http.Error: plain text, a newline, nosniff.
+    for version in ("0.1", "1.23.9", "1", "99999999999999999999", "1." + "9" * 5000):
+        answer = h.get(f"/v{version}/_ping")
+        assert (answer.status_code, answer.text) == (400, too_old.format(version)), version
+        assert answer.headers["content-type"] == "text/plain; charset=utf-8"
+        assert answer.headers["x-content-type-options"] == "nosniff"
+    # Too new is JSON, as any other error; a part Go can read is compared as a number.
+    for version in ("1.99", "9223372036854775807", "1.51.1"):
+        answer = h.get(f"/v{version}/_ping")
+        assert answer.status_code == 400
+        assert answer.json() == {
+            "message": f"client version {version} is too new. Maximum supported API version is 1.51"
+        }
+    _alive(h)
+
+
+def test_no_redirect_and_no_405_as_mobys_router(h: httpx.Client) -> None:
+    for method, path in (
+        ("GET", "/containers/json/"),
+        ("GET", "/_ping/"),
+        ("GET", "/v1.51/info/"),
+        ("POST", "/_ping"),
+        ("PUT", "/containers/x/json"),
+        ("GET", "/containers/create"),
+        ("PATCH", "/version"),
+        ("GET", "/v1.51/nowhere"),
+    ):
+        answer = h.request(method, path)
+        assert (answer.status_code, answer.json()) == (404, {"message": "page not found"}), path
+    _alive(h)
+
+
+# -- the query, as Go's ParseForm reads it ---------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("all=%", 'invalid URL escape "%"'),
+        ("all=1&limit=%4", 'invalid URL escape "%4"'),
+        ("filters=%ZZ", 'invalid URL escape "%ZZ"'),
+        ("a%zz=1", 'invalid URL escape "%zz"'),
+        ("all=1;limit=2", "invalid semicolon separator in query"),
+        ("x=%G1&all=1;b", "invalid semicolon separator in query"),
+    ],
+)
+def test_a_query_go_cannot_parse_is_refused_with_gos_message(
+    h: httpx.Client, query: str, message: str
+) -> None:
+    answer = h.get(f"/containers/json?{query}")
+    assert (answer.status_code, answer.json()) == (400, {"message": message})
+    _alive(h)
+
+
+def test_a_key_given_twice_counts_with_its_first_value(h: httpx.Client) -> None:
+    for name in ("dup-a", "dup-b"):
+        assert h.post(f"/containers/create?name={name}", json={"Cmd": ["true"]}).status_code == 201
+    try:
+        listed = h.get("/containers/json?all=1&all=0").json()
+        assert {"/dup-a", "/dup-b"} <= {n for c in listed for n in c["Names"]}
+        assert len(h.get("/containers/json?all=1&limit=1&limit=5").json()) == 1
+        assert h.get("/containers/json?all=0&all=1").json() == []
+    finally:
+        for name in ("dup-a", "dup-b"):
+            h.delete(f"/containers/{name}?force=1")
+
+
+# -- ps --filter ancestor ----------------------------------------------------------------------
+
+
+def test_ps_ancestor_looks_the_image_up_as_moby(docker: DockerCli, h: httpx.Client) -> None:
+    mine = docker.ok("create", "--name", "anc-a", "alpine", "true").strip()
+    other = docker.ok("create", "--name", "anc-b", "busybox:1.36", "true").strip()
+    try:
+        image = h.get("/containers/anc-a/json").json()["Image"]
+        for ancestor in (
+            "alpine",
+            "alpine:latest",
+            "docker.io/library/alpine",
+            "docker.io/library/alpine:latest",
+            image,
+            image[:19],  # sha256: and a prefix
+            image.removeprefix("sha256:")[:12],  # as docker images shows it
+        ):
+            found = docker.ok("ps", "-aq", "--no-trunc", "--filter", f"ancestor={ancestor}")
+            assert mine in found.split(), ancestor
+            assert other not in found.split(), ancestor
+        both = docker.ok(
+            "ps",
+            "-aq",
+            "--no-trunc",
+            "--filter",
+            "ancestor=alpine",
+            "--filter",
+            "ancestor=busybox:1.36",
+        ).split()
+        assert {mine, other} <= set(both)
+        # A tag that is not the container's names another image; an ID no image has, none.
+        for ancestor in ("alpine:3.20", "busybox", "sha256:" + "0" * 64, "FooBar"):
+            found = docker.ok("ps", "-aq", "--no-trunc", "--filter", f"ancestor={ancestor}")
+            assert mine not in found.split() and other not in found.split(), ancestor
+    finally:
+        docker.run("rm", "-f", "anc-a", "anc-b")
+
+
+# -- events --------------------------------------------------------------------------------------
+
+
+def _events(
+    h: httpx.Client, since: float, until: float, **given: list[str]
+) -> list[dict[str, Any]]:
+    params = {"since": f"{since:.9f}", "until": f"{until:.9f}"}
+    if given:
+        params["filters"] = json.dumps(given)
+    answer = h.get("/events", params=params)
+    assert answer.status_code == 200, answer.text
+    return [json.loads(line) for line in answer.text.splitlines() if line]
+
+
+@pytest.fixture(scope="module")
+def happened(h: httpx.Client) -> Iterator[tuple[str, float, float]]:
+    """A container's create, start and die, with a label, and the window they fall in."""
+    since = time.time() - 1
+    made = h.post(
+        "/containers/create?name=evfilter-web",
+        json={"Image": "alpine:3.20", "Cmd": ["true"], "Labels": {"team": "x", "name": "shadow"}},
+    )
+    assert made.status_code == 201, made.text
+    cid = made.json()["Id"]
+    assert h.post(f"/containers/{cid}/start").status_code == 204
+    assert h.post(f"/containers/{cid}/wait").json()["StatusCode"] == 0
+    deadline = time.time() + 60
+    while not any(e["Action"] == "die" for e in _events(h, since, time.time(), container=[cid])):
+        assert time.time() < deadline, "the die event never came"
+        time.sleep(0.1)
+    yield cid, since, time.time()
+    h.delete(f"/containers/{cid}?force=1")
+
+
+def test_event_attributes_hold_the_labels_as_mobys(
+    h: httpx.Client, happened: tuple[str, float, float]
+) -> None:
+    cid, since, until = happened
+    seen = _events(h, since, until, container=[cid])
+    assert [e["Action"] for e in seen] == ["create", "start", "die"]
+    for event in seen:
+        attributes = event["Actor"]["Attributes"]
+        # the labels, then image and name over them (a label "name" loses)
+        assert attributes["team"] == "x"
+        assert (attributes["image"], attributes["name"]) == ("alpine:3.20", "evfilter-web")
+        assert (event["Type"], event["scope"], event["from"]) == (
+            "container",
+            "local",
+            "alpine:3.20",
+        )
+    assert seen[-1]["Actor"]["Attributes"]["exitCode"] == "0"
+
+
+@pytest.mark.parametrize(
+    ("given", "matched"),
+    [
+        ({"container": ["evfilter-w"]}, True),  # a name prefix
+        ({"container": ["/evfilter-web"]}, False),  # the name moby compares has no slash
+        ({"type": ["container"]}, True),
+        ({"type": ["image"]}, False),  # no image events: nothing, not an error
+        ({"type": ["network", "container"]}, True),
+        ({"scope": ["local"]}, True),
+        ({"scope": ["swarm"]}, False),
+        ({"network": ["evfilter-web"]}, True),  # moby's filter matches any actor by name
+        ({"volume": ["nosuch"]}, False),
+        ({"bogus": ["1"]}, True),  # a key moby does not know filters nothing
+        ({"image": ["alpine"]}, True),  # the name without its tag
+        ({"image": ["alpine:3.20"]}, True),
+        ({"image": ["alpine:latest"]}, False),
+        ({"label": ["team"]}, True),
+        ({"label": ["team=x"]}, True),
+        ({"label": ["team=y"]}, False),
+        ({"label": ["image=alpine:3.20"]}, True),  # labels are matched on the attributes
+        ({"event": ["die"], "label": ["team=x"]}, True),
+    ],
+)
+def test_event_filters_as_mobys(
+    h: httpx.Client, happened: tuple[str, float, float], given: dict[str, list[str]], matched: bool
+) -> None:
+    cid, since, until = happened
+    seen = [e for e in _events(h, since, until, **given) if e["id"] == cid]
+    assert bool(seen) == matched, seen
+
+
+def test_event_window_refusals(h: httpx.Client) -> None:
+    answer = h.get("/events?since=5&until=1.5")
+    assert (answer.status_code, answer.json()) == (
+        400,
+        {"message": "`since` time (5) cannot be after `until` time (1.5)"},
+    )
+    _alive(h)
+
+
+def test_docker_events_cli_filters(docker: DockerCli, happened: tuple[str, float, float]) -> None:
+    _, since, until = happened
+    window = ("--since", f"{since:.3f}", "--until", f"{until:.3f}")
+    shown = docker.ok(
+        "events",
+        *window,
+        "--filter",
+        "container=evfilter-w",
+        "--format",
+        "{{.Action}} {{.Actor.Attributes.team}}",
+    )
+    assert shown.splitlines() == ["create x", "start x", "die x"]
+    assert docker.ok("events", *window, "--filter", "type=image") == ""
+    done = docker.run("events", "--since", f"{until:.3f}", "--until", f"{since:.3f}")
+    assert done.returncode == 1
+    assert "cannot be after `until` time" in done.stderr
