@@ -254,3 +254,113 @@ def test_docker_events_cli_filters(docker: DockerCli, happened: tuple[str, float
     done = docker.run("events", "--since", f"{until:.3f}", "--until", f"{since:.3f}")
     assert done.returncode == 1
     assert "cannot be after `until` time" in done.stderr
+
+
+# -- ps filters on what no chartd container has ------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def two(h: httpx.Client) -> Iterator[tuple[str, str]]:
+    """A running container and an exited one (exit code 0)."""
+    ids = []
+    for name, cmd in (("absent-run", ["sleep", "600"]), ("absent-done", ["true"])):
+        made = h.post(f"/containers/create?name={name}", json={"Image": "alpine", "Cmd": cmd})
+        assert made.status_code == 201, made.text
+        ids.append(made.json()["Id"])
+        assert h.post(f"/containers/{name}/start").status_code == 204
+    assert h.post("/containers/absent-done/wait").json()["StatusCode"] == 0
+    yield ids[0], ids[1]
+    for cid in ids:
+        h.delete(f"/containers/{cid}?force=1")
+
+
+@pytest.mark.parametrize(
+    ("flt", "listed"),
+    [
+        ("is-task=false", True),  # no container is a swarm task
+        ("is-task=true", False),
+        ("isolation=default", True),  # a Linux container's isolation
+        ("isolation=hyperv", False),
+        ("network=bridge", False),  # a chartd container is on no docker network
+        ("volume=/data", False),
+        ("publish=80", False),
+        ("expose=8000-8080/tcp", False),
+    ],
+)
+def test_ps_filters_on_what_no_container_has_match_as_mobys(
+    docker: DockerCli, two: tuple[str, str], flt: str, listed: bool
+) -> None:
+    shown = set(
+        docker.ok("ps", "-aq", "--no-trunc", "--filter", "name=absent-", "--filter", flt).split()
+    )
+    assert shown == (set(two) if listed else set()), flt
+
+
+@pytest.mark.parametrize(
+    ("flt", "message"),
+    [
+        ("is-task=maybe", "invalid filter 'is-task=[maybe]'"),
+        ("publish=80:80", "filter for 'publish' should not contain ':': 80:80"),
+        (
+            "expose=x",
+            'error while looking up for expose x: strconv.ParseUint: parsing "x": invalid syntax',
+        ),
+        (
+            "publish=70000",
+            "error while looking up for publish 70000: "
+            'strconv.ParseUint: parsing "70000": value out of range',
+        ),
+        (
+            "expose=90-80",
+            "error while looking up for expose 90-80: invalid range specified for port: 90-80",
+        ),
+    ],
+)
+def test_ps_filter_values_moby_refuses(docker: DockerCli, flt: str, message: str) -> None:
+    done = docker.run("ps", "--filter", flt)
+    assert (done.returncode, done.stderr.strip()) == (1, f"Error response from daemon: {message}")
+
+
+def test_ps_exited_filter_needs_all_as_mobys(docker: DockerCli, two: tuple[str, str]) -> None:
+    _, done = two
+    assert docker.ok("ps", "-q", "--filter", "name=absent-", "--filter", "exited=0") == ""
+    shown = docker.ok("ps", "-aq", "--no-trunc", "--filter", "name=absent-", "--filter", "exited=0")
+    assert shown.split() == [done]
+    # status= does list stopped containers without -a
+    shown = docker.ok(
+        "ps", "-q", "--no-trunc", "--filter", "name=absent-", "--filter", "status=exited"
+    )
+    assert shown.split() == [done]
+
+
+# -- inspect's document -----------------------------------------------------------------------
+
+
+def test_inspect_has_mobys_fields(docker: DockerCli, h: httpx.Client, two: tuple[str, str]) -> None:
+    running, _ = two
+    document = h.get(f"/containers/{running[:8]}/json").json()
+    config = document["Config"]
+    assert (config["Domainname"], config["User"], config["Volumes"], config["OnBuild"]) == (
+        "",
+        "",
+        None,
+        None,
+    )
+    # left out when unset, as moby's omitempty fields
+    assert "StopSignal" not in config and "StopTimeout" not in config
+    for key in ("ResolvConfPath", "HostnamePath", "HostsPath", "MountLabel", "ProcessLabel"):
+        assert document[key] == "", key
+    assert document["GraphDriver"]["Name"] == "chartd"
+    shown = docker.ok(
+        "inspect",
+        "--format",
+        "{{.Name}}|{{.State.Status}}|{{.State.ExitCode}}|{{.RestartCount}}"
+        "|{{json .Config.Volumes}}",
+        "absent-run",
+        "/absent-done",
+    )
+    assert shown.splitlines() == ["/absent-run|running|0|0|null", "/absent-done|exited|0|0|null"]
+    done = docker.run("inspect", "--format", "{{.Id}}", "absent-run", "NoSuchThing", "absent-done")
+    assert done.returncode == 1
+    assert done.stdout.split() == [running, two[1]]
+    assert done.stderr.strip() == "Error: No such object: NoSuchThing"
