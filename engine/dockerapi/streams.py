@@ -475,8 +475,10 @@ async def events(request: Request) -> Response:
         )
     window = Window(since, until)
     d = daemon(request)
-    # Where the stream starts: the oldest event if it looks back, else what comes next.
-    last = 0 if window.since_ns is not None else await blocking(request, d.engine.sequence)
+    # Where the stream starts: the oldest event if it looks back (moby's replay its buffer
+    # for an until alone too: the past up to it), else what comes next.
+    looks_back = window.since_ns is not None or window.until_ns is not None
+    last = 0 if looks_back else await blocking(request, d.engine.sequence)
     stream = _events(request, d, given, window, last)
     return StreamingResponse(stream, media_type="application/json")
 

@@ -229,6 +229,15 @@ def test_event_filters_as_mobys(
     assert bool(seen) == matched, seen
 
 
+def test_events_until_alone_replays_the_past_up_to_it(
+    h: httpx.Client, happened: tuple[str, float, float]
+) -> None:
+    cid, _, until = happened
+    answer = h.get("/events", params={"until": f"{until:.9f}"})
+    seen = [json.loads(line) for line in answer.text.splitlines()]
+    assert [e["Action"] for e in seen if e["id"] == cid] == ["create", "start", "die"]
+
+
 def test_event_window_refusals(h: httpx.Client) -> None:
     answer = h.get("/events?since=5&until=1.5")
     assert (answer.status_code, answer.json()) == (
