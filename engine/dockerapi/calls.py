@@ -33,6 +33,7 @@ __all__ = [
     "go_atoi",
     "integer",
     "json_body",
+    "negotiate",
     "query",
     "ref",
     "text",
@@ -123,6 +124,40 @@ async def json_body(request: Request) -> bytes:
             f"unsupported Content-Type header ({given}): must be 'application/json'"
         )
     return raw
+
+
+def _accepted(header: str) -> list[tuple[str, float]]:
+    """An ``Accept`` header's media ranges and their weights (``q``, 1 if not said)."""
+    found = []
+    for item in header.split(","):
+        value, *params = (p.strip() for p in item.split(";"))
+        weight = 1.0
+        for param in params:
+            name, _, given = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = float(given)
+                except ValueError:
+                    weight = 0.0
+        if value:
+            found.append((value.lower(), weight))
+    return found
+
+
+def negotiate(request: Request, offers: tuple[str, ...], default: str) -> str:
+    """The offer the ``Accept`` header prefers, as moby negotiates a stream's type: the
+    highest weight, then an exact range over ``type/*`` over ``*/*``, then the first
+    offer; ``default`` if none is acceptable (or nothing is asked)."""
+    best, best_weight, best_wild = default, -1.0, 3
+    for offer in offers:
+        for value, weight in _accepted(request.headers.get("accept", "")):
+            if weight == 0.0 or weight < best_weight:
+                continue
+            wild = 2 if value == "*/*" else 1 if value.endswith("/*") else 0
+            fits = wild == 2 or (wild == 1 and offer.startswith(value[:-1])) or value == offer
+            if fits and (weight > best_weight or best_wild > wild):
+                best, best_weight, best_wild = offer, weight, wild
+    return best
 
 
 def ref(request: Request) -> str:

@@ -31,7 +31,7 @@ from engine.api._event_times import EventClock, Window, earlier_events
 from engine.api.containers_service import CONDITIONS, LogLine, OutputTap
 from engine.dockerapi import shapes, stdin
 from engine.dockerapi.backend import Daemon
-from engine.dockerapi.calls import blocking, daemon, filters, flag, ref, text
+from engine.dockerapi.calls import blocking, daemon, filters, flag, negotiate, ref, text
 from engine.dockerapi.images import familiar_name
 from engine.dockerapi.pump import Pumped
 from engine.dockerapi.reads import has_label, log_entries
@@ -58,6 +58,7 @@ _ACTOR_FILTERS = (
     "secret",
     "config",
 )
+_EVENT_TYPES = ("application/jsonl", "application/x-ndjson", "application/json-seq")
 _ENGINE_EVENTS = ("transition", "transition.failed")  # the engine's own, not docker's
 _DETAILED = ("health_status", "exec_create", "exec_start")
 
@@ -479,13 +480,23 @@ async def events(request: Request) -> Response:
     # for an until alone too: the past up to it), else what comes next.
     looks_back = window.since_ns is not None or window.until_ns is not None
     last = 0 if looks_back else await blocking(request, d.engine.sequence)
-    stream = _events(request, d, given, window, last)
-    return StreamingResponse(stream, media_type="application/json")
+    # moby's: JSON lines, or RFC 7464's JSON text sequence (each record after an RS)
+    media_type = negotiate(request, _EVENT_TYPES, "application/json")
+    record = b"\x1e" if media_type == "application/json-seq" else b""
+    stream = _events(request, d, given, window, (last, record))
+    return StreamingResponse(stream, media_type=media_type)
 
 
 async def _events(
-    request: Request, d: Daemon, given: dict[str, list[str]], window: Window, last: int
+    request: Request,
+    d: Daemon,
+    given: dict[str, list[str]],
+    window: Window,
+    start: tuple[int, bytes],
 ) -> AsyncIterator[bytes]:
+    """The events in ``window`` after sequence number ``last``, each after ``record``
+    (``start``)."""
+    last, record = start
     clock = EventClock(earlier_events(d.engine))
     images: dict[str, engine.Entity | None] = {}
     while True:
@@ -505,7 +516,7 @@ async def _events(
                 ev, at, str(data.get("image") or ""), data.get("labels") or {}
             )
             if _wanted(document, given):
-                yield (json.dumps(document) + "\n").encode()
+                yield record + (json.dumps(document) + "\n").encode()
         if not batch:
             if window.after(time.time_ns()) or _stopping(request):
                 return

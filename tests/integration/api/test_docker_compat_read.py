@@ -242,6 +242,38 @@ def test_events_until_alone_replays_the_past_up_to_it(
     assert [e["Action"] for e in seen if e["id"] == cid] == ["create", "start", "die"]
 
 
+@pytest.mark.parametrize(
+    ("accept", "media_type"),
+    [
+        (None, "application/json"),  # nothing asked: moby's default
+        ("*/*", "application/jsonl"),  # anything: moby's first offer
+        ("application/*", "application/jsonl"),
+        ("application/x-ndjson", "application/x-ndjson"),
+        ("application/json-seq", "application/json-seq"),
+        ("application/json-seq;q=0.5, application/x-ndjson;q=0.9", "application/x-ndjson"),
+        ("application/x-ndjson;q=0, */*;q=0.1", "application/jsonl"),
+        ("text/html", "application/json"),  # nothing offered fits
+    ],
+)
+def test_events_negotiate_their_media_type_as_mobys(
+    h: httpx.Client, happened: tuple[str, float, float], accept: str | None, media_type: str
+) -> None:
+    cid, since, until = happened
+    params = {
+        "since": f"{since:.9f}",
+        "until": f"{until:.9f}",
+        "filters": json.dumps({"container": [cid]}),
+    }
+    # None: an empty Accept (httpx would send */*)
+    answer = h.get("/events", params=params, headers={"Accept": accept or ""})
+    assert answer.headers["content-type"] == media_type
+    # RFC 7464: each record after an RS, ended by a newline; JSON lines otherwise
+    records = answer.content.split(b"\n")[:-1]
+    lead = b"\x1e" if media_type == "application/json-seq" else b""
+    assert [r[: len(lead)] for r in records] == [lead] * 3
+    assert [json.loads(r[len(lead) :])["Action"] for r in records] == ["create", "start", "die"]
+
+
 def test_event_window_refusals(h: httpx.Client) -> None:
     answer = h.get("/events?since=5&until=1.5")
     assert (answer.status_code, answer.json()) == (
