@@ -252,6 +252,8 @@ def filters(request: Request, known: tuple[str, ...] | None) -> dict[str, list[s
     if not raw:
         return {}
     given = decode_json(raw.encode("utf-8", "surrogatepass"), "invalid filter")
+    if given is None:  # Go decodes null into no filters at all
+        given = {}
     if not isinstance(given, dict):
         raise InvalidParameter("invalid filter: an object of lists is expected")
     out: dict[str, list[str]] = {}
@@ -265,7 +267,10 @@ def filters(request: Request, known: tuple[str, ...] | None) -> dict[str, list[s
 
 
 def _filter_values(key: str, values: Any) -> list[str]:
-    """One filter's values: a list of strings, or moby's older ``{"value": true}`` form."""
+    """One filter's values: a list of strings, or moby's older ``{"value": true}`` form;
+    none for null, which Go decodes as an empty set."""
+    if values is None:
+        return []
     if isinstance(values, dict):  # map[string]map[string]bool: a value of another type is bad
         if not all(isinstance(on, bool) for on in values.values()):
             raise InvalidParameter(f"invalid filter '{key}': an object of booleans is expected")

@@ -98,6 +98,14 @@ def test_a_query_go_cannot_parse_is_refused_with_gos_message(
     _alive(h)
 
 
+def test_null_filters_are_no_filters_as_gos_decoder_reads_them(h: httpx.Client) -> None:
+    every = h.get("/containers/json?all=1").json()
+    for given in ("null", '{"status": null}', '{"label": null, "name": null}'):
+        answer = h.get("/containers/json", params={"all": "1", "filters": given})
+        assert answer.status_code == 200, (given, answer.text)
+        assert {c["Id"] for c in answer.json()} >= {c["Id"] for c in every}, given
+
+
 def test_a_key_given_twice_counts_with_its_first_value(h: httpx.Client) -> None:
     for name in ("dup-a", "dup-b"):
         assert h.post(f"/containers/create?name={name}", json={"Cmd": ["true"]}).status_code == 201
