@@ -8,7 +8,9 @@ docker CLI.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import socket
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -417,3 +419,60 @@ def test_inspect_has_mobys_fields(docker: DockerCli, h: httpx.Client, two: tuple
     assert done.returncode == 1
     assert done.stdout.split() == [running, two[1]]
     assert done.stderr.strip() == "Error: No such object: NoSuchThing"
+
+
+# -- hostile HTTP on the socket --------------------------------------------------------------
+
+
+def _exchange(daemon: Daemon, request: bytes, *, half_close: bool = False) -> bytes:
+    """``request`` on a fresh connection (its side closed after, if asked); all that comes
+    back until the daemon closes it."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(60)
+        s.connect(str(daemon.state_dir / "docker.sock"))
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+            s.sendall(request)
+            if half_close:
+                s.shutdown(socket.SHUT_WR)
+        out = b""
+        with contextlib.suppress(ConnectionResetError):
+            while chunk := s.recv(65536):
+                out += chunk
+                if b"\r\n\r\n" in out and out.rstrip().endswith((b"}", b".")):
+                    break
+    return out
+
+
+def _chunked(body: bytes, size: int = 65536) -> bytes:
+    pieces = (body[i : i + size] for i in range(0, len(body), size))
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in pieces) + b"0\r\n\r\n"
+
+
+def test_hostile_bodies_and_heads_get_a_clear_answer(daemon: Daemon, h: httpx.Client) -> None:
+    create = (
+        b"POST /containers/create?name=hostile-body HTTP/1.1\r\nHost: d\r\n"
+        b"Content-Type: application/json\r\n"
+    )
+    chunked = create + b"Transfer-Encoding: chunked\r\n\r\n"
+    deep = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+    huge = b'{"Cmd": ["true"], "Env": ["A=' + b"x" * (5 * 1024 * 1024) + b'"]}'
+    for request, status, message in (
+        (chunked + _chunked(deep), b"400", b"invalid JSON: nested too deeply"),
+        (chunked + _chunked(huge), b"400", b"the request body is too large"),
+        (chunked + b"zz\r\n{}\r\n0\r\n\r\n", b"400", b"Invalid HTTP request received."),
+        (b"GET /_ping HTTP/1.1\r\nHost: d\r\nX-A: " + b"a" * (2 << 20) + b"\r\n\r\n", b"400", b""),
+        (
+            b"GET /containers/json?" + b"a" * (2 << 20) + b" HTTP/1.1\r\nHost: d\r\n\r\n",
+            b"400",
+            b"",
+        ),
+    ):
+        answer = _exchange(daemon, request)
+        assert answer.startswith(b"HTTP/1.1 " + status), answer[:200]
+        assert message in answer, answer[:300]
+        _alive(h)
+    # a body cut short by the client's half-close: nothing is made, the daemon goes on
+    cut = create + b"Content-Length: 1000\r\n\r\n" + b'{"Cmd": ["tr'
+    _exchange(daemon, cut, half_close=True)
+    _alive(h)
+    assert h.get("/containers/hostile-body/json").status_code == 404
