@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Match
 
 from engine.errors import InvalidParameter
 
@@ -92,6 +93,14 @@ class VersionMiddleware:
             (b"docker-experimental", b"false"),
         ]
 
+    def _routed(self, scope: _Scope) -> bool:
+        """Whether a route takes the request (its path and its method): moby answers any
+        other "page not found", whatever version its path names."""
+        routes = getattr(self.app, "routes", None)
+        if routes is None:  # an app without routes of its own: every request is its
+            return True
+        return any(route.matches(scope)[0] == Match.FULL for route in routes)
+
     async def __call__(self, scope: _Scope, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
@@ -109,7 +118,8 @@ class VersionMiddleware:
             await send(message)
 
         try:
-            _check(version)
+            if self._routed(scope):  # moby checks the version of a routed request only
+                _check(version)
         except InvalidParameter as exc:
             # moby answers a client older than 1.24 in plain text, which it can read
             old = parse_version(version) < parse_version(MIN_API_VERSION)

@@ -68,6 +68,9 @@ def test_no_redirect_and_no_405_as_mobys_router(h: httpx.Client) -> None:
         ("GET", "/containers/create"),
         ("PATCH", "/version"),
         ("GET", "/v1.51/nowhere"),
+        ("GET", "/v1.99/nowhere"),  # moby checks the version of a routed request only
+        ("GET", "/v0.1/nowhere"),
+        ("POST", "/v1.99/version"),
         ("HEAD", "/containers/json"),  # moby answers HEAD on /_ping only
         ("HEAD", "/v1.51/version"),
     ):
