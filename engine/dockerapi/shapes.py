@@ -238,6 +238,12 @@ def create_options(name: str | None, body: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def _command(argv: list[str]) -> str:
+    """The command as moby lists it: the path, then the arguments, each with a space in
+    single quotes (``sh -c 'echo hi; sleep 1'``)."""
+    return " ".join(argv[:1] + [f"'{a}'" if " " in a else a for a in argv[1:]])
+
+
 def summary(
     e: engine.Entity, status_of: StatusOf, now: float | None = None, *, health: str = "none"
 ) -> dict[str, Any]:
@@ -250,7 +256,7 @@ def summary(
         "Names": [str(data.get("name") or "")],
         "Image": image,
         "ImageID": image_id(image),
-        "Command": " ".join(str(a) for a in data.get("cmd") or ()),
+        "Command": _command([str(a) for a in data.get("cmd") or ()]),
         "Created": int(e.created_at),
         "Ports": [],
         "Labels": dict(data.get("labels") or {}),

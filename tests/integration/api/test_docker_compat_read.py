@@ -479,3 +479,22 @@ def test_hostile_bodies_and_heads_get_a_clear_answer(daemon: Daemon, h: httpx.Cl
     _exchange(daemon, cut, half_close=True)
     _alive(h)
     assert h.get("/containers/hostile-body/json").status_code == 404
+
+
+def test_ps_command_quotes_the_arguments_with_a_space_as_mobys(
+    docker: DockerCli, h: httpx.Client
+) -> None:
+    made = h.post(
+        "/containers/create?name=cmd-quotes",
+        json={"Entrypoint": ["/bin/sh"], "Cmd": ["-c", "echo hi; exit 0", "a b", "c"]},
+    )
+    assert made.status_code == 201, made.text
+    try:
+        listed = h.get('/containers/json?all=1&filters={"name":["^cmd-quotes$"]}').json()
+        assert [c["Command"] for c in listed] == ["/bin/sh -c 'echo hi; exit 0' 'a b' c"]
+        shown = docker.ok(
+            "ps", "-a", "--no-trunc", "--filter", "name=^cmd-quotes$", "--format", "{{.Command}}"
+        )
+        assert shown.strip() == "\"/bin/sh -c 'echo hi; exit 0' 'a b' c\""
+    finally:
+        h.delete("/containers/cmd-quotes?force=1")
