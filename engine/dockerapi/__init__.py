@@ -28,6 +28,7 @@ import anyio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect
+from starlette.routing import Route
 
 import engine
 from engine.api.containers_service import StatusOf
@@ -65,6 +66,12 @@ def docker_app(
             Exception: errors.on_unexpected,
         },
     )
+    # moby's router has no trailing-slash redirect (/containers/x/json/ is "page not
+    # found"), and answers HEAD only where a route says so (Starlette adds it to every GET).
+    app.router.redirect_slashes = False
+    for route in app.routes:
+        if isinstance(route, Route) and route.methods and route.path != "/_ping":
+            route.methods.discard("HEAD")
     app.state.daemon = Daemon(backend, eng, status_of=status_of, version=version)
     app.state.limiter = anyio.CapacityLimiter(THREADS)
     app.state.waiters = anyio.CapacityLimiter(WAITERS)

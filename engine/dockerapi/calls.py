@@ -34,6 +34,8 @@ __all__ = [
     "go_int",
     "integer",
     "json_body",
+    "negotiate",
+    "query",
     "ref",
     "stop_timeout",
     "text",
@@ -126,6 +128,40 @@ async def json_body(request: Request) -> bytes:
     return raw
 
 
+def _accepted(header: str) -> list[tuple[str, float]]:
+    """An ``Accept`` header's media ranges and their weights (``q``, 1 if not said)."""
+    found = []
+    for item in header.split(","):
+        value, *params = (p.strip() for p in item.split(";"))
+        weight = 1.0
+        for param in params:
+            name, _, given = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    weight = float(given)
+                except ValueError:
+                    weight = 0.0
+        if value:
+            found.append((value.lower(), weight))
+    return found
+
+
+def negotiate(request: Request, offers: tuple[str, ...], default: str) -> str:
+    """The offer the ``Accept`` header prefers, as moby negotiates a stream's type: the
+    highest weight, then an exact range over ``type/*`` over ``*/*``, then the first
+    offer; ``default`` if none is acceptable (or nothing is asked)."""
+    best, best_weight, best_wild = default, -1.0, 3
+    for offer in offers:
+        for value, weight in _accepted(request.headers.get("accept", "")):
+            if weight == 0.0 or weight < best_weight:
+                continue
+            wild = 2 if value == "*/*" else 1 if value.endswith("/*") else 0
+            fits = wild == 2 or (wild == 1 and offer.startswith(value[:-1])) or value == offer
+            if fits and (weight > best_weight or best_wild > wild):
+                best, best_weight, best_wild = offer, weight, wild
+    return best
+
+
 def ref(request: Request) -> str:
     """The container the path names (a name or an ID), bounded and printable."""
     found = str(request.path_params["ref"])
@@ -134,14 +170,48 @@ def ref(request: Request) -> str:
     return found
 
 
+_HEX = frozenset("0123456789abcdefABCDEF")
+
+
+def _query_error(query: str) -> str | None:
+    """What Go's ``url.ParseQuery`` (moby's ``ParseForm``) finds wrong in a query, or None:
+    a ``;`` separator, or a ``%`` without two hex digits (its first such error)."""
+    found = None
+    for pair in query.split("&"):
+        if ";" in pair:
+            found = "invalid semicolon separator in query"
+        elif found is None:
+            for part in pair.split("=", 1):
+                at = part.find("%")
+                while at >= 0:
+                    if not (len(part) > at + 2 and {part[at + 1], part[at + 2]} <= _HEX):
+                        escape = json.dumps(part[at : at + 3], ensure_ascii=False)
+                        found = f"invalid URL escape {escape}"
+                        break
+                    at = part.find("%", at + 3)
+                if found is not None:
+                    break
+    return found
+
+
+def query(request: Request, name: str) -> str:
+    """A query parameter as moby's handlers read one (``r.Form.Get``): its first value
+    ('' if absent); a query Go cannot parse is refused with Go's message."""
+    why = _query_error(request.scope.get("query_string", b"").decode("latin-1"))
+    if why is not None:
+        raise InvalidParameter(why)
+    values = request.query_params.getlist(name)
+    return values[0] if values else ""
+
+
 def flag(request: Request, name: str) -> bool:
     """A boolean query parameter as moby reads one (absent, 0, no, false, none: false)."""
-    return request.query_params.get(name, "").strip().lower() not in _FALSE
+    return query(request, name).strip().lower() not in _FALSE
 
 
 def text(request: Request, name: str, limit: int = 256) -> str:
     """A text query parameter ('' if absent), bounded and printable."""
-    value = request.query_params.get(name, "")
+    value = query(request, name)
     if len(value) > limit or not value.isprintable():
         raise InvalidParameter(f"invalid {name}: at most {limit} printable characters")
     return value
@@ -149,7 +219,7 @@ def text(request: Request, name: str, limit: int = 256) -> str:
 
 def integer(request: Request, name: str) -> int | None:
     """An integer query parameter, None if absent or empty."""
-    value = request.query_params.get(name, "")
+    value = query(request, name)
     if value == "":
         return None
     try:
@@ -167,7 +237,7 @@ _ATOI = re.compile(r"[+-]?[0-9]+", re.ASCII)
 def go_atoi(request: Request, name: str) -> int:
     """A query parameter as moby's router reads a size (Go's ``strconv.Atoi``, which
     takes no empty value), refused with Go's own error otherwise."""
-    return go_int(request.query_params.get(name, ""))
+    return go_int(query(request, name))
 
 
 def go_int(value: str, func: str = "strconv.Atoi") -> int:
@@ -188,24 +258,27 @@ def stop_timeout(request: Request) -> int | None:
     A negative one waits for the exit without end, as moby's; so does one past what
     the service counts in (a 32-bit number of seconds: 68 years).
     """
-    value = request.query_params.get("t", "")
+    value = query(request, "t")
     if value == "":
         return None
     number = go_int(value)
     return -1 if number >= 2**31 else max(number, -1)
 
 
-def filters(request: Request, known: tuple[str, ...]) -> dict[str, list[str]]:
-    """The ``filters`` parameter: JSON ``{"key": ["v", ...]}`` or ``{"key": {"v": true}}``."""
-    raw = request.query_params.get("filters", "")
+def filters(request: Request, known: tuple[str, ...] | None) -> dict[str, list[str]]:
+    """The ``filters`` parameter: JSON ``{"key": ["v", ...]}`` or ``{"key": {"v": true}}``;
+    a key not ``known`` is refused (any key is taken if ``known`` is None)."""
+    raw = query(request, "filters")
     if not raw:
         return {}
     given = decode_json(raw.encode("utf-8", "surrogatepass"), "invalid filter")
+    if given is None:  # Go decodes null into no filters at all
+        given = {}
     if not isinstance(given, dict):
         raise InvalidParameter("invalid filter: an object of lists is expected")
     out: dict[str, list[str]] = {}
     for key, values in given.items():
-        if key not in known:
+        if known is not None and key not in known:
             raise InvalidParameter(f"invalid filter '{key}'")
         listed = _filter_values(key, values)
         if listed:
@@ -214,7 +287,10 @@ def filters(request: Request, known: tuple[str, ...]) -> dict[str, list[str]]:
 
 
 def _filter_values(key: str, values: Any) -> list[str]:
-    """One filter's values: a list of strings, or moby's older ``{"value": true}`` form."""
+    """One filter's values: a list of strings, or moby's older ``{"value": true}`` form;
+    none for null, which Go decodes as an empty set."""
+    if values is None:
+        return []
     if isinstance(values, dict):  # map[string]map[string]bool: a value of another type is bad
         if not all(isinstance(on, bool) for on in values.values()):
             raise InvalidParameter(f"invalid filter '{key}': an object of booleans is expected")

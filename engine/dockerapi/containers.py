@@ -8,6 +8,8 @@ answered by :mod:`engine.dockerapi.errors`.
 
 from __future__ import annotations
 
+import contextlib
+import re
 from typing import Any
 
 from starlette.requests import Request
@@ -29,16 +31,18 @@ from engine.dockerapi.calls import (
     stop_timeout,
     text,
 )
+from engine.dockerapi.images import find_image, image_id
 from engine.dockerapi.versions import parse_version
-from engine.errors import InvalidParameter
+from engine.errors import ChartdError, InvalidParameter
 
 __all__ = ["routes"]
 
 # The service's listing checks and applies its filters (moby's messages); these are
-# docker's on top, and those moby knows whose subject chartd has not (refused, not ignored).
+# docker's on top, and those whose subject no chartd container has (a swarm task, a
+# network, a volume, a port: checked as moby checks them, and matching none).
 _SERVICE_FILTERS = ("status", "id", "name", "label", "health", "exited")
 _OWN_FILTERS = ("ancestor", "before", "since")
-_UNSUPPORTED_FILTERS = ("expose", "isolation", "is-task", "network", "publish", "volume")
+_ABSENT_FILTERS = ("expose", "isolation", "is-task", "network", "publish", "volume")
 
 _PRUNE_FILTERS = ("until", "label", "label!")
 
@@ -129,17 +133,18 @@ async def inspect(request: Request) -> Response:
 
 
 async def listing(request: Request) -> Response:
-    given = filters(request, _SERVICE_FILTERS + _OWN_FILTERS + _UNSUPPORTED_FILTERS)
-    for key in given.keys() & set(_UNSUPPORTED_FILTERS):
-        raise InvalidParameter(f"filter '{key}' is not supported by chartd")
+    given = filters(request, _SERVICE_FILTERS + _OWN_FILTERS + _ABSENT_FILTERS)
+    matches_none = _absent(given)
     limit = integer(request, "limit") or 0
-    # As moby: a limit, or a filter on what stopped, lists stopped containers too.
-    wide = flag(request, "all") or limit > 0 or "status" in given or "exited" in given
+    # As moby: a limit, or a status filter, lists stopped containers too (exited= does
+    # not: without all, it matches nothing, as a running container has no exit code).
+    wide = flag(request, "all") or limit > 0 or "status" in given
     chosen = {k: v for k, v in given.items() if k in _SERVICE_FILTERS}
     d = daemon(request)
     found = await blocking(request, d.backend.list, all=wide, filters=chosen)
     bounds = await blocking(request, _bounds, d.backend, given)
-    kept = [e for e in found if _more(e, given, bounds)]
+    ancestors = _ancestors(given.get("ancestor"), {str(e.data.get("image") or "") for e in found})
+    kept = [] if matches_none else [e for e in found if _more(e, ancestors, bounds)]
     if limit > 0:
         kept = kept[:limit]
     listed = [shapes.summary(e, d.status_of, health=d.backend.health_of(e) or "none") for e in kept]
@@ -158,12 +163,80 @@ def _bounds(backend: Any, given: dict[str, list[str]]) -> dict[str, float]:
     }
 
 
-def _more(e: engine.Entity, given: dict[str, list[str]], bounds: dict[str, float]) -> bool:
+def _absent(given: dict[str, list[str]]) -> bool:
+    """Whether the filters on what no chartd container has match none, as moby's match a
+    container without it; a value moby refuses is refused with its message."""
+    tasks = given.get("is-task")
+    if tasks is not None and "true" not in tasks and "false" not in tasks:
+        raise InvalidParameter(f"invalid filter 'is-task={_go_list(tasks)}'")
+    for key in ("publish", "expose"):
+        for value in given.get(key, ()):
+            _port_filter(key, value)
+    isolation = given.get("isolation")
+    return (
+        (tasks is not None and "true" in tasks)  # no container is a swarm task
+        or (isolation is not None and not any(_go_match(v, "default") for v in isolation))
+        or any(key in given for key in ("network", "volume", "publish", "expose"))
+    )
+
+
+def _go_list(values: list[str]) -> str:
+    """A list of strings as Go's ``%s`` prints one: ``[a b]``."""
+    return "[" + " ".join(values) + "]"
+
+
+def _go_match(pattern: str, subject: str) -> bool:
+    """moby's filter Match: the value itself, or a regular expression found in it."""
+    if pattern == subject:
+        return True
+    if len(pattern) > 1024:  # past any isolation's pattern: not compiled
+        return False
+    try:
+        return re.search(pattern, subject) is not None
+    except re.error:
+        return False  # moby skips a pattern Go cannot compile
+
+
+def _port_filter(key: str, value: str) -> None:
+    """A ``publish``/``expose`` value as moby reads it (``80``, ``80/tcp``, ``8000-8080``)."""
+    if ":" in value:
+        raise InvalidParameter(f"filter for '{key}' should not contain ':': {value}")
+    ports = value.partition("/")[0]
+    start, dash, end = ports.partition("-")
+    why = ""
+    if not ports:
+        why = "empty string specified for ports"
+    else:
+        for part in (start, end) if dash else (start,):
+            if not (part.isascii() and part.isdigit()):
+                why = f'strconv.ParseUint: parsing "{part}": invalid syntax'
+                break
+            if int(part) > 65535:
+                why = f'strconv.ParseUint: parsing "{part}": value out of range'
+                break
+        if not why and dash and int(end) < int(start):
+            why = f"invalid range specified for port: {ports}"
+    if why:
+        raise InvalidParameter(f"error while looking up for {key} {value}: {why}")
+
+
+def _ancestors(wanted: list[str] | None, known: set[str]) -> set[str] | None:
+    """The image IDs the ``ancestor`` filter names (None: no filter), as moby looks each
+    up: a name in any form (``alpine``, ``docker.io/library/alpine:latest``), an ID or an
+    ID prefix; one that names no image names nothing (moby logs it and goes on)."""
+    if wanted is None:
+        return None
+    found = set()
+    for name in wanted:
+        with contextlib.suppress(ChartdError):
+            found.add(image_id(find_image(name, known)))
+    return found
+
+
+def _more(e: engine.Entity, ancestors: set[str] | None, bounds: dict[str, float]) -> bool:
     """The filters docker has and the service's listing has not: ancestor, before, since."""
-    if "ancestor" in given:
-        image = str(e.data.get("image") or "")
-        if not any(image == a or image.partition(":")[0] == a for a in given["ancestor"]):
-            return False
+    if ancestors is not None and image_id(str(e.data.get("image") or "")) not in ancestors:
+        return False
     created = float(e.created_at)
     return created < bounds.get("before", float("inf")) and created > bounds.get(
         "since", float("-inf")

@@ -25,6 +25,7 @@ __all__ = [
     "answers_alone",
     "check_reference",
     "familiar_image",
+    "familiar_name",
     "find_image",
     "image_document",
     "image_id",
@@ -42,7 +43,7 @@ _DOMAIN = re.compile(
 _TAG = re.compile(r"[\w][\w.-]{0,127}", re.ASCII)
 _DIGEST = re.compile(r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}")
 _ID = re.compile(r"(?:sha256:)?[0-9a-f]{64}")
-_SHORT_ID = re.compile(r"[0-9a-f]{1,63}")
+_SHORT_ID = re.compile(r"(?:sha256:)?[0-9a-f]{1,63}")
 _NAME_MAX = 255
 
 
@@ -59,6 +60,18 @@ def familiar_image(name: str) -> str:
             break
     last = name.rsplit("/", 1)[-1]
     return name if "@" in name or ":" in last else name + ":latest"
+
+
+def familiar_name(name: str) -> str:
+    """An image reference's familiar name, without tag or digest (``alpine`` for
+    ``docker.io/library/alpine:3.20``); one docker's grammar refuses is kept as it is."""
+    try:
+        check_reference(name)
+    except InvalidParameter:
+        return name
+    familiar = familiar_image(name).partition("@")[0]
+    head, slash, last = familiar.rpartition("/")
+    return head + slash + last.partition(":")[0]
 
 
 def image_id(name: str) -> str:

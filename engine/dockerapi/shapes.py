@@ -414,19 +414,40 @@ def summary(
     }
 
 
+_UNSET_PATHS = (
+    "ResolvConfPath",
+    "HostnamePath",
+    "HostsPath",
+    "MountLabel",
+    "ProcessLabel",
+    "AppArmorProfile",
+)
+
+
 def inspect_document(found: Mapping[str, Any]) -> dict[str, Any]:
     """The service's inspect document, completed with the fields docker's clients read."""
     config = {
         "Hostname": str(found["Id"])[:12],
+        "Domainname": "",
+        "User": "",
         "Tty": False,
         "OpenStdin": False,
         "AttachStdin": False,
         "AttachStdout": False,
         "AttachStderr": False,
+        "Volumes": None,
+        "OnBuild": None,
         **found["Config"],
     }
+    # moby leaves these out when unset (omitempty), where docker's structs would read zero
+    for key, unset in (("StopSignal", ""), ("StopTimeout", None)):
+        if key in config and config[key] == unset:
+            del config[key]
     host = {"NetworkMode": "default", "LogConfig": {"Type": "json-file", "Config": {}}}
     return {
+        # moby's fields of what chartd has none of: empty, as for a container without
+        **dict.fromkeys(_UNSET_PATHS, ""),
+        "GraphDriver": {"Data": None, "Name": "chartd"},
         **found,
         "Image": image_id(str(found.get("Image") or "")),
         "Driver": "chartd",
@@ -437,9 +458,13 @@ def inspect_document(found: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-def event_document(ev: engine.Event, at_ns: int, image: str) -> dict[str, Any]:
-    """One container event as ``GET /events`` streams it."""
+def event_document(
+    ev: engine.Event, at_ns: int, image: str, labels: Mapping[str, Any]
+) -> dict[str, Any]:
+    """One container event as ``GET /events`` streams it: its attributes with the
+    container's labels over them, then ``image`` and ``name``, as moby's."""
     attributes = {str(k): str(v) for k, v in ev.attributes.items()}
+    attributes.update({str(k): str(v) for k, v in labels.items()})
     attributes.update(image=image, name=ev.entity_name)
     return {
         "status": ev.type,

@@ -31,7 +31,8 @@ from engine.api._event_times import EventClock, Window, earlier_events
 from engine.api.containers_service import CONDITIONS, LogLine, OutputTap
 from engine.dockerapi import shapes, stdin
 from engine.dockerapi.backend import Daemon
-from engine.dockerapi.calls import blocking, daemon, filters, flag, go_int, ref, text
+from engine.dockerapi.calls import blocking, daemon, filters, flag, go_int, negotiate, ref, text
+from engine.dockerapi.images import familiar_name
 from engine.dockerapi.pump import Pumped
 from engine.dockerapi.reads import has_label, log_entries
 from engine.dockerapi.versions import parse_version
@@ -45,7 +46,19 @@ _BATCH = 500  # events read in one look
 _STREAMS = {"stdout": 1, "stderr": 2}
 _TAIL = re.compile(r"[+-]?[0-9]{1,18}", re.ASCII)  # Go's Atoi, within reason
 _BATCH_BYTES = 64 * 1024  # a window not followed is sent in pieces of about this size
-_EVENT_FILTERS = ("container", "event", "type", "label", "image")
+# moby's event filters that match an actor by ID or name prefix, whatever the event's type
+_ACTOR_FILTERS = (
+    "container",
+    "daemon",
+    "plugin",
+    "volume",
+    "network",
+    "service",
+    "node",
+    "secret",
+    "config",
+)
+_EVENT_TYPES = ("application/jsonl", "application/x-ndjson", "application/json-seq")
 _ENGINE_EVENTS = ("transition", "transition.failed")  # the engine's own, not docker's
 _DETAILED = ("health_status", "exec_create", "exec_start")
 
@@ -466,21 +479,38 @@ def _time_ns(request: Request, name: str) -> int | None:
 
 
 async def events(request: Request) -> Response:
-    given = filters(request, _EVENT_FILTERS)
-    for kind in given.get("type", ()):
-        if kind != "container":
-            raise InvalidParameter(f"chartd has only container events, not {kind!r} ones")
-    window = Window(_time_ns(request, "since"), _time_ns(request, "until"))
+    # As moby's: any key is taken (one it does not know filters nothing), and the
+    # filters of other types (type=image, network=x) leave only what they match here.
+    given = filters(request, None)
+    since, until = _time_ns(request, "since"), _time_ns(request, "until")
+    if since is not None and until is not None and until < since:
+        raise InvalidParameter(
+            f"`since` time ({text(request, 'since', 64)}) cannot be after "
+            f"`until` time ({text(request, 'until', 64)})"
+        )
+    window = Window(since, until)
     d = daemon(request)
-    # Where the stream starts: the oldest event if it looks back, else what comes next.
-    last = 0 if window.since_ns is not None else await blocking(request, d.engine.sequence)
-    stream = _events(request, d, given, window, last)
-    return StreamingResponse(stream, media_type="application/json")
+    # Where the stream starts: the oldest event if it looks back (moby's replay its buffer
+    # for an until alone too: the past up to it), else what comes next.
+    looks_back = window.since_ns is not None or window.until_ns is not None
+    last = 0 if looks_back else await blocking(request, d.engine.sequence)
+    # moby's: JSON lines, or RFC 7464's JSON text sequence (each record after an RS)
+    media_type = negotiate(request, _EVENT_TYPES, "application/json")
+    record = b"\x1e" if media_type == "application/json-seq" else b""
+    stream = _events(request, d, given, window, (last, record))
+    return StreamingResponse(stream, media_type=media_type)
 
 
 async def _events(
-    request: Request, d: Daemon, given: dict[str, list[str]], window: Window, last: int
+    request: Request,
+    d: Daemon,
+    given: dict[str, list[str]],
+    window: Window,
+    start: tuple[int, bytes],
 ) -> AsyncIterator[bytes]:
+    """The events in ``window`` after sequence number ``last``, each after ``record``
+    (``start``)."""
+    last, record = start
     clock = EventClock(earlier_events(d.engine))
     images: dict[str, engine.Entity | None] = {}
     while True:
@@ -496,9 +526,11 @@ async def _events(
                 images[ev.entity_id] = await blocking(request, _entity, d, ev.entity_id)
             found = images[ev.entity_id]
             data = found.data if found is not None else {}
-            if _wanted(ev, data, given):
-                image = str(data.get("image") or "")
-                yield (json.dumps(shapes.event_document(ev, at, image)) + "\n").encode()
+            document = shapes.event_document(
+                ev, at, str(data.get("image") or ""), data.get("labels") or {}
+            )
+            if _wanted(document, given):
+                yield record + (json.dumps(document) + "\n").encode()
         if not batch:
             if window.after(time.time_ns()) or _stopping(request):
                 return
@@ -516,20 +548,23 @@ def _entity(d: Daemon, entity_id: str) -> engine.Entity | None:
         return None
 
 
-def _wanted(ev: engine.Event, data: Mapping[str, Any], given: dict[str, list[str]]) -> bool:
-    labels = data.get("labels") or {}
-    image = str(data.get("image") or "")
-    containers = given.get("container")
+def _fuzzy(wanted: list[str] | None, *sources: str) -> bool:
+    """moby's FuzzyMatch: no values, or one that is a source or a prefix of one."""
+    return not wanted or any(s.startswith(w) for w in wanted for s in sources)
+
+
+def _wanted(document: Mapping[str, Any], given: dict[str, list[str]]) -> bool:
+    """Whether a container event (as ``GET /events`` sends it) passes moby's event filters."""
+    actor, attributes = document["Actor"]["ID"], document["Actor"]["Attributes"]
+    name, image = attributes["name"], attributes["image"]
+    images = given.get("image")
     return (
-        (
-            not containers
-            or any(
-                ev.entity_name == c.lstrip("/") or ev.entity_id.startswith(c) for c in containers
-            )
-        )
-        and ("event" not in given or _action_matches(ev.type, given["event"]))
-        and ("image" not in given or image in given["image"])
-        and all(has_label(labels, spec) for spec in given.get("label", ()))
+        ("event" not in given or _action_matches(document["Action"], given["event"]))
+        and ("type" not in given or "container" in given["type"])
+        and ("scope" not in given or "local" in given["scope"])
+        and all(_fuzzy(given.get(key), actor, name) for key in _ACTOR_FILTERS)
+        and (not images or bool({actor, image, familiar_name(image)} & set(images)))
+        and all(has_label(attributes, spec) for spec in given.get("label", ()))
     )
 
 

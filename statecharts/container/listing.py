@@ -119,10 +119,16 @@ class ListFilter:
                 raise InvalidParameter(f"Unrecognised filter value for health: {health}")
         codes = []
         for code in filters.get("exited", ()):
-            if not re.fullmatch(r"[+-]?[0-9]{1,10}", code, re.ASCII):
+            # Go's Atoi: digits with a sign, within 64 bits (a code no process has matches none)
+            why = "invalid syntax"
+            if re.fullmatch(r"[+-]?[0-9]+", code, re.ASCII):
+                digits = code.lstrip("+-").lstrip("0")
+                why = "value out of range" if len(digits) > 19 else ""
+                if not why and not -(2**63) <= int(code) < 2**63:
+                    why = "value out of range"
+            if why:
                 raise InvalidParameter(
-                    f"invalid filter 'exited={code}': strconv.Atoi: parsing "
-                    f'"{code}": invalid syntax'
+                    f"invalid filter 'exited={code}': strconv.Atoi: parsing \"{code}\": {why}"
                 )
             codes.append(int(code))
         names = [_name_pattern(v) for v in filters.get("name", ())]

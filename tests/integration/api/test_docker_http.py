@@ -19,13 +19,11 @@ def test_the_http_layer_speaks_mobys_dialect(daemon: Daemon) -> None:
         head = h.head("/_ping")
         assert (head.status_code, head.text, head.headers["API-Version"]) == (200, "", "1.51")
         assert h.get("/v1.24/_ping").text == "OK"
-        old = h.get("/v1.12/version")
-        assert (old.status_code, old.json()) == (
+        old = h.get("/v1.12/version")  # in plain text, which a client that old reads
+        assert (old.status_code, old.text) == (
             400,
-            {
-                "message": "client version 1.12 is too old. Minimum supported API version "
-                "is 1.24, please upgrade your client to a newer version"
-            },
+            "client version 1.12 is too old. Minimum supported API version "
+            "is 1.24, please upgrade your client to a newer version\n",
         )
         new = h.get("/v9.1/info")
         assert new.status_code == 400
@@ -116,11 +114,10 @@ def test_hostile_requests_are_refused_clearly(daemon: Daemon) -> None:
             ("GET", "/containers/hostile/logs?stdout=1&until=x", 400, 'parsing "x": invalid'),
             ("POST", '/containers/prune?filters={"until":["soon"]}', 400, "failed to parse"),
             ("GET", "/events?since=yesterday", 400, "is not a timestamp"),
-            ("GET", '/events?filters={"type":["image"]}', 400, "only container events"),
             ("GET", '/containers/json?filters={"status":["sleepy"]}', 400, "status=sleepy"),
             ("GET", '/containers/json?filters={"status":[1]}', 400, "a list of strings"),
             ("GET", '/containers/json?filters={"health":["fine"]}', 400, "for health: fine"),
-            ("GET", '/containers/json?filters={"network":["x"]}', 400, "not supported"),
+            ("GET", '/containers/json?filters={"publish":["80:80"]}', 400, "contain ':'"),
             ("POST", "/containers/hostile/exec", 400, "No exec command specified"),
             ("POST", "/exec/nosuch/start", 404, "No such exec instance: nosuch"),
             ("POST", "/exec/nosuch/resize?h=1&w=1", 404, "No such exec instance: nosuch"),
