@@ -72,10 +72,12 @@ def test_a_retry_count_past_int32_is_refused_at_create_by_the_cli(
     client: Client, daemon: Daemon
 ) -> None:
     before = names(client)
-    for verb in (["create"], ["run", "-d"]):
+    said = f"Error response from daemon: {NOT_AN_INTEGER}\n"
+    framed = f"chartd: {said}\nRun 'chartd run --help' for more information\n"  # run's own
+    for verb, stderr in ((["create"], said), (["run", "-d"], framed)):
         refused = daemon.cli(*verb, "--restart", "on-failure:2147483648", "sleep", "1")
         assert refused.returncode != 0
-        assert refused.stderr == f"Error response from daemon: {NOT_AN_INTEGER}\n"
+        assert refused.stderr == stderr
     assert names(client) == before
 
 

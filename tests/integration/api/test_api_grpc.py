@@ -312,7 +312,7 @@ def test_bad_signals_on_a_live_container(client: Client) -> None:
     ]:
         got_code, reason, message = fails(call, request)
         assert (got_code, reason) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PARAMETER")
-        assert "invalid signal" in message
+        assert "invalid signal" in message or "does not support signal 99999" in message
     assert client.containers.Inspect(c.InspectContainerRequest(container=live.id)).state.running
     client.containers.Remove(c.RemoveContainerRequest(container=live.id, force=True))
 
