@@ -160,24 +160,31 @@ class Sequencer:
             with self._wanted:
                 while not self._due and not self._closing.is_set():
                     self._wanted.wait()
-                if self._closing.is_set():
-                    return
-                self._due = False
-            try:
-                moved = self._number(wait=False)
-            except Exception as exc:  # the next commit or read numbers them
-                log.warning("numbering the outbox failed (%s); the next commit tries again", exc)
-                moved = 0
+                closing, due, self._due = self._closing.is_set(), self._due, False
+            if closing:
+                if due:
+                    # This process's last commits, numbered before it goes: left pending,
+                    # they would wake no watcher of another process until one polls.
+                    self._number_now(wait=True)
+                return
+            moved = self._number_now(wait=False)
             if moved == _BUSY:
                 # Another process's sequencer is numbering, from a snapshot that may
                 # not hold this process's last commit: try again after the pause.
                 with self._wanted:
                     self._due = True
-            if self._closing.wait(self._pause):
-                return
+            self._closing.wait(self._pause)
+
+    def _number_now(self, *, wait: bool) -> int:
+        try:
+            return self._number(wait=wait)
+        except Exception as exc:  # the next commit or read numbers them
+            log.warning("numbering the outbox failed (%s); the next commit tries again", exc)
+            return 0
 
     def close(self) -> None:
-        """Stop the thread (what it has not numbered waits for the next reader)."""
+        """Stop the thread, once it has numbered what this process committed (at most
+        10 s: what it could not number then waits for the next reader)."""
         with self._wanted:
             self._closing.set()
             thread, self._thread = self._thread, None

@@ -20,6 +20,7 @@ from worker import CHART, LIMITS, bindings
 
 import engine
 from engine import Bindings, Step
+from engine.store.sequencer import _KEY as NUMBERING_LOCK
 
 pytestmark = pytest.mark.usefixtures("pg_url")
 
@@ -72,12 +73,37 @@ def test_fires_from_four_processes_on_shared_entities_apply_once_each(
         assert all(versions[i][1] == versions[i + 1][0] for i in range(len(versions) - 1))
         assert eng.get(entity_id).version == versions[-1][1]
     # The outbox: one number per event, none skipped. A reader numbers the events
-    # still waiting for theirs (a worker may exit before its sequencer ran).
+    # still waiting for theirs (a worker killed before its sequencer ran).
     eng.sequence()
     assert _rows(pg_url, "SELECT id FROM pending_events") == []
     seqs = [r.seq for r in _rows(pg_url, "SELECT seq FROM events ORDER BY seq")]
     assert seqs == list(range(1, len(seqs) + 1))
     assert len(seqs) == HOT + PROCESSES * FIRES  # a create event each, a transition event each
+
+
+def test_an_engine_numbers_what_it_committed_before_it_closes(
+    pg_url: str, open_engine: Callable[..., engine.Engine]
+) -> None:
+    # Left pending, a closed writer's last events would wake no watcher of another
+    # process (watchers are woken by the numbering's notification) until one polled.
+    first = open_engine(pg_url, timers=False)
+    first.register(CHART, bindings())
+    first.create("acct", "closing")
+    first.sequence()  # its creation's event numbered
+    writer = engine.Engine.open(pg_url, timers=False)
+    writer.register(CHART, bindings())
+    with sa.create_engine(pg_url).connect() as holder:
+        # Another process numbering: the writer's sequencer finds the lock taken and
+        # puts its numbering off; then the writer closes.
+        holder.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": NUMBERING_LOCK})
+        writer.fire("closing", "bump")
+        closing = threading.Thread(target=writer.close)
+        closing.start()
+        holder.execute(sa.text("SELECT pg_advisory_unlock(:k)"), {"k": NUMBERING_LOCK})
+        closing.join(WAIT)
+    assert not closing.is_alive()
+    assert _rows(pg_url, "SELECT id FROM pending_events") == []
+    assert [e.type for e in first.watch(first.sequence() - 1, timeout=0)] == ["transition"]
 
 
 def test_a_process_killed_mid_saga_is_taken_over_by_a_live_one(
