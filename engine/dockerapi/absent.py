@@ -143,7 +143,6 @@ async def disk_usage(request: Request) -> Response:
     """``docker system df``: the containers and the images they name, all of size 0."""
     d = daemon(request)
     listed = await blocking(request, d.backend.list, all=True)
-    used = images.images_used(e.data.get("image") for e in listed)
     containers = []
     for e in listed:
         item = shapes.summary(e, d.status_of, health=d.backend.health_of(e) or "none")
@@ -152,7 +151,7 @@ async def disk_usage(request: Request) -> Response:
     return JSONResponse(
         {
             "LayersSize": 0,
-            "Images": [images.image_summary(tag, n) for tag, n in sorted(used.items())],
+            "Images": images.image_summaries(e.data.get("image") for e in listed),
             "Containers": containers,
             "Volumes": [],
             "BuildCache": [],

@@ -29,6 +29,7 @@ __all__ = [
     "find_image",
     "image_document",
     "image_id",
+    "image_summaries",
     "image_summary",
     "images_used",
 ]
@@ -182,6 +183,12 @@ def image_summary(tag: str, containers: int) -> dict[str, Any]:
         "Labels": {},
         "Containers": containers,
     }
+
+
+def image_summaries(images: Iterable[object]) -> list[dict[str, Any]]:
+    """``GET /images/json`` (and ``docker system df``'s images): one summary per image
+    the containers' recorded ``images`` name, by name."""
+    return [image_summary(tag, n) for tag, n in sorted(images_used(images).items())]
 
 
 def image_document(name: str) -> dict[str, Any]:

@@ -136,8 +136,7 @@ async def image_history(request: Request) -> Response:
 async def image_list(request: Request) -> Response:
     d = daemon(request)
     listed = await blocking(request, d.backend.list, all=True)
-    used = images.images_used(e.data.get("image") for e in listed)
-    return JSONResponse([images.image_summary(tag, count) for tag, count in sorted(used.items())])
+    return JSONResponse(images.image_summaries(e.data.get("image") for e in listed))
 
 
 async def no_registry(request: Request) -> Response:

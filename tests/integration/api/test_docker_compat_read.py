@@ -19,6 +19,7 @@ import httpx
 import pytest
 from api_daemon import Daemon
 from docker_side import DockerCli, http
+from test_docker_cli import until
 
 
 @pytest.fixture(scope="module")
@@ -188,10 +189,10 @@ def happened(h: httpx.Client) -> Iterator[tuple[str, float, float]]:
     cid = made.json()["Id"]
     assert h.post(f"/containers/{cid}/start").status_code == 204
     assert h.post(f"/containers/{cid}/wait").json()["StatusCode"] == 0
-    deadline = time.time() + 60
-    while not any(e["Action"] == "die" for e in _events(h, since, time.time(), container=[cid])):
-        assert time.time() < deadline, "the die event never came"
-        time.sleep(0.1)
+    until(
+        lambda: any(e["Action"] == "die" for e in _events(h, since, time.time(), container=[cid])),
+        "the die event",
+    )
     yield cid, since, time.time()
     h.delete(f"/containers/{cid}?force=1")
 
